@@ -1,0 +1,152 @@
+//! The `Action`: one thing an agent wants to do, whichever front door it came through.
+//!
+//! Its JSON shape is the `input.action` document that policy sees (see ARCHITECTURE.md);
+//! absent fields are omitted, never faked.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// A built-in or plugin tool call seen by the OpenClaw plugin hook.
+    Tool,
+    /// An MCP `tools/call` crossing the MCP gateway.
+    Mcp,
+    /// An HTTP request crossing the egress proxy.
+    Http,
+    /// A CONNECT tunnel crossing the egress proxy.
+    Connect,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Tool => "tool",
+            ActionKind::Mcp => "mcp",
+            ActionKind::Http => "http",
+            ActionKind::Connect => "connect",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub kind: ActionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<Destination>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub query: String,
+    #[serde(default)]
+    pub headers: serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub host: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+}
+
+/// Who is acting: the OpenClaw agent, its session and run, and (once identities exist)
+/// the credential it authenticated with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentIdentity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Set by clawgate from the transport credential, never taken from the request body.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub authenticated_as: Option<String>,
+}
+
+/// The person (or channel) whose message made the agent act.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_is_owner: Option<bool>,
+}
+
+impl Action {
+    /// A tool call as the OpenClaw `before_tool_call` hook sees it.
+    pub fn tool(tool: impl Into<String>, params: Option<Value>) -> Action {
+        Action {
+            kind: ActionKind::Tool,
+            tool: Some(tool.into()),
+            params,
+            server: None,
+            http: None,
+            dest: None,
+        }
+    }
+
+    /// RFC 8785 canonical JSON of the action: the bytes that approvals and audit bind to.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        // Serializing plain data into canonical JSON cannot fail: there are no maps with
+        // non-string keys and no non-finite floats reachable from parsed JSON.
+        serde_json_canonicalizer::to_vec(self).unwrap_or_default()
+    }
+
+    /// Hex SHA-256 of [`Action::canonical_json`].
+    pub fn canonical_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_json()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_hash_ignores_key_order_but_not_values() {
+        let a = Action::tool("exec", Some(json!({"command": "ls", "cwd": "/tmp"})));
+        let b: Action = serde_json::from_value(
+            json!({"params": {"cwd": "/tmp", "command": "ls"}, "tool": "exec", "kind": "tool"}),
+        )
+        .unwrap();
+        assert_eq!(a.canonical_hash(), b.canonical_hash());
+        let c = Action::tool("exec", Some(json!({"command": "ls -la", "cwd": "/tmp"})));
+        assert_ne!(a.canonical_hash(), c.canonical_hash());
+    }
+
+    #[test]
+    fn canonical_json_is_rfc8785() {
+        let a = Action::tool("read", Some(json!({"b": 1, "a": "é"})));
+        assert_eq!(
+            String::from_utf8(a.canonical_json()).unwrap(),
+            r#"{"kind":"tool","params":{"a":"é","b":1},"tool":"read"}"#
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The admin listener: operators and approvers only. Health, readiness and status now;
+//! approvals, audit export and metrics attach here.
+
+use http::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::http_api::{ApiError, ResponseBody, json_response};
+use crate::server::AppState;
+
+pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody> {
+    let path = req.uri().path();
+    match path {
+        "/healthz" => only_get(req.method(), || {
+            json_response(StatusCode::OK, &json!({"status": "alive"}))
+        }),
+        "/readyz" => only_get(req.method(), || readiness(state)),
+        "/v1/status" => only_get(req.method(), || status(state)),
+        _ => ApiError::not_found(path).into_response(),
+    }
+}
+
+fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Response<ResponseBody> {
+    if method == Method::GET || method == Method::HEAD {
+        f()
+    } else {
+        ApiError::method_not_allowed(method, "GET").into_response()
+    }
+}
+
+/// Ready when policy is loaded and the data directory is writable.
+fn readiness(state: &AppState) -> Response<ResponseBody> {
+    let data_dir_writable = state.data_dir_writable();
+    let ready = data_dir_writable;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({
+            "ready": ready,
+            "checks": {
+                "policy_loaded": true,
+                "data_dir_writable": data_dir_writable,
+                "listeners_up": true,
+            }
+        }),
+    )
+}
+
+fn status(state: &AppState) -> Response<ResponseBody> {
+    let bundle = state.gate.policy().bundle();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": state.gate.mode(),
+            "environment": state.gate.environment(),
+            "policy": {
+                "revision": bundle.revision,
+                "source": bundle.source.to_string(),
+                "files": bundle.file_count,
+            },
+        }),
+    )
+}

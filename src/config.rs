@@ -1,0 +1,392 @@
+//! TOML configuration with embedded defaults.
+//!
+//! Every key has a default, so `clawgate serve` needs no file. Unknown keys are errors:
+//! a typo in a security product's config must never silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Whether verdicts are enforced or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny and hold as the policy says.
+    #[default]
+    Enforce,
+    /// Let everything through; report what would have been denied or held.
+    Shadow,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `enforce` or `shadow`.
+    pub mode: Mode,
+    /// Environment label passed to policy as `input.environment`.
+    pub environment: String,
+    /// Where clawgate keeps its state (audit log, keys). Created on first start.
+    pub data_dir: PathBuf,
+    pub listeners: Listeners,
+    pub policy: PolicyConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listeners {
+    pub agent: Listener,
+    pub admin: Listener,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Socket address to bind, e.g. `127.0.0.1:9480`. Port 0 picks a free port.
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// A directory of `.rego` files and `data.json` that replaces the embedded bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Time budget of one policy evaluation; over it, the action is denied.
+    pub eval_timeout_ms: u64,
+    /// Reload the bundle when its files change (SIGHUP always reloads).
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted by the API endpoints.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Enforce,
+            // The sidecar exists to guard production; assume it unless told otherwise.
+            environment: "production".to_string(),
+            data_dir: PathBuf::from("clawgate-data"),
+            listeners: Listeners::default(),
+            policy: PolicyConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            agent: Listener {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9480)),
+            },
+            admin: Listener {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9482)),
+            },
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: None,
+            eval_timeout_ms: 50,
+            watch: true,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One thing wrong with a config file: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path (`policy.eval_timeout_ms`), or `line N` for syntax errors.
+    pub key: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} (fix: {})", self.key, self.message, self.fix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} has {} problem(s):\n{}", problems.len(), render(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+fn render(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Most problems reported for one file; a file past this is probably not a clawgate config.
+const MAX_PROBLEMS: usize = 64;
+
+impl Config {
+    /// Load and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// Parse TOML text, collecting every problem rather than stopping at the first.
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
+        let mut table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => return Err(vec![syntax_problem(text, &e)]),
+        };
+        let mut problems = Vec::new();
+        // Deserialize, and on each failure record it, drop the offending key and try again,
+        // so that one run reports every unknown or mistyped key.
+        let config = loop {
+            let value = toml::Value::Table(table.clone());
+            match serde_path_to_error::deserialize::<_, Config>(value) {
+                Ok(config) => break Some(config),
+                Err(err) => {
+                    let path: Vec<String> = err
+                        .path()
+                        .iter()
+                        .filter_map(|seg| match seg {
+                            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                            serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                            _ => None,
+                        })
+                        .collect();
+                    let inner = err.inner().to_string();
+                    let inner = inner.lines().next().unwrap_or_default().to_string();
+                    problems.push(field_problem(&path, &inner));
+                    if problems.len() >= MAX_PROBLEMS || !remove_key(&mut table, &path) {
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(config) = &config {
+            problems.extend(config.validate());
+        }
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems),
+        }
+    }
+
+    /// Checks that types alone cannot express.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if self.environment.trim().is_empty() {
+            problems.push(ConfigProblem {
+                key: "environment".into(),
+                message: "must not be empty".into(),
+                fix: "set a label such as \"production\" or \"staging\"".into(),
+            });
+        }
+        if self.policy.eval_timeout_ms == 0 || self.policy.eval_timeout_ms > 10_000 {
+            problems.push(ConfigProblem {
+                key: "policy.eval_timeout_ms".into(),
+                message: format!("{} is out of range", self.policy.eval_timeout_ms),
+                fix: "use a value between 1 and 10000 (default 50)".into(),
+            });
+        }
+        if let Some(dir) = &self.policy.dir
+            && !dir.is_dir()
+        {
+            problems.push(ConfigProblem {
+                key: "policy.dir".into(),
+                message: format!("{} is not a directory", dir.display()),
+                fix: "point it at a folder of .rego files, or remove it to use the embedded bundle"
+                    .into(),
+            });
+        }
+        if self.limits.max_body_bytes < 1024 || self.limits.max_body_bytes > 64 * 1024 * 1024 {
+            problems.push(ConfigProblem {
+                key: "limits.max_body_bytes".into(),
+                message: format!("{} is out of range", self.limits.max_body_bytes),
+                fix: "use a value between 1024 and 67108864 (default 1048576)".into(),
+            });
+        }
+        let (agent, admin) = (self.listeners.agent.addr, self.listeners.admin.addr);
+        if agent == admin && agent.port() != 0 {
+            problems.push(ConfigProblem {
+                key: "listeners.admin.addr".into(),
+                message: format!("same address as listeners.agent.addr ({agent})"),
+                fix: "give the admin listener its own port: agents must never reach it by accident"
+                    .into(),
+            });
+        }
+        problems
+    }
+
+    /// The embedded defaults as TOML, for `clawgate config default`.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+}
+
+fn syntax_problem(text: &str, err: &toml::de::Error) -> ConfigProblem {
+    let key = match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        }
+        None => "(file)".to_string(),
+    };
+    ConfigProblem {
+        key,
+        message: format!("invalid TOML: {}", err.message()),
+        fix: "correct the TOML syntax at that line".into(),
+    }
+}
+
+fn field_problem(path: &[String], inner: &str) -> ConfigProblem {
+    let key = if path.is_empty() {
+        "(top level)".to_string()
+    } else {
+        path.join(".")
+    };
+    if let Some(rest) = inner.strip_prefix("unknown field ") {
+        // serde says: unknown field `x`, expected one of `a`, `b`
+        let (name, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let fix = if expected.is_empty() {
+            "remove it".to_string()
+        } else {
+            format!("remove it, or use one of: {}", expected.trim_start_matches("one of "))
+        };
+        return ConfigProblem {
+            key,
+            message: format!("unknown key {name}"),
+            fix,
+        };
+    }
+    if let Some(rest) = inner.strip_prefix("unknown variant ") {
+        let (name, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        return ConfigProblem {
+            key,
+            message: format!("unknown value {name}"),
+            fix: format!("use {}", expected.trim_start_matches("one of ")),
+        };
+    }
+    if let Some(rest) = inner.strip_prefix("missing field ") {
+        return ConfigProblem {
+            key,
+            message: format!("missing key {rest}"),
+            fix: format!("add {rest}"),
+        };
+    }
+    ConfigProblem {
+        key,
+        message: inner.to_string(),
+        fix: "give the value the expected type (see `clawgate config default`)".into(),
+    }
+}
+
+/// Remove the key at `path` so the next attempt can find further problems.
+/// For an unknown key serde reports the parent path plus the key itself.
+fn remove_key(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut current = table;
+    for p in parents {
+        match current.get_mut(p) {
+            Some(toml::Value::Table(t)) => current = t,
+            _ => return false,
+        }
+    }
+    current.remove(last).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn default_toml_round_trips() {
+        assert_eq!(
+            Config::parse(&Config::default_toml()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_path() {
+        let problems = Config::parse(
+            "mood = \"shadow\"\n[policy]\neval_timeout = 5\n[listeners.agent]\naddr = \"127.0.0.1:1\"\nport = 3\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["mood", "policy.eval_timeout", "listeners.agent.port"]
+        );
+        assert!(problems[1].fix.contains("eval_timeout_ms"), "{problems:?}");
+    }
+
+    #[test]
+    fn type_and_value_errors_are_reported_together() {
+        let problems =
+            Config::parse("mode = \"loud\"\n[policy]\neval_timeout_ms = 0\n[limits]\nmax_body_bytes = \"big\"\n")
+                .unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"mode"), "{problems:?}");
+        assert!(keys.contains(&"limits.max_body_bytes"), "{problems:?}");
+        assert!(keys.contains(&"policy.eval_timeout_ms"), "{problems:?}");
+        let mode = problems.iter().find(|p| p.key == "mode").unwrap();
+        assert!(mode.fix.contains("enforce"), "{mode:?}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let problems = Config::parse("mode = \"shadow\"\n[policy\n").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "line 2");
+    }
+}

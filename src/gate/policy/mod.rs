@@ -1,0 +1,247 @@
+//! Rego policy evaluation with regorus.
+//!
+//! A bundle is compiled once; each worker thread clones the prepared engine once per bundle
+//! revision and reuses it, so no request parses or prepares policy. Reloads swap the bundle
+//! atomically; a bundle that does not compile never replaces the one serving.
+
+pub mod bundle;
+pub mod testing;
+pub mod watch;
+
+use std::cell::RefCell;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+pub use bundle::{Bundle, BundleFiles, BundleSource, ENTRYPOINT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot load policy bundle: {0}")]
+    Load(String),
+    #[error("policy bundle does not compile: {0}")]
+    Compile(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::RequireApproval => "require_approval",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+            Risk::Critical => "critical",
+        }
+    }
+}
+
+/// Who must approve, how many, and for how long the request waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    #[serde(default = "one")]
+    pub quorum: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub key: String,
+    pub per_minute: u32,
+}
+
+/// Limits the policy puts on an allowed action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLimit>,
+}
+
+/// The policy's answer for one input: `data.clawgate.decision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub effect: Effect,
+    pub risk: Risk,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+}
+
+/// Why evaluation produced no usable verdict. Each one denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalFailure {
+    #[error("policy returned no decision (data.clawgate.decision is undefined for this input)")]
+    Undefined,
+    #[error("policy evaluation exceeded its time budget of {0} ms")]
+    Timeout(u64),
+    #[error("policy evaluation failed: {0}")]
+    Error(String),
+    #[error("policy returned a malformed decision: {0}")]
+    Malformed(String),
+}
+
+/// The serving bundle plus everything needed to evaluate it.
+pub struct PolicyEngine {
+    current: ArcSwap<Bundle>,
+    budget: Duration,
+}
+
+thread_local! {
+    /// This worker's engine for the bundle generation it last evaluated.
+    static WORKER_ENGINE: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
+}
+
+impl PolicyEngine {
+    pub fn new(bundle: Bundle, budget: Duration) -> PolicyEngine {
+        PolicyEngine {
+            current: ArcSwap::from_pointee(bundle),
+            budget,
+        }
+    }
+
+    /// Load and compile from a directory, or the embedded bundle.
+    pub fn load(
+        dir: Option<&std::path::Path>,
+        budget: Duration,
+    ) -> Result<PolicyEngine, PolicyError> {
+        let bundle = Bundle::compile(&BundleFiles::from_option(dir)?)?;
+        Ok(PolicyEngine::new(bundle, budget))
+    }
+
+    pub fn bundle(&self) -> Arc<Bundle> {
+        self.current.load_full()
+    }
+
+    pub fn revision(&self) -> String {
+        self.current.load().revision.clone()
+    }
+
+    /// Re-read the bundle from where it came from and swap it in if it compiles.
+    /// On error the serving bundle stays. Returns the new revision, or `None` if unchanged.
+    pub fn reload(&self) -> Result<Option<String>, PolicyError> {
+        let source = self.current.load().source.clone();
+        let files = match &source {
+            BundleSource::Embedded => BundleFiles::embedded(),
+            BundleSource::Dir(d) => BundleFiles::read_dir(d)?,
+        };
+        if files.revision() == self.current.load().revision {
+            return Ok(None);
+        }
+        let bundle = Bundle::compile(&files)?;
+        let revision = bundle.revision.clone();
+        self.current.store(Arc::new(bundle));
+        Ok(Some(revision))
+    }
+
+    /// Evaluate the entrypoint for one input document. Returns the verdict and the revision
+    /// of the bundle that produced it (or failed to).
+    pub fn evaluate(&self, input: &serde_json::Value) -> (Result<Verdict, EvalFailure>, String) {
+        let bundle = self.current.load_full();
+        let result = self.evaluate_with(&bundle, input);
+        (result, bundle.revision.clone())
+    }
+
+    fn evaluate_with(
+        &self,
+        bundle: &Bundle,
+        input: &serde_json::Value,
+    ) -> Result<Verdict, EvalFailure> {
+        let input = serde_json::to_string(input)
+            .ok()
+            .and_then(|s| regorus::Value::from_json_str(&s).ok())
+            .ok_or_else(|| EvalFailure::Error("input is not representable".into()))?;
+        let value = WORKER_ENGINE.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let stale = !matches!(&*slot, Some((g, _)) if *g == bundle.generation);
+            if stale {
+                let template = bundle
+                    .template
+                    .lock()
+                    .map_err(|_| EvalFailure::Error("policy engine lock poisoned".into()))?;
+                let mut engine = template.clone();
+                engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+                    limit: self.budget,
+                    check_interval: NonZeroU32::MIN.saturating_add(15),
+                });
+                *slot = Some((bundle.generation, engine));
+            }
+            let Some((_, engine)) = slot.as_mut() else {
+                return Err(EvalFailure::Error("no engine".into()));
+            };
+            engine.set_input(input);
+            engine
+                .eval_rule(ENTRYPOINT.to_string())
+                .map_err(|e| self.classify(e))
+        })?;
+        verdict_from_value(&value)
+    }
+
+    fn classify(&self, err: anyhow::Error) -> EvalFailure {
+        let timed_out = err
+            .chain()
+            .any(|c| matches!(c.downcast_ref(), Some(regorus::LimitError::TimeLimitExceeded { .. })))
+            || format!("{err:#}").contains("exceeded time limit");
+        if timed_out {
+            EvalFailure::Timeout(self.budget.as_millis() as u64)
+        } else {
+            EvalFailure::Error(format!("{err:#}"))
+        }
+    }
+}
+
+/// Turn the Rego value into a typed verdict, rejecting anything off-contract.
+pub fn verdict_from_value(value: &regorus::Value) -> Result<Verdict, EvalFailure> {
+    if *value == regorus::Value::Undefined {
+        return Err(EvalFailure::Undefined);
+    }
+    let json = value
+        .to_json_str()
+        .map_err(|e| EvalFailure::Malformed(e.to_string()))?;
+    serde_json::from_str(&json).map_err(|e| EvalFailure::Malformed(e.to_string()))
+}

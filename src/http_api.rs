@@ -1,0 +1,156 @@
+//! What every JSON endpoint shares: the error shape, body limits, content-type checks and
+//! JSON parsing that tells malformed JSON apart from a well-formed body of the wrong shape.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Response body of every listener: full JSON now, streamed bodies for proxied traffic.
+pub type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// An error answered as `{"error": {"code", "message"}}`. Codes are stable; messages are
+/// for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no endpoint at {path}"),
+        )
+    }
+
+    pub fn method_not_allowed(method: &http::Method, allowed: &'static str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed here; use {allowed}"),
+        )
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        json_response(self.status, &body)
+    }
+}
+
+pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(full_body(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Collect a JSON request body: 415 unless it is JSON, 413 past `limit` bytes.
+pub async fn read_json_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// Parse JSON into `T`: `malformed_json` for bad syntax, `invalid_request` (naming the field)
+/// for a body of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let inner = err.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let path = err.path().to_string();
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!(" at `{path}`")
+                };
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("{inner}{at}"),
+                )
+            }
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("request body is not valid JSON: {inner}"),
+            ),
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    Ok(value)
+}

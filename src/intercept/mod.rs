@@ -1,0 +1,4 @@
+//! Front doors: each turns its own protocol into an [`crate::action::Action`] and a
+//! [`crate::gate::Decision`] back into its own protocol. None of them decides anything.
+
+pub mod check_api;

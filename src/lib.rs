@@ -1,0 +1,10 @@
+//! clawgate: a sidecar that puts Rego policy, human approval and audit evidence between an
+//! OpenClaw agent and everything it can do. See ARCHITECTURE.md for the data flow.
+
+pub mod action;
+pub mod admin;
+pub mod config;
+pub mod gate;
+pub mod http_api;
+pub mod intercept;
+pub mod server;

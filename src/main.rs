@@ -1,0 +1,216 @@
+//! The clawgate command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use clawgate::config::{Config, Mode};
+use clawgate::gate::policy::testing::{self, TestOutcome};
+use clawgate::gate::policy::{Bundle, BundleFiles, PolicyEngine};
+
+#[derive(Parser)]
+#[command(name = "clawgate", version, about = "Policy, approval and audit sidecar for OpenClaw agents")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar (embedded defaults unless --config is given).
+    Serve(ServeArgs),
+    /// Inspect and validate configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Test and evaluate policy bundles.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file; every key is optional (see `clawgate config default`).
+    #[arg(long, env = "CLAWGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of .rego files and data.json replacing the embedded bundle.
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// Override the configured mode.
+    #[arg(long, value_enum)]
+    mode: Option<CliMode>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliMode {
+    Enforce,
+    Shadow,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file; print each problem with its key and a fix.
+    Check { file: PathBuf },
+    /// Print the embedded defaults as TOML.
+    Default,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run every `test_*` rule of a bundle (the embedded one when DIR is omitted).
+    Test {
+        dir: Option<PathBuf>,
+        /// Show policy lines that no test evaluated.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Print the decision for one policy input document.
+    Eval {
+        /// JSON file holding the policy input (`-` for stdin).
+        #[arg(long)]
+        input: PathBuf,
+        /// Bundle directory (the embedded one when omitted).
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", Config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCommand::Test { dir, coverage }) => policy_test(dir, coverage),
+        Command::Policy(PolicyCommand::Eval { input, dir }) => policy_eval(&input, dir),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.policy_dir {
+        config.policy.dir = Some(dir);
+    }
+    if let Some(mode) = args.mode {
+        config.mode = match mode {
+            CliMode::Enforce => Mode::Enforce,
+            CliMode::Shadow => Mode::Shadow,
+        };
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        anyhow::bail!("configuration has {} problem(s)", problems.len());
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(clawgate::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(file: &std::path::Path) -> Result<ExitCode> {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn policy_test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
+    let files = BundleFiles::from_option(dir.as_deref())?;
+    // A bundle that would be rejected at load is a failure here too.
+    Bundle::compile(&files)?;
+    let report = testing::run(&files, coverage)?;
+    for r in &report.results {
+        let ms = r.duration.as_secs_f64() * 1000.0;
+        match &r.outcome {
+            TestOutcome::Pass => println!("PASS {} ({ms:.2} ms)", r.name),
+            TestOutcome::Fail(got) => println!("FAIL {} ({}): got {got}", r.name, r.file),
+            TestOutcome::Error(e) => println!("ERROR {} ({}): {e}", r.name, r.file),
+        }
+    }
+    if let Some(files) = &report.coverage {
+        println!("\ncoverage (policy files, test files excluded):");
+        for f in files {
+            let total = f.covered + f.uncovered.len();
+            let pct = if total == 0 { 100.0 } else { 100.0 * f.covered as f64 / total as f64 };
+            println!("  {} {pct:.1}% ({} of {total} lines)", f.path, f.covered);
+            for (line, text) in &f.uncovered {
+                println!("    not covered {}:{line}: {}", f.path, text.trim());
+            }
+        }
+    }
+    println!("{} passed, {} failed", report.passed(), report.failed());
+    if report.results.is_empty() {
+        eprintln!("error: the bundle has no test_* rules");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn policy_eval(input: &std::path::Path, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let text = if input.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+    } else {
+        std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?
+    };
+    let input: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", input.display()))?;
+    let engine = PolicyEngine::load(dir.as_deref(), Duration::from_millis(1000))?;
+    let (verdict, revision) = engine.evaluate(&input);
+    let (out, code) = match verdict {
+        Ok(v) => (serde_json::json!({"policy_revision": revision, "decision": v}), 0),
+        Err(e) => (
+            serde_json::json!({"policy_revision": revision, "error": e.to_string(),
+                "decision": {"effect": "deny", "risk": "high", "reasons": [e.to_string()]}}),
+            2,
+        ),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,251 @@
+//! `clawgate serve`: builds the gate from config, binds the listeners and serves them until
+//! shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::gate::Gate;
+use crate::gate::policy::watch::{ReloadTrigger, reload, watch_dir};
+use crate::gate::policy::{PolicyEngine, PolicyError};
+use crate::http_api::{ApiError, ResponseBody};
+use crate::{admin, intercept};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for the {listener} listener: {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot watch policy directory {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+}
+
+/// Everything a request handler may need.
+pub struct AppState {
+    pub gate: Arc<Gate>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn data_dir_writable(&self) -> bool {
+        let probe = self.config.data_dir.join(".ready-probe");
+        let ok = std::fs::write(&probe, b"ok").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+}
+
+/// A running sidecar: its bound addresses and the handle that stops it.
+pub struct Running {
+    pub agent_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Running {
+    /// Stop accepting, let in-flight requests finish (up to `grace`), and return.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Build the gate and start every listener.
+pub async fn start(config: Config) -> Result<Running, ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let budget = Duration::from_millis(config.policy.eval_timeout_ms);
+    let policy = Arc::new(PolicyEngine::load(config.policy.dir.as_deref(), budget)?);
+    let bundle = policy.bundle();
+    tracing::info!(
+        revision = %bundle.revision,
+        source = %bundle.source,
+        files = bundle.file_count,
+        "policy bundle loaded"
+    );
+    let watcher = match (&config.policy.dir, config.policy.watch) {
+        (Some(dir), true) => Some(
+            watch_dir(policy.clone(), dir, Duration::from_millis(200)).map_err(|source| {
+                ServeError::Watch {
+                    path: dir.clone(),
+                    source,
+                }
+            })?,
+        ),
+        _ => None,
+    };
+    let gate = Arc::new(Gate::new(policy, config.mode, config.environment.clone()));
+    let state = Arc::new(AppState {
+        gate,
+        config: Arc::new(config),
+    });
+
+    let agent = bind("agent", state.config.listeners.agent.addr).await?;
+    let admin = bind("admin", state.config.listeners.admin.addr).await?;
+    let agent_addr = local_addr("agent", &agent)?;
+    let admin_addr = local_addr("admin", &admin)?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let s = state.clone();
+    tasks.spawn(serve_listener(agent, shutdown_rx.clone(), move |req| {
+        let s = s.clone();
+        async move { agent_route(&s, req).await }
+    }));
+    let s = state.clone();
+    tasks.spawn(serve_listener(admin, shutdown_rx, move |req| {
+        let s = s.clone();
+        async move { admin::route(&s, req).await }
+    }));
+    tracing::info!(agent = %agent_addr, admin = %admin_addr, mode = state.gate.mode().as_str(),
+        environment = state.gate.environment(), "clawgate listening");
+    Ok(Running {
+        agent_addr,
+        admin_addr,
+        state,
+        shutdown,
+        tasks,
+        _watcher: watcher,
+    })
+}
+
+/// Serve until SIGINT or SIGTERM; reload policy on SIGHUP.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let running = start(config).await?;
+    let policy = running.state.gate.policy().clone();
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate());
+    loop {
+        tokio::select! {
+            _ = recv(&mut hup) => {
+                let policy = policy.clone();
+                let _ = tokio::task::spawn_blocking(move || reload(&policy, ReloadTrigger::Signal)).await;
+            }
+            _ = recv(&mut term) => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    running.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot install signal handler"))
+        .ok()
+}
+
+async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    match req.uri().path() {
+        "/v1/check" => {
+            intercept::check_api::handle(&state.gate, req, state.config.limits.max_body_bytes)
+                .await
+        }
+        path => ApiError::not_found(path).into_response(),
+    }
+}
+
+async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, ServeError> {
+    l.local_addr().map_err(|source| ServeError::Bind {
+        listener,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+/// Accept connections and serve HTTP/1.1 and h2c on them until shutdown, then drain.
+async fn serve_listener<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
