@@ -293,7 +293,10 @@ fn field_problem(path: &[String], inner: &str) -> ConfigProblem {
         let fix = if expected.is_empty() {
             "remove it".to_string()
         } else {
-            format!("remove it, or use one of: {}", expected.trim_start_matches("one of "))
+            format!(
+                "remove it, or use one of: {}",
+                expected.trim_start_matches("one of ")
+            )
         };
         return ConfigProblem {
             key,
@@ -372,9 +375,10 @@ mod tests {
 
     #[test]
     fn type_and_value_errors_are_reported_together() {
-        let problems =
-            Config::parse("mode = \"loud\"\n[policy]\neval_timeout_ms = 0\n[limits]\nmax_body_bytes = \"big\"\n")
-                .unwrap_err();
+        let problems = Config::parse(
+            "mode = \"loud\"\n[policy]\neval_timeout_ms = 0\n[limits]\nmax_body_bytes = \"big\"\n",
+        )
+        .unwrap_err();
         let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
         assert!(keys.contains(&"mode"), "{problems:?}");
         assert!(keys.contains(&"limits.max_body_bytes"), "{problems:?}");

@@ -59,7 +59,10 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed()
 }
 
-pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+pub fn json_response<T: Serialize + ?Sized>(
+    status: StatusCode,
+    value: &T,
+) -> Response<ResponseBody> {
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(full_body(bytes));
     *resp.status_mut() = status;
@@ -96,7 +99,9 @@ where
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"),
+            format!(
+                "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
+            ),
         )
     };
     let declared = req
@@ -124,8 +129,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let inner = err.inner();
+        // serde stops at the first shape error; only call it a shape error if the whole
+        // body is valid JSON.
+        let syntax_ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
         match inner.classify() {
-            serde_json::error::Category::Data => {
+            serde_json::error::Category::Data if syntax_ok => {
                 let path = err.path().to_string();
                 let at = if path == "." {
                     String::new()

@@ -12,7 +12,11 @@ use clawgate::gate::policy::testing::{self, TestOutcome};
 use clawgate::gate::policy::{Bundle, BundleFiles, PolicyEngine};
 
 #[derive(Parser)]
-#[command(name = "clawgate", version, about = "Policy, approval and audit sidecar for OpenClaw agents")]
+#[command(
+    name = "clawgate",
+    version,
+    about = "Policy, approval and audit sidecar for OpenClaw agents"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -164,7 +168,7 @@ fn config_check(file: &std::path::Path) -> Result<ExitCode> {
 fn policy_test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
     let files = BundleFiles::from_option(dir.as_deref())?;
     // A bundle that would be rejected at load is a failure here too.
-    Bundle::compile(&files)?;
+    Bundle::compile(&files, Duration::from_secs(1))?;
     let report = testing::run(&files, coverage)?;
     for r in &report.results {
         let ms = r.duration.as_secs_f64() * 1000.0;
@@ -178,7 +182,11 @@ fn policy_test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
         println!("\ncoverage (policy files, test files excluded):");
         for f in files {
             let total = f.covered + f.uncovered.len();
-            let pct = if total == 0 { 100.0 } else { 100.0 * f.covered as f64 / total as f64 };
+            let pct = if total == 0 {
+                100.0
+            } else {
+                100.0 * f.covered as f64 / total as f64
+            };
             println!("  {} {pct:.1}% ({} of {total} lines)", f.path, f.covered);
             for (line, text) in &f.uncovered {
                 println!("    not covered {}:{line}: {}", f.path, text.trim());
@@ -190,21 +198,29 @@ fn policy_test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
         eprintln!("error: the bundle has no test_* rules");
         return Ok(ExitCode::from(1));
     }
-    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn policy_eval(input: &std::path::Path, dir: Option<PathBuf>) -> Result<ExitCode> {
     let text = if input.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
     } else {
-        std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?
+        std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?
     };
-    let input: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", input.display()))?;
+    let input: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", input.display()))?;
     let engine = PolicyEngine::load(dir.as_deref(), Duration::from_millis(1000))?;
     let (verdict, revision) = engine.evaluate(&input);
     let (out, code) = match verdict {
-        Ok(v) => (serde_json::json!({"policy_revision": revision, "decision": v}), 0),
+        Ok(v) => (
+            serde_json::json!({"policy_revision": revision, "decision": v}),
+            0,
+        ),
         Err(e) => (
             serde_json::json!({"policy_revision": revision, "error": e.to_string(),
                 "decision": {"effect": "deny", "risk": "high", "reasons": [e.to_string()]}}),

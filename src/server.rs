@@ -184,8 +184,7 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
 async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
     match req.uri().path() {
         "/v1/check" => {
-            intercept::check_api::handle(&state.gate, req, state.config.limits.max_body_bytes)
-                .await
+            intercept::check_api::handle(&state.gate, req, state.config.limits.max_body_bytes).await
         }
         path => ApiError::not_found(path).into_response(),
     }
@@ -210,8 +209,11 @@ fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, Ser
 }
 
 /// Accept connections and serve HTTP/1.1 and h2c on them until shutdown, then drain.
-async fn serve_listener<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
-where
+async fn serve_listener<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {

@@ -119,7 +119,10 @@ impl Gate {
         if let Some(r) = &req.requester {
             input.insert("requester".into(), to_value(r));
         }
-        input.insert("environment".into(), Value::String(self.environment.clone()));
+        input.insert(
+            "environment".into(),
+            Value::String(self.environment.clone()),
+        );
         input.insert(
             "now".into(),
             Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -141,7 +144,12 @@ impl Gate {
         self.apply_mode(verdict, revision, req.action.canonical_hash())
     }
 
-    fn apply_mode(&self, verdict: Verdict, policy_revision: String, action_hash: String) -> Decision {
+    fn apply_mode(
+        &self,
+        verdict: Verdict,
+        policy_revision: String,
+        action_hash: String,
+    ) -> Decision {
         let mode = self.mode();
         let mut reasons = verdict.reasons;
         let (decision, shadow) = match (mode, verdict.effect) {

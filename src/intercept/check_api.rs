@@ -27,7 +27,12 @@ impl CheckBody {
         if self.tool.trim().is_empty() {
             return Err(invalid("`tool` must not be empty"));
         }
-        if self.agent.id.as_deref().is_none_or(|id| id.trim().is_empty()) {
+        if self
+            .agent
+            .id
+            .as_deref()
+            .is_none_or(|id| id.trim().is_empty())
+        {
             return Err(invalid("missing field `id` at `agent.id`"));
         }
         Ok(CheckRequest {

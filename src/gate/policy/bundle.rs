@@ -1,10 +1,13 @@
 //! A policy bundle: the `.rego` files and `data.json` documents that make one policy revision.
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use include_dir::{Dir, include_dir};
+use regorus::utils::limits::ExecutionTimerConfig;
 use sha2::{Digest, Sha256};
 
 use super::PolicyError;
@@ -180,7 +183,8 @@ pub struct Bundle {
     pub source: BundleSource,
     /// Distinguishes bundles in per-thread engine caches.
     pub(super) generation: u64,
-    /// Prepared engine; workers clone it once per bundle, then reuse their clone.
+    /// Prepared engine with the time budget set; workers clone it once per bundle, then
+    /// reuse their clone.
     pub(super) template: Mutex<regorus::Engine>,
     pub file_count: usize,
     pub test_file_count: usize,
@@ -198,8 +202,13 @@ impl std::fmt::Debug for Bundle {
 impl Bundle {
     /// Compile the bundle; reject it if it does not compile, if its tests do not load, or if
     /// it does not define the entrypoint.
-    pub fn compile(files: &BundleFiles) -> Result<Bundle, PolicyError> {
+    pub fn compile(files: &BundleFiles, budget: Duration) -> Result<Bundle, PolicyError> {
         let mut engine = files.engine(false)?;
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: budget,
+            // Checking the clock every 16 work units keeps the overhead negligible.
+            check_interval: NonZeroU32::MIN.saturating_add(15),
+        });
         // Evaluating the entrypoint once prepares the engine (so clones skip that work) and
         // proves the rule exists: regorus errors on a rule path that no module declares.
         engine.set_input(regorus::Value::new_object());
@@ -209,6 +218,10 @@ impl Bundle {
         let test_file_count = files.files.iter().filter(|f| f.is_test()).count();
         if test_file_count > 0 {
             let mut with_tests = files.engine(true)?;
+            with_tests.set_execution_timer_config(ExecutionTimerConfig {
+                limit: budget,
+                check_interval: NonZeroU32::MIN.saturating_add(15),
+            });
             with_tests.set_input(regorus::Value::new_object());
             with_tests
                 .eval_rule(ENTRYPOINT.to_string())

@@ -9,7 +9,6 @@ pub mod testing;
 pub mod watch;
 
 use std::cell::RefCell;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +149,7 @@ impl PolicyEngine {
         dir: Option<&std::path::Path>,
         budget: Duration,
     ) -> Result<PolicyEngine, PolicyError> {
-        let bundle = Bundle::compile(&BundleFiles::from_option(dir)?)?;
+        let bundle = Bundle::compile(&BundleFiles::from_option(dir)?, budget)?;
         Ok(PolicyEngine::new(bundle, budget))
     }
 
@@ -173,7 +172,7 @@ impl PolicyEngine {
         if files.revision() == self.current.load().revision {
             return Ok(None);
         }
-        let bundle = Bundle::compile(&files)?;
+        let bundle = Bundle::compile(&files, self.budget)?;
         let revision = bundle.revision.clone();
         self.current.store(Arc::new(bundle));
         Ok(Some(revision))
@@ -204,12 +203,7 @@ impl PolicyEngine {
                     .template
                     .lock()
                     .map_err(|_| EvalFailure::Error("policy engine lock poisoned".into()))?;
-                let mut engine = template.clone();
-                engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-                    limit: self.budget,
-                    check_interval: NonZeroU32::MIN.saturating_add(15),
-                });
-                *slot = Some((bundle.generation, engine));
+                *slot = Some((bundle.generation, template.clone()));
             }
             let Some((_, engine)) = slot.as_mut() else {
                 return Err(EvalFailure::Error("no engine".into()));
@@ -223,10 +217,12 @@ impl PolicyEngine {
     }
 
     fn classify(&self, err: anyhow::Error) -> EvalFailure {
-        let timed_out = err
-            .chain()
-            .any(|c| matches!(c.downcast_ref(), Some(regorus::LimitError::TimeLimitExceeded { .. })))
-            || format!("{err:#}").contains("exceeded time limit");
+        let timed_out = err.chain().any(|c| {
+            matches!(
+                c.downcast_ref(),
+                Some(regorus::LimitError::TimeLimitExceeded { .. })
+            )
+        }) || format!("{err:#}").contains("exceeded time limit");
         if timed_out {
             EvalFailure::Timeout(self.budget.as_millis() as u64)
         } else {

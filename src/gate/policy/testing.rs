@@ -86,7 +86,7 @@ pub fn run(files: &BundleFiles, coverage: bool) -> Result<TestReport, PolicyErro
             let rule = format!("data.{package}.{name}");
             let start = Instant::now();
             let outcome = match engine.eval_rule(rule.clone()) {
-                Ok(v) if v == regorus::Value::Bool(true) => TestOutcome::Pass,
+                Ok(regorus::Value::Bool(true)) => TestOutcome::Pass,
                 Ok(regorus::Value::Undefined) => TestOutcome::Fail("undefined".into()),
                 Ok(v) => TestOutcome::Fail(v.to_json_str().unwrap_or_else(|_| format!("{v:?}"))),
                 Err(e) => TestOutcome::Error(format!("{e:#}")),

@@ -1,0 +1,281 @@
+//! The real `clawgate` binary: serve on defaults, SIGHUP reload, config check, policy test
+//! and policy eval.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TOY_POLICY, write_bundle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until_up(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(url).await.is_err() {
+        assert!(Instant::now() < deadline, "{url} never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_runs_on_embedded_defaults_without_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let _child = Killed(
+        Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up("http://127.0.0.1:9482/healthz").await;
+    assert!(dir.path().join("clawgate-data").is_dir());
+    let status: serde_json::Value = reqwest::get("http://127.0.0.1:9482/v1/status")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["policy"]["source"], "embedded");
+    assert_eq!(status["mode"], "enforce");
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post("http://127.0.0.1:9480/v1/check")
+        .json(&common::check_body(
+            "read",
+            serde_json::json!({"path": "README.md"}),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["decision"], "allow", "{resp}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_policy_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_bundle(&dir.path().join("policy"), &[("main.rego", TOY_POLICY)]);
+    let (agent, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("clawgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n\
+             [listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n\
+             [policy]\ndir = \"{}\"\nwatch = false\n",
+            dir.path().join("data").display(),
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let child = Killed(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status_url = format!("http://127.0.0.1:{admin}/v1/status");
+    wait_until_up(&status_url).await;
+    let revision = |v: serde_json::Value| v["policy"]["revision"].as_str().unwrap().to_string();
+    let first = revision(
+        reqwest::get(&status_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+
+    std::fs::write(
+        policy.join("main.rego"),
+        TOY_POLICY.replace("read is safe", "reads are fine"),
+    )
+    .unwrap();
+    // watch = false: nothing changes until the signal.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        revision(
+            reqwest::get(&status_url)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        ),
+        first
+    );
+
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = revision(
+            reqwest::get(&status_url)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap(),
+        );
+        if now != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{agent}/v1/check"))
+        .json(&common::check_body("read", serde_json::json!({})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["reasons"], serde_json::json!(["reads are fine"]));
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_reports_every_problem_with_key_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "mode = \"loud\"\nenviroment = \"prod\"\n[policy]\neval_timeout_ms = 0\n[listeners.agent]\naddr = \"nope\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for key in [
+        "mode:",
+        "enviroment:",
+        "policy.eval_timeout_ms:",
+        "listeners.agent.addr:",
+    ] {
+        assert!(out.contains(key), "missing {key} in:\n{out}");
+    }
+    assert!(out.contains("fix:"), "{out}");
+    assert!(
+        out.contains("environment"),
+        "suggests the right key:\n{out}"
+    );
+
+    let (code, defaults, _) = run(&["config", "default"]);
+    assert_eq!(code, 0);
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, defaults).unwrap();
+    let (code, out, _) = run(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok"));
+
+    // serve refuses a bad config instead of starting on half of it.
+    let (code, _, err) = run(&["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("enviroment"), "{err}");
+}
+
+#[test]
+fn policy_test_runs_the_embedded_bundle_and_passes() {
+    let (code, out, err) = run(&["policy", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let summary = out.lines().last().unwrap();
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    let passed: usize = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        passed >= 20,
+        "the default bundle should be well tested: {summary}"
+    );
+}
+
+#[test]
+fn policy_test_fails_on_a_failing_test_and_shows_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        dir.path(),
+        &[
+            ("main.rego", TOY_POLICY),
+            (
+                "main_test.rego",
+                "package clawgate.main_test\nimport data.clawgate\n\
+                 test_read_allowed if clawgate.decision.effect == \"allow\" with input as {\"action\": {\"tool\": \"read\"}}\n\
+                 test_wrong if clawgate.decision.effect == \"allow\" with input as {\"action\": {\"tool\": \"exec\"}}\n",
+            ),
+        ],
+    );
+    let (code, out, _) = run(&["policy", "test", bundle.to_str().unwrap(), "--coverage"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("PASS data.clawgate.main_test.test_read_allowed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL data.clawgate.main_test.test_wrong"),
+        "{out}"
+    );
+    assert!(out.contains("not covered main.rego:"), "{out}");
+    assert_eq!(out.lines().last().unwrap(), "1 passed, 1 failed");
+}
+
+#[test]
+fn policy_eval_prints_the_decision_for_one_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(&dir.path().join("p"), &[("main.rego", TOY_POLICY)]);
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"action": {"kind": "tool", "tool": "write"}, "environment": "production"}"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "policy",
+        "eval",
+        "--input",
+        input.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"]["effect"], "require_approval");
+    assert_eq!(v["policy_revision"].as_str().unwrap().len(), 64);
+
+    std::fs::write(&input, "{not json").unwrap();
+    let (code, _, err) = run(&["policy", "eval", "--input", input.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid JSON"), "{err}");
+}
