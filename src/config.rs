@@ -66,6 +66,9 @@ pub struct PolicyConfig {
     pub eval_timeout_ms: u64,
     /// Reload the bundle when its files change (SIGHUP always reloads).
     pub watch: bool,
+    /// Verdicts remembered for identical calls (0 turns the cache off). Only the parts of the
+    /// input the bundle reads are compared; bundles using time or randomness are not cached.
+    pub decision_cache_entries: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ impl Default for PolicyConfig {
             dir: None,
             eval_timeout_ms: 50,
             watch: true,
+            decision_cache_entries: 10_000,
         }
     }
 }

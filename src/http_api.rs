@@ -126,6 +126,10 @@ where
 /// Parse JSON into `T`: `malformed_json` for bad syntax, `invalid_request` (naming the field)
 /// for a body of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Fast path; the slower path-tracking parse runs only to explain a failure.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let inner = err.inner();

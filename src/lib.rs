@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod gate;
 pub mod http_api;

@@ -91,7 +91,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         source,
     })?;
     let budget = Duration::from_millis(config.policy.eval_timeout_ms);
-    let policy = Arc::new(PolicyEngine::load(config.policy.dir.as_deref(), budget)?);
+    let policy = Arc::new(
+        PolicyEngine::load(config.policy.dir.as_deref(), budget)?
+            .with_decision_cache(config.policy.decision_cache_entries),
+    );
     let bundle = policy.bundle();
     tracing::info!(
         revision = %bundle.revision,

@@ -298,3 +298,22 @@ async fn health_and_readiness_answer_on_the_admin_listener() {
     let resp = s.http.get(s.agent("/v1/status")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn cached_verdicts_still_depend_on_every_input_field_the_policy_reads() {
+    // The policy reads agent.run_id: two calls that differ only there must not share a verdict.
+    let policy = "package clawgate\n\
+        decision := {\"effect\": \"allow\", \"risk\": \"low\", \"reasons\": [input.agent.run_id]}\n";
+    let s = start_with(move |c, dir| {
+        c.policy.dir = Some(write_bundle(&dir.join("policy"), &[("main.rego", policy)]));
+    })
+    .await;
+    for _ in 0..3 {
+        for run in ["run-a", "run-b"] {
+            let mut body = check_body("read", json!({"path": "x"}));
+            body["agent"]["run_id"] = json!(run);
+            let (_, d) = s.check_body(&body).await;
+            assert_eq!(d["reasons"], json!([run]));
+        }
+    }
+}

@@ -133,7 +133,8 @@ impl Gate {
     /// Decide one action.
     pub fn decide(&self, req: &CheckRequest) -> Decision {
         let input = self.policy_input(req, chrono::Utc::now());
-        let (verdict, revision) = self.policy.evaluate(&input);
+        let action_hash = req.action.canonical_hash();
+        let (verdict, revision) = self.policy.evaluate_cached(&input, &action_hash);
         let verdict = verdict.unwrap_or_else(|failure| Verdict {
             effect: Effect::Deny,
             risk: Risk::High,
@@ -141,7 +142,7 @@ impl Gate {
             approval: None,
             constraints: None,
         });
-        self.apply_mode(verdict, revision, req.action.canonical_hash())
+        self.apply_mode(verdict, revision, action_hash)
     }
 
     fn apply_mode(

@@ -188,6 +188,8 @@ pub struct Bundle {
     pub(super) template: Mutex<regorus::Engine>,
     pub file_count: usize,
     pub test_file_count: usize,
+    /// What of the input the bundle reads; `None` when its decisions must not be cached.
+    pub projection: Option<super::cache::InputProjection>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -234,6 +236,13 @@ impl Bundle {
             template: Mutex::new(engine),
             file_count: files.files.len(),
             test_file_count,
+            projection: super::cache::InputProjection::scan(
+                files
+                    .files
+                    .iter()
+                    .filter(|f| f.is_rego() && !f.is_test())
+                    .map(|f| f.text.as_str()),
+            ),
         })
     }
 }

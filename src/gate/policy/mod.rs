@@ -5,6 +5,7 @@
 //! atomically; a bundle that does not compile never replaces the one serving.
 
 pub mod bundle;
+pub mod cache;
 pub mod testing;
 pub mod watch;
 
@@ -129,6 +130,7 @@ pub enum EvalFailure {
 pub struct PolicyEngine {
     current: ArcSwap<Bundle>,
     budget: Duration,
+    cache: Option<cache::DecisionCache>,
 }
 
 thread_local! {
@@ -141,7 +143,14 @@ impl PolicyEngine {
         PolicyEngine {
             current: ArcSwap::from_pointee(bundle),
             budget,
+            cache: None,
         }
+    }
+
+    /// Remember up to `entries` verdicts (0 turns the cache off).
+    pub fn with_decision_cache(mut self, entries: usize) -> PolicyEngine {
+        self.cache = (entries > 0).then(|| cache::DecisionCache::new(entries));
+        self
     }
 
     /// Load and compile from a directory, or the embedded bundle.
@@ -186,15 +195,37 @@ impl PolicyEngine {
         (result, bundle.revision.clone())
     }
 
+    /// [`PolicyEngine::evaluate`] through the decision cache. `action_hash` must be the
+    /// canonical hash of `input.action`.
+    pub fn evaluate_cached(
+        &self,
+        input: &serde_json::Value,
+        action_hash: &str,
+    ) -> (Result<Verdict, EvalFailure>, String) {
+        let bundle = self.current.load_full();
+        let key = match (&self.cache, &bundle.projection) {
+            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, input),
+            _ => None,
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(verdict) = cache.get(key)
+        {
+            return (Ok(verdict), bundle.revision.clone());
+        }
+        let result = self.evaluate_with(&bundle, input);
+        if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, &result) {
+            cache.insert(key, verdict.clone());
+        }
+        (result, bundle.revision.clone())
+    }
+
     fn evaluate_with(
         &self,
         bundle: &Bundle,
         input: &serde_json::Value,
     ) -> Result<Verdict, EvalFailure> {
-        let input = serde_json::to_string(input)
-            .ok()
-            .and_then(|s| regorus::Value::from_json_str(&s).ok())
-            .ok_or_else(|| EvalFailure::Error("input is not representable".into()))?;
+        let input = <regorus::Value as Deserialize>::deserialize(input)
+            .map_err(|e| EvalFailure::Error(format!("input is not representable: {e}")))?;
         let value = WORKER_ENGINE.with(|slot| {
             let mut slot = slot.borrow_mut();
             let stale = !matches!(&*slot, Some((g, _)) if *g == bundle.generation);
@@ -236,8 +267,6 @@ pub fn verdict_from_value(value: &regorus::Value) -> Result<Verdict, EvalFailure
     if *value == regorus::Value::Undefined {
         return Err(EvalFailure::Undefined);
     }
-    let json = value
-        .to_json_str()
-        .map_err(|e| EvalFailure::Malformed(e.to_string()))?;
-    serde_json::from_str(&json).map_err(|e| EvalFailure::Malformed(e.to_string()))
+    let json = serde_json::to_value(value).map_err(|e| EvalFailure::Malformed(e.to_string()))?;
+    Verdict::deserialize(json).map_err(|e| EvalFailure::Malformed(e.to_string()))
 }

@@ -1,0 +1,200 @@
+# Tests for files.rego: credential paths on file tools (read/write/edit/
+# apply_patch/view_image/pdf) and writes into system directories.
+package clawgate
+
+import rego.v1
+
+read_path(p, env) := decide(tool_call("read", {"path": p}, env))
+
+test_all_credential_patterns_compile if {
+	every p in array.concat(data.clawgate.credentials.path_patterns, data.clawgate.credentials.command_patterns) {
+		regex.is_valid(p.pattern)
+		startswith(p.id, "cred.")
+		p.reason != ""
+	}
+	every p in data.clawgate.files.system_path_patterns {
+		regex.is_valid(p)
+	}
+}
+
+test_credential_paths_denied_on_read if {
+	every p in [
+		"~/.ssh/id_rsa", "/home/dev/.ssh/config", "/root/.ssh/authorized_keys", "keys/id_ed25519",
+		".env", "app/.env", "/srv/app/.env.production", ".env.local", ".envrc",
+		"~/.aws/credentials", "/home/u/.aws/config", "~/.config/gcloud/application_default_credentials.json",
+		"~/.kube/config", "~/.npmrc", "/home/u/.netrc", "~/.pypirc", "~/.git-credentials", "~/.pgpass",
+		"~/.docker/config.json", "~/.config/gh/hosts.yml", "~/.gnupg/private-keys-v1.d/x.key",
+		"certs/server.key", "tls/tls-key.pem", "secrets/service-account-private-key.json", "store.p12",
+		"/etc/shadow", "/etc/sudoers", "~/.openclaw/credentials/oauth.json", "~/.openclaw/gateway.token",
+		"~/.openclaw/agents/main/agent/auth-profiles.json", "~/.azure/msal_token_cache.json",
+	] {
+		d := read_path(p, "development")
+		d.effect == "deny"
+		d.risk == "critical"
+	}
+}
+
+test_credential_reason_is_actionable if {
+	d := read_path("~/.ssh/id_rsa", "production")
+	fired(d, "cred.ssh")
+	fired(d, "cred.ssh_key")
+	some r in d.reasons
+	contains(r, "~/.ssh/id_rsa")
+	contains(r, "denied in production")
+}
+
+test_credential_near_misses_allowed if {
+	every p in [
+		".env.example", "config/.env.sample", ".env.template", "src/environment.ts", "docs/ssh.md",
+		"src/crypto/private_key.rs", "certs/ca-cert.pem", "keyboard.rs", "README.md", "aws/credentials.md",
+		"kube/configmap.yaml", "/etc/hosts", "src/.envoy.yaml",
+	] {
+		d := read_path(p, "production")
+		d.effect == "allow"
+	}
+}
+
+test_file_path_alias_is_checked if {
+	d := decide(tool_call("read", {"file_path": "/home/u/.ssh/id_rsa"}, "development"))
+	d.effect == "deny"
+}
+
+test_windows_paths_are_checked if {
+	d := read_path("C:\\Users\\dev\\.ssh\\id_rsa", "development")
+	d.effect == "deny"
+	fired(d, "cred.ssh")
+}
+
+test_write_to_credentials_denied if {
+	d := decide(tool_call("write", {"path": ".env", "content": "API_KEY=x"}, "development"))
+	d.effect == "deny"
+	fired(d, "cred.dotenv")
+}
+
+test_edit_authorized_keys_denied if {
+	d := decide(tool_call("edit", {"path": "/home/u/.ssh/authorized_keys", "edits": [{"oldText": "a", "newText": "b"}]}, "development"))
+	d.effect == "deny"
+}
+
+test_apply_patch_paths_are_checked if {
+	patch := "*** Begin Patch\n*** Update File: src/main.rs\n@@\n-a\n+b\n*** Add File: deploy/.env.production\n+TOKEN=x\n*** End Patch"
+	d := decide(tool_call("apply_patch", {"input": patch}, "development"))
+	d.effect == "deny"
+	fired(d, "cred.dotenv")
+	some r in d.reasons
+	contains(r, "deploy/.env.production")
+}
+
+test_apply_patch_move_target_is_checked if {
+	patch := "*** Begin Patch\n*** Update File: notes/key.txt\n*** Move to: /home/u/.ssh/authorized_keys\n@@\n+ssh-ed25519 AAAA\n*** End Patch"
+	effect_of(tool_call("apply_patch", {"input": patch}, "development")) == "deny"
+}
+
+test_apply_patch_delete_is_checked if {
+	patch := "*** Begin Patch\n*** Delete File: ~/.kube/config\n*** End Patch"
+	effect_of(tool_call("apply_patch", {"input": patch}, "development")) == "deny"
+}
+
+test_apply_patch_clean_patch_allowed_in_development if {
+	patch := "*** Begin Patch\n*** Add File: src/new.rs\n+pub fn f() {}\n*** Delete File: src/old.rs\n*** End Patch"
+	d := decide(tool_call("apply_patch", {"input": patch}, "development"))
+	d.effect == "allow"
+	patch_file_paths == {"src/new.rs", "src/old.rs"} with input as tool_call("apply_patch", {"input": patch}, "development")
+}
+
+test_apply_patch_without_input if {
+	effect_of(tool_call("apply_patch", {}, "production")) == "require_approval"
+	effect_of(tool_call("apply_patch", {}, "development")) == "allow"
+}
+
+test_view_image_paths_array_is_checked if {
+	d := decide(tool_call("view_image", {"paths": ["shots/a.png", "/home/u/.ssh/id_rsa"]}, "development"))
+	d.effect == "deny"
+	effect_of(tool_call("view_image", {"paths": ["shots/a.png", "shots/b.png"]}, "production")) == "allow"
+}
+
+test_pdf_path_is_checked if {
+	effect_of(tool_call("pdf", {"pdf": "/home/u/.gnupg/secring.gpg"}, "development")) == "deny"
+	effect_of(tool_call("pdf", {"pdfs": ["docs/a.pdf"]}, "production")) == "allow"
+}
+
+test_governance_files_protected if {
+	every p in ["~/.openclaw/openclaw.json", "~/.openclaw/exec-approvals.json", "/etc/clawgate/clawgate.toml"] {
+		d := decide(tool_call("write", {"path": p, "content": "{}"}, "development"))
+		d.effect == "deny"
+		fired(d, "cred.governance")
+	}
+}
+
+test_system_path_write_needs_approval_everywhere if {
+	d := decide(tool_call("write", {"path": "/etc/hosts", "content": "127.0.0.1 x"}, "development"))
+	d.effect == "require_approval"
+	d.risk == "high"
+	fired(d, "fs.system_path")
+	effect_of(tool_call("edit", {"path": "/usr/local/bin/tool", "edits": []}, "development")) == "require_approval"
+	effect_of(tool_call("write", {"path": "C:\\Windows\\System32\\drivers\\etc\\hosts"}, "development")) == "require_approval"
+}
+
+test_system_path_read_allowed if {
+	d := read_path("/etc/hosts", "production")
+	d.effect == "allow"
+	not fired(d, "fs.system_path")
+}
+
+test_system_path_rule_not_applied_to_exec_workdir if {
+	d := decide(tool_call("exec", {"command": "ls", "workdir": "/etc"}, "production"))
+	d.effect == "allow"
+}
+
+test_credential_effect_is_data_driven if {
+	d := decision with input as tool_call("read", {"path": ".env"}, "development")
+		with data.clawgate.credentials.effect as "require_approval"
+	d.effect == "require_approval"
+}
+
+test_path_not_a_string_is_ignored if {
+	effect_of(tool_call("read", {"path": 42}, "production")) == "allow"
+	effect_of(tool_call("read", {"path": {"nested": "~/.ssh/id_rsa"}}, "production")) == "allow"
+}
+
+# One example per credential rule id, so a pattern edit that stops matching fails here.
+credential_examples := {
+	"cred.ssh": "/home/u/.ssh/config",
+	"cred.ssh_key": "backup/id_ecdsa",
+	"cred.dotenv": "services/api/.env.staging",
+	"cred.aws": "/root/.aws/credentials",
+	"cred.gcloud": "/home/u/.config/gcloud/credentials.db",
+	"cred.azure": "/home/u/.azure/accessTokens.json",
+	"cred.kube": "/home/u/.kube/config",
+	"cred.token_files": "/home/u/.pypirc",
+	"cred.docker": "/home/u/.docker/config.json",
+	"cred.gh": "/home/u/.config/gh/hosts.yml",
+	"cred.gnupg": "/home/u/.gnupg/pubring.kbx",
+	"cred.private_key": "deploy/privkey.pem",
+	"cred.system": "/etc/gshadow",
+	"cred.openclaw": "/home/u/.openclaw/secrets.json",
+	"cred.governance": "/home/u/.openclaw/exec-approvals.json",
+}
+
+command_credential_examples := {
+	"cred.cli_token": "az account get-access-token",
+	"cred.k8s_secret": "kubectl -n prod get secret api-keys --output json",
+	"cred.secret_store": "vault kv get secret/prod/db",
+	"cred.secret_env_var": "echo $AWS_SECRET_ACCESS_KEY",
+}
+
+test_every_path_pattern_has_an_example if {
+	ids := {p.id | some p in data.clawgate.credentials.path_patterns}
+	ids == {id | some id, _ in credential_examples}
+	every id, path in credential_examples {
+		fired(read_path(path, "development"), id)
+	}
+}
+
+test_every_command_pattern_has_an_example if {
+	ids := {p.id | some p in data.clawgate.credentials.command_patterns}
+	ids == {id | some id, _ in command_credential_examples}
+	every id, cmd in command_credential_examples {
+		fired(decide(exec_call(cmd, "development")), id)
+	}
+}

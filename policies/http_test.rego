@@ -1,0 +1,277 @@
+# Tests for http.rego: HTTP methods and hosts, CONNECT, metadata endpoints,
+# private address ranges and URLs inside tool parameters.
+package clawgate
+
+import rego.v1
+
+http_input(method, host, ips, env) := {
+	"action": {
+		"kind": "http",
+		"http": {"method": method, "scheme": "https", "host": host, "port": 443, "path": "/v1/x", "query": "", "headers": {}},
+		"dest": {"host": host, "port": 443, "ips": ips},
+	},
+	"agent": {"id": "main"},
+	"environment": env,
+}
+
+connect_input(host, port, ips, env) := {
+	"action": {"kind": "connect", "dest": {"host": host, "port": port, "ips": ips}},
+	"agent": {"id": "main"},
+	"environment": env,
+}
+
+public_ip := ["140.82.112.6"]
+
+test_network_data_is_valid if {
+	every c in array.concat(data.clawgate.network.blocked_cidrs, data.clawgate.network.metadata_cidrs) {
+		net.cidr_is_valid(c)
+	}
+}
+
+# ---- methods -----------------------------------------------------------------------
+
+test_http_get_allowed if {
+	d := decide(http_input("GET", "api.github.com", public_ip, "production"))
+	d.effect == "allow"
+	d.risk == "low"
+	fired(d, "http.read")
+	d.constraints.rate.key == "agent:main:api.github.com"
+}
+
+test_http_head_and_options_are_reads if {
+	effect_of(http_input("HEAD", "example.com", public_ip, "production")) == "allow"
+	effect_of(http_input("options", "example.com", public_ip, "production")) == "allow"
+}
+
+test_http_post_needs_approval_in_production if {
+	d := decide(http_input("POST", "api.github.com", public_ip, "production"))
+	d.effect == "require_approval"
+	d.risk == "medium"
+	fired(d, "http.mutation")
+}
+
+test_http_mutating_methods if {
+	every m in ["POST", "PUT", "PATCH", "DELETE", "post", "PROPFIND"] {
+		effect_of(http_input(m, "api.github.com", public_ip, "production")) == "require_approval"
+	}
+}
+
+test_http_post_allowed_in_development if {
+	d := decide(http_input("POST", "api.github.com", public_ip, "development"))
+	d.effect == "allow"
+	d.risk == "medium"
+}
+
+test_http_post_to_trusted_host_allowed_in_production if {
+	d := decide(http_input("POST", "api.anthropic.com", ["160.79.104.10"], "production"))
+	d.effect == "allow"
+	fired(d, "http.trusted_host")
+	not fired(d, "http.mutation")
+}
+
+test_http_post_to_production_host_needs_approval_everywhere if {
+	every host in ["api.prod.example.com", "prod.example.com", "billing.production.corp.example"] {
+		d := decide(http_input("POST", host, public_ip, "development"))
+		d.effect == "require_approval"
+		d.risk == "high"
+		fired(d, "http.production_host")
+	}
+}
+
+test_http_get_to_production_host_allowed if {
+	effect_of(http_input("GET", "api.prod.example.com", public_ip, "production")) == "allow"
+}
+
+test_http_production_host_patterns_are_globs if {
+	not host_matches(["prod.**"], "product.example.com")
+	host_matches(["*.example.com"], "api.example.com")
+	not host_matches(["*.example.com"], "a.b.example.com")
+	host_matches(["**.example.com"], "a.b.example.com")
+}
+
+test_http_missing_method_is_a_mutation if {
+	inp := {"action": {"kind": "http", "http": {"host": "example.com"}, "dest": {"host": "example.com", "ips": public_ip}}, "environment": "production"}
+	d := decide(inp)
+	d.effect == "require_approval"
+	some r in d.reasons
+	contains(r, "(no method)")
+}
+
+test_http_host_falls_back_to_dest if {
+	inp := {"action": {"kind": "http", "http": {"method": "GET"}, "dest": {"host": "Example.COM.", "port": 443}}, "environment": "production"}
+	d := decide(inp)
+	d.effect == "allow"
+	d.constraints.rate.key == "agent:unknown:example.com"
+}
+
+test_http_without_host_denied if {
+	d := decide({"action": {"kind": "http", "http": {"method": "GET"}}, "environment": "development"})
+	d.effect == "deny"
+	fired(d, "http.no_host")
+}
+
+test_http_without_dest_ips_still_decides if {
+	inp := {"action": {"kind": "http", "http": {"method": "GET", "host": "example.com"}}, "environment": "production"}
+	effect_of(inp) == "allow"
+}
+
+# ---- metadata endpoints ----------------------------------------------------------
+
+test_metadata_hosts_denied if {
+	every host in ["metadata.google.internal", "metadata", "METADATA.GOOGLE.INTERNAL."] {
+		d := decide(http_input("GET", host, public_ip, "development"))
+		d.effect == "deny"
+		d.risk == "critical"
+		fired(d, "net.cloud_metadata")
+	}
+}
+
+test_metadata_ips_denied if {
+	every ip in ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2", "FD00:EC2:0:0:0:0:0:254"] {
+		d := decide(http_input("GET", "innocent.example.com", [ip], "development"))
+		d.effect == "deny"
+		fired(d, "net.cloud_metadata")
+	}
+}
+
+test_dest_host_differs_from_http_host if {
+	inp := {"action": {"kind": "http", "http": {"method": "GET", "host": "example.com"}, "dest": {"host": "169.254.169.254", "port": 80}}, "environment": "development"}
+	d := decide(inp)
+	d.effect == "deny"
+	fired(d, "net.cloud_metadata")
+}
+
+test_metadata_ip_literal_host_denied if {
+	d := decide(http_input("GET", "169.254.169.254", [], "development"))
+	d.effect == "deny"
+	fired(d, "net.cloud_metadata")
+}
+
+# ---- private ranges -----------------------------------------------------------------
+
+test_private_destinations_denied if {
+	every ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.10", "127.0.0.1", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::5", "::ffff:10.0.0.1", "224.0.0.251", "198.18.0.1"] {
+		d := decide(http_input("GET", "internal.example.com", [ip], "development"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+}
+
+test_public_destinations_allowed if {
+	every ip in ["140.82.112.6", "8.8.8.8", "172.32.0.1", "2606:4700::1111", "100.128.0.1"] {
+		effect_of(http_input("GET", "public.example.com", [ip], "production")) == "allow"
+	}
+}
+
+test_any_private_ip_among_many_denies if {
+	effect_of(http_input("GET", "dual.example.com", ["140.82.112.6", "10.0.0.9"], "development")) == "deny"
+}
+
+test_allowed_cidrs_exempt_private_ranges if {
+	d := decision with input as http_input("GET", "wiki.corp", ["10.20.0.5"], "production")
+		with data.clawgate.network.allowed_cidrs as ["10.20.0.0/16"]
+	d.effect == "allow"
+}
+
+test_allowed_cidrs_never_exempt_metadata if {
+	d := decision with input as http_input("GET", "x", ["169.254.169.254"], "production")
+		with data.clawgate.network.allowed_cidrs as ["169.254.0.0/16"]
+	d.effect == "deny"
+	fired(d, "net.cloud_metadata")
+}
+
+test_loopback_hostname_denied if {
+	every host in ["localhost", "app.localhost"] {
+		d := decide(http_input("GET", host, [], "development"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+}
+
+test_garbage_ips_are_ignored if {
+	effect_of(http_input("GET", "example.com", ["not-an-ip", 7, "999.1.1.1"], "production")) == "allow"
+}
+
+# ---- CONNECT ------------------------------------------------------------------------
+
+test_connect_443_allowed if {
+	d := decide(connect_input("api.github.com", 443, public_ip, "production"))
+	d.effect == "allow"
+	d.risk == "low"
+	fired(d, "connect.base")
+	d.constraints.rate.key == "agent:main:api.github.com"
+}
+
+test_connect_unusual_port_needs_approval_in_production if {
+	d := decide(connect_input("git.example.com", 22, public_ip, "production"))
+	d.effect == "require_approval"
+	fired(d, "connect.unusual_port")
+	effect_of(connect_input("git.example.com", 22, public_ip, "development")) == "allow"
+}
+
+test_connect_metadata_denied if {
+	d := decide(connect_input("169.254.169.254", 80, ["169.254.169.254"], "development"))
+	d.effect == "deny"
+	d.risk == "critical"
+}
+
+test_connect_private_denied if {
+	d := decide(connect_input("db.internal", 5432, ["10.0.3.4"], "development"))
+	d.effect == "deny"
+	fired(d, "net.private_address")
+}
+
+test_connect_without_dest_denied if {
+	d := decide({"action": {"kind": "connect"}, "environment": "development"})
+	d.effect == "deny"
+	fired(d, "connect.no_host")
+}
+
+test_connect_without_port_or_ips if {
+	d := decide({"action": {"kind": "connect", "dest": {"host": "example.com"}}, "environment": "production"})
+	d.effect == "allow"
+	some r in d.reasons
+	contains(r, "example.com:?")
+}
+
+# ---- URLs in tool parameters ----------------------------------------------------------
+
+test_url_host_parsing if {
+	url_host("https://Example.com/path?q=1") == "example.com"
+	url_host("http://user:pw@169.254.169.254:80/latest") == "169.254.169.254"
+	url_host("http://[fd00:ec2::254]/latest") == "fd00:ec2::254"
+	url_host("http://example.com@10.0.0.1/") == "10.0.0.1"
+	url_host("https://metadata.google.internal./x") == "metadata.google.internal"
+	url_host("http://evil.com\\@127.0.0.1/") == "evil.com"
+	not url_host("not a url")
+}
+
+test_web_fetch_metadata_denied if {
+	d := decide(tool_call("web_fetch", {"url": "http://169.254.169.254/latest/meta-data/iam/"}, "development"))
+	d.effect == "deny"
+	fired(d, "net.cloud_metadata")
+}
+
+test_web_fetch_private_denied if {
+	every u in ["http://127.0.0.1:8080/", "http://localhost:3000", "http://[::1]/", "http://192.168.0.1/admin"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+}
+
+test_web_fetch_public_allowed if {
+	d := decide(tool_call("web_fetch", {"url": "https://docs.rs/regorus"}, "production"))
+	d.effect == "allow"
+	d.risk == "medium"
+}
+
+test_browser_may_open_local_dev_server if {
+	d := decide(tool_call("browser", {"action": "navigate", "url": "http://localhost:5173/"}, "production"))
+	d.effect == "allow"
+}
+
+test_browser_metadata_denied if {
+	d := decide(tool_call("browser", {"action": "open", "url": "http://metadata.google.internal/computeMetadata/v1/"}, "development"))
+	d.effect == "deny"
+}

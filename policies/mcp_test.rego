@@ -1,0 +1,163 @@
+# Tests for mcp.rego: name heuristics, per-server/per-tool overrides, argument
+# checks, and the bundle-mcp "<server>__<tool>" form seen through the plugin hook.
+package clawgate
+
+import rego.v1
+
+mcp_input(server, tool, args, env) := {
+	"action": {"kind": "mcp", "server": server, "tool": tool, "params": args},
+	"agent": {"id": "main"},
+	"environment": env,
+}
+
+mcp_decide(server, tool, args, env) := decide(mcp_input(server, tool, args, env))
+
+test_mcp_patterns_compile if {
+	every p in array.concat(data.clawgate.mcp.destructive_patterns, data.clawgate.mcp.read_patterns) {
+		regex.is_valid(p)
+	}
+	regex.is_valid(data.clawgate.mcp.path_argument_pattern)
+}
+
+test_mcp_destructive_names if {
+	every t in ["delete_issue", "drop_table", "remove_member", "destroyEnvironment", "deleteRepo", "purge_cache", "repo_delete", "issues.remove", "projectDestroy", "DELETE_FILE", "revoke_token", "rm"] {
+		mcp_class == "destructive" with input as mcp_input("x", t, {}, "production")
+	}
+}
+
+test_mcp_read_names if {
+	every t in ["get_issue", "list_repos", "search_code", "searchCode", "read_file", "fetch", "describe_table", "query"] {
+		mcp_class == "read" with input as mcp_input("x", t, {}, "production")
+	}
+}
+
+test_mcp_other_names_are_writes if {
+	every t in ["create_issue", "update_page", "send_email", "dropdown_options", "getter_setter_thing", "removal_report", "deleted_items_restore"] {
+		mcp_class == "write" with input as mcp_input("x", t, {}, "production")
+	}
+}
+
+test_mcp_destructive_needs_approval_in_production if {
+	d := mcp_decide("jira", "delete_issue", {"key": "OPS-1"}, "production")
+	d.effect == "require_approval"
+	d.risk == "high"
+	fired(d, "mcp.destructive")
+	d.approval.approvers == ["group:oncall"]
+}
+
+test_mcp_destructive_allowed_in_development if {
+	d := mcp_decide("jira", "delete_issue", {"key": "OPS-1"}, "development")
+	d.effect == "allow"
+	d.risk == "high"
+}
+
+test_mcp_read_is_low_and_allowed if {
+	d := mcp_decide("jira", "get_issue", {"key": "OPS-1"}, "production")
+	d.effect == "allow"
+	d.risk == "low"
+	fired(d, "mcp.read")
+}
+
+test_mcp_write_needs_approval_in_production if {
+	d := mcp_decide("jira", "create_issue", {"summary": "x"}, "production")
+	d.effect == "require_approval"
+	d.risk == "medium"
+	fired(d, "mcp.write")
+	effect_of(mcp_input("jira", "create_issue", {"summary": "x"}, "development")) == "allow"
+}
+
+test_mcp_override_deny if {
+	d := mcp_decide("github", "delete_repository", {"owner": "o", "repo": "r"}, "development")
+	d.effect == "deny"
+	d.risk == "critical"
+	fired(d, "mcp.override")
+	some r in d.reasons
+	contains(r, "never delegated")
+}
+
+test_mcp_override_without_effect_uses_tier if {
+	d := mcp_decide("github", "merge_pull_request", {"pullNumber": 1}, "production")
+	d.effect == "require_approval"
+	d.risk == "high"
+	effect_of(mcp_input("github", "merge_pull_request", {"pullNumber": 1}, "development")) == "allow"
+}
+
+test_mcp_override_from_test_data if {
+	d := decision with input as mcp_input("db", "run_sql", {}, "development")
+		with data.clawgate.mcp.servers as {"db": {"tools": {"run_sql": {"risk": "low", "mutating": false}}}}
+	d.effect == "allow"
+	d.risk == "low"
+	fired(d, "mcp.read")
+}
+
+test_mcp_server_risk_floor if {
+	d := mcp_decide("filesystem", "read_file", {"path": "README.md"}, "production")
+	d.effect == "allow"
+	d.risk == "medium"
+}
+
+test_mcp_server_constraints if {
+	d := decision with input as mcp_input("slow", "get_report", {}, "production")
+		with data.clawgate.mcp.servers as {"slow": {"constraints": {"timeout_ms": 300000}}}
+	d.constraints.timeout_ms == 300000
+	d.constraints.rate.key == "agent:main:mcp:slow/get_report"
+}
+
+test_mcp_path_argument_credentials_denied if {
+	d := mcp_decide("filesystem", "read_file", {"path": "/home/u/.ssh/id_rsa"}, "development")
+	d.effect == "deny"
+	fired(d, "cred.ssh")
+	effect_of(mcp_input("fs", "copy", {"source": "~/.aws/credentials", "destination": "/tmp/x"}, "development")) == "deny"
+	effect_of(mcp_input("fs", "read_many", {"file_paths": ["a.txt", "~/.kube/config"]}, "development")) == "deny"
+}
+
+test_mcp_non_path_arguments_not_treated_as_paths if {
+	# An issue body that mentions .env is not a file access.
+	d := mcp_decide("github", "create_issue", {"title": "x", "body": "do not commit .env files"}, "development")
+	d.effect == "allow"
+}
+
+test_mcp_command_argument_is_checked if {
+	d := mcp_decide("shell", "run_command", {"command": "rm -rf /"}, "development")
+	d.effect == "deny"
+	fired(d, "exec.rm_root")
+	d2 := mcp_decide("postgres", "query", {"sql": "DROP TABLE users"}, "production")
+	d2.effect == "require_approval"
+	d2.risk == "critical"
+	fired(d2, "exec.sql_drop")
+}
+
+test_mcp_url_argument_is_checked if {
+	d := mcp_decide("fetch", "fetch", {"url": "http://169.254.169.254/latest/meta-data/"}, "development")
+	d.effect == "deny"
+	fired(d, "net.cloud_metadata")
+	d2 := mcp_decide("fetch", "fetch", {"url": "http://10.0.0.7:8080/admin"}, "development")
+	d2.effect == "deny"
+	fired(d2, "net.private_address")
+	effect_of(mcp_input("fetch", "fetch", {"url": "https://example.com/"}, "production")) == "allow"
+}
+
+test_mcp_missing_tool_denied if {
+	d := decide({"action": {"kind": "mcp", "server": "github"}, "environment": "development"})
+	d.effect == "deny"
+	fired(d, "mcp.missing_tool")
+}
+
+test_mcp_missing_server_and_params if {
+	d := decide({"action": {"kind": "mcp", "tool": "list_things"}, "environment": "production"})
+	d.effect == "allow"
+	d.constraints.rate.key == "agent:unknown:mcp:unknown/list_things"
+}
+
+test_mcp_bundle_tool_name_via_plugin_hook if {
+	d := decide(tool_call("github__delete_repository", {"owner": "o"}, "development"))
+	d.effect == "deny"
+	fired(d, "mcp.override")
+	not fired(d, "tool.unknown")
+	d2 := decide(tool_call("notion__search_pages", {"query": "x"}, "production"))
+	d2.effect == "allow"
+	d2.risk == "low"
+	d2.constraints.rate.key == "agent:main:mcp:notion/search_pages"
+	d3 := decide(tool_call("outlook__send_mail", {"to": "a@b"}, "production"))
+	d3.effect == "require_approval"
+}

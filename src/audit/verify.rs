@@ -1,0 +1,197 @@
+//! Verifying the log: every entry's hash, every `prev` link, the seq sequence, and every
+//! checkpoint's Merkle root and signature. The same verifier reads a database file or an
+//! export stream, so an auditor's check and the operator's check are one piece of code.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::checkpoint::{self, NoteVerifier};
+use super::merkle::{Hash, MerkleAccumulator, leaf_hash};
+
+/// The first thing found wrong, naming the seq where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{what}", seq.map(|s| format!("seq {s}: ")).unwrap_or_default())]
+pub struct Problem {
+    pub seq: Option<u64>,
+    pub what: String,
+}
+
+fn problem(seq: impl Into<Option<u64>>, what: impl Into<String>) -> Problem {
+    Problem {
+        seq: seq.into(),
+        what: what.into(),
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub root: String,
+    /// Size of the newest checkpoint verified.
+    pub checkpoint_size: u64,
+}
+
+#[derive(Deserialize)]
+struct Links {
+    seq: u64,
+    prev: String,
+}
+
+/// Streaming verifier: feed entries in order, and checkpoints whenever they are known.
+pub struct ChainVerifier {
+    verifier: NoteVerifier,
+    next_seq: u64,
+    prev: Hash,
+    tree: MerkleAccumulator,
+    /// Checkpoints whose tree size has not been reached yet.
+    waiting: BTreeMap<u64, String>,
+    checkpoints: u64,
+    checkpoint_size: u64,
+    origin: Option<String>,
+}
+
+impl ChainVerifier {
+    pub fn new(verifier: NoteVerifier) -> ChainVerifier {
+        ChainVerifier {
+            verifier,
+            next_seq: 0,
+            prev: [0u8; 32],
+            tree: MerkleAccumulator::new(),
+            waiting: BTreeMap::new(),
+            checkpoints: 0,
+            checkpoint_size: 0,
+            origin: None,
+        }
+    }
+
+    /// Register a signed checkpoint note; it is checked when the tree reaches its size.
+    pub fn add_checkpoint(&mut self, note: String) -> Result<(), Problem> {
+        let cp = checkpoint::open(&note, &self.verifier).map_err(|e| {
+            problem(
+                None,
+                format!("checkpoint not signed by the pinned key: {e}"),
+            )
+        })?;
+        if cp.size < self.tree.size() {
+            return Err(problem(
+                None,
+                format!(
+                    "checkpoint for tree size {} arrived after that size was passed",
+                    cp.size
+                ),
+            ));
+        }
+        self.waiting.insert(cp.size, note);
+        self.check_due_checkpoints()
+    }
+
+    /// Check one entry: `key` is where it was stored (its seq in the database, or its line
+    /// position in an export), `recorded` the hash stored or exported with it, `json` its
+    /// canonical bytes.
+    pub fn push(&mut self, key: u64, recorded: Option<Hash>, json: &[u8]) -> Result<(), Problem> {
+        if key != self.next_seq {
+            return Err(problem(
+                self.next_seq,
+                if key > self.next_seq {
+                    format!("entry missing (the next entry present is seq {key}): deleted or lost")
+                } else {
+                    format!("entry stored at position {key} out of order")
+                },
+            ));
+        }
+        let links: Links = serde_json::from_slice(json)
+            .map_err(|e| problem(key, format!("entry is not valid JSON with seq/prev: {e}")))?;
+        if links.seq != key {
+            return Err(problem(
+                key,
+                format!(
+                    "entry says seq {} but sits at position {key}: entries were moved or swapped",
+                    links.seq
+                ),
+            ));
+        }
+        let hash = leaf_hash(json);
+        if let Some(recorded) = recorded
+            && recorded != hash
+        {
+            return Err(problem(
+                key,
+                "entry content does not match its recorded hash: it was altered after writing",
+            ));
+        }
+        if links.prev != hex::encode(self.prev) {
+            return Err(problem(
+                key,
+                format!(
+                    "prev {} does not match the hash of seq {} ({}): the chain is broken",
+                    links.prev,
+                    key.wrapping_sub(1) as i128,
+                    hex::encode(self.prev)
+                ),
+            ));
+        }
+        self.tree.push(hash);
+        self.prev = hash;
+        self.next_seq += 1;
+        self.check_due_checkpoints()
+    }
+
+    fn check_due_checkpoints(&mut self) -> Result<(), Problem> {
+        let size = self.tree.size();
+        let Some(note) = self.waiting.remove(&size) else {
+            return Ok(());
+        };
+        let cp = checkpoint::open(&note, &self.verifier)
+            .map_err(|e| problem(None, format!("checkpoint at size {size}: {e}")))?;
+        let last = size.checked_sub(1);
+        if cp.root != self.tree.root() {
+            return Err(problem(
+                last,
+                format!(
+                    "the Merkle root of the first {size} entries does not match the signed checkpoint for that size"
+                ),
+            ));
+        }
+        match &self.origin {
+            Some(o) if *o != cp.origin => {
+                return Err(problem(
+                    last,
+                    format!(
+                        "checkpoint origin {:?} differs from earlier checkpoints ({o:?})",
+                        cp.origin
+                    ),
+                ));
+            }
+            _ => self.origin = Some(cp.origin),
+        }
+        self.checkpoints += 1;
+        self.checkpoint_size = size;
+        Ok(())
+    }
+
+    /// Finish: every checkpoint must have been reached (otherwise the log was truncated).
+    pub fn finish(self) -> Result<Summary, Problem> {
+        if let Some((size, _)) = self.waiting.iter().next() {
+            return Err(problem(
+                self.next_seq,
+                format!(
+                    "log ends after {} entries but a signed checkpoint covers {size}: the tail was truncated",
+                    self.next_seq
+                ),
+            ));
+        }
+        Ok(Summary {
+            entries: self.next_seq,
+            checkpoints: self.checkpoints,
+            root: hex::encode(self.tree.root()),
+            checkpoint_size: self.checkpoint_size,
+        })
+    }
+
+    pub fn entries_seen(&self) -> u64 {
+        self.next_seq
+    }
+}
