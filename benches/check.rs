@@ -15,6 +15,10 @@
 //! Every answer must be `200` with a `decision`; anything else fails the run.
 //! Run: `cargo bench --bench check`. See `benches/README.md` for the knobs.
 
+// The same allocator as the clawgate binary, so the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -858,6 +862,12 @@ fn main() {
     if let Some(dir) = &policy_dir {
         config.policy.dir = Some(dir.clone());
         config.policy.watch = false;
+    }
+    // CLAWGATE_BENCH_DECISION_CACHE=0 measures every check as a cache miss (full evaluation).
+    if let Ok(v) = std::env::var("CLAWGATE_BENCH_DECISION_CACHE") {
+        config.policy.decision_cache_entries = v
+            .parse()
+            .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"));
     }
     config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));

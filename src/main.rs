@@ -8,6 +8,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use clawgate::config::{Config, Mode};
+
+// Request handling allocates many small JSON values; mimalloc serves them faster than glibc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clawgate::gate::policy::testing::{self, TestOutcome};
 use clawgate::gate::policy::{Bundle, BundleFiles, PolicyEngine};
 
