@@ -9,8 +9,18 @@
 # Tunables (tiers, approvers, limits, patterns) live in data.json, not here.
 #
 # Never define a rule whose name is also a key of data.clawgate in data.json
-# (settings, tiers, aliases, tools, exec, credentials, files, mcp, http, network):
-# rules and data share one namespace.
+# (settings, tiers, aliases, tools, exec, credentials, files, mcp, http, network,
+# generated): rules and data share one namespace.
+#
+# Performance: the gate's budget is a few tens of microseconds per decision, and in
+# regorus every rule evaluated, every data reference and every regex call costs
+# whole microseconds (see "Performance" in docs/policy-guide.md). So:
+#   * core_findings dispatches on action.kind once; a call only evaluates the rules
+#     of its own kind;
+#   * each kind builds its findings in a few rule bodies, with locals, instead of one
+#     rule per concept;
+#   * pattern lists are only scanned when a cheap literal "gate" from
+#     data.clawgate.generated says one of them can match (generated.rego).
 package clawgate
 
 import rego.v1
@@ -26,13 +36,15 @@ effects := {"allow", "deny", "require_approval"}
 # Sort key so that reasons for the decisive effect come first.
 effect_order := {"deny": 0, "require_approval": 1, "allow": 2}
 
+effect_by_order := ["deny", "require_approval", "allow"]
+
 effect_verb := {"allow": "allowed", "deny": "denied", "require_approval": "needs approval"}
 
-# An unknown risk label (a typo in data.json) counts as critical: fail closed.
-risk_rank(r) := i if {
-	some i, name in risk_levels
-	name == r
-} else := 3
+# Index of each known risk label. An unknown risk label (a typo in data.json)
+# counts as critical: fail closed.
+risk_index := {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+risk_rank(r) := object.get(risk_index, r, 3)
 
 max_risk(a, b) := risk_levels[max({risk_rank(a), risk_rank(b)})]
 
@@ -95,8 +107,31 @@ finding(rule, effect_spec, risk, text) := {
 }
 
 # ---------------------------------------------------------------------------
-# Well-formedness: anything we cannot classify is denied with a reason.
+# Findings: one entry rule per action kind
 # ---------------------------------------------------------------------------
+
+# Custom policy files add their own `findings contains f if { ... }` rules; the
+# built-in findings all come through this one.
+findings contains f if {
+	some f in core_findings
+}
+
+# Only the rules of the action's own kind run. tool_findings, mcp_findings,
+# http_findings and connect_findings are always defined (possibly empty sets).
+core_findings := tool_findings if {
+	input.action.kind == "tool"
+} else := mcp_findings if {
+	input.action.kind == "mcp"
+} else := http_findings if {
+	input.action.kind == "http"
+} else := connect_findings if {
+	input.action.kind == "connect"
+} else := {input_finding} if {
+	# Anything we cannot classify is denied with a reason. This is also the
+	# path the loader takes when it probes the bundle with an empty input, so a
+	# stale data.clawgate.generated block is refused at load (generated.rego).
+	generated_is_current
+}
 
 known_kinds := {"tool", "mcp", "http", "connect"}
 
@@ -105,16 +140,9 @@ action_kind := k if {
 	is_string(k)
 }
 
-findings contains f if {
-	not action_kind
-	f := finding("input.malformed", "deny", "high", "input has no action.kind; the request cannot be classified")
-}
-
-findings contains f if {
-	action_kind
-	not action_kind in known_kinds
-	f := finding("input.unknown_kind", "deny", "high", sprintf("action.kind '%s' is not one of tool, mcp, http, connect", [action_kind]))
-}
+input_finding := finding("input.unknown_kind", "deny", "high", sprintf("action.kind '%s' is not one of tool, mcp, http, connect", [k])) if {
+	k := action_kind
+} else := finding("input.malformed", "deny", "high", "input has no action.kind; the request cannot be classified")
 
 # params is always an object for the concern files, even when absent.
 params := p if {
@@ -133,35 +161,42 @@ agent_id := a if {
 # The decision
 # ---------------------------------------------------------------------------
 
-final_effect := "deny" if {
-	some f in findings
-	f.effect == "deny"
-} else := "require_approval" if {
-	some f in findings
-	f.effect == "require_approval"
-} else := "allow" if {
-	some f in findings
-	f.effect == "allow"
-} else := "deny"
+decision := d if {
+	fs := findings
 
-final_risk := risk_levels[max({risk_rank(f.risk) | some f in findings})] if {
-	count(findings) > 0
-} else := "high"
+	# [effect order, reason] pairs sort the decisive effect first; the first
+	# pair's order is therefore the final effect (any deny wins, ...).
+	pairs := sort({[effect_order[f.effect], f.reason] | some f in fs})
+	top := pairs[0]
+	effect := effect_by_order[top[0]]
+	risk := risk_levels[max({risk_index[f.risk] | some f in fs})]
+	base := {
+		"effect": effect,
+		"risk": risk,
+		"reasons": [p[1] | some p in pairs],
+		"constraints": constraints_for(risk),
+	}
+	d := with_approval(base, effect, risk)
+} else := {
+	# No rule matched at all (cannot happen with the built-in rules; kept as
+	# the fail-closed floor).
+	"effect": "deny",
+	"risk": "high",
+	"reasons": ["no policy rule matched this action; denied by default (fail closed)"],
+	"constraints": constraints_for("high"),
+}
 
-final_reasons := [r |
-	some pair in sort({[effect_order[f.effect], f.reason] | some f in findings})
-	r := pair[1]
-] if {
-	count(findings) > 0
-} else := ["no policy rule matched this action; denied by default (fail closed)"]
+with_approval(base, "require_approval", risk) := object.union(base, {"approval": approval_for(risk)})
+
+with_approval(base, effect, _) := base if effect != "require_approval"
 
 # Approval parameters come from the tier of the final risk.
-approval := {
+approval_for(risk) := {
 	"approvers": a.approvers,
 	"quorum": a.quorum,
 	"timeout_s": a.timeout_s,
 } if {
-	a := data.clawgate.tiers[final_risk].approval
+	a := data.clawgate.tiers[risk].approval
 	is_array(a.approvers)
 	is_number(a.quorum)
 	is_number(a.timeout_s)
@@ -170,53 +205,42 @@ approval := {
 	is_object(a)
 } else := {"approvers": ["group:clawgate-admins"], "quorum": 1, "timeout_s": 300}
 
+# The final risk's approval block (kept for custom policies and tests).
+approval := approval_for(decision.risk)
+
 # Limits: hard-coded floor < settings.fallback_limits < tier < per-scope override
 # (tools.<name>.constraints or mcp.servers.<name>.constraints).
 builtin_limits := {"timeout_ms": 30000, "max_response_bytes": 1048576, "rate_per_minute": 10}
 
 object_or_empty(x) := x if is_object(x) else := {}
 
-settings_limits := x if {
-	x := object_or_empty(data.clawgate.settings.fallback_limits)
-} else := {}
-
-tier_limits := x if {
-	x := object_or_empty(data.clawgate.tiers[final_risk].constraints)
-} else := {}
-
-# Per-scope limits, defined in tools.rego (tool_limits) and mcp.rego (mcp_limits).
-scope_limits := x if {
-	x := tool_limits
-} else := x if {
-	x := mcp_limits
-} else := {}
-
-limits := object.union_n([builtin_limits, settings_limits, tier_limits, scope_limits])
-
-# What the rate limit counts: the tool, the MCP server/tool, or the host.
-rate_subject := x if {
-	x := tool_rate_subject
-} else := x if {
-	x := mcp_rate_subject
-} else := x if {
-	x := http_rate_subject
-} else := "unknown"
-
-rate_key := sprintf("agent:%s:%s", [agent_id, rate_subject])
-
-final_constraints := {
+constraints_for(risk) := {
 	"timeout_ms": limits.timeout_ms,
 	"max_response_bytes": limits.max_response_bytes,
-	"rate": {"key": rate_key, "per_minute": limits.rate_per_minute},
+	"rate": {"key": sprintf("agent:%s:%s", [agent_id, scope.rate_subject]), "per_minute": limits.rate_per_minute},
+} if {
+	scope := rate_scope
+
+	# An optional object as a zero- or one-element array: union_n of it is the
+	# object itself, or {} when it is missing or not an object.
+	fallback := [x | x := data.clawgate.settings.fallback_limits; is_object(x)]
+	tier := [x | x := data.clawgate.tiers[risk].constraints; is_object(x)]
+	limits := object.union_n([builtin_limits, object.union_n(fallback), object.union_n(tier), scope.limits])
 }
 
-base_decision := {
-	"effect": final_effect,
-	"risk": final_risk,
-	"reasons": final_reasons,
-	"constraints": final_constraints,
-}
+# What the rate limit counts (the tool, the MCP server/tool, or the host) and the
+# per-scope limits, per kind. tool_scope and mcp_scope live in tools.rego / mcp.rego.
+rate_scope := s if {
+	input.action.kind == "tool"
+	s := tool_scope
+} else := s if {
+	input.action.kind == "mcp"
+	s := mcp_scope
+} else := {"rate_subject": h, "limits": {}} if {
+	input.action.kind in {"http", "connect"}
+	h := http_host
+} else := {"rate_subject": "unknown", "limits": {}}
 
-decision := object.union(base_decision, {"approval": approval}) if {
-	final_effect == "require_approval"
-} else := base_decision
+limits := object.union_n([builtin_limits, object_or_empty(data.clawgate.settings.fallback_limits), object_or_empty(data.clawgate.tiers[decision.risk].constraints), rate_scope.limits])
+
+rate_key := sprintf("agent:%s:%s", [agent_id, rate_scope.rate_subject])

@@ -40,6 +40,7 @@ pub struct Config {
     pub listeners: Listeners,
     pub policy: PolicyConfig,
     pub limits: Limits,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,45 @@ pub struct PolicyConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign a checkpoint after this many new entries.
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint at least this often (seconds) while entries arrive.
+    pub checkpoint_interval_s: u64,
+    /// Most entries committed in one write transaction (group commit).
+    pub max_batch: usize,
+    /// Result bodies up to this size are kept in the blob table (0 keeps none).
+    pub blob_max_bytes: usize,
+    pub redact: RedactConfig,
+}
+
+/// Secrets removed before storage, on top of the built-in header names and token shapes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactConfig {
+    /// Extra key names whose values are always redacted (case-insensitive).
+    pub keys: Vec<String>,
+    /// Dotted JSON paths within an entry, `*` matching any key or index
+    /// (e.g. `action.params.password`).
+    pub paths: Vec<String>,
+    /// Extra token shapes: name = regex.
+    pub patterns: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            checkpoint_interval_s: 60,
+            max_batch: 1024,
+            blob_max_bytes: 64 * 1024,
+            redact: RedactConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body accepted by the API endpoints.
     pub max_body_bytes: usize,
@@ -88,6 +128,7 @@ impl Default for Config {
             listeners: Listeners::default(),
             policy: PolicyConfig::default(),
             limits: Limits::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -165,6 +206,16 @@ fn render(problems: &[ConfigProblem]) -> String {
 const MAX_PROBLEMS: usize = 64;
 
 impl Config {
+    /// The audit database file.
+    pub fn audit_path(&self) -> PathBuf {
+        self.data_dir.join("audit.redb")
+    }
+
+    /// The checkpoint signing key file.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.data_dir.join("audit-signing.key")
+    }
+
     /// Load and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -251,6 +302,39 @@ impl Config {
                 message: format!("{} is out of range", self.limits.max_body_bytes),
                 fix: "use a value between 1024 and 67108864 (default 1048576)".into(),
             });
+        }
+        if self.audit.checkpoint_every == 0 {
+            problems.push(ConfigProblem {
+                key: "audit.checkpoint_every".into(),
+                message: "must be at least 1".into(),
+                fix: "use a positive entry count (default 1000)".into(),
+            });
+        }
+        if self.audit.checkpoint_interval_s == 0 {
+            problems.push(ConfigProblem {
+                key: "audit.checkpoint_interval_s".into(),
+                message: "must be at least 1".into(),
+                fix: "use a positive number of seconds (default 60)".into(),
+            });
+        }
+        if self.audit.max_batch == 0 || self.audit.max_batch > 65_536 {
+            problems.push(ConfigProblem {
+                key: "audit.max_batch".into(),
+                message: format!("{} is out of range", self.audit.max_batch),
+                fix: "use a value between 1 and 65536 (default 1024)".into(),
+            });
+        }
+        for (name, pattern) in &self.audit.redact.patterns {
+            if let Err(e) = regex::Regex::new(pattern) {
+                problems.push(ConfigProblem {
+                    key: format!("audit.redact.patterns.{name}"),
+                    message: format!(
+                        "not a valid regex: {}",
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                    fix: "write a Rust regex (no look-around)".into(),
+                });
+            }
         }
         let (agent, admin) = (self.listeners.agent.addr, self.listeners.admin.addr);
         if agent == admin && agent.port() != 0 {
@@ -369,12 +453,17 @@ mod tests {
             "mood = \"shadow\"\n[policy]\neval_timeout = 5\n[listeners.agent]\naddr = \"127.0.0.1:1\"\nport = 3\n",
         )
         .unwrap_err();
-        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        let mut keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
         assert_eq!(
             keys,
-            vec!["mood", "policy.eval_timeout", "listeners.agent.port"]
+            vec!["listeners.agent.port", "mood", "policy.eval_timeout"]
         );
-        assert!(problems[1].fix.contains("eval_timeout_ms"), "{problems:?}");
+        let timeout = problems
+            .iter()
+            .find(|p| p.key == "policy.eval_timeout")
+            .unwrap();
+        assert!(timeout.fix.contains("eval_timeout_ms"), "{problems:?}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_audit;
+
 use clawgate::config::{Config, Mode};
 
 // Request handling allocates many small JSON values; mimalloc serves them faster than glibc.
@@ -45,6 +47,9 @@ enum Command {
     /// Test and evaluate policy bundles.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify, export and read the audit log.
+    #[command(subcommand)]
+    Audit(cli_audit::AuditCommand),
 }
 
 #[derive(Args)]
@@ -127,6 +132,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Policy(PolicyCommand::Test { dir, coverage }) => policy_test(dir, coverage),
         Command::Policy(PolicyCommand::Eval { input, dir }) => policy_eval(&input, dir),
+        Command::Audit(cmd) => cli_audit::run(cmd),
     }
 }
 

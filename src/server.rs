@@ -18,9 +18,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::audit::redact::Redactor;
+use crate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions};
 use crate::config::Config;
 use crate::gate::Gate;
-use crate::gate::policy::watch::{ReloadTrigger, reload, watch_dir};
+use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
 use crate::{admin, intercept};
@@ -40,6 +42,10 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("invalid redaction rules: {0}")]
+    Redact(#[from] crate::audit::redact::RedactError),
     #[error("cannot watch policy directory {path}: {source}")]
     Watch {
         path: PathBuf,
@@ -54,6 +60,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        self.gate.audit()
+    }
+
     pub fn data_dir_writable(&self) -> bool {
         let probe = self.config.data_dir.join(".ready-probe");
         let ok = std::fs::write(&probe, b"ok").is_ok();
@@ -73,7 +83,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stop accepting, let in-flight requests finish (up to `grace`), and return.
+    /// Stop accepting, let in-flight requests finish (up to `grace`), record the shutdown,
+    /// sign a final checkpoint and close the audit log.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let drain = async { while self.tasks.join_next().await.is_some() {} };
@@ -81,6 +92,17 @@ impl Running {
             tracing::warn!("in-flight requests did not finish within the grace period");
             self.tasks.abort_all();
         }
+        let audit = self.state.audit();
+        if let Err(e) = audit
+            .append(AuditEvent::new(
+                "lifecycle",
+                serde_json::json!({"event": "shutdown", "version": env!("CARGO_PKG_VERSION")}),
+            ))
+            .await
+        {
+            tracing::error!(error = %e, "could not record the shutdown");
+        }
+        audit.close().await;
     }
 }
 
@@ -90,11 +112,22 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    let audit = Arc::new(open_audit(&config).await?);
     let budget = Duration::from_millis(config.policy.eval_timeout_ms);
-    let policy = Arc::new(
-        PolicyEngine::load(config.policy.dir.as_deref(), budget)?
-            .with_decision_cache(config.policy.decision_cache_entries),
-    );
+    let policy = match PolicyEngine::load(config.policy.dir.as_deref(), budget) {
+        Ok(p) => Arc::new(p.with_decision_cache(config.policy.decision_cache_entries)),
+        Err(e) => {
+            let source = config.policy.dir.as_ref().map(|d| d.display().to_string());
+            let _ = audit
+                .append(AuditEvent::new(
+                    "policy",
+                    serde_json::json!({"event": "rejected", "source": source.unwrap_or_else(|| "embedded".into()), "error": e.to_string()}),
+                ))
+                .await;
+            audit.close().await;
+            return Err(e.into());
+        }
+    };
     let bundle = policy.bundle();
     tracing::info!(
         revision = %bundle.revision,
@@ -102,18 +135,40 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         files = bundle.file_count,
         "policy bundle loaded"
     );
+    audit
+        .append(AuditEvent::new(
+            "policy",
+            serde_json::json!({"event": "loaded", "revision": bundle.revision, "source": bundle.source.to_string()}),
+        ))
+        .await?;
     let watcher = match (&config.policy.dir, config.policy.watch) {
-        (Some(dir), true) => Some(
-            watch_dir(policy.clone(), dir, Duration::from_millis(200)).map_err(|source| {
-                ServeError::Watch {
-                    path: dir.clone(),
-                    source,
-                }
-            })?,
-        ),
+        (Some(dir), true) => {
+            let audit = audit.clone();
+            let on_reload = move |trigger, outcome| record_reload(&audit, trigger, outcome);
+            Some(
+                watch_dir(policy.clone(), dir, Duration::from_millis(200), on_reload).map_err(
+                    |source| ServeError::Watch {
+                        path: dir.clone(),
+                        source,
+                    },
+                )?,
+            )
+        }
         _ => None,
     };
-    let gate = Arc::new(Gate::new(policy, config.mode, config.environment.clone()));
+    let gate = Arc::new(Gate::new(
+        policy,
+        config.mode,
+        config.environment.clone(),
+        audit.clone(),
+    ));
+    audit
+        .append(AuditEvent::new(
+            "lifecycle",
+            serde_json::json!({"event": "startup", "version": env!("CARGO_PKG_VERSION"),
+                "mode": config.mode, "environment": config.environment}),
+        ))
+        .await?;
     let state = Arc::new(AppState {
         gate,
         config: Arc::new(config),
@@ -158,7 +213,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tokio::select! {
             _ = recv(&mut hup) => {
                 let policy = policy.clone();
-                let _ = tokio::task::spawn_blocking(move || reload(&policy, ReloadTrigger::Signal)).await;
+                let outcome = tokio::task::spawn_blocking(move || reload(&policy, ReloadTrigger::Signal)).await;
+                if let Ok(outcome) = outcome {
+                    record_reload(running.state.audit(), ReloadTrigger::Signal, outcome);
+                }
             }
             _ = recv(&mut term) => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -184,11 +242,47 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
-    match req.uri().path() {
-        "/v1/check" => {
-            intercept::check_api::handle(&state.gate, req, state.config.limits.max_body_bytes).await
+/// Open the audit log as configured.
+pub async fn open_audit(config: &Config) -> Result<AuditLog, ServeError> {
+    let redact = &config.audit.redact;
+    let patterns: Vec<(String, String)> = redact
+        .patterns
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let redactor = Redactor::new(&redact.keys, &redact.paths, &patterns)?;
+    let opts = AuditOptions {
+        path: config.audit_path(),
+        key_path: config.audit_key_path(),
+        checkpoint_every: config.audit.checkpoint_every,
+        checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_s),
+        max_batch: config.audit.max_batch,
+    };
+    Ok(AuditLog::open(opts, redactor).await?)
+}
+
+/// Record a policy reload outcome in the audit log (in the background: it gates nothing).
+fn record_reload(audit: &Arc<AuditLog>, trigger: ReloadTrigger, outcome: ReloadOutcome) {
+    let fields = match outcome {
+        ReloadOutcome::Unchanged => return,
+        ReloadOutcome::Swapped { revision } => serde_json::json!({
+            "event": "reloaded", "trigger": trigger.as_str(), "revision": revision}),
+        ReloadOutcome::Rejected { error, serving } => serde_json::json!({
+            "event": "rejected", "trigger": trigger.as_str(), "error": error, "revision": serving}),
+    };
+    let audit = audit.clone();
+    tokio::spawn(async move {
+        if let Err(e) = audit.append(AuditEvent::new("policy", fields)).await {
+            tracing::error!(error = %e, "could not record the policy reload");
         }
+    });
+}
+
+async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    let max_body = state.config.limits.max_body_bytes;
+    match req.uri().path() {
+        "/v1/check" => intercept::check_api::handle(&state.gate, req, max_body).await,
+        "/v1/results" => intercept::check_api::handle_result(&state.gate, req, max_body).await,
         path => ApiError::not_found(path).into_response(),
     }
 }

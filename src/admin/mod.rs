@@ -1,5 +1,7 @@
-//! The admin listener: operators and approvers only. Health, readiness and status now;
-//! approvals, audit export and metrics attach here.
+//! The admin listener: operators and approvers only. Health, readiness, status and the audit
+//! export; approvals and metrics attach here.
+
+pub mod audit;
 
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -15,6 +17,11 @@ pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBod
         }),
         "/readyz" => only_get(req.method(), || readiness(state)),
         "/v1/status" => only_get(req.method(), || status(state)),
+        "/v1/audit/export" => match *req.method() {
+            Method::GET => audit::export(state, req.uri().query()).await,
+            ref m => ApiError::method_not_allowed(m, "GET").into_response(),
+        },
+        "/v1/audit/pubkey" => only_get(req.method(), || audit::pubkey(state)),
         _ => ApiError::not_found(path).into_response(),
     }
 }
@@ -27,10 +34,12 @@ fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Resp
     }
 }
 
-/// Ready when policy is loaded and the data directory is writable.
+/// Ready when policy is loaded, the audit log takes writes and the data directory is writable.
 fn readiness(state: &AppState) -> Response<ResponseBody> {
     let data_dir_writable = state.data_dir_writable();
-    let ready = data_dir_writable;
+    let health = state.audit().health();
+    let audit_writable = health.writable();
+    let ready = data_dir_writable && audit_writable;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -43,8 +52,10 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
             "checks": {
                 "policy_loaded": true,
                 "data_dir_writable": data_dir_writable,
+                "audit_writable": audit_writable,
                 "listeners_up": true,
-            }
+            },
+            "audit_error": health.last_error(),
         }),
     )
 }
@@ -61,6 +72,11 @@ fn status(state: &AppState) -> Response<ResponseBody> {
                 "revision": bundle.revision,
                 "source": bundle.source.to_string(),
                 "files": bundle.file_count,
+            },
+            "audit": {
+                "entries": state.audit().health().size(),
+                "origin": state.audit().origin(),
+                "verifier_key": state.audit().verifier_key(),
             },
         }),
     )

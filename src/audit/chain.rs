@@ -144,7 +144,8 @@ enum Msg {
 /// Handle to the audit log. Cheap to share; the writer thread stops on [`AuditLog::close`].
 pub struct AuditLog {
     tx: flume::Sender<Msg>,
-    db: Arc<Database>,
+    /// Shared with the writer thread; dropped on close so the file is released.
+    db: Mutex<Option<Arc<Database>>>,
     health: Arc<AuditHealth>,
     redactor: Arc<Redactor>,
     verifier_key: String,
@@ -180,7 +181,7 @@ impl AuditLog {
             .map_err(|e| AuditError::Storage(format!("cannot start the audit writer: {e}")))?;
         let log = AuditLog {
             tx,
-            db,
+            db: Mutex::new(Some(db)),
             health,
             redactor: Arc::new(redactor),
             verifier_key: verifier_key.clone(),
@@ -210,9 +211,10 @@ impl AuditLog {
         &self.origin
     }
 
-    /// Read access to this log while it is being written.
-    pub fn reader(&self) -> AuditReader {
-        AuditReader::shared(self.db.clone())
+    /// Read access to this log while it is being written; `Closed` after [`AuditLog::close`].
+    pub fn reader(&self) -> Result<AuditReader, AuditError> {
+        let db = self.db.lock().ok().and_then(|db| db.clone());
+        db.map(AuditReader::shared).ok_or(AuditError::Closed)
     }
 
     /// Sign a checkpoint over everything written so far (if the tree grew) and wait for it,
@@ -237,8 +239,13 @@ impl AuditLog {
         self.tx
             .send_async(Msg::Append(prepared, reply))
             .await
-            .map_err(|_| AuditError::Closed)?;
-        wait.await.map_err(|_| AuditError::Closed)?
+            .map_err(|_| self.closed())?;
+        wait.await.map_err(|_| self.closed())?
+    }
+
+    fn closed(&self) -> AuditError {
+        self.health.record(Err(&AuditError::Closed));
+        AuditError::Closed
     }
 
     fn prepare(&self, event: AuditEvent) -> Result<Prepared, AuditError> {
@@ -285,6 +292,10 @@ impl AuditLog {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+        if let Ok(mut db) = self.db.lock() {
+            db.take();
+        }
+        self.health.record(Err(&AuditError::Closed));
     }
 }
 

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::AuditError;
 use super::checkpoint::{self, NoteVerifier};
 use super::merkle::{Hash, MerkleAccumulator, leaf_hash};
+use super::store::AuditReader;
 
 /// The first thing found wrong, naming the seq where it was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,12 +127,17 @@ impl ChainVerifier {
         if links.prev != hex::encode(self.prev) {
             return Err(problem(
                 key,
-                format!(
-                    "prev {} does not match the hash of seq {} ({}): the chain is broken",
-                    links.prev,
-                    key.wrapping_sub(1) as i128,
-                    hex::encode(self.prev)
-                ),
+                match key.checked_sub(1) {
+                    Some(before) => format!(
+                        "prev {} does not match the hash of seq {before} ({}): the chain is broken",
+                        links.prev,
+                        hex::encode(self.prev)
+                    ),
+                    None => format!(
+                        "prev of the first entry must be 64 zeros, not {}",
+                        links.prev
+                    ),
+                },
             ));
         }
         self.tree.push(hash);
@@ -194,4 +201,52 @@ impl ChainVerifier {
     pub fn entries_seen(&self) -> u64 {
         self.next_seq
     }
+}
+
+/// Verify a database file: every entry, every checkpoint, and that the stored chain head
+/// matches the entries (a removed tail shows there even without a checkpoint over it).
+/// `progress(done, total)` is called every few thousand entries.
+pub fn verify_db(
+    db: &std::path::Path,
+    verifier: NoteVerifier,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Result<Summary, Problem>, AuditError> {
+    let reader = AuditReader::open(db)?;
+    let head = reader.head()?;
+    let mut chain = ChainVerifier::new(verifier);
+    for (size, note) in reader.checkpoints()? {
+        if let Err(p) = chain.add_checkpoint(note) {
+            return Ok(Err(problem(size.checked_sub(1), p.what)));
+        }
+    }
+    let mut found = None;
+    reader.for_each_entry(0, None, |seq, hash, json| {
+        if let Err(p) = chain.push(seq, hash, json) {
+            found = Some(p);
+            return Ok(false);
+        }
+        if seq % 4096 == 0 {
+            progress(seq, head.size);
+        }
+        Ok(true)
+    })?;
+    if let Some(p) = found {
+        return Ok(Err(p));
+    }
+    let seen = chain.entries_seen();
+    let summary = match chain.finish() {
+        Ok(s) => s,
+        Err(p) => return Ok(Err(p)),
+    };
+    if head.size != seen {
+        return Ok(Err(problem(
+            seen,
+            format!(
+                "the chain head records {} entries but the log holds {seen}: entries were removed from the tail",
+                head.size
+            ),
+        )));
+    }
+    progress(seen, seen);
+    Ok(Ok(summary))
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::action::{Action, AgentIdentity, Requester};
+use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Mode;
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
 
@@ -70,7 +71,35 @@ pub struct Decision {
     pub approval: Option<ApprovalSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub constraints: Option<Constraints>,
+    /// Seq of the audit entry that records this decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<u64>,
 }
+
+/// What the agent reports after a tool call ran (`POST /v1/results`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultReport {
+    /// The `id` of the decision that let the call run.
+    pub decision_id: String,
+    pub ok: bool,
+    pub duration_ms: u64,
+    /// Hex SHA-256 of the tool result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_sha256: Option<String>,
+    /// Size of the result in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// Reason added when the decision could not be recorded: nothing runs without evidence.
+pub const AUDIT_UNAVAILABLE: &str = "the audit log could not record this decision, so it is denied";
 
 /// Reason appended to `require_approval` verdicts while no approval workflow is wired in.
 pub const NO_APPROVAL_WORKFLOW: &str =
@@ -80,15 +109,26 @@ pub struct Gate {
     policy: Arc<PolicyEngine>,
     mode: AtomicU8,
     environment: String,
+    audit: Arc<AuditLog>,
 }
 
 impl Gate {
-    pub fn new(policy: Arc<PolicyEngine>, mode: Mode, environment: String) -> Gate {
+    pub fn new(
+        policy: Arc<PolicyEngine>,
+        mode: Mode,
+        environment: String,
+        audit: Arc<AuditLog>,
+    ) -> Gate {
         Gate {
             policy,
             mode: AtomicU8::new(mode as u8),
             environment,
+            audit,
         }
+    }
+
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
     }
 
     pub fn policy(&self) -> &Arc<PolicyEngine> {
@@ -130,8 +170,25 @@ impl Gate {
         Value::Object(input)
     }
 
-    /// Decide one action.
-    pub fn decide(&self, req: &CheckRequest) -> Decision {
+    /// Decide one action and record the decision durably before answering. If the record
+    /// cannot be written, the action is denied.
+    pub async fn decide(&self, req: &CheckRequest) -> Decision {
+        let mut decision = self.evaluate(req);
+        let event = decision_event(req, &decision, &self.environment);
+        match self.audit.append(event).await {
+            Ok(receipt) => decision.audit_seq = Some(receipt.seq),
+            Err(e) => {
+                tracing::error!(action_id = %decision.id, error = %e, "decision not recorded; denying");
+                decision.decision = Outcome::Deny;
+                decision.shadow = None;
+                decision.reasons.push(format!("{AUDIT_UNAVAILABLE}: {e}"));
+            }
+        }
+        decision
+    }
+
+    /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
+    pub fn evaluate(&self, req: &CheckRequest) -> Decision {
         let input = self.policy_input(req, chrono::Utc::now());
         let action_hash = req.action.canonical_hash();
         let (verdict, revision) = self.policy.evaluate_cached(&input, &action_hash);
@@ -143,6 +200,15 @@ impl Gate {
             constraints: None,
         });
         self.apply_mode(verdict, revision, action_hash)
+    }
+
+    /// Record what happened when an allowed action ran.
+    pub async fn record_result(
+        &self,
+        report: &ResultReport,
+    ) -> Result<u64, crate::audit::AuditError> {
+        let event = AuditEvent::new("result", to_value(report)).with_run(report.run_id.as_deref());
+        self.audit.append(event).await.map(|r| r.seq)
     }
 
     fn apply_mode(
@@ -177,8 +243,42 @@ impl Gate {
             action_hash,
             approval: verdict.approval,
             constraints: verdict.constraints,
+            audit_seq: None,
         }
     }
+}
+
+/// The audit entry for a decision: the action (redacted by the log), its unredacted hash,
+/// who asked, and everything the policy said.
+fn decision_event(req: &CheckRequest, d: &Decision, environment: &str) -> AuditEvent {
+    let mut fields = Map::new();
+    fields.insert("decision_id".into(), Value::String(d.id.clone()));
+    fields.insert("decision".into(), to_value(&d.decision));
+    fields.insert("effect".into(), to_value(&d.effect));
+    fields.insert("risk".into(), to_value(&d.risk));
+    fields.insert("reasons".into(), to_value(&d.reasons));
+    fields.insert(
+        "policy_revision".into(),
+        Value::String(d.policy_revision.clone()),
+    );
+    fields.insert("mode".into(), to_value(&d.mode));
+    if let Some(shadow) = &d.shadow {
+        fields.insert("shadow".into(), to_value(shadow));
+    }
+    fields.insert("environment".into(), Value::String(environment.to_string()));
+    fields.insert("action".into(), to_value(&req.action));
+    fields.insert("action_hash".into(), Value::String(d.action_hash.clone()));
+    fields.insert("agent".into(), to_value(&req.agent));
+    if let Some(r) = &req.requester {
+        fields.insert("requester".into(), to_value(r));
+    }
+    if let Some(a) = &d.approval {
+        fields.insert("approval".into(), to_value(a));
+    }
+    if let Some(c) = &d.constraints {
+        fields.insert("constraints".into(), to_value(c));
+    }
+    AuditEvent::new("decision", Value::Object(fields)).with_run(req.agent.run_id.as_deref())
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {

@@ -1,12 +1,12 @@
 //! `POST /v1/check`: the OpenClaw plugin's `before_tool_call` hook asks here before each
-//! tool call.
+//! tool call. `POST /v1/results`: its `after_tool_call` hook reports what happened.
 
 use http::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{Action, AgentIdentity, Requester};
-use crate::gate::{CheckRequest, Decision, Gate, Outcome};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
 use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
 
 /// The body of `POST /v1/check`: a tool call as the `before_tool_call` hook sees it.
@@ -71,8 +71,11 @@ where
         tool = request.action.tool.as_deref().unwrap_or(""),
         decision = tracing::field::Empty,
     );
+    let decision = {
+        use tracing::Instrument;
+        gate.decide(&request).instrument(span.clone()).await
+    };
     let _enter = span.enter();
-    let decision = gate.decide(&request);
     span.record("action_id", decision.id.as_str());
     span.record("decision", decision.decision.as_str());
     if decision.decision == Outcome::Allow && decision.shadow.is_none() {
@@ -86,4 +89,54 @@ where
         );
     }
     Ok(decision)
+}
+
+/// `POST /v1/results`: a result pointer for a decision (ok/error, duration, SHA-256).
+pub async fn handle_result<B>(
+    gate: &Gate,
+    req: Request<B>,
+    max_body: usize,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if req.method() != Method::POST {
+        return ApiError::method_not_allowed(req.method(), "POST").into_response();
+    }
+    let report = match read_json_body(req, max_body)
+        .await
+        .and_then(|body| parse_json::<ResultReport>(&body))
+        .and_then(validate_report)
+    {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match gate.record_result(&report).await {
+        Ok(seq) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"recorded": true, "audit_seq": seq}),
+        ),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            format!("the result could not be recorded: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+fn validate_report(report: ResultReport) -> Result<ResultReport, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m);
+    if report.decision_id.trim().is_empty() {
+        return Err(invalid("`decision_id` must not be empty".into()));
+    }
+    if let Some(h) = &report.result_sha256
+        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(invalid(format!(
+            "`result_sha256` must be 64 hex characters, got {h:?}"
+        )));
+    }
+    Ok(report)
 }

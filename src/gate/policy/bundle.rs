@@ -15,6 +15,15 @@ use super::PolicyError;
 /// The default bundle, compiled into the binary from `policies/`.
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/policies");
 
+/// Representative inputs evaluated once at load (results ignored).
+const WARM_UP_INPUTS: &[&str] = &[
+    r#"{"action":{"kind":"tool","tool":"exec","params":{"command":"ls -la && rm -rf /tmp/x | sh"}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
+    r#"{"action":{"kind":"tool","tool":"read","params":{"path":"~/.ssh/id_rsa"}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
+    r#"{"action":{"kind":"tool","tool":"web_fetch","params":{"url":"https://example.com/"}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
+    r#"{"action":{"kind":"mcp","server":"warm-up","tool":"delete_item","params":{}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
+    r#"{"action":{"kind":"http","http":{"method":"POST","scheme":"https","host":"example.com","port":443,"path":"/","query":"","headers":{}},"dest":{"host":"example.com","port":443,"ips":["93.184.216.34"]}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
+];
+
 /// The rule every bundle must define.
 pub const ENTRYPOINT: &str = "data.clawgate.decision";
 
@@ -217,6 +226,14 @@ impl Bundle {
         engine
             .eval_rule(ENTRYPOINT.to_string())
             .map_err(|e| PolicyError::Compile(format!("{ENTRYPOINT} is not usable: {e:#}")))?;
+        // Warm up with one input of each kind, so that the regexes the bundle uses are compiled
+        // (and cached by regorus) before the first real request, not within its time budget.
+        for input in WARM_UP_INPUTS {
+            if let Ok(value) = regorus::Value::from_json_str(input) {
+                engine.set_input(value);
+                let _ = engine.eval_rule(ENTRYPOINT.to_string());
+            }
+        }
         let test_file_count = files.files.iter().filter(|f| f.is_test()).count();
         if test_file_count > 0 {
             let mut with_tests = files.engine(true)?;

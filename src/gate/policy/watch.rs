@@ -68,6 +68,7 @@ pub fn watch_dir(
     engine: Arc<PolicyEngine>,
     dir: &Path,
     settle: Duration,
+    on_reload: impl Fn(ReloadTrigger, ReloadOutcome) + Send + 'static,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -89,8 +90,12 @@ pub fn watch_dir(
                 }
             }
             let engine = engine.clone();
-            let _ = tokio::task::spawn_blocking(move || reload(&engine, ReloadTrigger::FileChange))
-                .await;
+            let outcome =
+                tokio::task::spawn_blocking(move || reload(&engine, ReloadTrigger::FileChange))
+                    .await;
+            if let Ok(outcome) = outcome {
+                on_reload(ReloadTrigger::FileChange, outcome);
+            }
         }
     });
     Ok(watcher)

@@ -1,0 +1,649 @@
+//! The audit log end to end: decisions and results recorded durably through the real HTTP
+//! API, redaction, verification of real redb files and exports, tamper detection, concurrent
+//! writers, fail-closed behaviour and crash safety of the real binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clawgate::audit::checkpoint::NoteVerifier;
+use clawgate::audit::store::{CHECKPOINTS, ENTRIES, META, split_entry};
+use clawgate::audit::verify::verify_db;
+use clawgate::audit::{AuditReader, merkle};
+use common::{TOY_POLICY, check_body, start_with, write_bundle};
+use redb::ReadableTable;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+
+async fn toy(checkpoint_every: u64) -> common::Sidecar {
+    start_with(move |c, dir| {
+        c.policy.dir = Some(write_bundle(
+            &dir.join("policy"),
+            &[("main.rego", TOY_POLICY)],
+        ));
+        c.audit.checkpoint_every = checkpoint_every;
+    })
+    .await
+}
+
+fn db_path(s: &common::Sidecar) -> PathBuf {
+    s.running.state.config.audit_path()
+}
+
+fn verifier(s: &common::Sidecar) -> NoteVerifier {
+    NoteVerifier::parse(s.running.state.audit().verifier_key()).unwrap()
+}
+
+fn entries(reader: &AuditReader) -> Vec<Value> {
+    let mut out = Vec::new();
+    reader
+        .for_each_entry(0, None, |_, _, json| {
+            out.push(serde_json::from_slice(json).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn every_decision_is_recorded_before_the_answer_with_secrets_redacted() {
+    let s = toy(1000).await;
+    let params = json!({"command": "curl -H 'Authorization: Bearer abcdefghijklmnopqrstuv' https://x",
+                        "token_note": "ghp_0123456789abcdefghijklmnopqrstuvwxyz"});
+    let (_, d) = s.check("exec", params.clone()).await;
+    let seq = d["audit_seq"]
+        .as_u64()
+        .expect("decision carries its audit seq");
+
+    // Read it back from the live database, read-only, while the sidecar keeps writing.
+    let reader = AuditReader::open(&db_path(&s)).unwrap();
+    let entry = reader.entry(seq).unwrap().expect("entry is durable");
+    assert_eq!(entry["kind"], "decision");
+    assert_eq!(entry["decision_id"], d["id"]);
+    assert_eq!(entry["decision"], "deny");
+    assert_eq!(entry["policy_revision"], d["policy_revision"]);
+    assert_eq!(entry["agent"]["run_id"], "run-1");
+    assert_eq!(entry["requester"]["sender_id"], "U1");
+    assert_eq!(entry["environment"], "production");
+    // Redacted, but bound to the unredacted action by its hash.
+    let command = entry["action"]["params"]["command"].as_str().unwrap();
+    assert!(!command.contains("abcdefghijklmnop"), "{command}");
+    assert!(command.contains("[REDACTED:bearer_token]"), "{command}");
+    assert_eq!(
+        entry["action"]["params"]["token_note"],
+        "[REDACTED:github_token]"
+    );
+    assert_eq!(
+        entry["redacted"],
+        json!(["action.params.command", "action.params.token_note"])
+    );
+    let unredacted = clawgate::action::Action::tool("exec", Some(params));
+    assert_eq!(entry["action_hash"], unredacted.canonical_hash());
+    assert_eq!(entry["action_hash"], d["action_hash"]);
+
+    // The first entries of a fresh log: key created, policy loaded, startup.
+    let all = entries(&reader);
+    let kinds: Vec<_> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(&kinds[..3], &["key", "policy", "lifecycle"]);
+    assert_eq!(all[0]["event"], "created");
+    assert_eq!(all[1]["event"], "loaded");
+    assert_eq!(all[0]["prev"], "0".repeat(64));
+}
+
+#[tokio::test]
+async fn results_are_recorded_and_a_run_reads_as_a_timeline() {
+    let s = toy(1000).await;
+    let (_, d) = s.check("read", json!({"path": "README.md"})).await;
+    let report = json!({"decision_id": d["id"], "ok": true, "duration_ms": 12,
+        "result_sha256": "ab".repeat(32), "size": 2048, "run_id": "run-1", "tool_call_id": "call-1"});
+    let resp = s
+        .http
+        .post(s.agent("/v1/results"))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["recorded"], true);
+
+    for (bad, code) in [
+        (
+            json!({"decision_id": d["id"], "ok": true, "duration_ms": 1, "result_sha256": "xyz"}),
+            "invalid_request",
+        ),
+        (
+            json!({"decision_id": "", "ok": true, "duration_ms": 1}),
+            "invalid_request",
+        ),
+        (json!({"ok": true, "duration_ms": 1}), "invalid_request"),
+    ] {
+        let resp = s
+            .http
+            .post(s.agent("/v1/results"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+    }
+
+    let reader = AuditReader::open(&db_path(&s)).unwrap();
+    let timeline = clawgate::audit::export::timeline(&reader, "run-1").unwrap();
+    let kinds: Vec<_> = timeline
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["decision", "result"]);
+    assert_eq!(timeline[1]["result_sha256"], "ab".repeat(32));
+    let table = clawgate::audit::export::render_timeline(&timeline);
+    assert!(table.contains("allow (allow, low)"), "{table}");
+    assert!(table.contains("12 ms"), "{table}");
+}
+
+#[tokio::test]
+async fn concurrent_writers_produce_a_gap_free_verified_chain() {
+    let s = toy(50).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let http = s.http.clone();
+        let url = s.agent("/v1/check");
+        tasks.spawn(async move {
+            let d: Value = http
+                .post(url)
+                .json(&check_body("read", json!({"i": i})))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            d["audit_seq"].as_u64().unwrap()
+        });
+    }
+    let mut seqs = Vec::new();
+    while let Some(seq) = tasks.join_next().await {
+        seqs.push(seq.unwrap());
+    }
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 400, "every decision has its own entry");
+    // Group commit batched them: far fewer write transactions than entries.
+    let health = s.running.state.audit().health().clone();
+    assert!(health.batches() < 400, "batches: {}", health.batches());
+
+    let v = verifier(&s);
+    let db = db_path(&s);
+    s.running.shutdown(Duration::from_secs(5)).await;
+    let summary = verify_db(&db, v, |_, _| {}).unwrap().expect("log verifies");
+    assert!(summary.entries >= 404, "{summary:?}");
+    assert_eq!(
+        summary.checkpoint_size, summary.entries,
+        "final checkpoint covers all"
+    );
+    assert!(summary.checkpoints >= 8);
+    // Gap-free: entries are exactly 0..n.
+    let reader = AuditReader::open(&db).unwrap();
+    let mut expected = 0;
+    reader
+        .for_each_entry(0, None, |k, _, json| {
+            let e: Value = serde_json::from_slice(json).unwrap();
+            assert_eq!((k, e["seq"].as_u64().unwrap()), (expected, expected));
+            expected += 1;
+            Ok(true)
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_audit_log_that_cannot_be_written_denies_and_fails_readiness() {
+    let s = toy(1000).await;
+    let (_, before) = s.check("read", json!({})).await;
+    assert_eq!(before["decision"], "allow");
+    // Closing the log makes every append fail, as a dead disk would.
+    s.running.state.audit().close().await;
+    let (code, after) = s.check("read", json!({})).await;
+    assert_eq!(code, 200);
+    assert_eq!(after["decision"], "deny", "{after}");
+    assert!(
+        after["reasons"]
+            .to_string()
+            .contains("audit log could not record"),
+        "{after}"
+    );
+    assert!(after.get("audit_seq").is_none());
+    let ready = s.http.get(s.admin("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["audit_writable"], false);
+    // Results cannot be recorded either, and say so.
+    let resp = s
+        .http
+        .post(s.agent("/v1/results"))
+        .json(&json!({"decision_id": before["id"], "ok": true, "duration_ms": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+}
+
+/// A finished log (sidecar shut down) to tamper with, plus its pinned verifier key.
+async fn finished_log() -> (tempfile::TempDir, PathBuf, NoteVerifier) {
+    let s = toy(10).await;
+    for i in 0..40 {
+        s.check(if i % 3 == 0 { "exec" } else { "read" }, json!({"i": i}))
+            .await;
+    }
+    let v = verifier(&s);
+    let db = db_path(&s);
+    let keep = tempfile::tempdir().unwrap();
+    s.running.shutdown(Duration::from_secs(5)).await;
+    let copy = keep.path().join("audit.redb");
+    std::fs::copy(&db, &copy).unwrap();
+    drop(s.dir);
+    (keep, copy, v)
+}
+
+fn tamper(db: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = redb::Builder::new()
+        .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+        .open(db)
+        .unwrap();
+    let txn = db.begin_write().unwrap();
+    f(&txn);
+    txn.commit().unwrap();
+}
+
+fn get_entry(txn: &redb::WriteTransaction, seq: u64) -> (merkle::Hash, Value) {
+    let table = txn.open_table(ENTRIES).unwrap();
+    let raw = table.get(seq).unwrap().unwrap().value().to_vec();
+    let (hash, json) = split_entry(&raw).unwrap();
+    (hash, serde_json::from_slice(json).unwrap())
+}
+
+fn put_entry(txn: &redb::WriteTransaction, seq: u64, hash: &merkle::Hash, entry: &Value) {
+    let mut value = hash.to_vec();
+    value.extend(serde_json_canonicalizer::to_vec(entry).unwrap());
+    txn.open_table(ENTRIES)
+        .unwrap()
+        .insert(seq, value.as_slice())
+        .unwrap();
+}
+
+fn problem_of(db: &Path, v: NoteVerifier) -> clawgate::audit::verify::Problem {
+    verify_db(db, v, |_, _| {})
+        .unwrap()
+        .expect_err("tampering must be detected")
+}
+
+#[tokio::test]
+async fn tampering_is_detected_and_names_the_first_bad_seq() {
+    let (_keep, db, v) = finished_log().await;
+    let pristine = std::fs::read(&db).unwrap();
+    assert!(verify_db(&db, v.clone(), |_, _| {}).unwrap().is_ok());
+    let reset = || std::fs::write(&db, &pristine).unwrap();
+
+    // A changed field, hash left as recorded.
+    tamper(&db, |txn| {
+        let (hash, mut e) = get_entry(txn, 12);
+        e["decision"] = json!("allow");
+        put_entry(txn, 12, &hash, &e);
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(12), "{p}");
+    assert!(p.what.contains("altered"), "{p}");
+    reset();
+
+    // A changed field with its hash recomputed: the next prev link breaks.
+    tamper(&db, |txn| {
+        let (_, mut e) = get_entry(txn, 12);
+        e["decision"] = json!("allow");
+        let hash = merkle::leaf_hash(&serde_json_canonicalizer::to_vec(&e).unwrap());
+        put_entry(txn, 12, &hash, &e);
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(13), "{p}");
+    assert!(p.what.contains("chain is broken"), "{p}");
+    reset();
+
+    // A deleted entry.
+    tamper(&db, |txn| {
+        txn.open_table(ENTRIES).unwrap().remove(20).unwrap();
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(20), "{p}");
+    assert!(p.what.contains("missing"), "{p}");
+    reset();
+
+    // Two swapped entries.
+    tamper(&db, |txn| {
+        let (h5, e5) = get_entry(txn, 5);
+        let (h6, e6) = get_entry(txn, 6);
+        put_entry(txn, 5, &h6, &e6);
+        put_entry(txn, 6, &h5, &e5);
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(5), "{p}");
+    assert!(p.what.contains("moved or swapped"), "{p}");
+    reset();
+
+    // A truncated tail, with the head and checkpoints rewritten to match what is left:
+    // the final signed checkpoint still covers the removed entries.
+    let total = AuditReader::open(&db).unwrap().head().unwrap().size;
+    tamper(&db, |txn| {
+        let mut entries = txn.open_table(ENTRIES).unwrap();
+        for seq in total - 5..total {
+            entries.remove(seq).unwrap();
+        }
+        let mut meta = txn.open_table(META).unwrap();
+        let mut head: Value =
+            serde_json::from_slice(meta.get("head").unwrap().unwrap().value()).unwrap();
+        head["size"] = json!(total - 5);
+        meta.insert("head", serde_json::to_vec(&head).unwrap().as_slice())
+            .unwrap();
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(total - 5), "{p}");
+    assert!(p.what.contains("truncated"), "{p}");
+    reset();
+
+    // A truncated tail where the head was left alone.
+    tamper(&db, |txn| {
+        txn.open_table(ENTRIES).unwrap().remove(total - 1).unwrap();
+        let mut cps = txn.open_table(CHECKPOINTS).unwrap();
+        cps.remove(total).unwrap();
+    });
+    let p = problem_of(&db, v.clone());
+    assert_eq!(p.seq, Some(total - 1), "{p}");
+    assert!(p.what.contains("removed from the tail"), "{p}");
+    reset();
+
+    // A checkpoint re-signed with another key (same origin).
+    tamper(&db, |txn| {
+        let mut cps = txn.open_table(CHECKPOINTS).unwrap();
+        let (size, note) = {
+            let first = cps.first().unwrap().unwrap();
+            (first.0.value(), first.1.value().to_string())
+        };
+        let body = note.split("\n\n").next().unwrap().to_string() + "\n";
+        let origin = body.lines().next().unwrap();
+        let other = clawgate::audit::checkpoint::NoteSigner::generate(origin).unwrap();
+        let forged = other.sign_text(&body).unwrap();
+        cps.insert(size, forged.as_str()).unwrap();
+    });
+    let p = problem_of(&db, v.clone());
+    assert!(p.what.contains("not signed by the pinned key"), "{p}");
+    reset();
+    assert!(verify_db(&db, v, |_, _| {}).unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agent = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n[listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n[audit]\ncheckpoint_every = 7\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("http://127.0.0.1:{admin}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "sidecar did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..30 {
+        http.post(format!("http://127.0.0.1:{agent}/v1/check"))
+            .json(&check_body("read", json!({"path": format!("f{i}")})))
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let key_file = data.join("audit-signing.key");
+    let (code, pubkey) = run(&["audit", "pubkey", "--key", key_file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let pubkey = pubkey.trim().to_string();
+    assert!(pubkey.starts_with("clawgate/"), "{pubkey}");
+
+    // The running sidecar, verified on this side against the pinned key.
+    let url = format!("http://127.0.0.1:{admin}");
+    let (code, out) = run(&["audit", "verify", "--url", &url, "--pubkey", &pubkey]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: "), "{out}");
+    let other =
+        clawgate::audit::checkpoint::NoteSigner::generate(pubkey.split('+').next().unwrap())
+            .unwrap()
+            .verifier_key();
+    let (code, out) = run(&["audit", "verify", "--url", &url, "--pubkey", &other]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+
+    // The live database file, read-only while the sidecar runs.
+    let db = data.join("audit.redb");
+    let (code, out) = run(&[
+        "audit",
+        "verify",
+        "--db",
+        db.to_str().unwrap(),
+        "--pubkey",
+        &pubkey,
+    ]);
+    assert_eq!(code, 0, "{out}");
+
+    // Export and check it with the stand-alone Python verifier.
+    let export = dir.path().join("export.jsonl");
+    let (code, _) = run(&[
+        "audit",
+        "export",
+        "--url",
+        &url,
+        "-o",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let py = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/verify_export.py"
+        ))
+        .arg(&export)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&py.stdout);
+    assert!(
+        py.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+
+    // OCSF export: one API Activity event per entry.
+    let (code, ocsf) = run(&[
+        "audit",
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "ocsf",
+    ]);
+    assert_eq!(code, 0);
+    let first_decision = ocsf
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["unmapped"]["kind"] == "decision")
+        .unwrap();
+    assert_eq!(first_decision["class_uid"], 6003);
+    assert_eq!(first_decision["disposition"], "Allowed");
+    assert_eq!(first_decision["api"]["operation"], "read");
+
+    // Timeline of the run, as a table and as JSON.
+    let (code, table) = run(&["audit", "timeline", "run-1", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(table.lines().count(), 31, "{table}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn kill_9_under_load_loses_no_answered_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agent = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n[listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n[audit]\ncheckpoint_every = 25\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("http://127.0.0.1:{admin}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "sidecar did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 16 clients send checks as fast as they can; kill -9 after a while.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        let http = http.clone();
+        let answered = answered.clone();
+        clients.spawn(async move {
+            for i in 0..10_000 {
+                let resp = http
+                    .post(format!("http://127.0.0.1:{agent}/v1/check"))
+                    .json(&check_body("read", json!({"c": c, "i": i})))
+                    .send()
+                    .await;
+                let Ok(resp) = resp else { return };
+                let Ok(d) = resp.json::<Value>().await else {
+                    return;
+                };
+                if let Some(seq) = d["audit_seq"].as_u64() {
+                    answered
+                        .lock()
+                        .unwrap()
+                        .push((seq, d["id"].as_str().unwrap().to_string()));
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    while clients.join_next().await.is_some() {}
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 50, "load ran: {}", answered.len());
+
+    // Restart: the log reopens and continues; then stop and verify everything.
+    let mut child = spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("http://127.0.0.1:{admin}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "sidecar did not restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d: Value = http
+        .post(format!("http://127.0.0.1:{agent}/v1/check"))
+        .json(&check_body("read", json!({"after": "restart"})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["decision"], "allow");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+
+    let db = data.join("audit.redb");
+    let key = std::fs::read_to_string(data.join("audit-signing.key")).unwrap();
+    let v = clawgate::audit::checkpoint::NoteSigner::from_private_key(key.trim())
+        .unwrap()
+        .verifier();
+    let summary = verify_db(&db, v, |_, _| {})
+        .unwrap()
+        .expect("log verifies after kill -9");
+    let reader = AuditReader::open(&db).unwrap();
+    for (seq, id) in &answered {
+        let e = reader
+            .entry(*seq)
+            .unwrap()
+            .expect("answered decision is in the log");
+        assert_eq!(e["decision_id"], id.as_str());
+    }
+    assert!(summary.entries > answered.len() as u64);
+    // The restart recorded a loaded key and continued the same chain.
+    let all = entries(&reader);
+    assert_eq!(all.iter().filter(|e| e["kind"] == "key").count(), 2);
+}
