@@ -279,3 +279,13 @@ fn policy_eval_prints_the_decision_for_one_input() {
     assert_eq!(code, 1);
     assert!(err.contains("not valid JSON"), "{err}");
 }
+
+#[test]
+fn the_readme_configuration_example_is_the_embedded_defaults() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let parsed =
+        clawgate::config::Config::parse(&readme[start..end]).expect("README config parses");
+    assert_eq!(parsed, clawgate::config::Config::default());
+}
