@@ -647,3 +647,82 @@ async fn kill_9_under_load_loses_no_answered_decision() {
     let all = entries(&reader);
     assert_eq!(all.iter().filter(|e| e["kind"] == "key").count(), 2);
 }
+
+#[tokio::test]
+async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
+    use clawgate::audit::redact::Redactor;
+    use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.redb");
+    let log = AuditLog::open(
+        AuditOptions {
+            path: db.clone(),
+            key_path: dir.path().join("audit-signing.key"),
+            checkpoint_every: 100,
+            checkpoint_interval: Duration::from_secs(60),
+            max_batch: 64,
+        },
+        Redactor::new(&[], &[], &[]).unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = b"{\"result\": \"forwarded response body\"}".to_vec();
+    let hash = hex::encode(sha2::Sha256::digest(&body));
+    let mut event = AuditEvent::new(
+        "result",
+        json!({"decision_id": "d1", "ok": true, "duration_ms": 3, "result_sha256": hash, "size": body.len()}),
+    );
+    event.blob = Some((hash.clone(), body.clone()));
+    log.append(event).await.unwrap();
+
+    let out = Command::new(BIN)
+        .args(["audit", "blob", &hash, "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, body);
+    let missing = Command::new(BIN)
+        .args([
+            "audit",
+            "blob",
+            &"0".repeat(64),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+
+    // `audit tail` prints entries written after it started.
+    let mut tail = Command::new(BIN)
+        .args(["audit", "tail", "--db", db.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let receipt = log
+        .append(AuditEvent::new("lifecycle", json!({"event": "tail-test"})))
+        .await
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    });
+    let line = tokio::time::timeout(Duration::from_secs(10), line)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let entry: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["event"], "tail-test");
+    assert_eq!(entry["seq"], receipt.seq);
+    log.close().await;
+}
