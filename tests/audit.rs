@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clawgate::audit::checkpoint::NoteVerifier;
 use clawgate::audit::store::{CHECKPOINTS, ENTRIES, META, split_entry};
@@ -16,7 +16,7 @@ use common::{TOY_POLICY, check_body, start_with, write_bundle};
 use redb::ReadableTable;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+use common::BIN;
 
 async fn toy(checkpoint_every: u64) -> common::Sidecar {
     start_with(move |c, dir| {
@@ -186,7 +186,8 @@ async fn concurrent_writers_produce_a_gap_free_verified_chain() {
         summary.checkpoint_size, summary.entries,
         "final checkpoint covers all"
     );
-    assert!(summary.checkpoints >= 8);
+    // One per 50 entries at most, signed at the end of the batch that crosses the mark.
+    assert!(summary.checkpoints >= 2, "{summary:?}");
     // Gap-free: entries are exactly 0..n.
     let reader = AuditReader::open(&db).unwrap();
     let mut expected = 0;
@@ -384,47 +385,13 @@ async fn tampering_is_detected_and_names_the_first_bad_seq() {
 
 #[tokio::test]
 async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_verifier() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let agent = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n[listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n[audit]\ncheckpoint_every = 7\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sc = common::BinarySidecar::configure("[audit]\ncheckpoint_every = 7\n");
+    sc.start().await;
+    let data = sc.data.clone();
+    let dir = &sc.dir;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("http://127.0.0.1:{admin}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "sidecar did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     for i in 0..30 {
-        http.post(format!("http://127.0.0.1:{agent}/v1/check"))
+        http.post(sc.agent_url("/v1/check"))
             .json(&check_body("read", json!({"path": format!("f{i}")})))
             .send()
             .await
@@ -444,7 +411,7 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
     assert!(pubkey.starts_with("clawgate/"), "{pubkey}");
 
     // The running sidecar, verified on this side against the pinned key.
-    let url = format!("http://127.0.0.1:{admin}");
+    let url = sc.admin_url("");
     let (code, out) = run(&["audit", "verify", "--url", &url, "--pubkey", &pubkey]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: "), "{out}");
@@ -518,64 +485,25 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
     let (code, table) = run(&["audit", "timeline", "run-1", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(table.lines().count(), 31, "{table}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
 async fn kill_9_under_load_loses_no_answered_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let agent = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n[listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n[audit]\ncheckpoint_every = 25\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let spawn = || {
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut child = spawn();
+    let mut sc = common::BinarySidecar::configure("[audit]\ncheckpoint_every = 25\n");
+    sc.start().await;
+    let data = sc.data.clone();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("http://127.0.0.1:{admin}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "sidecar did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // 16 clients send checks as fast as they can; kill -9 after a while.
     let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..16 {
         let http = http.clone();
         let answered = answered.clone();
+        let url = sc.agent_url("/v1/check");
         clients.spawn(async move {
             for i in 0..10_000 {
                 let resp = http
-                    .post(format!("http://127.0.0.1:{agent}/v1/check"))
+                    .post(&url)
                     .json(&check_body("read", json!({"c": c, "i": i})))
                     .send()
                     .await;
@@ -593,26 +521,15 @@ async fn kill_9_under_load_loses_no_answered_decision() {
         });
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    sc.signal("KILL");
     while clients.join_next().await.is_some() {}
     let answered = answered.lock().unwrap().clone();
     assert!(answered.len() > 50, "load ran: {}", answered.len());
 
     // Restart: the log reopens and continues; then stop and verify everything.
-    let mut child = spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("http://127.0.0.1:{admin}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "sidecar did not restart");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sc.start().await;
     let d: Value = http
-        .post(format!("http://127.0.0.1:{agent}/v1/check"))
+        .post(sc.agent_url("/v1/check"))
         .json(&check_body("read", json!({"after": "restart"})))
         .send()
         .await
@@ -621,10 +538,7 @@ async fn kill_9_under_load_loses_no_answered_decision() {
         .await
         .unwrap();
     assert_eq!(d["decision"], "allow");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().unwrap();
+    sc.signal("TERM");
 
     let db = data.join("audit.redb");
     let key = std::fs::read_to_string(data.join("audit-signing.key")).unwrap();

@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TOY_POLICY, write_bundle};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{BIN, TOY_POLICY, write_bundle};
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -76,30 +65,12 @@ async fn serve_runs_on_embedded_defaults_without_a_config_file() {
 async fn sighup_reloads_the_policy_directory() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_bundle(&dir.path().join("policy"), &[("main.rego", TOY_POLICY)]);
-    let (agent, admin) = (free_port(), free_port());
-    let cfg = dir.path().join("clawgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n\
-             [listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n\
-             [policy]\ndir = \"{}\"\nwatch = false\n",
-            dir.path().join("data").display(),
-            policy.display()
-        ),
-    )
-    .unwrap();
-    let child = Killed(
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let status_url = format!("http://127.0.0.1:{admin}/v1/status");
-    wait_until_up(&status_url).await;
+    let mut sc = common::BinarySidecar::configure(&format!(
+        "[policy]\ndir = \"{}\"\nwatch = false\n",
+        policy.display()
+    ));
+    sc.start().await;
+    let status_url = sc.admin_url("/v1/status");
     let revision = |v: serde_json::Value| v["policy"]["revision"].as_str().unwrap().to_string();
     let first = revision(
         reqwest::get(&status_url)
@@ -129,11 +100,7 @@ async fn sighup_reloads_the_policy_directory() {
         first
     );
 
-    let ok = Command::new("kill")
-        .args(["-HUP", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    sc.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = revision(
@@ -151,7 +118,7 @@ async fn sighup_reloads_the_policy_directory() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resp: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{agent}/v1/check"))
+        .post(sc.agent_url("/v1/check"))
         .json(&common::check_body("read", serde_json::json!({})))
         .send()
         .await

@@ -99,3 +99,106 @@ decision := {"effect": "allow", "risk": "low", "reasons": ["read is safe"]} if i
 decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writes need a person"],
   "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 60}} if input.action.tool == "write"
 "#;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `clawgate serve` binary on free loopback ports, with its config and state in a
+/// temporary directory. Killed when dropped.
+pub struct BinarySidecar {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub agent: u16,
+    pub admin: u16,
+    child: Option<std::process::Child>,
+}
+
+impl BinarySidecar {
+    /// Write a config with free ports, a data dir, and `extra` TOML appended.
+    pub fn configure(extra: &str) -> BinarySidecar {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (agent, admin) = (free_port(), free_port());
+        let config = dir.path().join("clawgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n\
+                 [listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n{extra}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        BinarySidecar {
+            dir,
+            config,
+            data,
+            agent,
+            admin,
+            child: None,
+        }
+    }
+
+    /// Start the binary and wait until its admin listener answers.
+    pub async fn start(&mut self) {
+        let child = std::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reqwest::get(self.admin_url("/healthz")).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sidecar did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
+    /// Send a signal (`KILL`, `TERM`, `HUP`) with kill(1); KILL and TERM wait for the exit.
+    pub fn signal(&mut self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        if name != "HUP"
+            && let Some(mut child) = self.child.take()
+        {
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn agent_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.agent)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin)
+    }
+}
+
+impl Drop for BinarySidecar {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

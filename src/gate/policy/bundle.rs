@@ -24,6 +24,17 @@ const WARM_UP_INPUTS: &[&str] = &[
     r#"{"action":{"kind":"http","http":{"method":"POST","scheme":"https","host":"example.com","port":443,"path":"/","query":"","headers":{}},"dest":{"host":"example.com","port":443,"ips":["93.184.216.34"]}},"agent":{"id":"warm-up"},"environment":"production","now":"2026-01-01T00:00:00Z"}"#,
 ];
 
+/// Time allowed for the checks and warm-up evaluations done while loading a bundle.
+const LOAD_BUDGET: Duration = Duration::from_secs(10);
+
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        // Checking the clock every 16 work units keeps the overhead negligible.
+        check_interval: NonZeroU32::MIN.saturating_add(15),
+    }
+}
+
 /// The rule every bundle must define.
 pub const ENTRYPOINT: &str = "data.clawgate.decision";
 
@@ -215,11 +226,9 @@ impl Bundle {
     /// it does not define the entrypoint.
     pub fn compile(files: &BundleFiles, budget: Duration) -> Result<Bundle, PolicyError> {
         let mut engine = files.engine(false)?;
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: budget,
-            // Checking the clock every 16 work units keeps the overhead negligible.
-            check_interval: NonZeroU32::MIN.saturating_add(15),
-        });
+        // Loading may compile regexes and other caches on first use: give it a generous
+        // budget, so a slow first evaluation is absorbed here rather than by a request.
+        engine.set_execution_timer_config(timer(LOAD_BUDGET.max(budget)));
         // Evaluating the entrypoint once prepares the engine (so clones skip that work) and
         // proves the rule exists: regorus errors on a rule path that no module declares.
         engine.set_input(regorus::Value::new_object());
@@ -234,13 +243,11 @@ impl Bundle {
                 let _ = engine.eval_rule(ENTRYPOINT.to_string());
             }
         }
+        engine.set_execution_timer_config(timer(budget));
         let test_file_count = files.files.iter().filter(|f| f.is_test()).count();
         if test_file_count > 0 {
             let mut with_tests = files.engine(true)?;
-            with_tests.set_execution_timer_config(ExecutionTimerConfig {
-                limit: budget,
-                check_interval: NonZeroU32::MIN.saturating_add(15),
-            });
+            with_tests.set_execution_timer_config(timer(LOAD_BUDGET.max(budget)));
             with_tests.set_input(regorus::Value::new_object());
             with_tests
                 .eval_rule(ENTRYPOINT.to_string())
