@@ -24,7 +24,7 @@ test_all_exec_patterns_compile if {
 		regex.is_valid(rule.pattern)
 	}
 	every p in data.clawgate.exec.read_only_disqualifiers {
-		regex.is_valid(p)
+		regex.is_valid(disqualifier_pattern(p))
 	}
 	regex.is_valid(read_only_regex)
 }

@@ -36,8 +36,6 @@ effects := {"allow", "deny", "require_approval"}
 # Sort key so that reasons for the decisive effect come first.
 effect_order := {"deny": 0, "require_approval": 1, "allow": 2}
 
-effect_by_order := ["deny", "require_approval", "allow"]
-
 effect_verb := {"allow": "allowed", "deny": "denied", "require_approval": "needs approval"}
 
 # Index of each known risk label. An unknown risk label (a typo in data.json)
@@ -79,31 +77,31 @@ is_production if environment in production_environments
 # settings.production_environments and "default" covering the rest.
 # Anything unrecognisable resolves to require_approval (fail closed, not shut).
 resolve_effect(spec) := spec if {
-	is_string(spec)
-	spec in effects
+	spec in {"allow", "deny", "require_approval"}
 } else := e if {
-	is_object(spec)
 	e := spec[environment]
-	e in effects
+	e in {"allow", "deny", "require_approval"}
 } else := e if {
-	is_object(spec)
 	is_production
 	e := spec.production
-	e in effects
+	e in {"allow", "deny", "require_approval"}
 } else := e if {
-	is_object(spec)
 	e := spec["default"]
-	e in effects
+	e in {"allow", "deny", "require_approval"}
 } else := "require_approval"
 
 # Build a finding; the reason says which rule fired and what it did here.
+# (Tables are local literals: in regorus a rule reference costs more than
+# building a small object.)
 finding(rule, effect_spec, risk, text) := {
 	"rule": rule,
 	"effect": e,
-	"risk": risk_levels[risk_rank(risk)],
-	"reason": sprintf("%s: %s (%s in %s)", [rule, text, effect_verb[e], environment]),
+	"risk": object.get(labels, risk, "critical"),
+	"reason": sprintf("%s: %s (%s in %s)", [rule, text, verbs[e], environment]),
 } if {
 	e := resolve_effect(effect_spec)
+	labels := {"low": "low", "medium": "medium", "high": "high", "critical": "critical"}
+	verbs := {"allow": "allowed", "deny": "denied", "require_approval": "needs approval"}
 }
 
 # ---------------------------------------------------------------------------
@@ -113,20 +111,26 @@ finding(rule, effect_spec, risk, text) := {
 # Custom policy files add their own `findings contains f if { ... }` rules; the
 # built-in findings all come through this one.
 findings contains f if {
-	some f in core_findings
+	some f in core.findings
 }
 
-# Only the rules of the action's own kind run. tool_findings, mcp_findings,
-# http_findings and connect_findings are always defined (possibly empty sets).
-core_findings := tool_findings if {
+# The built-in evaluation of the action's own kind, in one rule per kind:
+#   findings      the built-in findings (a set, possibly empty)
+#   rate_subject  what the rate limit counts: tool, MCP server/tool or host
+#   limits        per-scope limits (tools.<name>.constraints, mcp.servers.<name>.constraints)
+core := c if {
 	input.action.kind == "tool"
-} else := mcp_findings if {
+	c := tool_core
+} else := c if {
 	input.action.kind == "mcp"
-} else := http_findings if {
+	c := mcp_core
+} else := c if {
 	input.action.kind == "http"
-} else := connect_findings if {
+	c := http_core
+} else := c if {
 	input.action.kind == "connect"
-} else := {input_finding} if {
+	c := connect_core
+} else := {"findings": {input_finding}, "rate_subject": "unknown", "limits": {}} if {
 	# Anything we cannot classify is denied with a reason. This is also the
 	# path the loader takes when it probes the bundle with an empty input, so a
 	# stale data.clawgate.generated block is refused at load (generated.rego).
@@ -163,18 +167,25 @@ agent_id := a if {
 
 decision := d if {
 	fs := findings
+	count(fs) > 0
+	c := core
 
-	# [effect order, reason] pairs sort the decisive effect first; the first
-	# pair's order is therefore the final effect (any deny wins, ...).
-	pairs := sort({[effect_order[f.effect], f.reason] | some f in fs})
-	top := pairs[0]
-	effect := effect_by_order[top[0]]
-	risk := risk_levels[max({risk_index[f.risk] | some f in fs})]
+	# effect: any deny wins, else any require_approval, else allow (else deny:
+	# a custom finding with an unknown effect). risk: the highest (an unknown
+	# label counts as critical). reasons: decisive effect first.
+	order := {"deny": 0, "require_approval": 1, "allow": 2}
+	by_order := ["deny", "require_approval", "allow"]
+	present := {order[f.effect] | some f in fs}
+	decisive := array.concat([by_order[min(present)] | count(present) > 0], ["deny"])
+	effect := decisive[0]
+	ranks := {"low": 0, "medium": 1, "high": 2, "critical": 3}
+	levels := ["low", "medium", "high", "critical"]
+	risk := levels[max({object.get(ranks, f.risk, 3) | some f in fs})]
 	base := {
 		"effect": effect,
 		"risk": risk,
-		"reasons": [p[1] | some p in pairs],
-		"constraints": constraints_for(risk),
+		"reasons": [p[1] | some p in sort({[order[f.effect], f.reason] | some f in fs})],
+		"constraints": constraints_for(risk, c),
 	}
 	d := with_approval(base, effect, risk)
 } else := {
@@ -183,12 +194,15 @@ decision := d if {
 	"effect": "deny",
 	"risk": "high",
 	"reasons": ["no policy rule matched this action; denied by default (fail closed)"],
-	"constraints": constraints_for("high"),
+	"constraints": constraints_for("high", core),
+} if {
+	count(findings) == 0
 }
 
-with_approval(base, "require_approval", risk) := object.union(base, {"approval": approval_for(risk)})
-
-with_approval(base, effect, _) := base if effect != "require_approval"
+# approval is present only when the effect is require_approval.
+with_approval(base, effect, risk) := object.union(base, {"approval": approval_for(risk)}) if {
+	effect == "require_approval"
+} else := base
 
 # Approval parameters come from the tier of the final risk.
 approval_for(risk) := {
@@ -205,42 +219,20 @@ approval_for(risk) := {
 	is_object(a)
 } else := {"approvers": ["group:clawgate-admins"], "quorum": 1, "timeout_s": 300}
 
-# The final risk's approval block (kept for custom policies and tests).
-approval := approval_for(decision.risk)
-
-# Limits: hard-coded floor < settings.fallback_limits < tier < per-scope override
-# (tools.<name>.constraints or mcp.servers.<name>.constraints).
-builtin_limits := {"timeout_ms": 30000, "max_response_bytes": 1048576, "rate_per_minute": 10}
-
 object_or_empty(x) := x if is_object(x) else := {}
 
-constraints_for(risk) := {
+constraints_for(risk, c) := {
 	"timeout_ms": limits.timeout_ms,
 	"max_response_bytes": limits.max_response_bytes,
-	"rate": {"key": sprintf("agent:%s:%s", [agent_id, scope.rate_subject]), "per_minute": limits.rate_per_minute},
+	"rate": {"key": sprintf("agent:%s:%s", [agent, c.rate_subject]), "per_minute": limits.rate_per_minute},
 } if {
-	scope := rate_scope
+	# agent_id, inline.
+	agents := array.concat([a | a := input.agent.id; is_string(a); a != ""], ["unknown"])
+	agent := agents[0]
 
 	# An optional object as a zero- or one-element array: union_n of it is the
 	# object itself, or {} when it is missing or not an object.
 	fallback := [x | x := data.clawgate.settings.fallback_limits; is_object(x)]
 	tier := [x | x := data.clawgate.tiers[risk].constraints; is_object(x)]
-	limits := object.union_n([builtin_limits, object.union_n(fallback), object.union_n(tier), scope.limits])
+	limits := object.union_n([{"timeout_ms": 30000, "max_response_bytes": 1048576, "rate_per_minute": 10}, object.union_n(fallback), object.union_n(tier), c.limits])
 }
-
-# What the rate limit counts (the tool, the MCP server/tool, or the host) and the
-# per-scope limits, per kind. tool_scope and mcp_scope live in tools.rego / mcp.rego.
-rate_scope := s if {
-	input.action.kind == "tool"
-	s := tool_scope
-} else := s if {
-	input.action.kind == "mcp"
-	s := mcp_scope
-} else := {"rate_subject": h, "limits": {}} if {
-	input.action.kind in {"http", "connect"}
-	h := http_host
-} else := {"rate_subject": "unknown", "limits": {}}
-
-limits := object.union_n([builtin_limits, object_or_empty(data.clawgate.settings.fallback_limits), object_or_empty(data.clawgate.tiers[decision.risk].constraints), rate_scope.limits])
-
-rate_key := sprintf("agent:%s:%s", [agent_id, rate_scope.rate_subject])

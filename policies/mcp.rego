@@ -18,7 +18,7 @@ package clawgate
 import rego.v1
 
 mcp_call := {"server": s, "tool": t, "args": params} if {
-	action_kind == "mcp"
+	input.action.kind == "mcp"
 	s := object.get(input.action, "server", "unknown")
 	is_string(s)
 	t := input.action.tool
@@ -33,11 +33,76 @@ mcp_call := {"server": s, "tool": t, "args": params} if {
 	t := substring(raw_tool_name, i + 2, -1)
 }
 
-findings contains f if {
-	action_kind == "mcp"
-	not mcp_call
-	f := finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")
-}
+# Everything about an MCP call, in one rule (see core in main.rego); also used
+# for bundle-mcp tools: the classification finding plus the argument checks.
+# The helper rules below (mcp_class, mcp_risk, ...) say the same for tests and
+# custom policies; the core computes it inline, since every rule costs ~10 us.
+mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]), "limits": limits} if {
+	c := mcp_call
+	server := c.server
+	tool := c.tool
+	mcp := object.union_n([x | x := data.clawgate.mcp; is_object(x)])
+	server_spec := object.union_n([x | x := mcp.servers[server]; is_object(x)])
+	overrides := [o | o := server_spec.tools[tool]; is_object(o)]
+	label := sprintf("MCP %s/%s", [server, tool])
+	class_fs := {f |
+		class := mcp_classify(overrides, mcp, tool)
+		class_spec := mcp_class_spec_of(class, overrides, mcp)
+		risk := max_risk(object.get(class_spec, "risk", "high"), object.get(server_spec, "risk", "low"))
+		text := mcp_text(class, overrides, class_spec, server, tool)
+		f := mcp_class_finding(class, class_spec, risk, label, text)
+	}
+
+	# Arguments: path-like keys, command keys and URL keys (top level only).
+	args := c.args
+	path_fs := {f |
+		some key, v in args
+		regex.match(mcp.path_argument_pattern, key)
+		some raw in string_values(v)
+		some f in path_findings_one(raw, false)
+	}
+	command_fs := {f |
+		some key in mcp.command_argument_keys
+		some cmd in string_values(args[key])
+		some f in command_findings_one(cmd)
+	}
+	url_fs := {f |
+		some key in mcp.url_argument_keys
+		some u in string_values(args[key])
+		h := url_host(u)
+		some f in destination_findings({"host": h, "ips": set(), "block_private": object.get(mcp, "block_private_urls", false) == true, "where": label})
+	}
+	fs := ((class_fs | path_fs) | command_fs) | url_fs
+	limits := object.union_n([x | x := server_spec.constraints; is_object(x)])
+} else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
+
+# Classification, first match wins (see the header).
+mcp_classify(overrides, mcp, tool) := "override" if {
+	count(overrides) > 0
+} else := "destructive" if {
+	some p in mcp.destructive_patterns
+	regex.match(p, tool)
+} else := "read" if {
+	some p in mcp.read_patterns
+	regex.match(p, tool)
+} else := "write"
+
+mcp_class_spec_of("override", overrides, _) := overrides[0]
+
+mcp_class_spec_of(class, _, mcp) := object_or_empty(mcp.classes[class]) if class != "override"
+
+mcp_text("override", overrides, _, server, tool) := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [server, tool, object.get(overrides[0], "reason", "configured in data.json")])
+
+mcp_text(class, _, class_spec, _, _) := sprintf("name %s", [object.get(class_spec, "label", class)]) if class != "override"
+
+# An override with an explicit effect decides by itself; otherwise the tier of
+# the risk decides, as a read or a mutation. (Overrides and classes without
+# "mutating" count as mutations: fail closed.)
+mcp_class_finding(class, spec, risk, label, text) := finding("mcp.override", spec.effect, risk, sprintf("%s: %s", [label, text])) if {
+	"effect" in object.keys(spec)
+} else := finding("mcp.read", tier_effect(risk), risk, sprintf("%s is %s risk; %s", [label, risk, text])) if {
+	object.get(spec, "mutating", true) == false
+} else := finding(sprintf("mcp.%s", [class]), tier_mutation_effect(risk), risk, sprintf("%s changes state (%s risk); %s", [label, risk, text]))
 
 mcp_server_spec := s if {
 	s := data.clawgate.mcp.servers[mcp_call.server]
@@ -76,27 +141,6 @@ mcp_class_text := t if {
 	t := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [mcp_call.server, mcp_call.tool, object.get(mcp_override, "reason", "configured in data.json")])
 } else := sprintf("name %s", [object.get(mcp_class_spec, "label", mcp_class)])
 
-# An override with an explicit effect decides by itself.
-findings contains f if {
-	mcp_call
-	"effect" in object.keys(mcp_class_spec)
-	f := finding("mcp.override", mcp_class_spec.effect, mcp_risk, sprintf("%s: %s", [mcp_label, mcp_class_text]))
-}
-
-findings contains f if {
-	mcp_call
-	not "effect" in object.keys(mcp_class_spec)
-	not mcp_mutates
-	f := finding("mcp.read", tier_effect(mcp_risk), mcp_risk, sprintf("%s is %s risk; %s", [mcp_label, mcp_risk, mcp_class_text]))
-}
-
-findings contains f if {
-	mcp_call
-	not "effect" in object.keys(mcp_class_spec)
-	mcp_mutates
-	f := finding(sprintf("mcp.%s", [mcp_class]), tier_mutation_effect(mcp_risk), mcp_risk, sprintf("%s changes state (%s risk); %s", [mcp_label, mcp_risk, mcp_class_text]))
-}
-
 # --- arguments ---------------------------------------------------------------
 
 mcp_file_paths := {s |
@@ -117,8 +161,4 @@ mcp_url_strings := {s |
 
 mcp_blocks_private_urls if data.clawgate.mcp.block_private_urls == true
 
-# --- limits and rate key -----------------------------------------------------
-
-mcp_limits := object_or_empty(mcp_server_spec.constraints) if mcp_call
-
-mcp_rate_subject := sprintf("mcp:%s/%s", [mcp_call.server, mcp_call.tool]) if mcp_call
+mcp_blocks_private_urls_flag := true if mcp_blocks_private_urls else := false

@@ -19,23 +19,38 @@ package clawgate
 
 import rego.v1
 
-is_tool_call if action_kind == "tool"
+is_tool_call if input.action.kind == "tool"
 
-raw_tool_name := n if {
-	is_tool_call
-	n := input.action.tool
-	is_string(n)
-	n != ""
+# The call as the rules see it: the raw name, the canonical name (OpenClaw
+# accepts aliases: bash -> exec, cron -> automations, image -> view_image; names
+# are case-insensitive), the catalog entry (null for an unknown tool) and
+# params.action (null unless a string). Undefined without a tool name.
+tool_call := resolve_tool(raw) if {
+	input.action.kind == "tool"
+	raw := input.action.tool
+	is_string(raw)
+	raw != ""
 }
 
-# OpenClaw accepts aliases (bash -> exec, cron -> automations, image -> view_image).
-tool_name := c if {
-	c := data.clawgate.aliases[lower(raw_tool_name)]
-} else := lower(raw_tool_name)
+resolve_tool(raw) := {"raw": raw, "name": name, "spec": spec, "action": action} if {
+	low := lower(raw)
+
+	# First of: the alias target, the lower-cased name (likewise below).
+	names := array.concat([c | c := data.clawgate.aliases[low]], [low])
+	name := names[0]
+	specs := array.concat([s | s := data.clawgate.tools[name]; is_object(s)], [null])
+	spec := specs[0]
+	actions := array.concat([x | x := input.action.params.action; is_string(x)], [null])
+	action := actions[0]
+}
+
+raw_tool_name := tool_call.raw
+
+tool_name := tool_call.name
 
 tool_spec := s if {
-	s := data.clawgate.tools[tool_name]
-	is_object(s)
+	s := tool_call.spec
+	s != null
 }
 
 tool_known if tool_spec
@@ -43,8 +58,9 @@ tool_known if tool_spec
 # MCP tools exposed through OpenClaw's bundle-mcp arrive as "<server>__<tool>";
 # those are classified by mcp.rego instead of being "unknown".
 tool_is_mcp_bundle if {
-	not tool_known
-	contains(raw_tool_name, "__")
+	t := tool_call
+	t.spec == null
+	contains(t.raw, "__")
 }
 
 tool_action := a if {
@@ -52,42 +68,46 @@ tool_action := a if {
 	is_string(a)
 }
 
+tool_risk := r if {
+	r := tool_risk_of(tool_spec, tool_call.action)
+} else := "high"
+
+tool_mutates if tool_mutation(tool_spec, tool_call.action)
+
+tool_label := tool_label_of(tool_name, tool_call.action)
+
+# Risk: action_risk[action], else the tool's tier, else high.
+tool_risk_of(spec, action) := r if {
+	r := spec.action_risk[action]
+	is_string(r)
+} else := r if {
+	r := spec.risk
+	is_string(r)
+} else := "high"
+
+tool_label_of(name, action) := sprintf("%s action=%s", [name, action]) if {
+	action != null
+} else := name
+
+# true when the call changes state (see the header), else false.
+tool_mutation(spec, action) := true if {
+	spec.mutating == true
+} else := true if {
+	is_array(spec.read_only_actions)
+	not action in spec.read_only_actions
+} else := true if {
+	spec.mutating == "command"
+	not exec_read_only
+} else := false
+
 # The spec that names the parameters to inspect.
 param_spec := tool_spec if {
 	tool_known
 } else := data.clawgate.settings.unknown_tool if {
-	is_tool_call
+	input.action.kind == "tool"
 }
 
-tool_risk := r if {
-	r := tool_spec.action_risk[tool_action]
-	is_string(r)
-} else := r if {
-	r := tool_spec.risk
-	is_string(r)
-} else := "high"
-
-tool_label := sprintf("%s action=%s", [tool_name, tool_action]) if {
-	tool_action
-} else := tool_name
-
-# --- mutation classification ---------------------------------------------
-
-tool_mutates if tool_spec.mutating == true
-
-tool_mutates if {
-	is_array(tool_spec.read_only_actions)
-	not tool_action_read_only
-}
-
-tool_mutates if {
-	tool_spec.mutating == "command"
-	not exec_read_only
-}
-
-tool_action_read_only if tool_action in tool_spec.read_only_actions
-
-# --- base findings ---------------------------------------------------------
+# --- findings ----------------------------------------------------------------
 
 tier_effect(risk) := e if {
 	e := data.clawgate.tiers[risk].effect
@@ -97,35 +117,127 @@ tier_mutation_effect(risk) := e if {
 	e := data.clawgate.tiers[risk].mutation_effect
 } else := "require_approval"
 
-findings contains f if {
-	tool_known
-	not tool_mutates
-	f := finding("tool.base", tier_effect(tool_risk), tool_risk, sprintf("%s is %s risk (base tier)", [tool_label, tool_risk]))
+# Everything about a tool call, in one rule (see core in main.rego). The common
+# path is written out inline: in regorus every rule evaluated costs ~10 us and
+# every function call a few.
+tool_core := tool_core_for(resolve_tool(raw)) if {
+	raw := input.action.tool
+	is_string(raw)
+	raw != ""
+} else := {
+	"findings": {finding("tool.missing_name", "deny", "high", "action.kind is tool but action.tool is missing or empty")} | unknown_tool_param_findings(null),
+	"rate_subject": "unknown",
+	"limits": {},
 }
 
-findings contains f if {
-	tool_known
-	tool_mutates
-	f := finding("tool.mutation", tier_mutation_effect(tool_risk), tool_risk, sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [tool_label, mutation_text, tool_risk, tool_risk]))
+tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if {
+	# A catalogued tool: its base finding, and the checks of its parameters.
+	spec := t.spec
+	spec != null
+	name := t.name
+	action := t.action
+
+	# Risk: action_risk[action], else the tool's tier, else high (tool_risk_of).
+	risks := array.concat(
+		array.concat([r | r := spec.action_risk[action]; is_string(r)], [r | r := spec.risk; is_string(r)]),
+		["high"],
+	)
+	risk := risks[0]
+	mutates := tool_mutation(spec, action)
+
+	# The base finding: the tier's effect for a read, its mutation_effect for a mutation.
+	labels := array.concat([sprintf("%s action=%s", [name, action]) | action != null], [name])
+	label := labels[0]
+	effect_field := {false: "effect", true: "mutation_effect"}
+	tier_specs := array.concat([e | tier := data.clawgate.tiers[risk]; e := tier[effect_field[mutates]]], ["require_approval"])
+	rule_ids := {false: "tool.base", true: "tool.mutation"}
+	base := finding(rule_ids[mutates], tier_specs[0], risk, base_text(mutates, label, risk, spec))
+
+	# Writes of file tools into system directories are checked too (file_writes).
+	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
+	exec_fs := {f | name == "exec"; f := elevated_finding} | {f | name == "exec"; f := no_command_finding}
+	fs := ({base} | tool_param_findings(spec, name, writes)) | exec_fs
+	limits := object.union_n([c | c := spec.constraints; is_object(c)])
+} else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
+	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
+	# settings.unknown_tool.
+	t.spec == null
+	contains(t.raw, "__")
+	c := mcp_core
+	fs := (c.findings | unknown_tool_param_findings(t.name)) | exec_param_findings(t.name)
+} else := {"findings": fs, "rate_subject": t.name, "limits": {}} if {
+	# Unknown tools: high risk and held for a human, never silently allowed.
+	t.spec == null
+	fs := (unknown_tool_findings(t) | unknown_tool_param_findings(t.name)) | exec_param_findings(t.name)
 }
 
-mutation_text := "runs a command that is not plainly read-only (exec.read_only_commands)" if {
-	tool_spec.mutating == "command"
+base_text(false, label, risk, _) := sprintf("%s is %s risk (base tier)", [label, risk])
+
+base_text(true, label, risk, spec) := sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [label, mutation_text(spec), risk, risk])
+
+# Writing into system directories is outside any agent workspace. (exec's
+# workdir is not a write target; its commands are judged by exec.rego.)
+file_writes(spec, mutates) := true if {
+	mutates == true
+	object.get(spec, "mutating", false) != "command"
+} else := false
+
+mutation_text(spec) := "runs a command that is not plainly read-only (exec.read_only_commands)" if {
+	spec.mutating == "command"
 } else := "changes state"
 
-# Unknown tools: high risk and held for a human, never silently allowed.
-findings contains f if {
-	raw_tool_name
-	not tool_known
-	not tool_is_mcp_bundle
+unknown_tool_findings(t) := {finding("tool.unknown", object.get(spec, "effect", "require_approval"), object.get(spec, "risk", "high"), sprintf("tool '%s' is not in the clawgate tool catalog; add it to data.json under clawgate.tools.%s with a risk tier", [t.raw, t.raw]))} if {
 	spec := data.clawgate.settings.unknown_tool
-	f := finding("tool.unknown", object.get(spec, "effect", "require_approval"), object.get(spec, "risk", "high"), sprintf("tool '%s' is not in the clawgate tool catalog; add it to data.json under clawgate.tools.%s with a risk tier", [raw_tool_name, raw_tool_name]))
+} else := set()
+
+unknown_tool_param_findings(name) := tool_param_findings(spec, name, false) if {
+	spec := data.clawgate.settings.unknown_tool
+	spec
+} else := set()
+
+# The checks of a tool's parameters, named by the spec's path_params,
+# patch_params, command_params and url_params (see the header): each value
+# present (a string, or an array of strings) is checked according to its field.
+tool_param_findings(spec, name, writes) := {f |
+	p := input.action.params
+	some field in ["path_params", "patch_params", "command_params", "url_params"]
+	some key in spec[field]
+	v := p[key]
+	some f in param_value_findings(field, v, spec, name, writes)
 }
 
-findings contains f if {
-	is_tool_call
-	not raw_tool_name
-	f := finding("tool.missing_name", "deny", "high", "action.kind is tool but action.tool is missing or empty")
+# The strings of a parameter value: itself, or the strings of an array (as_strings).
+string_values(v) := [v] if {
+	is_string(v)
+} else := [s | some s in v; is_string(s)] if {
+	is_array(v)
+} else := []
+
+param_value_findings("path_params", v, _, _, writes) := set() if {
+	# The common case, written out: one path, no credential needle, not a write.
+	writes == false
+	is_string(v)
+	regex.match(data.clawgate.generated.credential_paths.gate, lower(replace(v, "\\", "/"))) == false
+} else := {f |
+	some path in string_values(v)
+	some f in path_findings_one(path, writes)
+}
+
+param_value_findings("patch_params", v, _, _, writes) := {f |
+	some p in patch_paths({s | some s in string_values(v)})
+	some f in path_findings_one(p, writes)
+}
+
+param_value_findings("command_params", v, _, _, _) := {f |
+	some cmd in string_values(v)
+	some f in command_findings_one(cmd)
+}
+
+param_value_findings("url_params", v, spec, name, _) := {f |
+	name != null
+	some u in string_values(v)
+	h := url_host(u)
+	some f in destination_findings({"host": h, "ips": set(), "block_private": object.get(spec, "block_private_urls", false) == true, "where": sprintf("%s url", [name])})
 }
 
 # --- values other files inspect ----------------------------------------------
@@ -146,9 +258,10 @@ spec_strings(spec, field) := {s |
 tool_file_paths := spec_strings(param_spec, "path_params") if param_spec else := set()
 
 # apply_patch carries its paths inside the patch text.
-patch_file_paths contains p if {
-	param_spec
-	some text in spec_strings(param_spec, "patch_params")
+patch_file_paths := patch_paths(spec_strings(param_spec, "patch_params")) if param_spec else := set()
+
+patch_paths(texts) := {p |
+	some text in texts
 	some line in split(text, "\n")
 	some marker in ["*** Add File:", "*** Update File:", "*** Delete File:", "*** Move to:"]
 	startswith(line, marker)
@@ -163,11 +276,4 @@ tool_url_strings := spec_strings(param_spec, "url_params") if param_spec else :=
 
 tool_blocks_private_urls if param_spec.block_private_urls == true
 
-# --- limits and rate key ---------------------------------------------------
-
-tool_limits := object_or_empty(tool_spec.constraints) if tool_known
-
-tool_rate_subject := tool_name if {
-	is_tool_call
-	not tool_is_mcp_bundle
-}
+tool_blocks_private_urls_flag := true if tool_blocks_private_urls else := false
