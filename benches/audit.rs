@@ -1298,6 +1298,11 @@ fn main() {
             "  (evaluate's latency is the call alone; decide's includes waiting for the group \
              commit. The HTTP path adds the check benchmark's baseline on top of either.)"
         );
+        if let Some(bytes) = average_entry_bytes(gate.audit()) {
+            println!(
+                "  the decision entries Gate::decide wrote for this mix average {bytes} bytes of canonical JSON"
+            );
+        }
         drop(gate);
         rt.block_on(running.shutdown(Duration::from_secs(2)));
     }

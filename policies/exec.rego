@@ -23,6 +23,8 @@ exec_rules := x if {
 	x := data.clawgate.exec.rules
 } else := []
 
+# Findings for one shell command string: the exec rules, the cloud metadata
+# endpoints and the credential patterns (files.rego).
 command_findings_one(cmd) := set() if {
 	# The common case, written out: no needle of any exec rule, metadata
 	# endpoint or credential pattern occurs. (`== false` rather than `not`, so
@@ -30,7 +32,7 @@ command_findings_one(cmd) := set() if {
 	low := lower(cmd)
 	g := data.clawgate.generated
 	regex.match(g.exec_rules.gate, low) == false
-	g.exec_rules.count == count(exec_rules)
+	g.exec_rules.count == count(data.clawgate.exec.rules)
 	regex.match(g.metadata.gate, low) == false
 	regex.match(g.credential_commands.gate, low) == false
 } else := (exec_rule_findings(cmd, low) | metadata_findings(low)) | credential_command_findings(cmd, low) if {
@@ -49,7 +51,6 @@ exec_rule_findings(cmd, low) := {f |
 # Talking to the cloud metadata service from a shell is credential theft in
 # one step (instance role keys). Host names and IPs come from data.network.
 metadata_findings(low) := {f |
-	list_gate_open("metadata", low)
 	m := metadata_gate
 	regex.match(m.gate, low)
 	some needle in m.needles

@@ -14,13 +14,23 @@
 # tried against an entry's pattern only when one of the entry's needles occurs
 # in it. An entry without needles is tried on every text: correct, only slower.
 #
-# The block is generated from the lists by generated_expected below. It must be
-# regenerated whenever a needle, a read-only command, a disqualifier or a
-# metadata host/CIDR changes: the bundle refuses to load while it is stale (the
-# loader probes the bundle with an empty input, and that path checks it), and
+# The same block indexes the host name globs (trusted, production and loopback
+# host lists) and the first octets/bytes of the metadata and blocked CIDRs, so
+# that most hosts and IPs are cleared without a glob match or CIDR test each.
+#
+# The block is generated from data.json by generated_expected below. It must be
+# regenerated whenever a needle, a pattern list's length or order, a read-only
+# command, a disqualifier, a metadata host or CIDR, a blocked CIDR or one of the
+# host lists changes: the bundle refuses to load while it is stale (the loader
+# probes the bundle with an empty input, and that path checks it), and
 # test_generated_data_is_current prints the current block. Removing the
-# "generated" key altogether is allowed: everything is then scanned (slow but
-# correct) until the block is pasted back.
+# "generated" key altogether is allowed: everything is then checked the slow
+# way (same decisions) until the block is pasted back.
+#
+# Tests that replace one of those lists with `with` should also replace
+# data.clawgate.generated (with null: the slow way). exec.rules is also guarded
+# by its length, so a test that swaps in a different number of rules works
+# either way.
 package clawgate
 
 import rego.v1
@@ -105,18 +115,23 @@ metadata_gate := m if {
 
 # What data.clawgate.generated must be, computed from the lists it summarises.
 generated_expected := {
-	"exec_rules": list_gates_for(exec_rules),
-	"credential_paths": list_gates_for(path_patterns),
-	"credential_commands": list_gates_for(array.concat(path_patterns, command_patterns)),
-	"read_only_disqualifiers": list_gates_for(data.clawgate.exec.read_only_disqualifiers),
+	"exec_rules": list_gates_for(exec_rules, hidden),
+	"credential_paths": list_gates_for(path_patterns, hidden),
+	"credential_commands": list_gates_for(array.concat(path_patterns, command_patterns), hidden),
+	"read_only_disqualifiers": list_gates_for(data.clawgate.exec.read_only_disqualifiers, hidden),
 	"read_only": {"pattern": read_only_regex},
 	"metadata": {"gate": literal_gate(metadata_needles), "needles": sort(metadata_needles)},
 	"hosts": {
-		"trusted_hosts": host_index(object.get(data.clawgate.http, "trusted_hosts", [])),
-		"production_hosts": host_index(object.get(data.clawgate.http, "production_hosts", [])),
+		"trusted_hosts": host_index(object.get(http_settings, "trusted_hosts", [])),
+		"production_hosts": host_index(object.get(http_settings, "production_hosts", [])),
 		"local_hostnames": host_index(local_hostnames),
 	},
 	"ip_gate": ip_gate,
+} if {
+	# Which needles can hide which (see overlapping_needles), over every list at once.
+	lists := [exec_rules, path_patterns, command_patterns, data.clawgate.exec.read_only_disqualifiers]
+	hidden := overlapping_needles({n | some entries in lists; some e in entries; some n in entry_needles(e)})
+	http_settings := object.union_n([x | x := data.clawgate.http; is_object(x)])
 }
 
 host_index(patterns) := {
@@ -193,13 +208,14 @@ byte_hex := [sprintf("%02x", [i]) | some i in numbers.range(0, 255)]
 
 byte_value := {h: i | some i, h in byte_hex}
 
-list_gates_for(entries) := {
+list_gates_for(entries, hidden) := {
 	"count": count(entries),
 	"gate": literal_gate(needles),
-	"tries": {m: sort({i | some i, e in entries; some n in entry_needles(e); needles_overlap(m, n)}) | some m in needles},
-	"always": [i | some i, e in entries; not entry_needles(e)],
+	"tries": {m: sort({i | some i, ns in entry_sets; count(ns & hidden[m]) > 0}) | some m in needles},
+	"always": [i | some i, ns in entry_sets; count(ns) == 0],
 } if {
-	needles := {n | some e in entries; some n in entry_needles(e)}
+	entry_sets := [{n | some n in entry_needles(e)} | some e in entries]
+	needles := {n | some ns in entry_sets; some n in ns}
 }
 
 # An entry's needles; undefined when it has none.
@@ -209,21 +225,30 @@ entry_needles(e) := e.needles if {
 	count(e.needles) > 0
 }
 
-# Can an occurrence of n start inside (or at the start of) an occurrence of m?
-# Then a search that reports m may not report n. The first-character test is a
-# cheap filter: n must start with a character of m.
-needles_overlap(m, n) if {
-	contains(m, substring(n, 0, 1))
-	needles_overlap_exact(m, n)
+# For each needle m: the needles n (m included) an occurrence of which can start
+# inside, or at the start of, an occurrence of m; a search that reports m may
+# miss those. Such an n starts at some offset j of m: then its first two
+# characters are m[j:j+2], or it is one character long and equals m[j], or it
+# starts with m's last character. Indexes by those heads leave the exact test
+# (needles_overlap_exact) to a few candidates per needle.
+overlapping_needles(needles) := {m: overlapping(m, by_head, by_first) | some m in needles} if {
+	heads := {n: substring(n, 0, 2) | some n in needles}
+	by_head := {h: {n | some n, x in heads; x == h} | some h in {x | some _, x in heads}}
+	firsts := {n: substring(n, 0, 1) | some n in needles}
+	by_first := {c: {n | some n, x in firsts; x == c} | some c in {x | some _, x in firsts}}
 }
 
-needles_overlap_exact(m, n) if contains(m, n)
-
-needles_overlap_exact(m, n) if {
-	# n starts at offset j of m and runs past m's end (or m is a prefix of n).
+# The candidates n inside m, or starting with one of m's suffixes (m included).
+overlapping(m, by_head, by_first) := {n | some n in candidates; contains(m, n)} | {n | some n in candidates; strings.any_prefix_match(n, suffixes)} if {
+	candidates := overlap_candidates(m, by_head, by_first)
 	suffixes := {substring(m, j, -1) | some j in numbers.range(0, count(m) - 1)}
-	strings.any_prefix_match(n, suffixes)
 }
+
+overlap_candidates(m, by_head, by_first) := {n |
+	some j in numbers.range(0, count(m) - 1)
+	some w in {substring(m, j, 2), substring(m, j, 1)}
+	some n in object.get(by_head, w, set())
+} | object.get(by_first, substring(m, count(m) - 1, 1), set())
 
 # The alternation of the escaped literals. The trailing one-byte alternative
 # (a NUL character, which no real path or command contains) keeps the regex

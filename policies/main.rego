@@ -15,10 +15,10 @@
 # Performance: the gate's budget is a few tens of microseconds per decision, and in
 # regorus every rule evaluated, every data reference and every regex call costs
 # whole microseconds (see "Performance" in docs/policy-guide.md). So:
-#   * core_findings dispatches on action.kind once; a call only evaluates the rules
-#     of its own kind;
-#   * each kind builds its findings in a few rule bodies, with locals, instead of one
-#     rule per concept;
+#   * core dispatches on action.kind once; a call only evaluates the rules of its
+#     own kind (tool_core, mcp_core, http_core, connect_core);
+#   * each kind builds its findings in one rule body, with locals, instead of one
+#     rule per concept (the per-concept helper rules remain for custom policies);
 #   * pattern lists are only scanned when a cheap literal "gate" from
 #     data.clawgate.generated says one of them can match (generated.rego).
 package clawgate
@@ -131,9 +131,17 @@ core := c if {
 	input.action.kind == "connect"
 	c := connect_core
 } else := {"findings": {input_finding}, "rate_subject": "unknown", "limits": {}} if {
-	# Anything we cannot classify is denied with a reason. This is also the
-	# path the loader takes when it probes the bundle with an empty input, so a
-	# stale data.clawgate.generated block is refused at load (generated.rego).
+	# Anything we cannot classify is denied with a reason.
+	generated_checked
+}
+
+# The loader probes the bundle with an empty input: that path (no action at
+# all) also checks data.clawgate.generated, so a stale block is refused at load
+# (generated.rego). Requests with an action never pay for the check.
+generated_checked if input.action
+
+generated_checked if {
+	not input.action
 	generated_is_current
 }
 
@@ -166,6 +174,20 @@ agent_id := a if {
 # ---------------------------------------------------------------------------
 
 decision := d if {
+	# The common case: one finding with known labels decides by itself.
+	fs := findings
+	count(fs) == 1
+	some f in fs
+	f.effect in {"allow", "deny", "require_approval"}
+	f.risk in {"low", "medium", "high", "critical"}
+	base := {
+		"effect": f.effect,
+		"risk": f.risk,
+		"reasons": [f.reason],
+		"constraints": constraints_for(f.risk, core),
+	}
+	d := with_approval(base, f.effect, f.risk)
+} else := d if {
 	fs := findings
 	count(fs) > 0
 	c := core

@@ -114,15 +114,7 @@ mcp_override := o if {
 	is_object(o)
 }
 
-mcp_class := "override" if {
-	mcp_override
-} else := "destructive" if {
-	some p in data.clawgate.mcp.destructive_patterns
-	regex.match(p, mcp_call.tool)
-} else := "read" if {
-	some p in data.clawgate.mcp.read_patterns
-	regex.match(p, mcp_call.tool)
-} else := "write"
+mcp_class := mcp_classify([o | o := mcp_override], object.union_n([x | x := data.clawgate.mcp; is_object(x)]), mcp_call.tool)
 
 mcp_class_spec := o if {
 	mcp_class == "override"
