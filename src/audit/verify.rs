@@ -37,9 +37,11 @@ pub struct Summary {
 }
 
 #[derive(Deserialize)]
-struct Links {
+struct Links<'a> {
     seq: u64,
-    prev: String,
+    /// Borrowed: verify reads millions of these, and hex has nothing to unescape.
+    #[serde(borrow)]
+    prev: std::borrow::Cow<'a, str>,
 }
 
 /// Streaming verifier: feed entries in order, and checkpoints whenever they are known.
@@ -124,7 +126,12 @@ impl ChainVerifier {
                 "entry content does not match its recorded hash: it was altered after writing",
             ));
         }
-        if links.prev != hex::encode(self.prev) {
+        let mut prev = [0u8; 32];
+        // Lowercase only, as written: the same bytes the Python verifier compares as text.
+        let prev_ok = !links.prev.bytes().any(|b| b.is_ascii_uppercase())
+            && hex::decode_to_slice(links.prev.as_bytes(), &mut prev).is_ok()
+            && prev == self.prev;
+        if !prev_ok {
             return Err(problem(
                 key,
                 match key.checked_sub(1) {
