@@ -19,6 +19,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+use support::*;
+
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -56,30 +59,6 @@ struct Settings {
     log: Option<String>,
     enforce_targets: bool,
     targets: Vec<Target>,
-}
-
-fn env_f64(name: &str, default: f64) -> f64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite() && *x >= 0.0)
-            .unwrap_or_else(|| panic!("{name}={v:?} is not a non-negative number")),
-        Err(_) => default,
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|x| *x > 0)
-            .unwrap_or_else(|| panic!("{name}={v:?} is not a positive integer")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {
@@ -130,82 +109,6 @@ impl Settings {
 // ---------------------------------------------------------------------------------------------
 // The request mix
 // ---------------------------------------------------------------------------------------------
-
-/// One kind of tool call in the mix, with its share out of 100.
-struct CallKind {
-    label: &'static str,
-    weight: u32,
-    tool: &'static str,
-    params: serde_json::Value,
-}
-
-fn call_kinds() -> Vec<CallKind> {
-    let kind = |label, weight, tool, params| CallKind {
-        label,
-        weight,
-        tool,
-        params,
-    };
-    vec![
-        kind(
-            "read",
-            28,
-            "read",
-            json!({"path": "/home/agent/project/src/main.rs"}),
-        ),
-        kind(
-            "exec ls -la",
-            15,
-            "exec",
-            json!({"command": "ls -la", "workdir": "/home/agent/project"}),
-        ),
-        kind(
-            "exec git status",
-            15,
-            "exec",
-            json!({"command": "git status", "workdir": "/home/agent/project"}),
-        ),
-        kind(
-            "exec rm -rf /var/lib",
-            3,
-            "exec",
-            json!({"command": "rm -rf /var/lib", "workdir": "/"}),
-        ),
-        kind(
-            "write",
-            10,
-            "write",
-            json!({"path": "/home/agent/project/notes/todo.md",
-                   "content": "# TODO\n\n- review the open pull requests\n- update the changelog\n"}),
-        ),
-        kind(
-            "web_fetch",
-            10,
-            "web_fetch",
-            json!({"url": "https://docs.example.com/guide/getting-started", "extractMode": "markdown",
-                   "maxChars": 20000}),
-        ),
-        kind(
-            "message send",
-            9,
-            "message",
-            json!({"action": "send", "channel": "slack", "to": "C0123456789",
-                   "message": "Deployment of build 4821 finished; all checks green."}),
-        ),
-        kind(
-            "browser",
-            7,
-            "browser",
-            json!({"action": "navigate", "targetUrl": "https://status.example.com/"}),
-        ),
-        kind(
-            "unknown tool",
-            3,
-            "frobnicate_widgets",
-            json!({"widget": "w-17", "force": true}),
-        ),
-    ]
-}
 
 /// A prepared request body and the index of its kind in [`call_kinds`].
 #[derive(Clone)]
@@ -387,11 +290,6 @@ fn decision_of(body: &[u8]) -> Option<usize> {
     DECISIONS.iter().position(|d| d.as_bytes() == &rest[..end])
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // 1 ns .. 60 s at 3 significant figures.
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
-}
-
 /// What one worker saw.
 struct Tally {
     latency: Histogram<u64>,
@@ -452,10 +350,6 @@ impl Tally {
         self.errors += 1;
         self.first_error.get_or_insert(e);
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
 }
 
 async fn open_conns(addr: SocketAddr, n: usize) -> Vec<Conn> {
@@ -659,38 +553,6 @@ struct Row {
     requests: u64,
     lag_p99: Option<u64>,
     given_up: u64,
-}
-
-fn fmt_ns(ns: u64) -> String {
-    let us = ns as f64 / 1000.0;
-    if us < 1000.0 {
-        format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{:.2} s", us / 1_000_000.0)
-    }
-}
-
-fn fmt_rate(r: f64) -> String {
-    let n = r.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}x", a / b)
-    } else {
-        "-".into()
-    }
 }
 
 fn print_scenario(load: Load, rows: &[Row]) {

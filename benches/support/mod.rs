@@ -1,0 +1,148 @@
+//! What the `check` and `audit` benchmarks share: the OpenClaw tool-call mix, environment
+//! knobs, histograms and number formatting.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// One kind of tool call in the mix, with its share out of 100.
+pub struct CallKind {
+    pub label: &'static str,
+    pub weight: u32,
+    pub tool: &'static str,
+    pub params: serde_json::Value,
+}
+
+pub fn call_kinds() -> Vec<CallKind> {
+    let kind = |label, weight, tool, params| CallKind {
+        label,
+        weight,
+        tool,
+        params,
+    };
+    vec![
+        kind(
+            "read",
+            28,
+            "read",
+            json!({"path": "/home/agent/project/src/main.rs"}),
+        ),
+        kind(
+            "exec ls -la",
+            15,
+            "exec",
+            json!({"command": "ls -la", "workdir": "/home/agent/project"}),
+        ),
+        kind(
+            "exec git status",
+            15,
+            "exec",
+            json!({"command": "git status", "workdir": "/home/agent/project"}),
+        ),
+        kind(
+            "exec rm -rf /var/lib",
+            3,
+            "exec",
+            json!({"command": "rm -rf /var/lib", "workdir": "/"}),
+        ),
+        kind(
+            "write",
+            10,
+            "write",
+            json!({"path": "/home/agent/project/notes/todo.md",
+                   "content": "# TODO\n\n- review the open pull requests\n- update the changelog\n"}),
+        ),
+        kind(
+            "web_fetch",
+            10,
+            "web_fetch",
+            json!({"url": "https://docs.example.com/guide/getting-started", "extractMode": "markdown",
+                   "maxChars": 20000}),
+        ),
+        kind(
+            "message send",
+            9,
+            "message",
+            json!({"action": "send", "channel": "slack", "to": "C0123456789",
+                   "message": "Deployment of build 4821 finished; all checks green."}),
+        ),
+        kind(
+            "browser",
+            7,
+            "browser",
+            json!({"action": "navigate", "targetUrl": "https://status.example.com/"}),
+        ),
+        kind(
+            "unknown tool",
+            3,
+            "frobnicate_widgets",
+            json!({"widget": "w-17", "force": true}),
+        ),
+    ]
+}
+
+pub fn env_f64(name: &str, default: f64) -> f64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .unwrap_or_else(|| panic!("{name}={v:?} is not a non-negative number")),
+        Err(_) => default,
+    }
+}
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|x| *x > 0)
+            .unwrap_or_else(|| panic!("{name}={v:?} is not a positive integer")),
+        Err(_) => default,
+    }
+}
+
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    // 1 ns .. 60 s at 3 significant figures.
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+pub fn fmt_ns(ns: u64) -> String {
+    let us = ns as f64 / 1000.0;
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1_000_000.0)
+    }
+}
+
+pub fn fmt_rate(r: f64) -> String {
+    let n = r.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
