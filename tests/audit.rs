@@ -154,15 +154,8 @@ async fn concurrent_writers_produce_a_gap_free_verified_chain() {
         let http = s.http.clone();
         let url = s.agent("/v1/check");
         tasks.spawn(async move {
-            let d: Value = http
-                .post(url)
-                .json(&check_body("read", json!({"i": i})))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let d: Value =
+                common::post_json(&http, &url, &check_body("read", json!({"i": i}))).await;
             d["audit_seq"].as_u64().unwrap()
         });
     }
@@ -528,15 +521,12 @@ async fn kill_9_under_load_loses_no_answered_decision() {
 
     // Restart: the log reopens and continues; then stop and verify everything.
     sc.start().await;
-    let d: Value = http
-        .post(sc.agent_url("/v1/check"))
-        .json(&check_body("read", json!({"after": "restart"})))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = common::post_json(
+        &http,
+        &sc.agent_url("/v1/check"),
+        &check_body("read", json!({"after": "restart"})),
+    )
+    .await;
     assert_eq!(d["decision"], "allow");
     sc.signal("TERM");
 

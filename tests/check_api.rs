@@ -261,15 +261,8 @@ async fn many_concurrent_checks_share_one_compiled_bundle() {
         let url = s.agent("/v1/check");
         let tool = if i % 2 == 0 { "read" } else { "exec" };
         tasks.spawn(async move {
-            let body: serde_json::Value = http
-                .post(url)
-                .json(&check_body(tool, json!({"i": i})))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: serde_json::Value =
+                common::post_json(&http, &url, &check_body(tool, json!({"i": i}))).await;
             (tool, body["decision"].as_str().unwrap().to_string())
         });
     }

@@ -46,18 +46,12 @@ async fn serve_runs_on_embedded_defaults_without_a_config_file() {
         .unwrap();
     assert_eq!(status["policy"]["source"], "embedded");
     assert_eq!(status["mode"], "enforce");
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post("http://127.0.0.1:9480/v1/check")
-        .json(&common::check_body(
-            "read",
-            serde_json::json!({"path": "README.md"}),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: serde_json::Value = common::post_json(
+        &reqwest::Client::new(),
+        "http://127.0.0.1:9480/v1/check",
+        &common::check_body("read", serde_json::json!({"path": "README.md"})),
+    )
+    .await;
     assert_eq!(resp["decision"], "allow", "{resp}");
 }
 
@@ -117,15 +111,12 @@ async fn sighup_reloads_the_policy_directory() {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post(sc.agent_url("/v1/check"))
-        .json(&common::check_body("read", serde_json::json!({})))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: serde_json::Value = common::post_json(
+        &reqwest::Client::new(),
+        &sc.agent_url("/v1/check"),
+        &common::check_body("read", serde_json::json!({})),
+    )
+    .await;
     assert_eq!(resp["reasons"], serde_json::json!(["reads are fine"]));
 }
 

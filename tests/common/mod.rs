@@ -202,3 +202,15 @@ impl Drop for BinarySidecar {
         }
     }
 }
+
+/// POST a JSON body and return the JSON answer.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
