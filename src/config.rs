@@ -41,6 +41,9 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub limits: Limits,
     pub audit: AuditConfig,
+    pub approval: ApprovalConfig,
+    pub notify: NotifyConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +114,102 @@ impl Default for AuditConfig {
     }
 }
 
+/// How `require_approval` verdicts are held and answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// Expiry of an approval request when the verdict names none (seconds).
+    pub timeout_s: u64,
+    /// Longest `POST /v1/check?wait=` or `GET /v1/approvals/{id}/wait` holds before it
+    /// answers `pending` (seconds).
+    pub max_wait_s: u64,
+    /// How long front doors that cannot long-poll (MCP gateway, egress proxy) hold a call.
+    pub hold_s: u64,
+    /// Once an approved action went through, an identical retry within this many seconds is
+    /// the same approval (a reconnecting client is not asked again). The same window answers
+    /// a retry of a denied or expired action with that denial.
+    pub reuse_window_s: u64,
+    /// Approver groups: `group:NAME` in a verdict's approvers means any id listed here.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            timeout_s: 300,
+            max_wait_s: 30,
+            hold_s: 20,
+            reuse_window_s: 60,
+            groups: Default::default(),
+        }
+    }
+}
+
+/// Where approval requests are sent. Secrets may also come from the environment
+/// (`CLAWGATE_SLACK_WEBHOOK_URL`, `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub slack: SlackConfig,
+    pub webhook: WebhookConfig,
+    /// Delivery attempts per notification before it is recorded as failed.
+    pub max_attempts: u32,
+    /// First retry delay; each retry doubles it (with jitter) up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Time limit of one delivery attempt.
+    pub timeout_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            slack: SlackConfig::default(),
+            webhook: WebhookConfig::default(),
+            max_attempts: 5,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// Slack incoming webhook URL that receives the Block Kit approval message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The Slack app's signing secret, to verify interactivity callbacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Receiver of JSON approval events, signed per Standard Webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Shared secret (`whsec_` + base64), for outgoing signatures and incoming callbacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// The admin listener's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The URL approvers' systems reach the admin listener at (used in callback links);
+    /// defaults to `http://<listeners.admin.addr>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Hex SHA-256 of the admin token. Unset: `CLAWGATE_ADMIN_TOKEN`, else a token created on
+    /// first start in `<data_dir>/admin.token` (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -129,6 +228,9 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             limits: Limits::default(),
             audit: AuditConfig::default(),
+            approval: ApprovalConfig::default(),
+            notify: NotifyConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -214,6 +316,38 @@ impl Config {
     /// The checkpoint signing key file.
     pub fn audit_key_path(&self) -> PathBuf {
         self.data_dir.join("audit-signing.key")
+    }
+
+    /// The approvals database file.
+    pub fn approvals_path(&self) -> PathBuf {
+        self.data_dir.join("approvals.redb")
+    }
+
+    /// The admin token file created on first start when no token is configured.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
+    /// Fill unset secrets from the environment (`CLAWGATE_SLACK_WEBHOOK_URL`,
+    /// `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`), so that they need not be
+    /// written in the config file.
+    pub fn with_secrets_from_env(mut self) -> Config {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let slack = &mut self.notify.slack;
+        slack.webhook_url = slack
+            .webhook_url
+            .take()
+            .or_else(|| env("CLAWGATE_SLACK_WEBHOOK_URL"));
+        slack.signing_secret = slack
+            .signing_secret
+            .take()
+            .or_else(|| env("CLAWGATE_SLACK_SIGNING_SECRET"));
+        let hook = &mut self.notify.webhook;
+        hook.secret = hook
+            .secret
+            .take()
+            .or_else(|| env("CLAWGATE_WEBHOOK_SECRET"));
+        self
     }
 
     /// Load and validate a config file.
@@ -336,6 +470,7 @@ impl Config {
                 });
             }
         }
+        problems.extend(self.validate_approvals());
         let (agent, admin) = (self.listeners.agent.addr, self.listeners.admin.addr);
         if agent == admin && agent.port() != 0 {
             problems.push(ConfigProblem {
@@ -343,6 +478,85 @@ impl Config {
                 message: format!("same address as listeners.agent.addr ({agent})"),
                 fix: "give the admin listener its own port: agents must never reach it by accident"
                     .into(),
+            });
+        }
+        problems
+    }
+
+    fn validate_approvals(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut range = |key: &str, value: u64, min: u64, max: u64, default: u64| {
+            if value < min || value > max {
+                problems.push(ConfigProblem {
+                    key: key.into(),
+                    message: format!("{value} is out of range"),
+                    fix: format!("use a value between {min} and {max} (default {default})"),
+                });
+            }
+        };
+        let a = &self.approval;
+        range("approval.timeout_s", a.timeout_s, 1, 7 * 86_400, 300);
+        range("approval.max_wait_s", a.max_wait_s, 0, 3_600, 30);
+        range("approval.hold_s", a.hold_s, 0, 3_600, 20);
+        range("approval.reuse_window_s", a.reuse_window_s, 0, 86_400, 60);
+        let n = &self.notify;
+        range("notify.max_attempts", n.max_attempts.into(), 1, 50, 5);
+        range(
+            "notify.initial_backoff_ms",
+            n.initial_backoff_ms,
+            1,
+            600_000,
+            500,
+        );
+        range(
+            "notify.max_backoff_ms",
+            n.max_backoff_ms,
+            1,
+            3_600_000,
+            30_000,
+        );
+        range("notify.timeout_ms", n.timeout_ms, 1, 600_000, 5_000);
+        for (name, members) in &a.groups {
+            if name.is_empty() || members.iter().any(|m| m.trim().is_empty()) {
+                problems.push(ConfigProblem {
+                    key: format!("approval.groups.{name}"),
+                    message: "group names and member ids must not be empty".into(),
+                    fix: "list approver ids, e.g. sre = [\"U0123ABCD\"]".into(),
+                });
+            }
+        }
+        let urls = [
+            ("notify.slack.webhook_url", &n.slack.webhook_url),
+            ("notify.webhook.url", &n.webhook.url),
+            ("admin.public_url", &self.admin.public_url),
+        ];
+        for (key, url) in urls {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                problems.push(ConfigProblem {
+                    key: key.into(),
+                    message: format!("{url:?} is not an http(s) URL"),
+                    fix: "write the full URL, starting with https://".into(),
+                });
+            }
+        }
+        if let Some(secret) = &n.webhook.secret
+            && crate::gate::approval::signature::WebhookSecret::parse(secret).is_err()
+        {
+            problems.push(ConfigProblem {
+                key: "notify.webhook.secret".into(),
+                message: "not a Standard Webhooks secret".into(),
+                fix: "use whsec_ followed by base64 of at least 24 random bytes".into(),
+            });
+        }
+        if let Some(hash) = &self.admin.token_sha256
+            && (hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            problems.push(ConfigProblem {
+                key: "admin.token_sha256".into(),
+                message: "must be 64 hex characters".into(),
+                fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
             });
         }
         problems

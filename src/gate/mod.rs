@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP, MCP or plugins: it takes an [`Action`] with who asked for it and
 //! returns a [`Decision`]. Anything that goes wrong on the way is a deny with a reason.
 
+pub mod approval;
 pub mod policy;
 
 use std::sync::Arc;
