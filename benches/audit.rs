@@ -44,7 +44,7 @@ use clawgate::audit::redact::Redactor;
 use clawgate::audit::verify::verify_db;
 use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
 use clawgate::config::Config;
-use clawgate::gate::{CheckRequest, Gate, NO_APPROVAL_WORKFLOW, Outcome};
+use clawgate::gate::{CheckRequest, Gate, Outcome};
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -365,12 +365,12 @@ fn event_kinds() -> Vec<EventKind> {
             json!({"command": "git push --force-with-lease origin feature/audit-benchmark && git log --oneline -n 5",
                    "workdir": "/home/agent/project", "timeout": 120,
                    "env": {"GIT_TERMINAL_PROMPT": "0"}}),
-            "deny",
+            "pending",
             "require_approval",
             "high",
             &[
                 "exec: git push changes a remote repository",
-                NO_APPROVAL_WORKFLOW,
+                "waiting for approval 019ab7e2-5a1c-7d3e-9f40-2b6c8d1e4a57 by group:operators (quorum 1, expires 2026-11-25T04:35:00.000Z); retry the same call once approved",
             ],
         ),
         event_kind(

@@ -329,7 +329,7 @@ impl Config {
     }
 
     /// Fill unset secrets from the environment (`CLAWGATE_SLACK_WEBHOOK_URL`,
-    /// `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`), so that they need not be
+    /// `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`, `CLAWGATE_ADMIN_TOKEN`), so that they need not be
     /// written in the config file.
     pub fn with_secrets_from_env(mut self) -> Config {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());

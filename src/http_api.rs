@@ -79,20 +79,29 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let is_json = req
+    read_body(req, limit, "application/json").await
+}
+
+/// Collect a request body of media type `mime`: 415 for any other type, 413 past `limit`.
+pub async fn read_body<B>(req: Request<B>, limit: usize, mime: &str) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let matches = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case("application/json")
+            let given = v.split(';').next().unwrap_or("").trim();
+            given.eq_ignore_ascii_case(mime)
         })
         .unwrap_or(false);
-    if !is_json {
+    if !matches {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "send the body as Content-Type: application/json",
+            format!("send the body as Content-Type: {mime}"),
         ));
     }
     let too_large = || {

@@ -18,10 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admin::auth::AdminToken;
 use crate::audit::redact::Redactor;
 use crate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions};
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::gate::approval::signature::WebhookSecret;
+use crate::gate::approval::{ApprovalSettings, Approvals};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
@@ -46,6 +49,12 @@ pub enum ServeError {
     Audit(#[from] AuditError),
     #[error("invalid redaction rules: {0}")]
     Redact(#[from] crate::audit::redact::RedactError),
+    #[error(transparent)]
+    Approval(#[from] crate::gate::approval::ApprovalError),
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::auth::AdminTokenError),
+    #[error("notify.webhook.secret: {0}")]
+    WebhookSecret(crate::gate::approval::signature::SignatureError),
     #[error("cannot watch policy directory {path}: {source}")]
     Watch {
         path: PathBuf,
@@ -57,6 +66,9 @@ pub enum ServeError {
 pub struct AppState {
     pub gate: Arc<Gate>,
     pub config: Arc<Config>,
+    pub admin_token: AdminToken,
+    /// Verifies signed generic approval callbacks (`notify.webhook.secret`).
+    pub webhook_secret: Option<WebhookSecret>,
 }
 
 impl AppState {
@@ -156,11 +168,33 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         }
         _ => None,
     };
+    let admin_token = AdminToken::load(
+        config.admin.token_sha256.as_deref(),
+        &config.admin_token_path(),
+    )?;
+    let webhook_secret = config
+        .notify
+        .webhook
+        .secret
+        .as_deref()
+        .map(WebhookSecret::parse)
+        .transpose()
+        .map_err(ServeError::WebhookSecret)?;
+    let approvals = Arc::new(
+        Approvals::open(
+            &config.approvals_path(),
+            ApprovalSettings::from(&config.approval),
+            audit.clone(),
+            None,
+        )
+        .await?,
+    );
     let gate = Arc::new(Gate::new(
         policy,
         config.mode,
         config.environment.clone(),
         audit.clone(),
+        approvals.clone(),
     ));
     audit
         .append(AuditEvent::new(
@@ -172,6 +206,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let state = Arc::new(AppState {
         gate,
         config: Arc::new(config),
+        admin_token,
+        webhook_secret,
     });
 
     let agent = bind("agent", state.config.listeners.agent.addr).await?;
@@ -181,6 +217,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let expiry = approvals.spawn_expiry(Duration::from_millis(500), shutdown_rx.clone());
+    tasks.spawn(async move {
+        let _ = expiry.await;
+    });
     let s = state.clone();
     tasks.spawn(serve_listener(agent, shutdown_rx.clone(), move |req| {
         let s = s.clone();
@@ -283,6 +323,9 @@ async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<Respo
     match req.uri().path() {
         "/v1/check" => intercept::check_api::handle(&state.gate, req, max_body).await,
         "/v1/results" => intercept::check_api::handle_result(&state.gate, req, max_body).await,
+        path if path.starts_with("/v1/approvals/") => {
+            intercept::check_api::handle_wait(&state.gate, req).await
+        }
         path => ApiError::not_found(path).into_response(),
     }
 }

@@ -39,18 +39,18 @@ async fn allow_deny_and_approval_verdicts_are_answered() {
     assert_eq!(deny["decision"], "deny");
     assert_eq!(deny["reasons"], json!(["unknown tool"]));
 
-    // No approval workflow yet: require_approval is a deny that says why.
+    // require_approval is held: pending, with the approval to wait for.
     let (_, held) = s.check("write", json!({"path": "a"})).await;
-    assert_eq!(held["decision"], "deny");
+    assert_eq!(held["decision"], "pending");
     assert_eq!(held["effect"], "require_approval");
     assert_eq!(held["risk"], "medium");
     let reasons = held["reasons"].as_array().unwrap();
     assert_eq!(reasons[0], "writes need a person");
-    assert!(
-        reasons[1]
-            .as_str()
-            .unwrap()
-            .contains("no approval workflow")
+    let approval_id = held["approval_id"].as_str().unwrap();
+    assert!(reasons[1].as_str().unwrap().contains(approval_id));
+    assert_eq!(
+        held["wait_url"],
+        format!("/v1/approvals/{approval_id}/wait").as_str()
     );
     assert_eq!(held["approval"]["approvers"], json!(["group:sre"]));
 

@@ -1,7 +1,9 @@
 //! The admin listener: operators and approvers only. Health, readiness, status and the audit
 //! export; approvals and metrics attach here.
 
+pub mod approvals;
 pub mod audit;
+pub mod auth;
 
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -9,7 +11,11 @@ use serde_json::json;
 use crate::http_api::{ApiError, ResponseBody, json_response};
 use crate::server::AppState;
 
-pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody> {
+pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let path = req.uri().path();
     match path {
         "/healthz" => only_get(req.method(), || {
@@ -22,6 +28,10 @@ pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBod
             ref m => ApiError::method_not_allowed(m, "GET").into_response(),
         },
         "/v1/audit/pubkey" => only_get(req.method(), || audit::pubkey(state)),
+        "/v1/slack/interactions" => approvals::slack_interactions(state, req).await,
+        p if p == "/v1/approvals" || p.starts_with("/v1/approvals/") => {
+            approvals::route(state, req).await
+        }
         _ => ApiError::not_found(path).into_response(),
     }
 }

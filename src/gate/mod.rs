@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Mode;
+use approval::{Admission, ApprovalBinding, ApprovalStatus, Approvals, NewApproval};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
 
 /// An action plus who wants it done.
@@ -72,6 +73,16 @@ pub struct Decision {
     pub approval: Option<ApprovalSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub constraints: Option<Constraints>,
+    /// The approval this decision waits for or was allowed by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_status: Option<ApprovalStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_expires_at: Option<String>,
+    /// Where a pending caller long-polls for the outcome (agent listener, relative).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_url: Option<String>,
     /// Seq of the audit entry that records this decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_seq: Option<u64>,
@@ -102,15 +113,12 @@ pub struct ResultReport {
 /// Reason added when the decision could not be recorded: nothing runs without evidence.
 pub const AUDIT_UNAVAILABLE: &str = "the audit log could not record this decision, so it is denied";
 
-/// Reason appended to `require_approval` verdicts while no approval workflow is wired in.
-pub const NO_APPROVAL_WORKFLOW: &str =
-    "approval required, but no approval workflow is configured in this clawgate; denied";
-
 pub struct Gate {
     policy: Arc<PolicyEngine>,
     mode: AtomicU8,
     environment: String,
     audit: Arc<AuditLog>,
+    approvals: Arc<Approvals>,
 }
 
 impl Gate {
@@ -119,13 +127,19 @@ impl Gate {
         mode: Mode,
         environment: String,
         audit: Arc<AuditLog>,
+        approvals: Arc<Approvals>,
     ) -> Gate {
         Gate {
             policy,
             mode: AtomicU8::new(mode as u8),
             environment,
             audit,
+            approvals,
         }
+    }
+
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
     }
 
     pub fn audit(&self) -> &Arc<AuditLog> {
@@ -175,6 +189,9 @@ impl Gate {
     /// cannot be written, the action is denied.
     pub async fn decide(&self, req: &CheckRequest) -> Decision {
         let mut decision = self.evaluate(req);
+        if decision.decision == Outcome::Pending {
+            self.ask_for_approval(req, &mut decision).await;
+        }
         let event = decision_event(req, &decision, &self.environment);
         match self.audit.append(event).await {
             Ok(receipt) => decision.audit_seq = Some(receipt.seq),
@@ -186,6 +203,82 @@ impl Gate {
             }
         }
         decision
+    }
+
+    /// Like [`Gate::decide`], but a pending decision is held up to `wait` for its approval to
+    /// resolve; then the action is decided again, so the answer is the resolved one.
+    pub async fn decide_and_wait(&self, req: &CheckRequest, wait: std::time::Duration) -> Decision {
+        let decision = self.decide(req).await;
+        let Some(id) = decision.approval_id.as_deref() else {
+            return decision;
+        };
+        if decision.decision != Outcome::Pending || wait.is_zero() {
+            return decision;
+        }
+        match self.approvals.wait(id, wait).await {
+            Some(status) if status.is_final() => self.decide(req).await,
+            _ => decision,
+        }
+    }
+
+    /// Bind a `require_approval` verdict to an approval: an approved one lets the action
+    /// through, a recently denied or expired one refuses it, otherwise it stays pending.
+    async fn ask_for_approval(&self, req: &CheckRequest, d: &mut Decision) {
+        let binding = ApprovalBinding {
+            action_hash: d.action_hash.clone(),
+            policy_revision: d.policy_revision.clone(),
+            agent_id: req.agent.id.clone().unwrap_or_default(),
+            authenticated_as: req.agent.authenticated_as.clone(),
+        };
+        // People read the action; secrets are redacted as they are for the audit log.
+        let mut shown = serde_json::json!({ "action": to_value(&req.action) });
+        self.audit.redactor().redact(&mut shown);
+        let new = NewApproval {
+            decision_id: d.id.clone(),
+            requester: req.requester.clone(),
+            run_id: req.agent.run_id.clone(),
+            action: shown["action"].take(),
+            risk: d.risk,
+            reasons: d.reasons.clone(),
+            spec: d.approval.clone(),
+        };
+        match self.approvals.admit(binding, new).await {
+            Ok(Admission::Approved(view)) => {
+                d.decision = Outcome::Allow;
+                d.reasons.push(format!(
+                    "approved by {} (approval {})",
+                    view.decided_by.join(", "),
+                    view.id
+                ));
+                d.approval_status = Some(view.status);
+                d.approval_id = Some(view.id);
+            }
+            Ok(Admission::Refused(view)) => {
+                d.decision = Outcome::Deny;
+                d.reasons.push(approval::refusal_reason(&view));
+                d.approval_status = Some(view.status);
+                d.approval_id = Some(view.id);
+            }
+            Ok(Admission::Pending { view, .. }) => {
+                d.reasons.push(format!(
+                    "waiting for approval {} by {} (quorum {}, expires {}); retry the same call once approved",
+                    view.id,
+                    view.approvers.join(", "),
+                    view.quorum,
+                    view.expires_at
+                ));
+                d.wait_url = Some(format!("/v1/approvals/{}/wait", view.id));
+                d.approval_expires_at = Some(view.expires_at);
+                d.approval_status = Some(view.status);
+                d.approval_id = Some(view.id);
+            }
+            Err(e) => {
+                tracing::error!(action_id = %d.id, error = %e, "approval could not be requested; denying");
+                d.decision = Outcome::Deny;
+                d.reasons
+                    .push(format!("approval could not be requested ({e}); denied"));
+            }
+        }
     }
 
     /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
@@ -219,7 +312,7 @@ impl Gate {
         action_hash: String,
     ) -> Decision {
         let mode = self.mode();
-        let mut reasons = verdict.reasons;
+        let reasons = verdict.reasons;
         let (decision, shadow) = match (mode, verdict.effect) {
             (_, Effect::Allow) => (Outcome::Allow, None),
             (Mode::Shadow, Effect::Deny) => (Outcome::Allow, Some(ShadowOutcome::WouldDeny)),
@@ -227,10 +320,7 @@ impl Gate {
                 (Outcome::Allow, Some(ShadowOutcome::WouldRequireApproval))
             }
             (Mode::Enforce, Effect::Deny) => (Outcome::Deny, None),
-            (Mode::Enforce, Effect::RequireApproval) => {
-                reasons.push(NO_APPROVAL_WORKFLOW.to_string());
-                (Outcome::Deny, None)
-            }
+            (Mode::Enforce, Effect::RequireApproval) => (Outcome::Pending, None),
         };
         Decision {
             id: uuid::Uuid::now_v7().to_string(),
@@ -244,6 +334,10 @@ impl Gate {
             action_hash,
             approval: verdict.approval,
             constraints: verdict.constraints,
+            approval_id: None,
+            approval_status: None,
+            approval_expires_at: None,
+            wait_url: None,
             audit_seq: None,
         }
     }
@@ -275,6 +369,9 @@ fn decision_event(req: &CheckRequest, d: &Decision, environment: &str) -> AuditE
     }
     if let Some(a) = &d.approval {
         fields.insert("approval".into(), to_value(a));
+    }
+    if let Some(id) = &d.approval_id {
+        fields.insert("approval_id".into(), Value::String(id.clone()));
     }
     if let Some(c) = &d.constraints {
         fields.insert("constraints".into(), to_value(c));

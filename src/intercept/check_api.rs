@@ -1,11 +1,16 @@
 //! `POST /v1/check`: the OpenClaw plugin's `before_tool_call` hook asks here before each
-//! tool call. `POST /v1/results`: its `after_tool_call` hook reports what happened.
+//! tool call (`?wait=SECONDS` holds a call that needs approval). `GET
+//! /v1/approvals/{id}/wait`: long-polls a pending approval. `POST /v1/results`: the
+//! `after_tool_call` hook reports what happened.
+
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{Action, AgentIdentity, Requester};
+use crate::gate::approval::{ApprovalView, Release, refusal_reason};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
 use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
 
@@ -62,6 +67,7 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let wait = wait_param(req.uri().query(), "wait", gate)?;
     let body = read_json_body(req, max_body).await?;
     let request = parse_json::<CheckBody>(&body)?.into_request()?;
     let span = tracing::info_span!(
@@ -73,7 +79,9 @@ where
     );
     let decision = {
         use tracing::Instrument;
-        gate.decide(&request).instrument(span.clone()).await
+        gate.decide_and_wait(&request, wait)
+            .instrument(span.clone())
+            .await
     };
     let _enter = span.enter();
     span.record("action_id", decision.id.as_str());
@@ -139,4 +147,129 @@ fn validate_report(report: ResultReport) -> Result<ResultReport, ApiError> {
         )));
     }
     Ok(report)
+}
+
+/// Read a hold time in seconds from the query (`wait` or `timeout`), bounded by
+/// `approval.max_wait_s`. Absent means no hold.
+fn wait_param(query: Option<&str>, name: &str, gate: &Gate) -> Result<Duration, ApiError> {
+    let max = gate.approvals().settings().max_wait;
+    let mut wait = Duration::ZERO;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k != name {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("unknown query parameter {k:?}; use {name}"),
+            ));
+        }
+        let secs: f64 = v
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("{name} must be a number of seconds, not {v:?}"),
+                )
+            })?;
+        wait = Duration::from_secs_f64(secs.min(max.as_secs_f64()));
+    }
+    Ok(wait)
+}
+
+/// The answer of `GET /v1/approvals/{id}/wait`.
+#[derive(Debug, serde::Serialize)]
+struct WaitAnswer {
+    approval_id: String,
+    /// `allow` (run the call now), `deny`, or `pending` (ask again).
+    decision: Outcome,
+    status: crate::gate::approval::ApprovalStatus,
+    reasons: Vec<String>,
+    decided_by: Vec<String>,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_url: Option<String>,
+}
+
+impl WaitAnswer {
+    fn new(view: ApprovalView, decision: Outcome, reason: String) -> WaitAnswer {
+        let wait_url =
+            (decision == Outcome::Pending).then(|| format!("/v1/approvals/{}/wait", view.id));
+        WaitAnswer {
+            approval_id: view.id,
+            decision,
+            status: view.status,
+            reasons: vec![reason],
+            decided_by: view.decided_by,
+            expires_at: view.expires_at,
+            wait_url,
+        }
+    }
+}
+
+/// `GET /v1/approvals/{id}/wait?timeout=SECONDS`: hold until the approval resolves (bounded
+/// by `approval.max_wait_s`). `allow` means the approved call may run now; it counts as the
+/// approval's use.
+pub async fn handle_wait<B>(gate: &Gate, req: Request<B>) -> Response<ResponseBody> {
+    let path = req.uri().path();
+    let Some(id) = path
+        .strip_prefix("/v1/approvals/")
+        .and_then(|rest| rest.strip_suffix("/wait"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    else {
+        return ApiError::not_found(path).into_response();
+    };
+    if req.method() != Method::GET {
+        return ApiError::method_not_allowed(req.method(), "GET").into_response();
+    }
+    let timeout = match wait_param(req.uri().query(), "timeout", gate) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let span = tracing::info_span!(
+        "approval_wait",
+        approval_id = id,
+        decision = tracing::field::Empty
+    );
+    let released = {
+        use tracing::Instrument;
+        gate.approvals()
+            .wait_and_release(id, timeout)
+            .instrument(span.clone())
+            .await
+    };
+    let answer = match released {
+        Ok(Some(Release::Allowed(view))) => {
+            let reason = format!(
+                "approved by {} (approval {})",
+                view.decided_by.join(", "),
+                view.id
+            );
+            WaitAnswer::new(view, Outcome::Allow, reason)
+        }
+        Ok(Some(Release::Refused { view, reason })) => WaitAnswer::new(view, Outcome::Deny, reason),
+        Ok(Some(Release::Pending(view))) => {
+            let reason = refusal_reason(&view);
+            WaitAnswer::new(view, Outcome::Pending, reason)
+        }
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "approval_not_found",
+                format!("no approval with id {id}"),
+            )
+            .into_response();
+        }
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "approval_unavailable",
+                format!("the approval could not be released ({e}); do not run the call"),
+            )
+            .into_response();
+        }
+    };
+    span.record("decision", answer.decision.as_str());
+    json_response(StatusCode::OK, &answer)
 }

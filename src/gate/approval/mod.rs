@@ -1,9 +1,790 @@
 //! Human approval: `require_approval` verdicts become approval requests bound to the exact
 //! action, held until enough allowed people answer, and released exactly to that action.
+//!
+//! The rules live here and nowhere else: only allowed approvers count, the requester never
+//! approves their own action, a quorum needs that many distinct approvers, one deny denies,
+//! expiry denies, and an approval applies only to a check with an identical binding
+//! (canonical action hash, policy revision, agent). Every step is persisted in
+//! `approvals.redb` and recorded in the audit log before it takes effect.
 
 pub mod model;
 pub mod signature;
+pub mod store;
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, watch};
+
+use crate::action::Requester;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::ApprovalConfig;
+use crate::gate::policy::{ApprovalSpec, Risk};
 pub use model::{
-    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote,
+    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
+    rfc3339,
 };
+use store::ApprovalStore;
+
+/// Approvers used when a verdict names none: approval must never be open to anyone.
+pub const FALLBACK_APPROVERS: &str = "group:clawgate-admins";
+
+/// Resolved approvals stay in memory this long (for reuse windows and quick lookups);
+/// older ones are read from the store on demand.
+const KEEP_RESOLVED_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("approval storage error: {0}")]
+    Storage(String),
+    #[error("the audit log could not record the approval step: {0}")]
+    Audit(String),
+}
+
+/// Why an answer was not counted. Each one is audited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerRejected {
+    #[error("no approval with id {0}")]
+    NotFound(String),
+    #[error("the approval is already {0}")]
+    NotPending(&'static str),
+    #[error("the approval expired before this answer")]
+    Expired,
+    #[error("{0} is not an allowed approver for this action")]
+    NotAllowed(String),
+    #[error("{0} asked for this action and cannot approve it")]
+    SelfApproval(String),
+    #[error("{0} already answered this approval")]
+    AlreadyAnswered(String),
+    #[error("the answer names action {given}, but this approval is bound to {bound}")]
+    BindingMismatch { given: String, bound: String },
+    #[error("the approver id is empty")]
+    NoApprover,
+    #[error(transparent)]
+    Failed(#[from] ApprovalError),
+}
+
+impl AnswerRejected {
+    /// A stable code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AnswerRejected::NotFound(_) => "approval_not_found",
+            AnswerRejected::NotPending(_) => "approval_resolved",
+            AnswerRejected::Expired => "approval_expired",
+            AnswerRejected::NotAllowed(_) => "approver_not_allowed",
+            AnswerRejected::SelfApproval(_) => "self_approval",
+            AnswerRejected::AlreadyAnswered(_) => "already_answered",
+            AnswerRejected::BindingMismatch { .. } => "binding_mismatch",
+            AnswerRejected::NoApprover => "invalid_request",
+            AnswerRejected::Failed(_) => "approval_unavailable",
+        }
+    }
+}
+
+/// One answer as it arrives from a channel.
+#[derive(Debug, Clone)]
+pub struct AnswerInput {
+    pub approver: String,
+    pub vote: Vote,
+    pub channel: Channel,
+    pub reason: Option<String>,
+    /// If the caller names the action it approves, it must be the bound one.
+    pub action_hash: Option<String>,
+    /// Slack's `response_url` for the message the answer came from.
+    pub slack_response_url: Option<String>,
+}
+
+/// What a new approval request carries besides its binding.
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    pub decision_id: String,
+    pub requester: Option<Requester>,
+    pub run_id: Option<String>,
+    /// The redacted action, for people to read.
+    pub action: Value,
+    pub risk: Risk,
+    pub reasons: Vec<String>,
+    pub spec: Option<ApprovalSpec>,
+}
+
+/// What the gate should do with a `require_approval` verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// An approval for exactly this action is granted: let it through.
+    Approved(ApprovalView),
+    /// A recent approval for exactly this action was denied or expired.
+    Refused(ApprovalView),
+    /// Waiting for people. `created` is false when an existing request was reused.
+    Pending { view: ApprovalView, created: bool },
+}
+
+/// The outcome of waiting on an approval from the agent side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Release {
+    /// Approved; this call may run (and was recorded as a use).
+    Allowed(ApprovalView),
+    /// Denied, expired, or already used outside the reuse window.
+    Refused {
+        view: ApprovalView,
+        reason: String,
+    },
+    Pending(ApprovalView),
+}
+
+/// Timing settings from `[approval]`.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    pub default_timeout: Duration,
+    pub max_wait: Duration,
+    pub hold: Duration,
+    pub reuse_window: Duration,
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl From<&ApprovalConfig> for ApprovalSettings {
+    fn from(c: &ApprovalConfig) -> Self {
+        ApprovalSettings {
+            default_timeout: Duration::from_secs(c.timeout_s),
+            max_wait: Duration::from_secs(c.max_wait_s),
+            hold: Duration::from_secs(c.hold_s),
+            reuse_window: Duration::from_secs(c.reuse_window_s),
+            groups: c.groups.clone(),
+        }
+    }
+}
+
+struct Slot {
+    req: ApprovalRequest,
+    status: watch::Sender<ApprovalStatus>,
+}
+
+#[derive(Default)]
+struct Book {
+    by_id: HashMap<String, Slot>,
+    /// Binding key → the latest approval for that binding.
+    by_binding: HashMap<String, String>,
+}
+
+impl Book {
+    fn insert(&mut self, req: ApprovalRequest) {
+        self.by_binding.insert(req.binding.key(), req.id.clone());
+        let (status, _) = watch::channel(req.status);
+        self.by_id.insert(req.id.clone(), Slot { req, status });
+    }
+}
+
+/// Hooks for notifying people; the approval service calls them after each step is durable.
+pub trait ApprovalNotifier: Send + Sync {
+    fn requested(&self, view: &ApprovalView);
+    fn resolved(&self, view: &ApprovalView, slack_response_urls: &[String]);
+}
+
+pub struct Approvals {
+    store: ApprovalStore,
+    audit: Arc<AuditLog>,
+    notifier: Option<Arc<dyn ApprovalNotifier>>,
+    settings: ApprovalSettings,
+    // One lock for every state change: approval traffic is human-paced, and serializing
+    // answers is what makes quorum counting and single use simple to get right.
+    book: Mutex<Book>,
+}
+
+impl Approvals {
+    /// Open the store, load every approval, and expire those whose time ran out while the
+    /// sidecar was down.
+    pub async fn open(
+        path: &std::path::Path,
+        settings: ApprovalSettings,
+        audit: Arc<AuditLog>,
+        notifier: Option<Arc<dyn ApprovalNotifier>>,
+    ) -> Result<Approvals, ApprovalError> {
+        let path = path.to_path_buf();
+        let (store, all) = tokio::task::spawn_blocking(move || {
+            let store = ApprovalStore::open(&path)?;
+            let all = store.load_all()?;
+            Ok::<_, ApprovalError>((store, all))
+        })
+        .await
+        .map_err(|e| ApprovalError::Storage(e.to_string()))??;
+        let now = now_ms();
+        let mut book = Book::default();
+        for req in all {
+            if req.status == ApprovalStatus::Pending
+                || req.resolved_ms.unwrap_or(0) + KEEP_RESOLVED_MS > now
+            {
+                book.insert(req);
+            }
+        }
+        let approvals = Approvals {
+            store,
+            audit,
+            notifier,
+            settings,
+            book: Mutex::new(book),
+        };
+        approvals.expire_due().await;
+        Ok(approvals)
+    }
+
+    pub fn settings(&self) -> &ApprovalSettings {
+        &self.settings
+    }
+
+    /// Called by the gate for an enforced `require_approval` verdict: reuse the approval
+    /// bound to exactly this action, or create (and announce) a new one.
+    pub async fn admit(
+        &self,
+        binding: ApprovalBinding,
+        new: NewApproval,
+    ) -> Result<Admission, ApprovalError> {
+        let key = binding.key();
+        let now = now_ms();
+        let reuse = self.settings.reuse_window.as_millis() as i64;
+        let mut book = self.book.lock().await;
+        if let Some(id) = book.by_binding.get(&key).cloned() {
+            self.expire_if_due(&mut book, &id, now).await?;
+            if let Some(slot) = book.by_id.get(&id) {
+                let req = &slot.req;
+                match req.status {
+                    ApprovalStatus::Pending => {
+                        return Ok(Admission::Pending {
+                            view: req.view(),
+                            created: false,
+                        });
+                    }
+                    ApprovalStatus::Approved => {
+                        if usable(req, now, reuse) {
+                            let view = self.use_approval(&mut book, &id, now).await?;
+                            return Ok(Admission::Approved(view));
+                        }
+                    }
+                    ApprovalStatus::Denied | ApprovalStatus::Expired => {
+                        if req.resolved_ms.unwrap_or(0) + reuse >= now {
+                            return Ok(Admission::Refused(req.view()));
+                        }
+                    }
+                }
+            }
+        }
+        let req = self.new_request(binding, new, now);
+        let view = req.view();
+        self.record(
+            &req,
+            json!({"event": "requested", "approval_id": req.id, "decision_id": req.decision_id,
+                "action_hash": req.binding.action_hash, "policy_revision": req.binding.policy_revision,
+                "agent_id": req.binding.agent_id, "approvers": req.approvers, "quorum": req.quorum,
+                "expires_at": view.expires_at}),
+        )
+        .await?;
+        self.persist(&req).await?;
+        book.insert(req);
+        drop(book);
+        if let Some(n) = &self.notifier {
+            n.requested(&view);
+        }
+        Ok(Admission::Pending {
+            view,
+            created: true,
+        })
+    }
+
+    fn new_request(&self, binding: ApprovalBinding, new: NewApproval, now: i64) -> ApprovalRequest {
+        let spec = new.spec.unwrap_or(ApprovalSpec {
+            approvers: Vec::new(),
+            quorum: 1,
+            timeout_s: None,
+        });
+        let approvers = if spec.approvers.is_empty() {
+            vec![FALLBACK_APPROVERS.to_string()]
+        } else {
+            spec.approvers
+        };
+        let timeout_ms = spec
+            .timeout_s
+            .map(|s| s.saturating_mul(1000))
+            .unwrap_or(self.settings.default_timeout.as_millis() as u64)
+            .min(i64::MAX as u64 / 2) as i64;
+        ApprovalRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+            decision_id: new.decision_id,
+            binding,
+            requester: new.requester,
+            run_id: new.run_id,
+            action: new.action,
+            risk: new.risk,
+            reasons: new.reasons,
+            approvers,
+            quorum: spec.quorum.max(1),
+            created_ms: now,
+            expires_ms: now.saturating_add(timeout_ms),
+            status: ApprovalStatus::Pending,
+            answers: Vec::new(),
+            resolved_ms: None,
+            first_used_ms: None,
+            slack_response_urls: Vec::new(),
+        }
+    }
+
+    /// Record a use of an approved approval (the first use is audited and persisted).
+    async fn use_approval(
+        &self,
+        book: &mut Book,
+        id: &str,
+        now: i64,
+    ) -> Result<ApprovalView, ApprovalError> {
+        let Some(slot) = book.by_id.get_mut(id) else {
+            return Err(ApprovalError::Storage(format!("approval {id} vanished")));
+        };
+        if slot.req.first_used_ms.is_none() {
+            let mut next = slot.req.clone();
+            next.first_used_ms = Some(now);
+            self.record(
+                &next,
+                json!({"event": "consumed", "approval_id": id, "action_hash": next.binding.action_hash}),
+            )
+            .await?;
+            self.persist(&next).await?;
+            slot.req = next;
+        }
+        Ok(slot.req.view())
+    }
+
+    /// Wait until the approval is no longer pending or `timeout` passes; `None` for an
+    /// unknown id.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Option<ApprovalStatus> {
+        let mut rx = {
+            let book = self.book.lock().await;
+            book.by_id.get(id)?.status.subscribe()
+        };
+        let settled = async {
+            loop {
+                let status = *rx.borrow_and_update();
+                if status.is_final() {
+                    return status;
+                }
+                if rx.changed().await.is_err() {
+                    return ApprovalStatus::Pending;
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, settled).await {
+            Ok(status) => Some(status),
+            Err(_) => Some(*rx.borrow()),
+        }
+    }
+
+    /// The agent side of `GET /v1/approvals/{id}/wait`: wait, then release an approved
+    /// action once (or again within the reuse window).
+    pub async fn wait_and_release(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Release>, ApprovalError> {
+        if self.wait(id, timeout).await.is_none() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let reuse = self.settings.reuse_window.as_millis() as i64;
+        let mut book = self.book.lock().await;
+        self.expire_if_due(&mut book, id, now).await?;
+        let Some(slot) = book.by_id.get(id) else {
+            return Ok(None);
+        };
+        let view = slot.req.view();
+        Ok(Some(match slot.req.status {
+            ApprovalStatus::Pending => Release::Pending(view),
+            ApprovalStatus::Approved if usable(&slot.req, now, reuse) => {
+                Release::Allowed(self.use_approval(&mut book, id, now).await?)
+            }
+            _ => Release::Refused {
+                reason: refusal_reason(&view),
+                view,
+            },
+        }))
+    }
+
+    /// One person's answer, from any channel. Rejections are audited and change nothing.
+    pub async fn answer(
+        &self,
+        id: &str,
+        input: AnswerInput,
+    ) -> Result<ApprovalView, AnswerRejected> {
+        let now = now_ms();
+        let mut book = self.book.lock().await;
+        if !book.by_id.contains_key(id) {
+            // Possibly an old, resolved approval no longer kept in memory.
+            match self.load(id).await? {
+                Some(req) => book.insert(req),
+                None => {
+                    drop(book);
+                    return Err(self
+                        .reject(id, &input, AnswerRejected::NotFound(id.into()))
+                        .await);
+                }
+            }
+        }
+        self.expire_if_due(&mut book, id, now).await?;
+        let slot = book
+            .by_id
+            .get_mut(id)
+            .ok_or(ApprovalError::Storage(format!("approval {id} vanished")))?;
+        let mut next = slot.req.clone();
+        if let Some(url) = &input.slack_response_url
+            && !next.slack_response_urls.contains(url)
+            && next.slack_response_urls.len() < 16
+        {
+            next.slack_response_urls.push(url.clone());
+        }
+        if let Err(rejected) = self.check_answer(&next, &input) {
+            if next.slack_response_urls != slot.req.slack_response_urls {
+                // Keep the response URL even from a rejected click, to update the message later.
+                if self.persist(&next).await.is_ok() {
+                    slot.req.slack_response_urls = next.slack_response_urls;
+                }
+            }
+            drop(book);
+            return Err(self.reject(id, &input, rejected).await);
+        }
+        next.answers.push(Answer {
+            approver: input.approver.clone(),
+            vote: input.vote,
+            channel: input.channel,
+            at: rfc3339(now),
+            reason: input.reason.clone(),
+        });
+        let resolved = match input.vote {
+            Vote::Deny => Some(ApprovalStatus::Denied),
+            Vote::Approve if next.approved_by().len() as u32 >= next.quorum => {
+                Some(ApprovalStatus::Approved)
+            }
+            Vote::Approve => None,
+        };
+        self.record(
+            &next,
+            json!({"event": "answer", "approval_id": id, "approver": input.approver,
+                "vote": input.vote, "channel": input.channel, "reason": input.reason,
+                "approvals": next.approved_by().len(), "quorum": next.quorum}),
+        )
+        .await?;
+        if let Some(status) = resolved {
+            next.status = status;
+            next.resolved_ms = Some(now);
+            self.record(
+                &next,
+                json!({"event": "resolved", "approval_id": id, "status": status,
+                    "decided_by": next.decided_by(), "action_hash": next.binding.action_hash}),
+            )
+            .await?;
+        }
+        self.persist(&next).await?;
+        slot.req = next;
+        let view = slot.req.view();
+        let urls = slot.req.slack_response_urls.clone();
+        if resolved.is_some() {
+            slot.status.send_replace(slot.req.status);
+        }
+        drop(book);
+        if resolved.is_some()
+            && let Some(n) = &self.notifier
+        {
+            n.resolved(&view, &urls);
+        }
+        Ok(view)
+    }
+
+    fn check_answer(
+        &self,
+        req: &ApprovalRequest,
+        input: &AnswerInput,
+    ) -> Result<(), AnswerRejected> {
+        let who = input.approver.trim();
+        if who.is_empty() {
+            return Err(AnswerRejected::NoApprover);
+        }
+        match req.status {
+            ApprovalStatus::Pending => {}
+            ApprovalStatus::Expired => return Err(AnswerRejected::Expired),
+            s => return Err(AnswerRejected::NotPending(s.as_str())),
+        }
+        if let Some(given) = &input.action_hash
+            && !given.eq_ignore_ascii_case(&req.binding.action_hash)
+        {
+            return Err(AnswerRejected::BindingMismatch {
+                given: given.clone(),
+                bound: req.binding.action_hash.clone(),
+            });
+        }
+        let is_requester = req
+            .requester
+            .as_ref()
+            .and_then(|r| r.sender_id.as_deref())
+            .is_some_and(|s| s == who);
+        if is_requester || req.binding.agent_id == who {
+            return Err(AnswerRejected::SelfApproval(who.to_string()));
+        }
+        if !self.is_allowed(who, &req.approvers) {
+            return Err(AnswerRejected::NotAllowed(who.to_string()));
+        }
+        if req.answers.iter().any(|a| a.approver == who) {
+            return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Whether `who` is one of `approvers`, directly or through a configured group.
+    pub fn is_allowed(&self, who: &str, approvers: &[String]) -> bool {
+        approvers.iter().any(|a| match a.strip_prefix("group:") {
+            Some(group) => self
+                .settings
+                .groups
+                .get(group)
+                .is_some_and(|members| members.iter().any(|m| m == who)),
+            None => a == who,
+        })
+    }
+
+    /// Audit a rejected answer and hand the rejection back.
+    async fn reject(&self, id: &str, input: &AnswerInput, why: AnswerRejected) -> AnswerRejected {
+        tracing::warn!(approval_id = id, approver = %input.approver, channel = input.channel.as_str(),
+            reason = %why, "approval answer rejected");
+        let event = AuditEvent::new(
+            "approval",
+            json!({"event": "answer_rejected", "approval_id": id, "approver": input.approver,
+                "vote": input.vote, "channel": input.channel, "why": why.to_string(), "code": why.code()}),
+        );
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(approval_id = id, error = %e, "could not record a rejected answer");
+        }
+        why
+    }
+
+    /// Audit a callback refused before it could name a trustworthy answer (bad signature,
+    /// stale timestamp, replay).
+    pub async fn record_refused_callback(
+        &self,
+        channel: Channel,
+        approval_id: Option<&str>,
+        why: &str,
+    ) {
+        let event = AuditEvent::new(
+            "approval",
+            json!({"event": "callback_rejected", "channel": channel, "approval_id": approval_id, "why": why}),
+        );
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, "could not record a refused callback");
+        }
+    }
+
+    /// Expire every pending approval whose time is up. Returns how many expired.
+    pub async fn expire_due(&self) -> usize {
+        let now = now_ms();
+        let mut book = self.book.lock().await;
+        let due: Vec<String> = book
+            .by_id
+            .values()
+            .filter(|s| s.req.status == ApprovalStatus::Pending && s.req.expires_ms <= now)
+            .map(|s| s.req.id.clone())
+            .collect();
+        let mut n = 0;
+        for id in due {
+            match self.expire_if_due(&mut book, &id, now).await {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(approval_id = %id, error = %e, "could not expire approval")
+                }
+            }
+        }
+        // Forget old resolved approvals (they stay in the store for `show`).
+        let before = now - KEEP_RESOLVED_MS;
+        let old: Vec<String> = book
+            .by_id
+            .values()
+            .filter(|s| s.req.resolved_ms.is_some_and(|r| r < before))
+            .map(|s| s.req.id.clone())
+            .collect();
+        for id in old {
+            if let Some(slot) = book.by_id.remove(&id) {
+                let key = slot.req.binding.key();
+                if book.by_binding.get(&key) == Some(&id) {
+                    book.by_binding.remove(&key);
+                }
+            }
+        }
+        n
+    }
+
+    /// Expire the approval if it is pending and its time is up; true if it expired now.
+    async fn expire_if_due(
+        &self,
+        book: &mut Book,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, ApprovalError> {
+        let Some(slot) = book.by_id.get_mut(id) else {
+            return Ok(false);
+        };
+        if slot.req.status != ApprovalStatus::Pending || slot.req.expires_ms > now {
+            return Ok(false);
+        }
+        let mut next = slot.req.clone();
+        next.status = ApprovalStatus::Expired;
+        next.resolved_ms = Some(now);
+        self.record(
+            &next,
+            json!({"event": "expired", "approval_id": id, "expires_at": rfc3339(next.expires_ms),
+                "approvals": next.approved_by().len(), "quorum": next.quorum}),
+        )
+        .await?;
+        self.persist(&next).await?;
+        slot.req = next;
+        slot.status.send_replace(ApprovalStatus::Expired);
+        if let Some(n) = &self.notifier {
+            n.resolved(&slot.req.view(), &slot.req.slack_response_urls);
+        }
+        Ok(true)
+    }
+
+    /// Expire overdue approvals every `period` until `stop` fires.
+    pub fn spawn_expiry(
+        self: &Arc<Self>,
+        period: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { me.expire_due().await; }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<ApprovalView>, ApprovalError> {
+        {
+            let book = self.book.lock().await;
+            if let Some(slot) = book.by_id.get(id) {
+                return Ok(Some(slot.req.view()));
+            }
+        }
+        Ok(self.load(id).await?.map(|r| r.view()))
+    }
+
+    /// Approvals in memory (pending ones and those resolved in the last day), newest first.
+    pub async fn list(&self, status: Option<ApprovalStatus>) -> Vec<ApprovalView> {
+        let book = self.book.lock().await;
+        let mut out: Vec<ApprovalView> = book
+            .by_id
+            .values()
+            .filter(|s| status.is_none_or(|st| s.req.status == st))
+            .map(|s| s.req.view())
+            .collect();
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out
+    }
+
+    pub async fn pending_count(&self) -> usize {
+        let book = self.book.lock().await;
+        book.by_id
+            .values()
+            .filter(|s| s.req.status == ApprovalStatus::Pending)
+            .count()
+    }
+
+    /// Callback replay protection: what was answered for `key` before, if anything.
+    pub async fn seen_callback(&self, key: &str) -> Result<Option<Vec<u8>>, ApprovalError> {
+        let store = self.store.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || store.seen(&key))
+            .await
+            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+            .map(|o| o.map(|(_, v)| v))
+    }
+
+    /// Remember a callback key (durably) with what was answered for it.
+    pub async fn remember_callback(&self, key: &str, stored: Vec<u8>) -> Result<(), ApprovalError> {
+        let store = self.store.clone();
+        let key = key.to_string();
+        let now = now_ms();
+        // Twice the signature window: anything older is refused as stale before lookup.
+        let forget = now - 2 * signature::MAX_SKEW_S * 1000;
+        tokio::task::spawn_blocking(move || store.remember(&key, now, &stored, forget))
+            .await
+            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+    }
+
+    async fn record(&self, req: &ApprovalRequest, fields: Value) -> Result<(), ApprovalError> {
+        let event = AuditEvent::new("approval", fields).with_run(req.run_id.as_deref());
+        self.audit
+            .append(event)
+            .await
+            .map(|_| ())
+            .map_err(|e| ApprovalError::Audit(e.to_string()))
+    }
+
+    async fn persist(&self, req: &ApprovalRequest) -> Result<(), ApprovalError> {
+        let store = self.store.clone();
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || store.put(&req))
+            .await
+            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ApprovalRequest>, ApprovalError> {
+        let store = self.store.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || store.get(&id))
+            .await
+            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+    }
+}
+
+/// Whether an approved request may let its action through now: the first use until the
+/// approval's expiry (or the reuse window after approval, if later), further uses within
+/// the reuse window after the first.
+fn usable(req: &ApprovalRequest, now: i64, reuse_ms: i64) -> bool {
+    match req.first_used_ms {
+        None => {
+            let resolved = req.resolved_ms.unwrap_or(req.created_ms);
+            now <= req.expires_ms.max(resolved.saturating_add(reuse_ms))
+        }
+        Some(first) => now <= first.saturating_add(reuse_ms),
+    }
+}
+
+/// Why a resolved approval does not let its action through, in words for the agent.
+pub fn refusal_reason(view: &ApprovalView) -> String {
+    let id = &view.id;
+    match view.status {
+        ApprovalStatus::Denied => {
+            let why = view
+                .answers
+                .iter()
+                .rev()
+                .find(|a| a.vote == Vote::Deny)
+                .and_then(|a| a.reason.as_deref())
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            format!(
+                "approval {id} was denied by {}{why}",
+                view.decided_by.join(", ")
+            )
+        }
+        ApprovalStatus::Expired => {
+            format!(
+                "approval {id} expired at {} before enough approvers answered",
+                view.expires_at
+            )
+        }
+        ApprovalStatus::Approved => {
+            format!("approval {id} was already used; ask again to get a new approval")
+        }
+        ApprovalStatus::Pending => format!("approval {id} is still pending"),
+    }
+}

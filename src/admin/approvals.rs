@@ -1,0 +1,449 @@
+//! Approvers' front door on the admin listener: Slack interactivity, signed generic
+//! callbacks, and the operator API behind `clawgate approvals`. Each translates its protocol
+//! into one [`AnswerInput`] for the approval service, which owns the rules.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::gate::approval::signature::verify_slack;
+use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
+use crate::http_api::{
+    ApiError, ResponseBody, json_response, parse_json, read_body, read_json_body,
+};
+use crate::server::AppState;
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.admin_token.authorizes(headers) {
+        Ok(())
+    } else {
+        Err(unauthorized(
+            "send the admin token as Authorization: Bearer <token> (see <data_dir>/admin.token or CLAWGATE_ADMIN_TOKEN)",
+        ))
+    }
+}
+
+/// Routes under `/v1/approvals` on the admin listener.
+pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_string();
+    let rest = path.trim_start_matches("/v1/approvals").trim_matches('/');
+    let segments: Vec<&str> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').collect()
+    };
+    let result = match (segments.as_slice(), req.method().clone()) {
+        ([], Method::GET) => list(state, &req).await,
+        ([id], Method::GET) => show(state, &req, id).await,
+        ([id, "decision"], Method::POST) => decision(state, req, id).await,
+        ([], m) | ([_], m) => Err(ApiError::method_not_allowed(&m, "GET")),
+        ([_, "decision"], m) => Err(ApiError::method_not_allowed(&m, "POST")),
+        _ => Err(ApiError::not_found(&path)),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+async fn list<B>(state: &AppState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+    require_token(state, req.headers())?;
+    let mut status = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "status" => {
+                status = Some(
+                    serde_json::from_value::<ApprovalStatus>(Value::String(v.to_string()))
+                        .map_err(|_| {
+                            ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                "invalid_request",
+                                format!(
+                                    "status must be pending, approved, denied or expired, not {v:?}"
+                                ),
+                            )
+                        })?,
+                )
+            }
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("unknown query parameter {other:?}; use status"),
+                ));
+            }
+        }
+    }
+    let approvals = state.gate.approvals().list(status).await;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "approvals": approvals }),
+    ))
+}
+
+async fn show<B>(
+    state: &AppState,
+    req: &Request<B>,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    require_token(state, req.headers())?;
+    match state.gate.approvals().get(id).await {
+        Ok(Some(view)) => Ok(json_response(StatusCode::OK, &view)),
+        Ok(None) => Err(not_found(id)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "approval_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "approval_not_found",
+        format!("no approval with id {id}"),
+    )
+}
+
+/// The body of `POST /v1/approvals/{id}/decision`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Vote,
+    approver: String,
+    #[serde(default)]
+    reason: Option<String>,
+    /// If given, must equal the approval's bound action hash.
+    #[serde(default)]
+    action_hash: Option<String>,
+}
+
+/// Stored per webhook-id, so a repeated delivery gets the first answer back.
+#[derive(Debug, Serialize, Deserialize)]
+struct SeenCallback {
+    body_sha256: String,
+    status: u16,
+    response: Value,
+}
+
+/// `POST /v1/approvals/{id}/decision`: a generic callback signed the Standard Webhooks way
+/// (channel `webhook`), or an operator with the admin token (channel `cli`).
+async fn decision<B>(
+    state: &AppState,
+    req: Request<B>,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let approvals = state.gate.approvals();
+    let headers = req.headers().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let webhook_id = header("webhook-id");
+    let channel = if webhook_id.is_some() {
+        Channel::Webhook
+    } else {
+        Channel::Cli
+    };
+    if channel == Channel::Cli
+        && let Err(e) = require_token(state, &headers)
+    {
+        {
+            approvals
+                .record_refused_callback(Channel::Cli, Some(id), "missing or wrong admin token")
+                .await;
+            return Err(e);
+        }
+    }
+    let body = read_json_body(req, state.config.limits.max_body_bytes).await?;
+    let mut seen_key = None;
+    if let Some(msg_id) = webhook_id {
+        let Some(secret) = &state.webhook_secret else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "webhook_not_configured",
+                "signed callbacks need notify.webhook.secret (or CLAWGATE_WEBHOOK_SECRET)",
+            ));
+        };
+        let ts = header("webhook-timestamp").unwrap_or_default();
+        let sig = header("webhook-signature").unwrap_or_default();
+        if let Err(e) = secret.verify(&msg_id, &ts, &body, &sig, now_ms() / 1000) {
+            let why = format!("webhook signature rejected: {e}");
+            approvals
+                .record_refused_callback(Channel::Webhook, Some(id), &why)
+                .await;
+            return Err(unauthorized(&why));
+        }
+        let key = format!("webhook:{msg_id}");
+        let body_sha256 = hex::encode(Sha256::digest(&body));
+        if let Some(stored) = approvals.seen_callback(&key).await.map_err(unavailable)? {
+            let seen: Option<SeenCallback> = serde_json::from_slice(&stored).ok();
+            return match seen {
+                Some(seen) if seen.body_sha256 == body_sha256 => {
+                    approvals
+                        .record_refused_callback(
+                            Channel::Webhook,
+                            Some(id),
+                            &format!(
+                                "replayed webhook-id {msg_id}: already processed, not applied again"
+                            ),
+                        )
+                        .await;
+                    let mut response = seen.response;
+                    response["replayed"] = Value::Bool(true);
+                    let status = StatusCode::from_u16(seen.status).unwrap_or(StatusCode::OK);
+                    Ok(json_response(status, &response))
+                }
+                _ => {
+                    let why = format!("webhook-id {msg_id} was already used for a different body");
+                    approvals
+                        .record_refused_callback(Channel::Webhook, Some(id), &why)
+                        .await;
+                    Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "replayed_callback",
+                        why,
+                    ))
+                }
+            };
+        }
+        seen_key = Some((key, body_sha256));
+    }
+    let parsed = parse_json::<DecisionBody>(&body)?;
+    let input = AnswerInput {
+        approver: parsed.approver.trim().to_string(),
+        vote: parsed.decision,
+        channel,
+        reason: parsed.reason,
+        action_hash: parsed.action_hash,
+        slack_response_url: None,
+    };
+    let (status, response) = match approvals.answer(id, input).await {
+        Ok(view) => (StatusCode::OK, json!({"approval": view})),
+        Err(rejected) => {
+            let e = rejection(&rejected);
+            (
+                e.status,
+                json!({"error": {"code": e.code, "message": e.message}}),
+            )
+        }
+    };
+    if let Some((key, body_sha256)) = seen_key {
+        let seen = SeenCallback {
+            body_sha256,
+            status: status.as_u16(),
+            response: response.clone(),
+        };
+        let bytes = serde_json::to_vec(&seen).unwrap_or_default();
+        approvals
+            .remember_callback(&key, bytes)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(json_response(status, &response))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "approval_unavailable",
+        e.to_string(),
+    )
+}
+
+/// The HTTP form of a rejected answer.
+fn rejection(r: &AnswerRejected) -> ApiError {
+    let status = match r {
+        AnswerRejected::NotFound(_) => StatusCode::NOT_FOUND,
+        AnswerRejected::NotAllowed(_) | AnswerRejected::SelfApproval(_) => StatusCode::FORBIDDEN,
+        AnswerRejected::NoApprover => StatusCode::BAD_REQUEST,
+        AnswerRejected::Failed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, r.code(), r.to_string())
+}
+
+/// `POST /v1/slack/interactions`: Slack's interactivity request URL. Verifies the request
+/// signature, refuses stale and replayed requests, and applies the button's answer.
+/// Slack wants an answer within 3 seconds; everything here is local and takes milliseconds.
+pub async fn slack_interactions<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if req.method() != Method::POST {
+        return ApiError::method_not_allowed(req.method(), "POST").into_response();
+    }
+    slack(state, req)
+        .await
+        .unwrap_or_else(ApiError::into_response)
+}
+
+async fn slack<B>(state: &AppState, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let approvals = state.gate.approvals();
+    let Some(secret) = &state.config.notify.slack.signing_secret else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "slack_not_configured",
+            "Slack interactivity needs notify.slack.signing_secret (or CLAWGATE_SLACK_SIGNING_SECRET)",
+        ));
+    };
+    let headers = req.headers().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let body: Bytes = read_body(
+        req,
+        state.config.limits.max_body_bytes,
+        "application/x-www-form-urlencoded",
+    )
+    .await?;
+    let (Some(ts), Some(sig)) = (
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+    ) else {
+        let why = "missing X-Slack-Request-Timestamp or X-Slack-Signature";
+        approvals
+            .record_refused_callback(Channel::Slack, None, why)
+            .await;
+        return Err(unauthorized(why));
+    };
+    if let Err(e) = verify_slack(secret, &ts, &body, &sig, now_ms() / 1000) {
+        let why = format!("Slack signature rejected: {e}");
+        approvals
+            .record_refused_callback(Channel::Slack, None, &why)
+            .await;
+        return Err(unauthorized(&why));
+    }
+    let key = format!("slack:{sig}");
+    if approvals
+        .seen_callback(&key)
+        .await
+        .map_err(unavailable)?
+        .is_some()
+    {
+        let why = "replayed Slack request (this signature was already used)";
+        approvals
+            .record_refused_callback(Channel::Slack, None, why)
+            .await;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_callback",
+            why,
+        ));
+    }
+    approvals
+        .remember_callback(&key, Vec::new())
+        .await
+        .map_err(unavailable)?;
+    let action = parse_block_action(&body)?;
+    let input = AnswerInput {
+        approver: action.user_id,
+        vote: action.vote,
+        channel: Channel::Slack,
+        reason: None,
+        action_hash: None,
+        slack_response_url: action.response_url,
+    };
+    // Slack shows nothing for a block_actions response body; the message update through
+    // response_url (sent when the approval resolves) is what approvers see. The body still
+    // says what happened, for logs and tests.
+    let text = match approvals.answer(&action.approval_id, input).await {
+        Ok(view) => match view.status {
+            ApprovalStatus::Pending => format!(
+                "Recorded. {} of {} approvals so far.",
+                view.decided_by.len().max(
+                    view.answers
+                        .iter()
+                        .filter(|a| a.vote == Vote::Approve)
+                        .count()
+                ),
+                view.quorum
+            ),
+            s => format!("Recorded. The approval is now {}.", s.as_str()),
+        },
+        Err(rejected) => format!("Not recorded: {rejected}."),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"response_type": "ephemeral", "replace_original": false, "text": text}),
+    ))
+}
+
+struct BlockAction {
+    user_id: String,
+    vote: Vote,
+    approval_id: String,
+    response_url: Option<String>,
+}
+
+/// Read the approve/deny click out of Slack's form-encoded `payload`.
+fn parse_block_action(body: &[u8]) -> Result<BlockAction, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m.to_string());
+    let payload = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| bad("the form has no payload field"))?;
+    let payload: Value = serde_json::from_str(&payload).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("payload is not valid JSON: {e}"),
+        )
+    })?;
+    if payload["type"] != "block_actions" {
+        return Err(bad(
+            "only block_actions payloads (button clicks) are handled",
+        ));
+    }
+    let user_id = payload["user"]["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("payload.user.id is missing"))?
+        .to_string();
+    let action = payload["actions"]
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or_else(|| bad("payload.actions is empty"))?;
+    let vote = match action["action_id"].as_str() {
+        Some("approve") => Vote::Approve,
+        Some("deny") => Vote::Deny,
+        _ => return Err(bad("payload.actions[0].action_id must be approve or deny")),
+    };
+    let approval_id = action["value"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("payload.actions[0].value (the approval id) is missing"))?
+        .to_string();
+    let response_url = payload["response_url"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(str::to_string);
+    Ok(BlockAction {
+        user_id,
+        vote,
+        approval_id,
+        response_url,
+    })
+}
