@@ -2,8 +2,10 @@
 //! action, held until enough allowed people answer, and released exactly to that action.
 
 pub mod model;
+pub mod notify;
 pub mod signature;
 
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote,
 };
+pub use notify::Notifier;
