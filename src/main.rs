@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_approvals;
 mod cli_audit;
 
 use clawgate::config::{Config, Mode};
@@ -50,6 +51,8 @@ enum Command {
     /// Verify, export and read the audit log.
     #[command(subcommand)]
     Audit(cli_audit::AuditCommand),
+    /// List, show, approve and deny approvals on a running sidecar (admin token).
+    Approvals(cli_approvals::ApprovalsArgs),
 }
 
 #[derive(Args)]
@@ -133,6 +136,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(PolicyCommand::Test { dir, coverage }) => policy_test(dir, coverage),
         Command::Policy(PolicyCommand::Eval { input, dir }) => policy_eval(&input, dir),
         Command::Audit(cmd) => cli_audit::run(cmd),
+        Command::Approvals(args) => cli_approvals::run(args),
     }
 }
 
@@ -140,7 +144,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
-    };
+    }
+    .with_secrets_from_env();
     if let Some(dir) = args.policy_dir {
         config.policy.dir = Some(dir);
     }

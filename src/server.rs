@@ -23,8 +23,9 @@ use crate::audit::redact::Redactor;
 use crate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions};
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::gate::approval::notify::NotifyError;
 use crate::gate::approval::signature::WebhookSecret;
-use crate::gate::approval::{ApprovalSettings, Approvals};
+use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
@@ -53,6 +54,8 @@ pub enum ServeError {
     Approval(#[from] crate::gate::approval::ApprovalError),
     #[error(transparent)]
     AdminToken(#[from] crate::admin::auth::AdminTokenError),
+    #[error("approval notifications: {0}")]
+    Notify(#[from] NotifyError),
     #[error("notify.webhook.secret: {0}")]
     WebhookSecret(crate::gate::approval::signature::SignatureError),
     #[error("cannot watch policy directory {path}: {source}")]
@@ -168,6 +171,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         }
         _ => None,
     };
+    // Bind before building the approval service: its callback links need the real admin
+    // address when port 0 was asked for.
+    let agent = bind("agent", config.listeners.agent.addr).await?;
+    let admin = bind("admin", config.listeners.admin.addr).await?;
+    let agent_addr = local_addr("agent", &agent)?;
+    let admin_addr = local_addr("admin", &admin)?;
     let admin_token = AdminToken::load(
         config.admin.token_sha256.as_deref(),
         &config.admin_token_path(),
@@ -185,7 +194,11 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             &config.approvals_path(),
             ApprovalSettings::from(&config.approval),
             audit.clone(),
-            None,
+            Notifier::new(
+                &config.notify,
+                audit.clone(),
+                admin_public_url(&config, admin_addr),
+            )?,
         )
         .await?,
     );
@@ -209,11 +222,6 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         admin_token,
         webhook_secret,
     });
-
-    let agent = bind("agent", state.config.listeners.agent.addr).await?;
-    let admin = bind("admin", state.config.listeners.admin.addr).await?;
-    let agent_addr = local_addr("agent", &agent)?;
-    let admin_addr = local_addr("admin", &admin)?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -279,6 +287,14 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
             s.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// The base URL approvers' systems use to reach the admin listener.
+fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
+    match &config.admin.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{bound}"),
     }
 }
 

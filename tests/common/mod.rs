@@ -1,6 +1,8 @@
 //! Shared test scaffolding: start a real clawgate on loopback ports and talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::{Path, PathBuf};
 
 use clawgate::config::Config;

@@ -8,6 +8,7 @@
 //! `approvals.redb` and recorded in the audit log before it takes effect.
 
 pub mod model;
+pub mod notify;
 pub mod signature;
 pub mod store;
 
@@ -26,6 +27,7 @@ pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
     rfc3339,
 };
+pub use notify::Notifier;
 use store::ApprovalStore;
 
 /// Approvers used when a verdict names none: approval must never be open to anyone.
@@ -175,16 +177,10 @@ impl Book {
     }
 }
 
-/// Hooks for notifying people; the approval service calls them after each step is durable.
-pub trait ApprovalNotifier: Send + Sync {
-    fn requested(&self, view: &ApprovalView);
-    fn resolved(&self, view: &ApprovalView, slack_response_urls: &[String]);
-}
-
 pub struct Approvals {
     store: ApprovalStore,
     audit: Arc<AuditLog>,
-    notifier: Option<Arc<dyn ApprovalNotifier>>,
+    notifier: Notifier,
     settings: ApprovalSettings,
     // One lock for every state change: approval traffic is human-paced, and serializing
     // answers is what makes quorum counting and single use simple to get right.
@@ -198,7 +194,7 @@ impl Approvals {
         path: &std::path::Path,
         settings: ApprovalSettings,
         audit: Arc<AuditLog>,
-        notifier: Option<Arc<dyn ApprovalNotifier>>,
+        notifier: Notifier,
     ) -> Result<Approvals, ApprovalError> {
         let path = path.to_path_buf();
         let (store, all) = tokio::task::spawn_blocking(move || {
@@ -281,9 +277,7 @@ impl Approvals {
         self.persist(&req).await?;
         book.insert(req);
         drop(book);
-        if let Some(n) = &self.notifier {
-            n.requested(&view);
-        }
+        self.notifier.requested(&view);
         Ok(Admission::Pending {
             view,
             created: true,
@@ -486,10 +480,8 @@ impl Approvals {
             slot.status.send_replace(slot.req.status);
         }
         drop(book);
-        if resolved.is_some()
-            && let Some(n) = &self.notifier
-        {
-            n.resolved(&view, &urls);
+        if resolved.is_some() {
+            self.notifier.resolved(&view, &urls);
         }
         Ok(view)
     }
@@ -641,9 +633,8 @@ impl Approvals {
         self.persist(&next).await?;
         slot.req = next;
         slot.status.send_replace(ApprovalStatus::Expired);
-        if let Some(n) = &self.notifier {
-            n.resolved(&slot.req.view(), &slot.req.slack_response_urls);
-        }
+        self.notifier
+            .resolved(&slot.req.view(), &slot.req.slack_response_urls);
         Ok(true)
     }
 

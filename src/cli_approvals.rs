@@ -1,0 +1,288 @@
+//! `clawgate approvals ...`: operators list, inspect and answer approvals through the admin
+//! API of a running sidecar, authenticated with the admin token.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Args)]
+pub struct ApprovalsArgs {
+    /// Base URL of the sidecar's admin listener.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9482"
+    )]
+    url: String,
+    /// The admin token (default: read from --token-file).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// File holding the admin token, as created by the sidecar on first start.
+    #[arg(long, global = true, default_value = "clawgate-data/admin.token")]
+    token_file: PathBuf,
+    #[command(subcommand)]
+    command: ApprovalsCommand,
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// List pending approvals (or those with --status).
+    List {
+        /// pending, approved, denied or expired; all when omitted with --all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        /// Every approval kept in memory (pending and resolved in the last day).
+        #[arg(long, conflicts_with = "status")]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one approval: the action (redacted), who may approve, the answers so far.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an approval as the named approver.
+    Approve {
+        id: String,
+        /// Your approver id, as the policy names approvers (default: $CLAWGATE_APPROVER, else $USER).
+        #[arg(long = "as", env = "CLAWGATE_APPROVER")]
+        approver: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny an approval as the named approver; the reason is shown to the agent.
+    Deny {
+        id: String,
+        #[arg(long = "as", env = "CLAWGATE_APPROVER")]
+        approver: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub fn run(args: ApprovalsArgs) -> Result<ExitCode> {
+    let token = match &args.token {
+        Some(t) => t.trim().to_string(),
+        None => std::fs::read_to_string(&args.token_file)
+            .with_context(|| {
+                format!(
+                    "no admin token: pass --token, set CLAWGATE_ADMIN_TOKEN, or point --token-file at {} of the sidecar's data dir",
+                    args.token_file.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    };
+    let api = Api {
+        base: args.url.trim_end_matches('/').to_string(),
+        token,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match args.command {
+            ApprovalsCommand::List { status, all, json } => {
+                let path = if all {
+                    "/v1/approvals".to_string()
+                } else {
+                    format!("/v1/approvals?status={status}")
+                };
+                let body = api.get(&path).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&body)?);
+                } else {
+                    print_list(&body);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ApprovalsCommand::Show { id, json } => {
+                let body = api.get(&format!("/v1/approvals/{id}")).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&body)?);
+                } else {
+                    print_one(&body);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ApprovalsCommand::Approve {
+                id,
+                approver,
+                reason,
+            } => answer(&api, &id, "approve", approver, reason).await,
+            ApprovalsCommand::Deny {
+                id,
+                approver,
+                reason,
+            } => answer(&api, &id, "deny", approver, Some(reason)).await,
+        }
+    })
+}
+
+async fn answer(
+    api: &Api,
+    id: &str,
+    decision: &str,
+    approver: Option<String>,
+    reason: Option<String>,
+) -> Result<ExitCode> {
+    let approver = approver
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .context("name yourself with --as APPROVER_ID (or set CLAWGATE_APPROVER)")?;
+    let body = json!({"decision": decision, "approver": approver, "reason": reason});
+    let view = api
+        .post(&format!("/v1/approvals/{id}/decision"), &body)
+        .await?;
+    let a = &view["approval"];
+    println!(
+        "{} {}: now {} ({} of {} approvals)",
+        decision,
+        id,
+        a["status"].as_str().unwrap_or("?"),
+        approvals_so_far(a),
+        a["quorum"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn approvals_so_far(a: &Value) -> usize {
+    a["answers"]
+        .as_array()
+        .map(|v| v.iter().filter(|x| x["vote"] == "approve").count())
+        .unwrap_or(0)
+}
+
+fn print_list(body: &Value) {
+    let empty = Vec::new();
+    let list = body["approvals"].as_array().unwrap_or(&empty);
+    if list.is_empty() {
+        println!("no approvals");
+        return;
+    }
+    println!(
+        "{:<36}  {:<9} {:<8} {:<10} {:<24} SUBJECT",
+        "ID", "STATUS", "RISK", "AGENT", "EXPIRES"
+    );
+    for a in list {
+        println!(
+            "{:<36}  {:<9} {:<8} {:<10} {:<24} {}",
+            a["id"].as_str().unwrap_or(""),
+            a["status"].as_str().unwrap_or(""),
+            a["risk"].as_str().unwrap_or(""),
+            a["agent_id"].as_str().unwrap_or(""),
+            a["expires_at"].as_str().unwrap_or(""),
+            subject(&a["action"]),
+        );
+    }
+}
+
+fn subject(action: &Value) -> String {
+    let tool = action["tool"].as_str().unwrap_or("");
+    match action["kind"].as_str() {
+        Some("mcp") => format!("mcp {}/{tool}", action["server"].as_str().unwrap_or("?")),
+        Some("http") => format!(
+            "{} {}{}",
+            action["http"]["method"].as_str().unwrap_or("?"),
+            action["http"]["host"].as_str().unwrap_or("?"),
+            action["http"]["path"].as_str().unwrap_or("")
+        ),
+        Some("connect") => format!("CONNECT {}", action["dest"]["host"].as_str().unwrap_or("?")),
+        _ => format!("tool {tool}"),
+    }
+}
+
+fn print_one(a: &Value) {
+    let line = |k: &str, v: String| println!("{k:<16}{v}");
+    line("id", a["id"].as_str().unwrap_or("").into());
+    line("status", a["status"].as_str().unwrap_or("").into());
+    line("subject", subject(&a["action"]));
+    line("risk", a["risk"].as_str().unwrap_or("").into());
+    line("agent", a["agent_id"].as_str().unwrap_or("").into());
+    if let Some(r) = a["requester"].as_object() {
+        line("requester", Value::Object(r.clone()).to_string());
+    }
+    line("approvers", a["approvers"].to_string());
+    line("quorum", a["quorum"].to_string());
+    line("created", a["created_at"].as_str().unwrap_or("").into());
+    line("expires", a["expires_at"].as_str().unwrap_or("").into());
+    line(
+        "action hash",
+        a["action_hash"].as_str().unwrap_or("").into(),
+    );
+    line("policy", a["policy_revision"].as_str().unwrap_or("").into());
+    if let Some(reasons) = a["reasons"].as_array() {
+        for r in reasons {
+            line("reason", r.as_str().unwrap_or("").into());
+        }
+    }
+    if let Some(answers) = a["answers"].as_array() {
+        for x in answers {
+            line(
+                "answer",
+                format!(
+                    "{} {} via {} at {}{}",
+                    x["approver"].as_str().unwrap_or(""),
+                    x["vote"].as_str().unwrap_or(""),
+                    x["channel"].as_str().unwrap_or(""),
+                    x["at"].as_str().unwrap_or(""),
+                    x["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+    }
+    println!(
+        "action (redacted):\n{}",
+        serde_json::to_string_pretty(&a["action"]).unwrap_or_default()
+    );
+}
+
+struct Api {
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Result<Value> {
+        let req = reqwest::Client::new().get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let req = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(body);
+        self.send(req).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin listener at {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["error"]["message"].as_str().unwrap_or("no details");
+            let code = body["error"]["code"].as_str().unwrap_or("error");
+            bail!("{status} {code}: {msg}");
+        }
+        Ok(body)
+    }
+}
