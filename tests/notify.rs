@@ -43,19 +43,7 @@ async fn open_audit(dir: &Path) -> Arc<AuditLog> {
 
 /// The `approval` entries in the log, in order.
 fn approval_entries(audit: &AuditLog) -> Vec<Value> {
-    let mut out = Vec::new();
-    audit
-        .reader()
-        .unwrap()
-        .for_each_entry(0, None, |_, _, json| {
-            let entry: Value = serde_json::from_slice(json).unwrap();
-            if entry["kind"] == "approval" {
-                out.push(entry);
-            }
-            Ok(true)
-        })
-        .unwrap();
-    out
+    common::audit_entries(audit, "approval")
 }
 
 async fn wait_for_entries(audit: &AuditLog, n: usize) -> Vec<Value> {

@@ -216,3 +216,20 @@ pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value
         .await
         .unwrap()
 }
+
+/// Every audit entry of `kind`, in order.
+pub fn audit_entries(audit: &clawgate::audit::AuditLog, kind: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    audit
+        .reader()
+        .unwrap()
+        .for_each_entry(0, None, |_, _, json| {
+            let entry: Value = serde_json::from_slice(json).unwrap();
+            if entry["kind"] == kind {
+                out.push(entry);
+            }
+            Ok(true)
+        })
+        .unwrap();
+    out
+}

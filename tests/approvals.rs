@@ -1,0 +1,773 @@
+//! The approval workflow over real loopback HTTP: a real receiver captures the Slack and
+//! generic notifications, and the tests answer them with correctly and incorrectly signed
+//! callbacks, as Slack and a webhook consumer would.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
+use common::receiver::{Receiver, Recorded, Reply};
+use common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
+use serde_json::{Value, json};
+
+const SLACK_SECRET: &str = "test-slack-signing-secret";
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// `write` needs one of group:sre, `deploy` two of them, `quick` expires after a second.
+const POLICY: &str = r#"package clawgate
+
+default decision := {"effect": "deny", "risk": "high", "reasons": ["unknown tool"]}
+
+decision := {"effect": "allow", "risk": "low", "reasons": ["read is safe"]} if input.action.tool == "read"
+
+decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writes need a person"],
+  "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 60}} if input.action.tool == "write"
+
+decision := {"effect": "require_approval", "risk": "critical", "reasons": ["deploys need two people"],
+  "approval": {"approvers": ["group:sre", "U_CAROL"], "quorum": 2, "timeout_s": 60}} if input.action.tool == "deploy"
+
+decision := {"effect": "require_approval", "risk": "high", "reasons": ["quick expiry"],
+  "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 1}} if input.action.tool == "quick"
+"#;
+
+struct Env {
+    s: Sidecar,
+    rx: Receiver,
+}
+
+async fn env_with(edit: impl FnOnce(&mut clawgate::config::Config)) -> Env {
+    let rx = Receiver::start(Reply::ok(), &[]).await;
+    let (slack, hook) = (rx.url("/slack"), rx.url("/hook"));
+    let s = start_with(|c, dir| {
+        c.policy.dir = Some(write_bundle(&dir.join("policy"), &[("main.rego", POLICY)]));
+        // U1 is the requester in check_body: a member, so self-approval is tested for real.
+        c.approval.groups.insert(
+            "sre".into(),
+            vec!["U_ALICE".into(), "U_BOB".into(), "U1".into()],
+        );
+        c.notify.slack.webhook_url = Some(slack);
+        c.notify.slack.signing_secret = Some(SLACK_SECRET.into());
+        c.notify.webhook.url = Some(hook);
+        c.notify.webhook.secret = Some(WEBHOOK_SECRET.into());
+        c.notify.initial_backoff_ms = 10;
+        c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        edit(c);
+    })
+    .await;
+    Env { s, rx }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl Env {
+    async fn check(&self, tool: &str, params: Value) -> Value {
+        let (code, body) = self.s.check(tool, params).await;
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    async fn pending(&self, tool: &str, params: Value) -> String {
+        let d = self.check(tool, params).await;
+        assert_eq!(d["decision"], "pending", "{d}");
+        d["approval_id"].as_str().unwrap().to_string()
+    }
+
+    /// The Slack messages the receiver got, by path.
+    async fn slack_messages(&self, n: usize) -> Vec<Recorded> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got: Vec<Recorded> = self
+                .rx
+                .requests()
+                .into_iter()
+                .filter(|r| r.path == "/slack")
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} Slack messages",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn requests_to(&self, path: &str, n: usize) -> Vec<Recorded> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got: Vec<Recorded> = self
+                .rx
+                .requests()
+                .into_iter()
+                .filter(|r| r.path == path)
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests to {path}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A Slack button click, signed with `secret` at `ts`.
+    async fn slack_click_signed(
+        &self,
+        id: &str,
+        user: &str,
+        action: &str,
+        secret: &str,
+        ts: i64,
+    ) -> (u16, Value, String) {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": user.to_lowercase()},
+            "actions": [{"action_id": action, "block_id": "clawgate_approval", "value": id, "type": "button"}],
+            "response_url": self.rx.url("/response"),
+        });
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let ts = ts.to_string();
+        let sig = slack_signature(secret, &ts, body.as_bytes());
+        let (code, v) = self.post_slack(&body, &ts, &sig).await;
+        (code, v, body)
+    }
+
+    async fn post_slack(&self, body: &str, ts: &str, sig: &str) -> (u16, Value) {
+        let resp = self
+            .s
+            .http
+            .post(self.s.admin("/v1/slack/interactions"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn slack_click(&self, id: &str, user: &str, action: &str) -> (u16, Value) {
+        let (code, v, _) = self
+            .slack_click_signed(id, user, action, SLACK_SECRET, now())
+            .await;
+        (code, v)
+    }
+
+    /// A generic callback signed the Standard Webhooks way.
+    async fn webhook(
+        &self,
+        id: &str,
+        msg_id: &str,
+        body: &Value,
+        secret: &str,
+        ts: i64,
+    ) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let sig = WebhookSecret::parse(secret)
+            .unwrap()
+            .sign(msg_id, ts, &bytes);
+        let resp = self
+            .s
+            .http
+            .post(self.s.admin(&format!("/v1/approvals/{id}/decision")))
+            .header("content-type", "application/json")
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// An operator answer with the admin token.
+    async fn operator(
+        &self,
+        id: &str,
+        approver: &str,
+        decision: &str,
+        token: &str,
+    ) -> (u16, Value) {
+        let resp = self
+            .s
+            .http
+            .post(self.s.admin(&format!("/v1/approvals/{id}/decision")))
+            .bearer_auth(token)
+            .json(&json!({"decision": decision, "approver": approver, "reason": "checked"}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    async fn wait(&self, id: &str, timeout: &str) -> Value {
+        let resp = self
+            .s
+            .http
+            .get(
+                self.s
+                    .agent(&format!("/v1/approvals/{id}/wait?timeout={timeout}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    fn approval_events(&self) -> Vec<Value> {
+        audit_entries(self.s.running.state.audit(), "approval")
+    }
+
+    fn events(&self, event: &str) -> Vec<Value> {
+        self.approval_events()
+            .into_iter()
+            .filter(|e| e["event"] == event)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn slack_approval_releases_the_held_check_and_updates_the_message() {
+    let e = env().await;
+    let params =
+        json!({"path": "/etc/app.conf", "content": "x", "token": "xoxb-123456789012-abcdefghijkl"});
+    // The agent holds its check for up to 10 s.
+    let held = {
+        let http = e.s.http.clone();
+        let url = e.s.agent("/v1/check?wait=10");
+        let body = check_body("write", params.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let v: Value = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v, t0.elapsed())
+        })
+    };
+    let msg = e.slack_messages(1).await.remove(0).json();
+    let text = msg.to_string();
+    assert!(
+        !text.contains("xoxb-123456789012"),
+        "the Slack message leaks a token: {text}"
+    );
+    let actions = msg["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap();
+    let id = actions["elements"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(actions["elements"][1]["value"], id.as_str());
+
+    let (code, ack) = e.slack_click(&id, "U_ALICE", "approve").await;
+    assert_eq!(code, 200, "{ack}");
+    let (decision, _) = held.await.unwrap();
+    assert_eq!(decision["decision"], "allow", "{decision}");
+    assert_eq!(decision["approval_id"], id.as_str());
+    assert!(
+        decision["reasons"]
+            .to_string()
+            .contains("approved by U_ALICE")
+    );
+
+    // The original message is replaced through response_url and names the approver.
+    let update = e.requests_to("/response", 1).await.remove(0).json();
+    assert_eq!(update["replace_original"], true);
+    assert!(update.to_string().contains("U_ALICE"), "{update}");
+
+    // Every step is in the audit log: requested, notified, answer, resolved, consumed.
+    let _ = e.requests_to("/hook", 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events: Vec<String> = e
+        .approval_events()
+        .iter()
+        .filter(|x| x["approval_id"] == id.as_str())
+        .map(|x| x["event"].as_str().unwrap().to_string())
+        .collect();
+    for step in ["requested", "notified", "answer", "resolved", "consumed"] {
+        assert!(
+            events.iter().any(|x| x == step),
+            "{step} missing from {events:?}"
+        );
+    }
+    let answer = &e.events("answer")[0];
+    assert_eq!(answer["approver"], "U_ALICE");
+    assert_eq!(answer["channel"], "slack");
+    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let last = decisions.last().unwrap();
+    assert_eq!(last["decision"], "allow");
+    assert_eq!(last["approval_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn forged_stale_and_replayed_slack_callbacks_are_rejected_and_audited() {
+    let e = env().await;
+    let id = e.pending("write", json!({"path": "a"})).await;
+
+    let (code, _, _) = e
+        .slack_click_signed(&id, "U_ALICE", "approve", "wrong-secret", now())
+        .await;
+    assert_eq!(code, 401);
+    let (code, _, _) = e
+        .slack_click_signed(&id, "U_ALICE", "approve", SLACK_SECRET, now() - 301)
+        .await;
+    assert_eq!(code, 401);
+    let (code, _) = e
+        .post_slack("payload=%7B%7D", &now().to_string(), "v0=00")
+        .await;
+    assert_eq!(code, 401);
+
+    // A correctly signed click counts once; sending the same request again is a replay.
+    let (code, _, body) = e
+        .slack_click_signed(&id, "U_BOB", "deny", SLACK_SECRET, now())
+        .await;
+    assert_eq!(code, 200);
+    let ts = (now() - 1).to_string();
+    let sig = slack_signature(SLACK_SECRET, &ts, body.as_bytes());
+    let (again, v) = e.post_slack(&body, &ts, &sig).await;
+    assert_eq!(again, 200, "a new signature is a new request: {v}");
+    assert!(
+        v["text"].as_str().unwrap().contains("already denied"),
+        "{v}"
+    );
+    let (replayed, v) = e.post_slack(&body, &ts, &sig).await;
+    assert_eq!(replayed, 409, "{v}");
+    assert_eq!(v["error"]["code"], "replayed_callback");
+
+    let rejected = e.events("callback_rejected");
+    assert!(rejected.len() >= 4, "{rejected:#?}");
+    let whys: Vec<&str> = rejected
+        .iter()
+        .map(|r| r["why"].as_str().unwrap())
+        .collect();
+    assert!(
+        whys.iter().any(|w| w.contains("does not match")),
+        "{whys:?}"
+    );
+    assert!(whys.iter().any(|w| w.contains("stale")), "{whys:?}");
+    assert!(whys.iter().any(|w| w.contains("replayed")), "{whys:?}");
+    // Nothing forged changed the approval: it was denied by U_BOB only.
+    let d = e.check("write", json!({"path": "a"})).await;
+    assert_eq!(d["decision"], "deny");
+    assert!(d["reasons"].to_string().contains("denied by U_BOB"), "{d}");
+}
+
+#[tokio::test]
+async fn only_allowed_approvers_count_and_never_the_requester() {
+    let e = env().await;
+    let id = e.pending("write", json!({"path": "b"})).await;
+    let (_, ack) = e.slack_click(&id, "U_MALLORY", "approve").await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("not an allowed approver"),
+        "{ack}"
+    );
+    // U1 is in group:sre, but asked for the action.
+    let (code, v) = e.operator(&id, "U1", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 403);
+    assert_eq!(v["error"]["code"], "self_approval");
+    // The agent itself cannot approve either.
+    let (code, v) = e.operator(&id, "main", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 403, "{v}");
+    let wait = e.wait(&id, "0").await;
+    assert_eq!(wait["decision"], "pending");
+    let codes: Vec<String> = e
+        .events("answer_rejected")
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        codes,
+        ["approver_not_allowed", "self_approval", "self_approval"]
+    );
+    // A wrong admin token is refused and audited.
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", "guess").await;
+    assert_eq!(code, 401);
+    assert!(!e.events("callback_rejected").is_empty());
+}
+
+#[tokio::test]
+async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
+    let e = env().await;
+    let id = e
+        .pending("deploy", json!({"service": "api", "version": "1.2.3"}))
+        .await;
+    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["approval"]["status"], "pending");
+    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("already_answered"))
+    );
+    assert_eq!(
+        e.check("deploy", json!({"service": "api", "version": "1.2.3"}))
+            .await["decision"],
+        "pending"
+    );
+    // U_CAROL is allowed directly, not through the group.
+    let (code, v) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["approval"]["status"], "approved");
+    assert_eq!(v["approval"]["decided_by"], json!(["U_ALICE", "U_CAROL"]));
+    assert_eq!(
+        e.check("deploy", json!({"service": "api", "version": "1.2.3"}))
+            .await["decision"],
+        "allow"
+    );
+
+    let id = e.pending("deploy", json!({"service": "db"})).await;
+    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (_, v) = e.operator(&id, "U_BOB", "deny", ADMIN_TOKEN).await;
+    assert_eq!(v["approval"]["status"], "denied");
+    let (code, _) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 409);
+    let wait = e.wait(&id, "1").await;
+    assert_eq!(wait["decision"], "deny");
+    assert!(
+        wait["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("denied by U_BOB: checked")
+    );
+}
+
+#[tokio::test]
+async fn an_approval_does_not_move_to_another_action_agent_or_policy() {
+    let e = env().await;
+    let id = e
+        .pending("write", json!({"path": "c", "content": "1"}))
+        .await;
+    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    // Changed arguments: a new approval, not this one.
+    let other = e.check("write", json!({"path": "c", "content": "2"})).await;
+    assert_eq!(other["decision"], "pending");
+    assert_ne!(other["approval_id"], id.as_str());
+    // Another agent asking for the same action.
+    let mut body = check_body("write", json!({"path": "c", "content": "1"}));
+    body["agent"]["id"] = json!("other-agent");
+    let (_, v) = e.s.check_body(&body).await;
+    assert_eq!(v["decision"], "pending");
+    assert_ne!(v["approval_id"], id.as_str());
+    // A callback naming another action hash is refused.
+    let pending = other["approval_id"].as_str().unwrap();
+    let (code, v) = e
+        .webhook(
+            pending,
+            "msg_binding",
+            &json!({"decision": "approve", "approver": "U_ALICE", "action_hash": "00".repeat(32)}),
+            WEBHOOK_SECRET,
+            now(),
+        )
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("binding_mismatch"))
+    );
+    // A policy change (new revision) needs a new approval even for the identical action.
+    let dir = e.s.dir.path().join("policy");
+    std::fs::write(dir.join("main.rego"), format!("{POLICY}\n# revision 2\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = e.check("write", json!({"path": "c", "content": "1"})).await;
+        if d["approval_id"] != id.as_str() {
+            assert_eq!(d["decision"], "pending");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload never took effect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn approved_actions_go_through_once_with_a_short_reuse_window() {
+    let e = env_with(|c| c.approval.reuse_window_s = 1).await;
+    let params = json!({"path": "d"});
+    let id = e.pending("write", params.clone()).await;
+    // Asking again before anyone answers reuses the approval and notifies nobody twice.
+    assert_eq!(e.pending("write", params.clone()).await, id);
+    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(e.wait(&id, "1").await["decision"], "allow");
+    // A reconnecting client within the window is not punished.
+    assert_eq!(e.check("write", params.clone()).await["decision"], "allow");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // After the window the approval is spent: the wait says so, a check asks anew.
+    let spent = e.wait(&id, "0").await;
+    assert_eq!(spent["decision"], "deny");
+    assert!(
+        spent["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+    let fresh = e.pending("write", params).await;
+    assert_ne!(fresh, id);
+    let requested = e.events("requested");
+    assert_eq!(requested.len(), 2, "{requested:#?}");
+    assert_eq!(e.slack_messages(2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn expiry_denies_and_late_answers_are_refused() {
+    let e = env().await;
+    let id = e.pending("quick", json!({})).await;
+    let t0 = Instant::now();
+    let wait = e.wait(&id, "5").await;
+    assert_eq!(wait["decision"], "deny", "{wait}");
+    assert_eq!(wait["status"], "expired");
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    let (code, v) = e.slack_click(&id, "U_ALICE", "approve").await;
+    assert_eq!(code, 200);
+    assert!(v["text"].as_str().unwrap().contains("expired"), "{v}");
+    assert_eq!(e.check("quick", json!({})).await["decision"], "deny");
+    assert_eq!(e.events("expired").len(), 1);
+}
+
+#[tokio::test]
+async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
+    let e = env().await;
+    let id = e.pending("deploy", json!({"service": "web"})).await;
+    // The generic notification carries the decision URL and a valid signature.
+    let hook = e.requests_to("/hook", 1).await.remove(0);
+    let event = hook.json();
+    assert_eq!(event["type"], "approval.requested");
+    assert!(
+        event["data"]["decision_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/approvals/{id}/decision"))
+    );
+    WebhookSecret::parse(WEBHOOK_SECRET)
+        .unwrap()
+        .verify(
+            hook.header("webhook-id"),
+            hook.header("webhook-timestamp"),
+            &hook.body,
+            hook.header("webhook-signature"),
+            now(),
+        )
+        .unwrap();
+
+    let body = json!({"decision": "approve", "approver": "U_ALICE"});
+    let other = WebhookSecret::generate();
+    let (code, _) = e.webhook(&id, "msg_1", &body, &other, now()).await;
+    assert_eq!(code, 401);
+    let (code, _) = e
+        .webhook(&id, "msg_1", &body, WEBHOOK_SECRET, now() - 600)
+        .await;
+    assert_eq!(code, 401);
+    let (code, v) = e.webhook(&id, "msg_1", &body, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 200, "{v}");
+    // The sender retries the same message: same answer, counted once.
+    let (code, v) = e.webhook(&id, "msg_1", &body, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["replayed"], true);
+    assert_eq!(v["approval"]["status"], "pending");
+    // Reusing the id for a different answer is refused.
+    let bob = json!({"decision": "approve", "approver": "U_BOB"});
+    let (code, _) = e.webhook(&id, "msg_1", &bob, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 409);
+    let (code, v) = e.webhook(&id, "msg_2", &bob, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["approval"]["status"], "approved");
+    let answers = e.events("answer");
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().all(|a| a["channel"] == "webhook"));
+    // Malformed bodies are refused with a clear error and change nothing.
+    let resp =
+        e.s.http
+            .post(e.s.admin(&format!("/v1/approvals/{id}/decision")))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body("{\"decision\": \"maybe\"")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn operators_list_show_and_answer_with_the_admin_token() {
+    let e = env().await;
+    let id = e
+        .pending("write", json!({"path": "e", "password": "hunter2"}))
+        .await;
+    let list =
+        e.s.http
+            .get(e.s.admin("/v1/approvals?status=pending"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(list.status(), 401);
+    let list: Value =
+        e.s.http
+            .get(e.s.admin("/v1/approvals?status=pending"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(list["approvals"][0]["id"], id.as_str());
+    assert_eq!(
+        list["approvals"][0]["action"]["params"]["password"],
+        "[REDACTED]"
+    );
+
+    // The real CLI against the running sidecar.
+    let url = e.s.admin("");
+    // Async, so the sidecar in this test's runtime keeps serving while the CLI runs.
+    let cli = async |args: &[&str]| {
+        tokio::process::Command::new(common::BIN)
+            .args(["approvals", "--url", &url, "--token", ADMIN_TOKEN])
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = cli(&["list"]).await;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    let out = cli(&["show", &id]).await;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("group:sre") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    let out = cli(&["approve", &id, "--as", "U_MALLORY"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an allowed approver"));
+    let out = cli(&[
+        "deny",
+        &id,
+        "--as",
+        "U_BOB",
+        "--reason",
+        "not during the freeze",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = e
+        .check("write", json!({"path": "e", "password": "hunter2"}))
+        .await;
+    assert_eq!(d["decision"], "deny");
+    assert!(d["reasons"].to_string().contains("not during the freeze"));
+    let answer = &e.events("answer")[0];
+    assert_eq!(answer["channel"], "cli");
+}
+
+#[tokio::test]
+async fn bad_wait_requests_get_clear_errors() {
+    let e = env().await;
+    let resp =
+        e.s.http
+            .get(e.s.agent("/v1/approvals/nope/wait"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 404);
+    let id = e.pending("write", json!({"path": "f"})).await;
+    let resp =
+        e.s.http
+            .get(e.s.agent(&format!("/v1/approvals/{id}/wait?timeout=soon")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp =
+        e.s.http
+            .post(e.s.agent("/v1/check?wait=-1"))
+            .json(&check_body("write", json!({})))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Approvals are not answerable from the agent listener.
+    let resp =
+        e.s.http
+            .post(e.s.agent(&format!("/v1/approvals/{id}/decision")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"decision": "approve", "approver": "U_ALICE"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
+    let e = env().await;
+    let id = e.pending("write", json!({"path": "g"})).await;
+    let quick = e.pending("quick", json!({"n": 1})).await;
+    let data = e.s.running.state.config.data_dir.clone();
+    let policy = e.s.running.state.config.policy.dir.clone();
+    let common::Sidecar { running, dir, .. } = e.s;
+    running.shutdown(Duration::from_secs(5)).await;
+    // Down for longer than `quick` lives.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let rx = e.rx;
+    let s = start_with(|c, _| {
+        c.data_dir = data.clone();
+        c.policy.dir = policy.clone();
+        c.approval
+            .groups
+            .insert("sre".into(), vec!["U_ALICE".into()]);
+        c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+    })
+    .await;
+    let e = Env { s, rx };
+    let expired = e.events("expired");
+    assert_eq!(expired.len(), 1, "{expired:#?}");
+    assert_eq!(expired[0]["approval_id"], quick.as_str());
+    assert_eq!(e.wait(&quick, "0").await["status"], "expired");
+    // The pending one is still pending and still bound to the same action.
+    assert_eq!(e.pending("write", json!({"path": "g"})).await, id);
+    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        e.check("write", json!({"path": "g"})).await["decision"],
+        "allow"
+    );
+    drop(dir);
+}
