@@ -484,7 +484,7 @@ impl EventMix {
             "decision_id".into(),
             Value::String(uuid::Uuid::now_v7().to_string()),
         );
-        // run_len 0: no run id, so nothing goes to the RUNS index (to measure what it costs).
+        // run_len 0: no run id, so nothing goes to the run index (to measure what it costs).
         let run_id = (self.run_len > 0).then(|| format!("run-{worker:04}-{:06}", n / self.run_len));
         fields.insert(
             "agent".into(),
@@ -1040,12 +1040,12 @@ fn main() {
         println!("  mix: {}", shares.join(", "));
         if settings.run_len > 0 {
             println!(
-                "  each task appends as one agent: a new run (RUNS index key) every {} calls",
+                "  each task appends as one agent: a new run (a run index key) every {} calls",
                 settings.run_len
             );
         } else {
             println!(
-                "  no run ids: nothing is written to the RUNS index (CLAWGATE_BENCH_RUN_LEN=0)"
+                "  no run ids: nothing is written to the run index (CLAWGATE_BENCH_RUN_LEN=0)"
             );
         }
         println!(
@@ -1079,7 +1079,7 @@ fn main() {
             (baseline_immediate, appends.iter().find(|(c, _)| *c == 1))
         {
             println!(
-                "  c=1 append p50 {} vs one plain SingleWriter Immediate commit p50 {}: {} of AuditLog work per entry (prepare, queue, hash, Merkle, head, runs index, checkpoints)",
+                "  c=1 append p50 {} vs one plain SingleWriter Immediate commit p50 {}: {} of AuditLog work per entry (prepare, queue, hash, Merkle, head, run index, checkpoints)",
                 fmt_ns(c1.stats.p50),
                 fmt_ns(b.p50),
                 fmt_delta(b.p50, c1.stats.p50)

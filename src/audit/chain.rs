@@ -3,27 +3,36 @@
 //! once its entry is on disk, so the action it records may run; if the write fails, the caller
 //! gets the error and nothing is silently dropped.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable};
+use redb::{Database, MultimapTableHandle, ReadableMultimapTable, ReadableTable, WriteTransaction};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::AuditError;
 use super::checkpoint::{Checkpoint, NoteSigner};
+use super::jcs;
 use super::merkle::{Hash, MerkleAccumulator, leaf_hash};
 use super::redact::{Redactor, integers_only};
 use super::store::{
-    AuditReader, BLOBS, CHECKPOINTS, ChainHead, ENTRIES, META, RUNS, ZERO_HASH, split_entry,
-    store_err,
+    AuditReader, BLOBS, CHECKPOINTS, ChainHead, ENTRIES, LEGACY_RUNS, META, RUN_ENTRIES, RUN_IDS,
+    ZERO_HASH, split_entry, store_err,
 };
 
 /// Fields the log itself sets on every entry.
 const RESERVED: &[&str] = &["seq", "prev", "ts", "kind", "redacted"];
+
+/// How long the writer may hold a batch open for appends that are under way but not yet queued
+/// (see [`Writer::run`]).
+const LINGER: Duration = Duration::from_micros(300);
+
+/// Run ids the writer remembers the first seq of, so that most entries of a run skip the
+/// `run_ids` lookup; cleared when full (a miss only costs that lookup).
+const RUN_CACHE: usize = 65_536;
 
 /// One event to record. Its fields become the entry's top-level fields beside `seq`, `prev`,
 /// `ts` and `kind`.
@@ -124,11 +133,13 @@ impl AuditHealth {
 }
 
 /// An event after the caller's task has redacted and canonicalized it, so the single writer
-/// thread only stitches bytes together and hashes them.
+/// thread only copies bytes and hashes them.
 struct Prepared {
-    /// Top-level key → RFC 8785 JSON of its value; keys are ASCII so byte order is JCS order.
-    fields: BTreeMap<String, Vec<u8>>,
-    kind: String,
+    /// Every member of the entry but `prev`, `seq` and `ts`, each written `,"name":value`, in
+    /// RFC 8785 order (top-level names are ASCII, so that is byte order).
+    body: Vec<u8>,
+    /// Where in `body` the `prev`, `seq` and `ts` members go.
+    slots: [usize; 3],
     run_id: Option<String>,
     blob: Option<(String, Vec<u8>)>,
 }
@@ -144,6 +155,8 @@ enum Msg {
 /// Handle to the audit log. Cheap to share; the writer thread stops on [`AuditLog::close`].
 pub struct AuditLog {
     tx: flume::Sender<Msg>,
+    /// `append` calls under way (preparing, queued or waiting for their commit).
+    in_flight: Arc<AtomicUsize>,
     /// Shared with the writer thread; dropped on close so the file is released.
     db: Mutex<Option<Arc<Database>>>,
     health: Arc<AuditHealth>,
@@ -167,6 +180,7 @@ impl AuditLog {
         health.size.store(head.size, Ordering::Relaxed);
         let (tx, rx) = flume::bounded(65_536);
         let db = Arc::new(db);
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let writer = Writer::new(
             db.clone(),
             head,
@@ -174,6 +188,7 @@ impl AuditLog {
             origin.clone(),
             opts,
             health.clone(),
+            in_flight.clone(),
         )?;
         let handle = std::thread::Builder::new()
             .name("clawgate-audit".into())
@@ -181,6 +196,7 @@ impl AuditLog {
             .map_err(|e| AuditError::Storage(format!("cannot start the audit writer: {e}")))?;
         let log = AuditLog {
             tx,
+            in_flight,
             db: Mutex::new(Some(db)),
             health,
             redactor: Arc::new(redactor),
@@ -234,7 +250,8 @@ impl AuditLog {
 
     /// Record an event; returns once it is durable on disk.
     pub async fn append(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
-        let prepared = self.prepare(event)?;
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let prepared = prepare(&self.redactor, event)?;
         let (reply, wait) = oneshot::channel();
         self.tx
             .send_async(Msg::Append(prepared, reply))
@@ -246,40 +263,6 @@ impl AuditLog {
     fn closed(&self) -> AuditError {
         self.health.record(Err(&AuditError::Closed));
         AuditError::Closed
-    }
-
-    fn prepare(&self, event: AuditEvent) -> Result<Prepared, AuditError> {
-        let mut fields = BTreeMap::new();
-        let mut redacted = Vec::new();
-        for (key, mut value) in event.fields {
-            if RESERVED.contains(&key.as_str()) || !valid_field_name(&key) {
-                return Err(AuditError::Field(key));
-            }
-            let mut wrapper = Value::Object(Map::from_iter([(key.clone(), value.take())]));
-            redacted.extend(self.redactor.redact(&mut wrapper));
-            let mut value = match wrapper {
-                Value::Object(mut m) => m.remove(&key).unwrap_or(Value::Null),
-                other => other,
-            };
-            integers_only(&mut value);
-            let bytes = serde_json_canonicalizer::to_vec(&value)
-                .map_err(|e| AuditError::Field(format!("{key}: {e}")))?;
-            fields.insert(key, bytes);
-        }
-        if !redacted.is_empty() {
-            let bytes = serde_json_canonicalizer::to_vec(&redacted)
-                .map_err(|e| AuditError::Field(format!("redacted: {e}")))?;
-            fields.insert("redacted".into(), bytes);
-        }
-        if !valid_field_name(&event.kind) {
-            return Err(AuditError::Field(event.kind));
-        }
-        Ok(Prepared {
-            fields,
-            kind: event.kind,
-            run_id: event.run_id,
-            blob: event.blob,
-        })
     }
 
     /// Sign a final checkpoint and stop the writer. Later appends fail with `Closed`.
@@ -297,6 +280,89 @@ impl AuditLog {
         }
         self.health.record(Err(&AuditError::Closed));
     }
+}
+
+/// Counts an `append` as under way until it returns or is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Redact and canonicalize an event on the caller's task.
+fn prepare(redactor: &Redactor, event: AuditEvent) -> Result<Prepared, AuditError> {
+    if let Some(key) = event
+        .fields
+        .keys()
+        .find(|k| RESERVED.contains(&k.as_str()) || !valid_field_name(k))
+    {
+        return Err(AuditError::Field(key.clone()));
+    }
+    if !valid_field_name(&event.kind) {
+        return Err(AuditError::Field(event.kind));
+    }
+    // The whole event is redacted in one walk. That equals redacting each field on its own: every
+    // rule path starts at a top-level name, and `Map` iterates in sorted key order, so the sorted
+    // list of changed paths is the per-field lists one after another.
+    let mut fields = Value::Object(event.fields);
+    let redacted = redactor.redact(&mut fields);
+    integers_only(&mut fields);
+    let fields = match fields {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let redacted = (!redacted.is_empty())
+        .then(|| Value::Array(redacted.into_iter().map(Value::String).collect()));
+
+    enum Member<'a> {
+        Value(&'a Value),
+        Kind,
+        Slot(usize),
+    }
+    let mut members: Vec<(&str, Member)> = Vec::with_capacity(fields.len() + 5);
+    members.extend(fields.iter().map(|(k, v)| (k.as_str(), Member::Value(v))));
+    if let Some(r) = &redacted {
+        members.push(("redacted", Member::Value(r)));
+    }
+    members.push(("kind", Member::Kind));
+    members.push(("prev", Member::Slot(0)));
+    members.push(("seq", Member::Slot(1)));
+    members.push(("ts", Member::Slot(2)));
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+    let mut body = Vec::with_capacity(1024);
+    let mut slots = [0; 3];
+    for (name, member) in members {
+        match member {
+            Member::Slot(i) => slots[i] = body.len(),
+            Member::Kind => {
+                body.extend_from_slice(b",\"kind\":");
+                jcs::write_str(&event.kind, &mut body);
+            }
+            Member::Value(v) => {
+                body.extend_from_slice(b",\"");
+                body.extend_from_slice(name.as_bytes());
+                body.extend_from_slice(b"\":");
+                jcs::write_value(v, &mut body)
+                    .map_err(|e| AuditError::Field(format!("{name}: {e}")))?;
+            }
+        }
+    }
+    Ok(Prepared {
+        body,
+        slots,
+        run_id: event.run_id,
+        blob: event.blob,
+    })
 }
 
 fn valid_field_name(name: &str) -> bool {
@@ -322,7 +388,8 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         let entries = txn.open_table(ENTRIES).map_err(store_err)?;
         txn.open_table(CHECKPOINTS).map_err(store_err)?;
         txn.open_table(BLOBS).map_err(store_err)?;
-        txn.open_multimap_table(RUNS).map_err(store_err)?;
+        txn.open_table(RUN_IDS).map_err(store_err)?;
+        txn.open_table(RUN_ENTRIES).map_err(store_err)?;
         let instance_id = match meta.get("instance_id").map_err(store_err)? {
             Some(v) => String::from_utf8_lossy(v.value()).into_owned(),
             None => uuid::Uuid::now_v7().to_string(),
@@ -354,8 +421,41 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         }
         (head, instance_id)
     };
+    migrate_legacy_runs(&txn)?;
     txn.commit().map_err(store_err)?;
     Ok((db, head, instance_id))
+}
+
+/// Move a `runs` multimap index (run id → seqs), written before `run_ids`/`run_entries`
+/// replaced it, into those tables, in the opening transaction.
+fn migrate_legacy_runs(txn: &WriteTransaction) -> Result<(), AuditError> {
+    let present = txn
+        .list_multimap_tables()
+        .map_err(store_err)?
+        .any(|t| t.name() == LEGACY_RUNS.name());
+    if !present {
+        return Ok(());
+    }
+    {
+        let legacy = txn.open_multimap_table(LEGACY_RUNS).map_err(store_err)?;
+        let mut ids = txn.open_table(RUN_IDS).map_err(store_err)?;
+        let mut entries = txn.open_table(RUN_ENTRIES).map_err(store_err)?;
+        for item in legacy.iter().map_err(store_err)? {
+            let (run, seqs) = item.map_err(store_err)?;
+            // A multimap's values come in ascending order: the first is the run's first seq.
+            let mut first = None;
+            for seq in seqs {
+                let seq = seq.map_err(store_err)?.value();
+                let first = *first.get_or_insert(seq);
+                entries.insert((first, seq), ()).map_err(store_err)?;
+            }
+            if let Some(first) = first {
+                ids.insert(run.value(), first).map_err(store_err)?;
+            }
+        }
+    }
+    txn.delete_multimap_table(LEGACY_RUNS).map_err(store_err)?;
+    Ok(())
 }
 
 struct Writer {
@@ -368,6 +468,9 @@ struct Writer {
     opts: AuditOptions,
     health: Arc<AuditHealth>,
     last_checkpoint_at: Instant,
+    in_flight: Arc<AtomicUsize>,
+    /// Run id → seq of the run's first entry, for runs committed before (see [`RUN_CACHE`]).
+    runs: HashMap<String, u64>,
 }
 
 impl Writer {
@@ -378,6 +481,7 @@ impl Writer {
         origin: String,
         opts: AuditOptions,
         health: Arc<AuditHealth>,
+        in_flight: Arc<AtomicUsize>,
     ) -> Result<Writer, AuditError> {
         let prev = decode_hash(&head.last_hash)?;
         let frontier = head
@@ -397,6 +501,8 @@ impl Writer {
             opts,
             health,
             last_checkpoint_at: Instant::now(),
+            in_flight,
+            runs: HashMap::new(),
         })
     }
 
@@ -422,14 +528,28 @@ impl Writer {
             let mut close = None;
             let mut checkpoint_waiters = Vec::new();
             let mut next = Some(first);
+            // Appends under way that are not queued yet are mostly the callers the last commit
+            // just answered, preparing their next entry. Taking only what is queued splits
+            // steady load into two alternating half-size batches; waiting a little for the
+            // rest makes fewer, larger commits. Never when this batch holds every append under
+            // way (a lone caller pays nothing), and never longer than LINGER.
+            let mut linger_until = None;
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Append(p, r) => batch.push((p, r)),
                     Msg::Checkpoint(r) => checkpoint_waiters.push(r),
                     Msg::Close(r) => close = Some(r),
                 }
-                if close.is_none() && batch.len() < self.opts.max_batch {
-                    next = rx.try_recv().ok();
+                if close.is_some() || batch.len() >= self.opts.max_batch {
+                    break;
+                }
+                next = rx.try_recv().ok();
+                if next.is_none()
+                    && !batch.is_empty()
+                    && self.in_flight.load(Ordering::Relaxed) > batch.len()
+                {
+                    let until = *linger_until.get_or_insert_with(|| Instant::now() + LINGER);
+                    next = rx.recv_deadline(until).ok();
                 }
             }
             if !batch.is_empty() {
@@ -458,19 +578,18 @@ impl Writer {
         &mut self,
         batch: Vec<(Prepared, oneshot::Sender<Result<Receipt, AuditError>>)>,
     ) {
-        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ts = format!(
+            "\"{}\"",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
         let mut tree = self.tree.clone();
         let mut prev = self.prev;
         let mut size = self.head.size;
         let mut rows = Vec::with_capacity(batch.len());
         let mut receipts = Vec::with_capacity(batch.len());
         for (p, _) in &batch {
-            let bytes = entry_bytes(p, size, &prev, &ts);
-            let hash = leaf_hash(&bytes);
+            let (hash, value) = entry_value(p, size, &prev, ts.as_bytes());
             tree.push(hash);
-            let mut value = Vec::with_capacity(32 + bytes.len());
-            value.extend_from_slice(&hash);
-            value.extend_from_slice(&bytes);
             rows.push((size, value));
             receipts.push(Receipt {
                 seq: size,
@@ -496,7 +615,11 @@ impl Writer {
             .and_then(|note| self.write(&batch, &rows, &head, note.as_deref().map(|n| (size, n))));
         self.health.record(result.as_ref().map(|_| size));
         match result {
-            Ok(()) => {
+            Ok(new_runs) => {
+                if self.runs.len() + new_runs.len() > RUN_CACHE {
+                    self.runs.clear();
+                }
+                self.runs.extend(new_runs);
                 self.tree = tree;
                 self.prev = prev;
                 self.head = head;
@@ -516,22 +639,43 @@ impl Writer {
         }
     }
 
+    /// One durable write transaction. Returns the runs it started (run id, first seq), for
+    /// the run cache once the commit stands.
     fn write(
         &self,
         batch: &[(Prepared, oneshot::Sender<Result<Receipt, AuditError>>)],
         rows: &[(u64, Vec<u8>)],
         head: &ChainHead,
         checkpoint: Option<(u64, &str)>,
-    ) -> Result<(), AuditError> {
+    ) -> Result<Vec<(String, u64)>, AuditError> {
         let txn = self.db.begin_write().map_err(store_err)?;
+        let mut new_runs = Vec::new();
         {
             let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
-            let mut runs = txn.open_multimap_table(RUNS).map_err(store_err)?;
+            let mut run_ids = txn.open_table(RUN_IDS).map_err(store_err)?;
+            let mut run_entries = txn.open_table(RUN_ENTRIES).map_err(store_err)?;
             let mut blobs = txn.open_table(BLOBS).map_err(store_err)?;
             for ((p, _), (seq, value)) in batch.iter().zip(rows) {
                 entries.insert(*seq, value.as_slice()).map_err(store_err)?;
                 if let Some(run) = &p.run_id {
-                    runs.insert(run.as_str(), *seq).map_err(store_err)?;
+                    // The table is read on a cache miss, so it also sees runs started earlier
+                    // in this transaction.
+                    let known = match self.runs.get(run) {
+                        Some(first) => Some(*first),
+                        None => run_ids
+                            .get(run.as_str())
+                            .map_err(store_err)?
+                            .map(|v| v.value()),
+                    };
+                    let first = match known {
+                        Some(first) => first,
+                        None => {
+                            run_ids.insert(run.as_str(), *seq).map_err(store_err)?;
+                            new_runs.push((run.clone(), *seq));
+                            *seq
+                        }
+                    };
+                    run_entries.insert((first, *seq), ()).map_err(store_err)?;
                 }
                 if let Some((hash, body)) = &p.blob {
                     blobs
@@ -548,7 +692,8 @@ impl Writer {
                 cps.insert(size, note).map_err(store_err)?;
             }
         }
-        txn.commit().map_err(store_err)
+        txn.commit().map_err(store_err)?;
+        Ok(new_runs)
     }
 
     fn sign(&self, tree: &MerkleAccumulator) -> Result<String, AuditError> {
@@ -573,7 +718,7 @@ impl Writer {
             ..self.head.clone()
         };
         match self.write(&[], &[], &head, Some((head.size, note.as_str()))) {
-            Ok(()) => {
+            Ok(_) => {
                 self.head = head;
                 Ok(())
             }
@@ -594,37 +739,35 @@ impl Writer {
     }
 }
 
-/// `{"kind":…,"prev":…,"seq":…,"ts":…, …fields}` in RFC 8785 key order.
-fn entry_bytes(p: &Prepared, seq: u64, prev: &Hash, ts: &str) -> Vec<u8> {
-    let seq_s = seq.to_string();
-    let prev_s = format!("\"{}\"", hex::encode(prev));
-    let ts_s = format!("\"{ts}\"");
-    let kind_s = format!("\"{}\"", p.kind);
-    let mut all: Vec<(&str, &[u8])> = Vec::with_capacity(p.fields.len() + 4);
-    all.push(("kind", kind_s.as_bytes()));
-    all.push(("prev", prev_s.as_bytes()));
-    all.push(("seq", seq_s.as_bytes()));
-    all.push(("ts", ts_s.as_bytes()));
-    all.extend(p.fields.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    let len = all
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 4)
-        .sum::<usize>()
-        + 2;
-    let mut out = Vec::with_capacity(len);
+/// The stored value of an entry: its 32-byte hash, then its RFC 8785 JSON, the prepared body
+/// with `prev`, `seq` and `ts` (already a JSON string) in their slots.
+fn entry_value(p: &Prepared, seq: u64, prev: &Hash, ts: &[u8]) -> (Hash, Vec<u8>) {
+    let mut prev_hex = [0u8; 64];
+    // Cannot fail: the buffer is exactly twice the hash's length.
+    let _ = hex::encode_to_slice(prev, &mut prev_hex);
+    let mut seq_buf = itoa::Buffer::new();
+    let [at_prev, at_seq, at_ts] = p.slots;
+    let body = &p.body;
+    let mut out = Vec::with_capacity(32 + body.len() + ts.len() + 120);
+    out.extend_from_slice(&[0; 32]);
     out.push(b'{');
-    for (i, (k, v)) in all.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(v);
-    }
+    out.extend_from_slice(&body[..at_prev]);
+    out.extend_from_slice(b",\"prev\":\"");
+    out.extend_from_slice(&prev_hex);
+    out.push(b'"');
+    out.extend_from_slice(&body[at_prev..at_seq]);
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(seq_buf.format(seq).as_bytes());
+    out.extend_from_slice(&body[at_seq..at_ts]);
+    out.extend_from_slice(b",\"ts\":");
+    out.extend_from_slice(ts);
+    out.extend_from_slice(&body[at_ts..]);
     out.push(b'}');
-    out
+    // Every member was written with a leading comma; the first one must not have it.
+    out.remove(33);
+    let hash = leaf_hash(&out[32..]);
+    out[..32].copy_from_slice(&hash);
+    (hash, out)
 }
 
 fn decode_hash(s: &str) -> Result<Hash, AuditError> {
@@ -638,21 +781,88 @@ fn decode_hash(s: &str) -> Result<Hash, AuditError> {
 mod tests {
     use super::*;
 
+    fn redactor() -> Redactor {
+        Redactor::new(&[], &["meta.note".to_string()], &[]).unwrap()
+    }
+
+    /// The entry as the format describes it: the redacted event plus the log's own fields, as
+    /// RFC 8785 JSON.
+    fn reference(fields: Value, kind: &str, seq: u64, prev: &Hash, ts: &str) -> Vec<u8> {
+        let mut entry = fields;
+        let changed = redactor().redact(&mut entry);
+        integers_only(&mut entry);
+        entry["kind"] = kind.into();
+        entry["prev"] = hex::encode(prev).into();
+        entry["seq"] = seq.into();
+        entry["ts"] = ts.into();
+        if !changed.is_empty() {
+            entry["redacted"] = changed.into();
+        }
+        serde_json_canonicalizer::to_vec(&entry).unwrap()
+    }
+
     #[test]
-    fn entry_bytes_are_the_canonical_json_of_the_entry() {
-        let mut fields = BTreeMap::new();
-        fields.insert("action_hash".to_string(), b"\"ab\"".to_vec());
-        fields.insert("zeta".to_string(), b"{\"a\":1}".to_vec());
-        let p = Prepared {
-            fields,
-            kind: "decision".into(),
-            run_id: None,
-            blob: None,
-        };
-        let bytes = entry_bytes(&p, 7, &[0u8; 32], "2026-11-25T10:00:00.000Z");
-        let value: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(serde_json_canonicalizer::to_vec(&value).unwrap(), bytes);
-        assert_eq!(value["seq"], 7);
-        assert_eq!(value["kind"], "decision");
+    fn entry_values_are_the_hash_and_canonical_json_of_the_entry() {
+        let ts = "2026-11-25T10:00:00.000Z";
+        let prev = [7u8; 32];
+        // Names before, between and after the log's own (`kind`, `prev`, `redacted`, `seq`,
+        // `ts`), redaction by key, by path and by token shape, a float, no fields at all.
+        let cases = [
+            serde_json::json!({"action_hash": "ab", "zeta": {"a": 1}}),
+            serde_json::json!({"action": {"params": {"password": "hunter2", "n": 1.5}}, "q": "x",
+                               "meta": {"note": "secret", "other": 1}, "seq_no": 3, "u": null,
+                               "token": "Bearer abcdefghijklmnop", "tz": [1e300]}),
+            serde_json::json!({}),
+            serde_json::json!({"a": [1, 2], "b": true}),
+            serde_json::json!({"zz": "\u{1f}😀\u{e000}", "nested": {"\u{e000}": 1, "😀": 2}}),
+        ];
+        for (i, fields) in cases.into_iter().enumerate() {
+            let seq = 41 + i as u64;
+            let p = prepare(&redactor(), AuditEvent::new("decision", fields.clone())).unwrap();
+            let (hash, value) = entry_value(&p, seq, &prev, format!("\"{ts}\"").as_bytes());
+            let expected = reference(fields, "decision", seq, &prev, ts);
+            assert_eq!(
+                String::from_utf8_lossy(&value[32..]),
+                String::from_utf8_lossy(&expected),
+                "case {i}"
+            );
+            assert_eq!(hash, leaf_hash(&expected));
+            assert_eq!(value[..32], hash);
+        }
+    }
+
+    #[test]
+    fn reserved_and_malformed_names_are_refused() {
+        for bad in ["seq", "prev", "ts", "kind", "redacted", "Upper", "", "a-b"] {
+            let event = AuditEvent::new("decision", serde_json::json!({ bad: 1 }));
+            assert_eq!(
+                prepare(&redactor(), event).err(),
+                Some(AuditError::Field(bad.to_string()))
+            );
+        }
+        let event = AuditEvent::new("Bad kind", serde_json::json!({"a": 1}));
+        assert!(prepare(&redactor(), event).is_err());
+    }
+
+    #[test]
+    fn a_legacy_runs_index_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut runs = txn.open_multimap_table(LEGACY_RUNS).unwrap();
+                for (run, seq) in [("r-1", 4), ("r-2", 5), ("r-1", 2), ("r-1", 9)] {
+                    runs.insert(run, seq).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let (db, _, _) = open_db(&path).unwrap();
+        let reader = AuditReader::shared(Arc::new(db));
+        assert_eq!(reader.run_seqs("r-1").unwrap(), vec![2, 4, 9]);
+        assert_eq!(reader.run_seqs("r-2").unwrap(), vec![5]);
+        assert!(reader.run_seqs("r-3").unwrap().is_empty());
     }
 }

@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
+pub mod jcs;
 pub mod merkle;
 pub mod redact;
 pub mod store;

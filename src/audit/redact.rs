@@ -136,8 +136,9 @@ impl Redactor {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
                     let len = push_segment(path, k);
-                    let lower = k.to_ascii_lowercase();
-                    if self.keys.contains(&lower) && !is_redacted(v) {
+                    // `keys` are lowercase: no lowercased copy of every key walked.
+                    let secret = self.keys.iter().any(|s| s.eq_ignore_ascii_case(k));
+                    if secret && !is_redacted(v) {
                         *v = Value::String(REDACTED.into());
                         changed.push(path.clone());
                     } else {
@@ -148,7 +149,7 @@ impl Redactor {
             }
             Value::Array(items) => {
                 for (i, v) in items.iter_mut().enumerate() {
-                    let len = push_segment(path, &i.to_string());
+                    let len = push_segment(path, itoa::Buffer::new().format(i));
                     self.walk(v, path, changed);
                     path.truncate(len);
                 }
@@ -165,6 +166,11 @@ impl Redactor {
 
     /// The string with every token shape replaced, or `None` when it holds none.
     pub fn redact_str(&self, s: &str) -> Option<String> {
+        // Almost every string holds no token: a plain match test is cheaper than collecting
+        // which patterns match, which is only needed for the rest.
+        if !self.set.is_match(s) {
+            return None;
+        }
         let hits = self.set.matches(s);
         if !hits.matched_any() {
             return None;

@@ -23,8 +23,15 @@ pub const CHECKPOINTS: TableDefinition<u64, &str> = TableDefinition::new("checkp
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// hex SHA-256 → body, for result bodies small enough to keep.
 pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
-/// run id → seqs of that run's entries, for timelines.
-pub const RUNS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("runs");
+/// run id → seq of the run's first entry: the run's key in [`RUN_ENTRIES`].
+pub const RUN_IDS: TableDefinition<&str, u64> = TableDefinition::new("run_ids");
+/// (seq of the run's first entry, seq) → (), for timelines. Keyed by the run's first seq rather
+/// than its id so that the runs active at any moment, which all started recently, sit together at
+/// the end of the table: a commit rewrites a few tail pages instead of one page per run it
+/// touches, as an index keyed by (often random) run ids does.
+pub const RUN_ENTRIES: TableDefinition<(u64, u64), ()> = TableDefinition::new("run_entries");
+/// The index before `run_ids`/`run_entries` (run id → seqs). Read only to migrate it, on open.
+pub const LEGACY_RUNS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("runs");
 
 /// The end of the chain, stored in the same transaction as the entries it describes, so a
 /// restart continues the chain (and the Merkle tree) without re-reading the log.
@@ -46,6 +53,19 @@ pub const ZERO_HASH: &str = "000000000000000000000000000000000000000000000000000
 pub fn split_entry(value: &[u8]) -> Option<(Hash, &[u8])> {
     let (hash, json) = value.split_at_checked(32)?;
     Some((hash.try_into().ok()?, json))
+}
+
+fn legacy_run_seqs(txn: &ReadTransaction, run_id: &str) -> Result<Vec<u64>, AuditError> {
+    let table = match txn.open_multimap_table(LEGACY_RUNS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(store_err(e)),
+    };
+    let mut out = Vec::new();
+    for v in table.get(run_id).map_err(store_err)? {
+        out.push(v.map_err(store_err)?.value());
+    }
+    Ok(out)
 }
 
 pub fn store_err(e: impl std::fmt::Display) -> AuditError {
@@ -160,14 +180,22 @@ impl AuditReader {
     /// Seqs of one run's entries, in order.
     pub fn run_seqs(&self, run_id: &str) -> Result<Vec<u64>, AuditError> {
         let txn = self.begin_read()?;
-        let table = match txn.open_multimap_table(RUNS) {
+        let ids = match txn.open_table(RUN_IDS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            // A file no writer has opened since the index changed: read the old index.
+            Err(redb::TableError::TableDoesNotExist(_)) => return legacy_run_seqs(&txn, run_id),
             Err(e) => return Err(store_err(e)),
         };
+        let Some(first) = ids.get(run_id).map_err(store_err)?.map(|v| v.value()) else {
+            return Ok(Vec::new());
+        };
+        let entries = txn.open_table(RUN_ENTRIES).map_err(store_err)?;
         let mut out = Vec::new();
-        for v in table.get(run_id).map_err(store_err)? {
-            out.push(v.map_err(store_err)?.value());
+        for item in entries
+            .range((first, 0)..=(first, u64::MAX))
+            .map_err(store_err)?
+        {
+            out.push(item.map_err(store_err)?.0.value().1);
         }
         Ok(out)
     }
