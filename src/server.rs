@@ -102,6 +102,7 @@ impl Running {
     /// sign a final checkpoint and close the audit log.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
+        self.state.gate.approvals().stop_holding();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!("in-flight requests did not finish within the grace period");

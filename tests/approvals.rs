@@ -468,7 +468,7 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
 }
 
 #[tokio::test]
-async fn an_approval_does_not_move_to_another_action_agent_or_policy() {
+async fn an_approval_does_not_move_to_another_action_agent_requester_or_policy() {
     let e = env().await;
     let id = e
         .pending("write", json!({"path": "c", "content": "1"}))
@@ -481,6 +481,12 @@ async fn an_approval_does_not_move_to_another_action_agent_or_policy() {
     // Another agent asking for the same action.
     let mut body = check_body("write", json!({"path": "c", "content": "1"}));
     body["agent"]["id"] = json!("other-agent");
+    let (_, v) = e.s.check_body(&body).await;
+    assert_eq!(v["decision"], "pending");
+    assert_ne!(v["approval_id"], id.as_str());
+    // Another requester asking for the same action.
+    let mut body = check_body("write", json!({"path": "c", "content": "1"}));
+    body["requester"]["sender_id"] = json!("U_DAVE");
     let (_, v) = e.s.check_body(&body).await;
     assert_eq!(v["decision"], "pending");
     assert_ne!(v["approval_id"], id.as_str());

@@ -71,12 +71,12 @@ fn request(n: u32) -> ApprovalRequest {
             policy_revision: "0123456789abcdef".repeat(4),
             agent_id: "main".into(),
             authenticated_as: None,
+            requester: Some(Requester {
+                channel: Some("slack".into()),
+                sender_id: Some("U0REQUEST".into()),
+                sender_is_owner: Some(false),
+            }),
         },
-        requester: Some(Requester {
-            channel: Some("slack".into()),
-            sender_id: Some("U0REQUEST".into()),
-            sender_is_owner: Some(false),
-        }),
         run_id: Some("run-7".into()),
         action: json!({"kind": "tool", "tool": "exec",
                        "params": {"command": "kubectl delete ns staging", "token": "[REDACTED:github_token]"}}),

@@ -373,12 +373,10 @@ where
         Ok(view) => match view.status {
             ApprovalStatus::Pending => format!(
                 "Recorded. {} of {} approvals so far.",
-                view.decided_by.len().max(
-                    view.answers
-                        .iter()
-                        .filter(|a| a.vote == Vote::Approve)
-                        .count()
-                ),
+                view.answers
+                    .iter()
+                    .filter(|a| a.vote == Vote::Approve)
+                    .count(),
                 view.quorum
             ),
             s => format!("Recorded. The approval is now {}.", s.as_str()),

@@ -229,13 +229,13 @@ impl Gate {
             policy_revision: d.policy_revision.clone(),
             agent_id: req.agent.id.clone().unwrap_or_default(),
             authenticated_as: req.agent.authenticated_as.clone(),
+            requester: req.requester.clone(),
         };
         // People read the action; secrets are redacted as they are for the audit log.
         let mut shown = serde_json::json!({ "action": to_value(&req.action) });
         self.audit.redactor().redact(&mut shown);
         let new = NewApproval {
             decision_id: d.id.clone(),
-            requester: req.requester.clone(),
             run_id: req.agent.run_id.clone(),
             action: shown["action"].take(),
             risk: d.risk,

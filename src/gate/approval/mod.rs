@@ -19,7 +19,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::action::Requester;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::ApprovalConfig;
 use crate::gate::policy::{ApprovalSpec, Risk};
@@ -102,7 +101,6 @@ pub struct AnswerInput {
 #[derive(Debug, Clone)]
 pub struct NewApproval {
     pub decision_id: String,
-    pub requester: Option<Requester>,
     pub run_id: Option<String>,
     /// The redacted action, for people to read.
     pub action: Value,
@@ -182,6 +180,8 @@ pub struct Approvals {
     audit: Arc<AuditLog>,
     notifier: Notifier,
     settings: ApprovalSettings,
+    /// Set on shutdown: held requests answer with the current state instead of waiting.
+    closing: watch::Sender<bool>,
     // One lock for every state change: approval traffic is human-paced, and serializing
     // answers is what makes quorum counting and single use simple to get right.
     book: Mutex<Book>,
@@ -218,10 +218,16 @@ impl Approvals {
             audit,
             notifier,
             settings,
+            closing: watch::channel(false).0,
             book: Mutex::new(book),
         };
         approvals.expire_due().await;
         Ok(approvals)
+    }
+
+    /// Release every held request with its current state (on shutdown).
+    pub fn stop_holding(&self) {
+        self.closing.send_replace(true);
     }
 
     pub fn settings(&self) -> &ApprovalSettings {
@@ -304,7 +310,6 @@ impl Approvals {
             id: uuid::Uuid::now_v7().to_string(),
             decision_id: new.decision_id,
             binding,
-            requester: new.requester,
             run_id: new.run_id,
             action: new.action,
             risk: new.risk,
@@ -352,14 +357,20 @@ impl Approvals {
             let book = self.book.lock().await;
             book.by_id.get(id)?.status.subscribe()
         };
+        let mut closing = self.closing.subscribe();
         let settled = async {
             loop {
                 let status = *rx.borrow_and_update();
                 if status.is_final() {
                     return status;
                 }
-                if rx.changed().await.is_err() {
-                    return ApprovalStatus::Pending;
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() {
+                        return ApprovalStatus::Pending;
+                    },
+                    // Shutting down: answer now (pending) rather than hold the drain; the
+                    // approval itself is kept and can be waited for after the restart.
+                    _ = closing.wait_for(|c| *c) => return *rx.borrow(),
                 }
             }
         };
@@ -509,6 +520,7 @@ impl Approvals {
             });
         }
         let is_requester = req
+            .binding
             .requester
             .as_ref()
             .and_then(|r| r.sender_id.as_deref())

@@ -83,7 +83,8 @@ pub struct Answer {
 }
 
 /// What an approval is bound to. An approval applies only to a check whose binding is equal:
-/// the same canonical action, under the same policy revision, from the same agent.
+/// the same canonical action, under the same policy revision, from the same agent, asked by
+/// the same requester.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalBinding {
     /// SHA-256 of the RFC 8785 canonical (unredacted) action.
@@ -93,6 +94,9 @@ pub struct ApprovalBinding {
     /// The transport credential the agent authenticated with, when identities are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authenticated_as: Option<String>,
+    /// The person (or channel) whose message made the agent act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<Requester>,
 }
 
 impl ApprovalBinding {
@@ -110,8 +114,6 @@ pub struct ApprovalRequest {
     /// The decision that asked for this approval.
     pub decision_id: String,
     pub binding: ApprovalBinding,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requester: Option<Requester>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// The action with secrets redacted, for people to read. The binding holds the hash of
@@ -175,7 +177,7 @@ impl ApprovalRequest {
             policy_revision: self.binding.policy_revision.clone(),
             agent_id: self.binding.agent_id.clone(),
             authenticated_as: self.binding.authenticated_as.clone(),
-            requester: self.requester.clone(),
+            requester: self.binding.requester.clone(),
             run_id: self.run_id.clone(),
             risk: self.risk,
             reasons: self.reasons.clone(),

