@@ -111,6 +111,18 @@ impl Action {
         }
     }
 
+    /// An MCP `tools/call` crossing the MCP gateway.
+    pub fn mcp(server: &str, tool: &str, arguments: Option<Value>) -> Action {
+        Action {
+            kind: ActionKind::Mcp,
+            tool: Some(tool.to_string()),
+            params: arguments,
+            server: Some(server.to_string()),
+            http: None,
+            dest: None,
+        }
+    }
+
     /// RFC 8785 canonical JSON of the action: the bytes that approvals and audit bind to.
     pub fn canonical_json(&self) -> Vec<u8> {
         // Serializing plain data into canonical JSON cannot fail: there are no maps with

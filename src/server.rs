@@ -29,6 +29,7 @@ use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
+use crate::intercept::mcp::McpGateway;
 use crate::{admin, intercept};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub enum ServeError {
     Approval(#[from] crate::gate::approval::ApprovalError),
     #[error(transparent)]
     AdminToken(#[from] crate::admin::auth::AdminTokenError),
+    #[error(transparent)]
+    Mcp(#[from] crate::intercept::mcp::McpSetupError),
     #[error("approval notifications: {0}")]
     Notify(#[from] NotifyError),
     #[error("notify.webhook.secret: {0}")]
@@ -72,6 +75,7 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Verifies signed generic approval callbacks (`notify.webhook.secret`).
     pub webhook_secret: Option<WebhookSecret>,
+    pub mcp: McpGateway,
 }
 
 impl AppState {
@@ -217,11 +221,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
                 "mode": config.mode, "environment": config.environment}),
         ))
         .await?;
+    let mcp = McpGateway::new(&config)?;
     let state = Arc::new(AppState {
         gate,
         config: Arc::new(config),
         admin_token,
         webhook_secret,
+        mcp,
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -342,6 +348,10 @@ async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<Respo
         "/v1/results" => intercept::check_api::handle_result(&state.gate, req, max_body).await,
         path if path.starts_with("/v1/approvals/") => {
             intercept::check_api::handle_wait(&state.gate, req).await
+        }
+        path if path.starts_with("/mcp/") => {
+            let hold = Duration::from_secs(state.config.approval.hold_s);
+            intercept::mcp::handle(&state.mcp, &state.gate, hold, req).await
         }
         path => ApiError::not_found(path).into_response(),
     }

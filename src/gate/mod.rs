@@ -108,6 +108,9 @@ pub struct ResultReport {
     pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// HTTP status of a response clawgate forwarded itself (MCP gateway, egress proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// Reason added when the decision could not be recorded: nothing runs without evidence.
@@ -301,7 +304,21 @@ impl Gate {
         &self,
         report: &ResultReport,
     ) -> Result<u64, crate::audit::AuditError> {
-        let event = AuditEvent::new("result", to_value(report)).with_run(report.run_id.as_deref());
+        self.record_result_with_body(report, None).await
+    }
+
+    /// Record a result and keep its body (up to `audit.blob_max_bytes`) in the blob table
+    /// under its SHA-256, for `clawgate audit blob`.
+    pub async fn record_result_with_body(
+        &self,
+        report: &ResultReport,
+        body: Option<Vec<u8>>,
+    ) -> Result<u64, crate::audit::AuditError> {
+        let mut event =
+            AuditEvent::new("result", to_value(report)).with_run(report.run_id.as_deref());
+        if let (Some(hash), Some(body)) = (&report.result_sha256, body) {
+            event.blob = Some((hash.clone(), body));
+        }
         self.audit.append(event).await.map(|r| r.seq)
     }
 

@@ -2,3 +2,5 @@
 //! [`crate::gate::Decision`] back into its own protocol. None of them decides anything.
 
 pub mod check_api;
+pub mod forward;
+pub mod mcp;
