@@ -53,6 +53,27 @@ enum Command {
     Audit(cli_audit::AuditCommand),
     /// List, show, approve and deny approvals on a running sidecar (admin token).
     Approvals(cli_approvals::ApprovalsArgs),
+    /// Run a stdio MCP server behind clawgate: launch this as the server's command in OpenClaw.
+    McpStdio(McpStdioArgs),
+}
+
+#[derive(Args)]
+struct McpStdioArgs {
+    /// The server's name, as policy sees it (input.action.server).
+    #[arg(long)]
+    server: String,
+    /// The running sidecar's agent listener.
+    #[arg(long, env = "CLAWGATE_URL", default_value = "http://127.0.0.1:9480")]
+    sidecar: String,
+    /// The agent id sent with each check.
+    #[arg(long, default_value = "main")]
+    agent: String,
+    /// Seconds a call held for approval waits before it is answered as pending.
+    #[arg(long, default_value_t = 20)]
+    hold: u64,
+    /// The real server: COMMAND [ARGS...], after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Args)]
@@ -137,6 +158,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(PolicyCommand::Eval { input, dir }) => policy_eval(&input, dir),
         Command::Audit(cmd) => cli_audit::run(cmd),
         Command::Approvals(args) => cli_approvals::run(args),
+        Command::McpStdio(args) => mcp_stdio(args),
     }
 }
 
@@ -165,6 +187,23 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(clawgate::server::run(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn mcp_stdio(args: McpStdioArgs) -> Result<ExitCode> {
+    use clawgate::intercept::mcp::stdio::{StdioRelay, run};
+    let relay = StdioRelay {
+        server: args.server,
+        sidecar: args.sidecar,
+        agent_id: args.agent,
+        hold: Duration::from_secs(args.hold),
+        command: args.command,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let code = runtime.block_on(run(relay))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn config_check(file: &std::path::Path) -> Result<ExitCode> {

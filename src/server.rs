@@ -346,6 +346,9 @@ async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<Respo
     match req.uri().path() {
         "/v1/check" => intercept::check_api::handle(&state.gate, req, max_body).await,
         "/v1/results" => intercept::check_api::handle_result(&state.gate, req, max_body).await,
+        "/v1/mcp/visible-tools" => {
+            intercept::check_api::handle_visible_tools(&state.gate, req, max_body).await
+        }
         path if path.starts_with("/v1/approvals/") => {
             intercept::check_api::handle_wait(&state.gate, req).await
         }

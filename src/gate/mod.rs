@@ -284,6 +284,17 @@ impl Gate {
         }
     }
 
+    /// Whether an MCP tool should be listed to the model: false when policy denies it
+    /// whatever the arguments (evaluated without arguments; nothing is recorded).
+    pub fn tool_visible(&self, server: &str, tool: &str, agent: &AgentIdentity) -> bool {
+        let request = CheckRequest {
+            action: Action::mcp(server, tool, None),
+            agent: agent.clone(),
+            requester: None,
+        };
+        self.evaluate(&request).decision != Outcome::Deny
+    }
+
     /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
     pub fn evaluate(&self, req: &CheckRequest) -> Decision {
         let input = self.policy_input(req, chrono::Utc::now());

@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::action::{Action, AgentIdentity, Requester};
+use crate::action::{Action, ActionKind, AgentIdentity, Requester};
 use crate::gate::approval::{ApprovalView, Release, refusal_reason};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
 use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
@@ -18,6 +18,12 @@ use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_js
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
+    /// `tool` (default: a tool call seen by the plugin hook) or `mcp` (an MCP `tools/call`,
+    /// as `clawgate mcp-stdio` asks; then `server` names the MCP server).
+    #[serde(default)]
+    pub kind: Option<ActionKind>,
+    #[serde(default)]
+    pub server: Option<String>,
     pub tool: String,
     #[serde(default)]
     pub params: Option<Value>,
@@ -40,8 +46,27 @@ impl CheckBody {
         {
             return Err(invalid("missing field `id` at `agent.id`"));
         }
+        let action = match (
+            self.kind.unwrap_or(ActionKind::Tool),
+            self.server.as_deref(),
+        ) {
+            (ActionKind::Tool, None) => Action::tool(self.tool, self.params),
+            (ActionKind::Mcp, Some(server)) if !server.trim().is_empty() => {
+                Action::mcp(server, &self.tool, self.params)
+            }
+            (ActionKind::Mcp, _) => return Err(invalid("`server` is required when `kind` is mcp")),
+            (ActionKind::Tool, Some(_)) => {
+                return Err(invalid("`server` is only allowed when `kind` is mcp"));
+            }
+            (k, _) => {
+                return Err(invalid(&format!(
+                    "kind {:?} is decided by clawgate's own front doors, not /v1/check",
+                    k.as_str()
+                )));
+            }
+        };
         Ok(CheckRequest {
-            action: Action::tool(self.tool, self.params),
+            action,
             agent: self.agent,
             requester: self.requester,
         })
@@ -272,4 +297,45 @@ pub async fn handle_wait<B>(gate: &Gate, req: Request<B>) -> Response<ResponseBo
     };
     span.record("decision", answer.decision.as_str());
     json_response(StatusCode::OK, &answer)
+}
+
+/// The body of `POST /v1/mcp/visible-tools`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisibleToolsBody {
+    server: String,
+    tools: Vec<String>,
+    agent: AgentIdentity,
+}
+
+/// `POST /v1/mcp/visible-tools`: which of a server's tools the model may see (those policy
+/// does not deny outright). Used by `clawgate mcp-stdio` to filter `tools/list`; evaluates
+/// only, records nothing.
+pub async fn handle_visible_tools<B>(
+    gate: &Gate,
+    req: Request<B>,
+    max_body: usize,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if req.method() != Method::POST {
+        return ApiError::method_not_allowed(req.method(), "POST").into_response();
+    }
+    let body = match read_json_body(req, max_body)
+        .await
+        .and_then(|b| parse_json::<VisibleToolsBody>(&b))
+    {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let (visible, hidden): (Vec<String>, Vec<String>) = body
+        .tools
+        .into_iter()
+        .partition(|t| gate.tool_visible(&body.server, t, &body.agent));
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({"visible": visible, "hidden": hidden}),
+    )
 }

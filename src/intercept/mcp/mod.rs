@@ -7,6 +7,7 @@
 //! through untouched. Upstream credentials are added on the way out; the agent never has them.
 
 pub mod jsonrpc;
+pub mod stdio;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -498,17 +499,11 @@ async fn filter_list(
     };
     let mut hidden = Vec::new();
     let mut keep = |name: &str| {
-        let request = CheckRequest {
-            action: Action::mcp(server, name, None),
-            agent: agent.clone(),
-            requester: None,
-        };
-        let d = gate.evaluate(&request);
-        let denied = d.decision == Outcome::Deny;
-        if denied {
+        let visible = gate.tool_visible(server, name, agent);
+        if !visible {
             hidden.push(name.to_string());
         }
-        !denied
+        visible
     };
     let is_sse = head
         .headers
