@@ -1,6 +1,7 @@
 //! Shared test scaffolding: start a real clawgate on loopback ports and talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod mcp;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};

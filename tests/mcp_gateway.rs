@@ -1,0 +1,317 @@
+//! The MCP gateway against real peers: an upstream built with the official MCP Python SDK
+//! (`MCPServer` over streamable HTTP), reached by the SDK's own `Client` through
+//! `/mcp/{server}` in both protocol revisions, and a stdio server behind `clawgate mcp-stdio`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mcp::{Upstream, client, http_args, python, ran, script};
+use common::{Sidecar, audit_entries, start_with, write_bundle};
+use serde_json::{Value, json};
+
+const ADMIN_TOKEN: &str = "mcp-test-admin";
+
+/// drop_database is denied outright, deploy needs one of group:sre, everything else runs.
+const POLICY: &str = r#"package clawgate
+
+default decision := {"effect": "deny", "risk": "high", "reasons": ["not an MCP call"]}
+
+decision := {"effect": "allow", "risk": "low", "reasons": ["ordinary MCP tool"]} if {
+	input.action.kind == "mcp"
+	not input.action.tool in {"drop_database", "deploy"}
+}
+
+decision := {"effect": "deny", "risk": "critical", "reasons": ["dropping databases is never allowed"]} if {
+	input.action.kind == "mcp"
+	input.action.tool == "drop_database"
+}
+
+decision := {"effect": "require_approval", "risk": "high", "reasons": ["deploys need a person"],
+  "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 120}} if {
+	input.action.kind == "mcp"
+	input.action.tool == "deploy"
+}
+
+decision := {"effect": "allow", "risk": "low", "reasons": ["small"],
+  "constraints": {"max_response_bytes": 4096}} if {
+	input.action.kind == "mcp"
+	input.action.tool == "big"
+}
+"#;
+
+async fn gateway(upstream: &Upstream, hold_s: u64, extra: impl FnOnce(&mut clawgate::config::Config)) -> Sidecar {
+    let url = upstream.url.clone();
+    start_with(move |c, dir| {
+        c.policy.dir = Some(write_bundle(&dir.join("policy"), &[("main.rego", POLICY)]));
+        c.mcp.servers.insert(
+            "demo".into(),
+            clawgate::config::McpServerConfig {
+                url,
+                headers: Default::default(),
+                bearer_token_env: None,
+                timeout_ms: 10_000,
+            },
+        );
+        c.approval.hold_s = hold_s;
+        c.approval.groups.insert("sre".into(), vec!["U_ALICE".into()]);
+        c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        extra(c);
+    })
+    .await
+}
+
+/// Approve the first pending approval as soon as it appears.
+async fn approve_when_pending(s: &Sidecar) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = s
+            .http
+            .get(s.admin("/v1/approvals?status=pending"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["approvals"][0]["id"].as_str() {
+            let resp = s
+                .http
+                .post(s.admin(&format!("/v1/approvals/{id}/decision")))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"decision": "approve", "approver": "U_ALICE"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no approval appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn scenario(mode: &str) {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 15, |_| {}).await;
+    let url = s.agent("/mcp/demo");
+    let call = |name: &str, args: Value| {
+        http_args(&url, mode, &["call", name, &args.to_string()])
+    };
+
+    // tools/list hides what policy denies outright.
+    let listed = client(&http_args(&url, mode, &["list"])).await.unwrap();
+    let tools: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tools.contains(&"echo") && tools.contains(&"deploy"), "{tools:?}");
+    assert!(!tools.contains(&"drop_database"), "{tools:?}");
+
+    // An allowed call runs and its result is recorded.
+    let echo = client(&call("echo", json!({"text": format!("hello {mode}")}))).await.unwrap();
+    assert_eq!(echo["isError"], false, "{echo}");
+    assert_eq!(echo["text"], format!("hello {mode}"));
+
+    // A denied call never reaches the upstream; the model reads the policy's reason.
+    let denied = client(&call("drop_database", json!({"name": "prod"}))).await.unwrap();
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert!(denied["text"].as_str().unwrap().contains("dropping databases is never allowed"));
+    if mode == "2026-07-28" {
+        assert_eq!(denied["raw"]["resultType"], "complete", "{denied}");
+    }
+
+    // A held call is approved while it waits, then runs.
+    let held = tokio::spawn(client(call("deploy", json!({"service": "api"}))));
+    let approval = approve_when_pending(&s).await;
+    let deployed = held.await.unwrap().unwrap();
+    assert_eq!(deployed["isError"], false, "{deployed}");
+
+    assert_eq!(upstream.ran(), ["echo", "deploy"]);
+    let audit = s.running.state.audit();
+    let decisions = audit_entries(audit, "decision");
+    let kinds: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|d| (d["action"]["tool"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("drop_database", "deny")), "{kinds:?}");
+    assert!(kinds.contains(&("deploy", "allow")), "{kinds:?}");
+    assert!(decisions.iter().all(|d| d["action"]["kind"] == "mcp" && d["action"]["server"] == "demo"));
+    let deploy_allow = decisions
+        .iter()
+        .find(|d| d["action"]["tool"] == "deploy" && d["decision"] == "allow")
+        .unwrap();
+    assert_eq!(deploy_allow["approval_id"], approval.as_str());
+    // Result pointers for the calls that ran: status, size and hash of the forwarded body.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let results = audit_entries(audit, "result");
+        if results.len() >= 2 {
+            for r in &results {
+                assert_eq!(r["status"], 200, "{r}");
+                assert_eq!(r["ok"], true, "{r}");
+                assert_eq!(r["result_sha256"].as_str().unwrap().len(), 64);
+                assert!(r["size"].as_u64().unwrap() > 0);
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "results not recorded: {results:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sdk_client_through_the_gateway_session_revision() {
+    scenario("legacy").await;
+}
+
+#[tokio::test]
+async fn sdk_client_through_the_gateway_stateless_revision() {
+    scenario("2026-07-28").await;
+}
+
+#[tokio::test]
+async fn a_held_call_answers_with_the_approval_id_and_the_identical_retry_passes() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let url = s.agent("/mcp/demo");
+    for mode in ["legacy", "2026-07-28"] {
+        let args = http_args(&url, mode, &["call", "deploy", &json!({"service": mode}).to_string()]);
+        let first = client(&args).await.unwrap();
+        assert_eq!(first["isError"], true, "{first}");
+        let text = first["text"].as_str().unwrap();
+        assert!(text.contains("holding this call for approval") && text.contains("retry"), "{text}");
+        let id = approve_when_pending(&s).await;
+        assert!(text.contains(&id), "{text} names {id}");
+        let retry = client(&args).await.unwrap();
+        assert_eq!(retry["isError"], false, "{retry}");
+    }
+    assert_eq!(upstream.ran(), ["deploy", "deploy"]);
+}
+
+#[tokio::test]
+async fn upstream_credentials_come_from_clawgate_not_the_agent() {
+    let upstream = Upstream::start(&["--require-bearer", "upstream-secret"]);
+    let s = gateway(&upstream, 0, |c| {
+        let server = c.mcp.servers.get_mut("demo").unwrap();
+        server
+            .headers
+            .insert("Authorization".into(), "Bearer upstream-secret".into());
+    })
+    .await;
+    let url = s.agent("/mcp/demo");
+    // The agent sends its own (wrong) credential; clawgate replaces it.
+    let mut args = http_args(&url, "legacy", &["--header", "Authorization=Bearer agent-token", "call", "echo"]);
+    args.push(json!({"text": "with creds"}).to_string());
+    let echo = client(&args).await.unwrap();
+    assert_eq!(echo["text"], "with creds", "{echo}");
+    // Straight to the upstream without clawgate's credential fails.
+    assert!(client(&http_args(&upstream.url, "legacy", &["list"])).await.is_err());
+}
+
+#[tokio::test]
+async fn verdict_size_limits_cut_off_large_results() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let url = s.agent("/mcp/demo");
+    let small = client(&http_args(&url, "2026-07-28", &["call", "big", r#"{"kb": 1}"#])).await.unwrap();
+    assert_eq!(small["isError"], false);
+    let large = client(&http_args(&url, "2026-07-28", &["call", "big", r#"{"kb": 64}"#])).await;
+    assert!(large.is_err() || large.as_ref().unwrap()["isError"] == true, "{large:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let results = audit_entries(s.running.state.audit(), "result");
+        if let Some(cut) = results.iter().find(|r| r["ok"] == false) {
+            assert!(cut["error"].as_str().unwrap().contains("size limit of 4096"), "{cut}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{results:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn raw_post(s: &Sidecar, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let mut req = s
+        .http
+        .post(s.agent(path))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.body(body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_rpc_errors_and_reaches_no_upstream() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |c| c.limits.max_body_bytes = 4096).await;
+    let (code, v) = raw_post(&s, "/mcp/demo", &[], "{\"jsonrpc\": \"2.0\", ").await;
+    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32700)), "{v}");
+    let (code, v) = raw_post(&s, "/mcp/demo", &[], "[{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}]").await;
+    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32600)), "{v}");
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"{}\"}}}}}}",
+        "x".repeat(8192)
+    );
+    let (code, _) = raw_post(&s, "/mcp/demo", &[], big).await;
+    assert_eq!(code, 413);
+    // The header says echo, the body says drop_database: refused before policy or upstream.
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "drop_database", "arguments": {"name": "prod"},
+                   "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    let (code, v) = raw_post(&s, "/mcp/demo", &headers, body.to_string()).await;
+    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
+    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")];
+    let (code, v) = raw_post(&s, "/mcp/demo", &headers, body.to_string()).await;
+    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
+    // Unknown server: a JSON-RPC error naming the configured ones.
+    let (code, v) = raw_post(&s, "/mcp/nope", &[], json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string()).await;
+    assert_eq!(code, 404);
+    assert!(v["error"]["message"].as_str().unwrap().contains("configured: demo"), "{v}");
+    assert!(upstream.ran().is_empty());
+    assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
+}
+
+#[tokio::test]
+async fn stdio_server_behind_mcp_stdio() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 5, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ran.log");
+    let stdio = |sidecar: &str| -> Vec<String> {
+        let mut v: Vec<String> = vec!["--stdio".into(), "--".into(), common::BIN.into(), "mcp-stdio".into(),
+            "--server".into(), "local".into(), "--sidecar".into(), sidecar.into(), "--hold".into(), "5".into(), "--".into()];
+        v.push(python().display().to_string());
+        v.push(script("stdio_server.py").display().to_string());
+        v.push("--ran-log".into());
+        v.push(log.display().to_string());
+        v
+    };
+    let sidecar = s.agent("");
+    let with = |base: Vec<String>, rest: &[&str]| {
+        let mut v = base;
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    let listed = client(&with(stdio(&sidecar), &["list"])).await.unwrap();
+    let tools = listed["tools"].to_string();
+    assert!(tools.contains("echo") && !tools.contains("drop_database"), "{tools}");
+    let echo = client(&with(stdio(&sidecar), &["call", "echo", r#"{"text": "over stdio"}"#])).await.unwrap();
+    assert_eq!(echo["text"], "over stdio", "{echo}");
+    let denied = client(&with(stdio(&sidecar), &["call", "drop_database", r#"{"name": "prod"}"#])).await.unwrap();
+    assert_eq!(denied["isError"], true);
+    assert!(denied["text"].as_str().unwrap().contains("never allowed"));
+    let held = tokio::spawn(client(with(stdio(&sidecar), &["call", "deploy", r#"{"service": "web"}"#])));
+    approve_when_pending(&s).await;
+    assert_eq!(held.await.unwrap().unwrap()["isError"], false);
+    let decisions = audit_entries(s.running.state.audit(), "decision");
+    assert!(decisions.iter().any(|d| d["action"]["server"] == "local" && d["action"]["tool"] == "drop_database"));
+    // The sidecar is gone: nothing runs unchecked.
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let refused = client(&with(stdio(&dead), &["call", "echo", r#"{"text": "unchecked"}"#])).await.unwrap();
+    assert_eq!(refused["isError"], true);
+    assert!(refused["text"].as_str().unwrap().contains("could not check"), "{refused}");
+    assert_eq!(ran(&log), ["echo", "deploy"]);
+}
