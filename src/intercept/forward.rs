@@ -130,6 +130,10 @@ impl Body for MeteredBody {
                         }
                     }
                 }
+                // A body of known length may not be polled again after its last byte.
+                if this.inner.is_end_stream() {
+                    this.finish(None);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {

@@ -55,7 +55,9 @@ impl Upstream {
             .expect("start tests/mcp/upstream.py");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
         let url = line
             .trim()
             .strip_prefix("READY ")
