@@ -479,3 +479,35 @@ async fn stdio_server_behind_mcp_stdio() {
     );
     assert_eq!(ran(&log), ["echo", "deploy"]);
 }
+
+#[tokio::test]
+async fn openclaw_mcp_probe_reaches_the_server_through_the_gateway() {
+    let oc = common::openclaw::openclaw();
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("openclaw.json");
+    let oc_config = json!({"mcp": {"servers": {"demo": {
+        "url": s.agent("/mcp/demo"), "transport": "streamable-http",
+        "headers": {"X-Clawgate-Agent": "main"}}}}});
+    std::fs::write(&config, oc_config.to_string()).unwrap();
+    let (code, out, err) = oc
+        .run(&config, dir.path(), &["mcp", "probe", "demo", "--json"])
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let start = out.find('{').expect("JSON on stdout");
+    let report: Value =
+        serde_json::from_str(&out[start..]).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"demo__echo") && tools.contains(&"demo__deploy"),
+        "{tools:?}"
+    );
+    // OpenClaw's own client sees the filtered list: policy denies drop_database outright.
+    assert!(!tools.contains(&"demo__drop_database"), "{tools:?}");
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mcp;
+pub mod openclaw;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};
