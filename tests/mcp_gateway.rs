@@ -19,7 +19,7 @@ default decision := {"effect": "deny", "risk": "high", "reasons": ["not an MCP c
 
 decision := {"effect": "allow", "risk": "low", "reasons": ["ordinary MCP tool"]} if {
 	input.action.kind == "mcp"
-	not input.action.tool in {"drop_database", "deploy", "big"}
+	not input.action.tool in {"drop_database", "deploy", "big", "slow"}
 }
 
 decision := {"effect": "deny", "risk": "critical", "reasons": ["dropping databases is never allowed"]} if {
@@ -31,6 +31,12 @@ decision := {"effect": "require_approval", "risk": "high", "reasons": ["deploys 
   "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 120}} if {
 	input.action.kind == "mcp"
 	input.action.tool == "deploy"
+}
+
+decision := {"effect": "allow", "risk": "low", "reasons": ["quick"],
+  "constraints": {"timeout_ms": 300}} if {
+	input.action.kind == "mcp"
+	input.action.tool == "slow"
 }
 
 decision := {"effect": "allow", "risk": "low", "reasons": ["small"],
@@ -292,6 +298,52 @@ async fn verdict_size_limits_cut_off_large_results() {
                     .as_str()
                     .unwrap()
                     .contains("size limit of 4096"),
+                "{cut}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{results:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn verdict_time_limits_cut_off_slow_upstreams() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let url = s.agent("/mcp/demo");
+    let quick = client(&http_args(
+        &url,
+        "2026-07-28",
+        &["call", "slow", r#"{"ms": 10}"#],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(quick["isError"], false, "{quick}");
+    let t0 = Instant::now();
+    let slow = client(&http_args(
+        &url,
+        "2026-07-28",
+        &["call", "slow", r#"{"ms": 3000}"#],
+    ))
+    .await;
+    assert!(
+        slow.is_err() || slow.as_ref().unwrap()["isError"] == true,
+        "{slow:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "the limit did not cut the call off"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let results = audit_entries(s.running.state.audit(), "result");
+        if let Some(cut) = results.iter().find(|r| r["ok"] == false) {
+            assert!(
+                cut["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("time limit of 300 ms"),
                 "{cut}"
             );
             break;

@@ -47,6 +47,8 @@ pub struct MeteredBody {
     size: u64,
     hasher: Sha256,
     kept: Option<Vec<u8>>,
+    /// The bytes so far end at a Server-Sent Events boundary (a blank line).
+    at_event_boundary: bool,
     done: Option<oneshot::Sender<BodyReport>>,
 }
 
@@ -65,6 +67,7 @@ impl MeteredBody {
             size: 0,
             hasher: Sha256::new(),
             kept: (limits.keep_bytes > 0).then(Vec::new),
+            at_event_boundary: false,
             done: Some(tx),
         };
         (body, rx)
@@ -86,7 +89,11 @@ impl MeteredBody {
 impl Drop for MeteredBody {
     fn drop(&mut self) {
         if self.done.is_some() {
-            self.finish(Some("the client went away before the body ended".into()));
+            // An event-stream client may hang up once it has read the event carrying its
+            // answer; that delivered everything. Anything else was cut short.
+            let error = (!(self.size > 0 && self.at_event_boundary))
+                .then(|| "the client went away before the body ended".to_string());
+            self.finish(error);
         }
     }
 }
@@ -122,6 +129,7 @@ impl Body for MeteredBody {
                         return Poll::Ready(Some(Err(msg.into())));
                     }
                     this.hasher.update(data);
+                    this.at_event_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
                     if let Some(kept) = &mut this.kept {
                         if kept.len() + data.len() <= this.limits.keep_bytes {
                             kept.extend_from_slice(data);

@@ -379,19 +379,30 @@ async fn forward(
     if !body.is_empty() {
         request = request.body(body);
     }
-    // A GET event stream lives as long as the session; only requests are time-limited.
-    if parts.method != Method::GET {
-        request = request.timeout(timeout);
-    }
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let resp = match request.send().await {
+    // A GET event stream lives as long as the session; only requests are time-limited.
+    let sent = if parts.method == Method::GET {
+        request.send().await.map_err(Some)
+    } else {
+        match tokio::time::timeout_at(deadline, request.send()).await {
+            Ok(r) => r.map_err(Some),
+            Err(_) => Err(None),
+        }
+    };
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
-            let message = format!(
-                "the upstream MCP server could not be reached: {}",
-                without_url(e)
-            );
+            let message = match e {
+                None => format!(
+                    "the upstream MCP server did not answer within the time limit of {} ms",
+                    timeout.as_millis()
+                ),
+                Some(e) => format!(
+                    "the upstream MCP server could not be reached: {}",
+                    without_url(e)
+                ),
+            };
             if let Some((gate, decision, run_id)) = call {
                 record_failure(gate, decision, run_id, started, message.clone());
             }
