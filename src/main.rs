@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod cli_approvals;
 mod cli_audit;
+mod cli_openclaw;
 
 use clawgate::config::{Config, Mode};
 
@@ -55,6 +56,18 @@ enum Command {
     Approvals(cli_approvals::ApprovalsArgs),
     /// Run a stdio MCP server behind clawgate: launch this as the server's command in OpenClaw.
     McpStdio(McpStdioArgs),
+    /// Print the OpenClaw config fragment (plugin entry, MCP servers) for this configuration.
+    OpenclawConfig {
+        /// clawgate config file (the embedded defaults when omitted).
+        #[arg(long, env = "CLAWGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The clawgate OpenClaw plugin folder (holds openclaw.plugin.json).
+        #[arg(long, default_value = "examples/openclaw-plugin")]
+        plugin_path: PathBuf,
+        /// The agent id MCP calls are attributed to.
+        #[arg(long, default_value = "main")]
+        agent: String,
+    },
 }
 
 #[derive(Args)]
@@ -159,6 +172,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => cli_audit::run(cmd),
         Command::Approvals(args) => cli_approvals::run(args),
         Command::McpStdio(args) => mcp_stdio(args),
+        Command::OpenclawConfig {
+            config,
+            plugin_path,
+            agent,
+        } => cli_openclaw::run(config, plugin_path, agent).map(|()| ExitCode::SUCCESS),
     }
 }
 
