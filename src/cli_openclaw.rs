@@ -12,9 +12,10 @@ use clawgate::config::Config;
 /// The plugin's id in `examples/openclaw-plugin/openclaw.plugin.json`.
 pub const PLUGIN_ID: &str = "clawgate";
 
-/// Seconds added to the approval wait for the hook's own timeout, so the plugin answers
-/// (allow, deny or "still pending") before OpenClaw gives up on the hook.
-const HOOK_MARGIN_S: u64 = 5;
+/// Seconds added to the approval wait for the hook's own timeout (more than the plugin's own
+/// request timeout), so the plugin answers (allow, deny or "still pending") before OpenClaw
+/// gives up on the hook.
+const HOOK_MARGIN_S: u64 = 10;
 
 pub fn fragment(config: &Config, plugin_path: &Path, agent: &str) -> Value {
     let agent_url = format!("http://{}", config.listeners.agent.addr);
@@ -86,7 +87,7 @@ mod tests {
         );
         let f = fragment(&config, Path::new("/opt/clawgate/plugin"), "main");
         let entry = &f["plugins"]["entries"][PLUGIN_ID];
-        assert_eq!(entry["hooks"]["timeouts"]["before_tool_call"], 45_000);
+        assert_eq!(entry["hooks"]["timeouts"]["before_tool_call"], 50_000);
         assert_eq!(entry["config"]["sidecarUrl"], "http://127.0.0.1:9480");
         assert_eq!(f["plugins"]["allow"], json!([PLUGIN_ID]));
         let gh = &f["mcp"]["servers"]["github"];

@@ -66,3 +66,141 @@ impl OpenClaw {
         )
     }
 }
+
+/// The clawgate plugin for OpenClaw (`examples/openclaw-plugin`).
+pub fn plugin_dir() -> PathBuf {
+    root().join("examples/openclaw-plugin")
+}
+
+/// The scripted OpenAI-compatible model (`examples/openclaw-plugin/dev/mock_llm.py`).
+pub fn mock_llm_script() -> PathBuf {
+    plugin_dir().join("dev/mock_llm.py")
+}
+
+/// What one `openclaw agent --local` turn did.
+#[derive(Debug)]
+pub struct Turn {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Every request OpenClaw sent to the mock model, in order (`{"n", "tool_results", "tools"}`).
+    pub model_requests: Vec<serde_json::Value>,
+}
+
+impl Turn {
+    /// The text of the tool results OpenClaw sent back to the model, in order.
+    pub fn tool_results(&self) -> Vec<String> {
+        let last = self.model_requests.last().cloned().unwrap_or_default();
+        last["tool_results"]
+            .as_array()
+            .map(|results| {
+                results
+                    .iter()
+                    .map(|m| match &m["content"] {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "openclaw exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- model requests\n{:#?}",
+            self.status, self.stdout, self.stderr, self.model_requests
+        )
+    }
+}
+
+/// One real agent turn: a mock model on a free port answering with `scenario` (see
+/// mock_llm.py), the clawgate plugin loaded with `plugin_config`, the hook timeout raised to
+/// `hook_timeout_ms`, and a fresh HOME/state dir. Fails the test (never skips) when OpenClaw
+/// cannot be installed or the turn hangs for more than `limit`.
+pub async fn agent_turn(
+    scenario: serde_json::Value,
+    plugin_config: serde_json::Value,
+    hook_timeout_ms: u64,
+    limit: std::time::Duration,
+) -> Turn {
+    let oc = openclaw();
+    let home = tempfile::tempdir().unwrap();
+    let scenario_path = home.path().join("scenario.json");
+    std::fs::write(&scenario_path, scenario.to_string()).unwrap();
+    let log_path = home.path().join("model-requests.jsonl");
+    let port = super::free_port();
+    let mut mock = tokio::process::Command::new("python3")
+        .arg(mock_llm_script())
+        .arg(port.to_string())
+        .arg(&scenario_path)
+        .arg(&log_path)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mock_llm.py with python3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mock_llm.py did not listen on {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let config = serde_json::json!({
+        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+        "models": {"mode": "merge", "providers": {"mock": {
+            "baseUrl": format!("http://127.0.0.1:{port}/v1"), "apiKey": "x",
+            "api": "openai-completions",
+            "models": [{"id": "mock-1", "name": "Mock", "reasoning": false, "input": ["text"],
+                        "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                        "contextWindow": 128000, "maxTokens": 4096}]}}},
+        "plugins": {
+            "load": {"paths": [plugin_dir().display().to_string()]},
+            "allow": ["clawgate"],
+            "entries": {"clawgate": {
+                "enabled": true,
+                "config": plugin_config,
+                "hooks": {"timeouts": {"before_tool_call": hook_timeout_ms}},
+            }},
+        },
+    });
+    let config_path = home.path().join("openclaw.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let child = tokio::process::Command::new(&oc.node)
+        .arg(&oc.entry)
+        .args([
+            "agent",
+            "--local",
+            "--agent",
+            "main",
+            "--message",
+            "go",
+            "--json",
+        ])
+        .env("OPENCLAW_CONFIG_PATH", &config_path)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run openclaw");
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("openclaw agent turn took more than {limit:?}"))
+        .expect("openclaw agent turn");
+    let _ = mock.kill().await;
+    let model_requests = std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Turn {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        model_requests,
+    }
+}
