@@ -72,9 +72,16 @@ pub fn plugin_dir() -> PathBuf {
     root().join("examples/openclaw-plugin")
 }
 
-/// The scripted OpenAI-compatible model (`examples/openclaw-plugin/dev/mock_llm.py`).
+/// The scripted model shared by the team (`../shared/openclaw/mock_llm.py`, beside the repo
+/// in CI and in every checkout).
 pub fn mock_llm_script() -> PathBuf {
-    plugin_dir().join("dev/mock_llm.py")
+    let path = root().join("../shared/openclaw/mock_llm.py");
+    assert!(
+        path.is_file(),
+        "{} is missing: the tests need the shared folder beside the repository",
+        path.display()
+    );
+    path
 }
 
 /// What one `openclaw agent --local` turn did.
