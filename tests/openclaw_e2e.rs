@@ -39,6 +39,11 @@ decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writin
   contains(input.action.params.path, "needs-approval")
 }
 
+decision := {"effect": "deny", "risk": "high", "reasons": ["this MCP call is forbidden by the e2e policy"]} if {
+  input.action.kind == "mcp"
+  contains(input.action.params.text, "forbidden")
+}
+
 decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writing this file needs an SRE, quickly"],
   "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 2}} if {
   input.action.tool == "write"
@@ -52,6 +57,10 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+async fn env_with(edit: impl FnOnce(&mut clawgate::config::Config)) -> Env {
     let rx = Receiver::start(Reply::ok(), &[]).await;
     let slack = rx.url("/slack");
     let s = start_with(|c, dir| {
@@ -62,6 +71,7 @@ async fn env() -> Env {
         c.notify.slack.webhook_url = Some(slack);
         c.notify.slack.signing_secret = Some(SLACK_SECRET.into());
         c.notify.initial_backoff_ms = 10;
+        edit(c);
     })
     .await;
     Env { s, rx }
@@ -484,5 +494,74 @@ async fn unreachable_sidecar_blocks_every_call() {
             .iter()
             .any(|r| r.contains("is unreachable") && r.contains("fail closed")),
         "the model was not told: {results:?}"
+    );
+}
+
+#[tokio::test]
+async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
+    let upstream = common::mcp::Upstream::start(&[]);
+    let url = upstream.url.clone();
+    let e = env_with(move |c| {
+        c.mcp.servers.insert(
+            "demo".into(),
+            clawgate::config::McpServerConfig {
+                url,
+                headers: Default::default(),
+                bearer_token_env: None,
+                timeout_ms: 10_000,
+            },
+        );
+    })
+    .await;
+    let mcp = json!({"mcp": {"servers": {"demo": {
+        "url": e.s.agent("/mcp/demo"), "transport": "streamable-http",
+        "headers": {"X-Clawgate-Agent": "main"}}}}});
+    // OpenClaw defers MCP tools behind its tool catalog: the model reaches them with
+    // tool_call {id, args} (tools.toolSearch "tools" mode, the default).
+    let scenario = json!([
+        {"tool": "tool_call", "arguments": {"id": "demo__echo", "args": {"text": "allowed words"}}},
+        {"tool": "tool_call", "arguments": {"id": "demo__echo", "args": {"text": "forbidden words"}}},
+        {"text": "done"}
+    ]);
+    let turn = common::openclaw::agent_turn_with(
+        scenario,
+        e.plugin_config(),
+        HOOK_TIMEOUT_MS,
+        TURN_LIMIT,
+        mcp,
+    )
+    .await;
+    assert_eq!(turn.status, 0, "{}", turn.describe());
+    // Only the allowed call reached the MCP server.
+    let ran = std::fs::read_to_string(&upstream.ran_log).unwrap_or_default();
+    assert!(ran.contains("allowed words"), "{ran}\n{}", turn.describe());
+    assert!(!ran.contains("forbidden words"), "{ran}");
+    // The model read the gateway's reason as the second tool result.
+    let results = turn.tool_results();
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("forbidden by the e2e policy")),
+        "{results:?}\n{}",
+        turn.describe()
+    );
+    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let mcp_decisions: Vec<(&str, &str)> = decisions
+        .iter()
+        .filter(|d| d["action"]["kind"] == "mcp")
+        .map(|d| {
+            (
+                d["action"]["params"]["text"].as_str().unwrap_or(""),
+                d["decision"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        mcp_decisions.contains(&("allowed words", "allow")),
+        "{mcp_decisions:?}"
+    );
+    assert!(
+        mcp_decisions.contains(&("forbidden words", "deny")),
+        "{mcp_decisions:?}"
     );
 }

@@ -146,3 +146,74 @@ pub fn ratio(a: f64, b: f64) -> String {
         "-".into()
     }
 }
+
+/// A multi-threaded tokio runtime for one server (or the load generator), its threads named
+/// `name` so `perf report --comm` can tell them apart.
+#[allow(dead_code)]
+pub fn named_runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A comma-separated list knob, e.g. `CLAWGATE_BENCH_CONCURRENCY=1,64`.
+#[allow(dead_code)]
+pub fn env_list<T>(name: &str, default: Vec<T>, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .split(',')
+            .map(|s| parse(s.trim()).unwrap_or_else(|| panic!("{name}={v:?}: bad entry {s:?}")))
+            .collect(),
+        Err(_) => default,
+    }
+}
+
+/// Latencies of one run and what went wrong, mergeable across workers.
+#[allow(dead_code)]
+pub struct Latencies {
+    pub histogram: Histogram<u64>,
+    /// Timed requests (started in the measured window).
+    pub requests: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        Latencies::new()
+    }
+}
+
+#[allow(dead_code)]
+impl Latencies {
+    pub fn new() -> Latencies {
+        Latencies {
+            histogram: new_histogram(),
+            requests: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        self.requests += 1;
+        let _ = self.histogram.record(nanos(d));
+    }
+
+    pub fn error(&mut self, e: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(e);
+    }
+
+    pub fn merge(&mut self, other: Latencies) {
+        self.histogram.add(&other.histogram).expect("same bounds");
+        self.requests += other.requests;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}

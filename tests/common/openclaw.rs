@@ -130,6 +130,24 @@ pub async fn agent_turn(
     hook_timeout_ms: u64,
     limit: std::time::Duration,
 ) -> Turn {
+    agent_turn_with(
+        scenario,
+        plugin_config,
+        hook_timeout_ms,
+        limit,
+        serde_json::json!({}),
+    )
+    .await
+}
+
+/// [`agent_turn`] with `extra` top-level OpenClaw config keys (for example `mcp`).
+pub async fn agent_turn_with(
+    scenario: serde_json::Value,
+    plugin_config: serde_json::Value,
+    hook_timeout_ms: u64,
+    limit: std::time::Duration,
+    extra: serde_json::Value,
+) -> Turn {
     let oc = openclaw();
     let home = tempfile::tempdir().unwrap();
     let scenario_path = home.path().join("scenario.json");
@@ -173,6 +191,12 @@ pub async fn agent_turn(
             }},
         },
     });
+    let mut config = config;
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            config.insert(k.clone(), v.clone());
+        }
+    }
     let config_path = home.path().join("openclaw.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
     let child = tokio::process::Command::new(&oc.node)
