@@ -44,6 +44,32 @@ struct Links<'a> {
     prev: std::borrow::Cow<'a, str>,
 }
 
+/// One entry with its leaf hash computed — the order-independent half of the work, which
+/// [`verify_db`] does on a second thread while the chain is checked in order.
+pub struct EntryDigest<'a> {
+    key: u64,
+    json: std::borrow::Cow<'a, [u8]>,
+    hash: Hash,
+    /// The hash recorded with the entry (if any) equals the one computed.
+    recorded_ok: bool,
+}
+
+impl<'a> EntryDigest<'a> {
+    pub fn compute(
+        key: u64,
+        recorded: Option<Hash>,
+        json: std::borrow::Cow<'a, [u8]>,
+    ) -> EntryDigest<'a> {
+        let hash = leaf_hash(&json);
+        EntryDigest {
+            key,
+            recorded_ok: recorded.is_none_or(|r| r == hash),
+            hash,
+            json,
+        }
+    }
+}
+
 /// Streaming verifier: feed entries in order, and checkpoints whenever they are known.
 pub struct ChainVerifier {
     verifier: NoteVerifier,
@@ -96,6 +122,14 @@ impl ChainVerifier {
     /// position in an export), `recorded` the hash stored or exported with it, `json` its
     /// canonical bytes.
     pub fn push(&mut self, key: u64, recorded: Option<Hash>, json: &[u8]) -> Result<(), Problem> {
+        self.push_digest(EntryDigest::compute(key, recorded, json.into()))
+    }
+
+    /// [`ChainVerifier::push`] for an entry whose leaf hash was computed already (possibly
+    /// on another thread): the seq sequence, the entry's own seq, its recorded hash, the
+    /// `prev` link, the Merkle tree and due checkpoints, in that order.
+    pub fn push_digest(&mut self, d: EntryDigest<'_>) -> Result<(), Problem> {
+        let key = d.key;
         if key != self.next_seq {
             return Err(problem(
                 self.next_seq,
@@ -106,7 +140,7 @@ impl ChainVerifier {
                 },
             ));
         }
-        let links: Links = serde_json::from_slice(json)
+        let links: Links = serde_json::from_slice(&d.json)
             .map_err(|e| problem(key, format!("entry is not valid JSON with seq/prev: {e}")))?;
         if links.seq != key {
             return Err(problem(
@@ -117,15 +151,13 @@ impl ChainVerifier {
                 ),
             ));
         }
-        let hash = leaf_hash(json);
-        if let Some(recorded) = recorded
-            && recorded != hash
-        {
+        if !d.recorded_ok {
             return Err(problem(
                 key,
                 "entry content does not match its recorded hash: it was altered after writing",
             ));
         }
+        let hash = d.hash;
         let mut prev = [0u8; 32];
         // Lowercase only, as written: the same bytes the Python verifier compares as text.
         let prev_ok = !links.prev.bytes().any(|b| b.is_ascii_uppercase())
@@ -226,17 +258,55 @@ pub fn verify_db(
             return Ok(Err(problem(size.checked_sub(1), p.what)));
         }
     }
+    // Two stages on two threads: reading and hashing entries (order-independent) beside
+    // parsing them and the chain, Merkle and checkpoint checks (in order). Batches keep the channel
+    // cheap; the reader stops as soon as the checker has found a problem.
+    const BATCH: usize = 1024;
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let mut found = None;
-    reader.for_each_entry(0, None, |seq, hash, json| {
-        if let Err(p) = chain.push(seq, hash, json) {
-            found = Some(p);
-            return Ok(false);
+    let read = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EntryDigest<'static>>>(8);
+        let (reader, stop) = (&reader, &stop);
+        let reading = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = reader.for_each_entry(0, None, |seq, hash, json| {
+                batch.push(EntryDigest::compute(seq, hash, json.to_vec().into()));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(full).is_err() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            result
+        });
+        'batches: for batch in rx {
+            for d in batch {
+                let seq = d.key;
+                if let Err(p) = chain.push_digest(d) {
+                    found = Some(p);
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break 'batches;
+                }
+                if seq % 4096 == 0 {
+                    progress(seq, head.size);
+                }
+            }
         }
-        if seq % 4096 == 0 {
-            progress(seq, head.size);
+        reading.join()
+    });
+    match read {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(AuditError::Storage(
+                "the verify reader thread panicked".into(),
+            ));
         }
-        Ok(true)
-    })?;
+    }
     if let Some(p) = found {
         return Ok(Err(p));
     }
