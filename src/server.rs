@@ -194,6 +194,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .map(WebhookSecret::parse)
         .transpose()
         .map_err(ServeError::WebhookSecret)?;
+    if config.approval.groups.is_empty() {
+        // Verdicts name approvers mostly as groups; with none configured only approvers named
+        // by id can answer, and everything else waits until it expires (fail closed).
+        tracing::warn!(
+            "no [approval.groups] configured: approvals that name group:NAME approvers can only expire"
+        );
+    }
     let approvals = Arc::new(
         Approvals::open(
             &config.approvals_path(),
