@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use clawgate::gate::approval::model::action_subject;
 use serde_json::{Value, json};
 
 #[derive(Args)]
@@ -184,23 +185,8 @@ fn print_list(body: &Value) {
             a["risk"].as_str().unwrap_or(""),
             a["agent_id"].as_str().unwrap_or(""),
             a["expires_at"].as_str().unwrap_or(""),
-            subject(&a["action"]),
+            action_subject(&a["action"]),
         );
-    }
-}
-
-fn subject(action: &Value) -> String {
-    let tool = action["tool"].as_str().unwrap_or("");
-    match action["kind"].as_str() {
-        Some("mcp") => format!("mcp {}/{tool}", action["server"].as_str().unwrap_or("?")),
-        Some("http") => format!(
-            "{} {}{}",
-            action["http"]["method"].as_str().unwrap_or("?"),
-            action["http"]["host"].as_str().unwrap_or("?"),
-            action["http"]["path"].as_str().unwrap_or("")
-        ),
-        Some("connect") => format!("CONNECT {}", action["dest"]["host"].as_str().unwrap_or("?")),
-        _ => format!("tool {tool}"),
     }
 }
 
@@ -208,7 +194,7 @@ fn print_one(a: &Value) {
     let line = |k: &str, v: String| println!("{k:<16}{v}");
     line("id", a["id"].as_str().unwrap_or("").into());
     line("status", a["status"].as_str().unwrap_or("").into());
-    line("subject", subject(&a["action"]));
+    line("subject", action_subject(&a["action"]));
     line("risk", a["risk"].as_str().unwrap_or("").into());
     line("agent", a["agent_id"].as_str().unwrap_or("").into());
     if let Some(r) = a["requester"].as_object() {

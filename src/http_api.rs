@@ -104,31 +104,55 @@ where
             format!("send the body as Content-Type: {mime}"),
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
+    let (parts, body) = req.into_parts();
+    collect_limited(body, &parts.headers, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "request body is larger than the limit of {limit} bytes (limits.max_body_bytes)"
+                ),
             ),
-        )
-    };
-    let declared = req
-        .headers()
+            BodyError::Unreadable(why) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                format!("could not read the request body: {why}"),
+            ),
+        })
+}
+
+/// Why a request body could not be collected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the limit, by its declared Content-Length or by what arrived.
+    TooLarge,
+    Unreadable(String),
+}
+
+/// Collect a request body of at most `limit` bytes; a declared Content-Length over the limit
+/// is refused before anything is read. Each front door words the errors in its protocol.
+pub async fn collect_limited<B>(
+    body: B,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(BodyError::TooLarge);
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            format!("could not read the request body: {e}"),
-        )),
+        Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
     }
 }
 

@@ -15,6 +15,14 @@ use crate::http_api::{
 };
 use crate::server::AppState;
 
+/// A header's value as text, if present and visible ASCII.
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
@@ -147,12 +155,7 @@ where
 {
     let approvals = state.gate.approvals();
     let headers = req.headers().clone();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| header_string(&headers, name);
     let webhook_id = header("webhook-id");
     let channel = if webhook_id.is_some() {
         Channel::Webhook
@@ -307,12 +310,7 @@ where
         ));
     };
     let headers = req.headers().clone();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| header_string(&headers, name);
     let body: Bytes = read_body(
         req,
         state.config.limits.max_body_bytes,

@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -187,7 +187,7 @@ pub fn record_when_done(
         };
         let ok = body.error.is_none() && (200..300).contains(&call.status);
         let result = ResultReport {
-            decision_id: call.decision_id.clone(),
+            decision_id: call.decision_id,
             ok,
             duration_ms: call.started.elapsed().as_millis() as u64,
             result_sha256: Some(body.sha256),
@@ -197,13 +197,36 @@ pub fn record_when_done(
             tool_call_id: None,
             status: Some(call.status),
         };
-        if let Err(e) = gate.record_result_with_body(&result, body.kept).await {
-            tracing::error!(action_id = %call.decision_id, error = %e, "could not record the forwarded result");
-        }
+        record(&gate, &result, body.kept).await;
     });
 }
 
-/// Convert a time limit in milliseconds into a deadline from now.
-pub fn deadline_after(ms: u64) -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_millis(ms)
+/// Record a forwarded call that got no answer from its upstream (in the background).
+pub fn record_failure(
+    gate: Arc<Gate>,
+    decision_id: String,
+    run_id: Option<String>,
+    started: Instant,
+    error: String,
+) {
+    tokio::spawn(async move {
+        let result = ResultReport {
+            decision_id,
+            ok: false,
+            duration_ms: started.elapsed().as_millis() as u64,
+            result_sha256: None,
+            size: None,
+            error: Some(error),
+            run_id,
+            tool_call_id: None,
+            status: None,
+        };
+        record(&gate, &result, None).await;
+    });
+}
+
+async fn record(gate: &Gate, result: &ResultReport, body: Option<Vec<u8>>) {
+    if let Err(e) = gate.record_result_with_body(result, body).await {
+        tracing::error!(action_id = %result.decision_id, error = %e, "could not record the forwarded result");
+    }
 }

@@ -224,31 +224,35 @@ pub struct ApprovalView {
 impl ApprovalView {
     /// A short name for what is asked: the tool, MCP tool or destination.
     pub fn subject(&self) -> String {
-        let a = &self.action;
-        let s = |k: &str| a.get(k).and_then(Value::as_str);
-        match s("kind") {
-            Some("mcp") => format!(
-                "MCP {}/{}",
-                s("server").unwrap_or("?"),
-                s("tool").unwrap_or("?")
-            ),
-            Some("http") => {
-                let h = &a["http"];
-                format!(
-                    "{} {}://{}{}",
-                    h["method"].as_str().unwrap_or("?"),
-                    h["scheme"].as_str().unwrap_or("?"),
-                    h["host"].as_str().unwrap_or("?"),
-                    h["path"].as_str().unwrap_or("")
-                )
-            }
-            Some("connect") => format!(
-                "CONNECT {}:{}",
-                a["dest"]["host"].as_str().unwrap_or("?"),
-                a["dest"]["port"].as_u64().unwrap_or(0)
-            ),
-            _ => format!("tool {}", s("tool").unwrap_or("?")),
+        action_subject(&self.action)
+    }
+}
+
+/// A short name for an action (as stored in an approval): the tool, MCP tool or destination.
+pub fn action_subject(a: &Value) -> String {
+    let s = |k: &str| a.get(k).and_then(Value::as_str);
+    match s("kind") {
+        Some("mcp") => format!(
+            "MCP {}/{}",
+            s("server").unwrap_or("?"),
+            s("tool").unwrap_or("?")
+        ),
+        Some("http") => {
+            let h = &a["http"];
+            format!(
+                "{} {}://{}{}",
+                h["method"].as_str().unwrap_or("?"),
+                h["scheme"].as_str().unwrap_or("?"),
+                h["host"].as_str().unwrap_or("?"),
+                h["path"].as_str().unwrap_or("")
+            )
         }
+        Some("connect") => format!(
+            "CONNECT {}:{}",
+            a["dest"]["host"].as_str().unwrap_or("?"),
+            a["dest"]["port"].as_u64().unwrap_or(0)
+        ),
+        _ => format!("tool {}", s("tool").unwrap_or("?")),
     }
 }
 

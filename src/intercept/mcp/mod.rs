@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::action::{Action, AgentIdentity};
 use crate::config::{Config, McpServerConfig};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome};
-use crate::http_api::{BoxError, ResponseBody, full_body};
+use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, full_body};
 use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
 use jsonrpc::{RoutingHeaders, is_stateless};
 
@@ -252,7 +252,7 @@ where
             tracing::info!(action_id = %decision.id, run_id = request.agent.run_id.as_deref().unwrap_or(""),
                 decision = decision.decision.as_str(), server = %server, tool, "mcp tools/call");
             if decision.decision != Outcome::Allow {
-                let text = refusal_text(&decision);
+                let text = decision_refusal(&decision);
                 return rpc_response(
                     StatusCode::OK,
                     &jsonrpc::tool_error_result(id, text, stateless),
@@ -286,20 +286,33 @@ fn agent_identity(headers: &HeaderMap) -> AgentIdentity {
     }
 }
 
-/// What the model reads when a call does not run.
-fn refusal_text(d: &Decision) -> String {
-    let reasons = d.reasons.join("; ");
-    match (d.decision, &d.approval_id) {
-        (Outcome::Pending, Some(id)) => format!(
-            "clawgate is holding this call for approval {id} (expires {}). It did not run. \
-             Ask an approver to approve it, then retry the identical call. Reasons: {reasons}",
-            d.approval_expires_at.as_deref().unwrap_or("?")
+/// What the model reads when a call does not run: held for an approval (its id and expiry)
+/// or denied. Shared by the HTTP gateway and `clawgate mcp-stdio`.
+pub fn refusal_text(
+    decision_id: &str,
+    held_for: Option<(&str, &str)>,
+    reasons: &[String],
+) -> String {
+    let reasons = reasons.join("; ");
+    match held_for {
+        Some((approval_id, expires)) => format!(
+            "clawgate is holding this call for approval {approval_id} (expires {expires}). It did not run. \
+             Ask an approver to approve it, then retry the identical call. Reasons: {reasons}"
         ),
-        _ => format!(
-            "clawgate denied this call (decision {}); it did not run. Reasons: {reasons}",
-            d.id
+        None => format!(
+            "clawgate denied this call (decision {decision_id}); it did not run. Reasons: {reasons}"
         ),
     }
+}
+
+fn decision_refusal(d: &Decision) -> String {
+    let held_for = match (d.decision, &d.approval_id) {
+        (Outcome::Pending, Some(id)) => {
+            Some((id.as_str(), d.approval_expires_at.as_deref().unwrap_or("?")))
+        }
+        _ => None,
+    };
+    refusal_text(&d.id, held_for, &d.reasons)
 }
 
 async fn read_body<B>(
@@ -311,35 +324,22 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let too_large = || {
-        rpc_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &jsonrpc::error_response(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
+    collect_limited(body, headers, limit).await.map_err(|e| {
+        let (status, message) = match e {
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the request body is larger than {limit} bytes (limits.max_body_bytes)"),
             ),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(rpc_response(
-            StatusCode::BAD_REQUEST,
-            &jsonrpc::error_response(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                format!("could not read the request body: {e}"),
+            BodyError::Unreadable(why) => (
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {why}"),
             ),
-        )),
-    }
+        };
+        rpc_response(
+            status,
+            &jsonrpc::error_response(Value::Null, jsonrpc::INVALID_REQUEST, message),
+        )
+    })
 }
 
 /// Send the request upstream and stream the answer back. For an allowed `tools/call`, the
@@ -404,7 +404,7 @@ async fn forward(
                 ),
             };
             if let Some((gate, decision, run_id)) = call {
-                record_failure(gate, decision, run_id, started, message.clone());
+                forward::record_failure(gate, decision.id, run_id, started, message.clone());
             }
             return rpc_response(
                 StatusCode::BAD_GATEWAY,
@@ -457,31 +457,6 @@ fn without_url(e: reqwest::Error) -> String {
         source = s.source();
     }
     msg
-}
-
-fn record_failure(
-    gate: Arc<Gate>,
-    decision: Decision,
-    run_id: Option<String>,
-    started: Instant,
-    error: String,
-) {
-    tokio::spawn(async move {
-        let report = crate::gate::ResultReport {
-            decision_id: decision.id.clone(),
-            ok: false,
-            duration_ms: started.elapsed().as_millis() as u64,
-            result_sha256: None,
-            size: None,
-            error: Some(error),
-            run_id,
-            tool_call_id: None,
-            status: None,
-        };
-        if let Err(e) = gate.record_result(&report).await {
-            tracing::error!(action_id = %decision.id, error = %e, "could not record the failed call");
-        }
-    });
 }
 
 /// Read a `tools/list` response whole and drop the tools policy denies outright.

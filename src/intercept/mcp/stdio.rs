@@ -191,7 +191,7 @@ async fn ask(relay: &StdioRelay, http: &reqwest::Client, msg: &Value) -> Option<
         .timeout(relay.hold + Duration::from_secs(10))
         .send()
         .await;
-    let decision: Value = match answer {
+    let decision: CheckAnswer = match answer {
         Ok(resp) if resp.status().is_success() => match resp.json().await {
             Ok(v) => v,
             Err(e) => return Some(unreachable_text(&format!("its answer was not JSON: {e}"))),
@@ -204,29 +204,35 @@ async fn ask(relay: &StdioRelay, http: &reqwest::Client, msg: &Value) -> Option<
         }
         Err(e) => return Some(unreachable_text(&e.without_url().to_string())),
     };
-    let reasons = decision["reasons"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default();
-    match decision["decision"].as_str() {
+    let id = decision.id.as_deref().unwrap_or("?");
+    match decision.decision.as_deref() {
         Some("allow") => None,
-        Some("pending") => Some(format!(
-            "clawgate is holding this call for approval {} (expires {}). It did not run. \
-             Ask an approver to approve it, then retry the identical call. Reasons: {reasons}",
-            decision["approval_id"].as_str().unwrap_or("?"),
-            decision["approval_expires_at"].as_str().unwrap_or("?")
+        Some("pending") => Some(super::refusal_text(
+            id,
+            Some((
+                decision.approval_id.as_deref().unwrap_or("?"),
+                decision.approval_expires_at.as_deref().unwrap_or("?"),
+            )),
+            &decision.reasons,
         )),
-        Some("deny") => Some(format!(
-            "clawgate denied this call (decision {}); it did not run. Reasons: {reasons}",
-            decision["id"].as_str().unwrap_or("?")
-        )),
+        Some("deny") => Some(super::refusal_text(id, None, &decision.reasons)),
         _ => Some(unreachable_text("its answer had no decision")),
     }
+}
+
+/// The fields of a `/v1/check` answer the relay acts on.
+#[derive(Debug, serde::Deserialize)]
+struct CheckAnswer {
+    #[serde(default)]
+    decision: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    approval_id: Option<String>,
+    #[serde(default)]
+    approval_expires_at: Option<String>,
+    #[serde(default)]
+    reasons: Vec<String>,
 }
 
 fn unreachable_text(why: &str) -> String {
