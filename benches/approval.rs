@@ -42,9 +42,7 @@ use hdrhistogram::Histogram;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1 as client_http1;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
@@ -130,22 +128,8 @@ struct Http1 {
 
 impl Http1 {
     async fn open(addr: SocketAddr) -> Result<Http1, String> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-        let (sender, conn) = client_http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Http1 {
-            sender,
-            host: HeaderValue::from_str(&addr.to_string()).expect("socket address is ASCII"),
-        })
+        let (sender, host) = connect_http1(addr).await?;
+        Ok(Http1 { sender, host })
     }
 
     /// Send one request and read the whole answer.

@@ -37,7 +37,7 @@ use hyper::client::conn::http1 as client_http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
@@ -224,22 +224,8 @@ struct Conn {
 
 impl Conn {
     async fn open(addr: SocketAddr) -> Result<Conn, String> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-        let (sender, conn) = client_http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn {
-            sender,
-            host: HeaderValue::from_str(&addr.to_string()).expect("socket address is ASCII"),
-        })
+        let (sender, host) = connect_http1(addr).await?;
+        Ok(Conn { sender, host })
     }
 
     /// Send one check; return the index of its decision in [`DECISIONS`].

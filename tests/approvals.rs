@@ -85,24 +85,7 @@ impl Env {
 
     /// The Slack messages the receiver got, by path.
     async fn slack_messages(&self, n: usize) -> Vec<Recorded> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got: Vec<Recorded> = self
-                .rx
-                .requests()
-                .into_iter()
-                .filter(|r| r.path == "/slack")
-                .collect();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} Slack messages",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.requests_to("/slack", n).await
     }
 
     async fn requests_to(&self, path: &str, n: usize) -> Vec<Recorded> {

@@ -289,22 +289,14 @@ async fn verdict_size_limits_cut_off_large_results() {
         large.is_err() || large.as_ref().unwrap()["isError"] == true,
         "{large:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let results = audit_entries(s.running.state.audit(), "result");
-        if let Some(cut) = results.iter().find(|r| r["ok"] == false) {
-            assert!(
-                cut["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("size limit of 4096"),
-                "{cut}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "{results:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let cut = failed_result(&s).await;
+    assert!(
+        cut["error"]
+            .as_str()
+            .unwrap()
+            .contains("size limit of 4096"),
+        "{cut}"
+    );
 }
 
 #[tokio::test]
@@ -335,20 +327,25 @@ async fn verdict_time_limits_cut_off_slow_upstreams() {
         t0.elapsed() < Duration::from_millis(2500),
         "the limit did not cut the call off"
     );
+    let cut = failed_result(&s).await;
+    assert!(
+        cut["error"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 300 ms"),
+        "{cut}"
+    );
+}
+
+/// The first result pointer recorded as failed, waiting up to 5 s for it.
+async fn failed_result(s: &Sidecar) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let results = audit_entries(s.running.state.audit(), "result");
-        if let Some(cut) = results.iter().find(|r| r["ok"] == false) {
-            assert!(
-                cut["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("time limit of 300 ms"),
-                "{cut}"
-            );
-            break;
+        if let Some(cut) = results.into_iter().find(|r| r["ok"] == false) {
+            return cut;
         }
-        assert!(Instant::now() < deadline, "{results:#?}");
+        assert!(Instant::now() < deadline, "no failed result recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -217,3 +217,32 @@ impl Latencies {
         }
     }
 }
+
+/// One keep-alive HTTP/1.1 client connection (TCP_NODELAY, its driver spawned on the current
+/// runtime) and the `Host` header value for it.
+#[allow(dead_code)]
+pub async fn connect_http1(
+    addr: std::net::SocketAddr,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+        http::HeaderValue,
+    ),
+    String,
+> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = http::HeaderValue::from_str(&addr.to_string()).expect("socket address is ASCII");
+    Ok((sender, host))
+}
