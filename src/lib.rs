@@ -7,5 +7,6 @@ pub mod audit;
 pub mod config;
 pub mod gate;
 pub mod http_api;
+pub mod identity;
 pub mod intercept;
 pub mod server;
