@@ -413,6 +413,7 @@ fn callback_section(s: &Settings, client: &Runtime) {
         ..Config::default()
     };
     config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.policy.dir = Some(write_policy(dir.path()));
     config.policy.watch = false;
@@ -693,11 +694,12 @@ impl Served {
         let bin = env!("CARGO_BIN_EXE_clawgate");
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = write_policy(dir.path());
-        let (agent_port, admin_port) = (free_port(), free_port());
+        let (agent_port, egress_port, admin_port) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("clawgate.toml");
         let config = format!(
             "data_dir = \"{data}\"\n\
              [listeners.agent]\naddr = \"127.0.0.1:{agent_port}\"\n\
+             [listeners.egress]\naddr = \"127.0.0.1:{egress_port}\"\n\
              [listeners.admin]\naddr = \"127.0.0.1:{admin_port}\"\n\
              [policy]\ndir = \"{policy}\"\nwatch = false\n\
              [approval]\nmax_wait_s = 120\n\

@@ -792,6 +792,7 @@ fn start_clawgate(
         }
         config.audit.max_batch = settings.max_batch;
         config.listeners.agent.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listeners.egress.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.listeners.admin.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config
     };

@@ -718,6 +718,7 @@ fn main() {
             .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"));
     }
     config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let claw_rt = server_runtime("clawgate-srv", settings.server_threads);
     let running = claw_rt

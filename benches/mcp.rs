@@ -386,6 +386,7 @@ impl Clawgate {
             config.policy.eval_timeout_ms = ms;
         }
         config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.mcp.servers.insert(
             "fast".into(),

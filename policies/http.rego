@@ -258,7 +258,9 @@ port_label := x if {
 } else := "?"
 
 # Everything about a CONNECT tunnel, in one rule (see core in main.rego).
-connect_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
+# A tunnel lives as long as its connection (a WebSocket, a download), so its time and size
+# limits come from network.connect_constraints rather than the per-request tier limits.
+connect_core := {"findings": fs, "rate_subject": subjects[0], "limits": object.get(data.clawgate.network, "connect_constraints", {})} if {
 	a := input.action
 	hosts := [trim_suffix(lower(trim(h, "[]")), ".") | h := a.dest.host; is_string(h)]
 	labels := array.concat(hosts, ["(no host)"])

@@ -221,6 +221,22 @@ test_connect_private_denied if {
 	fired(d, "net.private_address")
 }
 
+test_connect_tunnels_get_connect_constraints if {
+	d := decide(connect_input("api.github.com", 443, public_ip, "production"))
+	d.constraints.timeout_ms == data.clawgate.network.connect_constraints.timeout_ms
+	d.constraints.max_response_bytes == data.clawgate.network.connect_constraints.max_response_bytes
+}
+
+# IPv6 transition forms that can carry a private IPv4 address are blocked as ranges; the
+# egress proxy also adds the embedded IPv4 address to dest.ips.
+test_connect_ipv6_transition_ranges_denied if {
+	every ip in ["::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1", "2001:0:4136:e378:8000:63bf:3f57:fffe", "::a00:1", "fec0::1"] {
+		d := decide(connect_input("harmless.example.com", 443, [ip], "development"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+}
+
 test_connect_without_dest_denied if {
 	d := decide({"action": {"kind": "connect"}, "environment": "development"})
 	d.effect == "deny"

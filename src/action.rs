@@ -56,8 +56,12 @@ pub struct HttpRequest {
     pub query: String,
     #[serde(default)]
     pub headers: serde_json::Map<String, Value>,
+    /// The body, when it is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Hex SHA-256 of the body bytes (any media type), so approvals bind to the exact body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +124,30 @@ impl Action {
             server: Some(server.to_string()),
             http: None,
             dest: None,
+        }
+    }
+
+    /// An HTTP request crossing the egress proxy (plain, or inside an inspected tunnel).
+    pub fn http(http: HttpRequest, dest: Destination) -> Action {
+        Action {
+            kind: ActionKind::Http,
+            tool: None,
+            params: None,
+            server: None,
+            http: Some(http),
+            dest: Some(dest),
+        }
+    }
+
+    /// A CONNECT tunnel crossing the egress proxy.
+    pub fn connect(dest: Destination) -> Action {
+        Action {
+            kind: ActionKind::Connect,
+            tool: None,
+            params: None,
+            server: None,
+            http: None,
+            dest: Some(dest),
         }
     }
 

@@ -45,6 +45,36 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub admin: AdminConfig,
     pub mcp: McpConfig,
+    pub egress: EgressConfig,
+}
+
+/// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Time limit for opening the upstream TCP connection (milliseconds).
+    pub connect_timeout_ms: u64,
+    /// Time limit for resolving a destination name (milliseconds).
+    pub resolve_timeout_ms: u64,
+    /// Time limit of a forwarded exchange or tunnel when the verdict names none (milliseconds).
+    pub upstream_timeout_ms: u64,
+    /// Largest request body the proxy reads (it reads bodies whole to show them to policy).
+    pub max_request_body_bytes: usize,
+    /// Names resolved without DNS, like curl's --resolve: `"api.internal" = ["10.0.0.7"]`.
+    /// Policy still judges the addresses.
+    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig {
+            connect_timeout_ms: 10_000,
+            resolve_timeout_ms: 5_000,
+            upstream_timeout_ms: 300_000,
+            max_request_body_bytes: 8 * 1024 * 1024,
+            resolve: Default::default(),
+        }
+    }
 }
 
 /// MCP servers reached through the gateway at `/mcp/{name}` on the agent listener.
@@ -78,6 +108,7 @@ fn default_mcp_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields, default)]
 pub struct Listeners {
     pub agent: Listener,
+    pub egress: Listener,
     pub admin: Listener,
 }
 
@@ -260,6 +291,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             admin: AdminConfig::default(),
             mcp: McpConfig::default(),
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -269,6 +301,9 @@ impl Default for Listeners {
         Listeners {
             agent: Listener {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9480)),
+            },
+            egress: Listener {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9481)),
             },
             admin: Listener {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9482)),
@@ -501,14 +536,60 @@ impl Config {
         }
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
-        let (agent, admin) = (self.listeners.agent.addr, self.listeners.admin.addr);
-        if agent == admin && agent.port() != 0 {
+        let l = &self.listeners;
+        let named = [
+            ("agent", l.agent.addr),
+            ("egress", l.egress.addr),
+            ("admin", l.admin.addr),
+        ];
+        for (i, (name, addr)) in named.iter().enumerate() {
+            if let Some((other, _)) = named[..i]
+                .iter()
+                .find(|(_, a)| a == addr && addr.port() != 0)
+            {
+                problems.push(ConfigProblem {
+                    key: format!("listeners.{name}.addr"),
+                    message: format!("same address as listeners.{other}.addr ({addr})"),
+                    fix: "give every listener its own port: agents must never reach the admin listener by accident".into(),
+                });
+            }
+        }
+        problems.extend(self.validate_egress());
+        problems
+    }
+
+    fn validate_egress(&self) -> Vec<ConfigProblem> {
+        let e = &self.egress;
+        let mut problems = Vec::new();
+        let ranges = [
+            ("connect_timeout_ms", e.connect_timeout_ms, 10_000),
+            ("resolve_timeout_ms", e.resolve_timeout_ms, 5_000),
+            ("upstream_timeout_ms", e.upstream_timeout_ms, 300_000),
+        ];
+        for (key, value, default) in ranges {
+            if value == 0 || value > 86_400_000 {
+                problems.push(ConfigProblem {
+                    key: format!("egress.{key}"),
+                    message: format!("{value} is out of range"),
+                    fix: format!("use a value between 1 and 86400000 (default {default})"),
+                });
+            }
+        }
+        if e.max_request_body_bytes == 0 || e.max_request_body_bytes > 1024 * 1024 * 1024 {
             problems.push(ConfigProblem {
-                key: "listeners.admin.addr".into(),
-                message: format!("same address as listeners.agent.addr ({agent})"),
-                fix: "give the admin listener its own port: agents must never reach it by accident"
-                    .into(),
+                key: "egress.max_request_body_bytes".into(),
+                message: format!("{} is out of range", e.max_request_body_bytes),
+                fix: "use a value between 1 and 1073741824 (default 8388608)".into(),
             });
+        }
+        for (name, ips) in &e.resolve {
+            if ips.is_empty() || name.trim().is_empty() {
+                problems.push(ConfigProblem {
+                    key: format!("egress.resolve.{name}"),
+                    message: "needs a host name and at least one address".into(),
+                    fix: "write \"host.example\" = [\"192.0.2.10\"]".into(),
+                });
+            }
         }
         problems
     }

@@ -29,6 +29,7 @@ use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
+use crate::intercept::egress::EgressProxy;
 use crate::intercept::mcp::McpGateway;
 use crate::{admin, intercept};
 
@@ -76,6 +77,7 @@ pub struct AppState {
     /// Verifies signed generic approval callbacks (`notify.webhook.secret`).
     pub webhook_secret: Option<WebhookSecret>,
     pub mcp: McpGateway,
+    pub egress: Arc<EgressProxy>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
 /// A running sidecar: its bound addresses and the handle that stops it.
 pub struct Running {
     pub agent_addr: SocketAddr,
+    pub egress_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
@@ -179,8 +182,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     // Bind before building the approval service: its callback links need the real admin
     // address when port 0 was asked for.
     let agent = bind("agent", config.listeners.agent.addr).await?;
+    let egress = bind("egress", config.listeners.egress.addr).await?;
     let admin = bind("admin", config.listeners.admin.addr).await?;
     let agent_addr = local_addr("agent", &agent)?;
+    let egress_addr = local_addr("egress", &egress)?;
     let admin_addr = local_addr("admin", &admin)?;
     let admin_token = AdminToken::load(
         config.admin.token_sha256.as_deref(),
@@ -229,12 +234,14 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ))
         .await?;
     let mcp = McpGateway::new(&config)?;
+    let egress_proxy = Arc::new(EgressProxy::new(&config, gate.clone()));
     let state = Arc::new(AppState {
         gate,
         config: Arc::new(config),
         admin_token,
         webhook_secret,
         mcp,
+        egress: egress_proxy,
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -249,14 +256,20 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         async move { agent_route(&s, req).await }
     }));
     let s = state.clone();
+    tasks.spawn(serve_listener(egress, shutdown_rx.clone(), move |req| {
+        let s = s.clone();
+        async move { s.egress.handle(req).await }
+    }));
+    let s = state.clone();
     tasks.spawn(serve_listener(admin, shutdown_rx, move |req| {
         let s = s.clone();
         async move { admin::route(&s, req).await }
     }));
-    tracing::info!(agent = %agent_addr, admin = %admin_addr, mode = state.gate.mode().as_str(),
+    tracing::info!(agent = %agent_addr, egress = %egress_addr, admin = %admin_addr, mode = state.gate.mode().as_str(),
         environment = state.gate.environment(), "clawgate listening");
     Ok(Running {
         agent_addr,
+        egress_addr,
         admin_addr,
         state,
         shutdown,
@@ -414,7 +427,7 @@ async fn serve_listener<F, Fut>(
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

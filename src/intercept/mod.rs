@@ -2,5 +2,6 @@
 //! [`crate::gate::Decision`] back into its own protocol. None of them decides anything.
 
 pub mod check_api;
+pub mod egress;
 pub mod forward;
 pub mod mcp;

@@ -21,6 +21,7 @@ pub struct Sidecar {
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.listeners.agent.addr = "127.0.0.1:0".parse().unwrap();
+    config.listeners.egress.addr = "127.0.0.1:0".parse().unwrap();
     config.listeners.admin.addr = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.join("data");
     config
@@ -121,6 +122,7 @@ pub struct BinarySidecar {
     pub config: PathBuf,
     pub data: PathBuf,
     pub agent: u16,
+    pub egress: u16,
     pub admin: u16,
     child: Option<std::process::Child>,
 }
@@ -130,12 +132,13 @@ impl BinarySidecar {
     pub fn configure(extra: &str) -> BinarySidecar {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (agent, admin) = (free_port(), free_port());
+        let (agent, egress, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("clawgate.toml");
         std::fs::write(
             &config,
             format!(
                 "data_dir = \"{}\"\n[listeners.agent]\naddr = \"127.0.0.1:{agent}\"\n\
+                 [listeners.egress]\naddr = \"127.0.0.1:{egress}\"\n\
                  [listeners.admin]\naddr = \"127.0.0.1:{admin}\"\n{extra}",
                 data.display()
             ),
@@ -146,6 +149,7 @@ impl BinarySidecar {
             config,
             data,
             agent,
+            egress,
             admin,
             child: None,
         }

@@ -82,7 +82,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(default: Reply, script: &[Reply]) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::start_on("127.0.0.1", default, script).await
+    }
+
+    /// A receiver on another loopback address (e.g. 127.0.0.2), for tests that tell
+    /// destinations apart by address.
+    pub async fn start_on(ip: &str, default: Reply, script: &[Reply]) -> Receiver {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),

@@ -1,0 +1,212 @@
+//! Where an egress request really goes: clawgate resolves the name itself, hands every address
+//! to policy, and later connects only to an address that policy saw. A DNS answer that changes
+//! between the check and the connect (rebinding) therefore changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("{host} resolved to no addresses")]
+    NoAddresses { host: String },
+    #[error("cannot connect to {host} ({addrs}): {reason}")]
+    Connect {
+        host: String,
+        addrs: String,
+        reason: String,
+    },
+}
+
+/// A destination with the addresses clawgate resolved for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub host: String,
+    pub port: u16,
+    /// The addresses the connection may use, in resolver order.
+    pub addrs: Vec<IpAddr>,
+}
+
+impl Resolved {
+    /// Every address policy must judge: the resolved ones, plus the IPv4 address embedded in
+    /// any IPv6 one (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo), so that a private
+    /// IPv4 hidden inside an IPv6 address is caught by the IPv4 ranges too.
+    pub fn policy_ips(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.addrs.len());
+        let mut push = |s: String| {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        };
+        for ip in &self.addrs {
+            push(ip.to_string());
+            if let IpAddr::V6(v6) = ip {
+                for v4 in embedded_ipv4(v6) {
+                    push(v4.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Resolves names for the egress proxy: IP literals as they are, names in the static map
+/// (`egress.resolve`) without DNS, everything else through the system resolver.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    pinned: BTreeMap<String, Vec<IpAddr>>,
+    timeout: Duration,
+}
+
+impl Resolver {
+    pub fn new(pinned: BTreeMap<String, Vec<IpAddr>>, timeout: Duration) -> Resolver {
+        let pinned = pinned
+            .into_iter()
+            .map(|(k, v)| (normalize_host(&k), v))
+            .collect();
+        Resolver { pinned, timeout }
+    }
+
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Resolved, DestinationError> {
+        let host = normalize_host(host);
+        let addrs = if let Ok(ip) = host.parse::<IpAddr>() {
+            vec![ip]
+        } else if let Some(ips) = self.pinned.get(&host) {
+            ips.clone()
+        } else {
+            let lookup = tokio::net::lookup_host((host.as_str(), port));
+            let found = tokio::time::timeout(self.timeout, lookup)
+                .await
+                .map_err(|_| DestinationError::Resolve {
+                    host: host.clone(),
+                    reason: format!("no answer within {} ms", self.timeout.as_millis()),
+                })?
+                .map_err(|e| DestinationError::Resolve {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                })?;
+            let mut ips: Vec<IpAddr> = Vec::new();
+            for a in found {
+                if !ips.contains(&a.ip()) {
+                    ips.push(a.ip());
+                }
+            }
+            ips
+        };
+        if addrs.is_empty() {
+            return Err(DestinationError::NoAddresses { host });
+        }
+        Ok(Resolved { host, port, addrs })
+    }
+}
+
+/// Connect to one of the addresses policy judged, in order, each within `timeout`.
+pub async fn connect(dest: &Resolved, timeout: Duration) -> Result<TcpStream, DestinationError> {
+    let mut last = String::from("no address tried");
+    for ip in &dest.addrs {
+        let addr = SocketAddr::new(*ip, dest.port);
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no connection within {} ms", timeout.as_millis()),
+        }
+    }
+    Err(DestinationError::Connect {
+        host: dest.host.clone(),
+        addrs: dest
+            .addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: last,
+    })
+}
+
+/// Lower case, no IPv6 brackets, no trailing dot: the form policy and the pin map compare.
+pub fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// IPv4 addresses carried inside an IPv6 address by the well-known transition schemes.
+pub fn embedded_ipv4(ip: &Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let o = ip.octets();
+    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mut out = Vec::new();
+    // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (the deprecated compatible form; not :: or ::1).
+    if s[..5] == [0; 5] && (s[5] == 0xffff || (s[5] == 0 && u32::from(tail) > 1)) {
+        out.push(tail);
+    }
+    // 64:ff9b::/96 (NAT64 well-known prefix, RFC 6052).
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        out.push(tail);
+    }
+    // 2002:AABB:CCDD::/48 (6to4): the IPv4 address follows the prefix.
+    if s[0] == 0x2002 {
+        out.push(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    // 2001:0000::/32 (Teredo): the server in bits 32..64, the client obfuscated in the last 32.
+    if s[0] == 0x2001 && s[1] == 0 {
+        out.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
+        out.push(Ipv4Addr::from(!u32::from(tail)));
+    }
+    // ISATAP interface identifiers (::0:5efe:a.b.c.d and ::200:5efe:a.b.c.d).
+    if (s[4] == 0 || s[4] == 0x0200) && s[5] == 0x5efe {
+        out.push(tail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4s(s: &str) -> Vec<String> {
+        embedded_ipv4(&s.parse().unwrap())
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn finds_ipv4_inside_ipv6_transition_addresses() {
+        assert_eq!(v4s("::ffff:127.0.0.1"), ["127.0.0.1"]);
+        assert_eq!(v4s("::10.0.0.1"), ["10.0.0.1"]);
+        assert_eq!(v4s("64:ff9b::a9fe:a9fe"), ["169.254.169.254"]);
+        assert_eq!(v4s("2002:c0a8:0101::1"), ["192.168.1.1"]);
+        // Teredo: server 65.54.227.120, client 192.168.0.1 stored inverted (3f57:fffe).
+        assert_eq!(
+            v4s("2001:0:4136:e378:8000:63bf:3f57:fffe"),
+            ["65.54.227.120", "192.168.0.1"]
+        );
+        assert_eq!(v4s("fe80::5efe:a00:1"), ["10.0.0.1"]);
+        assert!(v4s("2606:4700::1111").is_empty());
+        assert!(v4s("::1").is_empty());
+        assert!(v4s("::").is_empty());
+    }
+
+    #[tokio::test]
+    async fn pinned_names_and_literals_skip_dns() {
+        let mut pins = BTreeMap::new();
+        pins.insert(
+            "Api.Example.COM.".to_string(),
+            vec!["10.1.2.3".parse().unwrap()],
+        );
+        let r = Resolver::new(pins, Duration::from_secs(1));
+        let d = r.resolve("api.example.com", 443).await.unwrap();
+        assert_eq!(d.addrs, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        let d = r.resolve("[::ffff:10.0.0.9]", 80).await.unwrap();
+        assert_eq!(d.policy_ips(), ["::ffff:10.0.0.9", "10.0.0.9"]);
+    }
+}

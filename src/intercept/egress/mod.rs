@@ -1,0 +1,503 @@
+//! The egress listener: the HTTP/1.1 forward proxy OpenClaw's `proxy.proxyUrl` points at.
+//!
+//! An absolute-form request becomes an Action of kind `http`, a `CONNECT` one of kind
+//! `connect`; both carry `dest.ips` resolved by clawgate ([`destination`]). Allowed traffic
+//! goes to an address policy judged; everything else gets a 403 with a JSON body.
+
+pub mod destination;
+pub mod tunnel;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::action::{Action, AgentIdentity, Destination, HttpRequest};
+use crate::config::Config;
+use crate::gate::{CheckRequest, Decision, Gate, Outcome};
+use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, json_response};
+use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
+use destination::{DestinationError, Resolved, Resolver};
+
+/// The egress proxy's settings and its shared state.
+pub struct EgressProxy {
+    gate: Arc<Gate>,
+    resolver: Resolver,
+    connect_timeout: Duration,
+    upstream_timeout: Duration,
+    hold: Duration,
+    max_request_body: usize,
+    keep_bytes: usize,
+}
+
+impl EgressProxy {
+    pub fn new(config: &Config, gate: Arc<Gate>) -> EgressProxy {
+        let egress = &config.egress;
+        EgressProxy {
+            gate,
+            resolver: Resolver::new(
+                egress.resolve.clone(),
+                Duration::from_millis(egress.resolve_timeout_ms),
+            ),
+            connect_timeout: Duration::from_millis(egress.connect_timeout_ms),
+            upstream_timeout: Duration::from_millis(egress.upstream_timeout_ms),
+            hold: Duration::from_secs(config.approval.hold_s),
+            max_request_body: egress.max_request_body_bytes,
+            keep_bytes: config.audit.blob_max_bytes,
+        }
+    }
+
+    /// One request on the egress listener.
+    pub async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        if req.method() == Method::CONNECT {
+            self.connect(req).await
+        } else {
+            self.forward_http(req).await
+        }
+    }
+
+    /// `CONNECT host:port`: decide the tunnel, open it to a judged address, then splice.
+    async fn connect(self: &Arc<Self>, mut req: Request<Incoming>) -> Response<ResponseBody> {
+        let Some((host, port)) = connect_target(req.uri()) else {
+            return proxy_error(
+                StatusCode::BAD_REQUEST,
+                "bad_connect_target",
+                "CONNECT needs host:port (e.g. CONNECT api.example.com:443)".into(),
+            );
+        };
+        let dest = match self.resolver.resolve(&host, port).await {
+            Ok(d) => d,
+            Err(e) => return destination_error(e),
+        };
+        let request = CheckRequest {
+            action: Action::connect(destination(&dest)),
+            agent: agent_identity(req.headers()),
+            requester: None,
+        };
+        let decision = self.gate.decide_and_wait(&request, self.hold).await;
+        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.decision.as_str(),
+            host = %dest.host, port, "egress CONNECT");
+        if decision.decision != Outcome::Allow {
+            return refusal(&decision);
+        }
+        let limits = self.limits(&decision);
+        let started = Instant::now();
+        let upstream = match destination::connect(&dest, self.connect_timeout.min(limits.0)).await {
+            Ok(s) => s,
+            Err(e) => {
+                let message = e.to_string();
+                forward::record_failure(
+                    self.gate.clone(),
+                    decision.id.clone(),
+                    None,
+                    started,
+                    message.clone(),
+                );
+                return proxy_error(StatusCode::BAD_GATEWAY, "upstream_unreachable", message);
+            }
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        let gate = self.gate.clone();
+        tokio::spawn(async move {
+            let client = match upgrade.await {
+                Ok(u) => TokioIo::new(u),
+                Err(e) => {
+                    let message = format!("the client did not start the tunnel: {e}");
+                    forward::record_failure(gate, decision.id, None, started, message);
+                    return;
+                }
+            };
+            let deadline = tokio::time::Instant::now() + limits.0;
+            let report = tunnel::splice(client, upstream, limits.1, deadline).await;
+            tunnel::record(gate, decision.id, started, report).await;
+        });
+        let mut resp = Response::new(empty_body());
+        *resp.status_mut() = StatusCode::OK;
+        resp
+    }
+
+    /// An absolute-form `http://` request: decide it with its method, path, headers and body,
+    /// then send it to a judged address and stream the answer back.
+    async fn forward_http(self: &Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        let (parts, body) = req.into_parts();
+        let uri = parts.uri.clone();
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return proxy_error(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_scheme",
+                    format!(
+                        "{other}:// requests go through CONNECT; only plain http:// is proxied in absolute form"
+                    ),
+                );
+            }
+            None => {
+                return proxy_error(
+                    StatusCode::BAD_REQUEST,
+                    "not_a_proxy_request",
+                    "this is clawgate's egress proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port".into(),
+                );
+            }
+        }
+        let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+            return proxy_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request_target",
+                "the request URI names no host".into(),
+            );
+        };
+        let port = uri.port_u16().unwrap_or(80);
+        let body = match collect_limited(body, &parts.headers, self.max_request_body).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return proxy_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request body is larger than the limit of {} bytes (egress.max_request_body_bytes)",
+                        self.max_request_body
+                    ),
+                );
+            }
+            Err(BodyError::Unreadable(why)) => {
+                return proxy_error(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    format!("could not read the request body: {why}"),
+                );
+            }
+        };
+        let dest = match self.resolver.resolve(host, port).await {
+            Ok(d) => d,
+            Err(e) => return destination_error(e),
+        };
+        let http = describe_request(&parts.method, "http", &uri, &parts.headers, &body, &dest);
+        let request = CheckRequest {
+            action: Action::http(http, destination(&dest)),
+            agent: agent_identity(&parts.headers),
+            requester: None,
+        };
+        let decision = self.gate.decide_and_wait(&request, self.hold).await;
+        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.decision.as_str(),
+            method = %parts.method, host = %dest.host, "egress http");
+        if decision.decision != Outcome::Allow {
+            return refusal(&decision);
+        }
+        let limits = self.limits(&decision);
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + limits.0;
+        let sent = async {
+            let stream = destination::connect(&dest, self.connect_timeout.min(limits.0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake with the upstream failed: {e}"))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "egress upstream connection ended");
+                }
+            });
+            let outgoing = upstream_request(&parts.method, &uri, &parts.headers, body)?;
+            sender
+                .send_request(outgoing)
+                .await
+                .map_err(|e| format!("the upstream did not answer: {e}"))
+        };
+        let resp = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(message)) => {
+                forward::record_failure(
+                    self.gate.clone(),
+                    decision.id,
+                    None,
+                    started,
+                    message.clone(),
+                );
+                return proxy_error(StatusCode::BAD_GATEWAY, "upstream_failed", message);
+            }
+            Err(_) => {
+                let message = format!(
+                    "the upstream did not answer within the time limit of {} ms",
+                    limits.0.as_millis()
+                );
+                forward::record_failure(
+                    self.gate.clone(),
+                    decision.id,
+                    None,
+                    started,
+                    message.clone(),
+                );
+                return proxy_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message);
+            }
+        };
+        let (mut head, body) = resp.into_parts();
+        strip_hop_by_hop(&mut head.headers);
+        let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+        let (metered, report) = MeteredBody::new(
+            body,
+            BodyLimits {
+                max_bytes: limits.1,
+                deadline: Some(deadline),
+                keep_bytes: self.keep_bytes,
+            },
+        );
+        let call = ForwardedCall {
+            decision_id: decision.id,
+            run_id: None,
+            status: head.status.as_u16(),
+            started,
+        };
+        forward::record_when_done(self.gate.clone(), call, report);
+        Response::from_parts(head, metered.boxed())
+    }
+
+    /// The verdict's time limit (or the configured one) and its size limit.
+    fn limits(&self, d: &Decision) -> (Duration, Option<u64>) {
+        let c = d.constraints.as_ref();
+        let timeout = c
+            .and_then(|c| c.timeout_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(self.upstream_timeout);
+        (timeout, c.and_then(|c| c.max_response_bytes))
+    }
+}
+
+/// `host:port` of a CONNECT request (authority form; the port is required).
+fn connect_target(uri: &Uri) -> Option<(String, u16)> {
+    let authority = uri.authority()?;
+    let port = authority.port_u16()?;
+    let host = authority.host();
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+fn destination(dest: &Resolved) -> Destination {
+    Destination {
+        host: dest.host.clone(),
+        port: dest.port,
+        ips: dest.policy_ips(),
+    }
+}
+
+/// The `http` part of an action: what policy reads about one request.
+pub fn describe_request(
+    method: &Method,
+    scheme: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    dest: &Resolved,
+) -> HttpRequest {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| destination::normalize_host(strip_port(h)))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| dest.host.clone());
+    let mut shown = serde_json::Map::new();
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        shown.insert(name.as_str().to_string(), Value::String(joined));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let parsed = if is_json && !body.is_empty() {
+        serde_json::from_slice::<Value>(body).ok()
+    } else {
+        None
+    };
+    HttpRequest {
+        method: method.as_str().to_string(),
+        scheme: scheme.to_string(),
+        host,
+        port: dest.port,
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        headers: shown,
+        body: parsed,
+        body_sha256: (!body.is_empty()).then(|| hex::encode(Sha256::digest(body))),
+    }
+}
+
+fn strip_port(hostport: &str) -> &str {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => hostport,
+    }
+}
+
+/// The request as the upstream gets it: origin-form target, end-to-end headers only.
+pub fn upstream_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, String> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut out = Request::builder()
+        .method(method.clone())
+        .uri(target)
+        .body(Full::new(body))
+        .map_err(|e| format!("cannot build the upstream request: {e}"))?;
+    let h = out.headers_mut();
+    for (name, value) in headers {
+        if !is_hop_by_hop(name) {
+            h.append(name, value.clone());
+        }
+    }
+    if !h.contains_key(header::HOST)
+        && let Some(authority) = uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        h.insert(header::HOST, v);
+    }
+    Ok(out)
+}
+
+/// Headers that belong to one hop (RFC 9110 §7.6.1) plus the proxy's own credentials: never
+/// forwarded, never part of the action.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "proxy-connection"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Names listed in Connection are hop-by-hop too.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        headers.remove(n);
+    }
+    let fixed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for n in fixed {
+        headers.remove(n);
+    }
+}
+
+/// Who is behind the proxy request. OpenClaw's proxy routing sends no agent headers; the
+/// authenticated identity, when configured, is what names the agent.
+fn agent_identity(_headers: &HeaderMap) -> AgentIdentity {
+    AgentIdentity::default()
+}
+
+/// 403 for a denied or still-pending action, with everything an operator needs in the body.
+pub fn refusal(d: &Decision) -> Response<ResponseBody> {
+    let (code, message) = match (d.decision, &d.approval_id) {
+        (Outcome::Pending, Some(id)) => (
+            "approval_pending",
+            format!(
+                "clawgate is holding this request for approval {id} (expires {}); it was not sent. Retry the identical request once approved.",
+                d.approval_expires_at.as_deref().unwrap_or("?")
+            ),
+        ),
+        _ => (
+            "denied_by_policy",
+            format!(
+                "clawgate denied this request (decision {}); it was not sent.",
+                d.id
+            ),
+        ),
+    };
+    let mut body = json!({
+        "error": {"code": code, "message": message},
+        "decision": d.decision,
+        "decision_id": d.id,
+        "risk": d.risk,
+        "reasons": d.reasons,
+        "policy_revision": d.policy_revision,
+    });
+    if let Some(id) = &d.approval_id {
+        body["approval_id"] = json!(id);
+        body["approval_expires_at"] = json!(d.approval_expires_at);
+    }
+    let mut resp = json_response(StatusCode::FORBIDDEN, &body);
+    if let Ok(v) = HeaderValue::from_str(&d.id) {
+        resp.headers_mut().insert("x-clawgate-decision-id", v);
+    }
+    resp
+}
+
+/// An error of the proxy itself (not a policy decision): `{"error": {"code", "message"}}`.
+fn proxy_error(status: StatusCode, code: &'static str, message: String) -> Response<ResponseBody> {
+    crate::http_api::ApiError::new(status, code, message).into_response()
+}
+
+fn destination_error(e: DestinationError) -> Response<ResponseBody> {
+    proxy_error(
+        StatusCode::BAD_GATEWAY,
+        "unresolvable_destination",
+        e.to_string(),
+    )
+}
+
+fn empty_body() -> ResponseBody {
+    crate::http_api::full_body(Bytes::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_ports_and_brackets_are_stripped() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("::1"), "::1");
+    }
+
+    #[test]
+    fn hop_by_hop_and_proxy_credentials_never_leave() {
+        let mut h = HeaderMap::new();
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("authorization"));
+    }
+}

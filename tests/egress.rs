@@ -1,0 +1,438 @@
+//! The egress forward proxy against real peers on loopback: curl as the client, a real HTTP
+//! server and a real WebSocket server as destinations. Destinations are told apart by
+//! address: 127.0.0.2 is allowed by the test's policy data, 127.0.0.1 stays blocked like
+//! every loopback address in the default bundle. Names are pinned with `egress.resolve`, so
+//! nothing needs DNS and nothing leaves the machine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::receiver::{Receiver, Reply};
+use common::{Sidecar, audit_entries, start_with};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const ADMIN_TOKEN: &str = "egress-test-admin-token";
+/// Responses over this size are cut off (the test bundle's low tier).
+const SIZE_LIMIT: usize = 2000;
+
+/// The embedded bundle with 127.0.0.2 reachable, tunnels to any port, and a small response
+/// size limit for reads.
+fn test_bundle(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let out = dir.join("policy");
+    std::fs::create_dir_all(&out).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        std::fs::copy(&path, out.join(name)).unwrap();
+    }
+    let data_path = out.join("data.json");
+    let mut data: Value = serde_json::from_slice(&std::fs::read(&data_path).unwrap()).unwrap();
+    data["clawgate"]["network"]["allowed_cidrs"] = json!(["127.0.0.2/32"]);
+    data["clawgate"]["tiers"]["low"]["constraints"]["max_response_bytes"] = json!(SIZE_LIMIT);
+    // Test servers listen on random ports, not 443/80.
+    data["clawgate"]["network"]["unusual_port_rule"]["effect"] = json!("allow");
+    std::fs::write(&data_path, serde_json::to_vec_pretty(&data).unwrap()).unwrap();
+    out
+}
+
+async fn sidecar() -> Sidecar {
+    start_with(|c, dir| {
+        c.policy.dir = Some(test_bundle(dir));
+        c.policy.watch = false;
+        c.approval.hold_s = 1;
+        c.approval
+            .groups
+            .insert("operators".into(), vec!["U_OPS".into()]);
+        c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        let pin = |name: &str, ip: &str| (name.to_string(), vec![ip.parse().unwrap()]);
+        c.egress.resolve = [
+            pin("allowed.test", "127.0.0.2"),
+            pin("harmless.example.com", "127.0.0.1"),
+            pin("mapped.example.com", "::ffff:127.0.0.1"),
+        ]
+        .into_iter()
+        .collect();
+    })
+    .await
+}
+
+fn proxy(s: &Sidecar) -> String {
+    format!("http://{}", s.running.egress_addr)
+}
+
+struct Curl {
+    code: i32,
+    status: u16,
+    body: String,
+    stderr: String,
+}
+
+/// curl through the egress proxy; `-w` appends the status on its own line.
+async fn curl(s: &Sidecar, args: &[&str]) -> Curl {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-x",
+            &proxy(s),
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+    Curl {
+        code: out.status.code().unwrap_or(-1),
+        status: status.trim().parse().unwrap_or(0),
+        body: body.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn decisions(s: &Sidecar, kind: &str) -> Vec<Value> {
+    audit_entries(s.running.state.audit(), "decision")
+        .into_iter()
+        .filter(|e| e["action"]["kind"] == kind)
+        .collect()
+}
+
+/// The result entries, once `n` of them are recorded (results are written in the background).
+async fn results(s: &Sidecar, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = audit_entries(s.running.state.audit(), "result");
+        if found.len() >= n {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} results", found.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_decided_forwarded_and_audited() {
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!("http://allowed.test:{}/hello?x=1", upstream.addr.port());
+    let r = curl(
+        &s,
+        &[
+            "-H",
+            "Authorization: Bearer sk-live-secret",
+            "-H",
+            "X-Trace: t1",
+            &url,
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.code, r.status, r.body.as_str()),
+        (0, 200, "ok"),
+        "{}",
+        r.stderr
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/hello");
+    assert_eq!(seen[0].header("authorization"), "Bearer sk-live-secret");
+    assert_eq!(
+        seen[0].header("host"),
+        format!("allowed.test:{}", upstream.addr.port())
+    );
+    assert!(!seen[0].headers.contains_key("proxy-connection"));
+
+    let d = &decisions(&s, "http")[0];
+    assert_eq!(d["decision"], "allow");
+    let action = &d["action"];
+    assert_eq!(action["http"]["method"], "GET");
+    assert_eq!(action["http"]["host"], "allowed.test");
+    assert_eq!(action["http"]["path"], "/hello");
+    assert_eq!(action["http"]["query"], "x=1");
+    assert_eq!(action["http"]["headers"]["x-trace"], "t1");
+    // Evidence keeps the request but never the credential.
+    assert_ne!(
+        action["http"]["headers"]["authorization"],
+        "Bearer sk-live-secret"
+    );
+    assert_eq!(action["dest"]["ips"], json!(["127.0.0.2"]));
+    let result = &results(&s, 1).await[0];
+    assert_eq!(result["decision_id"], d["decision_id"]);
+    assert_eq!(result["status"], 200);
+    assert_eq!(result["size"], 2);
+    assert_eq!(
+        result["result_sha256"],
+        "2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_resolving_to_blocked_addresses_are_refused_before_connecting() {
+    let s = sidecar().await;
+    // A server on 127.0.0.1 that must never be reached.
+    let canary = Receiver::start(Reply::ok(), &[]).await;
+    let port = canary.addr.port();
+    for host in [
+        "harmless.example.com",
+        "mapped.example.com",
+        "127.0.0.1",
+        "localhost",
+    ] {
+        let r = curl(&s, &[&format!("http://{host}:{port}/")]).await;
+        assert_eq!(r.status, 403, "{host}: {} {}", r.body, r.stderr);
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "denied_by_policy", "{host}");
+        assert_eq!(body["decision"], "deny");
+        assert!(body["decision_id"].as_str().is_some_and(|d| !d.is_empty()));
+        let reasons = body["reasons"].to_string();
+        assert!(
+            reasons.contains("private") || reasons.contains("loopback"),
+            "{host}: {reasons}"
+        );
+        // Through a CONNECT tunnel too (curl -p), where the 403 ends the tunnel attempt.
+        let r = curl(&s, &["-p", &format!("http://{host}:{port}/")]).await;
+        assert_ne!(r.code, 0, "{host}: tunnel must fail");
+        assert!(r.stderr.contains("403"), "{host}: {}", r.stderr);
+    }
+    assert_eq!(canary.count(), 0, "nothing reached the blocked destination");
+    let mapped = decisions(&s, "http")
+        .into_iter()
+        .find(|d| d["action"]["dest"]["host"] == "mapped.example.com")
+        .unwrap();
+    // The IPv4 address inside the IPv4-mapped IPv6 answer is judged too.
+    assert_eq!(
+        mapped["action"]["dest"]["ips"],
+        json!(["::ffff:127.0.0.1", "127.0.0.1"])
+    );
+    assert_eq!(decisions(&s, "connect").len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tunnels_carry_http_and_websockets() {
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!(
+        "http://allowed.test:{}/through-tunnel",
+        upstream.addr.port()
+    );
+    let r = curl(&s, &["-p", &url]).await;
+    assert_eq!(
+        (r.code, r.status, r.body.as_str()),
+        (0, 200, "ok"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(upstream.requests()[0].path, "/through-tunnel");
+
+    // A WebSocket echo server, reached through CONNECT.
+    let ws = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let ws_port = ws.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (stream, _) = ws.accept().await.unwrap();
+        let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(msg)) = socket.next().await {
+            if msg.is_text() {
+                socket.send(msg).await.unwrap();
+            }
+        }
+    });
+    let stream = connect_tunnel(&s, &format!("allowed.test:{ws_port}")).await;
+    let (mut socket, _) =
+        tokio_tungstenite::client_async(format!("ws://allowed.test:{ws_port}/echo"), stream)
+            .await
+            .expect("websocket handshake through the tunnel");
+    socket.send("hello through clawgate".into()).await.unwrap();
+    let echoed = socket.next().await.unwrap().unwrap();
+    assert_eq!(
+        echoed.into_text().unwrap().as_str(),
+        "hello through clawgate"
+    );
+    socket.close(None).await.unwrap();
+    drop(socket);
+
+    let connects = decisions(&s, "connect");
+    assert_eq!(connects.len(), 2);
+    assert!(connects.iter().all(|d| d["decision"] == "allow"));
+    assert_eq!(connects[1]["action"]["dest"]["port"], ws_port);
+    let results = results(&s, 2).await;
+    let ws_result = results
+        .iter()
+        .find(|r| r["decision_id"] == connects[1]["decision_id"])
+        .unwrap();
+    assert_eq!(ws_result["status"], 200);
+    assert!(ws_result["size"].as_u64().unwrap() > 0);
+}
+
+/// Open a CONNECT tunnel by hand and return the stream once the proxy said 200.
+async fn connect_tunnel(s: &Sidecar, target: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(s.running.egress_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(&mut stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_name_the_approval_and_the_identical_retry_passes_once_approved() {
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!("http://allowed.test:{}/deploy", upstream.addr.port());
+    let post = [
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"service":"api","version":"1.2.3"}"#,
+        url.as_str(),
+    ];
+    let started = Instant::now();
+    let r = curl(&s, &post).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "held for approval.hold_s"
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "approval_pending");
+    let approval = body["approval_id"].as_str().unwrap().to_string();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&approval)
+    );
+    assert_eq!(upstream.count(), 0);
+    let d = &decisions(&s, "http")[0];
+    assert_eq!(d["action"]["http"]["body"]["version"], "1.2.3");
+    assert!(d["action"]["http"]["body_sha256"].as_str().is_some());
+
+    let answer = s
+        .http
+        .post(s.admin(&format!("/v1/approvals/{approval}/decision")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"decision": "approve", "approver": "U_OPS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
+    // Another body is another action: still held.
+    let other = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"service":"db"}"#,
+            &url,
+        ],
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    let r = curl(&s, &post).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{}", r.stderr);
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].json()["version"], "1.2.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdict_limits_cut_off_large_responses() {
+    let s = sidecar().await;
+    let big: &'static str = Box::leak("x".repeat(SIZE_LIMIT * 3).into_boxed_str());
+    let upstream = Receiver::start_on(
+        "127.0.0.2",
+        Reply {
+            body: big,
+            ..Reply::ok()
+        },
+        &[],
+    )
+    .await;
+    let url = format!("http://allowed.test:{}/big", upstream.addr.port());
+    let r = curl(&s, &[&url]).await;
+    assert_ne!(r.code, 0, "the body was cut off: {}", r.stderr);
+    assert!(
+        r.body.len() <= SIZE_LIMIT + 4,
+        "{} bytes got through",
+        r.body.len()
+    );
+    let result = &results(&s, 1).await[0];
+    assert_eq!(result["ok"], false);
+    assert!(
+        result["error"].as_str().unwrap().contains("size limit"),
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_proxy_requests_get_clear_errors_and_reach_nobody() {
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    // An origin-form request: someone used the proxy as a web server.
+    let resp = s
+        .http
+        .get(format!("{}/hello", proxy(&s)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_a_proxy_request");
+
+    // CONNECT without a port.
+    let mut stream = tokio::net::TcpStream::connect(s.running.egress_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"CONNECT allowed.test HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut status = String::new();
+    BufReader::new(&mut stream)
+        .read_line(&mut status)
+        .await
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+
+    // A body over egress.max_request_body_bytes.
+    let big = "y".repeat(9 * 1024 * 1024);
+    let path = s.dir.path().join("big.txt");
+    std::fs::write(&path, big).unwrap();
+    let url = format!("http://allowed.test:{}/upload", upstream.addr.port());
+    let r = curl(
+        &s,
+        &["--data-binary", &format!("@{}", path.display()), &url],
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    // A name nobody can resolve.
+    let r = curl(&s, &["http://no-such-host.invalid/"]).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "unresolvable_destination");
+    assert_eq!(upstream.count(), 0);
+}
