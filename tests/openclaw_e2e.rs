@@ -22,7 +22,7 @@ const WAIT_SECONDS: u64 = 25;
 const HOOK_TIMEOUT_MS: u64 = 35_000;
 const TURN_LIMIT: Duration = Duration::from_secs(180);
 
-/// Recursive deletes are denied; writes to `needs-approval*` wait for group:sre (60 s),
+/// Recursive deletes and egress to loopback addresses are denied; writes to `needs-approval*` wait for group:sre (60 s),
 /// writes to `expires-soon*` expire after 2 s; everything else is allowed.
 const POLICY: &str = r#"package clawgate
 
@@ -31,6 +31,12 @@ default decision := {"effect": "allow", "risk": "low", "reasons": ["allowed by t
 decision := {"effect": "deny", "risk": "critical", "reasons": ["recursive delete is forbidden by the e2e policy"]} if {
   input.action.tool == "exec"
   contains(input.action.params.command, "rm -rf")
+}
+
+decision := {"effect": "deny", "risk": "high", "reasons": [sprintf("egress to %s reaches the loopback address %s", [input.action.dest.host, ips[0]])]} if {
+  input.action.kind in {"http", "connect"}
+  ips := [ip | some ip in input.action.dest.ips; net.cidr_contains("127.0.0.0/8", ip)]
+  count(ips) > 0
 }
 
 decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writing this file needs an SRE"],
@@ -529,6 +535,7 @@ async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
         HOOK_TIMEOUT_MS,
         TURN_LIMIT,
         mcp,
+        &[],
     )
     .await;
     assert_eq!(turn.status, 0, "{}", turn.describe());
@@ -564,4 +571,78 @@ async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
         mcp_decisions.contains(&("forbidden words", "deny")),
         "{mcp_decisions:?}"
     );
+}
+
+#[tokio::test]
+async fn web_fetch_to_a_blocked_destination_through_the_egress_proxy_is_refused() {
+    // The page the model wants sits on 127.0.0.1 behind a harmless-looking name that only
+    // clawgate resolves (egress.resolve); OpenClaw lets the proxy resolve names
+    // (tools.web.fetch.useTrustedEnvProxy), so only the proxy's connect-time check stands
+    // between the agent and the page.
+    let canary = Receiver::start(Reply::ok(), &[]).await;
+    let e = env_with(|c| {
+        c.egress.resolve.insert(
+            "harmless.example.com".into(),
+            vec!["127.0.0.1".parse().unwrap()],
+        );
+    })
+    .await;
+    let proxy = format!("http://{}", e.s.running.egress_addr);
+    let url = format!(
+        "http://harmless.example.com:{}/internal-report",
+        canary.addr.port()
+    );
+    let extra = json!({
+        "proxy": {"proxyUrl": proxy},
+        "tools": {"web": {"fetch": {"useTrustedEnvProxy": true}}},
+    });
+    let env = [
+        ("HTTP_PROXY", proxy.as_str()),
+        ("HTTPS_PROXY", proxy.as_str()),
+    ];
+    let turn = common::openclaw::agent_turn_with(
+        json!([
+            // Deferred behind OpenClaw's tool catalog, like MCP tools.
+            {"tool": "tool_call", "arguments": {"id": "web_fetch", "args": {"url": url}}},
+            {"text": "done"}
+        ]),
+        e.plugin_config(),
+        HOOK_TIMEOUT_MS,
+        TURN_LIMIT,
+        extra,
+        &env,
+    )
+    .await;
+    assert_turn_ok(&turn);
+    assert_eq!(
+        canary.count(),
+        0,
+        "the page was fetched\n{}",
+        turn.describe()
+    );
+    // The plugin let web_fetch run (the URL looks harmless); the proxy refused the request.
+    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["action"]["tool"] == "web_fetch" && d["decision"] == "allow"),
+        "{decisions:#?}\n{}",
+        turn.describe()
+    );
+    let refused: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["action"]["kind"] == "http" || d["action"]["kind"] == "connect")
+        .collect();
+    assert!(
+        refused.iter().any(|d| d["decision"] == "deny"
+            && d["action"]["dest"]["host"] == "harmless.example.com"
+            && d["action"]["dest"]["ips"] == json!(["127.0.0.1"])),
+        "{refused:#?}\n{}",
+        turn.describe()
+    );
+    let results = turn.tool_results();
+    assert_eq!(results.len(), 1, "{}", turn.describe());
+    // OpenClaw's fetch tunnels even http:// through CONNECT; the model reads the refusal.
+    assert!(results[0].contains("Proxy response (403)"), "{results:?}");
+    e.verify_audit();
 }

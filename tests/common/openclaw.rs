@@ -136,17 +136,20 @@ pub async fn agent_turn(
         hook_timeout_ms,
         limit,
         serde_json::json!({}),
+        &[],
     )
     .await
 }
 
-/// [`agent_turn`] with `extra` top-level OpenClaw config keys (for example `mcp`).
+/// [`agent_turn`] with `extra` top-level OpenClaw config keys (for example `mcp`) and extra
+/// environment variables for the OpenClaw process.
 pub async fn agent_turn_with(
     scenario: serde_json::Value,
     plugin_config: serde_json::Value,
     hook_timeout_ms: u64,
     limit: std::time::Duration,
     extra: serde_json::Value,
+    env: &[(&str, &str)],
 ) -> Turn {
     let oc = openclaw();
     let home = tempfile::tempdir().unwrap();
@@ -213,6 +216,7 @@ pub async fn agent_turn_with(
         .env("OPENCLAW_CONFIG_PATH", &config_path)
         .env("HOME", home.path())
         .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
