@@ -30,6 +30,7 @@ use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
 use crate::intercept::mcp::McpGateway;
+use crate::metrics::Metrics;
 use crate::{admin, intercept};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +133,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         path: config.data_dir.clone(),
         source,
     })?;
-    let audit = Arc::new(open_audit(&config).await?);
+    let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(open_audit(&config, metrics.clone()).await?);
     let budget = Duration::from_millis(config.policy.eval_timeout_ms);
     let policy = match PolicyEngine::load(config.policy.dir.as_deref(), budget) {
         Ok(p) => Arc::new(p.with_decision_cache(config.policy.decision_cache_entries)),
@@ -144,10 +146,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
                     serde_json::json!({"event": "rejected", "source": source.unwrap_or_else(|| "embedded".into()), "error": e.to_string()}),
                 ))
                 .await;
+            metrics.policy_load("rejected");
             audit.close().await;
             return Err(e.into());
         }
     };
+    metrics.policy_load("loaded");
     let bundle = policy.bundle();
     tracing::info!(
         revision = %bundle.revision,
@@ -313,7 +317,7 @@ fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
 }
 
 /// Open the audit log as configured.
-pub async fn open_audit(config: &Config) -> Result<AuditLog, ServeError> {
+pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditLog, ServeError> {
     let redact = &config.audit.redact;
     let patterns: Vec<(String, String)> = redact
         .patterns
@@ -327,12 +331,14 @@ pub async fn open_audit(config: &Config) -> Result<AuditLog, ServeError> {
         checkpoint_every: config.audit.checkpoint_every,
         checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_s),
         max_batch: config.audit.max_batch,
+        metrics,
     };
     Ok(AuditLog::open(opts, redactor).await?)
 }
 
 /// Record a policy reload outcome in the audit log (in the background: it gates nothing).
 fn record_reload(audit: &Arc<AuditLog>, trigger: ReloadTrigger, outcome: ReloadOutcome) {
+    audit.metrics().policy_load(outcome.as_str());
     let fields = match outcome {
         ReloadOutcome::Unchanged => return,
         ReloadOutcome::Swapped { revision } => serde_json::json!({

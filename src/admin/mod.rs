@@ -5,10 +5,10 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
-use crate::http_api::{ApiError, ResponseBody, json_response};
+use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 use crate::server::AppState;
 
 pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
@@ -22,6 +22,10 @@ where
             json_response(StatusCode::OK, &json!({"status": "alive"}))
         }),
         "/readyz" => only_get(req.method(), || readiness(state)),
+        "/metrics" => match *req.method() {
+            Method::GET | Method::HEAD => metrics(state).await,
+            ref m => ApiError::method_not_allowed(m, "GET").into_response(),
+        },
         "/v1/status" => only_get(req.method(), || status(state)),
         "/v1/audit/export" => match *req.method() {
             Method::GET => audit::export(state, req.uri().query()).await,
@@ -68,6 +72,21 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
             "audit_error": health.last_error(),
         }),
     )
+}
+
+/// The Prometheus scrape: unauthenticated, like the probes (it holds counts, not content).
+async fn metrics(state: &AppState) -> Response<ResponseBody> {
+    let pending = state.gate.approvals().pending_count().await;
+    let text = state
+        .audit()
+        .metrics()
+        .encode(pending, state.audit().health().size());
+    let mut resp = Response::new(full_body(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
 }
 
 fn status(state: &AppState) -> Response<ResponseBody> {
