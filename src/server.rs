@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -77,6 +78,8 @@ pub struct AppState {
     /// Verifies signed generic approval callbacks (`notify.webhook.secret`).
     pub webhook_secret: Option<WebhookSecret>,
     pub mcp: McpGateway,
+    /// Each listener's name and whether its accept loop is running (readiness).
+    pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
 }
 
 impl AppState {
@@ -89,6 +92,11 @@ impl AppState {
         let ok = std::fs::write(&probe, b"ok").is_ok();
         let _ = std::fs::remove_file(&probe);
         ok
+    }
+
+    fn listener_flag(&self, name: &str) -> Arc<AtomicBool> {
+        let found = self.listeners.iter().find(|(n, _)| *n == name);
+        found.map(|(_, up)| up.clone()).unwrap_or_default()
     }
 }
 
@@ -239,6 +247,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         admin_token,
         webhook_secret,
         mcp,
+        listeners: vec![("agent", Arc::default()), ("admin", Arc::default())],
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -248,12 +257,14 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         let _ = expiry.await;
     });
     let s = state.clone();
-    tasks.spawn(serve_listener(agent, shutdown_rx.clone(), move |req| {
+    let up = state.listener_flag("agent");
+    tasks.spawn(serve_listener(agent, shutdown_rx.clone(), up, move |req| {
         let s = s.clone();
         async move { agent_route(&s, req).await }
     }));
     let s = state.clone();
-    tasks.spawn(serve_listener(admin, shutdown_rx, move |req| {
+    let up = state.listener_flag("admin");
+    tasks.spawn(serve_listener(admin, shutdown_rx, up, move |req| {
         let s = s.clone();
         async move { admin::route(&s, req).await }
     }));
@@ -288,8 +299,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracing::info!("shutting down");
-    running.shutdown(Duration::from_secs(10)).await;
+    let grace = Duration::from_secs(running.state.config.limits.shutdown_grace_s);
+    tracing::info!(grace_s = grace.as_secs(), "shutting down");
+    running.shutdown(grace).await;
     Ok(())
 }
 
@@ -395,6 +407,7 @@ fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, Ser
 async fn serve_listener<F, Fut>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
+    up: Arc<AtomicBool>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -402,6 +415,7 @@ async fn serve_listener<F, Fut>(
 {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    up.store(true, Ordering::Relaxed);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -431,6 +445,7 @@ async fn serve_listener<F, Fut>(
             _ = shutdown.changed() => break,
         }
     }
+    up.store(false, Ordering::Relaxed);
     drop(listener);
     graceful.shutdown().await;
 }

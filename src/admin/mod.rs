@@ -7,6 +7,7 @@ pub mod auth;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
+use std::sync::atomic::Ordering;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 use crate::server::AppState;
@@ -48,12 +49,17 @@ fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Resp
     }
 }
 
-/// Ready when policy is loaded, the audit log takes writes and the data directory is writable.
+/// Ready when policy is loaded (always, once serving: start fails without a bundle), the audit
+/// log takes writes, the data directory is writable and every listener accepts.
 fn readiness(state: &AppState) -> Response<ResponseBody> {
     let data_dir_writable = state.data_dir_writable();
     let health = state.audit().health();
     let audit_writable = health.writable();
-    let ready = data_dir_writable && audit_writable;
+    let listeners: serde_json::Map<String, serde_json::Value> = (state.listeners.iter())
+        .map(|(name, up)| (name.to_string(), up.load(Ordering::Relaxed).into()))
+        .collect();
+    let listeners_up = listeners.values().all(|up| up == &true);
+    let ready = data_dir_writable && audit_writable && listeners_up;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -67,8 +73,9 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
                 "policy_loaded": true,
                 "data_dir_writable": data_dir_writable,
                 "audit_writable": audit_writable,
-                "listeners_up": true,
+                "listeners_up": listeners_up,
             },
+            "listeners": listeners,
             "audit_error": health.last_error(),
         }),
     )
