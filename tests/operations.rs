@@ -156,7 +156,7 @@ async fn check_until_refused(url: String, worker: usize) -> Vec<String> {
         .unwrap();
     let mut acknowledged = Vec::new();
     for i in 0.. {
-        let tool = if (worker + i) % 3 == 0 {
+        let tool = if (worker + i).is_multiple_of(3) {
             "exec"
         } else {
             "read"

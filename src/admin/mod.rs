@@ -58,7 +58,7 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
     let listeners: serde_json::Map<String, serde_json::Value> = (state.listeners.iter())
         .map(|(name, up)| (name.to_string(), up.load(Ordering::Relaxed).into()))
         .collect();
-    let listeners_up = listeners.values().all(|up| up == &true);
+    let listeners_up = listeners.values().all(|up| *up == true);
     let ready = data_dir_writable && audit_writable && listeners_up;
     let status = if ready {
         StatusCode::OK
