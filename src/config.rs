@@ -274,6 +274,8 @@ pub struct AdminConfig {
 pub struct Limits {
     /// Largest request body accepted by the API endpoints.
     pub max_body_bytes: usize,
+    /// On SIGTERM, how long in-flight requests may take to finish before they are cut off.
+    pub shutdown_grace_s: u64,
 }
 
 impl Default for Config {
@@ -327,6 +329,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1024 * 1024,
+            shutdown_grace_s: 10,
         }
     }
 }

@@ -9,4 +9,5 @@ pub mod gate;
 pub mod http_api;
 pub mod identity;
 pub mod intercept;
+pub mod metrics;
 pub mod server;

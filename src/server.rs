@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -31,6 +32,7 @@ use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
 use crate::intercept::egress::EgressProxy;
 use crate::intercept::mcp::McpGateway;
+use crate::metrics::Metrics;
 use crate::{admin, intercept};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,8 @@ pub struct AppState {
     pub webhook_secret: Option<WebhookSecret>,
     pub mcp: McpGateway,
     pub egress: Arc<EgressProxy>,
+    /// Each listener's name and whether its accept loop is running (readiness).
+    pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
 }
 
 impl AppState {
@@ -90,6 +94,11 @@ impl AppState {
         let ok = std::fs::write(&probe, b"ok").is_ok();
         let _ = std::fs::remove_file(&probe);
         ok
+    }
+
+    fn listener_flag(&self, name: &str) -> Arc<AtomicBool> {
+        let found = self.listeners.iter().find(|(n, _)| *n == name);
+        found.map(|(_, up)| up.clone()).unwrap_or_default()
     }
 }
 
@@ -135,7 +144,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         path: config.data_dir.clone(),
         source,
     })?;
-    let audit = Arc::new(open_audit(&config).await?);
+    let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(open_audit(&config, metrics.clone()).await?);
     let budget = Duration::from_millis(config.policy.eval_timeout_ms);
     let policy = match PolicyEngine::load(config.policy.dir.as_deref(), budget) {
         Ok(p) => Arc::new(p.with_decision_cache(config.policy.decision_cache_entries)),
@@ -147,10 +157,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
                     serde_json::json!({"event": "rejected", "source": source.unwrap_or_else(|| "embedded".into()), "error": e.to_string()}),
                 ))
                 .await;
+            metrics.policy_load("rejected");
             audit.close().await;
             return Err(e.into());
         }
     };
+    metrics.policy_load("loaded");
     let bundle = policy.bundle();
     tracing::info!(
         revision = %bundle.revision,
@@ -242,6 +254,11 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         webhook_secret,
         mcp,
         egress: egress_proxy,
+        listeners: vec![
+            ("agent", Arc::default()),
+            ("egress", Arc::default()),
+            ("admin", Arc::default()),
+        ],
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -251,17 +268,25 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         let _ = expiry.await;
     });
     let s = state.clone();
-    tasks.spawn(serve_listener(agent, shutdown_rx.clone(), move |req| {
+    let up = state.listener_flag("agent");
+    tasks.spawn(serve_listener(agent, shutdown_rx.clone(), up, move |req| {
         let s = s.clone();
         async move { agent_route(&s, req).await }
     }));
     let s = state.clone();
-    tasks.spawn(serve_listener(egress, shutdown_rx.clone(), move |req| {
-        let s = s.clone();
-        async move { s.egress.handle(req).await }
-    }));
+    let up = state.listener_flag("egress");
+    tasks.spawn(serve_listener(
+        egress,
+        shutdown_rx.clone(),
+        up,
+        move |req| {
+            let s = s.clone();
+            async move { s.egress.handle(req).await }
+        },
+    ));
     let s = state.clone();
-    tasks.spawn(serve_listener(admin, shutdown_rx, move |req| {
+    let up = state.listener_flag("admin");
+    tasks.spawn(serve_listener(admin, shutdown_rx, up, move |req| {
         let s = s.clone();
         async move { admin::route(&s, req).await }
     }));
@@ -297,8 +322,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracing::info!("shutting down");
-    running.shutdown(Duration::from_secs(10)).await;
+    let grace = Duration::from_secs(running.state.config.limits.shutdown_grace_s);
+    tracing::info!(grace_s = grace.as_secs(), "shutting down");
+    running.shutdown(grace).await;
     Ok(())
 }
 
@@ -326,7 +352,7 @@ fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
 }
 
 /// Open the audit log as configured.
-pub async fn open_audit(config: &Config) -> Result<AuditLog, ServeError> {
+pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditLog, ServeError> {
     let redact = &config.audit.redact;
     let patterns: Vec<(String, String)> = redact
         .patterns
@@ -340,12 +366,14 @@ pub async fn open_audit(config: &Config) -> Result<AuditLog, ServeError> {
         checkpoint_every: config.audit.checkpoint_every,
         checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_s),
         max_batch: config.audit.max_batch,
+        metrics,
     };
     Ok(AuditLog::open(opts, redactor).await?)
 }
 
 /// Record a policy reload outcome in the audit log (in the background: it gates nothing).
 fn record_reload(audit: &Arc<AuditLog>, trigger: ReloadTrigger, outcome: ReloadOutcome) {
+    audit.metrics().policy_load(outcome.as_str());
     let fields = match outcome {
         ReloadOutcome::Unchanged => return,
         ReloadOutcome::Swapped { revision } => serde_json::json!({
@@ -402,6 +430,7 @@ fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, Ser
 async fn serve_listener<F, Fut>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
+    up: Arc<AtomicBool>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -409,6 +438,7 @@ async fn serve_listener<F, Fut>(
 {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    up.store(true, Ordering::Relaxed);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -438,6 +468,7 @@ async fn serve_listener<F, Fut>(
             _ = shutdown.changed() => break,
         }
     }
+    up.store(false, Ordering::Relaxed);
     drop(listener);
     graceful.shutdown().await;
 }

@@ -566,6 +566,7 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
             checkpoint_every: 100,
             checkpoint_interval: Duration::from_secs(60),
             max_batch: 64,
+            metrics: Default::default(),
         },
         Redactor::new(&[], &[], &[]).unwrap(),
     )

@@ -157,6 +157,7 @@ async fn python_script_verifies_a_real_export_and_names_each_tampering() {
         checkpoint_every: CHECKPOINT_EVERY,
         checkpoint_interval: Duration::from_secs(3600),
         max_batch: 64,
+        metrics: Default::default(),
     };
     let log = AuditLog::open(opts, Redactor::new(&[], &[], &[]).unwrap())
         .await

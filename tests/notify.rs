@@ -33,6 +33,7 @@ async fn open_audit(dir: &Path) -> Arc<AuditLog> {
         checkpoint_every: 1000,
         checkpoint_interval: Duration::from_secs(3600),
         max_batch: 1024,
+        metrics: Default::default(),
     };
     Arc::new(
         AuditLog::open(opts, Redactor::new(&[], &[], &[]).unwrap())

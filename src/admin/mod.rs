@@ -5,10 +5,11 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
+use std::sync::atomic::Ordering;
 
-use crate::http_api::{ApiError, ResponseBody, json_response};
+use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 use crate::server::AppState;
 
 pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
@@ -22,6 +23,10 @@ where
             json_response(StatusCode::OK, &json!({"status": "alive"}))
         }),
         "/readyz" => only_get(req.method(), || readiness(state)),
+        "/metrics" => match *req.method() {
+            Method::GET | Method::HEAD => metrics(state).await,
+            ref m => ApiError::method_not_allowed(m, "GET").into_response(),
+        },
         "/v1/status" => only_get(req.method(), || status(state)),
         "/v1/audit/export" => match *req.method() {
             Method::GET => audit::export(state, req.uri().query()).await,
@@ -44,12 +49,17 @@ fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Resp
     }
 }
 
-/// Ready when policy is loaded, the audit log takes writes and the data directory is writable.
+/// Ready when policy is loaded (always, once serving: start fails without a bundle), the audit
+/// log takes writes, the data directory is writable and every listener accepts.
 fn readiness(state: &AppState) -> Response<ResponseBody> {
     let data_dir_writable = state.data_dir_writable();
     let health = state.audit().health();
     let audit_writable = health.writable();
-    let ready = data_dir_writable && audit_writable;
+    let listeners: serde_json::Map<String, serde_json::Value> = (state.listeners.iter())
+        .map(|(name, up)| (name.to_string(), up.load(Ordering::Relaxed).into()))
+        .collect();
+    let listeners_up = listeners.values().all(|up| *up == true);
+    let ready = data_dir_writable && audit_writable && listeners_up;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -63,11 +73,27 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
                 "policy_loaded": true,
                 "data_dir_writable": data_dir_writable,
                 "audit_writable": audit_writable,
-                "listeners_up": true,
+                "listeners_up": listeners_up,
             },
+            "listeners": listeners,
             "audit_error": health.last_error(),
         }),
     )
+}
+
+/// The Prometheus scrape: unauthenticated, like the probes (it holds counts, not content).
+async fn metrics(state: &AppState) -> Response<ResponseBody> {
+    let pending = state.gate.approvals().pending_count().await;
+    let text = state
+        .audit()
+        .metrics()
+        .encode(pending, state.audit().health().size());
+    let mut resp = Response::new(full_body(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
 }
 
 fn status(state: &AppState) -> Response<ResponseBody> {

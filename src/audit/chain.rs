@@ -22,6 +22,7 @@ use super::store::{
     AuditReader, BLOBS, CHECKPOINTS, ChainHead, ENTRIES, LEGACY_RUNS, META, RUN_ENTRIES, RUN_IDS,
     ZERO_HASH, split_entry, store_err,
 };
+use crate::metrics::Metrics;
 
 /// Fields the log itself sets on every entry.
 const RESERVED: &[&str] = &["seq", "prev", "ts", "kind", "redacted"];
@@ -89,6 +90,9 @@ pub struct AuditOptions {
     pub checkpoint_interval: Duration,
     /// Most entries committed in one write transaction.
     pub max_batch: usize,
+    /// Where the log records its append latency and batch sizes; shared with everything that
+    /// holds the log ([`AuditLog::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 /// What readiness and metrics need to know about the log.
@@ -160,6 +164,7 @@ pub struct AuditLog {
     /// Shared with the writer thread; dropped on close so the file is released.
     db: Mutex<Option<Arc<Database>>>,
     health: Arc<AuditHealth>,
+    metrics: Arc<Metrics>,
     redactor: Arc<Redactor>,
     verifier_key: String,
     origin: String,
@@ -181,6 +186,7 @@ impl AuditLog {
         let (tx, rx) = flume::bounded(65_536);
         let db = Arc::new(db);
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let metrics = opts.metrics.clone();
         let writer = Writer::new(
             db.clone(),
             head,
@@ -199,6 +205,7 @@ impl AuditLog {
             in_flight,
             db: Mutex::new(Some(db)),
             health,
+            metrics,
             redactor: Arc::new(redactor),
             verifier_key: verifier_key.clone(),
             origin,
@@ -215,6 +222,11 @@ impl AuditLog {
 
     pub fn health(&self) -> &Arc<AuditHealth> {
         &self.health
+    }
+
+    /// The sidecar's metrics, for everything that records through this log.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The checkpoint verifier key (`clawgate audit pubkey`).
@@ -250,6 +262,13 @@ impl AuditLog {
 
     /// Record an event; returns once it is durable on disk.
     pub async fn append(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
+        let started = Instant::now();
+        let result = self.append_inner(event).await;
+        self.metrics.audit_append(started.elapsed());
+        result
+    }
+
+    async fn append_inner(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
         let _in_flight = InFlight::enter(&self.in_flight);
         let prepared = prepare(&self.redactor, event)?;
         let (reply, wait) = oneshot::channel();
@@ -553,6 +572,7 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
+                self.opts.metrics.audit_batch(batch.len());
                 self.commit_batch(batch);
             }
             if !checkpoint_waiters.is_empty() {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditEvent, AuditLog};
@@ -191,7 +192,33 @@ impl Gate {
     /// Decide one action and record the decision durably before answering. If the record
     /// cannot be written, the action is denied.
     pub async fn decide(&self, req: &CheckRequest) -> Decision {
-        let mut decision = self.evaluate(req);
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "decide",
+            action_id = tracing::field::Empty,
+            run_id = req.agent.run_id.as_deref().unwrap_or(""),
+            kind = req.action.kind.as_str(),
+            decision = tracing::field::Empty
+        );
+        let decision = span.in_scope(|| self.evaluate(req));
+        span.record("action_id", decision.id.as_str());
+        let decision = self
+            .record_decision(req, decision)
+            .instrument(span.clone())
+            .await;
+        span.record("decision", decision.decision.as_str());
+        self.audit.metrics().decision(
+            req.action.kind.as_str(),
+            decision.decision.as_str(),
+            decision.effect.as_str(),
+            decision.risk.as_str(),
+            started.elapsed(),
+        );
+        decision
+    }
+
+    /// Ask for approval if needed, then record the decision durably (or deny it).
+    async fn record_decision(&self, req: &CheckRequest, mut decision: Decision) -> Decision {
         if decision.decision == Outcome::Pending {
             self.ask_for_approval(req, &mut decision).await;
         }

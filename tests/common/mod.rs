@@ -193,6 +193,20 @@ impl BinarySidecar {
         }
     }
 
+    /// Wait (without blocking the runtime) until the process exits; its status.
+    pub async fn exited(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        let child = self.child.as_mut().expect("started");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "sidecar did not exit");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn agent_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.agent)
     }

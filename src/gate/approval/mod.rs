@@ -487,8 +487,9 @@ impl Approvals {
         slot.req = next;
         let view = slot.req.view();
         let urls = slot.req.slack_response_urls.clone();
-        if resolved.is_some() {
-            slot.status.send_replace(slot.req.status);
+        if let Some(status) = resolved {
+            slot.status.send_replace(status);
+            self.observe_resolution(&slot.req);
         }
         drop(book);
         if resolved.is_some() {
@@ -645,9 +646,18 @@ impl Approvals {
         self.persist(&next).await?;
         slot.req = next;
         slot.status.send_replace(ApprovalStatus::Expired);
+        self.observe_resolution(&slot.req);
         self.notifier
             .resolved(&slot.req.view(), &slot.req.slack_response_urls);
         Ok(true)
+    }
+
+    fn observe_resolution(&self, req: &ApprovalRequest) {
+        let took = req.resolved_ms.unwrap_or(req.created_ms) - req.created_ms;
+        let took = Duration::from_millis(u64::try_from(took).unwrap_or(0));
+        self.audit
+            .metrics()
+            .approval_resolved(req.status.as_str(), took);
     }
 
     /// Expire overdue approvals every `period` until `stop` fires.

@@ -275,6 +275,7 @@ impl Inner {
                     }
                     // Nothing to send to; still an outcome worth recording.
                     _ => {
+                        self.audit.metrics().notification_failed("slack_update");
                         self.record(
                             view.id.as_str(),
                             view.run_id.as_deref(),
@@ -340,6 +341,7 @@ impl Inner {
             Err((status, error)) => {
                 tracing::warn!(approval_id = %d.approval_id, channel = d.channel, attempts, ?status,
                     %error, "approval notification failed");
+                self.audit.metrics().notification_failed(d.channel);
                 fields["event"] = json!("notify_failed");
                 fields["error"] = json!(error);
                 if let Some(status) = status {

@@ -35,6 +35,17 @@ pub enum ReloadOutcome {
     Rejected { error: String, serving: String },
 }
 
+impl ReloadOutcome {
+    /// `reloaded`, `unchanged` or `rejected` (the `policy_loads` metric's outcome).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Swapped { .. } => "reloaded",
+            ReloadOutcome::Unchanged => "unchanged",
+            ReloadOutcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
 /// Reload the bundle and log the outcome. A rejected bundle leaves the old one serving.
 pub fn reload(engine: &PolicyEngine, trigger: ReloadTrigger) -> ReloadOutcome {
     match engine.reload() {
