@@ -29,7 +29,7 @@ use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
-use crate::identity::{CredentialHeader, Identities};
+use crate::identity::{CredentialHeader, Identities, PeerInfo};
 use crate::intercept::mcp::McpGateway;
 use crate::{admin, intercept};
 
@@ -433,7 +433,7 @@ async fn serve_listener<F, Fut>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, remote) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -444,8 +444,10 @@ async fn serve_listener<F, Fut>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = service_fn(move |req| {
+                let peer = PeerInfo { remote, client_cert: None };
+                let service = service_fn(move |mut req: Request<Incoming>| {
                     let handler = handler.clone();
+                    req.extensions_mut().insert(peer.clone());
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
