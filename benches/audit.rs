@@ -659,6 +659,7 @@ fn check_request(kind: &CallKind, n: usize) -> CheckRequest {
             run_id: Some("r-1".into()),
             tool_call_id: Some(format!("t-{n}")),
             authenticated_as: None,
+            scopes: None,
         },
         requester: Some(Requester {
             channel: Some("slack".into()),

@@ -88,6 +88,11 @@ pub struct AgentIdentity {
     /// Set by clawgate from the transport credential, never taken from the request body.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub authenticated_as: Option<String>,
+    /// The capability scopes of the authenticated identity. Set by clawgate with
+    /// `authenticated_as`; the gate enforces them and adds them to policy input as
+    /// `agent.scopes` (they are config, so they are not repeated in each audit entry).
+    #[serde(skip)]
+    pub scopes: Option<std::sync::Arc<crate::identity::Scopes>>,
 }
 
 /// The person (or channel) whose message made the agent act.

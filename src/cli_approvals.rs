@@ -1,35 +1,19 @@
 //! `clawgate approvals ...`: operators list, inspect and answer approvals through the admin
 //! API of a running sidecar, authenticated with the admin token.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use clawgate::gate::approval::model::action_subject;
+
+use crate::cli_admin::{AdminApi, AdminConnection};
 use serde_json::{Value, json};
 
 #[derive(Args)]
 pub struct ApprovalsArgs {
-    /// Base URL of the sidecar's admin listener.
-    #[arg(
-        long,
-        global = true,
-        env = "CLAWGATE_ADMIN_URL",
-        default_value = "http://127.0.0.1:9482"
-    )]
-    url: String,
-    /// The admin token (default: read from --token-file).
-    #[arg(
-        long,
-        global = true,
-        env = "CLAWGATE_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
-    /// File holding the admin token, as created by the sidecar on first start.
-    #[arg(long, global = true, default_value = "clawgate-data/admin.token")]
-    token_file: PathBuf,
+    #[command(flatten)]
+    admin: AdminConnection,
     #[command(subcommand)]
     command: ApprovalsCommand,
 }
@@ -74,22 +58,7 @@ enum ApprovalsCommand {
 }
 
 pub fn run(args: ApprovalsArgs) -> Result<ExitCode> {
-    let token = match &args.token {
-        Some(t) => t.trim().to_string(),
-        None => std::fs::read_to_string(&args.token_file)
-            .with_context(|| {
-                format!(
-                    "no admin token: pass --token, set CLAWGATE_ADMIN_TOKEN, or point --token-file at {} of the sidecar's data dir",
-                    args.token_file.display()
-                )
-            })?
-            .trim()
-            .to_string(),
-    };
-    let api = Api {
-        base: args.url.trim_end_matches('/').to_string(),
-        token,
-    };
+    let api = args.admin.api()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -133,7 +102,7 @@ pub fn run(args: ApprovalsArgs) -> Result<ExitCode> {
 }
 
 async fn answer(
-    api: &Api,
+    api: &AdminApi,
     id: &str,
     decision: &str,
     approver: Option<String>,
@@ -236,39 +205,4 @@ fn print_one(a: &Value) {
         "action (redacted):\n{}",
         serde_json::to_string_pretty(&a["action"]).unwrap_or_default()
     );
-}
-
-struct Api {
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn get(&self, path: &str) -> Result<Value> {
-        let req = reqwest::Client::new().get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let req = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(body);
-        self.send(req).await
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the admin listener at {}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let msg = body["error"]["message"].as_str().unwrap_or("no details");
-            let code = body["error"]["code"].as_str().unwrap_or("error");
-            bail!("{status} {code}: {msg}");
-        }
-        Ok(body)
-    }
 }

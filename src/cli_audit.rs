@@ -82,9 +82,11 @@ pub struct Source {
     /// The audit database file.
     #[arg(long, default_value = DEFAULT_DB, conflicts_with = "url")]
     db: PathBuf,
-    /// A running sidecar's admin listener, e.g. http://127.0.0.1:9482.
+    /// A running sidecar's admin listener, e.g. http://127.0.0.1:9482 (with the admin token).
     #[arg(long)]
     url: Option<String>,
+    #[command(flatten)]
+    admin_token: crate::cli_admin::AdminTokenArgs,
 }
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
@@ -172,7 +174,8 @@ fn verify(source: Source, pubkey: Option<String>) -> Result<ExitCode> {
                 );
             };
             let verifier = NoteVerifier::parse(&key).context("--pubkey is not a verifier key")?;
-            let body = fetch(&url, "/v1/audit/export?format=jsonl")?;
+            let token = source.admin_token.load()?;
+            let body = fetch(&url, &token, "/v1/audit/export?format=jsonl")?;
             let bar = progress(0);
             let result = export::verify_export(BufReader::new(body), verifier, |n| {
                 if n % 4096 == 0 {
@@ -226,7 +229,12 @@ fn export_cmd(
             ExportFormat::Jsonl => "jsonl",
             ExportFormat::Ocsf => "ocsf",
         };
-        let mut body = fetch(&url, &format!("/v1/audit/export?format={fmt}&from={from}"))?;
+        let token = source.admin_token.load()?;
+        let mut body = fetch(
+            &url,
+            &token,
+            &format!("/v1/audit/export?format={fmt}&from={from}"),
+        )?;
         std::io::copy(&mut body, &mut out)?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
@@ -271,8 +279,9 @@ fn tail(db: &Path, from: Option<u64>) -> Result<ExitCode> {
     }
 }
 
-/// GET a path from a running sidecar, as a blocking reader over the streamed body.
-fn fetch(base: &str, path: &str) -> Result<impl Read + use<>> {
+/// GET a path from a running sidecar's admin listener (with the admin token), as a
+/// blocking reader over the streamed body.
+fn fetch(base: &str, token: &str, path: &str) -> Result<impl Read + use<>> {
     let uri: http::Uri = format!("{}{path}", base.trim_end_matches('/'))
         .parse()
         .with_context(|| format!("{base:?} is not a URL"))?;
@@ -284,7 +293,10 @@ fn fetch(base: &str, path: &str) -> Result<impl Read + use<>> {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<http_body_util::Empty<bytes::Bytes>>();
-        client.get(uri.clone()).await
+        let request = http::Request::get(uri.clone())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+        Ok::<_, anyhow::Error>(client.request(request).await?)
     });
     let resp = resp.with_context(|| format!("cannot reach {uri}"))?;
     if !resp.status().is_success() {

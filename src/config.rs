@@ -46,6 +46,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub mcp: McpConfig,
     pub egress: EgressConfig,
+    /// Agent identities (`[identities.NAME]`). None configured: the agent listener serves
+    /// loopback peers only; any configured: every request must authenticate as one.
+    pub identities: std::collections::BTreeMap<String, crate::identity::IdentityConfig>,
 }
 
 /// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
@@ -294,6 +297,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             mcp: McpConfig::default(),
             egress: EgressConfig::default(),
+            identities: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -539,6 +543,7 @@ impl Config {
         }
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
+        problems.extend(self.validate_identities());
         let l = &self.listeners;
         let named = [
             ("agent", l.agent.addr),
@@ -636,6 +641,67 @@ impl Config {
                     key: key("timeout_ms"),
                     message: format!("{} is out of range", server.timeout_ms),
                     fix: "use a value between 1 and 3600000 (default 60000)".into(),
+                });
+            }
+        }
+        problems
+    }
+
+    fn validate_identities(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut subjects = std::collections::BTreeMap::new();
+        for (name, identity) in &self.identities {
+            let key = |k: &str| format!("identities.{name}.{k}");
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == ':') {
+                problems.push(ConfigProblem {
+                    key: format!("identities.{name}"),
+                    message: "identity names must be non-empty and contain no ':'".into(),
+                    fix: "use a name such as openclaw-main".into(),
+                });
+            }
+            if identity.token_sha256.is_none() && identity.cert_subject.is_none() {
+                problems.push(ConfigProblem {
+                    key: format!("identities.{name}"),
+                    message: "has no credential, so nothing can authenticate as it".into(),
+                    fix: "set token_sha256 (printf %s TOKEN | sha256sum) and/or cert_subject"
+                        .into(),
+                });
+            }
+            if let Some(hash) = &identity.token_sha256
+                && crate::token::TokenHash::from_hex(hash).is_none()
+            {
+                problems.push(ConfigProblem {
+                    key: key("token_sha256"),
+                    message: "must be 64 hex characters".into(),
+                    fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
+                });
+            }
+            if let Some(subject) = &identity.cert_subject {
+                if subject.trim().is_empty() {
+                    problems.push(ConfigProblem {
+                        key: key("cert_subject"),
+                        message: "must not be empty".into(),
+                        fix: "write the client certificate's common name".into(),
+                    });
+                } else if let Some(other) = subjects.insert(subject.clone(), name.clone()) {
+                    problems.push(ConfigProblem {
+                        key: key("cert_subject"),
+                        message: format!("{subject:?} is also the subject of identities.{other}"),
+                        fix: "give each identity its own client certificate".into(),
+                    });
+                }
+            }
+            if let Some(hosts) = &identity.scopes.egress_hosts
+                && let Some(bad) = hosts
+                    .iter()
+                    .find(|h| !crate::gate::scope::valid_host_pattern(h))
+            {
+                problems.push(ConfigProblem {
+                    key: key("scopes.egress_hosts"),
+                    message: format!("{bad:?} is not a host pattern"),
+                    fix:
+                        "write host names where * is one label and ** any labels, e.g. *.github.com"
+                            .into(),
                 });
             }
         }

@@ -11,3 +11,4 @@ pub mod identity;
 pub mod intercept;
 pub mod metrics;
 pub mod server;
+pub mod token;

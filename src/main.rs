@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_admin;
 mod cli_approvals;
 mod cli_audit;
 mod cli_openclaw;
@@ -52,6 +53,9 @@ enum Command {
     /// Verify, export and read the audit log.
     #[command(subcommand)]
     Audit(cli_audit::AuditCommand),
+    /// Switch a running sidecar between enforce and shadow (admin token; audited).
+    #[command(subcommand)]
+    Mode(ModeCommand),
     /// List, show, approve and deny approvals on a running sidecar (admin token).
     Approvals(cli_approvals::ApprovalsArgs),
     /// Run a stdio MCP server behind clawgate: launch this as the server's command in OpenClaw.
@@ -109,6 +113,17 @@ enum CliMode {
 }
 
 #[derive(Subcommand)]
+enum ModeCommand {
+    /// Set the mode of a running sidecar.
+    Set {
+        #[arg(value_enum)]
+        mode: CliMode,
+        #[command(flatten)]
+        admin: cli_admin::AdminConnection,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file; print each problem with its key and a fix.
     Check { file: PathBuf },
@@ -132,6 +147,11 @@ enum PolicyCommand {
         input: PathBuf,
         /// Bundle directory (the embedded one when omitted).
         dir: Option<PathBuf>,
+    },
+    /// Make a running sidecar re-read its policy bundle now (admin token; audited).
+    Reload {
+        #[command(flatten)]
+        admin: cli_admin::AdminConnection,
     },
 }
 
@@ -169,6 +189,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Policy(PolicyCommand::Test { dir, coverage }) => policy_test(dir, coverage),
         Command::Policy(PolicyCommand::Eval { input, dir }) => policy_eval(&input, dir),
+        Command::Policy(PolicyCommand::Reload { admin }) => cli_admin::reload_policy(&admin),
+        Command::Mode(ModeCommand::Set { mode, admin }) => {
+            let mode = match mode {
+                CliMode::Enforce => Mode::Enforce,
+                CliMode::Shadow => Mode::Shadow,
+            };
+            cli_admin::set_mode(&admin, mode.as_str())
+        }
         Command::Audit(cmd) => cli_audit::run(cmd),
         Command::Approvals(args) => cli_approvals::run(args),
         Command::McpStdio(args) => mcp_stdio(args),

@@ -30,6 +30,7 @@ use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::http_api::{ApiError, ResponseBody};
+use crate::identity::{CredentialHeader, Identities, PeerInfo};
 use crate::intercept::egress::EgressProxy;
 use crate::intercept::mcp::McpGateway;
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub enum ServeError {
     #[error(transparent)]
     AdminToken(#[from] crate::admin::auth::AdminTokenError),
     #[error(transparent)]
+    Identity(#[from] crate::identity::BadIdentityHash),
+    #[error(transparent)]
     Mcp(#[from] crate::intercept::mcp::McpSetupError),
     #[error("approval notifications: {0}")]
     Notify(#[from] NotifyError),
@@ -82,6 +85,8 @@ pub struct AppState {
     pub egress: Arc<EgressProxy>,
     /// Each listener's name and whether its accept loop is running (readiness).
     pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
+    /// The agent identities every agent-listener request authenticates against.
+    pub identities: Identities,
 }
 
 impl AppState {
@@ -247,6 +252,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .await?;
     let mcp = McpGateway::new(&config)?;
     let egress_proxy = Arc::new(EgressProxy::new(&config, gate.clone()));
+    let identities = Identities::new(&config.identities)?;
+    if identities.is_empty() {
+        tracing::info!("no [identities] configured: the agent listener serves loopback peers only");
+    }
     let state = Arc::new(AppState {
         gate,
         config: Arc::new(config),
@@ -259,6 +268,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             ("egress", Arc::default()),
             ("admin", Arc::default()),
         ],
+        identities,
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -281,7 +291,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         up,
         move |req| {
             let s = s.clone();
-            async move { s.egress.handle(req).await }
+            async move { egress_route(&s, req).await }
         },
     ));
     let s = state.clone();
@@ -372,39 +382,76 @@ pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditL
 }
 
 /// Record a policy reload outcome in the audit log (in the background: it gates nothing).
+/// An unchanged bundle is not recorded for file and signal triggers.
 fn record_reload(audit: &Arc<AuditLog>, trigger: ReloadTrigger, outcome: ReloadOutcome) {
     audit.metrics().policy_load(outcome.as_str());
-    let fields = match outcome {
-        ReloadOutcome::Unchanged => return,
-        ReloadOutcome::Swapped { revision } => serde_json::json!({
-            "event": "reloaded", "trigger": trigger.as_str(), "revision": revision}),
-        ReloadOutcome::Rejected { error, serving } => serde_json::json!({
-            "event": "rejected", "trigger": trigger.as_str(), "error": error, "revision": serving}),
-    };
+    if outcome == ReloadOutcome::Unchanged {
+        return;
+    }
+    let event = reload_event(trigger, &outcome, "");
     let audit = audit.clone();
     tokio::spawn(async move {
-        if let Err(e) = audit.append(AuditEvent::new("policy", fields)).await {
+        if let Err(e) = audit.append(event).await {
             tracing::error!(error = %e, "could not record the policy reload");
         }
     });
 }
 
+/// The audit entry for a policy reload attempt (`serving`: the revision serving now, for
+/// an unchanged bundle).
+pub fn reload_event(trigger: ReloadTrigger, outcome: &ReloadOutcome, serving: &str) -> AuditEvent {
+    let fields = match outcome {
+        ReloadOutcome::Unchanged => serde_json::json!({
+            "event": "unchanged", "trigger": trigger.as_str(), "revision": serving}),
+        ReloadOutcome::Swapped { revision } => serde_json::json!({
+            "event": "reloaded", "trigger": trigger.as_str(), "revision": revision}),
+        ReloadOutcome::Rejected { error, serving } => serde_json::json!({
+            "event": "rejected", "trigger": trigger.as_str(), "error": error, "revision": serving}),
+    };
+    AuditEvent::new("policy", fields)
+}
+
 async fn agent_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    // Who is asking comes first: nothing is parsed or decided for an unauthenticated peer.
+    let auth = match state
+        .identities
+        .authenticate_request(&req, CredentialHeader::Authorization)
+    {
+        Ok(auth) => auth,
+        Err(e) => {
+            tracing::info!(path = req.uri().path(), reason = %e, "agent request refused");
+            return e.into_response(CredentialHeader::Authorization);
+        }
+    };
     let max_body = state.config.limits.max_body_bytes;
+    let gate = &state.gate;
     match req.uri().path() {
-        "/v1/check" => intercept::check_api::handle(&state.gate, req, max_body).await,
-        "/v1/results" => intercept::check_api::handle_result(&state.gate, req, max_body).await,
+        "/v1/check" => intercept::check_api::handle(gate, &auth, req, max_body).await,
+        "/v1/results" => intercept::check_api::handle_result(gate, &auth, req, max_body).await,
         "/v1/mcp/visible-tools" => {
-            intercept::check_api::handle_visible_tools(&state.gate, req, max_body).await
+            intercept::check_api::handle_visible_tools(gate, &auth, req, max_body).await
         }
         path if path.starts_with("/v1/approvals/") => {
-            intercept::check_api::handle_wait(&state.gate, req).await
+            intercept::check_api::handle_wait(gate, &auth, req).await
         }
         path if path.starts_with("/mcp/") => {
             let hold = Duration::from_secs(state.config.approval.hold_s);
-            intercept::mcp::handle(&state.mcp, &state.gate, hold, req).await
+            intercept::mcp::handle(&state.mcp, gate, &auth, hold, req).await
         }
         path => ApiError::not_found(path).into_response(),
+    }
+}
+
+async fn egress_route(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    match state
+        .identities
+        .authenticate_request(&req, CredentialHeader::ProxyAuthorization)
+    {
+        Ok(auth) => state.egress.handle(&auth, req).await,
+        Err(e) => {
+            tracing::info!(target_uri = %req.uri(), reason = %e, "egress request refused");
+            e.into_response(CredentialHeader::ProxyAuthorization)
+        }
     }
 }
 
@@ -442,7 +489,7 @@ async fn serve_listener<F, Fut>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, remote) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -453,8 +500,10 @@ async fn serve_listener<F, Fut>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = service_fn(move |req| {
+                let peer = PeerInfo { remote, client_cert: None };
+                let service = service_fn(move |mut req: Request<Incoming>| {
                     let handler = handler.clone();
+                    req.extensions_mut().insert(peer.clone());
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

@@ -405,14 +405,47 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
 
     // The running sidecar, verified on this side against the pinned key.
     let url = sc.admin_url("");
-    let (code, out) = run(&["audit", "verify", "--url", &url, "--pubkey", &pubkey]);
+    let token_file = data.join("admin.token");
+    let token_file = token_file.to_str().unwrap();
+    // The export is an admin endpoint: without the token it is refused.
+    let no_token = dir.path().join("no.token");
+    let (code, _) = run(&[
+        "audit",
+        "verify",
+        "--url",
+        &url,
+        "--pubkey",
+        &pubkey,
+        "--token-file",
+        no_token.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let (code, out) = run(&[
+        "audit",
+        "verify",
+        "--url",
+        &url,
+        "--pubkey",
+        &pubkey,
+        "--token-file",
+        token_file,
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: "), "{out}");
     let other =
         clawgate::audit::checkpoint::NoteSigner::generate(pubkey.split('+').next().unwrap())
             .unwrap()
             .verifier_key();
-    let (code, out) = run(&["audit", "verify", "--url", &url, "--pubkey", &other]);
+    let (code, out) = run(&[
+        "audit",
+        "verify",
+        "--url",
+        &url,
+        "--pubkey",
+        &other,
+        "--token-file",
+        token_file,
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAILED"), "{out}");
 
@@ -435,6 +468,8 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
         "export",
         "--url",
         &url,
+        "--token-file",
+        token_file,
         "-o",
         export.to_str().unwrap(),
     ]);

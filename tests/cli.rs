@@ -38,7 +38,11 @@ async fn serve_runs_on_embedded_defaults_without_a_config_file() {
     );
     wait_until_up("http://127.0.0.1:9482/healthz").await;
     assert!(dir.path().join("clawgate-data").is_dir());
-    let status: serde_json::Value = reqwest::get("http://127.0.0.1:9482/v1/status")
+    let token = std::fs::read_to_string(dir.path().join("clawgate-data/admin.token")).unwrap();
+    let status: serde_json::Value = reqwest::Client::new()
+        .get("http://127.0.0.1:9482/v1/status")
+        .bearer_auth(token.trim())
+        .send()
         .await
         .unwrap()
         .json()
@@ -64,16 +68,8 @@ async fn sighup_reloads_the_policy_directory() {
         policy.display()
     ));
     sc.start().await;
-    let status_url = sc.admin_url("/v1/status");
     let revision = |v: serde_json::Value| v["policy"]["revision"].as_str().unwrap().to_string();
-    let first = revision(
-        reqwest::get(&status_url)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
+    let first = revision(sc.get_admin("/v1/status").await);
 
     std::fs::write(
         policy.join("main.rego"),
@@ -82,29 +78,12 @@ async fn sighup_reloads_the_policy_directory() {
     .unwrap();
     // watch = false: nothing changes until the signal.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        revision(
-            reqwest::get(&status_url)
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        ),
-        first
-    );
+    assert_eq!(revision(sc.get_admin("/v1/status").await), first);
 
     sc.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = revision(
-            reqwest::get(&status_url)
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap(),
-        );
+        let now = revision(sc.get_admin("/v1/status").await);
         if now != first {
             break;
         }

@@ -28,13 +28,7 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.admin_token.authorizes(headers) {
-        Ok(())
-    } else {
-        Err(unauthorized(
-            "send the admin token as Authorization: Bearer <token> (see <data_dir>/admin.token or CLAWGATE_ADMIN_TOKEN)",
-        ))
-    }
+    state.admin_token.require(headers)
 }
 
 /// Routes under `/v1/approvals` on the admin listener.

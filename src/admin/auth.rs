@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+
+use crate::http_api::ApiError;
+use crate::token::{TokenHash, bearer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
@@ -26,7 +27,7 @@ pub enum AdminTokenError {
 
 #[derive(Clone)]
 pub struct AdminToken {
-    sha256: [u8; 32],
+    sha256: TokenHash,
     /// Where the token can be read by operators on this host, if it lives in a file.
     pub file: Option<PathBuf>,
 }
@@ -46,40 +47,39 @@ impl AdminToken {
         file: &Path,
     ) -> Result<AdminToken, AdminTokenError> {
         if let Some(hash) = configured_sha256 {
-            let bytes = hex::decode(hash.trim()).map_err(|_| AdminTokenError::BadHash)?;
-            let sha256 = bytes.try_into().map_err(|_| AdminTokenError::BadHash)?;
+            let sha256 = TokenHash::from_hex(hash).ok_or(AdminTokenError::BadHash)?;
             return Ok(AdminToken { sha256, file: None });
         }
         let token = read_or_create(file)?;
         Ok(AdminToken {
-            sha256: Sha256::digest(token.as_bytes()).into(),
+            sha256: TokenHash::of(&token),
             file: Some(file.to_path_buf()),
         })
     }
 
     /// Hex SHA-256 of a token, the form `admin.token_sha256` takes.
     pub fn hash_hex(token: &str) -> String {
-        hex::encode(Sha256::digest(token.trim().as_bytes()))
+        TokenHash::hex_of(token)
     }
 
     /// Whether the request carries this token as a bearer credential (constant-time).
     pub fn authorizes(&self, headers: &HeaderMap) -> bool {
-        let Some(presented) = bearer(headers) else {
-            return false;
-        };
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        digest.ct_eq(&self.sha256).into()
+        bearer(headers).is_some_and(|presented| self.sha256.matches(presented))
     }
-}
 
-/// The bearer credential of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    /// `Ok` when the request carries the admin token, else the 401 every admin endpoint
+    /// answers.
+    pub fn require(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.authorizes(headers) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the admin token as Authorization: Bearer <token> (see <data_dir>/admin.token or CLAWGATE_ADMIN_TOKEN)",
+            ))
+        }
+    }
 }
 
 fn read_or_create(path: &Path) -> Result<String, AdminTokenError> {

@@ -1,9 +1,11 @@
-//! The admin listener: operators and approvers only. Health, readiness, status and the audit
-//! export; approvals and metrics attach here.
+//! The admin listener: operators and approvers only. Health, readiness and the audit public
+//! key are open; status, the audit export, mode, policy reload and approvals need the admin
+//! token.
 
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod control;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
@@ -27,11 +29,17 @@ where
             Method::GET | Method::HEAD => metrics(state).await,
             ref m => ApiError::method_not_allowed(m, "GET").into_response(),
         },
-        "/v1/status" => only_get(req.method(), || status(state)),
-        "/v1/audit/export" => match *req.method() {
-            Method::GET => audit::export(state, req.uri().query()).await,
-            ref m => ApiError::method_not_allowed(m, "GET").into_response(),
+        "/v1/status" => match state.admin_token.require(req.headers()) {
+            Ok(()) => only_get(req.method(), || status(state)),
+            Err(e) => e.into_response(),
         },
+        "/v1/audit/export" => match (req.method(), state.admin_token.require(req.headers())) {
+            (_, Err(e)) => e.into_response(),
+            (&Method::GET, Ok(())) => audit::export(state, req.uri().query()).await,
+            (m, Ok(())) => ApiError::method_not_allowed(m, "GET").into_response(),
+        },
+        "/v1/mode" => control::set_mode(state, req).await,
+        "/v1/policy/reload" => control::reload_policy(state, req).await,
         "/v1/audit/pubkey" => only_get(req.method(), || audit::pubkey(state)),
         "/v1/slack/interactions" => approvals::slack_interactions(state, req).await,
         p if p == "/v1/approvals" || p.starts_with("/v1/approvals/") => {

@@ -4,10 +4,14 @@
 //! returns a [`Decision`]. Anything that goes wrong on the way is a deny with a reason.
 
 pub mod approval;
+pub mod constraints;
 pub mod policy;
+pub mod scope;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -17,6 +21,7 @@ use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Mode;
 use approval::{Admission, ApprovalBinding, ApprovalStatus, Approvals, NewApproval};
+use constraints::{ConstraintHold, ConstraintState};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
 
 /// An action plus who wants it done.
@@ -87,6 +92,24 @@ pub struct Decision {
     /// Seq of the audit entry that records this decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_seq: Option<u64>,
+    /// What an allowed action holds while it runs (its concurrency slot and upstream
+    /// limits). A front door that dispatches the action keeps it until the dispatch ends.
+    #[serde(skip)]
+    pub hold: Option<Arc<ConstraintHold>>,
+}
+
+impl Decision {
+    /// The time and size limits for dispatching this action upstream.
+    pub fn upstream_limits(&self) -> constraints::UpstreamLimits {
+        match (&self.hold, &self.constraints) {
+            (Some(hold), _) => hold.upstream,
+            (None, Some(c)) => constraints::UpstreamLimits {
+                timeout: c.timeout_ms.map(Duration::from_millis),
+                max_response_bytes: c.max_response_bytes,
+            },
+            (None, None) => constraints::UpstreamLimits::default(),
+        }
+    }
 }
 
 /// What the agent reports after a tool call ran (`POST /v1/results`).
@@ -112,6 +135,9 @@ pub struct ResultReport {
     /// HTTP status of a response clawgate forwarded itself (MCP gateway, egress proxy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The identity that reported the result; set by clawgate, never read from the body.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub authenticated_as: Option<String>,
 }
 
 /// Reason added when the decision could not be recorded: nothing runs without evidence.
@@ -123,7 +149,15 @@ pub struct Gate {
     environment: String,
     audit: Arc<AuditLog>,
     approvals: Arc<Approvals>,
+    constraints: Arc<ConstraintState>,
+    /// Holds of actions allowed through `/v1/check`, which run inside OpenClaw: kept until
+    /// their `/v1/results` report or [`CHECK_HOLD_LIMIT`] (or the verdict's `timeout_ms`).
+    checks_running: Arc<Mutex<HashMap<String, Arc<ConstraintHold>>>>,
 }
+
+/// How long an action allowed through `/v1/check` counts as running when no result is
+/// reported and its verdict sets no `timeout_ms`.
+pub const CHECK_HOLD_LIMIT: Duration = Duration::from_secs(300);
 
 impl Gate {
     pub fn new(
@@ -139,7 +173,14 @@ impl Gate {
             environment,
             audit,
             approvals,
+            constraints: ConstraintState::new(),
+            checks_running: Arc::default(),
         }
+    }
+
+    /// The state of the rate and concurrency limits, for front doors that dispatch.
+    pub fn constraints(&self) -> &Arc<ConstraintState> {
+        &self.constraints
     }
 
     pub fn approvals(&self) -> &Arc<Approvals> {
@@ -174,7 +215,11 @@ impl Gate {
     pub fn policy_input(&self, req: &CheckRequest, now: chrono::DateTime<chrono::Utc>) -> Value {
         let mut input = Map::new();
         input.insert("action".into(), to_value(&req.action));
-        input.insert("agent".into(), to_value(&req.agent));
+        let mut agent = to_value(&req.agent);
+        if let (Some(scopes), Value::Object(a)) = (&req.agent.scopes, &mut agent) {
+            a.insert("scopes".into(), to_value(scopes.as_ref()));
+        }
+        input.insert("agent".into(), agent);
         if let Some(r) = &req.requester {
             input.insert("requester".into(), to_value(r));
         }
@@ -222,6 +267,9 @@ impl Gate {
         if decision.decision == Outcome::Pending {
             self.ask_for_approval(req, &mut decision).await;
         }
+        if decision.decision == Outcome::Allow {
+            self.admit(req, &mut decision).await;
+        }
         let event = decision_event(req, &decision, &self.environment);
         match self.audit.append(event).await {
             Ok(receipt) => decision.audit_seq = Some(receipt.seq),
@@ -229,6 +277,7 @@ impl Gate {
                 tracing::error!(action_id = %decision.id, error = %e, "decision not recorded; denying");
                 decision.decision = Outcome::Deny;
                 decision.shadow = None;
+                decision.hold = None;
                 decision.reasons.push(format!("{AUDIT_UNAVAILABLE}: {e}"));
             }
         }
@@ -249,6 +298,59 @@ impl Gate {
             Some(status) if status.is_final() => self.decide(req).await,
             _ => decision,
         }
+    }
+
+    /// Run an allowed action through the constraint layers: a breach denies it (in shadow
+    /// mode: records that it would have been denied), otherwise it gets its hold.
+    async fn admit(&self, req: &CheckRequest, d: &mut Decision) {
+        let Some(constraints) = d.constraints.clone() else {
+            return;
+        };
+        let agent = req
+            .agent
+            .authenticated_as
+            .clone()
+            .or_else(|| req.agent.id.clone())
+            .unwrap_or_else(|| "unknown".into());
+        match self
+            .constraints
+            .admit(agent, constraints, chrono::Utc::now())
+            .await
+        {
+            Ok(hold) => d.hold = Some(Arc::new(hold)),
+            Err(breach) => {
+                d.reasons.push(format!("constraint: {breach}"));
+                if d.mode == Mode::Shadow {
+                    d.shadow = Some(ShadowOutcome::WouldDeny);
+                } else {
+                    d.decision = Outcome::Deny;
+                    d.effect = Effect::Deny;
+                }
+            }
+        }
+    }
+
+    /// Keep the hold of an action allowed through `/v1/check` until its `/v1/results`
+    /// report arrives or its time is up (the verdict's `timeout_ms`, else
+    /// [`CHECK_HOLD_LIMIT`]), since the action itself runs inside OpenClaw.
+    pub fn hold_until_result(&self, d: &Decision) {
+        let Some(hold) = d.hold.clone().filter(|h| h.holds_slot()) else {
+            return;
+        };
+        let limit = hold.upstream.timeout.unwrap_or(CHECK_HOLD_LIMIT);
+        let running = self.checks_running.clone();
+        let id = d.id.clone();
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), hold);
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
     }
 
     /// Bind a `require_approval` verdict to an approval: an approved one lets the action
@@ -324,8 +426,26 @@ impl Gate {
 
     /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
     pub fn evaluate(&self, req: &CheckRequest) -> Decision {
-        let input = self.policy_input(req, chrono::Utc::now());
         let action_hash = req.action.canonical_hash();
+        if let Some(scopes) = &req.agent.scopes
+            && let Some(reason) = scope::out_of_scope(
+                req.agent.authenticated_as.as_deref(),
+                scopes,
+                &req.action,
+                &self.environment,
+                || self.policy.bundle(),
+            )
+        {
+            let verdict = Verdict {
+                effect: Effect::Deny,
+                risk: Risk::High,
+                reasons: vec![reason],
+                approval: None,
+                constraints: None,
+            };
+            return self.apply_mode(verdict, self.policy.revision(), action_hash);
+        }
+        let input = self.policy_input(req, chrono::Utc::now());
         let (verdict, revision) = self.policy.evaluate_cached(&input, &action_hash);
         let verdict = verdict.unwrap_or_else(|failure| Verdict {
             effect: Effect::Deny,
@@ -357,7 +477,12 @@ impl Gate {
         if let (Some(hash), Some(body)) = (&report.result_sha256, body) {
             event.blob = Some((hash.clone(), body));
         }
-        self.audit.append(event).await.map(|r| r.seq)
+        let seq = self.audit.append(event).await.map(|r| r.seq);
+        self.checks_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&report.decision_id);
+        seq
     }
 
     fn apply_mode(
@@ -394,6 +519,7 @@ impl Gate {
             approval_expires_at: None,
             wait_url: None,
             audit_seq: None,
+            hold: None,
         }
     }
 }

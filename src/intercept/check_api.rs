@@ -13,6 +13,7 @@ use crate::action::{Action, ActionKind, AgentIdentity, Requester};
 use crate::gate::approval::{ApprovalView, Release, refusal_reason};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
 use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
+use crate::identity::Authenticated;
 
 /// The body of `POST /v1/check`: a tool call as the `before_tool_call` hook sees it.
 #[derive(Debug, Deserialize)]
@@ -73,7 +74,12 @@ impl CheckBody {
     }
 }
 
-pub async fn handle<B>(gate: &Gate, req: Request<B>, max_body: usize) -> Response<ResponseBody>
+pub async fn handle<B>(
+    gate: &Gate,
+    auth: &Authenticated,
+    req: Request<B>,
+    max_body: usize,
+) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -81,20 +87,26 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    match check(gate, req, max_body).await {
+    match check(gate, auth, req, max_body).await {
         Ok(decision) => json_response(StatusCode::OK, &decision),
         Err(e) => e.into_response(),
     }
 }
 
-async fn check<B>(gate: &Gate, req: Request<B>, max_body: usize) -> Result<Decision, ApiError>
+async fn check<B>(
+    gate: &Gate,
+    auth: &Authenticated,
+    req: Request<B>,
+    max_body: usize,
+) -> Result<Decision, ApiError>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let wait = wait_param(req.uri().query(), "wait", gate)?;
     let body = read_json_body(req, max_body).await?;
-    let request = parse_json::<CheckBody>(&body)?.into_request()?;
+    let mut request = parse_json::<CheckBody>(&body)?.into_request()?;
+    auth.apply_to(&mut request.agent);
     let span = tracing::info_span!(
         "check",
         action_id = tracing::field::Empty,
@@ -108,6 +120,10 @@ where
             .instrument(span.clone())
             .await
     };
+    if decision.decision == Outcome::Allow {
+        // The action runs inside OpenClaw: it counts as running until its result arrives.
+        gate.hold_until_result(&decision);
+    }
     let _enter = span.enter();
     span.record("action_id", decision.id.as_str());
     span.record("decision", decision.decision.as_str());
@@ -127,6 +143,7 @@ where
 /// `POST /v1/results`: a result pointer for a decision (ok/error, duration, SHA-256).
 pub async fn handle_result<B>(
     gate: &Gate,
+    auth: &Authenticated,
     req: Request<B>,
     max_body: usize,
 ) -> Response<ResponseBody>
@@ -137,7 +154,7 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    let report = match read_json_body(req, max_body)
+    let mut report = match read_json_body(req, max_body)
         .await
         .and_then(|body| parse_json::<ResultReport>(&body))
         .and_then(validate_report)
@@ -145,6 +162,7 @@ where
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    report.authenticated_as = auth.name().map(str::to_string);
     match gate.record_result(&report).await {
         Ok(seq) => json_response(
             StatusCode::OK,
@@ -236,7 +254,11 @@ impl WaitAnswer {
 /// `GET /v1/approvals/{id}/wait?timeout=SECONDS`: hold until the approval resolves (bounded
 /// by `approval.max_wait_s`). `allow` means the approved call may run now; it counts as the
 /// approval's use.
-pub async fn handle_wait<B>(gate: &Gate, req: Request<B>) -> Response<ResponseBody> {
+pub async fn handle_wait<B>(
+    gate: &Gate,
+    auth: &Authenticated,
+    req: Request<B>,
+) -> Response<ResponseBody> {
     let path = req.uri().path();
     let Some(id) = path
         .strip_prefix("/v1/approvals/")
@@ -252,6 +274,27 @@ pub async fn handle_wait<B>(gate: &Gate, req: Request<B>) -> Response<ResponseBo
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "approval_not_found",
+            format!("no approval with id {id}"),
+        )
+        .into_response()
+    };
+    // Only the identity an approval is bound to may wait on (and so release) it.
+    match gate.approvals().get(id).await {
+        Ok(Some(view)) if view.authenticated_as.as_deref() == auth.name() => {}
+        Ok(_) => return not_found(),
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "approval_unavailable",
+                format!("the approval could not be read ({e}); do not run the call"),
+            )
+            .into_response();
+        }
+    }
     let span = tracing::info_span!(
         "approval_wait",
         approval_id = id,
@@ -278,14 +321,7 @@ pub async fn handle_wait<B>(gate: &Gate, req: Request<B>) -> Response<ResponseBo
             let reason = refusal_reason(&view);
             WaitAnswer::new(view, Outcome::Pending, reason)
         }
-        Ok(None) => {
-            return ApiError::new(
-                StatusCode::NOT_FOUND,
-                "approval_not_found",
-                format!("no approval with id {id}"),
-            )
-            .into_response();
-        }
+        Ok(None) => return not_found(),
         Err(e) => {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -313,6 +349,7 @@ struct VisibleToolsBody {
 /// only, records nothing.
 pub async fn handle_visible_tools<B>(
     gate: &Gate,
+    auth: &Authenticated,
     req: Request<B>,
     max_body: usize,
 ) -> Response<ResponseBody>
@@ -323,13 +360,14 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    let body = match read_json_body(req, max_body)
+    let mut body = match read_json_body(req, max_body)
         .await
         .and_then(|b| parse_json::<VisibleToolsBody>(&b))
     {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    auth.apply_to(&mut body.agent);
     let (visible, hidden): (Vec<String>, Vec<String>) = body
         .tools
         .into_iter()

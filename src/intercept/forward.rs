@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use crate::gate::constraints::ConstraintHold;
 use crate::gate::{Gate, ResultReport};
 use crate::http_api::{BoxError, ResponseBody};
 
@@ -172,6 +173,9 @@ pub struct ForwardedCall {
     pub run_id: Option<String>,
     pub status: u16,
     pub started: Instant,
+    pub authenticated_as: Option<String>,
+    /// Kept until the body ends, so the action counts as running while it streams.
+    pub hold: Option<Arc<ConstraintHold>>,
 }
 
 /// Record the result pointer once the body's report arrives (in the background: the
@@ -185,6 +189,7 @@ pub fn record_when_done(
         let Ok(body) = report.await else {
             return;
         };
+        drop(call.hold);
         let ok = body.error.is_none() && (200..300).contains(&call.status);
         let result = ResultReport {
             decision_id: call.decision_id,
@@ -196,6 +201,7 @@ pub fn record_when_done(
             run_id: call.run_id,
             tool_call_id: None,
             status: Some(call.status),
+            authenticated_as: call.authenticated_as,
         };
         record(&gate, &result, body.kept).await;
     });
@@ -206,6 +212,7 @@ pub fn record_failure(
     gate: Arc<Gate>,
     decision_id: String,
     run_id: Option<String>,
+    authenticated_as: Option<String>,
     started: Instant,
     error: String,
 ) {
@@ -220,6 +227,7 @@ pub fn record_failure(
             run_id,
             tool_call_id: None,
             status: None,
+            authenticated_as,
         };
         record(&gate, &result, None).await;
     });

@@ -64,9 +64,18 @@ impl Sidecar {
         (status, resp.json().await.unwrap())
     }
 
+    /// The admin token the sidecar created in its data dir (none when config sets its hash).
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.running.state.config.admin_token_path())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
     pub async fn status(&self) -> Value {
         self.http
             .get(self.admin("/v1/status"))
+            .bearer_auth(self.admin_token())
             .send()
             .await
             .unwrap()
@@ -213,6 +222,27 @@ impl BinarySidecar {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.admin)
+    }
+
+    /// The admin token the binary created in its data dir.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin.token"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// GET an admin endpoint with the admin token; the JSON answer.
+    pub async fn get_admin(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.admin_url(path))
+            .bearer_auth(self.admin_token())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 

@@ -210,6 +210,8 @@ pub struct Bundle {
     pub test_file_count: usize,
     /// What of the input the bundle reads; `None` when its decisions must not be cached.
     pub projection: Option<super::cache::InputProjection>,
+    /// Tool groups from the bundle's data, for identity scopes.
+    pub tool_catalog: crate::gate::scope::ToolCatalog,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -253,7 +255,14 @@ impl Bundle {
                 .eval_rule(ENTRYPOINT.to_string())
                 .map_err(|e| PolicyError::Compile(format!("policy tests do not load: {e:#}")))?;
         }
+        let data: Vec<serde_json::Value> = files
+            .files
+            .iter()
+            .filter(|f| f.is_data())
+            .filter_map(|f| serde_json::from_str(&f.text).ok())
+            .collect();
         Ok(Bundle {
+            tool_catalog: crate::gate::scope::ToolCatalog::from_data(&data),
             revision: files.revision(),
             source: files.source.clone(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),

@@ -97,6 +97,11 @@ pub struct Constraints {
     pub max_response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateLimit>,
+    /// Actions of one agent (its authenticated identity, else its id) running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window: Option<crate::gate::constraints::TimeWindow>,
 }
 
 /// The policy's answer for one input: `data.clawgate.decision`.

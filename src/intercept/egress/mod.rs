@@ -23,6 +23,7 @@ use crate::action::{Action, AgentIdentity, Destination, HttpRequest};
 use crate::config::Config;
 use crate::gate::{CheckRequest, Decision, Gate, Outcome};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, json_response};
+use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
 use destination::{DestinationError, Resolved, Resolver};
 
@@ -54,17 +55,26 @@ impl EgressProxy {
         }
     }
 
-    /// One request on the egress listener.
-    pub async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+    /// One request on the egress listener, from a peer that already authenticated.
+    pub async fn handle(
+        self: &Arc<Self>,
+        auth: &Authenticated,
+        req: Request<Incoming>,
+    ) -> Response<ResponseBody> {
+        let agent = agent_identity(auth);
         if req.method() == Method::CONNECT {
-            self.connect(req).await
+            self.connect(agent, req).await
         } else {
-            self.forward_http(req).await
+            self.forward_http(agent, req).await
         }
     }
 
     /// `CONNECT host:port`: decide the tunnel, open it to a judged address, then splice.
-    async fn connect(self: &Arc<Self>, mut req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn connect(
+        self: &Arc<Self>,
+        agent: AgentIdentity,
+        mut req: Request<Incoming>,
+    ) -> Response<ResponseBody> {
         let Some((host, port)) = connect_target(req.uri()) else {
             return proxy_error(
                 StatusCode::BAD_REQUEST,
@@ -78,7 +88,7 @@ impl EgressProxy {
         };
         let request = CheckRequest {
             action: Action::connect(destination(&dest)),
-            agent: agent_identity(req.headers()),
+            agent,
             requester: None,
         };
         let decision = self.gate.decide_and_wait(&request, self.hold).await;
@@ -87,9 +97,10 @@ impl EgressProxy {
         if decision.decision != Outcome::Allow {
             return refusal(&decision);
         }
-        let limits = self.limits(&decision);
+        let (timeout, max_bytes) = self.limits(&decision);
+        let who = request.agent.authenticated_as.clone();
         let started = Instant::now();
-        let upstream = match destination::connect(&dest, self.connect_timeout.min(limits.0)).await {
+        let upstream = match destination::connect(&dest, self.connect_timeout.min(timeout)).await {
             Ok(s) => s,
             Err(e) => {
                 let message = e.to_string();
@@ -97,6 +108,7 @@ impl EgressProxy {
                     self.gate.clone(),
                     decision.id.clone(),
                     None,
+                    who,
                     started,
                     message.clone(),
                 );
@@ -110,13 +122,15 @@ impl EgressProxy {
                 Ok(u) => TokioIo::new(u),
                 Err(e) => {
                     let message = format!("the client did not start the tunnel: {e}");
-                    forward::record_failure(gate, decision.id, None, started, message);
+                    forward::record_failure(gate, decision.id, None, who, started, message);
                     return;
                 }
             };
-            let deadline = tokio::time::Instant::now() + limits.0;
-            let report = tunnel::splice(client, upstream, limits.1, deadline).await;
-            tunnel::record(gate, decision.id, started, report).await;
+            let deadline = tokio::time::Instant::now() + timeout;
+            let report = tunnel::splice(client, upstream, max_bytes, deadline).await;
+            // The action runs (for concurrency limits) until the tunnel closes.
+            drop(decision.hold);
+            tunnel::record(gate, decision.id, who, started, report).await;
         });
         let mut resp = Response::new(empty_body());
         *resp.status_mut() = StatusCode::OK;
@@ -125,7 +139,11 @@ impl EgressProxy {
 
     /// An absolute-form `http://` request: decide it with its method, path, headers and body,
     /// then send it to a judged address and stream the answer back.
-    async fn forward_http(self: &Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn forward_http(
+        self: &Arc<Self>,
+        agent: AgentIdentity,
+        req: Request<Incoming>,
+    ) -> Response<ResponseBody> {
         let (parts, body) = req.into_parts();
         let uri = parts.uri.clone();
         match uri.scheme_str() {
@@ -182,7 +200,7 @@ impl EgressProxy {
         let http = describe_request(&parts.method, "http", &uri, &parts.headers, &body, &dest);
         let request = CheckRequest {
             action: Action::http(http, destination(&dest)),
-            agent: agent_identity(&parts.headers),
+            agent,
             requester: None,
         };
         let decision = self.gate.decide_and_wait(&request, self.hold).await;
@@ -191,11 +209,12 @@ impl EgressProxy {
         if decision.decision != Outcome::Allow {
             return refusal(&decision);
         }
-        let limits = self.limits(&decision);
+        let (timeout, max_bytes) = self.limits(&decision);
+        let who = request.agent.authenticated_as.clone();
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + limits.0;
+        let deadline = tokio::time::Instant::now() + timeout;
         let sent = async {
-            let stream = destination::connect(&dest, self.connect_timeout.min(limits.0))
+            let stream = destination::connect(&dest, self.connect_timeout.min(timeout))
                 .await
                 .map_err(|e| e.to_string())?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -219,6 +238,7 @@ impl EgressProxy {
                     self.gate.clone(),
                     decision.id,
                     None,
+                    who,
                     started,
                     message.clone(),
                 );
@@ -227,12 +247,13 @@ impl EgressProxy {
             Err(_) => {
                 let message = format!(
                     "the upstream did not answer within the time limit of {} ms",
-                    limits.0.as_millis()
+                    timeout.as_millis()
                 );
                 forward::record_failure(
                     self.gate.clone(),
                     decision.id,
                     None,
+                    who,
                     started,
                     message.clone(),
                 );
@@ -245,7 +266,7 @@ impl EgressProxy {
         let (metered, report) = MeteredBody::new(
             body,
             BodyLimits {
-                max_bytes: limits.1,
+                max_bytes,
                 deadline: Some(deadline),
                 keep_bytes: self.keep_bytes,
             },
@@ -255,6 +276,8 @@ impl EgressProxy {
             run_id: None,
             status: head.status.as_u16(),
             started,
+            authenticated_as: who,
+            hold: decision.hold,
         };
         forward::record_when_done(self.gate.clone(), call, report);
         Response::from_parts(head, metered.boxed())
@@ -262,12 +285,11 @@ impl EgressProxy {
 
     /// The verdict's time limit (or the configured one) and its size limit.
     fn limits(&self, d: &Decision) -> (Duration, Option<u64>) {
-        let c = d.constraints.as_ref();
-        let timeout = c
-            .and_then(|c| c.timeout_ms)
-            .map(Duration::from_millis)
-            .unwrap_or(self.upstream_timeout);
-        (timeout, c.and_then(|c| c.max_response_bytes))
+        let limits = d.upstream_limits();
+        (
+            limits.timeout.unwrap_or(self.upstream_timeout),
+            limits.max_response_bytes,
+        )
     }
 }
 
@@ -414,10 +436,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Who is behind the proxy request. OpenClaw's proxy routing sends no agent headers; the
-/// authenticated identity, when configured, is what names the agent.
-fn agent_identity(_headers: &HeaderMap) -> AgentIdentity {
-    AgentIdentity::default()
+/// Who is behind the proxy request. OpenClaw's proxy routing sends no agent headers, so the
+/// authenticated identity (`Proxy-Authorization`, or the client certificate) names the agent;
+/// without identities the agent stays unnamed.
+fn agent_identity(auth: &Authenticated) -> AgentIdentity {
+    let mut agent = AgentIdentity {
+        id: auth.name().map(str::to_string),
+        ..AgentIdentity::default()
+    };
+    auth.apply_to(&mut agent);
+    agent
 }
 
 /// 403 for a denied or still-pending action, with everything an operator needs in the body.

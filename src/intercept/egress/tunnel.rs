@@ -57,7 +57,13 @@ where
 }
 
 /// Record the tunnel's result pointer (status 200: the tunnel was established).
-pub async fn record(gate: Arc<Gate>, decision_id: String, started: Instant, report: TunnelReport) {
+pub async fn record(
+    gate: Arc<Gate>,
+    decision_id: String,
+    authenticated_as: Option<String>,
+    started: Instant,
+    report: TunnelReport,
+) {
     let result = ResultReport {
         decision_id,
         ok: report.error.is_none(),
@@ -68,6 +74,7 @@ pub async fn record(gate: Arc<Gate>, decision_id: String, started: Instant, repo
         run_id: None,
         tool_call_id: None,
         status: Some(200),
+        authenticated_as,
     };
     if let Err(e) = gate.record_result(&result).await {
         tracing::error!(action_id = %result.decision_id, error = %e, "could not record the tunnel result");

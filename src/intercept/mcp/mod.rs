@@ -23,6 +23,7 @@ use crate::action::{Action, AgentIdentity};
 use crate::config::{Config, McpServerConfig};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, full_body};
+use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
 use jsonrpc::{RoutingHeaders, is_stateless};
 
@@ -153,6 +154,7 @@ fn dropped_response_header(name: &HeaderName) -> bool {
 pub async fn handle<B>(
     gw: &McpGateway,
     gate: &Arc<Gate>,
+    auth: &Authenticated,
     hold: Duration,
     req: Request<B>,
 ) -> Response<ResponseBody>
@@ -233,7 +235,8 @@ where
         );
     }
     let stateless = is_stateless(routing.protocol_version);
-    let agent = agent_identity(&parts.headers);
+    let mut agent = agent_identity(&parts.headers);
+    auth.apply_to(&mut agent);
     match message.get("method").and_then(Value::as_str) {
         Some("tools/call") if message.get("id").is_some() => {
             let params = &message["params"];
@@ -258,7 +261,11 @@ where
                     &jsonrpc::tool_error_result(id, text, stateless),
                 );
             }
-            let call = Some((gate.clone(), decision, request.agent.run_id.clone()));
+            let call = Some(AllowedCall {
+                gate: gate.clone(),
+                decision,
+                agent: request.agent,
+            });
             forward(gw, upstream, &parts, body, call).await
         }
         Some("tools/list") => {
@@ -342,6 +349,14 @@ where
     })
 }
 
+/// An allowed `tools/call` on its way upstream: its decision (with the constraint hold kept
+/// until the response body ends) and who asked.
+struct AllowedCall {
+    gate: Arc<Gate>,
+    decision: Decision,
+    agent: AgentIdentity,
+}
+
 /// Send the request upstream and stream the answer back. For an allowed `tools/call`, the
 /// verdict's time and size limits apply and a result pointer is recorded when the body ends.
 async fn forward(
@@ -349,15 +364,14 @@ async fn forward(
     upstream: &Upstream,
     parts: &http::request::Parts,
     body: Bytes,
-    call: Option<(Arc<Gate>, Decision, Option<String>)>,
+    call: Option<AllowedCall>,
 ) -> Response<ResponseBody> {
-    let constraints = call.as_ref().and_then(|(_, d, _)| d.constraints.clone());
-    let timeout = constraints
+    let limits = call
         .as_ref()
-        .and_then(|c| c.timeout_ms)
-        .map(Duration::from_millis)
-        .unwrap_or(upstream.timeout);
-    let max_bytes = constraints.as_ref().and_then(|c| c.max_response_bytes);
+        .map(|c| c.decision.upstream_limits())
+        .unwrap_or_default();
+    let timeout = limits.timeout.unwrap_or(upstream.timeout);
+    let max_bytes = limits.max_response_bytes;
     let mut url = upstream.url.clone();
     if let Some(q) = parts.uri.query() {
         url.push(if url.contains('?') { '&' } else { '?' });
@@ -403,8 +417,15 @@ async fn forward(
                     without_url(e)
                 ),
             };
-            if let Some((gate, decision, run_id)) = call {
-                forward::record_failure(gate, decision.id, run_id, started, message.clone());
+            if let Some(c) = call {
+                forward::record_failure(
+                    c.gate,
+                    c.decision.id,
+                    c.agent.run_id,
+                    c.agent.authenticated_as,
+                    started,
+                    message.clone(),
+                );
             }
             return rpc_response(
                 StatusCode::BAD_GATEWAY,
@@ -425,7 +446,11 @@ async fn forward(
     }
     let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let body = match call {
-        Some((gate, decision, run_id)) => {
+        Some(AllowedCall {
+            gate,
+            decision,
+            agent,
+        }) => {
             let limits = BodyLimits {
                 max_bytes,
                 deadline: Some(deadline),
@@ -434,9 +459,11 @@ async fn forward(
             let (metered, report) = MeteredBody::new(body, limits);
             let record = ForwardedCall {
                 decision_id: decision.id.clone(),
-                run_id,
+                run_id: agent.run_id,
                 status: head.status.as_u16(),
                 started,
+                authenticated_as: agent.authenticated_as,
+                hold: decision.hold.clone(),
             };
             forward::record_when_done(gate, record, report);
             metered.boxed()

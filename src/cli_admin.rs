@@ -1,0 +1,135 @@
+//! What every CLI command that talks to a running sidecar's admin listener shares: where it
+//! is, the admin token, and a small JSON client. Also `clawgate mode set` and
+//! `clawgate policy reload`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+/// The admin token, given directly or read from the file the sidecar created.
+#[derive(Args, Clone)]
+pub struct AdminTokenArgs {
+    /// The admin token (default: read from --token-file).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File holding the admin token, as created by the sidecar on first start.
+    #[arg(long, global = true, default_value = "clawgate-data/admin.token")]
+    pub token_file: PathBuf,
+}
+
+impl AdminTokenArgs {
+    pub fn load(&self) -> Result<String> {
+        match &self.token {
+            Some(t) => Ok(t.trim().to_string()),
+            None => Ok(std::fs::read_to_string(&self.token_file)
+                .with_context(|| {
+                    format!(
+                        "no admin token: pass --token, set CLAWGATE_ADMIN_TOKEN, or point --token-file at {} of the sidecar's data dir",
+                        self.token_file.display()
+                    )
+                })?
+                .trim()
+                .to_string()),
+        }
+    }
+}
+
+/// A running sidecar's admin listener and the token to present to it.
+#[derive(Args, Clone)]
+pub struct AdminConnection {
+    /// Base URL of the sidecar's admin listener.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAWGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9482"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub token: AdminTokenArgs,
+}
+
+impl AdminConnection {
+    pub fn api(&self) -> Result<AdminApi> {
+        Ok(AdminApi {
+            base: self.url.trim_end_matches('/').to_string(),
+            token: self.token.load()?,
+        })
+    }
+}
+
+pub struct AdminApi {
+    base: String,
+    token: String,
+}
+
+impl AdminApi {
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let req = reqwest::Client::new().get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let req = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(body);
+        self.send(req).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin listener at {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["error"]["message"].as_str().unwrap_or("no details");
+            let code = body["error"]["code"].as_str().unwrap_or("error");
+            bail!("{status} {code}: {msg}");
+        }
+        Ok(body)
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// `clawgate mode set enforce|shadow`.
+pub fn set_mode(admin: &AdminConnection, mode: &str) -> Result<ExitCode> {
+    let api = admin.api()?;
+    let answer = block_on(api.post("/v1/mode", &json!({"mode": mode})))?;
+    println!(
+        "mode: {} (was {}; audit seq {})",
+        answer["mode"].as_str().unwrap_or("?"),
+        answer["previous"].as_str().unwrap_or("?"),
+        answer["audit_seq"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `clawgate policy reload`.
+pub fn reload_policy(admin: &AdminConnection) -> Result<ExitCode> {
+    let api = admin.api()?;
+    let answer = block_on(api.post("/v1/policy/reload", &json!({})))?;
+    println!(
+        "policy {}: revision {} (audit seq {})",
+        answer["outcome"].as_str().unwrap_or("?"),
+        answer["revision"].as_str().unwrap_or("?"),
+        answer["audit_seq"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
