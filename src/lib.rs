@@ -10,3 +10,4 @@ pub mod http_api;
 pub mod identity;
 pub mod intercept;
 pub mod server;
+pub mod tls;
