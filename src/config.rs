@@ -682,9 +682,21 @@ fn validate_listener_tls(listener: &str, tls: &ListenerTls) -> Vec<ConfigProblem
     let key = |k: &str| format!("listeners.{listener}.tls.{k}");
     let mut problems = Vec::new();
     let files = [
-        ("cert", Some(&tls.cert), "a PEM certificate chain, e.g. certs/server.pem"),
-        ("key", Some(&tls.key), "its PEM private key, e.g. certs/server.key"),
-        ("client_ca", tls.client_ca.as_ref(), "a PEM CA certificate, e.g. certs/ca.pem"),
+        (
+            "cert",
+            Some(&tls.cert),
+            "a PEM certificate chain, e.g. certs/server.pem",
+        ),
+        (
+            "key",
+            Some(&tls.key),
+            "its PEM private key, e.g. certs/server.key",
+        ),
+        (
+            "client_ca",
+            tls.client_ca.as_ref(),
+            "a PEM CA certificate, e.g. certs/ca.pem",
+        ),
     ];
     for (name, path, what) in files {
         if let Some(path) = path
@@ -701,7 +713,10 @@ fn validate_listener_tls(listener: &str, tls: &ListenerTls) -> Vec<ConfigProblem
         problems.push(ConfigProblem {
             key: key("require_client_cert"),
             message: "client certificates are required but no client_ca verifies them".into(),
-            fix: format!("set {} to the CA that issued the client certificates", key("client_ca")),
+            fix: format!(
+                "set {} to the CA that issued the client certificates",
+                key("client_ca")
+            ),
         });
     }
     problems
@@ -852,7 +867,10 @@ mod tests {
             .iter()
             .find(|p| p.key == "listeners.agent.tls.require_client_cert")
             .unwrap();
-        assert!(required.fix.contains("listeners.agent.tls.client_ca"), "{required:?}");
+        assert!(
+            required.fix.contains("listeners.agent.tls.client_ca"),
+            "{required:?}"
+        );
     }
 
     #[test]

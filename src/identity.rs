@@ -24,4 +24,38 @@ impl PeerInfo {
     pub fn is_loopback(&self) -> bool {
         self.remote.ip().is_loopback()
     }
+
+    /// The identity the transport authenticated for a request: the subject of the verified
+    /// client certificate on its connection, if any (`agent.authenticated_as`).
+    pub fn authenticated_as(extensions: &http::Extensions) -> Option<String> {
+        let peer = extensions.get::<PeerInfo>()?;
+        peer.client_cert.as_ref().map(|c| c.subject.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authenticated_as_is_the_client_certificate_subject() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(PeerInfo::authenticated_as(&extensions), None);
+        let remote: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        extensions.insert(PeerInfo {
+            remote,
+            client_cert: None,
+        });
+        assert_eq!(PeerInfo::authenticated_as(&extensions), None);
+        extensions.insert(PeerInfo {
+            remote,
+            client_cert: Some(ClientCertificate {
+                subject: "openclaw-main".into(),
+            }),
+        });
+        assert_eq!(
+            PeerInfo::authenticated_as(&extensions).as_deref(),
+            Some("openclaw-main")
+        );
+    }
 }

@@ -15,9 +15,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin::auth::AdminToken;
 use crate::audit::redact::Redactor;
@@ -387,8 +387,10 @@ async fn bind(name: &'static str, listener: &Listener) -> Result<Acceptor, Serve
     // Load certificates before binding, so a bad file is reported before the port is taken.
     let tls = match &listener.tls {
         Some(tls) => Some(TlsAcceptor::from(
-            crate::tls::listener::server_config(tls)
-                .map_err(|source| ServeError::Tls { listener: name, source })?,
+            crate::tls::listener::server_config(tls).map_err(|source| ServeError::Tls {
+                listener: name,
+                source,
+            })?,
         )),
         None => None,
     };
@@ -413,11 +415,8 @@ fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, Ser
 
 /// Accept connections (TLS when configured) and serve HTTP/1.1 and HTTP/2 on them until
 /// shutdown, then drain. Every request carries the connection's `PeerInfo` as an extension.
-async fn serve_listener<F, Fut>(
-    listener: Acceptor,
-    mut shutdown: watch::Receiver<bool>,
-    handler: F,
-) where
+async fn serve_listener<F, Fut>(listener: Acceptor, mut shutdown: watch::Receiver<bool>, handler: F)
+where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {

@@ -13,6 +13,7 @@ use crate::action::{Action, ActionKind, AgentIdentity, Requester};
 use crate::gate::approval::{ApprovalView, Release, refusal_reason};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
 use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
+use crate::identity::PeerInfo;
 
 /// The body of `POST /v1/check`: a tool call as the `before_tool_call` hook sees it.
 #[derive(Debug, Deserialize)]
@@ -93,8 +94,10 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let wait = wait_param(req.uri().query(), "wait", gate)?;
+    let authenticated_as = PeerInfo::authenticated_as(req.extensions());
     let body = read_json_body(req, max_body).await?;
-    let request = parse_json::<CheckBody>(&body)?.into_request()?;
+    let mut request = parse_json::<CheckBody>(&body)?.into_request()?;
+    request.agent.authenticated_as = authenticated_as;
     let span = tracing::info_span!(
         "check",
         action_id = tracing::field::Empty,
@@ -323,13 +326,15 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    let body = match read_json_body(req, max_body)
+    let authenticated_as = PeerInfo::authenticated_as(req.extensions());
+    let mut body = match read_json_body(req, max_body)
         .await
         .and_then(|b| parse_json::<VisibleToolsBody>(&b))
     {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    body.agent.authenticated_as = authenticated_as;
     let (visible, hidden): (Vec<String>, Vec<String>) = body
         .tools
         .into_iter()

@@ -98,9 +98,8 @@ impl CertificateAuthority {
             path: key_path.to_path_buf(),
             source,
         })?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| {
-            unusable(key_path, format!("not a PKCS#8 PEM private key: {e}"))
-        })?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| unusable(key_path, format!("not a PKCS#8 PEM private key: {e}")))?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|e| unusable(cert_path, format!("not a valid X.509 certificate: {e}")))?;
         if !parsed.is_ca() {
@@ -181,9 +180,7 @@ impl CertificateAuthority {
             now - BACKDATE,
             not_after,
         )?)?;
-        let signing_key = provider()
-            .key_provider
-            .load_private_key(issued.key_der)?;
+        let signing_key = provider().key_provider.load_private_key(issued.key_der)?;
         let key = Arc::new(CertifiedKey::new(
             vec![issued.cert_der, self.cert_der.clone()],
             signing_key,
@@ -248,12 +245,11 @@ fn server_params(
     not_after: OffsetDateTime,
 ) -> Result<CertificateParams, TlsError> {
     let hosts: Vec<String> = hosts.iter().map(|h| normalize_host(h)).collect();
-    let mut params = CertificateParams::new(hosts.clone()).map_err(|source| {
-        TlsError::InvalidName {
+    let mut params =
+        CertificateParams::new(hosts.clone()).map_err(|source| TlsError::InvalidName {
             name: hosts.join(", "),
             source,
-        }
-    })?;
+        })?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     if let Some(first) = hosts.first() {
         params.distinguished_name.push(DnType::CommonName, first);

@@ -59,8 +59,16 @@ pub fn init(opts: &InitOptions) -> Result<Vec<WrittenFile>, TlsError> {
     ];
     for name in &opts.agents {
         let client = ca.issue_client(name, opts.days)?;
-        files.push((opts.dir.join(format!("agent-{name}.pem")), client.cert_pem, false));
-        files.push((opts.dir.join(format!("agent-{name}.key")), client.key_pem, true));
+        files.push((
+            opts.dir.join(format!("agent-{name}.pem")),
+            client.cert_pem,
+            false,
+        ));
+        files.push((
+            opts.dir.join(format!("agent-{name}.key")),
+            client.key_pem,
+            true,
+        ));
     }
     if !opts.force
         && let Some((path, _, _)) = files.iter().find(|(path, _, _)| path.exists())
@@ -73,7 +81,12 @@ pub fn init(opts: &InitOptions) -> Result<Vec<WrittenFile>, TlsError> {
     })?;
     let mut written = Vec::with_capacity(files.len());
     for (path, text, private_key) in files {
-        write_new(&path, text.as_bytes(), if private_key { 0o600 } else { 0o644 }, opts.force)?;
+        write_new(
+            &path,
+            text.as_bytes(),
+            if private_key { 0o600 } else { 0o644 },
+            opts.force,
+        )?;
         written.push(WrittenFile { path, private_key });
     }
     Ok(written)
@@ -156,7 +169,10 @@ mod tests {
         };
         init(&forced).unwrap();
         assert_ne!(std::fs::read(certs.join(CA_CERT)).unwrap(), before);
-        let mode = std::fs::metadata(certs.join(CA_KEY)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(certs.join(CA_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

@@ -45,7 +45,10 @@ pub fn server_config(tls: &ListenerTls) -> Result<Arc<ServerConfig>, TlsError> {
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Unusable {
             path: tls.cert.clone(),
-            message: format!("cannot be served with the key in {}: {e}", tls.key.display()),
+            message: format!(
+                "cannot be served with the key in {}: {e}",
+                tls.key.display()
+            ),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -94,9 +94,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 
 /// A client configuration that verifies upstream servers against the webpki roots (Mozilla's
 /// list) plus every certificate in `extra_roots` (PEM files, e.g. a corporate CA).
-pub fn upstream_client_config(
-    extra_roots: &[PathBuf],
-) -> Result<rustls::ClientConfig, TlsError> {
+pub fn upstream_client_config(extra_roots: &[PathBuf]) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -128,9 +126,15 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not pem\n").unwrap();
         let err = load_certificates(&empty).unwrap_err().to_string();
-        assert!(err.contains("empty.pem") && err.contains("no PEM certificate"), "{err}");
+        assert!(
+            err.contains("empty.pem") && err.contains("no PEM certificate"),
+            "{err}"
+        );
         let err = load_private_key(&empty).unwrap_err().to_string();
-        assert!(err.contains("empty.pem") && err.contains("no PEM private key"), "{err}");
+        assert!(
+            err.contains("empty.pem") && err.contains("no PEM private key"),
+            "{err}"
+        );
     }
 
     #[test]

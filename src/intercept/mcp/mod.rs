@@ -23,6 +23,7 @@ use crate::action::{Action, AgentIdentity};
 use crate::config::{Config, McpServerConfig};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, full_body};
+use crate::identity::PeerInfo;
 use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
 use jsonrpc::{RoutingHeaders, is_stateless};
 
@@ -233,7 +234,7 @@ where
         );
     }
     let stateless = is_stateless(routing.protocol_version);
-    let agent = agent_identity(&parts.headers);
+    let agent = agent_identity(&parts);
     match message.get("method").and_then(Value::as_str) {
         Some("tools/call") if message.get("id").is_some() => {
             let params = &message["params"];
@@ -269,9 +270,12 @@ where
     }
 }
 
-fn agent_identity(headers: &HeaderMap) -> AgentIdentity {
+/// The agent from the X-Clawgate-* headers; `authenticated_as` from the connection's
+/// verified client certificate, never from a header.
+fn agent_identity(parts: &http::request::Parts) -> AgentIdentity {
     let get = |n: &str| {
-        headers
+        parts
+            .headers
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
@@ -282,6 +286,7 @@ fn agent_identity(headers: &HeaderMap) -> AgentIdentity {
         id: Some(get(AGENT_HEADER).unwrap_or_else(|| DEFAULT_AGENT.to_string())),
         session: get(SESSION_HEADER),
         run_id: get(RUN_HEADER),
+        authenticated_as: PeerInfo::authenticated_as(&parts.extensions),
         ..AgentIdentity::default()
     }
 }
