@@ -137,6 +137,7 @@ async fn mtls_client_certificate_subject_becomes_authenticated_as() {
         .await
         .expect("a valid client certificate is accepted");
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN offers h2");
     let decision: serde_json::Value = resp.json().await.unwrap();
     assert!(decision["decision"].is_string(), "{decision}");
     let entries = audit_entries(s.running.state.audit(), "decision");
