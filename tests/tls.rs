@@ -274,3 +274,74 @@ async fn a_missing_certificate_file_is_named_at_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn mcp_gateway_takes_authenticated_as_from_the_client_certificate() {
+    let mut certs = PathBuf::new();
+    let s = start_with(|config, dir| {
+        certs = make_certs(dir);
+        config.listeners.agent.tls = Some(server_tls(&certs, true));
+        // Every call is denied, so the (unreachable) upstream is never asked.
+        config.policy.dir = Some(common::write_bundle(
+            &dir.join("policy"),
+            &[(
+                "main.rego",
+                "package clawgate\n\ndecision := {\"effect\": \"deny\", \"risk\": \"high\", \"reasons\": [\"test\"]}\n",
+            )],
+        ));
+        config.mcp.servers.insert(
+            "demo".into(),
+            clawgate::config::McpServerConfig {
+                url: "http://127.0.0.1:9/mcp".into(),
+                headers: Default::default(),
+                bearer_token_env: None,
+                timeout_ms: 1_000,
+            },
+        );
+    })
+    .await;
+    let resp = client(&certs, Some(agent_file_identity(&certs, "main")))
+        .post(format!(
+            "https://localhost:{}/mcp/demo",
+            s.running.agent_addr.port()
+        ))
+        .header("accept", "application/json, text/event-stream")
+        .header("x-clawgate-agent", "ops")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "drop_database", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let decisions = audit_entries(s.running.state.audit(), "decision");
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    // The header names the agent; the certificate says who actually authenticated.
+    assert_eq!(decisions[0]["agent"]["id"], "ops");
+    assert_eq!(decisions[0]["agent"]["authenticated_as"], "main");
+}
+
+#[tokio::test]
+async fn optional_client_certificates_authenticate_only_those_who_present_one() {
+    let mut certs = PathBuf::new();
+    let s = start_with(|config, dir| {
+        certs = make_certs(dir);
+        config.listeners.agent.tls = Some(ListenerTls {
+            require_client_cert: false,
+            ..server_tls(&certs, true)
+        });
+    })
+    .await;
+    for pem in [None, Some(agent_file_identity(&certs, "main"))] {
+        let resp = client(&certs, pem)
+            .post(check_url(&s))
+            .json(&check_body("read", json!({})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let decisions = audit_entries(s.running.state.audit(), "decision");
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert!(decisions[0]["agent"].get("authenticated_as").is_none());
+    assert_eq!(decisions[1]["agent"]["authenticated_as"], "main");
+}
