@@ -315,6 +315,7 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
 fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
     match &config.admin.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
+        None if config.listeners.admin.tls.is_some() => format!("https://{bound}"),
         None => format!("http://{bound}"),
     }
 }

@@ -272,6 +272,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shareable_between_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<CertificateAuthority>();
+    }
+
+    #[test]
     fn created_ca_round_trips_through_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::create("clawgate test CA", 2).unwrap();
