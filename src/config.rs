@@ -115,11 +115,49 @@ pub struct Listeners {
     pub admin: Listener,
 }
 
+impl Listeners {
+    /// Every listener with its name (its key under `[listeners]`).
+    pub fn named(&self) -> [(&'static str, &Listener); 3] {
+        [
+            ("agent", &self.agent),
+            ("egress", &self.egress),
+            ("admin", &self.admin),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Socket address to bind, e.g. `127.0.0.1:9480`. Port 0 picks a free port.
     pub addr: SocketAddr,
+    /// Serve TLS instead of plain TCP (`[listeners.NAME.tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+}
+
+impl Listener {
+    /// A plain TCP listener on `addr`.
+    pub fn plain(addr: SocketAddr) -> Listener {
+        Listener { addr, tls: None }
+    }
+}
+
+/// TLS on one listener; with `client_ca`, clients may (or with `require_client_cert`, must)
+/// present a certificate issued by it, whose subject CN becomes `agent.authenticated_as`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM server certificate chain (leaf first), e.g. `certs/server.pem`.
+    pub cert: PathBuf,
+    /// PEM private key of that certificate, e.g. `certs/server.key`.
+    pub key: PathBuf,
+    /// PEM CA certificate(s) that client certificates must chain to, e.g. `certs/ca.pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse the handshake of a client without a valid certificate (needs `client_ca`).
+    #[serde(default)]
+    pub require_client_cert: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,7 +301,7 @@ pub struct WebhookConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// The URL approvers' systems reach the admin listener at (used in callback links);
-    /// defaults to `http://<listeners.admin.addr>`.
+    /// defaults to `http://<listeners.admin.addr>` (`https://` when the admin listener serves TLS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     /// Hex SHA-256 of the admin token. Unset: `CLAWGATE_ADMIN_TOKEN`, else a token created on
@@ -305,15 +343,9 @@ impl Default for Config {
 impl Default for Listeners {
     fn default() -> Self {
         Listeners {
-            agent: Listener {
-                addr: SocketAddr::from(([127, 0, 0, 1], 9480)),
-            },
-            egress: Listener {
-                addr: SocketAddr::from(([127, 0, 0, 1], 9481)),
-            },
-            admin: Listener {
-                addr: SocketAddr::from(([127, 0, 0, 1], 9482)),
-            },
+            agent: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9480))),
+            egress: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9481))),
+            admin: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9482))),
         }
     }
 }
@@ -562,6 +594,11 @@ impl Config {
                 });
             }
         }
+        for (name, listener) in self.listeners.named() {
+            if let Some(tls) = &listener.tls {
+                problems.extend(validate_listener_tls(name, tls));
+            }
+        }
         problems.extend(self.validate_egress());
         problems
     }
@@ -793,6 +830,50 @@ impl Config {
     }
 }
 
+fn validate_listener_tls(listener: &str, tls: &ListenerTls) -> Vec<ConfigProblem> {
+    let key = |k: &str| format!("listeners.{listener}.tls.{k}");
+    let mut problems = Vec::new();
+    let files = [
+        (
+            "cert",
+            Some(&tls.cert),
+            "a PEM certificate chain, e.g. certs/server.pem",
+        ),
+        (
+            "key",
+            Some(&tls.key),
+            "its PEM private key, e.g. certs/server.key",
+        ),
+        (
+            "client_ca",
+            tls.client_ca.as_ref(),
+            "a PEM CA certificate, e.g. certs/ca.pem",
+        ),
+    ];
+    for (name, path, what) in files {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            problems.push(ConfigProblem {
+                key: key(name),
+                message: format!("{} is not a readable file", path.display()),
+                fix: format!("point it at {what} (`clawgate certs init` makes them)"),
+            });
+        }
+    }
+    if tls.require_client_cert && tls.client_ca.is_none() {
+        problems.push(ConfigProblem {
+            key: key("require_client_cert"),
+            message: "client certificates are required but no client_ca verifies them".into(),
+            fix: format!(
+                "set {} to the CA that issued the client certificates",
+                key("client_ca")
+            ),
+        });
+    }
+    problems
+}
+
 fn syntax_problem(text: &str, err: &toml::de::Error) -> ConfigProblem {
     let key = match err.span() {
         Some(span) => {
@@ -917,6 +998,31 @@ mod tests {
         assert!(keys.contains(&"policy.eval_timeout_ms"), "{problems:?}");
         let mode = problems.iter().find(|p| p.key == "mode").unwrap();
         assert!(mode.fix.contains("enforce"), "{mode:?}");
+    }
+
+    #[test]
+    fn listener_tls_problems_name_their_keys() {
+        let problems = Config::parse(
+            "[listeners.agent]\naddr = \"127.0.0.1:1\"\n[listeners.agent.tls]\ncert = \"/nonexistent/server.pem\"\nkey = \"/nonexistent/server.key\"\nrequire_client_cert = true\n[listeners.admin]\naddr = \"127.0.0.1:2\"\n[listeners.admin.tls]\ncert = \"a\"\nkey = \"b\"\nclient = \"c\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "listeners.agent.tls.cert",
+            "listeners.agent.tls.key",
+            "listeners.agent.tls.require_client_cert",
+            "listeners.admin.tls.client",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {problems:?}");
+        }
+        let required = problems
+            .iter()
+            .find(|p| p.key == "listeners.agent.tls.require_client_cert")
+            .unwrap();
+        assert!(
+            required.fix.contains("listeners.agent.tls.client_ca"),
+            "{required:?}"
+        );
     }
 
     #[test]

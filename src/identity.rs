@@ -229,9 +229,15 @@ impl Identities {
         via: CredentialHeader,
         peer: Option<&PeerInfo>,
     ) -> Result<Authenticated, AuthError> {
+        let cert = peer.and_then(|p| p.client_cert.as_ref());
         if self.identities.is_empty() {
-            return match peer {
-                Some(p) if p.is_loopback() => Ok(Authenticated::LoopbackPeer),
+            // A certificate the listener's client CA verified names the agent by itself.
+            return match (cert, peer) {
+                (Some(cert), _) => Ok(Authenticated::Identity {
+                    name: cert.subject.clone(),
+                    scopes: Arc::default(),
+                }),
+                (None, Some(p)) if p.is_loopback() => Ok(Authenticated::LoopbackPeer),
                 _ => Err(AuthError::NotLoopback),
             };
         }
@@ -239,11 +245,13 @@ impl Identities {
             Some(cred) => Some(self.by_token(cred).ok_or(AuthError::Invalid)?),
             None => None,
         };
-        let by_cert = match peer.and_then(|p| p.client_cert.as_ref()) {
+        // A certificate maps to the identity whose cert_subject it carries, or, for identities
+        // without one, whose name equals the subject.
+        let by_cert = match cert {
             Some(cert) => Some(
                 self.identities
                     .iter()
-                    .find(|i| i.cert_subject.as_deref() == Some(cert.subject.as_str()))
+                    .find(|i| i.cert_subject.as_deref().unwrap_or(i.name.as_str()) == cert.subject)
                     .ok_or(AuthError::Invalid)?,
             ),
             None => None,

@@ -11,4 +11,5 @@ pub mod identity;
 pub mod intercept;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 pub mod token;

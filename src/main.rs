@@ -58,6 +58,9 @@ enum Command {
     Mode(ModeCommand),
     /// List, show, approve and deny approvals on a running sidecar (admin token).
     Approvals(cli_approvals::ApprovalsArgs),
+    /// Create TLS certificates for the listeners and agent identities.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Run a stdio MCP server behind clawgate: launch this as the server's command in OpenClaw.
     McpStdio(McpStdioArgs),
     /// Print the OpenClaw config fragment (plugin entry, MCP servers) for this configuration.
@@ -120,6 +123,29 @@ enum ModeCommand {
         mode: CliMode,
         #[command(flatten)]
         admin: cli_admin::AdminConnection,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a CA (ca.pem, ca.key), a server certificate (server.pem, server.key) and one
+    /// client certificate per agent (agent-NAME.pem, agent-NAME.key) into a directory.
+    Init {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// DNS name or IP address the server certificate is valid for (repeatable).
+        #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
+        hosts: Vec<String>,
+        /// Agent identity to issue a client certificate for; its subject CN (repeatable).
+        #[arg(long = "agent", default_values = ["main"])]
+        agents: Vec<String>,
+        /// Validity of every certificate, in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -199,6 +225,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Audit(cmd) => cli_audit::run(cmd),
         Command::Approvals(args) => cli_approvals::run(args),
+        Command::Certs(CertsCommand::Init {
+            dir,
+            hosts,
+            agents,
+            days,
+            force,
+        }) => certs_init(clawgate::tls::init::InitOptions {
+            dir,
+            hosts,
+            agents,
+            days,
+            force,
+        }),
         Command::McpStdio(args) => mcp_stdio(args),
         Command::OpenclawConfig {
             config,
@@ -232,6 +271,25 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(clawgate::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn certs_init(opts: clawgate::tls::init::InitOptions) -> Result<ExitCode> {
+    let written = clawgate::tls::init::init(&opts)?;
+    for file in &written {
+        if file.private_key {
+            println!("wrote {} (private key, mode 0600)", file.path.display());
+        } else {
+            println!("wrote {}", file.path.display());
+        }
+    }
+    let ca = opts.dir.join(clawgate::tls::init::CA_CERT);
+    let ca = std::path::absolute(&ca).unwrap_or(ca);
+    println!(
+        "\nTrust the CA in OpenClaw (Node.js) before starting it:\n  export NODE_EXTRA_CA_CERTS={}",
+        ca.display()
+    );
+    println!("Keep the .key files private; never commit them.");
     Ok(ExitCode::SUCCESS)
 }
 

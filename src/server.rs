@@ -18,11 +18,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin::auth::AdminToken;
 use crate::audit::redact::Redactor;
 use crate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions};
-use crate::config::Config;
+use crate::config::{Config, Listener};
 use crate::gate::Gate;
 use crate::gate::approval::notify::NotifyError;
 use crate::gate::approval::signature::WebhookSecret;
@@ -50,6 +51,11 @@ pub enum ServeError {
         listener: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error("TLS for the {listener} listener: {source}")]
+    Tls {
+        listener: &'static str,
+        source: crate::tls::TlsError,
     },
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -198,12 +204,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     };
     // Bind before building the approval service: its callback links need the real admin
     // address when port 0 was asked for.
-    let agent = bind("agent", config.listeners.agent.addr).await?;
-    let egress = bind("egress", config.listeners.egress.addr).await?;
-    let admin = bind("admin", config.listeners.admin.addr).await?;
-    let agent_addr = local_addr("agent", &agent)?;
-    let egress_addr = local_addr("egress", &egress)?;
-    let admin_addr = local_addr("admin", &admin)?;
+    let agent = bind("agent", &config.listeners.agent).await?;
+    let egress = bind("egress", &config.listeners.egress).await?;
+    let admin = bind("admin", &config.listeners.admin).await?;
+    let agent_addr = local_addr("agent", &agent.tcp)?;
+    let egress_addr = local_addr("egress", &egress.tcp)?;
+    let admin_addr = local_addr("admin", &admin.tcp)?;
     let admin_token = AdminToken::load(
         config.admin.token_sha256.as_deref(),
         &config.admin_token_path(),
@@ -357,6 +363,7 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
 fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
     match &config.admin.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
+        None if config.listeners.admin.tls.is_some() => format!("https://{bound}"),
         None => format!("http://{bound}"),
     }
 }
@@ -455,14 +462,35 @@ async fn egress_route(state: &AppState, req: Request<Incoming>) -> Response<Resp
     }
 }
 
-async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
+/// A bound listener: TCP, and TLS on top when configured.
+struct Acceptor {
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Time a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bind(name: &'static str, listener: &Listener) -> Result<Acceptor, ServeError> {
+    // Load certificates before binding, so a bad file is reported before the port is taken.
+    let tls = match &listener.tls {
+        Some(tls) => Some(TlsAcceptor::from(
+            crate::tls::listener::server_config(tls).map_err(|source| ServeError::Tls {
+                listener: name,
+                source,
+            })?,
+        )),
+        None => None,
+    };
+    let addr = listener.addr;
+    let tcp = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
-            listener,
+            listener: name,
             addr,
             source,
-        })
+        })?;
+    Ok(Acceptor { tcp, tls })
 }
 
 fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, ServeError> {
@@ -473,9 +501,10 @@ fn local_addr(listener: &'static str, l: &TcpListener) -> Result<SocketAddr, Ser
     })
 }
 
-/// Accept connections and serve HTTP/1.1 and h2c on them until shutdown, then drain.
+/// Accept connections (TLS when configured) and serve HTTP/1.1 and HTTP/2 on them until
+/// shutdown, then drain. Every request carries the connection's `PeerInfo` as an extension.
 async fn serve_listener<F, Fut>(
-    listener: TcpListener,
+    listener: Acceptor,
     mut shutdown: watch::Receiver<bool>,
     up: Arc<AtomicBool>,
     handler: F,
@@ -488,7 +517,7 @@ async fn serve_listener<F, Fut>(
     up.store(true, Ordering::Relaxed);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = listener.tcp.accept() => {
                 let (stream, remote) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
@@ -499,17 +528,32 @@ async fn serve_listener<F, Fut>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let peer = PeerInfo { remote, client_cert: None };
-                let service = service_fn(move |mut req: Request<Incoming>| {
-                    let handler = handler.clone();
-                    req.extensions_mut().insert(peer.clone());
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let (handler, builder, watcher) = (handler.clone(), builder.clone(), graceful.watcher());
+                let tls = listener.tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let result = match tls {
+                        None => {
+                            let peer = PeerInfo { remote, client_cert: None };
+                            serve_connection(&builder, watcher, TokioIo::new(stream), peer, handler).await
+                        }
+                        Some(tls) => {
+                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%remote, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let client_cert = crate::tls::listener::client_certificate(stream.get_ref().1);
+                            let peer = PeerInfo { remote, client_cert };
+                            serve_connection(&builder, watcher, TokioIo::new(stream), peer, handler).await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -520,4 +564,31 @@ async fn serve_listener<F, Fut>(
     up.store(false, Ordering::Relaxed);
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serve one connection (plain or TLS), inserting `peer` into every request.
+async fn serve_connection<I, F, Fut>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    peer: PeerInfo,
+    handler: F,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    watcher
+        .watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        )
+        .await
 }

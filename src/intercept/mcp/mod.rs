@@ -235,7 +235,7 @@ where
         );
     }
     let stateless = is_stateless(routing.protocol_version);
-    let mut agent = agent_identity(&parts.headers);
+    let mut agent = agent_identity(&parts);
     auth.apply_to(&mut agent);
     match message.get("method").and_then(Value::as_str) {
         Some("tools/call") if message.get("id").is_some() => {
@@ -276,9 +276,12 @@ where
     }
 }
 
-fn agent_identity(headers: &HeaderMap) -> AgentIdentity {
+/// The agent from the X-Clawgate-* headers; `authenticated_as` comes from the listener's
+/// authentication (token or client certificate), never from a header.
+fn agent_identity(parts: &http::request::Parts) -> AgentIdentity {
     let get = |n: &str| {
-        headers
+        parts
+            .headers
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
