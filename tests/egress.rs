@@ -436,3 +436,169 @@ async fn bad_proxy_requests_get_clear_errors_and_reach_nobody() {
     assert_eq!(body["error"]["code"], "unresolvable_destination");
     assert_eq!(upstream.count(), 0);
 }
+
+/// An HTTPS server on 127.0.0.2 with a certificate for `hosts` from `ca`; answers
+/// "secure ok" and records each request's method and path.
+async fn tls_upstream(
+    ca: &clawgate::tls::ca::CertificateAuthority,
+    hosts: &[&str],
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let issued = ca.issue_server(&hosts, 1).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(clawgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![issued.cert_der, ca.cert_der().clone()], issued.key_der)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {}", req.method(), req.uri().path()));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"secure ok")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+struct Inspection {
+    s: Sidecar,
+    /// The clawgate CA (what clients trust to be inspected).
+    clawgate_ca: PathBuf,
+    /// The CA of the real upstream (trusted by clawgate through egress.extra_roots).
+    upstream_ca: PathBuf,
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    untrusted_port: u16,
+}
+
+async fn inspection() -> Inspection {
+    use clawgate::tls::ca::CertificateAuthority;
+    let dir = tempfile::tempdir().unwrap().keep();
+    let ca = CertificateAuthority::create("clawgate test CA", 1).unwrap();
+    let clawgate_ca = dir.join("ca.pem");
+    std::fs::write(&clawgate_ca, ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
+    let upstream_issuer = CertificateAuthority::create("upstream CA", 1).unwrap();
+    let upstream_ca = dir.join("upstream-ca.pem");
+    std::fs::write(&upstream_ca, upstream_issuer.cert_pem()).unwrap();
+    let (port, seen) = tls_upstream(&upstream_issuer, &["secure.test", "passthrough.test"]).await;
+    // An upstream whose certificate nobody trusts.
+    let stranger = CertificateAuthority::create("unknown CA", 1).unwrap();
+    let (untrusted_port, _) = tls_upstream(&stranger, &["untrusted.test"]).await;
+    let (cert, key, roots) = (clawgate_ca.clone(), dir.join("ca.key"), upstream_ca.clone());
+    let s = start_with(move |c, dir| {
+        c.policy.dir = Some(test_bundle(dir));
+        c.policy.watch = false;
+        c.approval.hold_s = 1;
+        let pin = |name: &str| (name.to_string(), vec!["127.0.0.2".parse().unwrap()]);
+        c.egress.resolve = ["secure.test", "passthrough.test", "untrusted.test"]
+            .into_iter()
+            .map(pin)
+            .collect();
+        c.egress.tls_inspect = true;
+        c.egress.ca_cert = Some(cert);
+        c.egress.ca_key = Some(key);
+        c.egress.extra_roots = vec![roots];
+        c.egress.pass_through = vec!["passthrough.test".into()];
+    })
+    .await;
+    Inspection {
+        s,
+        clawgate_ca,
+        upstream_ca,
+        port,
+        seen,
+        untrusted_port,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspected_tunnels_decide_every_request_inside() {
+    let t = inspection().await;
+    let ca = t.clawgate_ca.display().to_string();
+    let url = format!("https://secure.test:{}/inspected?page=2", t.port);
+    // Trusting only the clawgate CA works: the tunnel is terminated with a minted leaf.
+    let r = curl(&t.s, &["--cacert", &ca, &url]).await;
+    assert_eq!((r.code, r.status, r.body.as_str()), (0, 200, "secure ok"), "{}", r.stderr);
+    // Without it the client refuses the inspection certificate.
+    let r = curl(&t.s, &[&url]).await;
+    assert_ne!(r.code, 0, "an untrusted inspection certificate must fail");
+    // A mutation inside the tunnel is its own action: held for approval, never sent.
+    let r = curl(
+        &t.s,
+        &["--cacert", &ca, "-H", "Content-Type: application/json", "-d", r#"{"drop":"all"}"#, &url],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{} {}", r.body, r.stderr);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "approval_pending");
+    assert_eq!(*t.seen.lock().unwrap(), vec!["GET /inspected".to_string()]);
+
+    let http = decisions(&t.s, "http");
+    assert_eq!(http.len(), 2, "{http:#?}");
+    let get = &http[0]["action"]["http"];
+    assert_eq!(get["scheme"], "https");
+    assert_eq!(get["method"], "GET");
+    assert_eq!(get["path"], "/inspected");
+    assert_eq!(get["query"], "page=2");
+    assert_eq!(get["host"], "secure.test");
+    assert_eq!(http[1]["action"]["http"]["body"]["drop"], "all");
+    assert_eq!(http[1]["decision"], "pending");
+    let results = results(&t.s, 1).await;
+    assert!(
+        results
+            .iter()
+            .any(|r| r["decision_id"] == http[0]["decision_id"] && r["status"] == 200),
+        "{results:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_hosts_stay_opaque_and_untrusted_upstreams_are_refused() {
+    let t = inspection().await;
+    // The pass-through host shows its own certificate: only its real CA verifies it.
+    let url = format!("https://passthrough.test:{}/opaque", t.port);
+    let upstream_ca = t.upstream_ca.display().to_string();
+    let r = curl(&t.s, &["--cacert", &upstream_ca, &url]).await;
+    assert_eq!((r.code, r.status, r.body.as_str()), (0, 200, "secure ok"), "{}", r.stderr);
+    assert!(decisions(&t.s, "http").is_empty(), "pass-through requests are not inspected");
+
+    // An upstream certificate clawgate cannot verify: the inspected request fails with 502.
+    let ca = t.clawgate_ca.display().to_string();
+    let url = format!("https://untrusted.test:{}/", t.untrusted_port);
+    let r = curl(&t.s, &["--cacert", &ca, &url]).await;
+    assert_eq!(r.status, 502, "{} {}", r.body, r.stderr);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed TLS verification"),
+        "{body}"
+    );
+}

@@ -2,9 +2,11 @@
 //!
 //! An absolute-form request becomes an Action of kind `http`, a `CONNECT` one of kind
 //! `connect`; both carry `dest.ips` resolved by clawgate ([`destination`]). Allowed traffic
-//! goes to an address policy judged; everything else gets a 403 with a JSON body.
+//! goes to an address policy judged; everything else gets a 403 with a JSON body. Tunnels to
+//! inspected hosts are terminated ([`inspect`]) so that each request inside is an `http` action.
 
 pub mod destination;
+pub mod inspect;
 pub mod tunnel;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, json_r
 use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
 use destination::{DestinationError, Resolved, Resolver};
+use inspect::{Inspector, TunnelUpstream};
 
 /// The egress proxy's settings and its shared state.
 pub struct EgressProxy {
@@ -36,12 +39,31 @@ pub struct EgressProxy {
     hold: Duration,
     max_request_body: usize,
     keep_bytes: usize,
+    inspector: Option<Inspector>,
+}
+
+/// Where an allowed request goes.
+enum Route<'a> {
+    /// A new connection to an address policy judged (plain `http://` proxying).
+    Direct,
+    /// The upstream connection of an inspected tunnel.
+    Tunnel(&'a TunnelUpstream),
 }
 
 impl EgressProxy {
-    pub fn new(config: &Config, gate: Arc<Gate>) -> EgressProxy {
+    pub fn new(config: &Config, gate: Arc<Gate>) -> Result<EgressProxy, crate::tls::TlsError> {
         let egress = &config.egress;
-        EgressProxy {
+        let inspector = match (&egress.tls_inspect, &egress.ca_cert, &egress.ca_key) {
+            (true, Some(cert), Some(key)) => Some(Inspector::new(
+                cert,
+                key,
+                &egress.extra_roots,
+                egress.pass_through.clone(),
+            )?),
+            // Config validation requires both paths when inspection is on.
+            _ => None,
+        };
+        Ok(EgressProxy {
             gate,
             resolver: Resolver::new(
                 egress.resolve.clone(),
@@ -52,7 +74,8 @@ impl EgressProxy {
             hold: Duration::from_secs(config.approval.hold_s),
             max_request_body: egress.max_request_body_bytes,
             keep_bytes: config.audit.blob_max_bytes,
-        }
+            inspector,
+        })
     }
 
     /// One request on the egress listener, from a peer that already authenticated.
@@ -116,8 +139,10 @@ impl EgressProxy {
             }
         };
         let upgrade = hyper::upgrade::on(&mut req);
-        let gate = self.gate.clone();
+        let proxy = self.clone();
+        let agent = request.agent;
         tokio::spawn(async move {
+            let gate = proxy.gate.clone();
             let client = match upgrade.await {
                 Ok(u) => TokioIo::new(u),
                 Err(e) => {
@@ -126,8 +151,17 @@ impl EgressProxy {
                     return;
                 }
             };
-            let deadline = tokio::time::Instant::now() + timeout;
-            let report = tunnel::splice(client, upstream, max_bytes, deadline).await;
+            let report = match &proxy.inspector {
+                Some(inspector) if inspector.inspects(&dest.host) => {
+                    proxy
+                        .serve_inspected(inspector, agent, client, dest, upstream)
+                        .await
+                }
+                _ => {
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    tunnel::splice(client, upstream, max_bytes, deadline).await
+                }
+            };
             // The action runs (for concurrency limits) until the tunnel closes.
             drop(decision.hold);
             tunnel::record(gate, decision.id, who, started, report).await;
@@ -173,6 +207,76 @@ impl EgressProxy {
             );
         };
         let port = uri.port_u16().unwrap_or(80);
+        let dest = match self.resolver.resolve(host, port).await {
+            Ok(d) => d,
+            Err(e) => return destination_error(e),
+        };
+        self.relay(agent, "http", Request::from_parts(parts, body), &dest, Route::Direct)
+            .await
+    }
+
+    /// Serve the HTTP/1.1 requests inside an inspected tunnel, each decided on its own.
+    async fn serve_inspected<IO>(
+        self: &Arc<Self>,
+        inspector: &Inspector,
+        agent: AgentIdentity,
+        client: IO,
+        dest: Resolved,
+        first: tokio::net::TcpStream,
+    ) -> tunnel::TunnelReport
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let failed = |error: String| tunnel::TunnelReport {
+            bytes_up: 0,
+            bytes_down: 0,
+            error: Some(error),
+        };
+        let tls = match inspector.accept(&dest.host, client).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::info!(host = %dest.host, error = %e, "inspected tunnel not established");
+                return failed(e);
+            }
+        };
+        let upstream = match inspector.upstream(dest.clone(), first, self.connect_timeout) {
+            Ok(u) => Arc::new(u),
+            Err(e) => return failed(e),
+        };
+        let proxy = self.clone();
+        let dest = Arc::new(dest);
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (proxy, agent, dest, upstream) =
+                (proxy.clone(), agent.clone(), dest.clone(), upstream.clone());
+            async move {
+                let resp = proxy
+                    .relay(agent, "https", req, &dest, Route::Tunnel(&upstream))
+                    .await;
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        let served = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+        tunnel::TunnelReport {
+            bytes_up: 0,
+            bytes_down: 0,
+            error: served.err().map(|e| e.to_string()),
+        }
+    }
+
+    /// Decide one request with its method, path, headers and body; send an allowed one along
+    /// `route` and stream the answer back, metered and recorded.
+    async fn relay(
+        self: &Arc<Self>,
+        agent: AgentIdentity,
+        scheme: &'static str,
+        req: Request<Incoming>,
+        dest: &Resolved,
+        route: Route<'_>,
+    ) -> Response<ResponseBody> {
+        let (parts, body) = req.into_parts();
+        let uri = parts.uri.clone();
         let body = match collect_limited(body, &parts.headers, self.max_request_body).await {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
@@ -193,19 +297,15 @@ impl EgressProxy {
                 );
             }
         };
-        let dest = match self.resolver.resolve(host, port).await {
-            Ok(d) => d,
-            Err(e) => return destination_error(e),
-        };
-        let http = describe_request(&parts.method, "http", &uri, &parts.headers, &body, &dest);
+        let http = describe_request(&parts.method, scheme, &uri, &parts.headers, &body, dest);
         let request = CheckRequest {
-            action: Action::http(http, destination(&dest)),
+            action: Action::http(http, destination(dest)),
             agent,
             requester: None,
         };
         let decision = self.gate.decide_and_wait(&request, self.hold).await;
         tracing::info!(action_id = %decision.id, run_id = "", decision = decision.decision.as_str(),
-            method = %parts.method, host = %dest.host, "egress http");
+            method = %parts.method, host = %dest.host, scheme, "egress http");
         if decision.decision != Outcome::Allow {
             return refusal(&decision);
         }
@@ -214,22 +314,28 @@ impl EgressProxy {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let sent = async {
-            let stream = destination::connect(&dest, self.connect_timeout.min(timeout))
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP handshake with the upstream failed: {e}"))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "egress upstream connection ended");
-                }
-            });
             let outgoing = upstream_request(&parts.method, &uri, &parts.headers, body)?;
-            sender
-                .send_request(outgoing)
-                .await
-                .map_err(|e| format!("the upstream did not answer: {e}"))
+            match route {
+                Route::Tunnel(upstream) => upstream.send(outgoing).await,
+                Route::Direct => {
+                    let stream = destination::connect(dest, self.connect_timeout.min(timeout))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let (mut sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                            .await
+                            .map_err(|e| format!("HTTP handshake with the upstream failed: {e}"))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "egress upstream connection ended");
+                        }
+                    });
+                    sender
+                        .send_request(outgoing)
+                        .await
+                        .map_err(|e| format!("the upstream did not answer: {e}"))
+                }
+            }
         };
         let resp = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(r)) => r,
