@@ -226,3 +226,19 @@ fn the_readme_configuration_example_is_the_embedded_defaults() {
         clawgate::config::Config::parse(&readme[start..end]).expect("README config parses");
     assert_eq!(parsed, clawgate::config::Config::default());
 }
+
+#[tokio::test]
+async fn the_admin_token_can_come_from_the_environment() {
+    let mut s = common::BinarySidecar::configure("");
+    s.start_with_env(&[("CLAWGATE_ADMIN_TOKEN", "token-from-env")])
+        .await;
+    let http = reqwest::Client::new();
+    let status = |token: &'static str| {
+        let req = http.get(s.admin_url("/v1/status")).bearer_auth(token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("token-from-env").await, 200);
+    assert_eq!(status("something-else").await, 401);
+    // No token file is written when the environment provides the token.
+    assert!(!s.data.join("admin.token").exists());
+}

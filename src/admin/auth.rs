@@ -40,8 +40,12 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// The environment variable that carries the admin token (sidecar and CLI alike).
+pub const ADMIN_TOKEN_ENV: &str = "CLAWGATE_ADMIN_TOKEN";
+
 impl AdminToken {
-    /// From a configured hash, or the token file (created when missing).
+    /// From a configured hash, else `CLAWGATE_ADMIN_TOKEN`, else the token file (created when
+    /// missing).
     pub fn load(
         configured_sha256: Option<&str>,
         file: &Path,
@@ -49,6 +53,15 @@ impl AdminToken {
         if let Some(hash) = configured_sha256 {
             let sha256 = TokenHash::from_hex(hash).ok_or(AdminTokenError::BadHash)?;
             return Ok(AdminToken { sha256, file: None });
+        }
+        if let Some(token) = std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            return Ok(AdminToken {
+                sha256: TokenHash::of(token.trim()),
+                file: None,
+            });
         }
         let token = read_or_create(file)?;
         Ok(AdminToken {

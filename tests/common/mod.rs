@@ -166,9 +166,15 @@ impl BinarySidecar {
 
     /// Start the binary and wait until its admin listener answers.
     pub async fn start(&mut self) {
+        self.start_with_env(&[]).await
+    }
+
+    /// [`BinarySidecar::start`] with extra environment variables.
+    pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
         let child = std::process::Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
