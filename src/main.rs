@@ -63,7 +63,8 @@ enum Command {
     Certs(CertsCommand),
     /// Run a stdio MCP server behind clawgate: launch this as the server's command in OpenClaw.
     McpStdio(McpStdioArgs),
-    /// Print the OpenClaw config fragment (plugin entry, MCP servers) for this configuration.
+    /// Print the OpenClaw config fragment (plugin entry, MCP servers, egress proxy, agent
+    /// credential) for this configuration.
     OpenclawConfig {
         /// clawgate config file (the embedded defaults when omitted).
         #[arg(long, env = "CLAWGATE_CONFIG")]
@@ -74,6 +75,15 @@ enum Command {
         /// The agent id MCP calls are attributed to.
         #[arg(long, default_value = "main")]
         agent: String,
+        /// The identity ([identities.NAME]) the agent authenticates as; required when
+        /// identities are configured unless --token-env names one by its token.
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+        /// Write the token from this environment variable into the fragment (checked against
+        /// the identity's token_sha256). Without it, the fragment says ${CLAWGATE_AGENT_TOKEN},
+        /// which OpenClaw fills in from its own environment.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
     },
 }
 
@@ -91,6 +101,14 @@ struct McpStdioArgs {
     /// Seconds a call held for approval waits before it is answered as pending.
     #[arg(long, default_value_t = 20)]
     hold: u64,
+    /// Read the agent's token ([identities.NAME]) from this environment variable; sent as
+    /// `Authorization: Bearer` to the sidecar. Without --token-env and --token-file,
+    /// CLAWGATE_AGENT_TOKEN is used when set. The token never goes on the command line.
+    #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
+    token_env: Option<String>,
+    /// Read the agent's token from this file (surrounding whitespace is ignored).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// The real server: COMMAND [ARGS...], after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -243,7 +261,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             plugin_path,
             agent,
-        } => cli_openclaw::run(config, plugin_path, agent).map(|()| ExitCode::SUCCESS),
+            identity,
+            token_env,
+        } => cli_openclaw::run(cli_openclaw::Options {
+            config,
+            plugin_path,
+            agent,
+            identity,
+            token_env,
+        })
+        .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -294,12 +321,19 @@ fn certs_init(opts: clawgate::tls::init::InitOptions) -> Result<ExitCode> {
 }
 
 fn mcp_stdio(args: McpStdioArgs) -> Result<ExitCode> {
-    use clawgate::intercept::mcp::stdio::{StdioRelay, run};
+    use clawgate::intercept::mcp::stdio::{StdioRelay, bearer, run};
+    let token = match agent_token(args.token_env.as_deref(), args.token_file.as_deref())? {
+        Some((token, from)) => Some(bearer(&token).with_context(|| {
+            format!("the token from {from} has characters a header cannot carry")
+        })?),
+        None => None,
+    };
     let relay = StdioRelay {
         server: args.server,
         sidecar: args.sidecar,
         agent_id: args.agent,
         hold: Duration::from_secs(args.hold),
+        token,
         command: args.command,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -308,6 +342,41 @@ fn mcp_stdio(args: McpStdioArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let code = runtime.block_on(run(relay))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// The environment variable `mcp-stdio` reads the agent token from when no option names one.
+const AGENT_TOKEN_ENV: &str = "CLAWGATE_AGENT_TOKEN";
+
+/// The agent token for `mcp-stdio` and where it came from: `--token-env VAR` (must be set),
+/// `--token-file PATH` (must be readable and non-empty), else `CLAWGATE_AGENT_TOKEN` if set.
+fn agent_token(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<(String, String)>> {
+    let from_env = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(var) = env {
+        let token = from_env(var).with_context(|| {
+            format!("--token-env {var}: the environment variable {var} is not set or empty")
+        })?;
+        return Ok(Some((token, format!("${var}"))));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--token-file: cannot read {}", path.display()))?;
+        let token = text.trim();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "--token-file: {} is empty",
+            path.display()
+        );
+        return Ok(Some((token.to_string(), path.display().to_string())));
+    }
+    Ok(from_env(AGENT_TOKEN_ENV).map(|t| (t, format!("${AGENT_TOKEN_ENV}"))))
 }
 
 fn config_check(file: &std::path::Path) -> Result<ExitCode> {

@@ -9,6 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clawgate::config::Config;
+use clawgate::identity::{IdentityConfig, Scopes};
+use clawgate::token::TokenHash;
 use common::receiver::{Receiver, Reply};
 use common::{Sidecar, audit_entries, start_with};
 use futures_util::{SinkExt, StreamExt};
@@ -42,7 +45,11 @@ fn test_bundle(dir: &Path) -> PathBuf {
 }
 
 async fn sidecar() -> Sidecar {
-    start_with(|c, dir| {
+    sidecar_with(|_| {}).await
+}
+
+async fn sidecar_with(extra: impl FnOnce(&mut Config)) -> Sidecar {
+    start_with(move |c, dir| {
         c.policy.dir = Some(test_bundle(dir));
         c.policy.watch = false;
         c.approval.hold_s = 1;
@@ -58,8 +65,35 @@ async fn sidecar() -> Sidecar {
         ]
         .into_iter()
         .collect();
+        extra(c);
     })
     .await
+}
+
+/// Token of the identity `openclaw-main` (hex: safe to put in a URL as it is).
+const MAIN_TOKEN: &str = "6f70656e636c61772d6d61696e2d746f6b656e";
+/// Token of the identity `odd`, with characters that must be percent-encoded in a URL.
+const ODD_TOKEN: &str = "a/b+c=d@e:f";
+/// Token of the identity `narrow`, whose egress scope excludes allowed.test.
+const NARROW_TOKEN: &str = "narrow-token";
+
+fn identities(c: &mut Config) {
+    let mut add = |name: &str, token: &str, egress_hosts: Option<Vec<String>>| {
+        c.identities.insert(
+            name.into(),
+            IdentityConfig {
+                token_sha256: Some(TokenHash::hex_of(token)),
+                scopes: Scopes {
+                    egress_hosts,
+                    ..Scopes::default()
+                },
+                ..IdentityConfig::default()
+            },
+        );
+    };
+    add("openclaw-main", MAIN_TOKEN, None);
+    add("odd", ODD_TOKEN, None);
+    add("narrow", NARROW_TOKEN, Some(vec!["*.github.com".into()]));
 }
 
 fn proxy(s: &Sidecar) -> String {
@@ -575,6 +609,139 @@ async fn inspected_tunnels_decide_every_request_inside() {
             .iter()
             .any(|r| r["decision_id"] == http[0]["decision_id"] && r["status"] == 200),
         "{results:#?}"
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_authenticate_with_proxy_authorization_and_are_scoped() {
+    let s = sidecar_with(identities).await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!("http://allowed.test:{}/who", upstream.addr.port());
+
+    // No credential: 407 with a challenge, and nothing is decided.
+    let r = curl(&s, &["-i", &url]).await;
+    assert_eq!(r.status, 407, "{} {}", r.body, r.stderr);
+    assert!(
+        r.body
+            .to_ascii_lowercase()
+            .contains("proxy-authenticate: bearer"),
+        "{}",
+        r.body
+    );
+    // A wrong token is refused the same way.
+    let r = curl(&s, &["-U", "openclaw-main:wrong", &url]).await;
+    assert_eq!(r.status, 407, "{}", r.body);
+    assert!(decisions(&s, "http").is_empty());
+    assert_eq!(upstream.count(), 0);
+
+    // Basic NAME:TOKEN (curl -U), plain and through a CONNECT tunnel.
+    let r = curl(&s, &["-U", &format!("openclaw-main:{MAIN_TOKEN}"), &url]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{}", r.stderr);
+    let r = curl(
+        &s,
+        &["-p", "-U", &format!("openclaw-main:{MAIN_TOKEN}"), &url],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{}", r.stderr);
+    // Bearer works too.
+    let bearer = format!("Proxy-Authorization: Bearer {ODD_TOKEN}");
+    let r = curl(&s, &["-H", &bearer, &url]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{}", r.stderr);
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 3);
+    // The proxy credential never reaches the destination.
+    assert!(
+        seen.iter()
+            .all(|r| !r.headers.contains_key("proxy-authorization"))
+    );
+    let http = decisions(&s, "http");
+    assert_eq!(http[0]["decision"], "allow");
+    assert_eq!(http[0]["agent"]["authenticated_as"], "openclaw-main");
+    assert_eq!(http[1]["agent"]["authenticated_as"], "odd");
+    let connect = decisions(&s, "connect");
+    assert_eq!(connect[0]["agent"]["authenticated_as"], "openclaw-main");
+
+    // An identity whose egress scope leaves the host out: 403 naming the scope.
+    let r = curl(&s, &["-U", &format!("narrow:{NARROW_TOKEN}"), &url]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "denied_by_policy");
+    let reasons = body["reasons"][0].as_str().unwrap_or_default();
+    assert!(
+        reasons.contains("identity narrow is not scoped for egress host \"allowed.test\"")
+            && reasons.contains("scopes.egress_hosts: *.github.com"),
+        "{reasons}"
+    );
+    let denied = decisions(&s, "http").pop().unwrap();
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["agent"]["authenticated_as"], "narrow");
+    assert_eq!(upstream.count(), 3);
+}
+
+/// `openclaw proxy validate --json`: (exit code, report, stdout + stderr for messages).
+async fn proxy_validate(
+    config: &Value,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, Value, String) {
+    let oc = common::openclaw::openclaw();
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("openclaw.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut all = vec!["proxy", "validate", "--json", "--timeout-ms", "10000"];
+    all.extend_from_slice(args);
+    let (code, out, err) = oc.run_with_env(&path, home.path(), &all, env).await;
+    let text = format!("exit {code}\n--- stdout\n{out}\n--- stderr\n{err}");
+    let report = out
+        .find('{')
+        .and_then(|start| serde_json::from_str(&out[start..]).ok())
+        .unwrap_or_else(|| panic!("no JSON report\n{text}"));
+    (code, report, text)
+}
+
+fn check<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} check in {report:#}"))
+}
+
+/// Exit 0 and `ok: true`: the allowed check reached the upstream through clawgate, and the
+/// built-in loopback canary was not reached. OpenClaw tunnels even `http://` through CONNECT,
+/// so clawgate's 403 to the canary's CONNECT shows up as a transport error ("fetch failed"),
+/// which the built-in canary counts as blocked; [`assert_canary_denied`] checks that it was
+/// clawgate's policy that refused it.
+fn assert_validated(code: i32, report: &Value, text: &str, allowed_url: &str) {
+    assert_eq!((code, &report["ok"]), (0, &json!(true)), "{text}");
+    let allowed = check(report, "allowed");
+    assert_eq!(allowed["url"], allowed_url, "{text}");
+    assert_eq!(
+        (&allowed["ok"], &allowed["status"]),
+        (&json!(true), &json!(200)),
+        "{text}"
+    );
+    let denied = check(report, "denied");
+    assert_eq!(denied["ok"], true, "{text}");
+}
+
+/// The canary of this report was denied by policy (for `who`), in the audit log.
+fn assert_canary_denied(s: &Sidecar, report: &Value, who: Option<&str>) {
+    let canary = check(report, "denied")["url"].as_str().unwrap().to_string();
+    let port: u64 = canary
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let all = audit_entries(s.running.state.audit(), "decision");
+    assert!(
+        all.iter().any(|d| d["decision"] == "deny"
+            && d["action"]["dest"]["port"] == port
+            && d["action"]["dest"]["ips"] == json!(["127.0.0.1"])
+            && d["agent"]["authenticated_as"].as_str() == who
+            && d["reasons"][0]
+                .as_str()
+                .is_some_and(|r| r.starts_with("net.private_address"))),
+        "{canary} {all:#?}"
     );
 }
 
@@ -601,4 +768,127 @@ async fn pass_through_hosts_stay_opaque_and_untrusted_upstreams_are_refused() {
             .contains("failed TLS verification"),
         "{body}"
     );
+
+async fn openclaw_proxy_validate_passes_against_the_egress_proxy() {
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let allowed_url = format!("http://allowed.test:{}/", upstream.addr.port());
+    let (code, report, text) = proxy_validate(
+        &json!({}),
+        &["--proxy-url", &proxy(&s), "--allowed-url", &allowed_url],
+        &[],
+    )
+    .await;
+    assert_validated(code, &report, &text, &allowed_url);
+    assert_eq!(upstream.count(), 1, "{text}");
+    // Both checks were decided and recorded.
+    let all: Vec<Value> = audit_entries(s.running.state.audit(), "decision");
+    assert!(
+        all.iter()
+            .any(|d| d["decision"] == "allow" && d["action"]["dest"]["host"] == "allowed.test"),
+        "{all:#?}"
+    );
+    assert_canary_denied(&s, &report, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openclaw_proxy_validate_with_identity_credentials() {
+    let s = sidecar_with(identities).await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let allowed_url = format!("http://allowed.test:{}/", upstream.addr.port());
+    let egress = s.running.egress_addr;
+
+    // The fragment `clawgate openclaw-config` prints for this configuration: once with the
+    // ${CLAWGATE_AGENT_TOKEN} placeholder OpenClaw fills in, once with the odd token written
+    // in (percent-encoded in the proxy URL).
+    let toml = s.dir.path().join("clawgate.toml");
+    let mut text = format!("[listeners.egress]\naddr = \"{egress}\"\n");
+    for (name, token) in [("openclaw-main", MAIN_TOKEN), ("odd", ODD_TOKEN)] {
+        text.push_str(&format!(
+            "[identities.{name}]\ntoken_sha256 = \"{}\"\n",
+            TokenHash::hex_of(token)
+        ));
+    }
+    std::fs::write(&toml, text).unwrap();
+    let fragment = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["openclaw-config", "--config"])
+            .arg(&toml)
+            .args(args)
+            .env("ODD_TOKEN", ODD_TOKEN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let placeholder = fragment(&["--identity", "openclaw-main"]);
+    assert_eq!(
+        placeholder["proxy"]["proxyUrl"],
+        format!("http://openclaw-main:${{CLAWGATE_AGENT_TOKEN}}@{egress}")
+    );
+    let literal = fragment(&["--token-env", "ODD_TOKEN"]);
+    assert_eq!(
+        literal["proxy"]["proxyUrl"],
+        format!("http://odd:a%2Fb%2Bc%3Dd%40e%3Af@{egress}")
+    );
+    // proxy validate reads only the proxy settings; the rest of the fragment stays out.
+    let proxy_only = |f: &Value| json!({"proxy": f["proxy"]});
+
+    let with_userinfo = format!("http://openclaw-main:{MAIN_TOKEN}@{egress}");
+    let plain = proxy(&s);
+    let empty = json!({});
+    let (placeholder, literal) = (proxy_only(&placeholder), proxy_only(&literal));
+    let url_args = ["--proxy-url", &with_userinfo, "--allowed-url", &allowed_url];
+    let plain_args = ["--proxy-url", &plain, "--allowed-url", &allowed_url];
+    let config_args = ["--allowed-url", allowed_url.as_str()];
+    let token_env = [("CLAWGATE_AGENT_TOKEN", MAIN_TOKEN)];
+    let (by_url, no_credential, by_placeholder, by_literal) = tokio::join!(
+        proxy_validate(&empty, &url_args, &[]),
+        proxy_validate(&empty, &plain_args, &[]),
+        proxy_validate(&placeholder, &config_args, &token_env),
+        proxy_validate(&literal, &config_args, &[]),
+    );
+    for ((code, report, text), who) in [
+        (&by_url, "openclaw-main"),
+        (&by_placeholder, "openclaw-main"),
+        (&by_literal, "odd"),
+    ] {
+        assert_validated(*code, report, text, &allowed_url);
+        assert_canary_denied(&s, report, Some(who));
+        // The credential is redacted from OpenClaw's report.
+        assert!(
+            !text.contains(MAIN_TOKEN) && !text.contains("a%2Fb"),
+            "{text}"
+        );
+    }
+    // Without a credential the proxy answers every CONNECT with 407 (OpenClaw reports only
+    // "fetch failed"): the allowed check fails, and nothing is decided for such a request.
+    let (code, report, text) = no_credential;
+    assert_eq!((code, &report["ok"]), (1, &json!(false)), "{text}");
+    let allowed = check(&report, "allowed");
+    assert_eq!(allowed["ok"], false, "{text}");
+    let all = audit_entries(s.running.state.audit(), "decision");
+    assert!(
+        all.iter()
+            .all(|d| d["agent"]["authenticated_as"].is_string()),
+        "{all:#?}"
+    );
+
+    assert_eq!(upstream.count(), 3);
+    let who: Vec<Value> = decisions(&s, "http")
+        .into_iter()
+        .chain(decisions(&s, "connect"))
+        .filter(|d| d["decision"] == "allow")
+        .map(|d| d["agent"]["authenticated_as"].clone())
+        .collect();
+    assert_eq!(
+        who.iter().filter(|w| **w == "openclaw-main").count(),
+        2,
+        "{who:?}"
+    );
+    assert!(who.contains(&json!("odd")), "{who:?}");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::mcp::{Upstream, client, http_args, python, ran, script};
+use common::mcp::{Upstream, client, client_with_env, http_args, python, ran, script};
 use common::{Sidecar, audit_entries, start_with, write_bundle};
 use serde_json::{Value, json};
 
@@ -559,4 +559,177 @@ async fn openclaw_mcp_probe_reaches_the_server_through_the_gateway() {
     );
     // OpenClaw's own client sees the filtered list: policy denies drop_database outright.
     assert!(!tools.contains(&"demo__drop_database"), "{tools:?}");
+}
+
+const AGENT_TOKEN: &str = "9d1c7e0b52a84f36a1e2c3d4b5a69788";
+
+fn identity(c: &mut clawgate::config::Config) {
+    c.identities.insert(
+        "openclaw-main".into(),
+        clawgate::identity::IdentityConfig {
+            token_sha256: Some(clawgate::token::TokenHash::hex_of(AGENT_TOKEN)),
+            ..Default::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn mcp_stdio_authenticates_with_a_token_from_a_file_or_the_environment() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, identity).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ran.log");
+    let token_file = dir.path().join("agent.token");
+    std::fs::write(&token_file, format!("{AGENT_TOKEN}\n")).unwrap();
+    let sidecar = s.agent("");
+    let stdio = |credential: &[&str], rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--stdio",
+            "--",
+            common::BIN,
+            "mcp-stdio",
+            "--server",
+            "local",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(["--sidecar".into(), sidecar.clone()]);
+        v.extend(credential.iter().map(|s| s.to_string()));
+        v.push("--".into());
+        v.push(python().display().to_string());
+        v.push(script("stdio_server.py").display().to_string());
+        v.push("--ran-log".into());
+        v.push(log.display().to_string());
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    let call = ["call", "echo", r#"{"text": "authenticated"}"#];
+    let file = ["--token-file", token_file.to_str().unwrap()];
+
+    // --token-file: tools/list (visible-tools) and tools/call (/v1/check) both authenticate.
+    let listed = client(&stdio(&file, &["list"])).await.unwrap();
+    assert!(listed["tools"].to_string().contains("echo"), "{listed}");
+    let echo = client(&stdio(&file, &call)).await.unwrap();
+    assert_eq!(echo["text"], "authenticated", "{echo}");
+    // --token-env VAR, and CLAWGATE_AGENT_TOKEN when no option names the token.
+    let by_env = client_with_env(
+        &stdio(&["--token-env", "MY_AGENT_TOKEN"], &call),
+        &[("MY_AGENT_TOKEN", AGENT_TOKEN)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_env["text"], "authenticated", "{by_env}");
+    let by_default = client_with_env(&stdio(&[], &call), &[("CLAWGATE_AGENT_TOKEN", AGENT_TOKEN)])
+        .await
+        .unwrap();
+    assert_eq!(by_default["text"], "authenticated", "{by_default}");
+
+    // No token: the sidecar answers 401 and the relay refuses the call, saying why.
+    let refused = client(&stdio(&[], &call)).await.unwrap();
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = refused["text"].as_str().unwrap();
+    assert!(
+        text.contains("could not check") && text.contains("401") && text.contains("Authorization"),
+        "{text}"
+    );
+    // A wrong token, the same.
+    let wrong = client_with_env(&stdio(&[], &call), &[("CLAWGATE_AGENT_TOKEN", "nope")])
+        .await
+        .unwrap();
+    assert_eq!(wrong["isError"], true, "{wrong}");
+    // --token-env naming an unset variable stops the relay before it starts the server.
+    assert!(
+        client(&stdio(&["--token-env", "UNSET_AGENT_TOKEN_VAR"], &call))
+            .await
+            .is_err()
+    );
+    assert_eq!(ran(&log), ["echo", "echo", "echo"]);
+    let decisions = audit_entries(s.running.state.audit(), "decision");
+    assert_eq!(decisions.len(), 3, "{decisions:#?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["agent"]["authenticated_as"] == "openclaw-main"
+                && d["action"]["server"] == "local"),
+        "{decisions:#?}"
+    );
+}
+
+#[tokio::test]
+async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_clawgate() {
+    let oc = common::openclaw::openclaw();
+    let dir = tempfile::tempdir().unwrap();
+    let request_log = dir.path().join("requests.jsonl");
+    let upstream = Upstream::start(&["--request-log", request_log.to_str().unwrap()]);
+    let s = gateway(&upstream, 0, identity).await;
+
+    // The MCP part of `clawgate openclaw-config` for this configuration, with the
+    // ${CLAWGATE_AGENT_TOKEN} placeholder that OpenClaw fills in from its environment.
+    let toml = dir.path().join("clawgate.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[listeners.agent]\naddr = \"{}\"\n[mcp.servers.demo]\nurl = \"{}\"\n\
+             [identities.openclaw-main]\ntoken_sha256 = \"{}\"\n",
+            s.running.agent_addr,
+            upstream.url,
+            clawgate::token::TokenHash::hex_of(AGENT_TOKEN)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["openclaw-config", "--identity", "openclaw-main", "--config"])
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fragment: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let demo = &fragment["mcp"]["servers"]["demo"];
+    assert_eq!(
+        demo["headers"]["Authorization"],
+        "Bearer ${CLAWGATE_AGENT_TOKEN}"
+    );
+    let config = dir.path().join("openclaw.json");
+    std::fs::write(&config, json!({"mcp": fragment["mcp"]}).to_string()).unwrap();
+
+    let probe = ["mcp", "probe", "demo", "--json"];
+    let home = dir.path().join("home");
+    let (code, out, err) = oc
+        .run_with_env(
+            &config,
+            &home,
+            &probe,
+            &[("CLAWGATE_AGENT_TOKEN", AGENT_TOKEN)],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("demo__echo"), "{out}\n{err}");
+    // Without the token in OpenClaw's environment, clawgate refuses the connection.
+    let home2 = dir.path().join("home2");
+    let (code, out, err) = oc.run(&config, &home2, &probe).await;
+    assert!(
+        code != 0 || !out.contains("demo__echo"),
+        "listed without a token\n{out}\n{err}"
+    );
+
+    // The upstream saw clawgate's requests, never the agent's token.
+    let log = std::fs::read_to_string(&request_log).unwrap();
+    assert!(!log.is_empty());
+    assert!(!log.contains(AGENT_TOKEN), "{log}");
+    assert!(
+        !log.to_ascii_lowercase().contains("\"authorization\""),
+        "{log}"
+    );
+    let decisions = audit_entries(s.running.state.audit(), "decision");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["agent"]["authenticated_as"] == "openclaw-main"),
+        "{decisions:#?}"
+    );
 }

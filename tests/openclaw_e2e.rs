@@ -646,3 +646,101 @@ async fn web_fetch_to_a_blocked_destination_through_the_egress_proxy_is_refused(
     assert!(results[0].contains("Proxy response (403)"), "{results:?}");
     e.verify_audit();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_authenticates_every_request_with_its_token() {
+    const TOKEN: &str = "4f70656e436c61772d6532652d746f6b656e";
+    // max_wait_s = 1: the check answers "pending" almost at once, so the approval is
+    // released through /v1/approvals/{id}/wait, which only answers the bound identity.
+    let e = env_with(|c| {
+        c.approval.max_wait_s = 1;
+        c.identities.insert(
+            "openclaw-main".into(),
+            clawgate::identity::IdentityConfig {
+                token_sha256: Some(clawgate::token::TokenHash::hex_of(TOKEN)),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let ran = work.path().join("ran");
+    let target = work.path().join("needs-approval-auth.txt");
+    // The token as `clawgate openclaw-config --identity` writes it: OpenClaw substitutes
+    // ${CLAWGATE_AGENT_TOKEN} from its environment when it loads the config.
+    let mut plugin = e.plugin_config();
+    plugin["token"] = json!("${CLAWGATE_AGENT_TOKEN}");
+    let scenario = json!([
+        {"tool": "exec", "arguments": {"command": format!("touch {}", ran.display())}},
+        write_step(&target, "written by an authenticated agent"),
+        {"text": "done"},
+    ]);
+    let with_token = tokio::spawn(common::openclaw::agent_turn_with(
+        scenario.clone(),
+        plugin.clone(),
+        HOOK_TIMEOUT_MS,
+        TURN_LIMIT,
+        json!({}),
+        &[("CLAWGATE_AGENT_TOKEN", TOKEN)],
+    ));
+    let approval_id = e.slack_approval_id(&with_token).await;
+    e.slack_click(&approval_id, "U_ALICE", "approve").await;
+    let turn = with_token.await.unwrap();
+    assert_turn_ok(&turn);
+    assert!(ran.exists(), "{}", turn.describe());
+    assert_eq!(
+        std::fs::read_to_string(&target).ok().as_deref(),
+        Some("written by an authenticated agent"),
+        "{}",
+        turn.describe()
+    );
+    let decisions = e.audit("decision");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["agent"]["authenticated_as"] == "openclaw-main"),
+        "{decisions:#?}"
+    );
+    // Both allowed calls' results arrived over the authenticated /v1/results.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.audit("result").len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let results = e.audit("result");
+    assert_eq!(results.len(), 2, "{results:#?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["authenticated_as"] == "openclaw-main"),
+        "{results:#?}"
+    );
+
+    // Without the token in OpenClaw's environment every call is refused (401) and blocked.
+    let before = e.audit("decision").len();
+    let ran2 = work.path().join("ran-unauthenticated");
+    let turn = common::openclaw::agent_turn_with(
+        json!([
+            {"tool": "exec", "arguments": {"command": format!("touch {}", ran2.display())}},
+            {"text": "done"},
+        ]),
+        plugin,
+        HOOK_TIMEOUT_MS,
+        TURN_LIMIT,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_turn_ok(&turn);
+    assert!(!ran2.exists(), "{}", turn.describe());
+    let results = turn.tool_results();
+    assert!(
+        results.len() == 1 && results[0].contains("401") && results[0].contains("fail closed"),
+        "{results:?}"
+    );
+    assert_eq!(
+        e.audit("decision").len(),
+        before,
+        "nothing is decided for a 401"
+    );
+    e.verify_audit();
+}

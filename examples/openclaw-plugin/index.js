@@ -10,6 +10,8 @@
 // after_tool_call  -> POST {sidecarUrl}/v1/results, fire-and-forget
 //
 // Settings (plugins.entries.clawgate.config): sidecarUrl, token, waitSeconds, requestTimeoutMs.
+// token (the agent's [identities.NAME] token) goes on every request as Authorization: Bearer:
+// the check, the approval wait and the result report all go through call().
 // Keep plugins.entries.clawgate.hooks.timeouts.before_tool_call (ms) above waitSeconds, or
 // OpenClaw gives up on the hook first (which also blocks the call, with a less useful reason).
 

@@ -94,9 +94,18 @@ impl Drop for Upstream {
 
 /// Run `tests/mcp/client.py` with the given arguments; its JSON answer, or the failure.
 pub async fn client<A: AsRef<[String]>>(args: A) -> Result<Value, String> {
+    client_with_env(args, &[]).await
+}
+
+/// [`client`] with extra environment variables (a stdio server inherits them).
+pub async fn client_with_env<A: AsRef<[String]>>(
+    args: A,
+    env: &[(&str, &str)],
+) -> Result<Value, String> {
     let out = tokio::process::Command::new(python())
         .arg(script("client.py"))
         .args(args.as_ref())
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();

@@ -50,12 +50,24 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 impl OpenClaw {
     /// Run `openclaw ARGS...` with its config file and a fresh HOME; (status, stdout, stderr).
     pub async fn run(&self, config: &Path, home: &Path, args: &[&str]) -> (i32, String, String) {
+        self.run_with_env(config, home, args, &[]).await
+    }
+
+    /// [`OpenClaw::run`] with extra environment variables.
+    pub async fn run_with_env(
+        &self,
+        config: &Path,
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, String, String) {
         let out = tokio::process::Command::new(&self.node)
             .arg(&self.entry)
             .args(args)
             .env("OPENCLAW_CONFIG_PATH", config)
             .env("HOME", home)
             .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
+            .envs(env.iter().copied())
             .output()
             .await
             .expect("run openclaw");

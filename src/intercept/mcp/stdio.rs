@@ -24,7 +24,31 @@ pub struct StdioRelay {
     pub agent_id: String,
     /// How long a call held for approval waits before it is refused as pending.
     pub hold: Duration,
+    /// The agent's credential, sent as `Authorization: Bearer TOKEN` on every request to the
+    /// sidecar (needed once `[identities]` are configured). Marked sensitive, so `Debug`
+    /// never prints it.
+    pub token: Option<http::HeaderValue>,
     pub command: Vec<String>,
+}
+
+/// `Authorization: Bearer TOKEN` for [`StdioRelay::token`]; `None` when the token cannot be
+/// a header value (control characters, non-visible bytes).
+pub fn bearer(token: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+impl StdioRelay {
+    /// A POST to the sidecar with the agent's credential, if any.
+    fn post(&self, http: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.sidecar.trim_end_matches('/'));
+        let req = http.post(url);
+        match &self.token {
+            Some(token) => req.header(http::header::AUTHORIZATION, token.clone()),
+            None => req,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,13 +204,8 @@ async fn ask(relay: &StdioRelay, http: &reqwest::Client, msg: &Value) -> Option<
         "params": params.get("arguments"),
         "agent": {"id": relay.agent_id},
     });
-    let url = format!(
-        "{}/v1/check?wait={}",
-        relay.sidecar.trim_end_matches('/'),
-        relay.hold.as_secs()
-    );
-    let answer = http
-        .post(&url)
+    let answer = relay
+        .post(http, &format!("/v1/check?wait={}", relay.hold.as_secs()))
         .json(&body)
         .timeout(relay.hold + Duration::from_secs(10))
         .send()
@@ -196,12 +215,7 @@ async fn ask(relay: &StdioRelay, http: &reqwest::Client, msg: &Value) -> Option<
             Ok(v) => v,
             Err(e) => return Some(unreachable_text(&format!("its answer was not JSON: {e}"))),
         },
-        Ok(resp) => {
-            return Some(unreachable_text(&format!(
-                "it answered HTTP {}",
-                resp.status()
-            )));
-        }
+        Ok(resp) => return Some(unreachable_text(&refused(resp).await)),
         Err(e) => return Some(unreachable_text(&e.without_url().to_string())),
     };
     let id = decision.id.as_deref().unwrap_or("?");
@@ -235,6 +249,20 @@ struct CheckAnswer {
     reasons: Vec<String>,
 }
 
+/// "it answered HTTP 401 Unauthorized: <the sidecar's error message>".
+async fn refused(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let message = resp
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
+    match message {
+        Some(m) => format!("it answered HTTP {status}: {m}"),
+        None => format!("it answered HTTP {status}"),
+    }
+}
+
 fn unreachable_text(why: &str) -> String {
     format!(
         "clawgate could not check this call, so it did not run (the sidecar could not be asked: {why})"
@@ -252,13 +280,9 @@ async fn filter_list(relay: &StdioRelay, http: &reqwest::Client, mut msg: Value)
                 .collect()
         })
         .unwrap_or_default();
-    let url = format!(
-        "{}/v1/mcp/visible-tools",
-        relay.sidecar.trim_end_matches('/')
-    );
     let body = json!({"server": relay.server, "tools": names, "agent": {"id": relay.agent_id}});
-    let visible: Option<HashSet<String>> = match http
-        .post(&url)
+    let visible: Option<HashSet<String>> = match relay
+        .post(http, "/v1/mcp/visible-tools")
         .json(&body)
         .timeout(Duration::from_secs(10))
         .send()
