@@ -124,9 +124,11 @@ impl Settings {
                     _ => None,
                 },
             ),
-            identity_concurrency: env_list("CLAWGATE_BENCH_IDENTITY_CONCURRENCY", vec![1, 64], |s| {
-                s.parse::<usize>().ok().filter(|c| *c > 0)
-            }),
+            identity_concurrency: env_list(
+                "CLAWGATE_BENCH_IDENTITY_CONCURRENCY",
+                vec![1, 64],
+                |s| s.parse::<usize>().ok().filter(|c| *c > 0),
+            ),
             identities: env_usize("CLAWGATE_BENCH_IDENTITIES", 1),
         }
     }
@@ -268,7 +270,8 @@ impl Conn {
             .body(Full::new(body.clone()))
             .expect("valid request");
         if let Some(auth) = &self.auth {
-            req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
         }
         let resp = self
             .sender
@@ -724,11 +727,13 @@ impl Bench<'_> {
 
 /// `CLAWGATE_BENCH_DECISION_CACHE`: `policy.decision_cache_entries`, when set.
 fn decision_cache_knob() -> Option<usize> {
-    std::env::var("CLAWGATE_BENCH_DECISION_CACHE").ok().map(|v| {
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"))
-    })
+    std::env::var("CLAWGATE_BENCH_DECISION_CACHE")
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"))
+        })
 }
 
 fn install_logging(filter: &str) {
@@ -1026,7 +1031,11 @@ mod identity {
         std::fs::create_dir_all(out).expect("bundle dir");
         for entry in std::fs::read_dir(src).expect("read the policy dir") {
             let path = entry.expect("dir entry").path();
-            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             if !path.is_file() || name.ends_with("_test.rego") {
                 continue;
             }
@@ -1098,12 +1107,7 @@ mod identity {
         }
     }
 
-    fn start(
-        settings: &Settings,
-        variant: Variant,
-        bundles: &Path,
-        kinds: &[CallKind],
-    ) -> Sidecar {
+    fn start(settings: &Settings, variant: Variant, bundles: &Path, kinds: &[CallKind]) -> Sidecar {
         let data = bench_tempdir();
         let dir = variant_bundle(
             &source_bundle(),
@@ -1164,11 +1168,8 @@ mod identity {
 
     /// The bearer token (b) sends: the last identity's, so every configured hash is compared.
     fn bearer(settings: &Settings) -> HeaderValue {
-        HeaderValue::from_str(&format!(
-            "Bearer {TOKEN_PREFIX}{}",
-            settings.identities - 1
-        ))
-        .expect("ASCII token")
+        HeaderValue::from_str(&format!("Bearer {TOKEN_PREFIX}{}", settings.identities - 1))
+            .expect("ASCII token")
     }
 
     /// One check of each kind on both sidecars: the same decisions, and (b)'s allowed answers
@@ -1241,8 +1242,7 @@ mod identity {
         println!(
             "  bundle: a copy of {} (tests left out), main.rego patched per sidecar; decision cache: {}",
             source_bundle().display(),
-            decision_cache_knob()
-                .map_or_else(|| "config default".to_string(), |n| n.to_string())
+            decision_cache_knob().map_or_else(|| "config default".to_string(), |n| n.to_string())
         );
         println!(
             "  state (durable audit) of both in {}",
@@ -1250,9 +1250,7 @@ mod identity {
                 .map_or_else(std::env::temp_dir, PathBuf::from)
                 .display()
         );
-        println!(
-            "  (a) plain: no identities (loopback peer), verdicts without constraints"
-        );
+        println!("  (a) plain: no identities (loopback peer), verdicts without constraints");
         println!(
             "  (b) ident: {} identit{} (token_sha256; requests send Authorization: Bearer), scopes \
              tool_groups {:?}, environments, mcp_servers, egress_hosts; verdicts with rate \
@@ -1299,8 +1297,7 @@ mod identity {
                 }
                 // Every kind must get the decision the probe saw: a refusal by a scope or
                 // a constraint in (b) would make it a different workload.
-                for (k, (counts, expected)) in
-                    kinds.iter().zip(tally.decisions.iter().zip(&probed))
+                for (k, (counts, expected)) in kinds.iter().zip(tally.decisions.iter().zip(&probed))
                 {
                     let other: u64 = counts
                         .iter()
@@ -1317,7 +1314,11 @@ mod identity {
                         DECISIONS[*expected]
                     );
                 }
-                assert!(tally.requests > 0, "{}: no request measured", variant.name());
+                assert!(
+                    tally.requests > 0,
+                    "{}: no request measured",
+                    variant.name()
+                );
                 let h = &tally.latency;
                 let row = (
                     tally.requests as f64 / settings.closed_secs.as_secs_f64(),

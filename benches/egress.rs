@@ -95,11 +95,13 @@ impl Settings {
             server_threads: env_usize("CLAWGATE_BENCH_SERVER_THREADS", 2),
             upstream_threads: env_usize("CLAWGATE_BENCH_UPSTREAM_THREADS", 1),
             client_threads: env_usize("CLAWGATE_BENCH_CLIENT_THREADS", 2),
-            decision_cache: std::env::var("CLAWGATE_BENCH_DECISION_CACHE").ok().map(|v| {
-                v.trim().parse().unwrap_or_else(|_| {
-                    panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number")
-                })
-            }),
+            decision_cache: std::env::var("CLAWGATE_BENCH_DECISION_CACHE")
+                .ok()
+                .map(|v| {
+                    v.trim().parse().unwrap_or_else(|_| {
+                        panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number")
+                    })
+                }),
         }
     }
 }
@@ -245,12 +247,9 @@ impl Clawgate {
         config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.egress.resolve = [(
-            UPSTREAM_NAME.to_string(),
-            vec![IpAddr::from(UPSTREAM_IP)],
-        )]
-        .into_iter()
-        .collect();
+        config.egress.resolve = [(UPSTREAM_NAME.to_string(), vec![IpAddr::from(UPSTREAM_IP)])]
+            .into_iter()
+            .collect();
         let rt = named_runtime("clawgate-srv", s.server_threads);
         let running = rt
             .block_on(clawgate::server::start(config))
@@ -407,7 +406,10 @@ struct Row {
 
 fn http_section(s: &Settings, client: &Runtime, upstream: SocketAddr, proxy: SocketAddr) {
     println!();
-    println!("== http: GET {SMALL_PATH} ({} B answer), closed loop ==", SMALL_BODY.len());
+    println!(
+        "== http: GET {SMALL_PATH} ({} B answer), closed loop ==",
+        SMALL_BODY.len()
+    );
     println!(
         "{:<4} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "c", "route", "req/s", "p50", "p99", "p99.9", "max", "requests"
