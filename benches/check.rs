@@ -59,6 +59,19 @@ struct Settings {
     log: Option<String>,
     enforce_targets: bool,
     targets: Vec<Target>,
+    sections: Vec<Section>,
+    /// Closed-loop concurrencies of the identity section.
+    identity_concurrency: Vec<usize>,
+    /// Identities configured in the identity section's sidecar (b).
+    identities: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Section {
+    /// Baseline and the default clawgate: closed loops and the open loop.
+    Load,
+    /// The same checks with and without identities and constraint layers.
+    Identity,
 }
 
 impl Settings {
@@ -102,6 +115,21 @@ impl Settings {
                     .collect(),
                 Err(_) => vec![Target::Baseline, Target::Clawgate],
             },
+            sections: env_list(
+                "CLAWGATE_BENCH_SECTIONS",
+                vec![Section::Load, Section::Identity],
+                |s| match s {
+                    "load" => Some(Section::Load),
+                    "identity" => Some(Section::Identity),
+                    _ => None,
+                },
+            ),
+            identity_concurrency: env_list(
+                "CLAWGATE_BENCH_IDENTITY_CONCURRENCY",
+                vec![1, 64],
+                |s| s.parse::<usize>().ok().filter(|c| *c > 0),
+            ),
+            identities: env_usize("CLAWGATE_BENCH_IDENTITIES", 1),
         }
     }
 }
@@ -220,25 +248,31 @@ const DECISIONS: [&str; 3] = ["allow", "deny", "pending"];
 struct Conn {
     sender: client_http1::SendRequest<Full<Bytes>>,
     host: HeaderValue,
+    /// `Authorization` sent with every check (an identity's bearer token), if any.
+    auth: Option<HeaderValue>,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Conn, String> {
+    async fn open(addr: SocketAddr, auth: Option<HeaderValue>) -> Result<Conn, String> {
         let (sender, host) = connect_http1(addr).await?;
-        Ok(Conn { sender, host })
+        Ok(Conn { sender, host, auth })
     }
 
-    /// Send one check; return the index of its decision in [`DECISIONS`].
-    async fn check(&mut self, body: &Bytes) -> Result<usize, String> {
+    /// Send one check; return the whole `200` answer's body.
+    async fn check_raw(&mut self, body: &Bytes) -> Result<Bytes, String> {
         self.sender
             .ready()
             .await
             .map_err(|e| format!("connection not ready: {e}"))?;
-        let req = Request::post("/v1/check")
+        let mut req = Request::post("/v1/check")
             .header(header::HOST, self.host.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(body.clone()))
             .expect("valid request");
+        if let Some(auth) = &self.auth {
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+        }
         let resp = self
             .sender
             .send_request(req)
@@ -257,6 +291,12 @@ impl Conn {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
             ));
         }
+        Ok(bytes)
+    }
+
+    /// Send one check; return the index of its decision in [`DECISIONS`].
+    async fn check(&mut self, body: &Bytes) -> Result<usize, String> {
+        let bytes = self.check_raw(body).await?;
         decision_of(&bytes).ok_or_else(|| {
             format!(
                 "200 without a known decision: {}",
@@ -338,11 +378,11 @@ impl Tally {
     }
 }
 
-async fn open_conns(addr: SocketAddr, n: usize) -> Vec<Conn> {
+async fn open_conns(addr: SocketAddr, n: usize, auth: Option<HeaderValue>) -> Vec<Conn> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         conns.push(
-            Conn::open(addr)
+            Conn::open(addr, auth.clone())
                 .await
                 .unwrap_or_else(|e| panic!("cannot open connection: {e}")),
         );
@@ -356,6 +396,8 @@ struct Plan {
     kinds: usize,
     warmup: Duration,
     measure: Duration,
+    /// `Authorization` header for every request (the identity section's bearer token).
+    auth: Option<HeaderValue>,
 }
 
 /// Closed loop: `concurrency` connections, each sending back-to-back until `end`.
@@ -366,8 +408,9 @@ async fn closed_loop(addr: SocketAddr, concurrency: usize, plan: Plan) -> Tally 
         kinds,
         warmup,
         measure,
+        auth,
     } = plan;
-    let conns = open_conns(addr, concurrency).await;
+    let conns = open_conns(addr, concurrency, auth).await;
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + measure;
@@ -422,8 +465,9 @@ fn open_loop(rt: &Runtime, addr: SocketAddr, rate: u32, conns: usize, plan: Plan
         kinds,
         warmup,
         measure,
+        auth,
     } = plan;
-    let connections = rt.block_on(open_conns(addr, conns));
+    let connections = rt.block_on(open_conns(addr, conns, auth));
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     // Give the workers a moment to park on their queues before the first tick.
     let start = Instant::now() + Duration::from_millis(20);
@@ -593,18 +637,18 @@ fn print_scenario(load: Load, rows: &[Row]) {
     }
 }
 
-struct Bench {
-    settings: Settings,
-    client: Runtime,
+struct Bench<'a> {
+    settings: &'a Settings,
+    client: &'a Runtime,
     pool: Arc<[Call]>,
-    kinds: Vec<CallKind>,
+    kinds: &'a [CallKind],
     /// Decisions per kind over every clawgate run.
     clawgate_decisions: Vec<[u64; 3]>,
     /// Per-kind `(p50, p99)` of clawgate's first closed-loop run at concurrency 1.
     clawgate_per_kind: Option<Vec<(u64, u64)>>,
 }
 
-impl Bench {
+impl Bench<'_> {
     fn run(&mut self, target: Target, addr: SocketAddr, load: Load) -> Row {
         let s = &self.settings;
         let window = match load {
@@ -616,6 +660,7 @@ impl Bench {
             kinds: self.kinds.len(),
             warmup: s.warmup,
             measure: window,
+            auth: None,
         };
         let tally = match load {
             Load::Closed { concurrency } => {
@@ -680,6 +725,17 @@ impl Bench {
     }
 }
 
+/// `CLAWGATE_BENCH_DECISION_CACHE`: `policy.decision_cache_entries`, when set.
+fn decision_cache_knob() -> Option<usize> {
+    std::env::var("CLAWGATE_BENCH_DECISION_CACHE")
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"))
+        })
+}
+
 fn install_logging(filter: &str) {
     // The same JSON format `clawgate serve --log-format json` uses, written to a sink: this
     // measures the cost of building log events, not of a terminal or a disk.
@@ -696,9 +752,39 @@ fn main() {
     if let Some(filter) = &settings.log {
         install_logging(filter);
     }
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.client_threads)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let kinds = call_kinds();
+    let pool = call_pool(&kinds, 4096);
 
+    let mut missed = Vec::new();
+    if settings.sections.contains(&Section::Load) {
+        missed = load_section(&settings, &client, &kinds, &pool);
+    }
+    if settings.sections.contains(&Section::Identity) {
+        identity::section(&settings, &client, &kinds, &pool);
+    }
+
+    if settings.enforce_targets && !missed.is_empty() {
+        eprintln!("targets missed: {}", missed.join(", "));
+        std::process::exit(1);
+    }
+}
+
+/// The baseline and the default clawgate under closed and open loops; returns the issue's
+/// targets it missed.
+fn load_section(
+    settings: &Settings,
+    client: &Runtime,
+    kinds: &[CallKind],
+    pool: &Arc<[Call]>,
+) -> Vec<&'static str> {
     // Servers.
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = bench_tempdir();
     // The embedded defaults (policy bundle, mode, limits), with the state in a temp dir and
     // every listener on a free loopback port.
     let mut config = Config {
@@ -712,10 +798,8 @@ fn main() {
         config.policy.watch = false;
     }
     // CLAWGATE_BENCH_DECISION_CACHE=0 measures every check as a cache miss (full evaluation).
-    if let Ok(v) = std::env::var("CLAWGATE_BENCH_DECISION_CACHE") {
-        config.policy.decision_cache_entries = v
-            .parse()
-            .unwrap_or_else(|_| panic!("CLAWGATE_BENCH_DECISION_CACHE={v:?}: not a number"));
+    if let Some(n) = decision_cache_knob() {
+        config.policy.decision_cache_entries = n;
     }
     config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -736,16 +820,6 @@ fn main() {
         tokio::spawn(baseline_server(listener));
         addr
     });
-
-    let client = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.client_threads)
-        .thread_name("bench-client")
-        .enable_all()
-        .build()
-        .expect("client runtime");
-
-    let kinds = call_kinds();
-    let pool = call_pool(&kinds, 4096);
 
     println!("clawgate /v1/check benchmark");
     println!(
@@ -775,7 +849,7 @@ fn main() {
     println!("  {:<22} {:>6}  clawgate decision", "call", "share");
     let mut probe_summary = String::new();
     client.block_on(async {
-        let mut conn = Conn::open(claw_addr)
+        let mut conn = Conn::open(claw_addr, None)
             .await
             .unwrap_or_else(|e| panic!("cannot reach clawgate: {e}"));
         for (i, k) in kinds.iter().enumerate() {
@@ -797,7 +871,7 @@ fn main() {
         clawgate_per_kind: None,
         settings,
         client,
-        pool,
+        pool: pool.clone(),
         kinds,
     };
 
@@ -895,14 +969,403 @@ fn main() {
         None => println!("  p99 < 2 ms at 1,000 checks/s:    not run"),
     }
 
-    let enforce = bench.settings.enforce_targets;
     drop(bench);
     claw_rt.block_on(running.shutdown(Duration::from_secs(2)));
     drop(claw_rt);
     drop(base_rt);
+    missed
+}
 
-    if enforce && !missed.is_empty() {
-        eprintln!("targets missed: {}", missed.join(", "));
-        std::process::exit(1);
+// ---------------------------------------------------------------------------------------------
+// Identity section: the cost of identities, scopes and constraint layers
+// ---------------------------------------------------------------------------------------------
+
+/// The same `/v1/check` workload against two sidecars that differ only in what issue 9 adds
+/// to the check path: (a) no identities (loopback peer) and verdicts without constraints;
+/// (b) `[identities.NAME]` with a bearer token and scopes, and verdicts whose constraints run
+/// every layer (time window, concurrency slot, rate bucket, upstream limits) without ever
+/// refusing. Both use a copy of the same bundle and the same decision cache setting.
+mod identity {
+    use super::*;
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+
+    use clawgate::identity::{IdentityConfig, Scopes};
+    use clawgate::token::TokenHash;
+
+    const TOKEN_PREFIX: &str = "clawgate-bench-token-";
+    /// A rate no run comes near, and a concurrency limit no run fills: the layers run, refuse
+    /// nothing.
+    const HUGE: u32 = 1_000_000_000;
+    /// The line of `constraints_for` in `main.rego` that (b) extends.
+    const RATE_LINE: &str = r#""per_minute": limits.rate_per_minute}"#;
+    /// The entries of the decision objects in `main.rego` that (a) removes.
+    const CONSTRAINTS_ENTRY: &str = r#""constraints": constraints_for("#;
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Variant {
+        Plain,
+        Ident,
+    }
+
+    impl Variant {
+        fn name(self) -> &'static str {
+            match self {
+                Variant::Plain => "(a) plain",
+                Variant::Ident => "(b) ident",
+            }
+        }
+    }
+
+    /// The bundle the section starts from: `CLAWGATE_BENCH_POLICY_DIR`, else `policies/`
+    /// (the source of the embedded bundle).
+    fn source_bundle() -> PathBuf {
+        std::env::var_os("CLAWGATE_BENCH_POLICY_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+    }
+
+    /// A copy of the source bundle (tests left out) with `main.rego` patched for `variant`.
+    fn variant_bundle(src: &Path, out: &Path, variant: Variant) -> PathBuf {
+        std::fs::create_dir_all(out).expect("bundle dir");
+        for entry in std::fs::read_dir(src).expect("read the policy dir") {
+            let path = entry.expect("dir entry").path();
+            let name = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            if !path.is_file() || name.ends_with("_test.rego") {
+                continue;
+            }
+            let mut text = std::fs::read_to_string(&path).expect("read a bundle file");
+            if name == "main.rego" {
+                text = patch_main(&text, variant).unwrap_or_else(|e| {
+                    panic!(
+                        "identity section: cannot patch {}: {e}; update benches/check.rs",
+                        path.display()
+                    )
+                });
+            }
+            std::fs::write(out.join(&name), text).expect("write a bundle file");
+        }
+        out.to_path_buf()
+    }
+
+    fn patch_main(text: &str, variant: Variant) -> Result<String, String> {
+        match variant {
+            Variant::Plain => {
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with(CONSTRAINTS_ENTRY))
+                    .collect();
+                if kept.len() == text.lines().count() {
+                    return Err(format!("no line starts with {CONSTRAINTS_ENTRY:?}"));
+                }
+                Ok(kept.join("\n") + "\n")
+            }
+            Variant::Ident => {
+                if text.matches(RATE_LINE).count() != 1 {
+                    return Err(format!("{RATE_LINE:?} does not occur exactly once"));
+                }
+                let extended = format!(
+                    r#""per_minute": {HUGE}}}, "max_concurrent": {HUGE}, "time_window": {{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "tz_offset": "+00:00"}}"#
+                );
+                Ok(text.replace(RATE_LINE, &extended))
+            }
+        }
+    }
+
+    /// The tool groups of the mix (from the bundle's catalog) plus `unknown`: the narrowest
+    /// `scopes.tool_groups` that lets the whole mix through.
+    fn mix_groups(bundle: &Path, kinds: &[CallKind]) -> Vec<String> {
+        let data: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(bundle.join("data.json")).expect("read data.json"),
+        )
+        .expect("data.json parses");
+        let tools = &data["clawgate"]["tools"];
+        let mut groups: BTreeSet<String> = kinds
+            .iter()
+            .filter_map(|k| tools[k.tool]["group"].as_str().map(str::to_string))
+            .collect();
+        groups.insert("unknown".into());
+        groups.into_iter().collect()
+    }
+
+    struct Sidecar {
+        rt: Runtime,
+        running: Option<clawgate::server::Running>,
+        _data: tempfile::TempDir,
+    }
+
+    impl Drop for Sidecar {
+        fn drop(&mut self) {
+            if let Some(r) = self.running.take() {
+                self.rt.block_on(r.shutdown(Duration::from_secs(2)));
+            }
+        }
+    }
+
+    fn start(settings: &Settings, variant: Variant, bundles: &Path, kinds: &[CallKind]) -> Sidecar {
+        let data = bench_tempdir();
+        let dir = variant_bundle(
+            &source_bundle(),
+            &bundles.join(match variant {
+                Variant::Plain => "plain",
+                Variant::Ident => "ident",
+            }),
+            variant,
+        );
+        let mut config = Config {
+            data_dir: data.path().join("data"),
+            ..Config::default()
+        };
+        config.policy.dir = Some(dir.clone());
+        config.policy.watch = false;
+        if let Some(n) = decision_cache_knob() {
+            config.policy.decision_cache_entries = n;
+        }
+        config.listeners.agent.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listeners.egress.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        if variant == Variant::Ident {
+            let scopes = Scopes {
+                tool_groups: Some(mix_groups(&dir, kinds)),
+                mcp_servers: Some(vec!["github".into()]),
+                egress_hosts: Some(vec!["**.example.com".into()]),
+                environments: Some(vec![config.environment.clone()]),
+            };
+            config.identities = (0..settings.identities)
+                .map(|i| {
+                    (
+                        format!("bench-agent-{i}"),
+                        IdentityConfig {
+                            token_sha256: Some(TokenHash::hex_of(&format!("{TOKEN_PREFIX}{i}"))),
+                            cert_subject: None,
+                            scopes: scopes.clone(),
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>();
+        }
+        let rt = server_runtime(
+            match variant {
+                Variant::Plain => "plain-srv",
+                Variant::Ident => "ident-srv",
+            },
+            settings.server_threads,
+        );
+        let running = rt
+            .block_on(clawgate::server::start(config))
+            .unwrap_or_else(|e| panic!("{} sidecar does not start: {e}", variant.name()));
+        Sidecar {
+            rt,
+            running: Some(running),
+            _data: data,
+        }
+    }
+
+    /// The bearer token (b) sends: the last identity's, so every configured hash is compared.
+    fn bearer(settings: &Settings) -> HeaderValue {
+        HeaderValue::from_str(&format!("Bearer {TOKEN_PREFIX}{}", settings.identities - 1))
+            .expect("ASCII token")
+    }
+
+    /// One check of each kind on both sidecars: the same decisions, and (b)'s allowed answers
+    /// carry the constraints while (a)'s carry none.
+    fn probe(
+        client: &Runtime,
+        kinds: &[CallKind],
+        plain: SocketAddr,
+        ident: SocketAddr,
+        auth: &HeaderValue,
+    ) -> Vec<usize> {
+        client.block_on(async {
+            let mut a = Conn::open(plain, None).await.expect("reach (a)");
+            let mut b = Conn::open(ident, Some(auth.clone()))
+                .await
+                .expect("reach (b)");
+            let mut decisions = Vec::new();
+            for (i, k) in kinds.iter().enumerate() {
+                let body = check_body(k, 1_000_000 + i);
+                let ra = a.check_raw(&body).await.unwrap_or_else(|e| {
+                    panic!("(a) probe `{}` failed: {e}", k.label);
+                });
+                let rb = b.check_raw(&body).await.unwrap_or_else(|e| {
+                    panic!("(b) probe `{}` failed: {e}", k.label);
+                });
+                let (da, db) = (decision_of(&ra), decision_of(&rb));
+                let show = |r: &Bytes| String::from_utf8_lossy(&r[..r.len().min(400)]).into_owned();
+                assert!(
+                    da.is_some() && da == db,
+                    "probe `{}`: (a) and (b) decide differently: (a) {} | (b) {}",
+                    k.label,
+                    show(&ra),
+                    show(&rb)
+                );
+                let has = |r: &Bytes, s: &str| r.windows(s.len()).any(|w| w == s.as_bytes());
+                assert!(
+                    !has(&ra, "\"constraints\""),
+                    "(a) answered with constraints: {}",
+                    show(&ra)
+                );
+                if da == Some(0) {
+                    assert!(
+                        has(&rb, "\"max_concurrent\"") && has(&rb, "\"time_window\""),
+                        "(b) allowed `{}` without the bench's constraints: {}",
+                        k.label,
+                        show(&rb)
+                    );
+                }
+                decisions.push(da.expect("checked above"));
+            }
+            decisions
+        })
+    }
+
+    pub(super) fn section(
+        settings: &Settings,
+        client: &Runtime,
+        kinds: &[CallKind],
+        pool: &Arc<[Call]>,
+    ) {
+        let bundles = tempfile::tempdir().expect("temp dir");
+        let plain = start(settings, Variant::Plain, bundles.path(), kinds);
+        let ident = start(settings, Variant::Ident, bundles.path(), kinds);
+        let addr = |s: &Sidecar| s.running.as_ref().expect("running").agent_addr;
+        let auth = bearer(settings);
+        let probed = probe(client, kinds, addr(&plain), addr(&ident), &auth);
+
+        println!();
+        println!("== identity and constraints: /v1/check with and without them ==");
+        println!(
+            "  bundle: a copy of {} (tests left out), main.rego patched per sidecar; decision cache: {}",
+            source_bundle().display(),
+            decision_cache_knob().map_or_else(|| "config default".to_string(), |n| n.to_string())
+        );
+        println!(
+            "  state (durable audit) of both in {}",
+            std::env::var_os("CLAWGATE_BENCH_DIR")
+                .map_or_else(std::env::temp_dir, PathBuf::from)
+                .display()
+        );
+        println!("  (a) plain: no identities (loopback peer), verdicts without constraints");
+        println!(
+            "  (b) ident: {} identit{} (token_sha256; requests send Authorization: Bearer), scopes \
+             tool_groups {:?}, environments, mcp_servers, egress_hosts; verdicts with rate \
+             {HUGE}/min, max_concurrent {HUGE}, time_window every day from 00:00",
+            settings.identities,
+            if settings.identities == 1 { "y" } else { "ies" },
+            mix_groups(&bundles.path().join("ident"), kinds)
+        );
+        let allowed: Vec<&str> = kinds
+            .iter()
+            .zip(&probed)
+            .filter(|(_, d)| **d == 0)
+            .map(|(k, _)| k.label)
+            .collect();
+        println!(
+            "  allowed by both (the rest is denied or pending in both): {}",
+            allowed.join(", ")
+        );
+        println!(
+            "{:<6} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "c", "sidecar", "req/s", "p50", "p99", "p99.9", "max", "requests"
+        );
+        for &concurrency in &settings.identity_concurrency {
+            let mut rows = Vec::new();
+            for (variant, sidecar, auth) in [
+                (Variant::Plain, &plain, None),
+                (Variant::Ident, &ident, Some(auth.clone())),
+            ] {
+                let plan = Plan {
+                    pool: pool.clone(),
+                    kinds: kinds.len(),
+                    warmup: settings.warmup,
+                    measure: settings.closed_secs,
+                    auth,
+                };
+                let tally = client.block_on(closed_loop(addr(sidecar), concurrency, plan));
+                if tally.errors > 0 {
+                    panic!(
+                        "{} / c={concurrency}: {} request(s) failed; first: {}",
+                        variant.name(),
+                        tally.errors,
+                        tally.first_error.unwrap_or_default()
+                    );
+                }
+                // Every kind must get the decision the probe saw: a refusal by a scope or
+                // a constraint in (b) would make it a different workload.
+                for (k, (counts, expected)) in kinds.iter().zip(tally.decisions.iter().zip(&probed))
+                {
+                    let other: u64 = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(d, _)| d != expected)
+                        .map(|(_, n)| n)
+                        .sum();
+                    assert!(
+                        other == 0,
+                        "{} / c={concurrency}: {other} `{}` call(s) were not {} (scope or \
+                         constraint refusals?)",
+                        variant.name(),
+                        k.label,
+                        DECISIONS[*expected]
+                    );
+                }
+                assert!(
+                    tally.requests > 0,
+                    "{}: no request measured",
+                    variant.name()
+                );
+                let h = &tally.latency;
+                let row = (
+                    tally.requests as f64 / settings.closed_secs.as_secs_f64(),
+                    h.value_at_quantile(0.5),
+                    h.value_at_quantile(0.99),
+                    h.value_at_quantile(0.999),
+                    h.max(),
+                );
+                println!(
+                    "{:<6} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    concurrency,
+                    variant.name(),
+                    fmt_rate(row.0),
+                    fmt_ns(row.1),
+                    fmt_ns(row.2),
+                    fmt_ns(row.3),
+                    fmt_ns(row.4),
+                    tally.requests
+                );
+                rows.push(row);
+            }
+            let (a, b) = (rows[0], rows[1]);
+            println!(
+                "{:<6} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                concurrency,
+                "ratio b/a",
+                ratio(b.0, a.0),
+                ratio(b.1 as f64, a.1 as f64),
+                ratio(b.2 as f64, a.2 as f64),
+                ratio(b.3 as f64, a.3 as f64),
+                ratio(b.4 as f64, a.4 as f64),
+            );
+        }
+        let slots = ident
+            .running
+            .as_ref()
+            .expect("running")
+            .state
+            .gate
+            .constraints()
+            .running(&format!("bench-agent-{}", settings.identities - 1));
+        println!(
+            "(every answer was 200 with the probe's decision for its kind. (b)'s allowed checks \
+             keep a concurrency slot until /v1/results or the verdict's timeout_ms, and the \
+             bench sends no results: {slots} slots were held at the end)"
+        );
+        drop(plain);
+        drop(ident);
     }
 }

@@ -246,3 +246,14 @@ pub async fn connect_http1(
     let host = http::HeaderValue::from_str(&addr.to_string()).expect("socket address is ASCII");
     Ok((sender, host))
 }
+
+/// A temp dir for a sidecar's state: in `CLAWGATE_BENCH_DIR` when set (e.g. `/dev/shm`, to
+/// take `fdatasync` out of the figures), else in the system temp dir.
+#[allow(dead_code)]
+pub fn bench_tempdir() -> tempfile::TempDir {
+    match std::env::var_os("CLAWGATE_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(&dir)
+            .unwrap_or_else(|e| panic!("CLAWGATE_BENCH_DIR={dir:?}: cannot make a temp dir: {e}")),
+        None => tempfile::tempdir().expect("temp dir"),
+    }
+}
