@@ -257,12 +257,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ))
         .await?;
     let mcp = McpGateway::new(&config)?;
-    let egress_proxy = Arc::new(
-        EgressProxy::new(&config, gate.clone()).map_err(|source| ServeError::Tls {
-            listener: "egress",
-            source,
-        })?,
-    );
+    let egress_proxy =
+        Arc::new(
+            EgressProxy::new(&config, gate.clone()).map_err(|source| ServeError::Tls {
+                listener: "egress",
+                source,
+            })?,
+        );
     let identities = Identities::new(&config.identities)?;
     if identities.is_empty() {
         tracing::info!("no [identities] configured: the agent listener serves loopback peers only");

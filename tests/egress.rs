@@ -578,14 +578,27 @@ async fn inspected_tunnels_decide_every_request_inside() {
     let url = format!("https://secure.test:{}/inspected?page=2", t.port);
     // Trusting only the clawgate CA works: the tunnel is terminated with a minted leaf.
     let r = curl(&t.s, &["--cacert", &ca, &url]).await;
-    assert_eq!((r.code, r.status, r.body.as_str()), (0, 200, "secure ok"), "{}", r.stderr);
+    assert_eq!(
+        (r.code, r.status, r.body.as_str()),
+        (0, 200, "secure ok"),
+        "{}",
+        r.stderr
+    );
     // Without it the client refuses the inspection certificate.
     let r = curl(&t.s, &[&url]).await;
     assert_ne!(r.code, 0, "an untrusted inspection certificate must fail");
     // A mutation inside the tunnel is its own action: held for approval, never sent.
     let r = curl(
         &t.s,
-        &["--cacert", &ca, "-H", "Content-Type: application/json", "-d", r#"{"drop":"all"}"#, &url],
+        &[
+            "--cacert",
+            &ca,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"drop":"all"}"#,
+            &url,
+        ],
     )
     .await;
     assert_eq!(r.status, 403, "{} {}", r.body, r.stderr);
@@ -609,6 +622,8 @@ async fn inspected_tunnels_decide_every_request_inside() {
             .iter()
             .any(|r| r["decision_id"] == http[0]["decision_id"] && r["status"] == 200),
         "{results:#?}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_authenticate_with_proxy_authorization_and_are_scoped() {
@@ -752,8 +767,16 @@ async fn pass_through_hosts_stay_opaque_and_untrusted_upstreams_are_refused() {
     let url = format!("https://passthrough.test:{}/opaque", t.port);
     let upstream_ca = t.upstream_ca.display().to_string();
     let r = curl(&t.s, &["--cacert", &upstream_ca, &url]).await;
-    assert_eq!((r.code, r.status, r.body.as_str()), (0, 200, "secure ok"), "{}", r.stderr);
-    assert!(decisions(&t.s, "http").is_empty(), "pass-through requests are not inspected");
+    assert_eq!(
+        (r.code, r.status, r.body.as_str()),
+        (0, 200, "secure ok"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        decisions(&t.s, "http").is_empty(),
+        "pass-through requests are not inspected"
+    );
 
     // An upstream certificate clawgate cannot verify: the inspected request fails with 502.
     let ca = t.clawgate_ca.display().to_string();
@@ -768,7 +791,9 @@ async fn pass_through_hosts_stay_opaque_and_untrusted_upstreams_are_refused() {
             .contains("failed TLS verification"),
         "{body}"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openclaw_proxy_validate_passes_against_the_egress_proxy() {
     let s = sidecar().await;
     let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;

@@ -211,8 +211,14 @@ impl EgressProxy {
             Ok(d) => d,
             Err(e) => return destination_error(e),
         };
-        self.relay(agent, "http", Request::from_parts(parts, body), &dest, Route::Direct)
-            .await
+        self.relay(
+            agent,
+            "http",
+            Request::from_parts(parts, body),
+            &dest,
+            Route::Direct,
+        )
+        .await
     }
 
     /// Serve the HTTP/1.1 requests inside an inspected tunnel, each decided on its own.
