@@ -666,7 +666,7 @@ impl Bench<'_> {
             Load::Closed { concurrency } => {
                 self.client.block_on(closed_loop(addr, concurrency, plan))
             }
-            Load::Open { rate, conns } => open_loop(&self.client, addr, rate, conns, plan),
+            Load::Open { rate, conns } => open_loop(self.client, addr, rate, conns, plan),
         };
         if tally.errors > 0 {
             panic!(
