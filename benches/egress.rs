@@ -58,6 +58,7 @@ const CHUNK: usize = 64 * 1024;
 enum Section {
     Http,
     Tunnel,
+    Inspect,
 }
 
 struct Settings {
@@ -85,10 +86,11 @@ impl Settings {
             tunnel_rounds: env_usize("CLAWGATE_BENCH_TUNNEL_ROUNDS", 3),
             sections: env_list(
                 "CLAWGATE_BENCH_SECTIONS",
-                vec![Section::Http, Section::Tunnel],
+                vec![Section::Http, Section::Tunnel, Section::Inspect],
                 |s| match s {
                     "http" => Some(Section::Http),
                     "tunnel" => Some(Section::Tunnel),
+                    "inspect" => Some(Section::Inspect),
                     _ => None,
                 },
             ),
@@ -232,8 +234,19 @@ struct Clawgate {
     _data: tempfile::TempDir,
 }
 
+/// The files TLS inspection needs: the clawgate CA (cert, key) and the upstream's CA.
+struct InspectionFiles {
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+    upstream_ca: PathBuf,
+}
+
 impl Clawgate {
     fn start(s: &Settings) -> Clawgate {
+        Clawgate::start_with(s, None)
+    }
+
+    fn start_with(s: &Settings, inspect: Option<&InspectionFiles>) -> Clawgate {
         let data = bench_tempdir();
         let mut config = Config {
             data_dir: data.path().join("data"),
@@ -250,6 +263,12 @@ impl Clawgate {
         config.egress.resolve = [(UPSTREAM_NAME.to_string(), vec![IpAddr::from(UPSTREAM_IP)])]
             .into_iter()
             .collect();
+        if let Some(files) = inspect {
+            config.egress.tls_inspect = true;
+            config.egress.ca_cert = Some(files.ca_cert.clone());
+            config.egress.ca_key = Some(files.ca_key.clone());
+            config.egress.extra_roots = vec![files.upstream_ca.clone()];
+        }
         let rt = named_runtime("clawgate-srv", s.server_threads);
         let running = rt
             .block_on(clawgate::server::start(config))
@@ -645,6 +664,203 @@ fn tunnel_section(s: &Settings, client: &Runtime, sink: SocketAddr, proxy: Socke
 }
 
 // ---------------------------------------------------------------------------------------------
+// inspect: new TLS connections, terminated by clawgate or straight to the upstream
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTPS upstream on 127.0.0.2 with a certificate for UPSTREAM_NAME from `ca`.
+async fn https_upstream(listener: TcpListener, ca: &clawgate::tls::ca::CertificateAuthority) {
+    let issued = ca
+        .issue_server(&[UPSTREAM_NAME.to_string()], 1)
+        .expect("upstream certificate");
+    let config = rustls::ServerConfig::builder_with_provider(clawgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![issued.cert_der, ca.cert_der().clone()], issued.key_der)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(SMALL_BODY))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// One new connection: (CONNECT through the proxy, when given), TLS handshake trusting
+/// `roots`, one GET, close. Returns (handshake time, whole time).
+async fn tls_connection(
+    connector: &tokio_rustls::TlsConnector,
+    upstream: SocketAddr,
+    proxy: Option<SocketAddr>,
+) -> Result<(Duration, Duration), String> {
+    let t0 = Instant::now();
+    let tcp = match proxy {
+        Some(proxy) => connect_tunnel(proxy, upstream.port()).await?,
+        None => TcpStream::connect(upstream)
+            .await
+            .map_err(|e| format!("connect: {e}"))?,
+    };
+    let _ = tcp.set_nodelay(true);
+    let t1 = Instant::now();
+    let name = rustls::pki_types::ServerName::try_from(UPSTREAM_NAME).expect("server name");
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let handshake = t1.elapsed();
+    let (mut sender, conn) = client_http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(conn);
+    let req = Request::get(SMALL_PATH)
+        .header(header::HOST, format!("{UPSTREAM_NAME}:{}", upstream.port()))
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    if status != StatusCode::OK || body.as_ref() != SMALL_BODY {
+        return Err(format!(
+            "status {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ));
+    }
+    Ok((handshake, t0.elapsed()))
+}
+
+fn connector_trusting(ca: &clawgate::tls::ca::CertificateAuthority) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert_der().clone()).expect("root");
+    let mut config = rustls::ClientConfig::builder_with_provider(clawgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Every connection is new: no session resumption, so each one pays a full handshake.
+    config.resumption = rustls::client::Resumption::disabled();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+fn inspect_section(s: &Settings, client: &Runtime, upstream_rt: &Runtime) {
+    use clawgate::tls::ca::CertificateAuthority;
+    let dir = bench_tempdir();
+    let clawgate_ca = CertificateAuthority::create("clawgate bench CA", 1).expect("CA");
+    let upstream_ca = CertificateAuthority::create("upstream bench CA", 1).expect("CA");
+    let files = InspectionFiles {
+        ca_cert: dir.path().join("ca.pem"),
+        ca_key: dir.path().join("ca.key"),
+        upstream_ca: dir.path().join("upstream-ca.pem"),
+    };
+    std::fs::write(&files.ca_cert, clawgate_ca.cert_pem()).expect("write");
+    std::fs::write(&files.ca_key, clawgate_ca.key_pem()).expect("write");
+    std::fs::write(&files.upstream_ca, upstream_ca.cert_pem()).expect("write");
+    let upstream = upstream_rt.block_on(async {
+        let listener = TcpListener::bind(SocketAddr::from((UPSTREAM_IP, 0)))
+            .await
+            .expect("bind 127.0.0.2");
+        let addr = listener.local_addr().expect("addr");
+        https_upstream(listener, &upstream_ca).await;
+        addr
+    });
+    let claw = Clawgate::start_with(s, Some(&files));
+    let proxy = claw.running().egress_addr;
+    let direct = connector_trusting(&upstream_ca);
+    let inspected = connector_trusting(&clawgate_ca);
+    println!();
+    println!(
+        "== inspect: new connections (TCP or CONNECT, full TLS handshake without resumption, one GET, close), {:.1} s each ==",
+        s.secs.as_secs_f64()
+    );
+    println!(
+        "{:<3} {:<10} {:>12} {:>14} {:>14} {:>12} {:>8}",
+        "c", "route", "conns/s", "TLS p50", "TLS p99", "whole p50", "errors"
+    );
+    for &c in &s.concurrency {
+        let mut rates = Vec::new();
+        for (name, connector, via) in [
+            ("direct", &direct, None),
+            ("inspected", &inspected, Some(proxy)),
+        ] {
+            // Warm up (mints and caches the leaf for the host).
+            client
+                .block_on(tls_connection(connector, upstream, via))
+                .unwrap_or_else(|e| panic!("{name} probe: {e}"));
+            let deadline = Instant::now() + s.secs;
+            let started = Instant::now();
+            let (handshakes, wholes, errors) = client.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..c {
+                    let connector = connector.clone();
+                    tasks.spawn(async move {
+                        let (mut hs, mut whole, mut errors) =
+                            (new_histogram(), new_histogram(), 0u64);
+                        while Instant::now() < deadline {
+                            match tls_connection(&connector, upstream, via).await {
+                                Ok((h, w)) => {
+                                    let _ = hs.record(nanos(h));
+                                    let _ = whole.record(nanos(w));
+                                }
+                                Err(_) => errors += 1,
+                            }
+                        }
+                        (hs, whole, errors)
+                    });
+                }
+                let (mut hs, mut whole, mut errors) = (new_histogram(), new_histogram(), 0u64);
+                while let Some(Ok((h, w, e))) = tasks.join_next().await {
+                    let _ = hs.add(h);
+                    let _ = whole.add(w);
+                    errors += e;
+                }
+                (hs, whole, errors)
+            });
+            let rate = handshakes.len() as f64 / started.elapsed().as_secs_f64();
+            rates.push(rate);
+            println!(
+                "{:<3} {:<10} {:>12} {:>14} {:>14} {:>12} {:>8}",
+                c,
+                name,
+                fmt_rate(rate),
+                fmt_ns(handshakes.value_at_quantile(0.5)),
+                fmt_ns(handshakes.value_at_quantile(0.99)),
+                fmt_ns(wholes.value_at_quantile(0.5)),
+                errors
+            );
+        }
+        println!("{:<3} {:<10} {:>12}", "", "i/d", ratio(rates[1], rates[0]));
+    }
+    println!(
+        "(TLS: the handshake alone — direct with the upstream; inspected with clawgate's minted leaf, after CONNECT's decision. whole: connect + CONNECT + handshake + GET, i.e. two durable decisions per inspected connection: the CONNECT and the GET inside)"
+    );
+    drop(claw);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to parse.
@@ -721,6 +937,9 @@ fn main() {
     }
     if s.sections.contains(&Section::Tunnel) {
         tunnel_section(&s, &client, sink, proxy);
+    }
+    if s.sections.contains(&Section::Inspect) {
+        inspect_section(&s, &client, &upstream_rt);
     }
 
     drop(client);
