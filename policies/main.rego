@@ -248,8 +248,12 @@ constraints_for(risk, c) := {
 	"max_response_bytes": limits.max_response_bytes,
 	"rate": {"key": sprintf("agent:%s:%s", [agent, c.rate_subject]), "per_minute": limits.rate_per_minute},
 } if {
-	# agent_id, inline.
-	agents := array.concat([a | a := input.agent.id; is_string(a); a != ""], ["unknown"])
+	# Rate buckets belong to the authenticated identity when there is one (an agent cannot
+	# get a fresh bucket by naming itself differently), else to agent_id (inline).
+	agents := array.concat(
+		[a | a := input.agent.authenticated_as; is_string(a); a != ""],
+		array.concat([a | a := input.agent.id; is_string(a); a != ""], ["unknown"]),
+	)
 	agent := agents[0]
 
 	# An optional object as a zero- or one-element array: union_n of it is the

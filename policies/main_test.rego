@@ -231,6 +231,11 @@ test_missing_tier_fails_closed_for_effect if {
 	d.effect == "require_approval"
 }
 
+test_rate_key_prefers_the_authenticated_identity if {
+	d := decision with input as {"action": {"kind": "tool", "tool": "read", "params": {"path": "a"}}, "agent": {"id": "anything-the-agent-says", "authenticated_as": "openclaw-main"}, "environment": "production"}
+	d.constraints.rate.key == "agent:openclaw-main:read"
+}
+
 test_rate_key_without_agent if {
 	d := decide({"action": {"kind": "tool", "tool": "read", "params": {"path": "a"}}, "environment": "production"})
 	d.constraints.rate.key == "agent:unknown:read"

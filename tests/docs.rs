@@ -110,6 +110,8 @@ fn everything_set() -> Config {
     c.egress
         .resolve
         .insert(name(), vec!["192.0.2.1".parse().unwrap()]);
+    c.egress.ca_cert = Some("ca.pem".into());
+    c.egress.ca_key = Some("ca.key".into());
     c.identities.insert(
         name(),
         IdentityConfig {
