@@ -917,3 +917,53 @@ async fn openclaw_proxy_validate_with_identity_credentials() {
     );
     assert!(who.contains(&json!("odd")), "{who:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_egress_listener_serves_tls_for_an_https_proxy_url() {
+    use clawgate::tls::ca::CertificateAuthority;
+    let certs = tempfile::tempdir().unwrap().keep();
+    let ca = CertificateAuthority::create("proxy CA", 1).unwrap();
+    let server = ca.issue_server(&["127.0.0.1".to_string()], 1).unwrap();
+    std::fs::write(certs.join("ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(certs.join("server.pem"), &server.cert_pem).unwrap();
+    std::fs::write(certs.join("server.key"), &server.key_pem).unwrap();
+    let (cert, key) = (certs.join("server.pem"), certs.join("server.key"));
+    let s = sidecar_with(move |c| {
+        c.listeners.egress.tls = Some(clawgate::config::ListenerTls {
+            cert,
+            key,
+            client_ca: None,
+            require_client_cert: false,
+        });
+    })
+    .await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!("http://allowed.test:{}/over-tls", upstream.addr.port());
+    let proxy = format!("https://{}", s.running.egress_addr);
+    let run = |extra: Vec<String>| {
+        let (proxy, url) = (proxy.clone(), url.clone());
+        async move {
+            Command::new("curl")
+                .args(["-sS", "--max-time", "20", "-x", &proxy])
+                .args(extra)
+                .arg(&url)
+                .output()
+                .await
+                .expect("curl runs")
+        }
+    };
+    // Trusting the proxy's CA: the request goes through TLS to the proxy and on upstream.
+    let ca_path = certs.join("ca.pem").display().to_string();
+    let out = run(vec!["--proxy-cacert".into(), ca_path]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
+    assert_eq!(upstream.requests()[0].path, "/over-tls");
+    // Without trusting it, the client refuses the proxy.
+    let out = run(Vec::new()).await;
+    assert!(!out.status.success());
+    assert_eq!(upstream.count(), 1);
+}
