@@ -23,9 +23,28 @@ pub struct AdminTokenArgs {
     /// File holding the admin token, as created by the sidecar on first start.
     #[arg(long, global = true, default_value = "clawgate-data/admin.token")]
     pub token_file: PathBuf,
+    /// PEM CA certificate to trust for an https:// admin listener (e.g. certs/ca.pem), besides
+    /// the system's roots.
+    #[arg(long, global = true, env = "CLAWGATE_ADMIN_CA")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl AdminTokenArgs {
+    /// The HTTP client for the admin listener, trusting `--ca-cert` when given.
+    pub fn client(&self) -> Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().context("cannot build the HTTP client")
+    }
+
     pub fn load(&self) -> Result<String> {
         match &self.token {
             Some(t) => Ok(t.trim().to_string()),
@@ -62,6 +81,7 @@ impl AdminConnection {
         Ok(AdminApi {
             base: self.url.trim_end_matches('/').to_string(),
             token: self.token.load()?,
+            client: self.token.client()?,
         })
     }
 }
@@ -69,18 +89,17 @@ impl AdminConnection {
 pub struct AdminApi {
     base: String,
     token: String,
+    client: reqwest::Client,
 }
 
 impl AdminApi {
     pub async fn get(&self, path: &str) -> Result<Value> {
-        let req = reqwest::Client::new().get(format!("{}{path}", self.base));
+        let req = self.client.get(format!("{}{path}", self.base));
         self.send(req).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let req = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(body);
+        let req = self.client.post(format!("{}{path}", self.base)).json(body);
         self.send(req).await
     }
 

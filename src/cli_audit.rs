@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use http_body_util::BodyExt;
 
 use clawgate::audit::checkpoint::{NoteSigner, NoteVerifier};
 use clawgate::audit::export::{self, ExportFormat};
@@ -174,8 +173,7 @@ fn verify(source: Source, pubkey: Option<String>) -> Result<ExitCode> {
                 );
             };
             let verifier = NoteVerifier::parse(&key).context("--pubkey is not a verifier key")?;
-            let token = source.admin_token.load()?;
-            let body = fetch(&url, &token, "/v1/audit/export?format=jsonl")?;
+            let body = fetch(&url, &source.admin_token, "/v1/audit/export?format=jsonl")?;
             let bar = progress(0);
             let result = export::verify_export(BufReader::new(body), verifier, |n| {
                 if n % 4096 == 0 {
@@ -229,10 +227,9 @@ fn export_cmd(
             ExportFormat::Jsonl => "jsonl",
             ExportFormat::Ocsf => "ocsf",
         };
-        let token = source.admin_token.load()?;
         let mut body = fetch(
             &url,
-            &token,
+            &source.admin_token,
             &format!("/v1/audit/export?format={fmt}&from={from}"),
         )?;
         std::io::copy(&mut body, &mut out)?;
@@ -279,41 +276,37 @@ fn tail(db: &Path, from: Option<u64>) -> Result<ExitCode> {
     }
 }
 
-/// GET a path from a running sidecar's admin listener (with the admin token), as a
-/// blocking reader over the streamed body.
-fn fetch(base: &str, token: &str, path: &str) -> Result<impl Read + use<>> {
-    let uri: http::Uri = format!("{}{path}", base.trim_end_matches('/'))
-        .parse()
-        .with_context(|| format!("{base:?} is not a URL"))?;
+/// GET a path from a running sidecar's admin listener (with the admin token, over TLS when
+/// the URL is https), as a blocking reader over the streamed body.
+fn fetch(
+    base: &str,
+    admin: &crate::cli_admin::AdminTokenArgs,
+    path: &str,
+) -> Result<impl Read + use<>> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let token = admin.load()?;
+    let client = admin.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
-    let resp = runtime.block_on(async {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>();
-        let request = http::Request::get(uri.clone())
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())?;
-        Ok::<_, anyhow::Error>(client.request(request).await?)
-    });
-    let resp = resp.with_context(|| format!("cannot reach {uri}"))?;
+    let resp = runtime
+        .block_on(client.get(&url).bearer_auth(&token).send())
+        .with_context(|| format!("cannot reach {base}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        let body = runtime.block_on(resp.into_body().collect())?.to_bytes();
-        bail!(
-            "{uri} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let body = runtime.block_on(resp.text()).unwrap_or_default();
+        bail!("{url} answered {status}: {body}");
     }
     std::thread::spawn(move || {
         runtime.block_on(async move {
-            let mut body = resp.into_body();
-            while let Some(frame) = body.frame().await {
-                let item = frame
-                    .map_err(std::io::Error::other)
-                    .map(|f| f.into_data().unwrap_or_default());
+            let mut resp = resp;
+            loop {
+                let item = match resp.chunk().await {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => return,
+                    Err(e) => Err(std::io::Error::other(e)),
+                };
                 let failed = item.is_err();
                 if tx.send(item).is_err() || failed {
                     return;

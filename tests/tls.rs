@@ -345,3 +345,56 @@ async fn optional_client_certificates_authenticate_only_those_who_present_one() 
     assert!(decisions[0]["agent"].get("authenticated_as").is_none());
     assert_eq!(decisions[1]["agent"]["authenticated_as"], "main");
 }
+
+#[tokio::test]
+async fn the_cli_reaches_a_tls_admin_listener_with_ca_cert() {
+    let mut certs = PathBuf::new();
+    let s = start_with(|config, dir| {
+        certs = make_certs(dir);
+        config.listeners.admin.tls = Some(server_tls(&certs, false));
+        config.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex("tls-admin"));
+    })
+    .await;
+    let url = format!("https://localhost:{}", s.running.admin_addr.port());
+    let ca = certs.join("ca.pem");
+    let cli = |args: Vec<String>| {
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env_remove("CLAWGATE_ADMIN_CA")
+            .env_remove("CLAWGATE_ADMIN_TOKEN")
+            .output()
+    };
+    let with_ca = |cmd: &[&str]| {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--url".into(),
+            url.clone(),
+            "--token".into(),
+            "tls-admin".into(),
+        ]);
+        v.extend(["--ca-cert".into(), ca.display().to_string()]);
+        v
+    };
+    // The approvals API (reqwest) and the streamed audit export both go over TLS.
+    let out = cli(with_ca(&["approvals", "list"])).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(with_ca(&["audit", "export"])).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert!(export.lines().count() >= 2, "{export}");
+    // Without the CA the listener's certificate is not trusted.
+    let mut args = with_ca(&["approvals", "list"]);
+    args.truncate(args.len() - 2);
+    let out = cli(args).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach"), "{err}");
+}
