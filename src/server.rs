@@ -52,6 +52,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("egress proxy: {0}")]
+    Egress(#[from] crate::intercept::egress::EgressSetupError),
     #[error("TLS for the {listener} listener: {source}")]
     Tls {
         listener: &'static str,
@@ -257,13 +259,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ))
         .await?;
     let mcp = McpGateway::new(&config)?;
-    let egress_proxy =
-        Arc::new(
-            EgressProxy::new(&config, gate.clone()).map_err(|source| ServeError::Tls {
-                listener: "egress",
-                source,
-            })?,
-        );
+    let egress_proxy = Arc::new(EgressProxy::new(&config, gate.clone())?);
     let identities = Identities::new(&config.identities)?;
     if identities.is_empty() {
         tracing::info!("no [identities] configured: the agent listener serves loopback peers only");

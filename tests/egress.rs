@@ -967,3 +967,15 @@ async fn the_egress_listener_serves_tls_for_an_https_proxy_url() {
     assert!(!out.status.success());
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn inspection_without_a_ca_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.egress.tls_inspect = true;
+    let err = match clawgate::server::start(config).await {
+        Ok(_) => panic!("started without an inspection CA"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("egress.ca_cert"), "{err}");
+}

@@ -50,18 +50,30 @@ enum Route<'a> {
     Tunnel(&'a TunnelUpstream),
 }
 
+/// Why the egress proxy could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressSetupError {
+    #[error(
+        "egress.tls_inspect needs egress.ca_cert and egress.ca_key (`clawgate certs init --dir certs` writes them)"
+    )]
+    MissingCa,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
 impl EgressProxy {
-    pub fn new(config: &Config, gate: Arc<Gate>) -> Result<EgressProxy, crate::tls::TlsError> {
+    pub fn new(config: &Config, gate: Arc<Gate>) -> Result<EgressProxy, EgressSetupError> {
         let egress = &config.egress;
-        let inspector = match (&egress.tls_inspect, &egress.ca_cert, &egress.ca_key) {
+        let inspector = match (egress.tls_inspect, &egress.ca_cert, &egress.ca_key) {
+            (false, _, _) => None,
             (true, Some(cert), Some(key)) => Some(Inspector::new(
                 cert,
                 key,
                 &egress.extra_roots,
                 egress.pass_through.clone(),
             )?),
-            // Config validation requires both paths when inspection is on.
-            _ => None,
+            // Inspection asked for but impossible: refuse to start rather than tunnel blind.
+            (true, _, _) => return Err(EgressSetupError::MissingCa),
         };
         Ok(EgressProxy {
             gate,
@@ -327,40 +339,29 @@ impl EgressProxy {
                     let stream = destination::connect(dest, self.connect_timeout.min(timeout))
                         .await
                         .map_err(|e| e.to_string())?;
-                    let (mut sender, conn) =
-                        hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                            .await
-                            .map_err(|e| format!("HTTP handshake with the upstream failed: {e}"))?;
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "egress upstream connection ended");
-                        }
-                    });
-                    sender
+                    http1_sender(stream)
+                        .await?
                         .send_request(outgoing)
                         .await
                         .map_err(|e| format!("the upstream did not answer: {e}"))
                 }
             }
         };
-        let resp = match tokio::time::timeout_at(deadline, sent).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(message)) => {
-                forward::record_failure(
-                    self.gate.clone(),
-                    decision.id,
-                    None,
-                    who,
-                    started,
-                    message.clone(),
-                );
-                return proxy_error(StatusCode::BAD_GATEWAY, "upstream_failed", message);
-            }
-            Err(_) => {
-                let message = format!(
+        let failed = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(message)) => Err((StatusCode::BAD_GATEWAY, "upstream_failed", message)),
+            Err(_) => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
                     "the upstream did not answer within the time limit of {} ms",
                     timeout.as_millis()
-                );
+                ),
+            )),
+        };
+        let resp = match failed {
+            Ok(r) => r,
+            Err((status, code, message)) => {
                 forward::record_failure(
                     self.gate.clone(),
                     decision.id,
@@ -369,7 +370,7 @@ impl EgressProxy {
                     started,
                     message.clone(),
                 );
-                return proxy_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message);
+                return proxy_error(status, code, message);
             }
         };
         let (mut head, body) = resp.into_parts();
@@ -403,6 +404,25 @@ impl EgressProxy {
             limits.max_response_bytes,
         )
     }
+}
+
+/// An HTTP/1.1 client connection over `io` (a judged TCP stream, or TLS on one), its
+/// connection task running in the background.
+pub async fn http1_sender<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake with the upstream failed: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "egress upstream connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// `host:port` of a CONNECT request (authority form; the port is required).
