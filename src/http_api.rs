@@ -82,6 +82,16 @@ where
     read_body(req, limit, "application/json").await
 }
 
+/// Collect a JSON request body (as [`read_json_body`]) and parse it into `T` (as [`parse_json`]).
+pub async fn read_json<T, B>(req: Request<B>, limit: usize) -> Result<T, ApiError>
+where
+    T: DeserializeOwned,
+    B: http_body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    parse_json(&read_json_body(req, limit).await?)
+}
+
 /// Collect a request body of media type `mime`: 415 for any other type, 413 past `limit`.
 pub async fn read_body<B>(req: Request<B>, limit: usize, mime: &str) -> Result<Bytes, ApiError>
 where

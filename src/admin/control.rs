@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::audit::AuditEvent;
 use crate::config::Mode;
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger, reload};
-use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
+use crate::http_api::{ApiError, ResponseBody, json_response, read_json};
 use crate::server::{AppState, reload_event};
 
 #[derive(Debug, Deserialize)]
@@ -47,8 +47,9 @@ where
     if req.method() != Method::POST {
         return Err(ApiError::method_not_allowed(req.method(), "POST"));
     }
-    let body = read_json_body(req, state.config.limits.max_body_bytes).await?;
-    let wanted = parse_json::<ModeBody>(&body)?.mode;
+    let wanted = read_json::<ModeBody, _>(req, state.config.limits.max_body_bytes)
+        .await?
+        .mode;
     let previous = state.gate.mode();
     // Recorded first: a mode that loosens enforcement never takes effect unrecorded.
     let receipt = state

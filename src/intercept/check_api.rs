@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::action::{Action, ActionKind, AgentIdentity, Requester};
 use crate::gate::approval::{ApprovalView, Release, refusal_reason};
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
-use crate::http_api::{ApiError, ResponseBody, json_response, parse_json, read_json_body};
+use crate::http_api::{ApiError, ResponseBody, json_response, read_json};
 use crate::identity::Authenticated;
 
 /// The body of `POST /v1/check`: a tool call as the `before_tool_call` hook sees it.
@@ -104,8 +104,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let wait = wait_param(req.uri().query(), "wait", gate)?;
-    let body = read_json_body(req, max_body).await?;
-    let mut request = parse_json::<CheckBody>(&body)?.into_request()?;
+    let mut request = read_json::<CheckBody, _>(req, max_body)
+        .await?
+        .into_request()?;
     auth.apply_to(&mut request.agent);
     let span = tracing::info_span!(
         "check",
@@ -154,9 +155,8 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    let mut report = match read_json_body(req, max_body)
+    let mut report = match read_json::<ResultReport, _>(req, max_body)
         .await
-        .and_then(|body| parse_json::<ResultReport>(&body))
         .and_then(validate_report)
     {
         Ok(r) => r,
@@ -360,10 +360,7 @@ where
     if req.method() != Method::POST {
         return ApiError::method_not_allowed(req.method(), "POST").into_response();
     }
-    let mut body = match read_json_body(req, max_body)
-        .await
-        .and_then(|b| parse_json::<VisibleToolsBody>(&b))
-    {
+    let mut body = match read_json::<VisibleToolsBody, _>(req, max_body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
