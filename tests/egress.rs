@@ -362,15 +362,9 @@ async fn held_requests_name_the_approval_and_the_identical_retry_passes_once_app
     assert_eq!(d["action"]["http"]["body"]["version"], "1.2.3");
     assert!(d["action"]["http"]["body_sha256"].as_str().is_some());
 
-    let answer = s
-        .http
-        .post(s.admin(&format!("/v1/approvals/{approval}/decision")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"decision": "approve", "approver": "U_OPS"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    let answer = json!({"decision": "approve", "approver": "U_OPS"});
+    let (status, _) = s.answer_approval(ADMIN_TOKEN, &approval, &answer).await;
+    assert_eq!(status, 200);
 
     // Another body is another action: still held.
     let other = curl(

@@ -88,15 +88,9 @@ async fn approve_when_pending(s: &Sidecar) -> String {
             .await
             .unwrap();
         if let Some(id) = list["approvals"][0]["id"].as_str() {
-            let resp = s
-                .http
-                .post(s.admin(&format!("/v1/approvals/{id}/decision")))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({"decision": "approve", "approver": "U_ALICE"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
+            let answer = json!({"decision": "approve", "approver": "U_ALICE"});
+            let (status, _) = s.answer_approval(ADMIN_TOKEN, id, &answer).await;
+            assert_eq!(status, 200);
             return id.to_string();
         }
         assert!(Instant::now() < deadline, "no approval appeared");

@@ -64,6 +64,20 @@ impl Sidecar {
         (status, resp.json().await.unwrap())
     }
 
+    /// An operator's answer to an approval through the admin API: (status, body).
+    pub async fn answer_approval(&self, token: &str, id: &str, answer: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.admin(&format!("/v1/approvals/{id}/decision")))
+            .bearer_auth(token)
+            .json(answer)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
     /// The admin token the sidecar created in its data dir (none when config sets its hash).
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.running.state.config.admin_token_path())
