@@ -1018,39 +1018,16 @@ mod identity {
         }
     }
 
-    /// The bundle the section starts from: `CLAWGATE_BENCH_POLICY_DIR`, else `policies/`
-    /// (the source of the embedded bundle).
-    fn source_bundle() -> PathBuf {
-        std::env::var_os("CLAWGATE_BENCH_POLICY_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
-    }
-
     /// A copy of the source bundle (tests left out) with `main.rego` patched for `variant`.
     fn variant_bundle(src: &Path, out: &Path, variant: Variant) -> PathBuf {
-        std::fs::create_dir_all(out).expect("bundle dir");
-        for entry in std::fs::read_dir(src).expect("read the policy dir") {
-            let path = entry.expect("dir entry").path();
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            if !path.is_file() || name.ends_with("_test.rego") {
-                continue;
+        copy_bundle(src, out, |name, text| {
+            if name != "main.rego" {
+                return text;
             }
-            let mut text = std::fs::read_to_string(&path).expect("read a bundle file");
-            if name == "main.rego" {
-                text = patch_main(&text, variant).unwrap_or_else(|e| {
-                    panic!(
-                        "identity section: cannot patch {}: {e}; update benches/check.rs",
-                        path.display()
-                    )
-                });
-            }
-            std::fs::write(out.join(&name), text).expect("write a bundle file");
-        }
-        out.to_path_buf()
+            patch_main(&text, variant).unwrap_or_else(|e| {
+                panic!("identity section: cannot patch {name}: {e}; update benches/check.rs")
+            })
+        })
     }
 
     fn patch_main(text: &str, variant: Variant) -> Result<String, String> {

@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1 as client_http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -196,36 +196,17 @@ async fn tcp_upstream(listener: TcpListener) {
 /// above anything the bench sends (the rate layer still runs; the default 120/min for a
 /// low-risk host would refuse the bench after two seconds).
 fn bench_bundle(out: &Path) -> PathBuf {
-    let src = std::env::var_os("CLAWGATE_BENCH_POLICY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
-    std::fs::create_dir_all(out).expect("bundle dir");
-    for entry in std::fs::read_dir(&src).expect("read the policy dir") {
-        let path = entry.expect("dir entry").path();
-        let name = path.file_name().expect("file name").to_owned();
-        if path.is_file() && !name.to_string_lossy().ends_with("_test.rego") {
-            std::fs::copy(&path, out.join(name)).expect("copy a bundle file");
+    copy_bundle(&source_bundle(), out, |name, text| {
+        if name != "data.json" {
+            return text;
         }
-    }
-    let data_path = out.join("data.json");
-    let mut data: Value =
-        serde_json::from_slice(&std::fs::read(&data_path).expect("read data.json"))
-            .expect("data.json parses");
-    let c = &mut data["clawgate"];
-    c["network"]["allowed_cidrs"] = json!(["127.0.0.2/32"]);
-    c["network"]["unusual_port_rule"]["effect"] = json!("allow");
-    c["settings"]["fallback_limits"]["rate_per_minute"] = json!(1_000_000_000u32);
-    if let Some(tiers) = c["tiers"].as_object_mut() {
-        for tier in tiers.values_mut() {
-            tier["constraints"]["rate_per_minute"] = json!(1_000_000_000u32);
-        }
-    }
-    std::fs::write(
-        &data_path,
-        serde_json::to_vec_pretty(&data).expect("JSON serializes"),
-    )
-    .expect("write data.json");
-    out.to_path_buf()
+        patch_data(&text, |data| {
+            let network = &mut data["clawgate"]["network"];
+            network["allowed_cidrs"] = json!(["127.0.0.2/32"]);
+            network["unusual_port_rule"]["effect"] = json!("allow");
+            raise_rate_limits(data);
+        })
+    })
 }
 
 struct Clawgate {
@@ -383,35 +364,11 @@ async fn closed_loop(
                 .unwrap_or_else(|e| panic!("{}: cannot open a connection: {e}", route.name())),
         );
     }
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + measure;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for mut conn in conns {
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Latencies::new();
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                match conn.get().await {
-                    Ok(()) if t0 >= measure_from => tally.record(t0.elapsed()),
-                    Ok(()) => {}
-                    Err(e) => {
-                        tally.error(e);
-                        break;
-                    }
-                }
-            }
-            tally
-        }));
-    }
-    let mut total = Latencies::new();
-    for t in tasks {
-        total.merge(t.await.expect("worker panicked"));
-    }
-    total
+    closed_loop_over(conns, warmup, measure, |mut conn: Conn, _, _| async move {
+        let result = conn.get().await;
+        (conn, result)
+    })
+    .await
 }
 
 struct Row {

@@ -375,10 +375,21 @@ impl Clawgate {
             data_dir: data.path().join("data"),
             ..Config::default()
         };
-        if let Some(dir) = &s.policy_dir {
-            config.policy.dir = Some(dir.clone());
-            config.policy.watch = false;
-        }
+        // The source bundle with the rate limits raised: the shipped per-agent limits (120 a
+        // minute for a low-risk tool) would refuse the bench within its warm-up.
+        let src = s.policy_dir.clone().unwrap_or_else(source_bundle);
+        config.policy.dir = Some(copy_bundle(
+            &src,
+            &data.path().join("policy"),
+            |name, text| {
+                if name == "data.json" {
+                    patch_data(&text, raise_rate_limits)
+                } else {
+                    text
+                }
+            },
+        ));
+        config.policy.watch = false;
         if let Some(n) = cache {
             config.policy.decision_cache_entries = n;
         }
@@ -544,39 +555,16 @@ async fn closed_loop(
                 .unwrap_or_else(|e| panic!("cannot open connection: {e}")),
         );
     }
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + measure;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for (w, mut conn) in conns.into_iter().enumerate() {
+    // Each worker walks the call pool from its own offset.
+    closed_loop_over(conns, warmup, measure, move |mut conn: Conn, worker, n| {
         let pool = pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Latencies::new();
-            let mut i = w * pool.len() / concurrency;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                let call = &pool[i % pool.len()];
-                i += 1;
-                match conn.call(call).await {
-                    Ok(()) if t0 >= measure_from => tally.record(t0.elapsed()),
-                    Ok(()) => {}
-                    Err(e) => {
-                        tally.error(e);
-                        break;
-                    }
-                }
-            }
-            tally
-        }));
-    }
-    let mut total = Latencies::new();
-    for t in tasks {
-        total.merge(t.await.expect("worker panicked"));
-    }
-    total
+        async move {
+            let first = worker * pool.len() / concurrency;
+            let result = conn.call(&pool[(first + n) % pool.len()]).await;
+            (conn, result)
+        }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -711,12 +699,9 @@ fn main() {
     println!("  nginx: {nginx_note}");
     if let Some(c) = claw.as_ref().or(claw_nocache.as_ref()) {
         println!(
-            "  clawgate policy: {} bundle, revision {}, eval budget {}; tool `{}`; durable audit in a \
-             temp dir ({})",
-            s.policy_dir.as_ref().map_or_else(
-                || "embedded default".to_string(),
-                |d| d.display().to_string()
-            ),
+            "  clawgate policy: a copy of {} with the rate limits raised, revision {}, eval budget \
+             {}; tool `{}`; durable audit in a temp dir ({})",
+            s.policy_dir.clone().unwrap_or_else(source_bundle).display(),
             c.revision(),
             s.eval_timeout_ms
                 .map_or_else(|| "default".to_string(), |ms| format!("{ms} ms")),

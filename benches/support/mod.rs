@@ -218,6 +218,113 @@ impl Latencies {
     }
 }
 
+/// The policy bundle a bench starts from: `CLAWGATE_BENCH_POLICY_DIR`, else `policies/` (the
+/// source of the embedded bundle).
+#[allow(dead_code)]
+pub fn source_bundle() -> std::path::PathBuf {
+    std::env::var_os("CLAWGATE_BENCH_POLICY_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+}
+
+/// Copy a bundle without its `_test.rego` files into `out`, passing each file's name and text
+/// through `edit` (e.g. to patch `data.json` or `main.rego`).
+#[allow(dead_code)]
+pub fn copy_bundle(
+    src: &std::path::Path,
+    out: &std::path::Path,
+    edit: impl Fn(&str, String) -> String,
+) -> std::path::PathBuf {
+    std::fs::create_dir_all(out).expect("bundle dir");
+    for entry in std::fs::read_dir(src).expect("read the policy dir") {
+        let path = entry.expect("dir entry").path();
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        if !path.is_file() || name.ends_with("_test.rego") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a bundle file");
+        std::fs::write(out.join(&name), edit(&name, text)).expect("write a bundle file");
+    }
+    out.to_path_buf()
+}
+
+/// Edit a bundle's `data.json` text with `patch`.
+#[allow(dead_code)]
+pub fn patch_data(text: &str, patch: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut data: serde_json::Value = serde_json::from_str(text).expect("data.json parses");
+    patch(&mut data);
+    serde_json::to_string_pretty(&data).expect("JSON serializes")
+}
+
+/// Raise every tier's and the fallback rate limit far above what a bench sends: the rate
+/// layer still runs, but the shipped limits (5–120 a minute per agent and subject) would
+/// refuse a bench within seconds.
+#[allow(dead_code)]
+pub fn raise_rate_limits(data: &mut serde_json::Value) {
+    let c = &mut data["clawgate"];
+    c["settings"]["fallback_limits"]["rate_per_minute"] = json!(1_000_000_000u32);
+    if let Some(tiers) = c["tiers"].as_object_mut() {
+        for tier in tiers.values_mut() {
+            tier["constraints"]["rate_per_minute"] = json!(1_000_000_000u32);
+        }
+    }
+}
+
+/// A closed loop over open connections, one worker each: a worker repeats `step(conn, worker,
+/// n)` (n = its step count) until `warmup + measure` has passed; steps started after the warm-up
+/// are timed; an error is tallied and ends that worker. `step` takes the connection and hands
+/// it back, so the spawned workers own theirs.
+#[allow(dead_code)]
+pub async fn closed_loop_over<C, F, Fut>(
+    conns: Vec<C>,
+    warmup: Duration,
+    measure: Duration,
+    step: F,
+) -> Latencies
+where
+    C: Send + 'static,
+    F: Fn(C, usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (C, Result<(), String>)> + Send,
+{
+    let start = std::time::Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + measure;
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (worker, conn) in conns.into_iter().enumerate() {
+        let step = step.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Latencies::new();
+            let mut conn = conn;
+            for n in 0.. {
+                let t0 = std::time::Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let (back, result) = step(conn, worker, n).await;
+                conn = back;
+                match result {
+                    Ok(()) if t0 >= measure_from => tally.record(t0.elapsed()),
+                    Ok(()) => {}
+                    Err(e) => {
+                        tally.error(e);
+                        break;
+                    }
+                }
+            }
+            tally
+        }));
+    }
+    let mut total = Latencies::new();
+    for t in tasks {
+        total.merge(t.await.expect("worker panicked"));
+    }
+    total
+}
+
 /// One keep-alive HTTP/1.1 client connection (TCP_NODELAY, its driver spawned on the current
 /// runtime) and the `Host` header value for it.
 #[allow(dead_code)]
