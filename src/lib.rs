@@ -3,13 +3,14 @@
 
 pub mod action;
 pub mod admin;
+pub mod app;
 pub mod audit;
 pub mod config;
 pub mod gate;
 pub mod http_api;
 pub mod identity;
 pub mod intercept;
+pub mod listen;
 pub mod metrics;
-pub mod server;
 pub mod tls;
 pub mod token;

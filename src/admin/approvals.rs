@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::AdminState;
 use crate::gate::approval::signature::verify_slack;
 use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
 use crate::http_api::{
     ApiError, ResponseBody, json_response, parse_json, read_body, read_json_body,
 };
-use crate::server::AppState;
 
 /// A header's value as text, if present and visible ASCII.
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -27,12 +27,12 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn require_token(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     state.admin_token.require(headers)
 }
 
 /// Routes under `/v1/approvals` on the admin listener.
-pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+pub async fn route<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -55,7 +55,7 @@ where
     result.unwrap_or_else(ApiError::into_response)
 }
 
-async fn list<B>(state: &AppState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+async fn list<B>(state: &AdminState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
     require_token(state, req.headers())?;
     let mut status = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
@@ -91,7 +91,7 @@ async fn list<B>(state: &AppState, req: &Request<B>) -> Result<Response<Response
 }
 
 async fn show<B>(
-    state: &AppState,
+    state: &AdminState,
     req: &Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
@@ -139,7 +139,7 @@ struct SeenCallback {
 /// `POST /v1/approvals/{id}/decision`: a generic callback signed the Standard Webhooks way
 /// (channel `webhook`), or an operator with the admin token (channel `cli`).
 async fn decision<B>(
-    state: &AppState,
+    state: &AdminState,
     req: Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError>
@@ -166,7 +166,7 @@ where
             return Err(e);
         }
     }
-    let body = read_json_body(req, state.config.limits.max_body_bytes).await?;
+    let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
     if let Some(msg_id) = webhook_id {
         let Some(secret) = &state.webhook_secret else {
@@ -277,7 +277,7 @@ fn rejection(r: &AnswerRejected) -> ApiError {
 /// `POST /v1/slack/interactions`: Slack's interactivity request URL. Verifies the request
 /// signature, refuses stale and replayed requests, and applies the button's answer.
 /// Slack wants an answer within 3 seconds; everything here is local and takes milliseconds.
-pub async fn slack_interactions<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+pub async fn slack_interactions<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -290,13 +290,13 @@ where
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn slack<B>(state: &AppState, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
+async fn slack<B>(state: &AdminState, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let approvals = state.gate.approvals();
-    let Some(secret) = &state.config.notify.slack.signing_secret else {
+    let Some(secret) = &state.slack_signing_secret else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "slack_not_configured",
@@ -305,12 +305,7 @@ where
     };
     let headers = req.headers().clone();
     let header = |name: &str| header_string(&headers, name);
-    let body: Bytes = read_body(
-        req,
-        state.config.limits.max_body_bytes,
-        "application/x-www-form-urlencoded",
-    )
-    .await?;
+    let body: Bytes = read_body(req, state.max_body, "application/x-www-form-urlencoded").await?;
     let (Some(ts), Some(sig)) = (
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),

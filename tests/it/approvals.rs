@@ -212,7 +212,7 @@ impl Env {
     }
 
     fn approval_events(&self) -> Vec<Value> {
-        audit_entries(self.s.running.state.audit(), "approval")
+        audit_entries(self.s.running.audit(), "approval")
     }
 
     fn events(&self, event: &str) -> Vec<Value> {
@@ -299,7 +299,7 @@ async fn slack_approval_releases_the_held_check_and_updates_the_message() {
     let answer = &e.events("answer")[0];
     assert_eq!(answer["approver"], "U_ALICE");
     assert_eq!(answer["channel"], "slack");
-    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let decisions = audit_entries(e.s.running.audit(), "decision");
     let last = decisions.last().unwrap();
     assert_eq!(last["decision"], "allow");
     assert_eq!(last["approval_id"], id.as_str());
@@ -718,8 +718,8 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
     let e = env().await;
     let id = e.pending("write", json!({"path": "g"})).await;
     let quick = e.pending("quick", json!({"n": 1})).await;
-    let data = e.s.running.state.config.data_dir.clone();
-    let policy = e.s.running.state.config.policy.dir.clone();
+    let data = e.s.running.config.data_dir.clone();
+    let policy = e.s.running.config.policy.dir.clone();
     let crate::common::Sidecar { running, dir, .. } = e.s;
     running.shutdown(Duration::from_secs(5)).await;
     // Down for longer than `quick` lives.

@@ -28,11 +28,11 @@ async fn toy(checkpoint_every: u64) -> crate::common::Sidecar {
 }
 
 fn db_path(s: &crate::common::Sidecar) -> PathBuf {
-    s.running.state.config.audit_path()
+    s.running.config.audit_path()
 }
 
 fn verifier(s: &crate::common::Sidecar) -> NoteVerifier {
-    NoteVerifier::parse(s.running.state.audit().verifier_key()).unwrap()
+    NoteVerifier::parse(s.running.audit().verifier_key()).unwrap()
 }
 
 fn entries(reader: &AuditReader) -> Vec<Value> {
@@ -165,7 +165,7 @@ async fn concurrent_writers_produce_a_gap_free_verified_chain() {
     seqs.dedup();
     assert_eq!(seqs.len(), 400, "every decision has its own entry");
     // Group commit batched them: far fewer write transactions than entries.
-    let health = s.running.state.audit().health().clone();
+    let health = s.running.audit().health().clone();
     assert!(health.batches() < 400, "batches: {}", health.batches());
 
     let v = verifier(&s);
@@ -198,7 +198,7 @@ async fn an_audit_log_that_cannot_be_written_denies_and_fails_readiness() {
     let (_, before) = s.check("read", json!({})).await;
     assert_eq!(before["decision"], "allow");
     // Closing the log makes every append fail, as a dead disk would.
-    s.running.state.audit().close().await;
+    s.running.audit().close().await;
     let (code, after) = s.check("read", json!({})).await;
     assert_eq!(code, 200);
     assert_eq!(after["decision"], "deny", "{after}");

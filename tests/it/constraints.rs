@@ -67,7 +67,7 @@ async fn fifty_concurrent_checks_get_exactly_the_buckets_worth() {
             .contains("rate limit agent:main:read of 10 per minute"),
         "{denied}"
     );
-    let recorded = audit_entries(s.running.state.audit(), "decision");
+    let recorded = audit_entries(s.running.audit(), "decision");
     assert_eq!(recorded.len(), 50);
     assert_eq!(
         recorded.iter().filter(|e| e["decision"] == "deny").count(),
@@ -99,7 +99,7 @@ async fn concurrent_actions_are_counted_until_their_results_arrive() {
     assert_eq!(resp.status().as_u16(), 200);
     let again = concurrent_checks(&s, "slow", 5).await;
     assert_eq!(count(&again, "allow"), 1);
-    let deny_entries = audit_entries(s.running.state.audit(), "decision")
+    let deny_entries = audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["decision"] == "deny")
         .count();

@@ -132,7 +132,7 @@ async fn curl(s: &Sidecar, args: &[&str]) -> Curl {
 }
 
 fn decisions(s: &Sidecar, kind: &str) -> Vec<Value> {
-    audit_entries(s.running.state.audit(), "decision")
+    audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["action"]["kind"] == kind)
         .collect()
@@ -142,7 +142,7 @@ fn decisions(s: &Sidecar, kind: &str) -> Vec<Value> {
 async fn results(s: &Sidecar, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = audit_entries(s.running.state.audit(), "result");
+        let found = audit_entries(s.running.audit(), "result");
         if found.len() >= n {
             return found;
         }
@@ -739,7 +739,7 @@ fn assert_canary_denied(s: &Sidecar, report: &Value, who: Option<&str>) {
         .unwrap()
         .parse()
         .unwrap();
-    let all = audit_entries(s.running.state.audit(), "decision");
+    let all = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter().any(|d| d["decision"] == "deny"
             && d["action"]["dest"]["port"] == port
@@ -799,7 +799,7 @@ async fn openclaw_proxy_validate_passes_against_the_egress_proxy() {
     assert_validated(code, &report, &text, &allowed_url);
     assert_eq!(upstream.count(), 1, "{text}");
     // Both checks were decided and recorded.
-    let all: Vec<Value> = audit_entries(s.running.state.audit(), "decision");
+    let all: Vec<Value> = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter()
             .any(|d| d["decision"] == "allow" && d["action"]["dest"]["host"] == "allowed.test"),
@@ -888,7 +888,7 @@ async fn openclaw_proxy_validate_with_identity_credentials() {
     assert_eq!((code, &report["ok"]), (1, &json!(false)), "{text}");
     let allowed = check(&report, "allowed");
     assert_eq!(allowed["ok"], false, "{text}");
-    let all = audit_entries(s.running.state.audit(), "decision");
+    let all = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter()
             .all(|d| d["agent"]["authenticated_as"].is_string()),
@@ -965,7 +965,7 @@ async fn inspection_without_a_ca_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::common::test_config(dir.path());
     config.egress.tls_inspect = true;
-    let err = match clawgate::server::start(config).await {
+    let err = match clawgate::app::start(config).await {
         Ok(_) => panic!("started without an inspection CA"),
         Err(e) => e.to_string(),
     };

@@ -82,7 +82,7 @@ async fn unauthenticated_and_wrong_tokens_are_refused_before_anything_is_decided
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
+    assert!(audit_entries(s.running.audit(), "decision").is_empty());
 }
 
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn a_valid_token_is_the_authenticated_identity_in_the_audit_log() {
     let (code, answer, _) = check_as(&s, Some(CI_TOKEN), &body).await;
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["decision"], "allow", "{answer}");
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert_eq!(decisions.len(), 1);
     assert_eq!(
         decisions[0]["agent"]["authenticated_as"], "ci",
@@ -115,7 +115,7 @@ async fn a_valid_token_is_the_authenticated_identity_in_the_audit_log() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let results = audit_entries(s.running.state.audit(), "result");
+    let results = audit_entries(s.running.audit(), "result");
     assert_eq!(results[0]["authenticated_as"], "ci");
 }
 
@@ -174,7 +174,7 @@ async fn out_of_scope_actions_are_denied_naming_the_scope_and_audited() {
         "{env}"
     );
 
-    let denied: Vec<Value> = audit_entries(s.running.state.audit(), "decision")
+    let denied: Vec<Value> = audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["decision"] == "deny")
         .collect();
@@ -288,7 +288,7 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
 
     // CLI: back to enforce.
     let url = s.admin("");
-    let token_file = s.running.state.config.admin_token_path();
+    let token_file = s.running.config.admin_token_path();
     let token_file = token_file.to_str().unwrap();
     let (code, out) = cli(&[
         "mode",
@@ -355,7 +355,7 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
 
-    let audit = s.running.state.audit();
+    let audit = s.running.audit();
     let modes: Vec<(Value, Value)> = audit_entries(audit, "mode")
         .iter()
         .map(|e| (e["from"].clone(), e["to"].clone()))

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditLog, events};
 use crate::config::ApprovalConfig;
 use crate::gate::policy::{ApprovalSpec, Risk};
 pub use model::{
@@ -554,10 +554,10 @@ impl Approvals {
     async fn reject(&self, id: &str, input: &AnswerInput, why: AnswerRejected) -> AnswerRejected {
         tracing::warn!(approval_id = id, approver = %input.approver, channel = input.channel.as_str(),
             reason = %why, "approval answer rejected");
-        let event = AuditEvent::new(
-            "approval",
+        let event = events::approval(
             json!({"event": "answer_rejected", "approval_id": id, "approver": input.approver,
                 "vote": input.vote, "channel": input.channel, "why": why.to_string(), "code": why.code()}),
+            None,
         );
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(approval_id = id, error = %e, "could not record a rejected answer");
@@ -573,9 +573,9 @@ impl Approvals {
         approval_id: Option<&str>,
         why: &str,
     ) {
-        let event = AuditEvent::new(
-            "approval",
+        let event = events::approval(
             json!({"event": "callback_rejected", "channel": channel, "approval_id": approval_id, "why": why}),
+            None,
         );
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "could not record a refused callback");
@@ -733,7 +733,7 @@ impl Approvals {
     }
 
     async fn record(&self, req: &ApprovalRequest, fields: Value) -> Result<(), ApprovalError> {
-        let event = AuditEvent::new("approval", fields).with_run(req.run_id.as_deref());
+        let event = events::approval(fields, req.run_id.as_deref());
         self.audit
             .append(event)
             .await

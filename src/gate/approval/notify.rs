@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::model::{ApprovalStatus, ApprovalView, now_ms, rfc3339};
 use super::signature::{SignatureError, WebhookSecret};
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditLog;
 use crate::config::NotifyConfig;
 
 /// Deliveries with a request open at once. More wait their turn in the background, so a
@@ -357,7 +357,7 @@ impl Inner {
     }
 
     async fn record(&self, approval_id: &str, run_id: Option<&str>, fields: Value) {
-        let event = AuditEvent::new("approval", fields).with_run(run_id);
+        let event = crate::audit::events::approval(fields, run_id);
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(approval_id, error = %e, "approval notification outcome not recorded");
         }

@@ -7,8 +7,8 @@ pub mod receiver;
 
 use std::path::{Path, PathBuf};
 
+use clawgate::app::{self, Running};
 use clawgate::config::Config;
-use clawgate::server::{self, Running};
 use serde_json::{Value, json};
 
 pub struct Sidecar {
@@ -31,7 +31,7 @@ pub async fn start_with(edit: impl FnOnce(&mut Config, &Path)) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     edit(&mut config, dir.path());
-    let running = server::start(config).await.expect("sidecar starts");
+    let running = app::start(config).await.expect("sidecar starts");
     Sidecar {
         running,
         dir,
@@ -80,7 +80,7 @@ impl Sidecar {
 
     /// The admin token the sidecar created in its data dir (none when config sets its hash).
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.running.state.config.admin_token_path())
+        std::fs::read_to_string(self.running.config.admin_token_path())
             .unwrap_or_default()
             .trim()
             .to_string()
