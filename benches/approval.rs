@@ -47,8 +47,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
 use clawgate::admin::auth::AdminToken;
+use clawgate::approvers::slack::slack_signature;
+use clawgate::approvers::webhook::WebhookSecret;
 use clawgate::config::Config;
-use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
 
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SLACK_SECRET: &str = "bench-slack-signing-secret";

@@ -12,13 +12,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState, auth::AdminToken};
+use crate::approvers::webhook::WebhookSecret;
+use crate::approvers::{Notifier, NotifyError};
 use crate::audit::redact::Redactor;
 use crate::audit::{AuditError, AuditLog, AuditOptions, events};
 use crate::config::Config;
 use crate::gate::Gate;
-use crate::gate::approval::notify::NotifyError;
-use crate::gate::approval::signature::WebhookSecret;
-use crate::gate::approval::{ApprovalSettings, Approvals, Notifier};
+use crate::gate::approval::{ApprovalSettings, Approvals};
 use crate::gate::policy::watch::{ReloadTrigger, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::identity::Identities;
@@ -56,7 +56,7 @@ pub enum ServeError {
     #[error("approval notifications: {0}")]
     Notify(#[from] NotifyError),
     #[error("notify.webhook.secret: {0}")]
-    WebhookSecret(#[source] crate::gate::approval::signature::SignatureError),
+    WebhookSecret(#[source] crate::approvers::SignatureError),
     #[error("cannot watch policy directory {path}: {source}")]
     Watch {
         path: PathBuf,
@@ -168,11 +168,11 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             &config.approvals_path(),
             ApprovalSettings::from(&config.approval),
             audit.clone(),
-            Notifier::new(
+            Arc::new(Notifier::new(
                 &config.notify,
                 audit.clone(),
                 admin_public_url(&config, admin_addr),
-            )?,
+            )?),
         )
         .await?,
     );

@@ -838,7 +838,7 @@ impl Config {
             }
         }
         if let Some(secret) = &n.webhook.secret
-            && crate::gate::approval::signature::WebhookSecret::parse(secret).is_err()
+            && crate::approvers::webhook::WebhookSecret::parse(secret).is_err()
         {
             problems.push(ConfigProblem {
                 key: "notify.webhook.secret".into(),

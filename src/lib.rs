@@ -4,6 +4,7 @@
 pub mod action;
 pub mod admin;
 pub mod app;
+pub mod approvers;
 pub mod audit;
 pub mod config;
 pub mod gate;

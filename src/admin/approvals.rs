@@ -9,11 +9,16 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::AdminState;
-use crate::gate::approval::signature::verify_slack;
+use crate::approvers::signature::MAX_SKEW_S;
+use crate::approvers::slack::{BlockAction, InteractionError, verify_slack};
 use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
 use crate::http_api::{
     ApiError, ResponseBody, json_response, parse_json, read_body, read_json_body,
 };
+
+/// How long a callback's key is remembered against replays: twice the signature window, since
+/// anything older is refused as stale before it is looked up.
+const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2 * MAX_SKEW_S as u64);
 
 /// A header's value as text, if present and visible ASCII.
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -227,7 +232,7 @@ where
         channel,
         reason: parsed.reason,
         action_hash: parsed.action_hash,
-        slack_response_url: None,
+        reply_handle: None,
     };
     let (status, response) = match approvals.answer(id, input).await {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
@@ -247,7 +252,7 @@ where
         };
         let bytes = serde_json::to_vec(&seen).unwrap_or_default();
         approvals
-            .remember_callback(&key, bytes)
+            .remember_callback(&key, bytes, REPLAY_WINDOW)
             .await
             .map_err(unavailable)?;
     }
@@ -341,7 +346,7 @@ where
         ));
     }
     approvals
-        .remember_callback(&key, Vec::new())
+        .remember_callback(&key, Vec::new(), REPLAY_WINDOW)
         .await
         .map_err(unavailable)?;
     let action = parse_block_action(&body)?;
@@ -351,7 +356,7 @@ where
         channel: Channel::Slack,
         reason: None,
         action_hash: None,
-        slack_response_url: action.response_url,
+        reply_handle: action.response_url,
     };
     // Slack shows nothing for a block_actions response body; the message update through
     // response_url (sent when the approval resolves) is what approvers see. The body still
@@ -376,59 +381,13 @@ where
     ))
 }
 
-struct BlockAction {
-    user_id: String,
-    vote: Vote,
-    approval_id: String,
-    response_url: Option<String>,
-}
-
-/// Read the approve/deny click out of Slack's form-encoded `payload`.
+/// Slack's click as the approval service takes it; a payload it cannot read is a 400.
 fn parse_block_action(body: &[u8]) -> Result<BlockAction, ApiError> {
-    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m.to_string());
-    let payload = form_urlencoded::parse(body)
-        .find(|(k, _)| k == "payload")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| bad("the form has no payload field"))?;
-    let payload: Value = serde_json::from_str(&payload).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("payload is not valid JSON: {e}"),
-        )
-    })?;
-    if payload["type"] != "block_actions" {
-        return Err(bad(
-            "only block_actions payloads (button clicks) are handled",
-        ));
-    }
-    let user_id = payload["user"]["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("payload.user.id is missing"))?
-        .to_string();
-    let action = payload["actions"]
-        .as_array()
-        .and_then(|a| a.first())
-        .ok_or_else(|| bad("payload.actions is empty"))?;
-    let vote = match action["action_id"].as_str() {
-        Some("approve") => Vote::Approve,
-        Some("deny") => Vote::Deny,
-        _ => return Err(bad("payload.actions[0].action_id must be approve or deny")),
-    };
-    let approval_id = action["value"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("payload.actions[0].value (the approval id) is missing"))?
-        .to_string();
-    let response_url = payload["response_url"]
-        .as_str()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .map(str::to_string);
-    Ok(BlockAction {
-        user_id,
-        vote,
-        approval_id,
-        response_url,
+    BlockAction::parse(body).map_err(|e| {
+        let code = match e {
+            InteractionError::MalformedJson(_) => "malformed_json",
+            InteractionError::Invalid(_) => "invalid_request",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
     })
 }

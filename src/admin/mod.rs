@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
+use crate::approvers::webhook::WebhookSecret;
 use crate::audit::AuditLog;
 use crate::gate::Gate;
-use crate::gate::approval::signature::WebhookSecret;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 

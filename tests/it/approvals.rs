@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::receiver::{Receiver, Recorded, Reply};
 use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
-use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
+use clawgate::approvers::slack::slack_signature;
+use clawgate::approvers::webhook::WebhookSecret;
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "test-slack-signing-secret";

@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clawgate::action::Requester;
+use clawgate::approvers::webhook::WebhookSecret;
+use clawgate::approvers::{Notifier, NotifyError, SignatureError};
 use clawgate::audit::redact::Redactor;
 use clawgate::audit::{AuditLog, AuditOptions};
 use clawgate::config::NotifyConfig;
-use clawgate::gate::approval::notify::NotifyError;
-use clawgate::gate::approval::signature::{SignatureError, WebhookSecret};
 use clawgate::gate::approval::{
-    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, Channel, Notifier, Vote,
+    Answer, ApprovalBinding, ApprovalListener, ApprovalRequest, ApprovalStatus, Channel, Vote,
 };
 use clawgate::gate::policy::Risk;
 use serde_json::{Value, json};
@@ -90,7 +90,7 @@ fn request(n: u32) -> ApprovalRequest {
         answers: vec![],
         resolved_ms: None,
         first_used_ms: None,
-        slack_response_urls: vec![],
+        reply_handles: vec![],
     }
 }
 

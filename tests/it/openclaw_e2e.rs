@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::openclaw::{Turn, agent_turn};
 use crate::common::receiver::{Receiver, Reply};
 use crate::common::{BIN, Sidecar, audit_entries, start_with, write_bundle};
-use clawgate::gate::approval::signature::slack_signature;
+use clawgate::approvers::slack::slack_signature;
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "e2e-slack-signing-secret";

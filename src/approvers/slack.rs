@@ -1,30 +1,18 @@
-//! Approval notifications: a Block Kit message in Slack with Approve and Deny buttons,
-//! replaced in place once the approval resolves, and signed Standard Webhooks events for any
-//! other system.
+//! Slack: the Block Kit message announcing an approval (with Approve and Deny buttons) and
+//! the one replacing it once resolved, Slack's request signing (`X-Slack-Signature`) for
+//! interactivity callbacks, and reading the button click out of such a callback.
 //!
-//! Notifying never slows the gate: `requested` and `resolved` only spawn tasks. Each delivery
-//! is retried with capped, jittered exponential backoff, and its outcome is an audit entry.
-//! Slack webhook URLs and `response_url`s are credentials, so they never reach logs or the
-//! audit log.
+//! A `response_url` from a button click is a reply handle: the approval rules keep it as
+//! opaque data and hand it back when the approval resolves.
 
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use reqwest::Url;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use hmac::Mac;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
-use super::model::{ApprovalStatus, ApprovalView, now_ms, rfc3339};
-use super::signature::{SignatureError, WebhookSecret};
-use crate::audit::AuditLog;
-use crate::config::NotifyConfig;
+use super::signature::{SignatureError, check_skew, mac};
+use crate::gate::approval::{ApprovalStatus, ApprovalView, Vote};
 
-/// Deliveries with a request open at once. More wait their turn in the background, so a
-/// flood of approvals cannot open unbounded connections.
-const MAX_IN_FLIGHT: usize = 64;
 /// Slack's limit on the text of a section, a context element or the top-level fallback we
 /// send (their documented limit is 3000 characters; counted here in UTF-16 units, which is
 /// never fewer).
@@ -39,457 +27,35 @@ pub const ACTIONS_BLOCK_ID: &str = "clawgate_approval";
 const NAME_MAX: usize = 200;
 /// Longest single reason shown, so one long reason does not push out all others.
 const REASON_MAX: usize = 500;
-/// How much of an error response's body is kept to explain a failure.
-const ERROR_BODY_MAX: usize = 200;
-
-const REQUESTED: &str = "approval.requested";
-const RESOLVED: &str = "approval.resolved";
-
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    #[error(
-        "notify.webhook.url is set but notify.webhook.secret is not: outgoing webhook events \
-         must be signed; set notify.webhook.secret (or CLAWGATE_WEBHOOK_SECRET) to a whsec_ secret"
-    )]
-    MissingWebhookSecret,
-    #[error("notify.webhook.secret: {0}")]
-    WebhookSecret(#[from] SignatureError),
-    // The URL itself is left out: a Slack webhook URL is a secret.
-    #[error("{0} is not a valid http(s) URL")]
-    Url(&'static str),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+/// Slack's signature of a request: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`.
+pub fn slack_signature(signing_secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut m = mac(signing_secret.as_bytes());
+    m.update(b"v0:");
+    m.update(timestamp.as_bytes());
+    m.update(b":");
+    m.update(body);
+    format!("v0={}", hex::encode(m.finalize().into_bytes()))
 }
 
-/// Sends approval notifications. Cheap to clone; clones share the HTTP client and the bound on
-/// concurrent deliveries.
-#[derive(Clone)]
-pub struct Notifier {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for Notifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifier")
-            .field("channels", &self.channels())
-            .finish_non_exhaustive()
-    }
-}
-
-struct Inner {
-    http: reqwest::Client,
-    slack_url: Option<Url>,
-    webhook: Option<(Url, WebhookSecret)>,
-    callback_base: String,
-    audit: Arc<AuditLog>,
-    retry: Retry,
-    in_flight: Semaphore,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    max_attempts: u32,
-    initial: Duration,
-    max: Duration,
-}
-
-impl Retry {
-    /// Delay after the `failures`-th failed attempt: `initial * 2^(failures-1)` capped at `max`,
-    /// then "equal jitter" (a random point in its upper half) so that receivers coming back
-    /// up are not hit by every sender at the same instant.
-    fn backoff(&self, failures: u32) -> Duration {
-        let exp = failures.saturating_sub(1).min(31);
-        let base = self.initial.saturating_mul(1 << exp).min(self.max);
-        let base_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX);
-        let half = base_ms / 2;
-        // Without randomness the delay is still correct, only not spread out.
-        let jitter = getrandom::u64()
-            .map(|r| r % (base_ms - half + 1))
-            .unwrap_or(base_ms - half);
-        Duration::from_millis(half + jitter)
-    }
-}
-
-/// One message to one receiver, retried as a unit.
-struct Delivery {
-    approval_id: String,
-    run_id: Option<String>,
-    /// `slack`, `webhook` or `slack_update` (the audit entry's `channel`).
-    channel: &'static str,
-    /// `approval.requested` or `approval.resolved`.
-    notification: &'static str,
-    url: Url,
-    body: Bytes,
-    /// The Standard Webhooks message id: one per message, the same on every attempt so the
-    /// receiver can deduplicate retries. `None` for Slack.
-    webhook_id: Option<String>,
-}
-
-enum Attempt {
-    Delivered(u16),
-    Retry {
-        status: Option<u16>,
-        error: String,
-        after: Option<Duration>,
-    },
-    Fatal {
-        status: Option<u16>,
-        error: String,
-    },
-}
-
-impl Notifier {
-    /// `callback_base` is the admin listener base URL (e.g. `http://127.0.0.1:9482`), used
-    /// for `decision_url` in generic webhook events.
-    pub fn new(
-        cfg: &NotifyConfig,
-        audit: Arc<AuditLog>,
-        callback_base: String,
-    ) -> Result<Notifier, NotifyError> {
-        let slack_url = cfg
-            .slack
-            .webhook_url
-            .as_deref()
-            .map(|u| http_url(u, "notify.slack.webhook_url"))
-            .transpose()?;
-        let webhook = match (&cfg.webhook.url, &cfg.webhook.secret) {
-            (None, _) => None,
-            (Some(_), None) => return Err(NotifyError::MissingWebhookSecret),
-            (Some(url), Some(secret)) => Some((
-                http_url(url, "notify.webhook.url")?,
-                WebhookSecret::parse(secret)?,
-            )),
-        };
-        let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A signed event must reach the configured receiver, not wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("clawgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::Client(e.without_url().to_string()))?;
-        Ok(Notifier {
-            inner: Arc::new(Inner {
-                http,
-                slack_url,
-                webhook,
-                callback_base: callback_base.trim_end_matches('/').to_string(),
-                audit,
-                retry: Retry {
-                    max_attempts: cfg.max_attempts.max(1),
-                    initial: Duration::from_millis(cfg.initial_backoff_ms),
-                    max: Duration::from_millis(cfg.max_backoff_ms),
-                },
-                in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            }),
-        })
-    }
-
-    /// Which channels are configured: `slack`, `webhook`; empty when none.
-    pub fn channels(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.inner.slack_url.is_some() {
-            out.push("slack");
-        }
-        if self.inner.webhook.is_some() {
-            out.push("webhook");
-        }
-        out
-    }
-
-    /// Announce a new approval: the Slack message with buttons and the `approval.requested`
-    /// event. Returns at once; delivery happens in the background.
-    pub fn requested(&self, view: &ApprovalView) {
-        if self.channels().is_empty() {
-            return;
-        }
-        self.spawn(view.clone(), Vec::new(), REQUESTED);
-    }
-
-    /// Announce the outcome: replace each Slack message through its `response_url` and send
-    /// the `approval.resolved` event. Returns at once; delivery happens in the background.
-    pub fn resolved(&self, view: &ApprovalView, slack_response_urls: &[String]) {
-        if self.inner.webhook.is_none() && slack_response_urls.is_empty() {
-            return;
-        }
-        self.spawn(view.clone(), slack_response_urls.to_vec(), RESOLVED);
-    }
-
-    /// Building messages (pretty-printing arguments) also happens off the caller's task.
-    fn spawn(&self, view: ApprovalView, response_urls: Vec<String>, notification: &'static str) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(approval_id = %view.id, notification, "no async runtime; approval notification not sent");
-            return;
-        };
-        let inner = self.inner.clone();
-        rt.spawn(async move {
-            let deliveries = inner.deliveries(&view, &response_urls, notification).await;
-            for d in deliveries {
-                let inner = inner.clone();
-                tokio::spawn(async move { inner.deliver(d).await });
-            }
-        });
-    }
-}
-
-fn http_url(s: &str, key: &'static str) -> Result<Url, NotifyError> {
-    match Url::parse(s.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
-        _ => Err(NotifyError::Url(key)),
-    }
-}
-
-impl Inner {
-    async fn deliveries(
-        &self,
-        view: &ApprovalView,
-        response_urls: &[String],
-        notification: &'static str,
-    ) -> Vec<Delivery> {
-        let delivery = |channel, url: Url, body: Value, webhook_id| Delivery {
-            approval_id: view.id.clone(),
-            run_id: view.run_id.clone(),
-            channel,
-            notification,
-            url,
-            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-            webhook_id,
-        };
-        let mut out = Vec::new();
-        if notification == REQUESTED {
-            if let Some(url) = &self.slack_url {
-                out.push(delivery(
-                    "slack",
-                    url.clone(),
-                    slack_request_message(view),
-                    None,
-                ));
-            }
-        } else {
-            let message = slack_resolved_message(view);
-            for raw in response_urls {
-                match Url::parse(raw) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
-                        out.push(delivery("slack_update", url, message.clone(), None));
-                    }
-                    // Nothing to send to; still an outcome worth recording.
-                    _ => {
-                        self.audit.metrics().notification_failed("slack_update");
-                        self.record(
-                            view.id.as_str(),
-                            view.run_id.as_deref(),
-                            json!({"event": "notify_failed", "approval_id": view.id,
-                                   "channel": "slack_update", "notification": notification,
-                                   "attempts": 0, "error": "response_url is not an http(s) URL"}),
-                        )
-                        .await;
-                    }
-                }
-            }
-        }
-        if let Some((url, _)) = &self.webhook {
-            let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-            out.push(delivery(
-                "webhook",
-                url.clone(),
-                webhook_event(notification, view, &self.callback_base),
-                Some(id),
-            ));
-        }
-        out
-    }
-
-    async fn deliver(&self, d: Delivery) {
-        let mut attempts = 0;
-        let outcome = loop {
-            attempts += 1;
-            match self.attempt(&d).await {
-                Attempt::Delivered(status) => break Ok(status),
-                Attempt::Fatal { status, error } => break Err((status, error)),
-                Attempt::Retry {
-                    status,
-                    error,
-                    after,
-                } => {
-                    if attempts >= self.retry.max_attempts {
-                        break Err((status, error));
-                    }
-                    let delay = match after {
-                        Some(after) => after.min(self.retry.max),
-                        None => self.retry.backoff(attempts),
-                    };
-                    tracing::debug!(approval_id = %d.approval_id, channel = d.channel, attempts,
-                        ?status, %error, delay_ms = delay.as_millis() as u64, "approval notification will be retried");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        };
-        let mut fields = json!({
-            "approval_id": d.approval_id,
-            "channel": d.channel,
-            "notification": d.notification,
-            "attempts": attempts,
-        });
-        match outcome {
-            Ok(status) => {
-                tracing::info!(approval_id = %d.approval_id, channel = d.channel, attempts, status,
-                    "approval notification delivered");
-                fields["event"] = json!("notified");
-                fields["status"] = json!(status);
-            }
-            Err((status, error)) => {
-                tracing::warn!(approval_id = %d.approval_id, channel = d.channel, attempts, ?status,
-                    %error, "approval notification failed");
-                self.audit.metrics().notification_failed(d.channel);
-                fields["event"] = json!("notify_failed");
-                fields["error"] = json!(error);
-                if let Some(status) = status {
-                    fields["status"] = json!(status);
-                }
-            }
-        }
-        if let Some(id) = &d.webhook_id {
-            fields["webhook_id"] = json!(id);
-        }
-        self.record(&d.approval_id, d.run_id.as_deref(), fields)
-            .await;
-    }
-
-    async fn record(&self, approval_id: &str, run_id: Option<&str>, fields: Value) {
-        let event = crate::audit::events::approval(fields, run_id);
-        if let Err(e) = self.audit.append(event).await {
-            tracing::error!(approval_id, error = %e, "approval notification outcome not recorded");
-        }
-    }
-
-    async fn attempt(&self, d: &Delivery) -> Attempt {
-        // Held only while a request is open, not during backoff.
-        let Ok(_permit) = self.in_flight.acquire().await else {
-            return Attempt::Fatal {
-                status: None,
-                error: "notifier shut down".into(),
-            };
-        };
-        let mut req = self
-            .http
-            .post(d.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(d.body.clone());
-        if let (Some(id), Some((_, secret))) = (&d.webhook_id, &self.webhook) {
-            // Timestamp and signature are per attempt; the id stays.
-            let ts = chrono::Utc::now().timestamp();
-            req = req
-                .header("webhook-id", id.as_str())
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", secret.sign(id, ts, &d.body));
-        }
-        let mut resp = match req.send().await {
-            Ok(resp) => resp,
-            Err(e) if e.is_builder() => {
-                return Attempt::Fatal {
-                    status: None,
-                    error: describe(e, &d.url),
-                };
-            }
-            // Connect errors, timeouts and broken connections are all worth another try.
-            Err(e) => {
-                return Attempt::Retry {
-                    status: None,
-                    error: describe(e, &d.url),
-                    after: None,
-                };
-            }
-        };
-        let status = resp.status();
-        let code = status.as_u16();
-        if status.is_success() {
-            return Attempt::Delivered(code);
-        }
-        let after = retry_after(resp.headers());
-        let error = match error_body(&mut resp).await {
-            Some(body) => format!("HTTP {code}: {body}"),
-            None => format!("HTTP {code}"),
-        };
-        if code == 429 || status.is_server_error() {
-            Attempt::Retry {
-                status: Some(code),
-                error,
-                after: if code == 429 { after } else { None },
-            }
-        } else {
-            Attempt::Fatal {
-                status: Some(code),
-                error,
-            }
-        }
-    }
-}
-
-/// An error without the URL (reqwest puts it in its message; for Slack it is a secret).
-fn describe(e: reqwest::Error, url: &Url) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut msg = if timeout {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    // Belt and braces: no layer below may echo the URL either.
-    msg.replace(url.as_str(), "[url]")
-}
-
-/// `Retry-After` in seconds (the HTTP-date form falls back to our own backoff).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
-}
-
-/// The start of an error response's body (Slack says why there, e.g. `invalid_blocks`),
-/// printable characters only.
-async fn error_body(resp: &mut reqwest::Response) -> Option<String> {
-    let mut buf = Vec::new();
-    while buf.len() < ERROR_BODY_MAX * 4 {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    let text: String = String::from_utf8_lossy(&buf)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(ERROR_BODY_MAX)
-        .collect();
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
-}
-
-/// The generic webhook event: `{"type", "timestamp", "data": view + decision_url}`.
-pub fn webhook_event(kind: &str, view: &ApprovalView, callback_base: &str) -> Value {
-    let mut data = serde_json::to_value(view).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut data {
-        m.insert(
-            "decision_url".into(),
-            json!(format!(
-                "{}/v1/approvals/{}/decision",
-                callback_base.trim_end_matches('/'),
-                view.id
-            )),
-        );
-    }
-    json!({"type": kind, "timestamp": rfc3339(now_ms()), "data": data})
+/// Verify `X-Slack-Signature` against `X-Slack-Request-Timestamp` and the raw body.
+pub fn verify_slack(
+    signing_secret: &str,
+    timestamp: &str,
+    body: &[u8],
+    signature: &str,
+    now_unix: i64,
+) -> Result<(), SignatureError> {
+    check_skew(timestamp, now_unix)?;
+    let tag = signature
+        .strip_prefix("v0=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(SignatureError::Malformed("X-Slack-Signature"))?;
+    let mut m = mac(signing_secret.as_bytes());
+    m.update(b"v0:");
+    m.update(timestamp.trim().as_bytes());
+    m.update(b":");
+    m.update(body);
+    m.verify_slice(&tag).map_err(|_| SignatureError::Mismatch)
 }
 
 /// The Slack message announcing an approval request, with Approve and Deny buttons whose
@@ -807,41 +373,77 @@ fn units(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
+/// An approve or deny click, read from Slack's interactivity request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockAction {
+    pub user_id: String,
+    pub vote: Vote,
+    pub approval_id: String,
+    /// Where to replace the message once the approval resolves (a reply handle).
+    pub response_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InteractionError {
+    #[error("payload is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl BlockAction {
+    /// Read the click out of Slack's form-encoded `payload` (a `block_actions` payload whose
+    /// first action is our approve or deny button, carrying the approval id).
+    pub fn parse(body: &[u8]) -> Result<BlockAction, InteractionError> {
+        let bad = InteractionError::Invalid;
+        let payload = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or(bad("the form has no payload field"))?;
+        let payload: Value = serde_json::from_str(&payload)
+            .map_err(|e| InteractionError::MalformedJson(e.to_string()))?;
+        if payload["type"] != "block_actions" {
+            return Err(bad(
+                "only block_actions payloads (button clicks) are handled",
+            ));
+        }
+        let user_id = payload["user"]["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or(bad("payload.user.id is missing"))?
+            .to_string();
+        let action = payload["actions"]
+            .as_array()
+            .and_then(|a| a.first())
+            .ok_or(bad("payload.actions is empty"))?;
+        let vote = match action["action_id"].as_str() {
+            Some("approve") => Vote::Approve,
+            Some("deny") => Vote::Deny,
+            _ => return Err(bad("payload.actions[0].action_id must be approve or deny")),
+        };
+        let approval_id = action["value"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or(bad("payload.actions[0].value (the approval id) is missing"))?
+            .to_string();
+        let response_url = payload["response_url"]
+            .as_str()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .map(str::to_string);
+        Ok(BlockAction {
+            user_id,
+            vote,
+            approval_id,
+            response_url,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::Requester;
+    use crate::approvers::fixtures::view;
     use crate::gate::approval::model::{Answer, Channel, Vote};
-    use crate::gate::policy::Risk;
-
-    fn view() -> ApprovalView {
-        ApprovalView {
-            id: "01970000-0000-7000-8000-000000000001".into(),
-            status: ApprovalStatus::Pending,
-            decision_id: "d-1".into(),
-            action: json!({"kind": "tool", "tool": "exec",
-                           "params": {"command": "rm -rf /tmp/x", "token": "[REDACTED:github_token]"}}),
-            action_hash: "ab".repeat(32),
-            policy_revision: "0123456789abcdef0123".into(),
-            agent_id: "main".into(),
-            authenticated_as: None,
-            requester: Some(Requester {
-                channel: Some("slack".into()),
-                sender_id: Some("U0REQ".into()),
-                sender_is_owner: Some(false),
-            }),
-            run_id: Some("run-1".into()),
-            risk: Risk::High,
-            reasons: vec!["exec is dangerous".into(), "touches <files> & more".into()],
-            approvers: vec!["group:sre".into(), "U0APPROVER".into()],
-            quorum: 1,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            expires_at: "2026-01-01T00:05:00.000Z".into(),
-            resolved_at: None,
-            answers: vec![],
-            decided_by: vec![],
-        }
-    }
 
     fn head(s: &str) -> String {
         s.chars().take(80).collect()
@@ -1060,51 +662,6 @@ mod tests {
     }
 
     #[test]
-    fn webhook_event_carries_the_view_and_decision_url() {
-        let v = view();
-        let e = webhook_event(REQUESTED, &v, "http://127.0.0.1:9482/");
-        assert_eq!(e["type"], REQUESTED);
-        assert!(chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).is_ok());
-        assert_eq!(e["data"]["id"], v.id.as_str());
-        assert_eq!(e["data"]["status"], "pending");
-        assert_eq!(e["data"]["action"], v.action);
-        assert_eq!(
-            e["data"]["decision_url"],
-            format!("http://127.0.0.1:9482/v1/approvals/{}/decision", v.id)
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let r = Retry {
-            max_attempts: 5,
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(1000),
-        };
-        for _ in 0..50 {
-            let ms = |n| r.backoff(n).as_millis();
-            assert!((50..=100).contains(&ms(1)));
-            assert!((100..=200).contains(&ms(2)));
-            assert!((200..=400).contains(&ms(3)));
-            assert!((500..=1000).contains(&ms(5)));
-            assert!((500..=1000).contains(&ms(40)));
-        }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_only() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
     fn truncation_helpers_respect_limits() {
         assert_eq!(esc_truncate("a<b", 10), "a&lt;b");
         assert_eq!(esc_truncate("a<bcdef", 5), "a…");
@@ -1116,5 +673,56 @@ mod tests {
         assert_eq!(mention("U123"), "<@U123>");
         assert_eq!(mention("u123"), "u123");
         assert_eq!(mention("U<1>"), "U&lt;1&gt;");
+    }
+
+    // The example in Slack's "Verifying requests from Slack" guide.
+    const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    const SLACK_TS: &str = "1531420618";
+    const SLACK_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    const SLACK_SIG: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+
+    #[test]
+    fn slack_reference_example_verifies() {
+        assert_eq!(
+            slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY.as_bytes()),
+            SLACK_SIG
+        );
+        let now = 1531420618 + 10;
+        verify_slack(
+            SLACK_SECRET,
+            SLACK_TS,
+            SLACK_BODY.as_bytes(),
+            SLACK_SIG,
+            now,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn slack_rejects_changed_body_stale_time_and_garbage() {
+        let now = 1531420618;
+        let body = SLACK_BODY.replace("roadrunner", "coyote");
+        assert_eq!(
+            verify_slack(SLACK_SECRET, SLACK_TS, body.as_bytes(), SLACK_SIG, now),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_slack(
+                SLACK_SECRET,
+                SLACK_TS,
+                SLACK_BODY.as_bytes(),
+                SLACK_SIG,
+                now + 301
+            ),
+            Err(SignatureError::Stale(301))
+        );
+        assert!(matches!(
+            verify_slack(SLACK_SECRET, SLACK_TS, SLACK_BODY.as_bytes(), "v0=zz", now),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify_slack(SLACK_SECRET, "soon", SLACK_BODY.as_bytes(), SLACK_SIG, now),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 }
