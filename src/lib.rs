@@ -1,5 +1,6 @@
 //! clawgate: a sidecar that puts Rego policy, human approval and audit evidence between an
-//! OpenClaw agent and everything it can do. See ARCHITECTURE.md for the data flow.
+//! OpenClaw agent and everything it can do. `docs/architecture.md` describes the flow, the
+//! modules and which may import which.
 
 pub mod action;
 pub mod admin;

@@ -664,3 +664,50 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
     assert_eq!(entry["seq"], receipt.seq);
     log.close().await;
 }
+
+#[tokio::test]
+async fn entries_are_checkpointed_on_time_when_the_count_is_not_reached() {
+    use clawgate::audit::redact::Redactor;
+    use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(
+        AuditOptions {
+            path: dir.path().join("audit.redb"),
+            key_path: dir.path().join("audit-signing.key"),
+            // Never reached here: only the interval can sign.
+            checkpoint_every: 1_000_000,
+            checkpoint_interval: Duration::from_secs(1),
+            max_batch: 64,
+            metrics: Default::default(),
+        },
+        Redactor::new(&[], &[], &[]).unwrap(),
+    )
+    .await
+    .unwrap();
+    let receipt = log
+        .append(AuditEvent::new(
+            "result",
+            json!({"decision_id": "d1", "ok": true}),
+        ))
+        .await
+        .unwrap();
+    let reader = log.reader().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let covered = loop {
+        let checkpoints = reader.checkpoints().unwrap();
+        if let Some((size, note)) = checkpoints.last().filter(|(size, _)| *size > receipt.seq) {
+            break (*size, note.clone());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint covers seq {} after 15 s with a 1 s interval: {checkpoints:?}",
+            receipt.seq
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let verifier = NoteVerifier::parse(log.verifier_key()).unwrap();
+    let body = clawgate::audit::checkpoint::open_note(&covered.1, &verifier).unwrap();
+    let checkpoint = clawgate::audit::checkpoint::Checkpoint::parse_body(body).unwrap();
+    assert_eq!(checkpoint.size, covered.0, "{body}");
+    log.close().await;
+}

@@ -377,3 +377,48 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
         vec![json!("reloaded"), json!("unchanged"), json!("rejected")]
     );
 }
+
+const OPS_TOKEN: &str = "ops-agent-token";
+
+#[tokio::test]
+async fn only_the_identity_an_approval_is_bound_to_may_wait_on_it() {
+    let s = start_with(|c, dir| {
+        identities(c);
+        // Unscoped: the toy bundle has no tool groups for scopes to name.
+        c.identities.insert(
+            "ops".into(),
+            IdentityConfig {
+                token_sha256: Some(TokenHash::hex_of(OPS_TOKEN)),
+                ..IdentityConfig::default()
+            },
+        );
+        c.policy.dir = Some(write_bundle(
+            &dir.join("policy"),
+            &[("main.rego", TOY_POLICY)],
+        ));
+    })
+    .await;
+    let body = check_body("write", json!({"path": "a"}));
+    let (code, held, _) = check_as(&s, Some(OPS_TOKEN), &body).await;
+    assert_eq!(
+        (code, held["decision"].as_str()),
+        (200, Some("pending")),
+        "{held}"
+    );
+    let wait = s.agent(&format!("{}?timeout=0", held["wait_url"].as_str().unwrap()));
+    let wait_as = |token: &'static str| {
+        let req = s.http.get(&wait).bearer_auth(token);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    // Another identity learns nothing, not even that the approval exists.
+    let (code, answer) = wait_as(STAGING_TOKEN).await;
+    assert_eq!(code, 404, "{answer}");
+    assert_eq!(answer["error"]["code"], "approval_not_found");
+    // The identity it is bound to reads its state.
+    let (code, answer) = wait_as(OPS_TOKEN).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["status"], "pending", "{answer}");
+}

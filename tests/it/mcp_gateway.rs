@@ -722,3 +722,44 @@ async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_cl
     let decisions = audit_entries(s.running.audit(), "decision");
     assert!(decisions.is_empty(), "{decisions:#?}");
 }
+
+#[tokio::test]
+async fn bearer_token_env_is_the_upstream_credential_and_must_be_set() {
+    const VAR: &str = "CLAWGATE_TEST_DEMO_MCP_TOKEN";
+    let upstream = Upstream::start(&["--require-bearer", "upstream-secret"]);
+    let mut sc = crate::common::BinarySidecar::configure(&format!(
+        "[mcp.servers.demo]\nurl = \"{}\"\nbearer_token_env = \"{VAR}\"\n",
+        upstream.url
+    ));
+    // Unset, the sidecar refuses to start and names the variable.
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["serve", "--config"])
+        .arg(&sc.config)
+        .env_remove(VAR)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bearer_token_env") && err.contains(VAR),
+        "{err}"
+    );
+    // Set, clawgate authenticates to the upstream with it (which refuses anyone else).
+    sc.start_with_env(&[(VAR, "upstream-secret")]).await;
+    let listed = client(&http_args(&sc.agent_url("/mcp/demo"), "legacy", &["list"])).await;
+    assert!(listed.is_ok(), "{listed:?}");
+    // With another token in the variable the upstream refuses clawgate too: the credential is
+    // what the variable holds.
+    let mut wrong = crate::common::BinarySidecar::configure(&format!(
+        "[mcp.servers.demo]\nurl = \"{}\"\nbearer_token_env = \"{VAR}\"\n",
+        upstream.url
+    ));
+    wrong.start_with_env(&[(VAR, "not-the-secret")]).await;
+    let refused = client(&http_args(
+        &wrong.agent_url("/mcp/demo"),
+        "legacy",
+        &["list"],
+    ))
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+}

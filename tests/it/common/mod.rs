@@ -183,12 +183,24 @@ impl BinarySidecar {
 
     /// [`BinarySidecar::start`] with extra environment variables.
     pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
+        self.spawn(&[], env, std::process::Stdio::null()).await
+    }
+
+    /// [`BinarySidecar::start`] with `--log-format json`, its stderr written to `log`.
+    pub async fn start_logging_json(&mut self, log: &Path) {
+        let file = std::fs::File::create(log).unwrap();
+        self.spawn(&["--log-format", "json"], &[], file.into())
+            .await
+    }
+
+    async fn spawn(&mut self, args: &[&str], env: &[(&str, &str)], stderr: std::process::Stdio) {
         let child = std::process::Command::new(BIN)
+            .args(args)
             .args(["serve", "--config"])
             .arg(&self.config)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         self.child = Some(child);
