@@ -283,19 +283,28 @@ async fn slack_approval_releases_the_held_check_and_updates_the_message() {
     assert!(update.to_string().contains("U_ALICE"), "{update}");
 
     // Every step is in the audit log: requested, notified, answer, resolved, consumed.
+    // Delivery outcomes are recorded after the receiver answered: wait for them, not a time.
     let _ = e.requests_to("/hook", 2).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let events: Vec<String> = e
-        .approval_events()
-        .iter()
-        .filter(|x| x["approval_id"] == id.as_str())
-        .map(|x| x["event"].as_str().unwrap().to_string())
-        .collect();
-    for step in ["requested", "notified", "answer", "resolved", "consumed"] {
+    let steps = ["requested", "notified", "answer", "resolved", "consumed"];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<String> = e
+            .approval_events()
+            .iter()
+            .filter(|x| x["approval_id"] == id.as_str())
+            .map(|x| x["event"].as_str().unwrap().to_string())
+            .collect();
+        let missing: Vec<&str> = (steps.iter().copied())
+            .filter(|step| !events.iter().any(|x| x == step))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            events.iter().any(|x| x == step),
-            "{step} missing from {events:?}"
+            Instant::now() < deadline,
+            "{missing:?} missing from {events:?}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let answer = &e.events("answer")[0];
     assert_eq!(answer["approver"], "U_ALICE");

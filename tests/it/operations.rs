@@ -26,12 +26,16 @@ async fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(text.as_bytes()).await.unwrap();
     drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the metrics parser answers within 120 s")
+        .unwrap();
     assert!(
         out.status.success(),
         "parser rejected /metrics: {}\n{text}",
