@@ -407,11 +407,14 @@ impl BlockAction {
                 "only block_actions payloads (button clicks) are handled",
             ));
         }
-        let user_id = payload["user"]["id"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or(bad("payload.user.id is missing"))?
-            .to_string();
+        // A non-empty string, or the error that names it.
+        let text = |v: &Value, missing| {
+            v.as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or(bad(missing))
+        };
+        let user_id = text(&payload["user"]["id"], "payload.user.id is missing")?;
         let action = payload["actions"]
             .as_array()
             .and_then(|a| a.first())
@@ -421,11 +424,10 @@ impl BlockAction {
             Some("deny") => Vote::Deny,
             _ => return Err(bad("payload.actions[0].action_id must be approve or deny")),
         };
-        let approval_id = action["value"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or(bad("payload.actions[0].value (the approval id) is missing"))?
-            .to_string();
+        let approval_id = text(
+            &action["value"],
+            "payload.actions[0].value (the approval id) is missing",
+        )?;
         let response_url = payload["response_url"]
             .as_str()
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))

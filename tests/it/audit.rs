@@ -587,24 +587,11 @@ async fn kill_9_under_load_loses_no_answered_decision() {
 
 #[tokio::test]
 async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
-    use clawgate::audit::redact::Redactor;
-    use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
+    use clawgate::audit::AuditEvent;
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.redb");
-    let log = AuditLog::open(
-        AuditOptions {
-            path: db.clone(),
-            key_path: dir.path().join("audit-signing.key"),
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(60),
-            max_batch: 64,
-            metrics: Default::default(),
-        },
-        Redactor::new(&[], &[], &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    let log = crate::common::open_audit_log(dir.path(), 100, Duration::from_secs(60)).await;
     let body = b"{\"result\": \"forwarded response body\"}".to_vec();
     let hash = hex::encode(sha2::Sha256::digest(&body));
     let mut event = AuditEvent::new(
@@ -675,23 +662,10 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
 
 #[tokio::test]
 async fn entries_are_checkpointed_on_time_when_the_count_is_not_reached() {
-    use clawgate::audit::redact::Redactor;
-    use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
+    use clawgate::audit::AuditEvent;
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(
-        AuditOptions {
-            path: dir.path().join("audit.redb"),
-            key_path: dir.path().join("audit-signing.key"),
-            // Never reached here: only the interval can sign.
-            checkpoint_every: 1_000_000,
-            checkpoint_interval: Duration::from_secs(1),
-            max_batch: 64,
-            metrics: Default::default(),
-        },
-        Redactor::new(&[], &[], &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    // checkpoint_every is never reached here: only the interval can sign.
+    let log = crate::common::open_audit_log(dir.path(), 1_000_000, Duration::from_secs(1)).await;
     let receipt = log
         .append(AuditEvent::new(
             "result",

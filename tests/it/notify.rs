@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use clawgate::action::Requester;
 use clawgate::approvers::webhook::WebhookSecret;
 use clawgate::approvers::{Notifier, NotifyError, SignatureError};
-use clawgate::audit::redact::Redactor;
-use clawgate::audit::{AuditLog, AuditOptions};
+use clawgate::audit::AuditLog;
 use clawgate::config::NotifyConfig;
 use clawgate::gate::approval::{
     Answer, ApprovalBinding, ApprovalListener, ApprovalRequest, ApprovalStatus, Channel, Vote,
@@ -26,19 +25,8 @@ const CALLBACK_BASE: &str = "http://127.0.0.1:9482";
 // Audit log, approvals and notifier.
 
 async fn open_audit(dir: &Path) -> Arc<AuditLog> {
-    let opts = AuditOptions {
-        path: dir.join("audit.redb"),
-        key_path: dir.join("audit-signing.key"),
-        checkpoint_every: 1000,
-        checkpoint_interval: Duration::from_secs(3600),
-        max_batch: 1024,
-        metrics: Default::default(),
-    };
-    Arc::new(
-        AuditLog::open(opts, Redactor::new(&[], &[], &[]).unwrap())
-            .await
-            .unwrap(),
-    )
+    let log = crate::common::open_audit_log(dir, 1000, Duration::from_secs(3600)).await;
+    Arc::new(log)
 }
 
 /// The `approval` entries in the log, in order.

@@ -297,6 +297,27 @@ pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value
         .unwrap()
 }
 
+/// An audit log of its own in `dir` (`audit.redb`, `audit-signing.key`) that signs a
+/// checkpoint every `checkpoint_every` entries or `checkpoint_interval`, redacting nothing.
+pub async fn open_audit_log(
+    dir: &Path,
+    checkpoint_every: u64,
+    checkpoint_interval: std::time::Duration,
+) -> clawgate::audit::AuditLog {
+    let opts = clawgate::audit::AuditOptions {
+        path: dir.join("audit.redb"),
+        key_path: dir.join("audit-signing.key"),
+        checkpoint_every,
+        checkpoint_interval,
+        max_batch: 64,
+        metrics: Default::default(),
+    };
+    let redactor = clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap();
+    clawgate::audit::AuditLog::open(opts, redactor)
+        .await
+        .unwrap()
+}
+
 /// Every audit entry of `kind`, in order.
 pub fn audit_entries(audit: &clawgate::audit::AuditLog, kind: &str) -> Vec<Value> {
     let mut out = Vec::new();
