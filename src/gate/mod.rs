@@ -6,10 +6,12 @@
 pub mod approval;
 pub mod constraints;
 mod mode;
+mod permit;
 pub mod policy;
 pub mod scope;
 
 pub use mode::Mode;
+pub use permit::{Dispatched, Permit, Ruling};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
