@@ -9,10 +9,17 @@ pub mod approvers;
 pub mod audit;
 pub mod config;
 pub mod gate;
-pub mod http_api;
+pub(crate) mod http_api;
 pub mod identity;
 pub mod intercept;
-pub mod listen;
-pub mod metrics;
+pub(crate) mod listen;
+pub(crate) mod metrics;
 pub mod tls;
 pub mod token;
+
+// The API in one place: run a sidecar from a config, and the types its answers are made of.
+// Modules only the sidecar itself uses are pub(crate).
+pub use action::{Action, AgentIdentity, Requester};
+pub use app::{Running, ServeError, run, start};
+pub use config::Config;
+pub use gate::{Decision, Gate, Mode, Outcome};

@@ -2,10 +2,10 @@
 //! key are open; status, the audit export, mode, policy reload and approvals need the admin
 //! token.
 
-pub mod approvals;
-pub mod audit;
+pub(crate) mod approvals;
+pub(crate) mod audit;
 pub mod auth;
-pub mod control;
+pub(crate) mod control;
 
 use std::path::PathBuf;
 use std::sync::Arc;

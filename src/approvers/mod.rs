@@ -9,8 +9,8 @@
 //!
 //! The admin listener (`src/admin/approvals.rs`) receives the answers.
 
-pub mod delivery;
-pub mod signature;
+pub(crate) mod delivery;
+pub(crate) mod signature;
 pub mod slack;
 pub mod webhook;
 

@@ -4,11 +4,11 @@
 //!
 //! Audit knows nothing of policy: it records events and proves they were not changed.
 
-pub mod chain;
+pub(crate) mod chain;
 pub mod checkpoint;
-pub mod events;
+pub(crate) mod events;
 pub mod export;
-pub mod jcs;
+pub(crate) mod jcs;
 pub mod merkle;
 pub mod redact;
 pub mod store;

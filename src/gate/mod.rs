@@ -4,11 +4,11 @@
 //! returns a [`Decision`]. Anything that goes wrong on the way is a deny with a reason.
 
 pub mod approval;
-pub mod constraints;
+pub(crate) mod constraints;
 mod mode;
 mod permit;
 pub mod policy;
-pub mod scope;
+pub(crate) mod scope;
 
 pub use mode::Mode;
 pub use permit::{Dispatched, Permit, Ruling};

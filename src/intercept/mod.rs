@@ -1,8 +1,8 @@
 //! Front doors: each turns its own protocol into an [`crate::action::Action`] and a
 //! [`crate::gate::Decision`] back into its own protocol. None of them decides anything.
 
-pub mod check_api;
+pub(crate) mod check_api;
 pub mod egress;
-pub mod forward;
+pub(crate) mod forward;
 pub mod mcp;
-pub mod routes;
+pub(crate) mod routes;

@@ -7,7 +7,7 @@
 
 pub mod ca;
 pub mod init;
-pub mod listener;
+pub(crate) mod listener;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

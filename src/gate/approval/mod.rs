@@ -8,7 +8,7 @@
 //! `approvals.redb` and recorded in the audit log before it takes effect.
 
 pub mod model;
-pub mod store;
+pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

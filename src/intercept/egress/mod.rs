@@ -5,9 +5,9 @@
 //! goes to an address policy judged; everything else gets a 403 with a JSON body. Tunnels to
 //! inspected hosts are terminated ([`inspect`]) so that each request inside is an `http` action.
 
-pub mod destination;
-pub mod inspect;
-pub mod tunnel;
+pub(crate) mod destination;
+pub(crate) mod inspect;
+pub(crate) mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! read. `tools/list` results lose the tools policy denies outright. Everything else streams
 //! through untouched. Upstream credentials are added on the way out; the agent never has them.
 
-pub mod jsonrpc;
+pub(crate) mod jsonrpc;
 pub mod stdio;
 
 use std::collections::HashMap;
