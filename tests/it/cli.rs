@@ -14,38 +14,52 @@ impl Drop for Killed {
     }
 }
 
-async fn wait_until_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(url).await.is_err() {
-        assert!(Instant::now() < deadline, "{url} never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// `clawgate serve` in `dir` without a config file, up once its admin listener answers the
+/// token it wrote there (so an instance of someone else's is never mistaken for it). The
+/// default ports are fixed: while another run on this machine holds them, serve exits with
+/// "cannot listen on" and this waits its turn.
+async fn serve_on_defaults(dir: &std::path::Path) -> (Killed, serde_json::Value) {
+    let token_file = dir.join("clawgate-data/admin.token");
+    let log = dir.join("serve.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let up_by = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            let token = std::fs::read_to_string(&token_file).unwrap_or_default();
+            let status = reqwest::Client::new()
+                .get("http://127.0.0.1:9482/v1/status")
+                .bearer_auth(token.trim())
+                .send()
+                .await;
+            if let Ok(resp) = status
+                && resp.status() == 200
+            {
+                return (Killed(child), resp.json().await.unwrap());
+            }
+            assert!(Instant::now() < up_by, "serve never answered its own token");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            err.contains("cannot listen on") && Instant::now() < deadline,
+            "serve on the defaults exited: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 #[tokio::test]
 async fn serve_runs_on_embedded_defaults_without_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
-    let _child = Killed(
-        Command::new(BIN)
-            .arg("serve")
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until_up("http://127.0.0.1:9482/healthz").await;
+    let (_child, status) = serve_on_defaults(dir.path()).await;
     assert!(dir.path().join("clawgate-data").is_dir());
-    let token = std::fs::read_to_string(dir.path().join("clawgate-data/admin.token")).unwrap();
-    let status: serde_json::Value = reqwest::Client::new()
-        .get("http://127.0.0.1:9482/v1/status")
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(status["policy"]["source"], "embedded");
     assert_eq!(status["mode"], "enforce");
     let resp: serde_json::Value = crate::common::post_json(
