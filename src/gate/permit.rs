@@ -1,8 +1,8 @@
-//! What the gate hands a front door that dispatches actions itself (MCP gateway, egress
-//! proxy): `Allowed(Permit)` or `Refused(Decision)`. A front door cannot forward without a
-//! permit, and the permit carries the whole allowed-action lifecycle: the decision id, the
-//! constraint hold (the action counts as running until the permit is finished), the start
-//! time, and recording the result when the dispatch ends.
+//! What the gate hands a front door: `Allowed(Permit)` or `Refused(Decision)`. A front door
+//! cannot forward without a permit, and the permit carries the whole allowed-action
+//! lifecycle: the decision id, the constraint hold (the action counts as running until the
+//! permit is finished), the start time, and recording the result when the dispatch ends.
+//! `/v1/check` hands its permit to the agent, whose `/v1/results` report ends the hold.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,6 +113,13 @@ impl Permit {
         if let Err(e) = gate.record_result_with_body(&report, done.body).await {
             tracing::error!(action_id = %report.decision_id, error = %e, "could not record the dispatch result");
         }
+    }
+
+    /// Hand the action to the agent to run itself (`/v1/check`): its hold is kept until the
+    /// agent reports the result (`/v1/results`) or its time is up. The decision is the answer.
+    pub fn run_elsewhere(self) -> Decision {
+        self.gate.hold_until_result(&self.decision);
+        self.decision
     }
 
     /// Record a dispatch that got no answer (unreachable upstream, timeout, no tunnel).

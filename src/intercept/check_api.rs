@@ -3,6 +3,7 @@
 //! /v1/approvals/{id}/wait`: long-polls a pending approval. `POST /v1/results`: the
 //! `after_tool_call` hook reports what happened.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use crate::action::{Action, ActionKind, AgentIdentity, Requester};
 use crate::gate::approval::{ApprovalView, Release, refusal_reason};
-use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport, Ruling};
 use crate::http_api::{ApiError, ResponseBody, json_response, read_json};
 use crate::identity::Authenticated;
 
@@ -75,7 +76,7 @@ impl CheckBody {
 }
 
 pub async fn handle<B>(
-    gate: &Gate,
+    gate: &Arc<Gate>,
     auth: &Authenticated,
     req: Request<B>,
     max_body: usize,
@@ -94,7 +95,7 @@ where
 }
 
 async fn check<B>(
-    gate: &Gate,
+    gate: &Arc<Gate>,
     auth: &Authenticated,
     req: Request<B>,
     max_body: usize,
@@ -115,16 +116,15 @@ where
         tool = request.action.tool.as_deref().unwrap_or(""),
         decision = tracing::field::Empty,
     );
-    let decision = {
+    let ruling = {
         use tracing::Instrument;
-        gate.decide_and_wait(&request, wait)
-            .instrument(span.clone())
-            .await
+        gate.rule(&request, wait).instrument(span.clone()).await
     };
-    if decision.outcome == Outcome::Allow {
+    let decision = match ruling {
         // The action runs inside OpenClaw: it counts as running until its result arrives.
-        gate.hold_until_result(&decision);
-    }
+        Ruling::Allowed(permit) => permit.run_elsewhere(),
+        Ruling::Refused(decision) => decision,
+    };
     let _enter = span.enter();
     span.record("action_id", decision.id.as_str());
     span.record("decision", decision.outcome.as_str());
