@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::admin::AdminConfig;
+pub use crate::approvers::{NotifyConfig, SlackConfig, WebhookConfig};
+pub use crate::audit::{AuditConfig, RedactConfig};
 use crate::gate::Mode;
+pub use crate::gate::approval::ApprovalConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,141 +176,6 @@ pub struct PolicyConfig {
     /// Verdicts remembered for identical calls (0 turns the cache off). Only the parts of the
     /// input the bundle reads are compared; bundles using time or randomness are not cached.
     pub decision_cache_entries: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Sign a checkpoint after this many new entries.
-    pub checkpoint_every: u64,
-    /// Sign a checkpoint at least this often (seconds) while entries arrive.
-    pub checkpoint_interval_s: u64,
-    /// Most entries committed in one write transaction (group commit).
-    pub max_batch: usize,
-    /// Result bodies up to this size are kept in the blob table (0 keeps none).
-    pub blob_max_bytes: usize,
-    pub redact: RedactConfig,
-}
-
-/// Secrets removed before storage, on top of the built-in header names and token shapes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedactConfig {
-    /// Extra key names whose values are always redacted (case-insensitive).
-    pub keys: Vec<String>,
-    /// Dotted JSON paths within an entry, `*` matching any key or index
-    /// (e.g. `action.params.password`).
-    pub paths: Vec<String>,
-    /// Extra token shapes: name = regex.
-    pub patterns: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            checkpoint_every: 1000,
-            checkpoint_interval_s: 60,
-            max_batch: 1024,
-            blob_max_bytes: 64 * 1024,
-            redact: RedactConfig::default(),
-        }
-    }
-}
-
-/// How `require_approval` verdicts are held and answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApprovalConfig {
-    /// Expiry of an approval request when the verdict names none (seconds).
-    pub timeout_s: u64,
-    /// Longest `POST /v1/check?wait=` or `GET /v1/approvals/{id}/wait` holds before it
-    /// answers `pending` (seconds).
-    pub max_wait_s: u64,
-    /// How long front doors that cannot long-poll (MCP gateway, egress proxy) hold a call.
-    pub hold_s: u64,
-    /// Once an approved action went through, an identical retry within this many seconds is
-    /// the same approval (a reconnecting client is not asked again). The same window answers
-    /// a retry of a denied or expired action with that denial.
-    pub reuse_window_s: u64,
-    /// Approver groups: `group:NAME` in a verdict's approvers means any id listed here.
-    pub groups: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-impl Default for ApprovalConfig {
-    fn default() -> Self {
-        ApprovalConfig {
-            timeout_s: 300,
-            max_wait_s: 30,
-            hold_s: 20,
-            reuse_window_s: 60,
-            groups: Default::default(),
-        }
-    }
-}
-
-/// Where approval requests are sent. Secrets may also come from the environment
-/// (`CLAWGATE_SLACK_WEBHOOK_URL`, `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    pub slack: SlackConfig,
-    pub webhook: WebhookConfig,
-    /// Delivery attempts per notification before it is recorded as failed.
-    pub max_attempts: u32,
-    /// First retry delay; each retry doubles it (with jitter) up to `max_backoff_ms`.
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// Time limit of one delivery attempt.
-    pub timeout_ms: u64,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        NotifyConfig {
-            slack: SlackConfig::default(),
-            webhook: WebhookConfig::default(),
-            max_attempts: 5,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 30_000,
-            timeout_ms: 5_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SlackConfig {
-    /// Slack incoming webhook URL that receives the Block Kit approval message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
-    /// The Slack app's signing secret, to verify interactivity callbacks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signing_secret: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookConfig {
-    /// Receiver of JSON approval events, signed per Standard Webhooks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Shared secret (`whsec_` + base64), for outgoing signatures and incoming callbacks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-/// The admin listener's own settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
-    /// The URL approvers' systems reach the admin listener at (used in callback links);
-    /// defaults to `http://<listeners.admin.addr>` (`https://` when the admin listener serves TLS).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-    /// Hex SHA-256 of the admin token. Unset: `CLAWGATE_ADMIN_TOKEN`, else a token created on
-    /// first start in `<data_dir>/admin.token` (mode 0600).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

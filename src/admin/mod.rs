@@ -6,6 +6,9 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub mod auth;
 pub(crate) mod control;
+mod settings;
+
+pub use settings::AdminConfig;
 
 use std::path::PathBuf;
 use std::sync::Arc;

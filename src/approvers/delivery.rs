@@ -16,11 +16,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use super::NotifyConfig;
 use super::signature::SignatureError;
 use super::slack::{slack_request_message, slack_resolved_message};
 use super::webhook::{REQUESTED, RESOLVED, WebhookSecret, webhook_event};
 use crate::audit::AuditLog;
-use crate::config::NotifyConfig;
 use crate::gate::approval::{ApprovalListener, ApprovalView};
 
 /// Deliveries with a request open at once. More wait their turn in the background, so a

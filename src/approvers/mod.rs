@@ -10,11 +10,13 @@
 //! The admin listener (`src/admin/approvals.rs`) receives the answers.
 
 pub(crate) mod delivery;
+mod settings;
 pub(crate) mod signature;
 pub mod slack;
 pub mod webhook;
 
 pub use delivery::{Notifier, NotifyError};
+pub use settings::{NotifyConfig, SlackConfig, WebhookConfig};
 pub use signature::SignatureError;
 
 #[cfg(test)]

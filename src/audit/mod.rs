@@ -11,10 +11,12 @@ pub mod export;
 pub(crate) mod jcs;
 pub mod merkle;
 pub mod redact;
+mod settings;
 pub mod store;
 pub mod verify;
 
 pub use chain::{AuditEvent, AuditHealth, AuditLog, AuditOptions, Receipt};
+pub use settings::{AuditConfig, RedactConfig};
 pub use store::AuditReader;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

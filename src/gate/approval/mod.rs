@@ -8,6 +8,7 @@
 //! `approvals.redb` and recorded in the audit log before it takes effect.
 
 pub mod model;
+mod settings;
 pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,12 +19,12 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
 use crate::audit::{AuditLog, events};
-use crate::config::ApprovalConfig;
 use crate::gate::policy::{ApprovalSpec, Risk};
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
     rfc3339,
 };
+pub use settings::ApprovalConfig;
 use store::ApprovalStore;
 
 /// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both

@@ -1,0 +1,42 @@
+//! `[audit]`: checkpoints, group commit, kept bodies and redaction.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign a checkpoint after this many new entries.
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint at least this often (seconds) while entries arrive.
+    pub checkpoint_interval_s: u64,
+    /// Most entries committed in one write transaction (group commit).
+    pub max_batch: usize,
+    /// Result bodies up to this size are kept in the blob table (0 keeps none).
+    pub blob_max_bytes: usize,
+    pub redact: RedactConfig,
+}
+
+/// Secrets removed before storage, on top of the built-in header names and token shapes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactConfig {
+    /// Extra key names whose values are always redacted (case-insensitive).
+    pub keys: Vec<String>,
+    /// Dotted JSON paths within an entry, `*` matching any key or index
+    /// (e.g. `action.params.password`).
+    pub paths: Vec<String>,
+    /// Extra token shapes: name = regex.
+    pub patterns: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            checkpoint_interval_s: 60,
+            max_batch: 1024,
+            blob_max_bytes: 64 * 1024,
+            redact: RedactConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `[approval]`: how `require_approval` verdicts are held and who may answer them.
+
+use serde::{Deserialize, Serialize};
+
+/// How `require_approval` verdicts are held and answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// Expiry of an approval request when the verdict names none (seconds).
+    pub timeout_s: u64,
+    /// Longest `POST /v1/check?wait=` or `GET /v1/approvals/{id}/wait` holds before it
+    /// answers `pending` (seconds).
+    pub max_wait_s: u64,
+    /// How long front doors that cannot long-poll (MCP gateway, egress proxy) hold a call.
+    pub hold_s: u64,
+    /// Once an approved action went through, an identical retry within this many seconds is
+    /// the same approval (a reconnecting client is not asked again). The same window answers
+    /// a retry of a denied or expired action with that denial.
+    pub reuse_window_s: u64,
+    /// Approver groups: `group:NAME` in a verdict's approvers means any id listed here.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            timeout_s: 300,
+            max_wait_s: 30,
+            hold_s: 20,
+            reuse_window_s: 60,
+            groups: Default::default(),
+        }
+    }
+}
