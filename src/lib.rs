@@ -5,6 +5,7 @@ pub mod action;
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod facts;
 pub mod gate;
 pub mod http_api;
 pub mod identity;

@@ -244,13 +244,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         )
         .await?,
     );
-    let gate = Arc::new(Gate::new(
-        policy,
-        config.mode,
-        config.environment.clone(),
-        audit.clone(),
-        approvals.clone(),
-    ));
+    let gate = Arc::new(
+        Gate::new(
+            policy,
+            config.mode,
+            config.environment.clone(),
+            audit.clone(),
+            approvals.clone(),
+        )
+        .with_facts(facts_context(&config), &identity_homes(&config)),
+    );
     audit
         .append(AuditEvent::new(
             "lifecycle",
@@ -371,6 +374,32 @@ fn admin_public_url(config: &Config, bound: SocketAddr) -> String {
 }
 
 /// Open the audit log as configured.
+/// The facts stage's view of this sidecar: the agent's home and workspace, and clawgate's own
+/// files and admin port, which policy keeps the agent away from.
+pub fn facts_context(config: &Config) -> crate::facts::FactsContext {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut paths = vec![absolute(&config.data_dir)];
+    if let Some(dir) = &config.policy.dir {
+        paths.push(absolute(dir));
+    }
+    config
+        .facts
+        .context(paths, vec![config.listeners.admin.addr.port()])
+}
+
+fn identity_homes(config: &Config) -> Vec<(String, String)> {
+    config
+        .identities
+        .iter()
+        .filter_map(|(name, i)| i.home.clone().map(|h| (name.clone(), h)))
+        .collect()
+}
+
 pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditLog, ServeError> {
     let redact = &config.audit.redact;
     let patterns: Vec<(String, String)> = redact

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod machine;
 pub mod testing;
 pub mod watch;
 
@@ -17,6 +18,8 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleFiles, BundleSource, ENTRYPOINT};
+
+use crate::facts::{Facts, FactsContext};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -141,6 +144,8 @@ pub struct PolicyEngine {
 thread_local! {
     /// This worker's engine for the bundle generation it last evaluated.
     static WORKER_ENGINE: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
+    /// This worker's VM for the bundle generation it last evaluated.
+    static WORKER_VM: RefCell<Option<(u64, regorus::rvm::RegoVM)>> = const { RefCell::new(None) };
 }
 
 impl PolicyEngine {
@@ -200,16 +205,27 @@ impl PolicyEngine {
         (result, bundle.revision.clone())
     }
 
-    /// [`PolicyEngine::evaluate`] through the decision cache. `action_hash` must be the
-    /// canonical hash of `input.action`.
-    pub fn evaluate_cached(
+    /// The facts of an action as the serving bundle states them (its parameter roles).
+    pub fn facts(&self, action: &crate::action::Action, ctx: &FactsContext) -> Facts {
+        crate::facts::facts_for(action, &self.current.load().param_roles, ctx)
+    }
+
+    /// Decide an action: through the decision cache, else by stating its facts (with the
+    /// serving bundle's parameter roles) into `input.facts` and evaluating. `input` is the
+    /// policy input without facts; `action_hash` the canonical hash of `input.action`.
+    pub fn evaluate_action(
         &self,
-        input: &serde_json::Value,
+        mut input: serde_json::Value,
+        action: &crate::action::Action,
+        ctx: &FactsContext,
         action_hash: &str,
     ) -> (Result<Verdict, EvalFailure>, String) {
         let bundle = self.current.load_full();
+        // Facts are a function of the action, the bundle and the context's home: the cache
+        // key holds the action hash, the bundle generation and the home, not the facts.
+        let facts_key = format!("{}\0{}", ctx.home, ctx.workspace);
         let key = match (&self.cache, &bundle.projection) {
-            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, input),
+            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, &facts_key, &input),
             _ => None,
         };
         if let (Some(cache), Some(key)) = (&self.cache, &key)
@@ -217,11 +233,40 @@ impl PolicyEngine {
         {
             return (Ok(verdict), bundle.revision.clone());
         }
-        let result = self.evaluate_with(&bundle, input);
+        let facts = crate::facts::facts_for(action, &bundle.param_roles, ctx);
+        if let serde_json::Value::Object(map) = &mut input {
+            map.insert(
+                "facts".into(),
+                serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        let result = self.evaluate_on_machine(&bundle, &input);
         if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, &result) {
             cache.insert(key, verdict.clone());
         }
         (result, bundle.revision.clone())
+    }
+
+    /// Evaluate on this worker's VM (made once per bundle generation).
+    fn evaluate_on_machine(
+        &self,
+        bundle: &Bundle,
+        input: &serde_json::Value,
+    ) -> Result<Verdict, EvalFailure> {
+        let input = <regorus::Value as Deserialize>::deserialize(input)
+            .map_err(|e| EvalFailure::Error(format!("input is not representable: {e}")))?;
+        let value = WORKER_VM.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if !matches!(&*slot, Some((g, _)) if *g == bundle.generation) {
+                let vm = bundle.machine.machine().map_err(EvalFailure::Error)?;
+                *slot = Some((bundle.generation, vm));
+            }
+            let Some((_, vm)) = slot.as_mut() else {
+                return Err(EvalFailure::Error("no policy VM".into()));
+            };
+            machine::evaluate(vm, input).map_err(|e| self.classify(e))
+        })?;
+        verdict_from_value(&value)
     }
 
     fn evaluate_with(
