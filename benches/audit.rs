@@ -1115,7 +1115,7 @@ fn main() {
         let mut probe = Vec::new();
         for (i, k) in kinds.iter().enumerate() {
             let d = gate.evaluate(&check_request(k, i));
-            let outcome = match d.decision {
+            let outcome = match d.outcome {
                 Outcome::Allow => "allow",
                 Outcome::Deny => "deny",
                 Outcome::Pending => "pending",

@@ -192,7 +192,7 @@ async fn tcp_upstream(listener: TcpListener) {
 // ---------------------------------------------------------------------------------------------
 
 /// A copy of the embedded bundle (`policies/`, tests left out) where 127.0.0.2 is an allowed
-/// destination on any port (as `tests/egress.rs` does) and the per-host rate limits are far
+/// destination on any port (as `tests/it/egress.rs` does) and the per-host rate limits are far
 /// above anything the bench sends (the rate layer still runs; the default 120/min for a
 /// low-risk host would refuse the bench after two seconds).
 fn bench_bundle(out: &Path) -> PathBuf {

@@ -24,7 +24,7 @@ facts := f if {
 	is_object(f)
 } else := {"home": "", "cwd": "", "scripts": [], "commands": [], "paths": [], "urls": [], "truncated": false, "sidecar": {"paths": [], "ports": []}}
 
-commands := object.get(facts, "commands", [])
+fact_commands := object.get(facts, "commands", [])
 
 exec_data := x if {
 	x := data.clawgate.exec
@@ -46,7 +46,7 @@ exec_read_only if {
 	count(facts.scripts) > 0
 	not facts.truncated
 	not unparsed_script
-	every c in commands {
+	every c in fact_commands {
 		command_read_only(c)
 	}
 }
@@ -104,14 +104,14 @@ command_spec_read_only(c, spec) if {
 subcommand_index(c, _) := 1 if {
 	not startswith(c.argv[1], "-")
 } else := i if {
-	vf := object.get(spec_of(c), "value_flags", [])
+	vf := object.get(object.get(command_specs, c.name, {}), "value_flags", [])
 	idx := [j | some j, w in c.argv; j > 0; not startswith(w, "-"); not c.argv[j - 1] in vf]
 	i := idx[0]
 }
 
 spec_of(c) := command_specs[c.name]
 
-subcommand_of(c) := c.argv[subcommand_index(c, spec_of(c))]
+subcommand_of(c) := c.argv[subcommand_index(c, {})]
 
 spec_read_only(c, spec, operands) if {
 	spec.read_only == true
@@ -265,7 +265,7 @@ not_read_only_why(c) := sprintf("%s has a program name only known at run time", 
 	spec_of(c).subcommands
 } else := sprintf("%s is used with an option or form that writes or runs something", [c.name])
 
-mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in commands; not command_read_only(c)})) if {
+mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_commands; not command_read_only(c)})) if {
 	not unparsed_script
 	not facts.truncated
 } else := "the command could not be fully parsed"
@@ -278,7 +278,7 @@ command_findings := ((parse_findings | kind_findings) | (secret_findings | downl
 
 # Output redirected onto a block device overwrites the disk.
 device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", [c.name, r.target])) if {
-	some c in commands
+	some c in fact_commands
 	some r in c.redirects
 	r.mode in {"write", "append", "read_write"}
 	block_device(r.target)
@@ -315,12 +315,12 @@ unparsed_script_error if {
 }
 
 parse_findings contains exec_rule_finding("exec.dynamic_program", c.program) if {
-	some c in commands
+	some c in fact_commands
 	program_dynamic(c)
 }
 
 kind_findings contains f if {
-	some c in commands
+	some c in fact_commands
 	kind := exec_data.kinds[c.name]
 	some f in kind_rule_findings(kind, c)
 }
@@ -338,7 +338,7 @@ protected_dir(p) if {
 	p == concat("", [trim_suffix(expand_home(d), "/"), "/*"])
 }
 
-expand_home(d) := concat("", [home_dir, substring(d, 1, -1)]) if {
+expand_home(d) := concat("", [home_dir, trim_prefix(d, "~")]) if {
 	startswith(d, "~")
 } else := d
 
@@ -371,7 +371,7 @@ kind_rule_findings("disk", c) := {exec_rule_finding("exec.disk_wipe", c.name)}
 kind_rule_findings("dd", c) := {exec_rule_finding("exec.disk_wipe", sprintf("dd %s", [o])) |
 	some o in c.operands
 	startswith(o, "of=")
-	block_device(substring(o, 3, -1))
+	block_device(trim_prefix(o, "of="))
 }
 
 kind_rule_findings("kubectl", c) := {exec_rule_finding("exec.kubectl_delete", "kubectl delete") |
@@ -416,7 +416,7 @@ kind_rule_findings("database", c) := {exec_rule_finding("exec.sql_drop", c.name)
 # The SQL a database client gets: its arguments, and what echo/printf pipe into it.
 sql_texts(c) := {w | some i, w in c.argv; i > 0} | {w |
 	c.pipeline
-	some e in commands
+	some e in fact_commands
 	e.pipeline == c.pipeline
 	e.pipe_index < c.pipe_index
 	e.name in {"echo", "printf"}
@@ -508,19 +508,19 @@ git_discard(c, "checkout") if "--force" in c.flags
 # or as the code of a process or command substitution (sh <(curl ...),
 # bash -c "$(curl ...)", eval "$(wget -O- ...)").
 download_findings contains exec_rule_finding("exec.pipe_to_shell", sprintf("%s | %s", [d.name, r.name])) if {
-	some d in commands
+	some d in fact_commands
 	lower(d.name) in exec_data.downloaders
 	d.pipeline
-	some r in commands
+	some r in fact_commands
 	r.pipeline == d.pipeline
 	r.pipe_index > d.pipe_index
 	reads_code_from_stdin(r)
 }
 
 download_findings contains exec_rule_finding("exec.pipe_to_shell", sprintf("%s inside %s", [d.name, p.name])) if {
-	some d in commands
+	some d in fact_commands
 	lower(d.name) in exec_data.downloaders
-	p := commands[d.parent]
+	p := fact_commands[d.parent]
 	d.via in {"substitution", "process_substitution"}
 	code_runner(p)
 }
@@ -564,7 +564,7 @@ powershell_download_run(text) if {
 
 # Secrets printed or expanded by a command.
 secret_findings contains credential_finding(s, sprintf("%s %s", [c.name, concat(" ", s.words)])) if {
-	some c in commands
+	some c in fact_commands
 	some s in exec_data.secret_commands[c.name]
 	every w in s.words {
 		w in c.argv
@@ -572,7 +572,7 @@ secret_findings contains credential_finding(s, sprintf("%s %s", [c.name, concat(
 }
 
 secret_findings contains f if {
-	some c in commands
+	some c in fact_commands
 	some d in c.dynamic
 	"variable" in d.kinds
 	regex.match(exec_data.secret_variable, c.argv[d.index])

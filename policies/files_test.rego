@@ -151,7 +151,7 @@ test_system_path_rule_not_applied_to_exec_workdir if {
 }
 
 test_credential_effect_is_data_driven if {
-	d := decision with input as tool_call("read", {"path": ".env"}, "development")
+	d := decision with input as with_facts(tool_call("read", {"path": ".env"}, "development"))
 		with data.clawgate.credentials.effect as "require_approval"
 	d.effect == "require_approval"
 }

@@ -21,7 +21,7 @@ tool_call(tool, args, env) := {
 exec_call(cmd, env) := tool_call("exec", {"command": cmd}, env)
 
 # The decision for an input, with the facts clawgate's facts stage states for its
-# action (the test-only builtin clawgate.facts; home /home/dev, working directory
+# action (the test-only builtin clawgate_facts_for; home /home/dev, working directory
 # /home/dev/project). An input that brings its own facts keeps them.
 decide(inp) := d if {
 	d := decision with input as with_facts(inp)
@@ -29,7 +29,7 @@ decide(inp) := d if {
 
 with_facts(inp) := inp if {
 	inp.facts
-} else := object.union(inp, {"facts": clawgate.facts(inp)}) if {
+} else := object.union(inp, {"facts": clawgate_facts_for(inp)}) if {
 	inp.action
 } else := inp
 

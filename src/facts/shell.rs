@@ -543,12 +543,18 @@ impl Walker<'_, '_> {
             .map(Some)
             .chain(std::iter::once(None))
             .chain(s.suffix.iter().flat_map(|p| p.0.iter()).map(Some));
+        let mut after_program = false;
         for item in items {
             match item {
                 None => {
+                    after_program = true;
                     if let Some(w) = &s.word_or_name {
                         words.extend(self.word(&w.value, id, scope));
                     }
+                }
+                // `NAME=value` after the program is an argument (`dd of=/dev/sda`).
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w)) if after_program => {
+                    words.extend(self.word(&w.value, id, scope));
                 }
                 Some(ast::CommandPrefixOrSuffixItem::Word(w)) => {
                     words.extend(self.word(&w.value, id, scope));

@@ -21,7 +21,7 @@ use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Mode;
 use crate::facts::FactsContext;
-use approval::{Admission, ApprovalBinding, ApprovalStatus, Approvals, NewApproval};
+use approval::{ApprovalBinding, ApprovalStatus, Approvals, Clearance, NewApproval};
 use constraints::{ConstraintHold, ConstraintState};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
 
@@ -65,7 +65,9 @@ pub enum ShadowOutcome {
 pub struct Decision {
     /// Unique, time-ordered decision id (UUIDv7).
     pub id: String,
-    pub decision: Outcome,
+    /// Serialized as `decision`: the field name on the wire and in the audit log.
+    #[serde(rename = "decision")]
+    pub outcome: Outcome,
     /// What policy asked for (or `deny` when policy could not answer).
     pub effect: Effect,
     pub risk: Risk,
@@ -277,10 +279,10 @@ impl Gate {
             .record_decision(req, decision)
             .instrument(span.clone())
             .await;
-        span.record("decision", decision.decision.as_str());
+        span.record("decision", decision.outcome.as_str());
         self.audit.metrics().decision(
             req.action.kind.as_str(),
-            decision.decision.as_str(),
+            decision.outcome.as_str(),
             decision.effect.as_str(),
             decision.risk.as_str(),
             started.elapsed(),
@@ -290,10 +292,10 @@ impl Gate {
 
     /// Ask for approval if needed, then record the decision durably (or deny it).
     async fn record_decision(&self, req: &CheckRequest, mut decision: Decision) -> Decision {
-        if decision.decision == Outcome::Pending {
+        if decision.outcome == Outcome::Pending {
             self.ask_for_approval(req, &mut decision).await;
         }
-        if decision.decision == Outcome::Allow {
+        if decision.outcome == Outcome::Allow {
             self.admit(req, &mut decision).await;
         }
         let event = decision_event(req, &decision, &self.environment);
@@ -301,7 +303,7 @@ impl Gate {
             Ok(receipt) => decision.audit_seq = Some(receipt.seq),
             Err(e) => {
                 tracing::error!(action_id = %decision.id, error = %e, "decision not recorded; denying");
-                decision.decision = Outcome::Deny;
+                decision.outcome = Outcome::Deny;
                 decision.shadow = None;
                 decision.hold = None;
                 decision.reasons.push(format!("{AUDIT_UNAVAILABLE}: {e}"));
@@ -317,7 +319,7 @@ impl Gate {
         let Some(id) = decision.approval_id.as_deref() else {
             return decision;
         };
-        if decision.decision != Outcome::Pending || wait.is_zero() {
+        if decision.outcome != Outcome::Pending || wait.is_zero() {
             return decision;
         }
         match self.approvals.wait(id, wait).await {
@@ -349,7 +351,7 @@ impl Gate {
                 if d.mode == Mode::Shadow {
                     d.shadow = Some(ShadowOutcome::WouldDeny);
                 } else {
-                    d.decision = Outcome::Deny;
+                    d.outcome = Outcome::Deny;
                     d.effect = Effect::Deny;
                 }
             }
@@ -401,8 +403,8 @@ impl Gate {
             spec: d.approval.clone(),
         };
         match self.approvals.admit(binding, new).await {
-            Ok(Admission::Approved(view)) => {
-                d.decision = Outcome::Allow;
+            Ok(Clearance::Approved(view)) => {
+                d.outcome = Outcome::Allow;
                 d.reasons.push(format!(
                     "approved by {} (approval {})",
                     view.decided_by.join(", "),
@@ -411,13 +413,13 @@ impl Gate {
                 d.approval_status = Some(view.status);
                 d.approval_id = Some(view.id);
             }
-            Ok(Admission::Refused(view)) => {
-                d.decision = Outcome::Deny;
+            Ok(Clearance::Refused(view)) => {
+                d.outcome = Outcome::Deny;
                 d.reasons.push(approval::refusal_reason(&view));
                 d.approval_status = Some(view.status);
                 d.approval_id = Some(view.id);
             }
-            Ok(Admission::Pending { view, .. }) => {
+            Ok(Clearance::Pending { view, .. }) => {
                 d.reasons.push(format!(
                     "waiting for approval {} by {} (quorum {}, expires {}); retry the same call once approved",
                     view.id,
@@ -432,7 +434,7 @@ impl Gate {
             }
             Err(e) => {
                 tracing::error!(action_id = %d.id, error = %e, "approval could not be requested; denying");
-                d.decision = Outcome::Deny;
+                d.outcome = Outcome::Deny;
                 d.reasons
                     .push(format!("approval could not be requested ({e}); denied"));
             }
@@ -447,7 +449,7 @@ impl Gate {
             agent: agent.clone(),
             requester: None,
         };
-        self.evaluate(&request).decision != Outcome::Deny
+        self.evaluate(&request).outcome != Outcome::Deny
     }
 
     /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
@@ -522,7 +524,7 @@ impl Gate {
     ) -> Decision {
         let mode = self.mode();
         let reasons = verdict.reasons;
-        let (decision, shadow) = match (mode, verdict.effect) {
+        let (outcome, shadow) = match (mode, verdict.effect) {
             (_, Effect::Allow) => (Outcome::Allow, None),
             (Mode::Shadow, Effect::Deny) => (Outcome::Allow, Some(ShadowOutcome::WouldDeny)),
             (Mode::Shadow, Effect::RequireApproval) => {
@@ -533,7 +535,7 @@ impl Gate {
         };
         Decision {
             id: uuid::Uuid::now_v7().to_string(),
-            decision,
+            outcome,
             effect: verdict.effect,
             risk: verdict.risk,
             reasons,
@@ -558,7 +560,7 @@ impl Gate {
 fn decision_event(req: &CheckRequest, d: &Decision, environment: &str) -> AuditEvent {
     let mut fields = Map::new();
     fields.insert("decision_id".into(), Value::String(d.id.clone()));
-    fields.insert("decision".into(), to_value(&d.decision));
+    fields.insert("decision".into(), to_value(&d.outcome));
     fields.insert("effect".into(), to_value(&d.effect));
     fields.insert("risk".into(), to_value(&d.risk));
     fields.insert("reasons".into(), to_value(&d.reasons));

@@ -121,14 +121,14 @@ where
             .instrument(span.clone())
             .await
     };
-    if decision.decision == Outcome::Allow {
+    if decision.outcome == Outcome::Allow {
         // The action runs inside OpenClaw: it counts as running until its result arrives.
         gate.hold_until_result(&decision);
     }
     let _enter = span.enter();
     span.record("action_id", decision.id.as_str());
-    span.record("decision", decision.decision.as_str());
-    if decision.decision == Outcome::Allow && decision.shadow.is_none() {
+    span.record("decision", decision.outcome.as_str());
+    if decision.outcome == Outcome::Allow && decision.shadow.is_none() {
         tracing::debug!(risk = decision.risk.as_str(), "allowed");
     } else {
         tracing::info!(

@@ -111,7 +111,7 @@ pub struct NewApproval {
 
 /// What the gate should do with a `require_approval` verdict.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
+pub enum Clearance {
     /// An approval for exactly this action is granted: let it through.
     Approved(ApprovalView),
     /// A recent approval for exactly this action was denied or expired.
@@ -240,7 +240,7 @@ impl Approvals {
         &self,
         binding: ApprovalBinding,
         new: NewApproval,
-    ) -> Result<Admission, ApprovalError> {
+    ) -> Result<Clearance, ApprovalError> {
         let key = binding.key();
         let now = now_ms();
         let reuse = self.settings.reuse_window.as_millis() as i64;
@@ -251,7 +251,7 @@ impl Approvals {
                 let req = &slot.req;
                 match req.status {
                     ApprovalStatus::Pending => {
-                        return Ok(Admission::Pending {
+                        return Ok(Clearance::Pending {
                             view: req.view(),
                             created: false,
                         });
@@ -259,12 +259,12 @@ impl Approvals {
                     ApprovalStatus::Approved => {
                         if usable(req, now, reuse) {
                             let view = self.use_approval(&mut book, &id, now).await?;
-                            return Ok(Admission::Approved(view));
+                            return Ok(Clearance::Approved(view));
                         }
                     }
                     ApprovalStatus::Denied | ApprovalStatus::Expired => {
                         if req.resolved_ms.unwrap_or(0) + reuse >= now {
-                            return Ok(Admission::Refused(req.view()));
+                            return Ok(Clearance::Refused(req.view()));
                         }
                     }
                 }
@@ -284,7 +284,7 @@ impl Approvals {
         book.insert(req);
         drop(book);
         self.notifier.requested(&view);
-        Ok(Admission::Pending {
+        Ok(Clearance::Pending {
             view,
             created: true,
         })

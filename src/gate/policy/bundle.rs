@@ -161,7 +161,7 @@ impl BundleFiles {
     }
 }
 
-/// The facts context the `clawgate.facts(input)` test builtin states facts in, as
+/// The facts context the `clawgate_facts_for(input)` test builtin states facts in, as
 /// documented in `docs/policy-guide.md` ("Testing rules on facts").
 pub fn test_facts_context() -> crate::facts::FactsContext {
     crate::facts::FactsContext {
@@ -173,7 +173,7 @@ pub fn test_facts_context() -> crate::facts::FactsContext {
     }
 }
 
-/// `clawgate.facts(input)` for policy tests: the facts clawgate's facts stage states for
+/// `clawgate_facts_for(input)` for policy tests: the facts clawgate's facts stage states for
 /// `input.action`, with this bundle's parameter roles and [`test_facts_context`]. Only the
 /// test engine has it; serving policies read `input.facts`.
 fn add_test_builtins(
@@ -182,14 +182,17 @@ fn add_test_builtins(
 ) -> Result<(), PolicyError> {
     engine
         .add_extension(
-            "clawgate.facts".to_string(),
+            "clawgate_facts_for".to_string(),
             1,
             Box::new(move |args: Vec<regorus::Value>| {
                 let input = serde_json::to_value(args.first().unwrap_or(&regorus::Value::Null))?;
-                let action: crate::action::Action =
-                    serde_json::from_value(input.get("action").cloned().unwrap_or_default())?;
-                let facts =
-                    crate::facts::facts_for(&action, &roles, &test_facts_context());
+                // A malformed action (tests of the fail-closed paths) has no facts.
+                let facts = match serde_json::from_value::<crate::action::Action>(
+                    input.get("action").cloned().unwrap_or_default(),
+                ) {
+                    Ok(action) => crate::facts::facts_for(&action, &roles, &test_facts_context()),
+                    Err(_) => crate::facts::Facts::default(),
+                };
                 Ok(regorus::Value::from_json_str(&serde_json::to_string(&facts)?)?)
             }),
         )

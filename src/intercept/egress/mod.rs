@@ -127,9 +127,9 @@ impl EgressProxy {
             requester: None,
         };
         let decision = self.gate.decide_and_wait(&request, self.hold).await;
-        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.decision.as_str(),
+        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
             host = %dest.host, port, "egress CONNECT");
-        if decision.decision != Outcome::Allow {
+        if decision.outcome != Outcome::Allow {
             return refusal(&decision);
         }
         let (timeout, max_bytes) = self.limits(&decision);
@@ -322,9 +322,9 @@ impl EgressProxy {
             requester: None,
         };
         let decision = self.gate.decide_and_wait(&request, self.hold).await;
-        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.decision.as_str(),
+        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
             method = %parts.method, host = %dest.host, scheme, "egress http");
-        if decision.decision != Outcome::Allow {
+        if decision.outcome != Outcome::Allow {
             return refusal(&decision);
         }
         let (timeout, max_bytes) = self.limits(&decision);
@@ -582,7 +582,7 @@ fn agent_identity(auth: &Authenticated) -> AgentIdentity {
 
 /// 403 for a denied or still-pending action, with everything an operator needs in the body.
 pub fn refusal(d: &Decision) -> Response<ResponseBody> {
-    let (code, message) = match (d.decision, &d.approval_id) {
+    let (code, message) = match (d.outcome, &d.approval_id) {
         (Outcome::Pending, Some(id)) => (
             "approval_pending",
             format!(
@@ -600,7 +600,7 @@ pub fn refusal(d: &Decision) -> Response<ResponseBody> {
     };
     let mut body = json!({
         "error": {"code": code, "message": message},
-        "decision": d.decision,
+        "decision": d.outcome,
         "decision_id": d.id,
         "risk": d.risk,
         "reasons": d.reasons,

@@ -253,8 +253,8 @@ where
             };
             let decision = gate.decide_and_wait(&request, hold).await;
             tracing::info!(action_id = %decision.id, run_id = request.agent.run_id.as_deref().unwrap_or(""),
-                decision = decision.decision.as_str(), server = %server, tool, "mcp tools/call");
-            if decision.decision != Outcome::Allow {
+                decision = decision.outcome.as_str(), server = %server, tool, "mcp tools/call");
+            if decision.outcome != Outcome::Allow {
                 let text = decision_refusal(&decision);
                 return rpc_response(
                     StatusCode::OK,
@@ -316,7 +316,7 @@ pub fn refusal_text(
 }
 
 fn decision_refusal(d: &Decision) -> String {
-    let held_for = match (d.decision, &d.approval_id) {
+    let held_for = match (d.outcome, &d.approval_id) {
         (Outcome::Pending, Some(id)) => {
             Some((id.as_str(), d.approval_expires_at.as_deref().unwrap_or("?")))
         }

@@ -2,12 +2,12 @@
 //! policy and audit see who asked. Also the admin operations (mode, policy reload) through
 //! the API and the CLI.
 
-mod common;
-
+use crate::common::{
+    BIN, Sidecar, TOY_POLICY, audit_entries, check_body, start_with, write_bundle,
+};
 use clawgate::config::Config;
 use clawgate::identity::{IdentityConfig, Scopes};
 use clawgate::token::TokenHash;
-use common::{BIN, Sidecar, TOY_POLICY, audit_entries, check_body, start_with, write_bundle};
 use serde_json::{Value, json};
 
 const CI_TOKEN: &str = "ci-agent-token";

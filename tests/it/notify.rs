@@ -18,8 +18,7 @@ use clawgate::gate::approval::{
 use clawgate::gate::policy::Risk;
 use serde_json::{Value, json};
 
-mod common;
-use common::receiver::{Receiver, Recorded, Reply};
+use crate::common::receiver::{Receiver, Recorded, Reply};
 
 const CALLBACK_BASE: &str = "http://127.0.0.1:9482";
 
@@ -44,7 +43,7 @@ async fn open_audit(dir: &Path) -> Arc<AuditLog> {
 
 /// The `approval` entries in the log, in order.
 fn approval_entries(audit: &AuditLog) -> Vec<Value> {
-    common::audit_entries(audit, "approval")
+    crate::common::audit_entries(audit, "approval")
 }
 
 async fn wait_for_entries(audit: &AuditLog, n: usize) -> Vec<Value> {

@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
@@ -257,16 +258,31 @@ fn percent_encode_userinfo(s: &str) -> String {
     out
 }
 
-/// `clawgate openclaw-config` options.
-pub struct Options {
+/// `clawgate openclaw-config`: print the OpenClaw config fragment (plugin entry, MCP servers,
+/// egress proxy, agent credential) for this configuration.
+#[derive(clap::Args)]
+pub struct OpenclawConfigArgs {
+    /// clawgate config file (the embedded defaults when omitted).
+    #[arg(long, env = "CLAWGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The clawgate OpenClaw plugin folder (holds openclaw.plugin.json).
+    #[arg(long, default_value = "examples/openclaw-plugin")]
     pub plugin_path: PathBuf,
+    /// The agent id MCP calls are attributed to.
+    #[arg(long, default_value = "main")]
     pub agent: String,
+    /// The identity ([identities.NAME]) the agent authenticates as; required when
+    /// identities are configured unless --token-env names one by its token.
+    #[arg(long, value_name = "NAME")]
     pub identity: Option<String>,
+    /// Write the token from this environment variable into the fragment (checked against
+    /// the identity's token_sha256). Without it, the fragment says ${CLAWGATE_AGENT_TOKEN},
+    /// which OpenClaw fills in from its own environment.
+    #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
 }
 
-pub fn run(opts: Options) -> Result<()> {
+pub fn run(opts: OpenclawConfigArgs) -> Result<ExitCode> {
     let config = match &opts.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -317,7 +333,7 @@ pub fn run(opts: Options) -> Result<()> {
     eprintln!(
         "note: tools.web.fetch.useTrustedEnvProxy applies when HTTP_PROXY/HTTPS_PROXY are set in OpenClaw's environment; set both to the proxy.proxyUrl above"
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

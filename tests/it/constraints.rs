@@ -2,10 +2,8 @@
 //! rate limits, concurrent actions per agent and time windows. Each breach is a deny naming
 //! the limit, recorded in the audit log.
 
-mod common;
-
+use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
 use chrono::Datelike;
-use common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 

@@ -2,23 +2,21 @@
 //! API, redaction, verification of real redb files and exports, tamper detection, concurrent
 //! writers, fail-closed behaviour and crash safety of the real binary.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{TOY_POLICY, check_body, start_with, write_bundle};
 use clawgate::audit::checkpoint::NoteVerifier;
 use clawgate::audit::store::{CHECKPOINTS, ENTRIES, META, split_entry};
 use clawgate::audit::verify::verify_db;
 use clawgate::audit::{AuditReader, merkle};
-use common::{TOY_POLICY, check_body, start_with, write_bundle};
 use redb::ReadableTable;
 use serde_json::{Value, json};
 
-use common::BIN;
+use crate::common::BIN;
 
-async fn toy(checkpoint_every: u64) -> common::Sidecar {
+async fn toy(checkpoint_every: u64) -> crate::common::Sidecar {
     start_with(move |c, dir| {
         c.policy.dir = Some(write_bundle(
             &dir.join("policy"),
@@ -29,11 +27,11 @@ async fn toy(checkpoint_every: u64) -> common::Sidecar {
     .await
 }
 
-fn db_path(s: &common::Sidecar) -> PathBuf {
+fn db_path(s: &crate::common::Sidecar) -> PathBuf {
     s.running.state.config.audit_path()
 }
 
-fn verifier(s: &common::Sidecar) -> NoteVerifier {
+fn verifier(s: &crate::common::Sidecar) -> NoteVerifier {
     NoteVerifier::parse(s.running.state.audit().verifier_key()).unwrap()
 }
 
@@ -155,7 +153,7 @@ async fn concurrent_writers_produce_a_gap_free_verified_chain() {
         let url = s.agent("/v1/check");
         tasks.spawn(async move {
             let d: Value =
-                common::post_json(&http, &url, &check_body("read", json!({"i": i}))).await;
+                crate::common::post_json(&http, &url, &check_body("read", json!({"i": i}))).await;
             d["audit_seq"].as_u64().unwrap()
         });
     }
@@ -378,7 +376,7 @@ async fn tampering_is_detected_and_names_the_first_bad_seq() {
 
 #[tokio::test]
 async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_verifier() {
-    let mut sc = common::BinarySidecar::configure("[audit]\ncheckpoint_every = 7\n");
+    let mut sc = crate::common::BinarySidecar::configure("[audit]\ncheckpoint_every = 7\n");
     sc.start().await;
     let data = sc.data.clone();
     let dir = &sc.dir;
@@ -517,7 +515,7 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
 
 #[tokio::test]
 async fn kill_9_under_load_loses_no_answered_decision() {
-    let mut sc = common::BinarySidecar::configure("[audit]\ncheckpoint_every = 25\n");
+    let mut sc = crate::common::BinarySidecar::configure("[audit]\ncheckpoint_every = 25\n");
     sc.start().await;
     let data = sc.data.clone();
     let http = reqwest::Client::new();
@@ -556,7 +554,7 @@ async fn kill_9_under_load_loses_no_answered_decision() {
 
     // Restart: the log reopens and continues; then stop and verify everything.
     sc.start().await;
-    let d: Value = common::post_json(
+    let d: Value = crate::common::post_json(
         &http,
         &sc.agent_url("/v1/check"),
         &check_body("read", json!({"after": "restart"})),

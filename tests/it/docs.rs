@@ -11,8 +11,8 @@ use clawgate::config::{
 };
 use clawgate::identity::{IdentityConfig, Scopes};
 
-const OPERATIONS: &str = include_str!("../docs/operations.md");
-const POD: &str = include_str!("../examples/deploy/k8s/pod.yaml");
+const OPERATIONS: &str = include_str!("../../docs/operations.md");
+const POD: &str = include_str!("../../examples/deploy/k8s/pod.yaml");
 const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
 
 /// The text after `heading` up to the next heading of the same or a higher level.

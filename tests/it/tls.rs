@@ -1,15 +1,13 @@
 //! TLS on the listeners and mTLS agent identities, against the real sidecar, reqwest (rustls)
 //! and curl; `clawgate certs init` through the real binary.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::common::{BIN, Sidecar, audit_entries, check_body, start_with};
 use clawgate::config::ListenerTls;
 use clawgate::tls::ca::CertificateAuthority;
 use clawgate::tls::init::{InitOptions, init};
-use common::{BIN, Sidecar, audit_entries, check_body, start_with};
 use serde_json::json;
 
 /// Certificates for one test: CA, server certificate for loopback, client certificate `main`.
@@ -258,7 +256,7 @@ async fn curl_reaches_a_tls_admin_listener_only_when_it_trusts_the_ca() {
 #[tokio::test]
 async fn a_missing_certificate_file_is_named_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
+    let mut config = crate::common::test_config(dir.path());
     config.listeners.agent.tls = Some(ListenerTls {
         cert: dir.path().join("nope.pem"),
         key: dir.path().join("nope.key"),
@@ -282,7 +280,7 @@ async fn mcp_gateway_takes_authenticated_as_from_the_client_certificate() {
         certs = make_certs(dir);
         config.listeners.agent.tls = Some(server_tls(&certs, true));
         // Every call is denied, so the (unreachable) upstream is never asked.
-        config.policy.dir = Some(common::write_bundle(
+        config.policy.dir = Some(crate::common::write_bundle(
             &dir.join("policy"),
             &[(
                 "main.rego",

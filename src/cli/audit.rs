@@ -85,7 +85,7 @@ pub struct Source {
     #[arg(long)]
     url: Option<String>,
     #[command(flatten)]
-    admin_token: crate::cli_admin::AdminTokenArgs,
+    admin_token: crate::cli::admin::AdminTokenArgs,
 }
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
@@ -280,7 +280,7 @@ fn tail(db: &Path, from: Option<u64>) -> Result<ExitCode> {
 /// the URL is https), as a blocking reader over the streamed body.
 fn fetch(
     base: &str,
-    admin: &crate::cli_admin::AdminTokenArgs,
+    admin: &crate::cli::admin::AdminTokenArgs,
     path: &str,
 ) -> Result<impl Read + use<>> {
     let url = format!("{}{path}", base.trim_end_matches('/'));

@@ -2,13 +2,11 @@
 //! generic notifications, and the tests answer them with correctly and incorrectly signed
 //! callbacks, as Slack and a webhook consumer would.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::receiver::{Receiver, Recorded, Reply};
+use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
 use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
-use common::receiver::{Receiver, Recorded, Reply};
-use common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "test-slack-signing-secret";
@@ -635,7 +633,7 @@ async fn operators_list_show_and_answer_with_the_admin_token() {
     let url = e.s.admin("");
     // Async, so the sidecar in this test's runtime keeps serving while the CLI runs.
     let cli = async |args: &[&str]| {
-        tokio::process::Command::new(common::BIN)
+        tokio::process::Command::new(crate::common::BIN)
             .args(["approvals", "--url", &url, "--token", ADMIN_TOKEN])
             .args(args)
             .output()
@@ -722,7 +720,7 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
     let quick = e.pending("quick", json!({"n": 1})).await;
     let data = e.s.running.state.config.data_dir.clone();
     let policy = e.s.running.state.config.policy.dir.clone();
-    let common::Sidecar { running, dir, .. } = e.s;
+    let crate::common::Sidecar { running, dir, .. } = e.s;
     running.shutdown(Duration::from_secs(5)).await;
     // Down for longer than `quick` lives.
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -84,18 +84,6 @@ pub fn plugin_dir() -> PathBuf {
     root().join("examples/openclaw-plugin")
 }
 
-/// The scripted model shared by the team (`../shared/openclaw/mock_llm.py`, beside the repo
-/// in CI and in every checkout).
-pub fn mock_llm_script() -> PathBuf {
-    let path = root().join("../shared/openclaw/mock_llm.py");
-    assert!(
-        path.is_file(),
-        "{} is missing: the tests need the shared folder beside the repository",
-        path.display()
-    );
-    path
-}
-
 /// What one `openclaw agent --local` turn did.
 #[derive(Debug)]
 pub struct Turn {
@@ -133,7 +121,7 @@ impl Turn {
 }
 
 /// One real agent turn: a mock model on a free port answering with `scenario` (see
-/// mock_llm.py), the clawgate plugin loaded with `plugin_config`, the hook timeout raised to
+/// `model::ScriptedModel`), the clawgate plugin loaded with `plugin_config`, the hook timeout raised to
 /// `hook_timeout_ms`, and a fresh HOME/state dir. Fails the test (never skips) when OpenClaw
 /// cannot be installed or the turn hangs for more than `limit`.
 pub async fn agent_turn(
@@ -165,29 +153,12 @@ pub async fn agent_turn_with(
 ) -> Turn {
     let oc = openclaw();
     let home = tempfile::tempdir().unwrap();
-    let scenario_path = home.path().join("scenario.json");
-    std::fs::write(&scenario_path, scenario.to_string()).unwrap();
-    let log_path = home.path().join("model-requests.jsonl");
-    let port = super::free_port();
-    let mut mock = tokio::process::Command::new("python3")
-        .arg(mock_llm_script())
-        .arg(port.to_string())
-        .arg(&scenario_path)
-        .arg(&log_path)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start mock_llm.py with python3");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mock_llm.py did not listen on {port}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let steps = match scenario {
+        serde_json::Value::Array(steps) => steps,
+        other => panic!("a scenario is a list of steps, not {other}"),
+    };
+    let model = super::model::ScriptedModel::start(steps).await;
+    let port = model.port;
     let config = serde_json::json!({
         "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
         "models": {"mode": "merge", "providers": {"mock": {
@@ -238,12 +209,7 @@ pub async fn agent_turn_with(
         .await
         .unwrap_or_else(|_| panic!("openclaw agent turn took more than {limit:?}"))
         .expect("openclaw agent turn");
-    let _ = mock.kill().await;
-    let model_requests = std::fs::read_to_string(&log_path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let model_requests = model.requests();
     Turn {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,12 +1,10 @@
 //! Operating the sidecar: `/metrics` read by the official Prometheus client's OpenMetrics
 //! parser, readiness naming each listener, and SIGTERM under load on the real binary.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{BIN, BinarySidecar, TOY_POLICY, check_body, start_with, write_bundle};
+use crate::common::{BIN, BinarySidecar, TOY_POLICY, check_body, start_with, write_bundle};
 use serde_json::{Value, json};
 
 /// Parses OpenMetrics text from stdin with `prometheus_client`'s parser (which rejects
@@ -21,7 +19,7 @@ print(json.dumps(samples))
 
 async fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(common::mcp::python())
+    let mut child = tokio::process::Command::new(crate::common::mcp::python())
         .args(["-c", PARSE])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -1,13 +1,11 @@
 //! POST /v1/check over real loopback HTTP: decisions, fail-closed evaluation, shadow mode
 //! and bad input.
 
-mod common;
-
+use crate::common::{TOY_POLICY, check_body, start_with, write_bundle};
 use clawgate::config::Mode;
-use common::{TOY_POLICY, check_body, start_with, write_bundle};
 use serde_json::json;
 
-async fn toy(mode: Mode) -> common::Sidecar {
+async fn toy(mode: Mode) -> crate::common::Sidecar {
     start_with(|c, dir| {
         c.policy.dir = Some(write_bundle(
             &dir.join("policy"),
@@ -262,7 +260,7 @@ async fn many_concurrent_checks_share_one_compiled_bundle() {
         let tool = if i % 2 == 0 { "read" } else { "exec" };
         tasks.spawn(async move {
             let body: serde_json::Value =
-                common::post_json(&http, &url, &check_body(tool, json!({"i": i}))).await;
+                crate::common::post_json(&http, &url, &check_body(tool, json!({"i": i}))).await;
             (tool, body["decision"].as_str().unwrap().to_string())
         });
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use clawgate::gate::approval::model::action_subject;
 
-use crate::cli_admin::{AdminApi, AdminConnection};
+use crate::cli::admin::{AdminApi, AdminConnection};
 use serde_json::{Value, json};
 
 #[derive(Args)]

@@ -1,13 +1,11 @@
 //! What every CLI command that talks to a running sidecar's admin listener shares: where it
-//! is, the admin token, and a small JSON client. Also `clawgate mode set` and
-//! `clawgate policy reload`.
+//! is, the admin token, and a small JSON client.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The admin token, given directly or read from the file the sidecar created.
 #[derive(Args, Clone)]
@@ -120,35 +118,10 @@ impl AdminApi {
     }
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Runs one admin request on a current-thread runtime: the client commands are one-shot.
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(f)
-}
-
-/// `clawgate mode set enforce|shadow`.
-pub fn set_mode(admin: &AdminConnection, mode: &str) -> Result<ExitCode> {
-    let api = admin.api()?;
-    let answer = block_on(api.post("/v1/mode", &json!({"mode": mode})))?;
-    println!(
-        "mode: {} (was {}; audit seq {})",
-        answer["mode"].as_str().unwrap_or("?"),
-        answer["previous"].as_str().unwrap_or("?"),
-        answer["audit_seq"]
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `clawgate policy reload`.
-pub fn reload_policy(admin: &AdminConnection) -> Result<ExitCode> {
-    let api = admin.api()?;
-    let answer = block_on(api.post("/v1/policy/reload", &json!({})))?;
-    println!(
-        "policy {}: revision {} (audit seq {})",
-        answer["outcome"].as_str().unwrap_or("?"),
-        answer["revision"].as_str().unwrap_or("?"),
-        answer["audit_seq"]
-    );
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! Shared test scaffolding: start a real clawgate on loopback ports and talk HTTP to it.
-#![allow(dead_code)]
 
 pub mod mcp;
+pub mod model;
 pub mod openclaw;
 pub mod receiver;
 
@@ -145,7 +145,6 @@ pub struct BinarySidecar {
     pub config: PathBuf,
     pub data: PathBuf,
     pub agent: u16,
-    pub egress: u16,
     pub admin: u16,
     child: Option<std::process::Child>,
 }
@@ -172,7 +171,6 @@ impl BinarySidecar {
             config,
             data,
             agent,
-            egress,
             admin,
             child: None,
         }

@@ -1,19 +1,17 @@
 //! The real OpenClaw (2026.9.6) with the clawgate plugin (`examples/openclaw-plugin`) in front
 //! of a real clawgate: each test runs whole `openclaw agent --local` turns against a scripted
-//! model (mock_llm.py) and asserts on what actually happened — files, directories, what the
+//! model (`common::model`) and asserts on what actually happened — files, directories, what the
 //! model was told, the audit log, `clawgate audit timeline` and `clawgate audit verify`.
 //!
 //! Each OpenClaw turn takes 15–30 s; the tests run in parallel.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::openclaw::{Turn, agent_turn};
+use crate::common::receiver::{Receiver, Reply};
+use crate::common::{BIN, Sidecar, audit_entries, start_with, write_bundle};
 use clawgate::gate::approval::signature::slack_signature;
-use common::openclaw::{Turn, agent_turn};
-use common::receiver::{Receiver, Reply};
-use common::{BIN, Sidecar, audit_entries, start_with, write_bundle};
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "e2e-slack-signing-secret";
@@ -477,7 +475,7 @@ async fn unreachable_sidecar_blocks_every_call() {
     let work = tempfile::tempdir().unwrap();
     let ran = work.path().join("ran");
     // Nothing listens on this port: the plugin must fail closed.
-    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let dead = format!("http://127.0.0.1:{}", crate::common::free_port());
     let turn = agent_turn(
         json!([
             {"tool": "exec", "arguments": {"command": format!("touch {}", ran.display())}},
@@ -505,7 +503,7 @@ async fn unreachable_sidecar_blocks_every_call() {
 
 #[tokio::test]
 async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
-    let upstream = common::mcp::Upstream::start(&[]);
+    let upstream = crate::common::mcp::Upstream::start(&[]);
     let url = upstream.url.clone();
     let e = env_with(move |c| {
         c.mcp.servers.insert(
@@ -529,7 +527,7 @@ async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
         {"tool": "tool_call", "arguments": {"id": "demo__echo", "args": {"text": "forbidden words"}}},
         {"text": "done"}
     ]);
-    let turn = common::openclaw::agent_turn_with(
+    let turn = crate::common::openclaw::agent_turn_with(
         scenario,
         e.plugin_config(),
         HOOK_TIMEOUT_MS,
@@ -600,7 +598,7 @@ async fn web_fetch_to_a_blocked_destination_through_the_egress_proxy_is_refused(
         ("HTTP_PROXY", proxy.as_str()),
         ("HTTPS_PROXY", proxy.as_str()),
     ];
-    let turn = common::openclaw::agent_turn_with(
+    let turn = crate::common::openclaw::agent_turn_with(
         json!([
             // Deferred behind OpenClaw's tool catalog, like MCP tools.
             {"tool": "tool_call", "arguments": {"id": "web_fetch", "args": {"url": url}}},
@@ -675,7 +673,7 @@ async fn the_plugin_authenticates_every_request_with_its_token() {
         write_step(&target, "written by an authenticated agent"),
         {"text": "done"},
     ]);
-    let with_token = tokio::spawn(common::openclaw::agent_turn_with(
+    let with_token = tokio::spawn(crate::common::openclaw::agent_turn_with(
         scenario.clone(),
         plugin.clone(),
         HOOK_TIMEOUT_MS,
@@ -718,7 +716,7 @@ async fn the_plugin_authenticates_every_request_with_its_token() {
     // Without the token in OpenClaw's environment every call is refused (401) and blocked.
     let before = e.audit("decision").len();
     let ran2 = work.path().join("ran-unauthenticated");
-    let turn = common::openclaw::agent_turn_with(
+    let turn = crate::common::openclaw::agent_turn_with(
         json!([
             {"tool": "exec", "arguments": {"command": format!("touch {}", ran2.display())}},
             {"text": "done"},

@@ -2,12 +2,10 @@
 //! (`MCPServer` over streamable HTTP), reached by the SDK's own `Client` through
 //! `/mcp/{server}` in both protocol revisions, and a stdio server behind `clawgate mcp-stdio`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::mcp::{Upstream, client, client_with_env, http_args, python, ran, script};
-use common::{Sidecar, audit_entries, start_with, write_bundle};
+use crate::common::mcp::{Upstream, client, client_with_env, http_args, python, ran, script};
+use crate::common::{Sidecar, audit_entries, start_with, write_bundle};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "mcp-test-admin";
@@ -306,7 +304,6 @@ async fn verdict_time_limits_cut_off_slow_upstreams() {
     .await
     .unwrap();
     assert_eq!(quick["isError"], false, "{quick}");
-    let t0 = Instant::now();
     let slow = client(&http_args(
         &url,
         "2026-07-28",
@@ -317,10 +314,6 @@ async fn verdict_time_limits_cut_off_slow_upstreams() {
         slow.is_err() || slow.as_ref().unwrap()["isError"] == true,
         "{slow:?}"
     );
-    assert!(
-        t0.elapsed() < Duration::from_millis(2500),
-        "the limit did not cut the call off"
-    );
     let cut = failed_result(&s).await;
     assert!(
         cut["error"]
@@ -329,6 +322,11 @@ async fn verdict_time_limits_cut_off_slow_upstreams() {
             .contains("time limit of 300 ms"),
         "{cut}"
     );
+    // Measured by the sidecar (no client start-up in it): cut well before the 3 s call ends.
+    let took = cut["duration_ms"]
+        .as_u64()
+        .expect("a result carries its duration");
+    assert!(took < 2500, "the limit did not cut the call off: {cut}");
 }
 
 /// The first result pointer recorded as failed, waiting up to 5 s for it.
@@ -449,7 +447,7 @@ async fn stdio_server_behind_mcp_stdio() {
         let mut v: Vec<String> = vec![
             "--stdio".into(),
             "--".into(),
-            common::BIN.into(),
+            crate::common::BIN.into(),
             "mcp-stdio".into(),
             "--server".into(),
             "local".into(),
@@ -505,7 +503,7 @@ async fn stdio_server_behind_mcp_stdio() {
             .any(|d| d["action"]["server"] == "local" && d["action"]["tool"] == "drop_database")
     );
     // The sidecar is gone: nothing runs unchecked.
-    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let dead = format!("http://127.0.0.1:{}", crate::common::free_port());
     let refused = client(&with(
         stdio(&dead),
         &["call", "echo", r#"{"text": "unchecked"}"#],
@@ -525,7 +523,7 @@ async fn stdio_server_behind_mcp_stdio() {
 
 #[tokio::test]
 async fn openclaw_mcp_probe_reaches_the_server_through_the_gateway() {
-    let oc = common::openclaw::openclaw();
+    let oc = crate::common::openclaw::openclaw();
     let upstream = Upstream::start(&[]);
     let s = gateway(&upstream, 0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
@@ -580,7 +578,7 @@ async fn mcp_stdio_authenticates_with_a_token_from_a_file_or_the_environment() {
         let mut v: Vec<String> = [
             "--stdio",
             "--",
-            common::BIN,
+            crate::common::BIN,
             "mcp-stdio",
             "--server",
             "local",
@@ -652,7 +650,7 @@ async fn mcp_stdio_authenticates_with_a_token_from_a_file_or_the_environment() {
 
 #[tokio::test]
 async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_clawgate() {
-    let oc = common::openclaw::openclaw();
+    let oc = crate::common::openclaw::openclaw();
     let dir = tempfile::tempdir().unwrap();
     let request_log = dir.path().join("requests.jsonl");
     let upstream = Upstream::start(&["--request-log", request_log.to_str().unwrap()]);
@@ -672,7 +670,7 @@ async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_cl
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::common::BIN)
         .args(["openclaw-config", "--identity", "openclaw-main", "--config"])
         .arg(&toml)
         .output()
@@ -719,11 +717,8 @@ async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_cl
         !log.to_ascii_lowercase().contains("\"authorization\""),
         "{log}"
     );
+    // Listing tools decides nothing: the identity shows in which probe was served (the one
+    // with the token) and which was refused (the one without), above.
     let decisions = audit_entries(s.running.state.audit(), "decision");
-    assert!(
-        decisions
-            .iter()
-            .all(|d| d["agent"]["authenticated_as"] == "openclaw-main"),
-        "{decisions:#?}"
-    );
+    assert!(decisions.is_empty(), "{decisions:#?}");
 }

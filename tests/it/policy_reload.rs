@@ -1,14 +1,12 @@
 //! Bundle reloads: a changed bundle swaps in atomically; a broken one is rejected and the old
 //! one keeps serving.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TOY_POLICY, start_with, write_bundle};
+use crate::common::{TOY_POLICY, start_with, write_bundle};
 use serde_json::json;
 
-async fn wait_for_revision_change(s: &common::Sidecar, old: &str) -> String {
+async fn wait_for_revision_change(s: &crate::common::Sidecar, old: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rev = s.status().await["policy"]["revision"]
@@ -88,7 +86,7 @@ async fn file_changes_reload_the_bundle_and_broken_bundles_are_rejected() {
 #[tokio::test]
 async fn a_bundle_without_the_entrypoint_is_rejected_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
+    let mut config = crate::common::test_config(dir.path());
     config.policy.dir = Some(write_bundle(
         &dir.path().join("policy"),
         &[("main.rego", "package clawgate\nallow := true\n")],

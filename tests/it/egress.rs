@@ -4,16 +4,14 @@
 //! every loopback address in the default bundle. Names are pinned with `egress.resolve`, so
 //! nothing needs DNS and nothing leaves the machine.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::receiver::{Receiver, Reply};
+use crate::common::{Sidecar, audit_entries, start_with};
 use clawgate::config::Config;
 use clawgate::identity::{IdentityConfig, Scopes};
 use clawgate::token::TokenHash;
-use common::receiver::{Receiver, Reply};
-use common::{Sidecar, audit_entries, start_with};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -691,7 +689,7 @@ async fn proxy_validate(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (i32, Value, String) {
-    let oc = common::openclaw::openclaw();
+    let oc = crate::common::openclaw::openclaw();
     let home = tempfile::tempdir().unwrap();
     let path = home.path().join("openclaw.json");
     std::fs::write(&path, config.to_string()).unwrap();
@@ -830,7 +828,7 @@ async fn openclaw_proxy_validate_with_identity_credentials() {
     }
     std::fs::write(&toml, text).unwrap();
     let fragment = |args: &[&str]| {
-        let out = std::process::Command::new(common::BIN)
+        let out = std::process::Command::new(crate::common::BIN)
             .args(["openclaw-config", "--config"])
             .arg(&toml)
             .args(args)
@@ -965,7 +963,7 @@ async fn the_egress_listener_serves_tls_for_an_https_proxy_url() {
 #[tokio::test]
 async fn inspection_without_a_ca_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
+    let mut config = crate::common::test_config(dir.path());
     config.egress.tls_inspect = true;
     let err = match clawgate::server::start(config).await {
         Ok(_) => panic!("started without an inspection CA"),
