@@ -325,6 +325,38 @@ kind_findings contains f if {
 	some f in kind_rule_findings(kind, c)
 }
 
+# The rules of a command's kind (one function per kind; regorus' VM does not
+# dispatch on constant arguments, so the dispatch is written out).
+kind_rule_findings(kind, c) := delete_rule_findings(c) if {
+	kind == "delete"
+} else := find_rule_findings(c) if {
+	kind == "find"
+} else := disk_rule_findings(c) if {
+	kind == "disk"
+} else := dd_rule_findings(c) if {
+	kind == "dd"
+} else := kubectl_rule_findings(c) if {
+	kind == "kubectl"
+} else := helm_rule_findings(c) if {
+	kind == "helm"
+} else := terraform_rule_findings(c) if {
+	kind == "terraform"
+} else := git_rule_findings(c) if {
+	kind == "git"
+} else := database_rule_findings(c) if {
+	kind == "database"
+} else := dropdb_rule_findings(c) if {
+	kind == "dropdb"
+} else := chmod_rule_findings(c) if {
+	kind == "chmod"
+} else := permission_rule_findings(c) if {
+	kind == "permission"
+} else := privilege_rule_findings(c) if {
+	kind == "privilege"
+} else := powershell_rule_findings(c) if {
+	kind == "powershell"
+} else := set()
+
 # Paths of a command's operands, with ~ written out.
 home_dir := object.get(facts, "home", "")
 
@@ -349,7 +381,7 @@ recursive(c) if {
 
 recursive(c) if "--recursive" in c.flags
 
-kind_rule_findings("delete", c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.name, concat(" ", c.operands)])) |
+delete_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.name, concat(" ", c.operands)])) |
 	recursive(c)
 	some p in c.paths
 	protected_dir(p)
@@ -362,19 +394,19 @@ kind_rule_findings("delete", c) := {exec_rule_finding("exec.rm_root", sprintf("%
 	w in {"find", "fd", "fdfind", "xargs", "parallel"}
 }
 
-kind_rule_findings("find", c) := {exec_rule_finding("exec.recursive_delete", "find -delete") |
+find_rule_findings(c) := {exec_rule_finding("exec.recursive_delete", "find -delete") |
 	"-delete" in c.flags
 }
 
-kind_rule_findings("disk", c) := {exec_rule_finding("exec.disk_wipe", c.name)}
+disk_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", c.name)}
 
-kind_rule_findings("dd", c) := {exec_rule_finding("exec.disk_wipe", sprintf("dd %s", [o])) |
+dd_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", sprintf("dd %s", [o])) |
 	some o in c.operands
 	startswith(o, "of=")
 	block_device(trim_prefix(o, "of="))
 }
 
-kind_rule_findings("kubectl", c) := {exec_rule_finding("exec.kubectl_delete", "kubectl delete") |
+kubectl_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", "kubectl delete") |
 	subcommand_of(c) == "delete"
 } | {exec_rule_finding("cred.k8s_secret", "kubectl get secret -o") |
 	subcommand_of(c) == "get"
@@ -383,12 +415,12 @@ kind_rule_findings("kubectl", c) := {exec_rule_finding("exec.kubectl_delete", "k
 	output_flag(c)
 }
 
-kind_rule_findings("helm", c) := {exec_rule_finding("exec.kubectl_delete", sprintf("helm %s", [sub])) |
+helm_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", sprintf("helm %s", [sub])) |
 	sub := subcommand_of(c)
 	sub in {"uninstall", "delete", "del", "un"}
 }
 
-kind_rule_findings("terraform", c) := {exec_rule_finding("exec.terraform_destroy", sprintf("%s destroy", [c.name])) |
+terraform_rule_findings(c) := {exec_rule_finding("exec.terraform_destroy", sprintf("%s destroy", [c.name])) |
 	subcommand_of(c) == "destroy"
 } | {exec_rule_finding("exec.terraform_destroy", sprintf("%s apply -destroy", [c.name])) |
 	subcommand_of(c) == "apply"
@@ -397,7 +429,7 @@ kind_rule_findings("terraform", c) := {exec_rule_finding("exec.terraform_destroy
 	subcommand_of(c) == "apply"
 }
 
-kind_rule_findings("git", c) := {exec_rule_finding("exec.git_force_push", "git push") |
+git_rule_findings(c) := {exec_rule_finding("exec.git_force_push", "git push") |
 	subcommand_of(c) == "push"
 	force_push(c)
 } | {exec_rule_finding("exec.git_discard", sprintf("git %s", [sub])) |
@@ -405,7 +437,7 @@ kind_rule_findings("git", c) := {exec_rule_finding("exec.git_force_push", "git p
 	git_discard(c, sub)
 }
 
-kind_rule_findings("database", c) := {exec_rule_finding("exec.sql_drop", c.name) |
+database_rule_findings(c) := {exec_rule_finding("exec.sql_drop", c.name) |
 	some w in sql_texts(c)
 	regex.match(exec_data.sql_drop, w)
 } | {exec_rule_finding("exec.sql_delete_all", c.name) |
@@ -424,9 +456,9 @@ sql_texts(c) := {w | some i, w in c.argv; i > 0} | {w |
 	i > 0
 }
 
-kind_rule_findings("dropdb", c) := {exec_rule_finding("exec.sql_drop", "dropdb")}
+dropdb_rule_findings(c) := {exec_rule_finding("exec.sql_drop", "dropdb")}
 
-kind_rule_findings("chmod", c) := {exec_rule_finding("exec.setuid", sprintf("chmod %s", [o])) |
+chmod_rule_findings(c) := {exec_rule_finding("exec.setuid", sprintf("chmod %s", [o])) |
 	some o in chmod_modes(c)
 	regex.match(exec_data.setuid_mode, o)
 } | {exec_rule_finding("exec.world_writable", sprintf("chmod %s", [o])) |
@@ -434,12 +466,12 @@ kind_rule_findings("chmod", c) := {exec_rule_finding("exec.setuid", sprintf("chm
 	regex.match(exec_data.world_writable_mode, o)
 } | {exec_rule_finding("exec.permission_change", c.name)}
 
-kind_rule_findings("permission", c) := {exec_rule_finding("exec.permission_change", c.name)}
+permission_rule_findings(c) := {exec_rule_finding("exec.permission_change", c.name)}
 
-kind_rule_findings("privilege", c) := {exec_rule_finding("exec.privilege_escalation", c.name)}
+privilege_rule_findings(c) := {exec_rule_finding("exec.privilege_escalation", c.name)}
 
 # Interpreters get inline PowerShell download-and-run (iex (iwr ...)) checked.
-kind_rule_findings("powershell", c) := {exec_rule_finding("exec.pipe_to_shell", "Invoke-Expression of a download") |
+powershell_rule_findings(c) := {exec_rule_finding("exec.pipe_to_shell", "Invoke-Expression of a download") |
 	powershell_download_run(c.code.text)
 }
 
@@ -492,17 +524,35 @@ force_push(c) if {
 	startswith(o, ":")
 }
 
-git_discard(c, "reset") if "--hard" in c.flags
+git_discard(c, sub) if {
+	sub == "reset"
+	"--hard" in c.flags
+}
 
-git_discard(c, "clean") if "f" in c.short
+git_discard(c, sub) if {
+	sub == "clean"
+	"f" in c.short
+}
 
-git_discard(c, "clean") if "--force" in c.flags
+git_discard(c, sub) if {
+	sub == "clean"
+	"--force" in c.flags
+}
 
-git_discard(c, "branch") if "D" in c.short
+git_discard(c, sub) if {
+	sub == "branch"
+	"D" in c.short
+}
 
-git_discard(c, "checkout") if "f" in c.short
+git_discard(c, sub) if {
+	sub == "checkout"
+	"f" in c.short
+}
 
-git_discard(c, "checkout") if "--force" in c.flags
+git_discard(c, sub) if {
+	sub == "checkout"
+	"--force" in c.flags
+}
 
 # A download fed straight to a shell or interpreter: through a pipe (curl | sh),
 # or as the code of a process or command substitution (sh <(curl ...),
@@ -582,7 +632,7 @@ secret_findings contains f if {
 # Findings about exec's own parameters.
 exec_param_findings(name) := fs if {
 	name == "exec"
-	fs := {f | f := elevated_finding} | {f | f := no_command_finding}
+	fs := {f | f := elevated_finding; is_object(f)} | {f | f := no_command_finding; is_object(f)}
 } else := set()
 
 # elevated=true asks OpenClaw to leave the sandbox and run on the host.

@@ -172,7 +172,7 @@ production_host(hc, host) if {
 # Everything about an HTTP request, in one rule (see core in main.rego).
 http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	a := input.action
-	hosts := [h | h := http_host]
+	hosts := [h | h := http_host; is_string(h)]
 	labels := array.concat(hosts, ["(no host)"])
 	label_host := labels[0]
 	subjects := array.concat(hosts, ["unknown"])
@@ -205,12 +205,12 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	fs := (((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings
 }
 
-http_method_finding(false, _, _, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))}
-
-http_method_finding(true, hc, hosts, label) := {finding("http.trusted_host", "allow", "low", sprintf("%s goes to a trusted API host (http.trusted_hosts)", [label]))} if {
+http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {
+	mutating == false
+} else := {finding("http.trusted_host", "allow", "low", sprintf("%s goes to a trusted API host (http.trusted_hosts)", [label]))} if {
 	host_listed(object.get(hc, "trusted_hosts", []), hosts[0])
 } else := {finding("http.mutation", tier_mutation_effect(risk), risk, sprintf("%s changes remote state", [label]))} if {
-	risks := array.concat([r | r := hc.mutation_risk], ["medium"])
+	risks := array.concat([r | r := hc.mutation_risk; is_string(r)], ["medium"])
 	risk := risks[0]
 }
 

@@ -77,13 +77,13 @@ mcp_classify(overrides, mcp, tool) := "override" if {
 	regex.match(p, tool)
 } else := "write"
 
-mcp_class_spec_of("override", overrides, _) := overrides[0]
+mcp_class_spec_of(class, overrides, mcp) := overrides[0] if {
+	class == "override"
+} else := object_or_empty(mcp.classes[class])
 
-mcp_class_spec_of(class, _, mcp) := object_or_empty(mcp.classes[class]) if class != "override"
-
-mcp_text("override", overrides, _, server, tool) := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [server, tool, object.get(overrides[0], "reason", "configured in data.json")])
-
-mcp_text(class, _, class_spec, _, _) := sprintf("name %s", [object.get(class_spec, "label", class)]) if class != "override"
+mcp_text(class, overrides, class_spec, server, tool) := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [server, tool, object.get(overrides[0], "reason", "configured in data.json")]) if {
+	class == "override"
+} else := sprintf("name %s", [object.get(class_spec, "label", class)])
 
 # An override with an explicit effect decides by itself; otherwise the tier of
 # the risk decides, as a read or a mutation. (Overrides and classes without

@@ -38,7 +38,7 @@ resolve_tool(raw) := {"raw": raw, "name": name, "spec": spec, "action": action} 
 	low := lower(raw)
 
 	# First of: the alias target, the lower-cased name (likewise below).
-	names := array.concat([c | c := data.clawgate.aliases[low]], [low])
+	names := array.concat([c | c := data.clawgate.aliases[low]; is_string(c)], [low])
 	name := names[0]
 	specs := array.concat([s | s := data.clawgate.tools[name]; is_object(s)], [null])
 	spec := specs[0]
@@ -150,7 +150,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
-	exec_fs := {f | name == "exec"; f := elevated_finding} | {f | name == "exec"; f := no_command_finding}
+	exec_fs := {f | name == "exec"; f := elevated_finding; is_object(f)} | {f | name == "exec"; f := no_command_finding; is_object(f)}
 	fs := ({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
@@ -166,9 +166,9 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	fs := (unknown_tool_findings(t) | fact_findings(false, unknown_blocks_private, sprintf("%s url", [t.name]))) | exec_param_findings(t.name)
 }
 
-base_text(false, label, risk, _) := sprintf("%s is %s risk (base tier)", [label, risk])
-
-base_text(true, label, risk, spec) := sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [label, mutation_text(spec), risk, risk])
+base_text(mutates, label, risk, spec) := sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [label, mutation_text(spec), risk, risk]) if {
+	mutates == true
+} else := sprintf("%s is %s risk (base tier)", [label, risk])
 
 mutation_text(spec) := "runs a command that is not plainly read-only (data.clawgate.commands)" if {
 	spec.mutating == "command"

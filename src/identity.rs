@@ -319,6 +319,7 @@ mod tests {
                 token_sha256: Some(TokenHash::hex_of("ci-token")),
                 cert_subject: Some("ci.agents.example".into()),
                 scopes: Scopes::default(),
+                home: None,
             },
         );
         config.insert(

@@ -98,7 +98,12 @@ fn test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
     })
 }
 
-fn eval(input: &Path, dir: Option<PathBuf>, show_facts: bool, home: Option<&str>) -> Result<ExitCode> {
+fn eval(
+    input: &Path,
+    dir: Option<PathBuf>,
+    show_facts: bool,
+    home: Option<&str>,
+) -> Result<ExitCode> {
     let text = if input.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
     } else {

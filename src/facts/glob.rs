@@ -14,7 +14,10 @@ use std::collections::HashSet;
 enum Token {
     Lit(char),
     One,
-    Class { negated: bool, items: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
     Star,
     /// `**/`: zero or more whole segments.
     AnyDirs,
@@ -266,7 +269,11 @@ mod tests {
             ("/h/keys/*", "**/*.pem", true),
             ("/h/a\\*", "/h/a*", true),
             ("/h/a\\*", "/h/ab", false),
-            ("/var/run/secrets/kubernetes.io/serviceaccount/token", "/var/run/secrets/**", true),
+            (
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                "/var/run/secrets/**",
+                true,
+            ),
             ("/var/run/secrets", "/var/run/secrets/**", true),
             ("/var/run/secretsx", "/var/run/secrets/**", false),
             ("**/id_rsa", "/h/.ssh/**", true),
@@ -285,7 +292,10 @@ mod tests {
         // Cut patterns widen: a glob too long to read in full still meets what it may match.
         let long = format!("/h/.ssh/{}", "?".repeat(2000));
         assert!(overlaps(&long, "/h/.ssh/**"));
-        assert!(overlaps(&format!("/h/.ssh/{}", "*a".repeat(2000)), "/h/.ssh/**"));
+        assert!(overlaps(
+            &format!("/h/.ssh/{}", "*a".repeat(2000)),
+            "/h/.ssh/**"
+        ));
         assert!(!overlaps(&"*a".repeat(2000), "/h/.ssh/**"));
         assert!(!has_wildcards(&escape("/a/*?[x]")));
         assert!(has_wildcards("/a/*"));

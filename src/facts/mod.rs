@@ -117,10 +117,13 @@ impl FactsConfig {
             ctx = ctx.with_home(home);
         }
         if let Some(ws) = &self.workspace {
-            ctx.workspace = path::normalize(&glob::escape(ws), &PathBase {
-                home: ctx.home.clone(),
-                cwd: ctx.home.clone(),
-            });
+            ctx.workspace = path::normalize(
+                &glob::escape(ws),
+                &PathBase {
+                    home: ctx.home.clone(),
+                    cwd: ctx.home.clone(),
+                },
+            );
         }
         ctx.sidecar_paths = sidecar_paths;
         ctx.sidecar_ports = sidecar_ports;
@@ -130,7 +133,10 @@ impl FactsConfig {
     /// Problems with the values, for config validation.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (key, v) in [("facts.home", &self.home), ("facts.workspace", &self.workspace)] {
+        for (key, v) in [
+            ("facts.home", &self.home),
+            ("facts.workspace", &self.workspace),
+        ] {
             if let Some(v) = v
                 && !v.starts_with('/')
                 && !(key == "facts.workspace" && v.starts_with('~'))
@@ -253,7 +259,14 @@ fn params_facts(
         .find_map(|k| params.get(k).and_then(Value::as_str))
         .filter(|d| !d.is_empty())
     {
-        facts.cwd = PathFact::new(&dir.replace('\\', "/"), false, &home_base, "workdir", String::new()).path;
+        facts.cwd = PathFact::new(
+            &dir.replace('\\', "/"),
+            false,
+            &home_base,
+            "workdir",
+            String::new(),
+        )
+        .path;
     }
     let base = PathBase {
         home: ctx.home.clone(),
@@ -262,7 +275,10 @@ fn params_facts(
     let strings = |v: &Value| -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => Vec::new(),
         }
     };
@@ -273,7 +289,13 @@ fn params_facts(
             } else {
                 "param"
             };
-            let p = PathFact::new(&raw.replace('\\', "/"), false, &base, access, format!("params.{key}"));
+            let p = PathFact::new(
+                &raw.replace('\\', "/"),
+                false,
+                &base,
+                access,
+                format!("params.{key}"),
+            );
             push_path(&mut facts.paths, &ctx.limits, p);
         }
     }
@@ -343,7 +365,10 @@ pub(crate) fn push_path(paths: &mut Vec<PathFact>, limits: &Limits, p: PathFact)
     if paths.len() >= limits.max_paths {
         return;
     }
-    if !paths.iter().any(|q| q.path == p.path && q.access == p.access) {
+    if !paths
+        .iter()
+        .any(|q| q.path == p.path && q.access == p.access)
+    {
         paths.push(p);
     }
 }

@@ -141,7 +141,10 @@ fn expand_home(text: &str, home: &str) -> String {
     match user {
         "" => format!("{home}{tail}"),
         "root" => format!("/root{tail}"),
-        u if u.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => {
+        u if u
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+        {
             format!("/home/{u}{tail}")
         }
         _ => text.to_string(),
@@ -153,10 +156,7 @@ fn prefixes(path: &str, home: &str) -> Vec<String> {
     let mut out = Vec::new();
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     // Only ancestors without wildcards name a real directory that can be looked up.
-    let literal = segs
-        .iter()
-        .take_while(|s| !glob::has_wildcards(s))
-        .count();
+    let literal = segs.iter().take_while(|s| !glob::has_wildcards(s)).count();
     for n in (0..=literal).rev() {
         out.push(unescape(&format!("/{}", segs[..n].join("/"))));
     }
@@ -244,7 +244,10 @@ mod tests {
         let cases = [
             ("/home/dev/.aws/./credentials", "/home/dev/.aws/credentials"),
             ("/home/dev/.kube//config", "/home/dev/.kube/config"),
-            ("~/.openclaw/./credentials/x.json", "/home/dev/.openclaw/credentials/x.json"),
+            (
+                "~/.openclaw/./credentials/x.json",
+                "/home/dev/.openclaw/credentials/x.json",
+            ),
             ("/proc/self//environ", "/proc/self/environ"),
             ("~", "/home/dev"),
             ("~/", "/home/dev"),

@@ -652,12 +652,7 @@ impl Walker<'_, '_> {
             let is_glob = w.kinds.contains(&"glob");
             if i == 0 {
                 fact.program = w.text.clone();
-                fact.name = w
-                    .text
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                fact.name = w.text.rsplit('/').next().unwrap_or_default().to_string();
                 fact.argv.push(w.text);
                 continue;
             }
@@ -1169,11 +1164,7 @@ fn test_words(e: &ast::ExtendedTestExpr, out: &mut Vec<ast::Word>) {
 }
 
 /// Expand brace expressions into their alternatives; false past `max` alternatives.
-fn expand_braces(
-    parts: &[word::BraceExpressionOrText],
-    acc: &mut Vec<String>,
-    max: usize,
-) -> bool {
+fn expand_braces(parts: &[word::BraceExpressionOrText], acc: &mut Vec<String>, max: usize) -> bool {
     for part in parts {
         match part {
             word::BraceExpressionOrText::Text(t) => {
@@ -1225,9 +1216,7 @@ fn expand_braces(
                                 return false;
                             }
                             options.extend(
-                                (lo..=hi)
-                                    .filter_map(char::from_u32)
-                                    .map(|c| c.to_string()),
+                                (lo..=hi).filter_map(char::from_u32).map(|c| c.to_string()),
                             );
                         }
                     }
@@ -1296,9 +1285,7 @@ fn ansi_c(s: &str) -> String {
             'u' => num(16, 4, None),
             'U' => num(16, 8, None),
             '0'..='7' => num(8, 3, Some(e)),
-            'c' => chars
-                .next()
-                .and_then(|c| char::from_u32((c as u32) & 0x1f)),
+            'c' => chars.next().and_then(|c| char::from_u32((c as u32) & 0x1f)),
             other => {
                 out.push('\\');
                 Some(other)
@@ -1347,4 +1334,260 @@ fn awk_effects(program: &str) -> Vec<&'static str> {
     }
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::action::Action;
+    use crate::facts::{Facts, FactsContext, Limits, ParamRoles, facts_for};
+    use serde_json::json;
+
+    fn ctx() -> FactsContext {
+        FactsContext {
+            home: "/home/dev".into(),
+            workspace: "/home/dev/project".into(),
+            sidecar_paths: Vec::new(),
+            sidecar_ports: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    fn roles() -> ParamRoles {
+        ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "exec": {"command_params": ["command"], "path_params": ["workdir"]}
+        }}})])
+    }
+
+    fn facts(cmd: &str) -> Facts {
+        facts_for(
+            &Action::tool("exec", Some(json!({"command": cmd}))),
+            &roles(),
+            &ctx(),
+        )
+    }
+
+    /// Each command as `name argv...` (argv after quote removal, joined by spaces).
+    fn shown(cmd: &str) -> Vec<String> {
+        facts(cmd)
+            .commands
+            .iter()
+            .map(|c| format!("{}|{}", c.name, c.argv.join(" ")))
+            .collect()
+    }
+
+    #[test]
+    fn quotes_are_removed_before_anything_is_judged() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"find ~ -maxdepth 0 -e"x"ec r""m -rf {} +"#,
+                &[
+                    "find|find /home/dev -maxdepth 0 -exec rm -rf {} +",
+                    "rm|rm -rf {}",
+                ],
+            ),
+            (
+                r#"rg --p''re=sh -e . /tmp/p"#,
+                &["rg|rg --pre=sh -e . /tmp/p"],
+            ),
+            (
+                r#"sort notes.txt "-o" ~/.bashrc"#,
+                &["sort|sort notes.txt -o /home/dev/.bashrc"],
+            ),
+            (r#"$'\x72m' -rf /"#, &["rm|rm -rf /"]),
+            (r#"\rm -rf x"#, &["rm|rm -rf x"]),
+            (r#"r\m -rf x"#, &["rm|rm -rf x"]),
+            (r#"{rm,-rf,/}"#, &["rm|rm -rf /"]),
+            (r#"X=rm; $X -rf /"#, &["|", "rm|rm -rf /"]),
+        ];
+        for (cmd, want) in cases {
+            assert_eq!(shown(cmd), *want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn joins_and_nesting_are_stated() {
+        let f = facts("a | b && c || d; e & (f) ");
+        let joins: Vec<_> = f.commands.iter().map(|c| c.joined_by).collect();
+        // The subshell's own list starts afresh.
+        assert_eq!(joins, ["first", "pipe", "and", "or", "sequence", "first"]);
+        assert!(f.commands[4].background);
+        assert!(f.commands[5].subshell);
+        assert_eq!(f.commands[0].pipeline, f.commands[1].pipeline);
+        let mut joins = f.scripts[0].joins.clone();
+        joins.sort();
+        assert_eq!(
+            joins,
+            ["and", "background", "or", "pipe", "sequence", "subshell"]
+        );
+
+        // Commands inside substitutions, process substitutions, sh -c, eval and stdin scripts.
+        for (cmd, inner, via) in [
+            ("echo $(rm -rf x)", "rm", "substitution"),
+            ("echo `rm -rf x`", "rm", "substitution"),
+            ("cat <(rm -rf x)", "rm", "process_substitution"),
+            ("sh -c 'rm -rf x'", "rm", "shell_c"),
+            ("bash -lc \"rm -rf x\"", "rm", "shell_c"),
+            ("eval 'rm -rf x'", "rm", "eval"),
+            ("echo 'rm -rf x' | sh", "rm", "stdin"),
+            ("sh <<EOF\nrm -rf x\nEOF", "rm", "stdin"),
+            ("echo ${X:-$(rm -rf x)}", "rm", "substitution"),
+            ("echo $(( $(rm -rf x) ))", "rm", "substitution"),
+        ] {
+            let f = facts(cmd);
+            let c = f.commands.iter().find(|c| c.name == inner);
+            assert!(
+                c.is_some_and(|c| c.via == via && c.depth == 1),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+    }
+
+    #[test]
+    fn words_are_marked_literal_or_not() {
+        let f = facts("cat $F \"$(date)\" *.rs {a,b}.txt ~bob/x $((1+2)) plain");
+        let kinds: Vec<(usize, Vec<&str>)> = f.commands[0]
+            .dynamic
+            .iter()
+            .map(|d| (d.index, d.kinds.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, vec!["variable"]),
+                (2, vec!["command_substitution"]),
+                (3, vec!["glob"]),
+                (4, vec!["brace"]),
+                (5, vec!["brace"]),
+                (6, vec!["tilde_user"]),
+                (7, vec!["arithmetic"]),
+            ]
+        );
+        assert!(!f.commands[0].literal);
+        assert!(facts("ls -la").commands[0].literal);
+        // A quoted glob character is text, not a glob.
+        assert!(facts("cat '*.rs'").commands[0].dynamic.is_empty());
+    }
+
+    #[test]
+    fn redirections_are_stated_with_normalised_targets() {
+        let f = facts("cmd < in > ./out 2>> ~/log &> /dev/null 2>&1 <> rw");
+        let r: Vec<(i32, &str, &str, String)> = f.commands[0]
+            .redirects
+            .iter()
+            .map(|r| (r.fd, r.op, r.mode, r.target.clone()))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                (0, "<", "read", "/home/dev/project/in".to_string()),
+                (1, ">", "write", "/home/dev/project/out".to_string()),
+                (2, ">>", "append", "/home/dev/log".to_string()),
+                (1, "&>", "write", "/dev/null".to_string()),
+                (2, ">&", "duplicate", "1".to_string()),
+                (0, "<>", "read_write", "/home/dev/project/rw".to_string()),
+            ]
+        );
+        // `{ …; } > f` applies to every command inside.
+        let f = facts("{ echo a; echo b; } > /etc/x");
+        assert!(f.commands.iter().all(|c| c.redirects[0].target == "/etc/x"));
+    }
+
+    #[test]
+    fn wrappers_are_unwrapped_and_stay_commands() {
+        for (cmd, wrappers) in [
+            ("sudo -u root rm -rf /", vec!["sudo"]),
+            ("env A=1 rm -rf /", vec!["env"]),
+            ("timeout 5 nice -n 5 rm -rf /", vec!["timeout", "nice"]),
+            ("nohup stdbuf -oL rm -rf / &", vec!["nohup", "stdbuf"]),
+            ("command exec rm -rf /", vec!["command", "exec"]),
+            ("xargs -0 rm -rf", vec!["xargs"]),
+            ("watch -n 1 'rm -rf /'", vec![]),
+            ("flock /tmp/l setsid rm -rf /", vec!["flock", "setsid"]),
+            ("chroot /mnt rm -rf /", vec!["chroot"]),
+            ("doas time rm -rf /", vec!["doas", "time"]),
+            ("ionice -c3 rm -rf /", vec!["ionice"]),
+            ("find . -execdir rm -rf {} ;", vec!["find"]),
+            ("fd . -X rm -rf", vec!["fd"]),
+        ] {
+            let f = facts(cmd);
+            let rm = f.commands.iter().find(|c| c.name == "rm");
+            assert!(
+                rm.is_some_and(|c| c.wrappers == wrappers),
+                "{cmd}: {:?}",
+                f.commands
+            );
+            assert!(
+                f.commands[0].name != "rm",
+                "{cmd}: the wrapper stays a command"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_code_is_stated() {
+        for (cmd, language) in [
+            ("python3 -c 'import os'", "python"),
+            ("node -e 'x'", "javascript"),
+            ("perl -e 'x'", "perl"),
+            ("ruby -e 'x'", "ruby"),
+            ("php -r 'x'", "php"),
+            ("awk '{print}' f", "awk"),
+        ] {
+            let f = facts(cmd);
+            assert_eq!(
+                f.commands[0].code.as_ref().map(|c| c.language),
+                Some(language)
+            );
+        }
+        let f = facts(r#"awk '{ system("id") }' f"#);
+        assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["system"]);
+        let f = facts(r#"awk '{ print > "/tmp/x" }' f"#);
+        assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["redirect"]);
+        // A comparison in a pattern is not an output redirection.
+        assert!(
+            facts("awk '$3 > 10 { print $1 }' f").commands[0]
+                .code
+                .as_ref()
+                .unwrap()
+                .effects
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn paths_follow_cd_and_variables() {
+        let f = facts("cd ~/.ssh && cat id_rsa");
+        assert!(f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"));
+        let f = facts("D=~/.aws; cat $D/credentials");
+        assert!(
+            f.paths
+                .iter()
+                .any(|p| p.path == "/home/dev/.aws/credentials")
+        );
+        let f = facts("cat ~/.ss*/id_*");
+        assert!(
+            f.paths
+                .iter()
+                .any(|p| p.glob && p.path == "/home/dev/.ss*/id_*")
+        );
+        let f = facts("git diff --output=/home/dev/.bashrc");
+        assert!(f.paths.iter().any(|p| p.path == "/home/dev/.bashrc"));
+    }
+
+    #[test]
+    fn urls_in_commands_are_parsed() {
+        let f = facts("curl -s http://0xa9fea9fe/latest && wget 2852039166/x");
+        let hosts: Vec<&str> = f.urls.iter().map(|u| u.host.as_str()).collect();
+        assert_eq!(hosts, ["169.254.169.254", "169.254.169.254"]);
+    }
+
+    #[test]
+    fn what_does_not_parse_is_a_fact() {
+        let f = facts("echo 'unterminated");
+        assert!(f.scripts[0].parse_error.is_some());
+        assert!(f.commands.is_empty());
+        let f = facts("echo ok; )");
+        assert!(f.scripts[0].parse_error.is_some());
+    }
 }

@@ -47,7 +47,9 @@ impl UrlFact {
         let first = word.split(['/', '?', '#']).next().unwrap_or_default();
         if first.is_empty()
             || word.starts_with(['.', '-', '~', '/', '$', '*'])
-            || first.chars().any(|c| c.is_whitespace() || c == '=' || c == '@')
+            || first
+                .chars()
+                .any(|c| c.is_whitespace() || c == '=' || c == '@')
         {
             return None;
         }

@@ -87,15 +87,27 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
     };
     match name {
         "sudo" => {
-            if argv.iter().any(|w| w == "-e" || w == "--edit" || w == "-l" || w == "--list") {
+            if argv
+                .iter()
+                .any(|w| w == "-e" || w == "--edit" || w == "-l" || w == "--list")
+            {
                 return Inner::Nothing;
             }
             after(
                 g(
                     "ugCDprtTUR",
                     &[
-                        "user", "group", "chdir", "close-from", "prompt", "role", "type",
-                        "command-timeout", "other-user", "chroot", "host",
+                        "user",
+                        "group",
+                        "chdir",
+                        "close-from",
+                        "prompt",
+                        "role",
+                        "type",
+                        "command-timeout",
+                        "other-user",
+                        "chroot",
+                        "host",
                     ],
                 ),
                 0,
@@ -396,8 +408,14 @@ mod tests {
             ("watch -x rm x", Inner::Command(2)),
             ("watch -n 1 ls", Inner::Script("ls".into())),
             ("eval rm -rf /", Inner::Eval("rm -rf /".into())),
-            ("find . -exec rm {} ; -delete", Inner::Commands(vec![(3, 5)])),
-            ("find . -execdir sh -c x {} +", Inner::Commands(vec![(3, 7)])),
+            (
+                "find . -exec rm {} ; -delete",
+                Inner::Commands(vec![(3, 5)]),
+            ),
+            (
+                "find . -execdir sh -c x {} +",
+                Inner::Commands(vec![(3, 7)]),
+            ),
             ("fd . -x truncate -s 0", Inner::Commands(vec![(3, 6)])),
             ("sh -c rm", Inner::Script("rm".into())),
             ("bash -lc rm", Inner::Script("rm".into())),
@@ -406,7 +424,10 @@ mod tests {
             ("bash", Inner::Stdin),
             ("bash -s", Inner::Stdin),
             ("bash script.sh", Inner::Nothing),
-            ("python3 -c print(1)", Inner::Code("python", "print(1)".into())),
+            (
+                "python3 -c print(1)",
+                Inner::Code("python", "print(1)".into()),
+            ),
             ("python -Ic x", Inner::Code("python", "x".into())),
             ("python script.py", Inner::Nothing),
             ("node -e x", Inner::Code("javascript", "x".into())),

@@ -123,6 +123,7 @@ fn everything_set() -> Config {
                 egress_hosts: Some(vec![]),
                 environments: Some(vec![]),
             },
+            home: None,
         },
     );
     c

@@ -27,7 +27,7 @@ const WARM_UP_INPUTS: &[&str] = &[
 /// Time allowed for the checks and warm-up evaluations done while loading a bundle.
 const LOAD_BUDGET: Duration = Duration::from_secs(10);
 
-pub(super) fn timer(limit: Duration) -> ExecutionTimerConfig {
+fn timer(limit: Duration) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit,
         // Checking the clock every 16 work units keeps the overhead negligible.
@@ -142,7 +142,10 @@ impl BundleFiles {
     pub fn engine(&self, with_tests: bool) -> Result<regorus::Engine, PolicyError> {
         let mut engine = regorus::Engine::new();
         if with_tests {
-            add_test_builtins(&mut engine, crate::facts::ParamRoles::from_data(&self.data()))?;
+            add_test_builtins(
+                &mut engine,
+                crate::facts::ParamRoles::from_data(&self.data()),
+            )?;
         }
         for f in &self.files {
             if f.is_rego() && (with_tests || !f.is_test()) {
@@ -193,7 +196,7 @@ fn add_test_builtins(
                     Ok(action) => crate::facts::facts_for(&action, &roles, &test_facts_context()),
                     Err(_) => crate::facts::Facts::default(),
                 };
-                Ok(regorus::Value::from_json_str(&serde_json::to_string(&facts)?)?)
+                regorus::Value::from_json_str(&serde_json::to_string(&facts)?)
             }),
         )
         .map_err(|e| PolicyError::Compile(format!("cannot add builtin: {e:#}")))
@@ -256,8 +259,6 @@ pub struct Bundle {
     /// Prepared engine with the time budget set; workers clone it once per bundle, then
     /// reuse their clone.
     pub(super) template: Mutex<regorus::Engine>,
-    /// The entrypoint compiled for regorus' VM, which serves evaluations.
-    pub(super) machine: super::machine::CompiledBundle,
     pub file_count: usize,
     pub test_file_count: usize,
     /// What of the input the bundle reads; `None` when its decisions must not be cached.
@@ -310,8 +311,7 @@ impl Bundle {
                 .map_err(|e| PolicyError::Compile(format!("policy tests do not load: {e:#}")))?;
         }
         let data = files.data();
-        let machine = super::machine::CompiledBundle::compile(&mut engine, budget)
-            .map_err(|e| PolicyError::Compile(format!("{ENTRYPOINT} does not compile for the VM: {e}")))?;
+
         Ok(Bundle {
             tool_catalog: crate::gate::scope::ToolCatalog::from_data(&data),
             param_roles: crate::facts::ParamRoles::from_data(&data),
@@ -319,7 +319,6 @@ impl Bundle {
             source: files.source.clone(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             template: Mutex::new(engine),
-            machine,
             file_count: files.files.len(),
             test_file_count,
             projection: super::cache::InputProjection::scan(

@@ -231,9 +231,18 @@ mod tests {
     fn a_bundle_reading_facts_keys_on_the_action_and_the_facts_context() {
         let p = InputProjection::scan(["r if input.facts.commands[0].name == \"ls\""]).unwrap();
         let input = json!({"action": {"tool": "exec"}});
-        assert_ne!(p.key(1, "h", "/home/a", &input), p.key(1, "g", "/home/a", &input));
-        assert_ne!(p.key(1, "h", "/home/a", &input), p.key(1, "h", "/home/b", &input));
-        assert_eq!(p.key(1, "h", "/home/a", &input), p.key(1, "h", "/home/a", &input));
+        assert_ne!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "g", "/home/a", &input)
+        );
+        assert_ne!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "h", "/home/b", &input)
+        );
+        assert_eq!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "h", "/home/a", &input)
+        );
     }
 
     #[test]

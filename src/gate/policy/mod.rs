@@ -6,7 +6,6 @@
 
 pub mod bundle;
 pub mod cache;
-pub mod machine;
 pub mod testing;
 pub mod watch;
 
@@ -144,8 +143,6 @@ pub struct PolicyEngine {
 thread_local! {
     /// This worker's engine for the bundle generation it last evaluated.
     static WORKER_ENGINE: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
-    /// This worker's VM for the bundle generation it last evaluated.
-    static WORKER_VM: RefCell<Option<(u64, regorus::rvm::RegoVM)>> = const { RefCell::new(None) };
 }
 
 impl PolicyEngine {
@@ -240,33 +237,11 @@ impl PolicyEngine {
                 serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
             );
         }
-        let result = self.evaluate_on_machine(&bundle, &input);
+        let result = self.evaluate_with(&bundle, &input);
         if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, &result) {
             cache.insert(key, verdict.clone());
         }
         (result, bundle.revision.clone())
-    }
-
-    /// Evaluate on this worker's VM (made once per bundle generation).
-    fn evaluate_on_machine(
-        &self,
-        bundle: &Bundle,
-        input: &serde_json::Value,
-    ) -> Result<Verdict, EvalFailure> {
-        let input = <regorus::Value as Deserialize>::deserialize(input)
-            .map_err(|e| EvalFailure::Error(format!("input is not representable: {e}")))?;
-        let value = WORKER_VM.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            if !matches!(&*slot, Some((g, _)) if *g == bundle.generation) {
-                let vm = bundle.machine.machine().map_err(EvalFailure::Error)?;
-                *slot = Some((bundle.generation, vm));
-            }
-            let Some((_, vm)) = slot.as_mut() else {
-                return Err(EvalFailure::Error("no policy VM".into()));
-            };
-            machine::evaluate(vm, input).map_err(|e| self.classify(e))
-        })?;
-        verdict_from_value(&value)
     }
 
     fn evaluate_with(
