@@ -30,6 +30,8 @@ pub use url::UrlFact;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub max_script_bytes: usize,
+    /// Bytes parsed for one action in all, nested scripts included.
+    pub max_total_bytes: usize,
     pub max_depth: usize,
     pub max_nesting: usize,
     pub max_scripts: usize,
@@ -42,6 +44,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_script_bytes: 64 * 1024,
+            max_total_bytes: 128 * 1024,
             max_depth: 6,
             max_nesting: 64,
             max_scripts: 64,
@@ -327,6 +330,7 @@ fn params_facts(
         limits: &ctx.limits,
         pipelines: 0,
         truncated: false,
+        parsed_bytes: 0,
     };
     for key in &spec.command {
         for text in params.get(key).map(strings).unwrap_or_default() {
@@ -370,5 +374,167 @@ pub(crate) fn push_path(paths: &mut Vec<PathFact>, limits: &Limits, p: PathFact)
         .any(|q| q.path == p.path && q.access == p.access)
     {
         paths.push(p);
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    //! The facts stage never panics and stays bounded in time and memory, whatever the text.
+
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn exec_facts(cmd: &str) -> Facts {
+        let roles = ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "exec": {"command_params": ["command"], "path_params": ["workdir"]}
+        }}})]);
+        let ctx = FactsContext::default().with_home("/home/dev");
+        facts_for(
+            &Action::tool("exec", Some(json!({"command": cmd}))),
+            &roles,
+            &ctx,
+        )
+    }
+
+    /// Run on a thread with the stack of a tokio worker (2 MiB), where the gate runs.
+    fn bounded(cmd: String) -> (Facts, Duration) {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let started = Instant::now();
+                let f = exec_facts(&cmd);
+                (f, started.elapsed())
+            })
+            .unwrap()
+            .join()
+            .expect("the facts stage panicked or overflowed its stack")
+    }
+
+    fn within_limits(f: &Facts) {
+        let l = Limits::default();
+        assert!(f.commands.len() <= l.max_commands + 1);
+        assert!(f.scripts.len() <= l.max_scripts);
+        assert!(f.paths.len() <= l.max_paths);
+        assert!(f.urls.len() <= l.max_urls);
+    }
+
+    #[test]
+    fn hostile_shapes_stay_bounded() {
+        let mut inputs = vec![
+            format!("{}echo x{}", "$(".repeat(1000), ")".repeat(1000)),
+            format!("{}echo x{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}ls{}", "`".repeat(501), "`".repeat(501)),
+            format!("{}", "sh -c '".repeat(300)),
+            "echo 'unbalanced".to_string(),
+            "echo \"unbalanced $(".to_string(),
+            "a".repeat(1024 * 1024),
+            "ls; ".repeat(200_000),
+            "cat x | ".repeat(10_000) + "cat",
+            format!("echo {}", "{a,b}".repeat(40)),
+            format!("echo {{1..{}}}", u32::MAX),
+            "eval ".repeat(100) + "ls",
+            format!("rm {}", "-rf ".repeat(50_000)),
+            "\0\u{7f}\u{fffd}$'\\x00' ${!x} ${x[@]:-$(y)} <<<$(z) 2>&- >&- <&3".to_string(),
+        ];
+        // Nested `sh -c` quoting to the depth limit and beyond.
+        let mut nested = "rm -rf /".to_string();
+        for _ in 0..10 {
+            nested = format!("sh -c {}", shell_quote(&nested));
+        }
+        inputs.push(nested);
+        for cmd in inputs {
+            let label: String = cmd.chars().take(40).collect();
+            let (f, took) = bounded(cmd);
+            within_limits(&f);
+            // Generous for an unoptimised test build; `benches/facts.rs` measures release.
+            assert!(took < Duration::from_secs(10), "{label}: {took:?}");
+            // Something too large or deep is stated as truncated or unparsed, never as "nothing".
+            assert!(
+                !f.commands.is_empty()
+                    || f.truncated
+                    || f.scripts
+                        .iter()
+                        .any(|s| s.parse_error.is_some() || s.truncated),
+                "{label}: no commands and no reason"
+            );
+        }
+    }
+
+    fn shell_quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+
+    #[test]
+    fn random_shell_like_text_never_panics() {
+        // A deterministic xorshift generator over shell tokens: reproducible, no extra crate.
+        const TOKENS: &[&str] = &[
+            "ls",
+            "rm",
+            "-rf",
+            "/",
+            "~",
+            "$HOME",
+            "${X:-$(id)}",
+            "$(",
+            ")",
+            "`",
+            "'",
+            "\"",
+            "\\",
+            "|",
+            "||",
+            "&&",
+            ";",
+            "&",
+            ">",
+            ">>",
+            "<",
+            "<<EOF\nx\nEOF\n",
+            "<<<",
+            "<(",
+            ">(",
+            "(",
+            "{",
+            "}",
+            "*",
+            "?",
+            "[a-z]",
+            "{a,b}",
+            "$((1+",
+            "))",
+            "sh -c",
+            "eval",
+            "find . -exec",
+            "{}",
+            "+",
+            "xargs",
+            "sudo",
+            "env A=1",
+            "http://0x7f.1/",
+            "$'\\x72m'",
+            "#",
+            "\n",
+            " ",
+            "=",
+            "!",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let n = (next() % 24) as usize;
+            let cmd: String = (0..n)
+                .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(if next() % 3 == 0 { "" } else { " " });
+            let (f, took) = bounded(cmd.clone());
+            within_limits(&f);
+            assert!(took < Duration::from_secs(2), "{cmd:?}: {took:?}");
+        }
     }
 }

@@ -141,6 +141,8 @@ pub(super) struct Sink<'a> {
     pub limits: &'a Limits,
     pub pipelines: usize,
     pub truncated: bool,
+    /// Bytes handed to the parser so far for this action.
+    pub parsed_bytes: usize,
 }
 
 /// Parse one command string (from a tool parameter) into the sink.
@@ -268,6 +270,12 @@ impl Walker<'_, '_> {
                 "nested more than {} levels deep; not parsed",
                 limits.max_depth
             ));
+        } else if self.sink.parsed_bytes + text.len() > limits.max_total_bytes {
+            fact.truncated = true;
+            fact.parse_error = Some(format!(
+                "more than {} bytes of shell text in one action; not parsed",
+                limits.max_total_bytes
+            ));
         } else if text.len() > limits.max_script_bytes {
             fact.truncated = true;
             fact.parse_error = Some(format!(
@@ -286,6 +294,7 @@ impl Walker<'_, '_> {
         if self.sink.scripts[index].parse_error.is_some() {
             return;
         }
+        self.sink.parsed_bytes += text.len();
         let mut parser = brush_parser::Parser::new(text.as_bytes(), &parser_options());
         match parser.parse_program() {
             Ok(program) => {
