@@ -3,7 +3,7 @@
 //!
 //! Two sections:
 //!
-//! * **callback**: clawgate in-process (`clawgate::server::start`, its own runtime, a policy
+//! * **callback**: clawgate in-process (`clawgate::app::start`, its own runtime, a policy
 //!   directory where `write` needs one approver of `group:sre`). For each iteration a fresh
 //!   `write` action is asked once (answer `pending`), asked again with `?wait=30` on another
 //!   connection (held), and then approved by a correctly signed callback on the admin
@@ -47,8 +47,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
 use clawgate::admin::auth::AdminToken;
+use clawgate::approvers::slack::slack_signature;
+use clawgate::approvers::webhook::WebhookSecret;
 use clawgate::config::Config;
-use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
 
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SLACK_SECRET: &str = "bench-slack-signing-secret";
@@ -433,10 +434,10 @@ fn callback_section(s: &Settings, client: &Runtime) {
         .build()
         .expect("tokio runtime");
     let running = rt
-        .block_on(clawgate::server::start(config))
+        .block_on(clawgate::app::start(config))
         .unwrap_or_else(|e| panic!("clawgate does not start: {e}"));
     let (agent, admin_addr) = (running.agent_addr, running.admin_addr);
-    let audit = running.state.audit().health().clone();
+    let audit = running.audit().health().clone();
     let secret = WebhookSecret::parse(WEBHOOK_SECRET).expect("webhook secret");
 
     println!();

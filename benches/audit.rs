@@ -779,7 +779,7 @@ fn start_clawgate(
     rt: &Runtime,
     settings: &Settings,
     root: &Path,
-) -> (clawgate::server::Running, String) {
+) -> (clawgate::app::Running, String) {
     let config_for = |data: &str, policy: Option<&PathBuf>| {
         let mut config = Config {
             data_dir: root.join(data),
@@ -799,7 +799,7 @@ fn start_clawgate(
         config
     };
     let config = config_for("check-data", settings.policy_dir.as_ref());
-    match rt.block_on(clawgate::server::start(config)) {
+    match rt.block_on(clawgate::app::start(config)) {
         Ok(running) => {
             let what = settings
                 .policy_dir
@@ -814,7 +814,7 @@ fn start_clawgate(
             let bundle = write_minimal_bundle(root);
             let config = config_for("check-data-minimal", Some(&bundle));
             let running = rt
-                .block_on(clawgate::server::start(config))
+                .block_on(clawgate::app::start(config))
                 .unwrap_or_else(|e| panic!("clawgate does not start with the minimal bundle: {e}"));
             (running, "minimal allow-all (FALLBACK)".into())
         }
@@ -1103,7 +1103,7 @@ fn main() {
             "== check: Gate::evaluate (policy + mode, no audit) vs Gate::decide (+ durable audit entry) =="
         );
         let (running, bundle) = start_clawgate(&rt, &settings, &root);
-        let gate = running.state.gate.clone();
+        let gate = running.gate.clone();
         println!(
             "  policy: {bundle} bundle, revision {}; mode enforce; decision cache: {}",
             gate.policy().revision(),

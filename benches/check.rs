@@ -806,10 +806,10 @@ fn load_section(
     config.listeners.admin.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let claw_rt = server_runtime("clawgate-srv", settings.server_threads);
     let running = claw_rt
-        .block_on(clawgate::server::start(config))
+        .block_on(clawgate::app::start(config))
         .expect("clawgate starts");
     let claw_addr = running.agent_addr;
-    let revision = running.state.gate.policy().revision();
+    let revision = running.gate.policy().revision();
 
     let base_rt = server_runtime("baseline-srv", settings.server_threads);
     let base_addr = base_rt.block_on(async {
@@ -1072,7 +1072,7 @@ mod identity {
 
     struct Sidecar {
         rt: Runtime,
-        running: Option<clawgate::server::Running>,
+        running: Option<clawgate::app::Running>,
         _data: tempfile::TempDir,
     }
 
@@ -1135,7 +1135,7 @@ mod identity {
             settings.server_threads,
         );
         let running = rt
-            .block_on(clawgate::server::start(config))
+            .block_on(clawgate::app::start(config))
             .unwrap_or_else(|e| panic!("{} sidecar does not start: {e}", variant.name()));
         Sidecar {
             rt,
@@ -1334,7 +1334,6 @@ mod identity {
             .running
             .as_ref()
             .expect("running")
-            .state
             .gate
             .constraints()
             .running(&format!("bench-agent-{}", settings.identities - 1));

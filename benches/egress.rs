@@ -1,7 +1,7 @@
 //! Benchmark for the egress forward proxy: what it adds to small HTTP requests, and what a
 //! CONNECT tunnel carries, each against the same traffic sent directly in the same run.
 //!
-//! Starts, in one process, clawgate (`clawgate::server::start`, a copy of the embedded bundle
+//! Starts, in one process, clawgate (`clawgate::app::start`, a copy of the embedded bundle
 //! where 127.0.0.2 is allowed, `egress.resolve` pinning `upstream.bench` to 127.0.0.2) and, on
 //! 127.0.0.2, a fast hyper HTTP/1.1 upstream answering a small body and a TCP source/sink:
 //!
@@ -211,7 +211,7 @@ fn bench_bundle(out: &Path) -> PathBuf {
 
 struct Clawgate {
     rt: Runtime,
-    running: Option<clawgate::server::Running>,
+    running: Option<clawgate::app::Running>,
     _data: tempfile::TempDir,
 }
 
@@ -252,7 +252,7 @@ impl Clawgate {
         }
         let rt = named_runtime("clawgate-srv", s.server_threads);
         let running = rt
-            .block_on(clawgate::server::start(config))
+            .block_on(clawgate::app::start(config))
             .expect("clawgate starts");
         Clawgate {
             rt,
@@ -261,7 +261,7 @@ impl Clawgate {
         }
     }
 
-    fn running(&self) -> &clawgate::server::Running {
+    fn running(&self) -> &clawgate::app::Running {
         self.running.as_ref().expect("running")
     }
 }
@@ -857,7 +857,7 @@ fn main() {
         "  clawgate: egress proxy on {proxy}, policy revision {} (embedded bundle copy: \
          127.0.0.2/32 allowed, any port, rate limits raised), decision cache {}, durable audit \
          in a temp dir ({}); {UPSTREAM_NAME} pinned to 127.0.0.2",
-        claw.running().state.gate.policy().revision(),
+        claw.running().gate.policy().revision(),
         s.decision_cache
             .map_or_else(|| "config default".to_string(), |n| n.to_string()),
         std::env::var_os("CLAWGATE_BENCH_DIR")

@@ -7,7 +7,7 @@
 //! * **nginx**: through nginx (`proxy_pass`, a child process with a generated config), the
 //!   plain reverse proxy baseline; skipped with a message when no nginx binary is found;
 //! * **clawgate**: through `/mcp/fast` of clawgate started in-process
-//!   (`clawgate::server::start`, embedded policy bundle, durable audit in a temp dir), once
+//!   (`clawgate::app::start`, embedded policy bundle, durable audit in a temp dir), once
 //!   with the decision cache on (the calls repeat, so policy is mostly a cache hit) and once
 //!   with it off (`policy.decision_cache_entries = 0`: every call is evaluated).
 //!
@@ -364,7 +364,7 @@ impl Nginx {
 
 struct Clawgate {
     rt: Runtime,
-    running: Option<clawgate::server::Running>,
+    running: Option<clawgate::app::Running>,
     _data: tempfile::TempDir,
 }
 
@@ -410,7 +410,7 @@ impl Clawgate {
         );
         let rt = named_runtime(name, s.server_threads);
         let running = rt
-            .block_on(clawgate::server::start(config))
+            .block_on(clawgate::app::start(config))
             .expect("clawgate starts");
         Clawgate {
             rt,
@@ -425,7 +425,7 @@ impl Clawgate {
 
     fn revision(&self) -> String {
         let r = self.running.as_ref().expect("running");
-        r.state.gate.policy().revision().to_string()
+        r.gate.policy().revision().to_string()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `Action`: one thing an agent wants to do, whichever front door it came through.
 //!
-//! Its JSON shape is the `input.action` document that policy sees (see ARCHITECTURE.md);
+//! Its JSON shape is the `input.action` document that policy sees (see `docs/policy-guide.md`);
 //! absent fields are omitted, never faked.
 
 use serde::{Deserialize, Serialize};

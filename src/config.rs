@@ -8,25 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Whether verdicts are enforced or only reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Deny and hold as the policy says.
-    #[default]
-    Enforce,
-    /// Let everything through; report what would have been denied or held.
-    Shadow,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Shadow => "shadow",
-        }
-    }
-}
+use crate::gate::Mode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -878,7 +860,7 @@ impl Config {
             }
         }
         if let Some(secret) = &n.webhook.secret
-            && crate::gate::approval::signature::WebhookSecret::parse(secret).is_err()
+            && crate::approvers::webhook::WebhookSecret::parse(secret).is_err()
         {
             problems.push(ConfigProblem {
                 key: "notify.webhook.secret".into(),

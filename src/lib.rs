@@ -1,8 +1,11 @@
 //! clawgate: a sidecar that puts Rego policy, human approval and audit evidence between an
-//! OpenClaw agent and everything it can do. See ARCHITECTURE.md for the data flow.
+//! OpenClaw agent and everything it can do. `docs/architecture.md` describes the flow, the
+//! modules and which may import which.
 
 pub mod action;
 pub mod admin;
+pub mod app;
+pub mod approvers;
 pub mod audit;
 pub mod config;
 pub mod facts;
@@ -10,7 +13,7 @@ pub mod gate;
 pub mod http_api;
 pub mod identity;
 pub mod intercept;
+pub mod listen;
 pub mod metrics;
-pub mod server;
 pub mod tls;
 pub mod token;

@@ -8,12 +8,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::gate::approval::signature::verify_slack;
+use super::AdminState;
+use crate::approvers::signature::MAX_SKEW_S;
+use crate::approvers::slack::{BlockAction, InteractionError, verify_slack};
 use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
 use crate::http_api::{
     ApiError, ResponseBody, json_response, parse_json, read_body, read_json_body,
 };
-use crate::server::AppState;
+
+/// How long a callback's key is remembered against replays: twice the signature window, since
+/// anything older is refused as stale before it is looked up.
+const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2 * MAX_SKEW_S as u64);
 
 /// A header's value as text, if present and visible ASCII.
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -27,12 +32,12 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn require_token(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     state.admin_token.require(headers)
 }
 
 /// Routes under `/v1/approvals` on the admin listener.
-pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+pub async fn route<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -55,7 +60,7 @@ where
     result.unwrap_or_else(ApiError::into_response)
 }
 
-async fn list<B>(state: &AppState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+async fn list<B>(state: &AdminState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
     require_token(state, req.headers())?;
     let mut status = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
@@ -91,7 +96,7 @@ async fn list<B>(state: &AppState, req: &Request<B>) -> Result<Response<Response
 }
 
 async fn show<B>(
-    state: &AppState,
+    state: &AdminState,
     req: &Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
@@ -139,7 +144,7 @@ struct SeenCallback {
 /// `POST /v1/approvals/{id}/decision`: a generic callback signed the Standard Webhooks way
 /// (channel `webhook`), or an operator with the admin token (channel `cli`).
 async fn decision<B>(
-    state: &AppState,
+    state: &AdminState,
     req: Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError>
@@ -166,7 +171,7 @@ where
             return Err(e);
         }
     }
-    let body = read_json_body(req, state.config.limits.max_body_bytes).await?;
+    let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
     if let Some(msg_id) = webhook_id {
         let Some(secret) = &state.webhook_secret else {
@@ -227,7 +232,7 @@ where
         channel,
         reason: parsed.reason,
         action_hash: parsed.action_hash,
-        slack_response_url: None,
+        reply_handle: None,
     };
     let (status, response) = match approvals.answer(id, input).await {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
@@ -247,7 +252,7 @@ where
         };
         let bytes = serde_json::to_vec(&seen).unwrap_or_default();
         approvals
-            .remember_callback(&key, bytes)
+            .remember_callback(&key, bytes, REPLAY_WINDOW)
             .await
             .map_err(unavailable)?;
     }
@@ -277,7 +282,7 @@ fn rejection(r: &AnswerRejected) -> ApiError {
 /// `POST /v1/slack/interactions`: Slack's interactivity request URL. Verifies the request
 /// signature, refuses stale and replayed requests, and applies the button's answer.
 /// Slack wants an answer within 3 seconds; everything here is local and takes milliseconds.
-pub async fn slack_interactions<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+pub async fn slack_interactions<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -290,13 +295,13 @@ where
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn slack<B>(state: &AppState, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
+async fn slack<B>(state: &AdminState, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let approvals = state.gate.approvals();
-    let Some(secret) = &state.config.notify.slack.signing_secret else {
+    let Some(secret) = &state.slack_signing_secret else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "slack_not_configured",
@@ -305,12 +310,7 @@ where
     };
     let headers = req.headers().clone();
     let header = |name: &str| header_string(&headers, name);
-    let body: Bytes = read_body(
-        req,
-        state.config.limits.max_body_bytes,
-        "application/x-www-form-urlencoded",
-    )
-    .await?;
+    let body: Bytes = read_body(req, state.max_body, "application/x-www-form-urlencoded").await?;
     let (Some(ts), Some(sig)) = (
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
@@ -346,7 +346,7 @@ where
         ));
     }
     approvals
-        .remember_callback(&key, Vec::new())
+        .remember_callback(&key, Vec::new(), REPLAY_WINDOW)
         .await
         .map_err(unavailable)?;
     let action = parse_block_action(&body)?;
@@ -356,7 +356,7 @@ where
         channel: Channel::Slack,
         reason: None,
         action_hash: None,
-        slack_response_url: action.response_url,
+        reply_handle: action.response_url,
     };
     // Slack shows nothing for a block_actions response body; the message update through
     // response_url (sent when the approval resolves) is what approvers see. The body still
@@ -381,59 +381,13 @@ where
     ))
 }
 
-struct BlockAction {
-    user_id: String,
-    vote: Vote,
-    approval_id: String,
-    response_url: Option<String>,
-}
-
-/// Read the approve/deny click out of Slack's form-encoded `payload`.
+/// Slack's click as the approval service takes it; a payload it cannot read is a 400.
 fn parse_block_action(body: &[u8]) -> Result<BlockAction, ApiError> {
-    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m.to_string());
-    let payload = form_urlencoded::parse(body)
-        .find(|(k, _)| k == "payload")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| bad("the form has no payload field"))?;
-    let payload: Value = serde_json::from_str(&payload).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("payload is not valid JSON: {e}"),
-        )
-    })?;
-    if payload["type"] != "block_actions" {
-        return Err(bad(
-            "only block_actions payloads (button clicks) are handled",
-        ));
-    }
-    let user_id = payload["user"]["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("payload.user.id is missing"))?
-        .to_string();
-    let action = payload["actions"]
-        .as_array()
-        .and_then(|a| a.first())
-        .ok_or_else(|| bad("payload.actions is empty"))?;
-    let vote = match action["action_id"].as_str() {
-        Some("approve") => Vote::Approve,
-        Some("deny") => Vote::Deny,
-        _ => return Err(bad("payload.actions[0].action_id must be approve or deny")),
-    };
-    let approval_id = action["value"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("payload.actions[0].value (the approval id) is missing"))?
-        .to_string();
-    let response_url = payload["response_url"]
-        .as_str()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .map(str::to_string);
-    Ok(BlockAction {
-        user_id,
-        vote,
-        approval_id,
-        response_url,
+    BlockAction::parse(body).map_err(|e| {
+        let code = match e {
+            InteractionError::MalformedJson(_) => "malformed_json",
+            InteractionError::Invalid(_) => "invalid_request",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
     })
 }

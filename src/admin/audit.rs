@@ -7,14 +7,14 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::json;
 
+use super::AdminState;
 use crate::audit::export::{self, ExportFormat};
 use crate::http_api::{ApiError, ResponseBody, json_response};
-use crate::server::AppState;
 
 /// Bytes buffered before a chunk is sent to the client.
 const CHUNK: usize = 64 * 1024;
 
-pub fn pubkey(state: &AppState) -> Response<ResponseBody> {
+pub fn pubkey(state: &AdminState) -> Response<ResponseBody> {
     let audit = state.audit();
     json_response(
         StatusCode::OK,
@@ -24,7 +24,7 @@ pub fn pubkey(state: &AppState) -> Response<ResponseBody> {
 
 /// `GET /v1/audit/export?format=jsonl|ocsf&from=SEQ`: streams the log. A checkpoint is signed
 /// first, so a JSON-lines export is covered by a signature up to its last entry.
-pub async fn export(state: &AppState, query: Option<&str>) -> Response<ResponseBody> {
+pub async fn export(state: &AdminState, query: Option<&str>) -> Response<ResponseBody> {
     let mut format = ExportFormat::Jsonl;
     let mut from = 0u64;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {

@@ -7,14 +7,50 @@ pub mod audit;
 pub mod auth;
 pub mod control;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
-use std::sync::atomic::Ordering;
+
+use crate::approvers::webhook::WebhookSecret;
+use crate::audit::AuditLog;
+use crate::gate::Gate;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
-use crate::server::AppState;
 
-pub async fn route<B>(state: &AppState, req: Request<B>) -> Response<ResponseBody>
+/// The handles the admin listener's handlers use, and nothing else. The composition root
+/// (`app.rs`) builds it; nothing under `admin/` imports the composition root.
+pub struct AdminState {
+    pub gate: Arc<Gate>,
+    pub admin_token: auth::AdminToken,
+    /// Verifies signed generic approval callbacks (`notify.webhook.secret`).
+    pub webhook_secret: Option<WebhookSecret>,
+    /// Verifies Slack interactivity requests (`notify.slack.signing_secret`).
+    pub slack_signing_secret: Option<String>,
+    /// Largest request body read (`limits.max_body_bytes`).
+    pub max_body: usize,
+    /// Where the sidecar keeps its state; readiness probes that it takes writes.
+    pub data_dir: PathBuf,
+    /// Each listener's name and whether its accept loop is running (readiness).
+    pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
+}
+
+impl AdminState {
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        self.gate.audit()
+    }
+
+    fn data_dir_writable(&self) -> bool {
+        let probe = self.data_dir.join(".ready-probe");
+        let ok = std::fs::write(&probe, b"ok").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+}
+
+pub async fn route<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -59,7 +95,7 @@ fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Resp
 
 /// Ready when policy is loaded (always, once serving: start fails without a bundle), the audit
 /// log takes writes, the data directory is writable and every listener accepts.
-fn readiness(state: &AppState) -> Response<ResponseBody> {
+fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let data_dir_writable = state.data_dir_writable();
     let health = state.audit().health();
     let audit_writable = health.writable();
@@ -90,7 +126,7 @@ fn readiness(state: &AppState) -> Response<ResponseBody> {
 }
 
 /// The Prometheus scrape: unauthenticated, like the probes (it holds counts, not content).
-async fn metrics(state: &AppState) -> Response<ResponseBody> {
+async fn metrics(state: &AdminState) -> Response<ResponseBody> {
     let pending = state.gate.approvals().pending_count().await;
     let text = state
         .audit()
@@ -104,7 +140,7 @@ async fn metrics(state: &AppState) -> Response<ResponseBody> {
     resp
 }
 
-fn status(state: &AppState) -> Response<ResponseBody> {
+fn status(state: &AdminState) -> Response<ResponseBody> {
     let bundle = state.gate.policy().bundle();
     json_response(
         StatusCode::OK,

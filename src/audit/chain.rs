@@ -212,11 +212,7 @@ impl AuditLog {
             writer: Mutex::new(Some(handle)),
         };
         let event = if key_existed { "loaded" } else { "created" };
-        log.append(AuditEvent::new(
-            "key",
-            serde_json::json!({"event": event, "verifier_key": verifier_key}),
-        ))
-        .await?;
+        log.append(super::events::key(event, &verifier_key)).await?;
         Ok(log)
     }
 

@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod events;
 pub mod export;
 pub mod jcs;
 pub mod merkle;

@@ -13,7 +13,7 @@ pub mod policy;
 pub mod serve;
 
 use clap::ValueEnum;
-use clawgate::config::Mode;
+use clawgate::gate::Mode;
 
 /// The mode as the command line spells it (`serve --mode`, `mode set`).
 #[derive(Clone, Copy, ValueEnum)]

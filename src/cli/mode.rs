@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use clawgate::config::Mode;
+use clawgate::gate::Mode;
 use serde_json::json;
 
 use super::CliMode;

@@ -42,6 +42,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         anyhow::bail!("configuration has {} problem(s)", problems.len());
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(clawgate::server::run(config))?;
+    runtime.block_on(clawgate::app::run(config))?;
     Ok(ExitCode::SUCCESS)
 }

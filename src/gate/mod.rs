@@ -5,8 +5,13 @@
 
 pub mod approval;
 pub mod constraints;
+mod mode;
+mod permit;
 pub mod policy;
 pub mod scope;
+
+pub use mode::Mode;
+pub use permit::{Dispatched, Permit, Ruling};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -18,11 +23,11 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::action::{Action, AgentIdentity, Requester};
-use crate::audit::{AuditEvent, AuditLog};
-use crate::config::Mode;
+use crate::audit::{AuditError, AuditEvent, AuditLog, events};
 use crate::facts::FactsContext;
 use approval::{ApprovalBinding, ApprovalStatus, Approvals, Clearance, NewApproval};
 use constraints::{ConstraintHold, ConstraintState};
+use policy::watch::{ReloadOutcome, ReloadTrigger};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
 
 /// An action plus who wants it done.
@@ -160,6 +165,33 @@ pub struct Gate {
     facts: FactsContext,
     /// Identities with their own home directory.
     homes: HashMap<String, FactsContext>,
+    /// Serializes mode changes and policy reloads, so that the audit log records them in the
+    /// order they take effect.
+    operations: tokio::sync::Mutex<()>,
+}
+
+/// A mode change that took effect, and the audit entry that recorded it first.
+#[derive(Debug, Clone, Copy)]
+pub struct ModeChange {
+    pub previous: Mode,
+    pub audit_seq: u64,
+}
+
+/// What a policy reload did; `audit_seq` is the entry that recorded it (none for an unchanged
+/// bundle noticed by the file watcher or SIGHUP: nothing happened).
+#[derive(Debug, Clone)]
+pub struct PolicyReload {
+    pub outcome: ReloadOutcome,
+    pub audit_seq: Option<u64>,
+}
+
+/// Why an operation (mode change, policy reload) was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("the change could not be recorded in the audit log, so it was not made: {0}")]
+    Unrecorded(#[source] AuditError),
+    #[error("the reload did not finish: {0}")]
+    Interrupted(String),
 }
 
 /// How long an action allowed through `/v1/check` counts as running when no result is
@@ -184,6 +216,7 @@ impl Gate {
             checks_running: Arc::default(),
             facts: FactsContext::default(),
             homes: HashMap::new(),
+            operations: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -231,8 +264,93 @@ impl Gate {
         }
     }
 
-    pub fn set_mode(&self, mode: Mode) {
-        self.mode.store(mode as u8, Ordering::Relaxed);
+    /// Switch the mode. Recorded first: a mode that loosens enforcement never takes effect
+    /// unrecorded. `via` says who switched it (`admin_api`).
+    pub async fn change_mode(&self, to: Mode, via: &str) -> Result<ModeChange, OperationError> {
+        let _serial = self.operations.lock().await;
+        let previous = self.mode();
+        let receipt = self
+            .audit
+            .append(events::mode_changed(previous.as_str(), to.as_str(), via))
+            .await
+            .map_err(OperationError::Unrecorded)?;
+        self.mode.store(to as u8, Ordering::Relaxed);
+        tracing::warn!(
+            from = previous.as_str(),
+            to = to.as_str(),
+            via,
+            "mode changed"
+        );
+        Ok(ModeChange {
+            previous,
+            audit_seq: receipt.seq,
+        })
+    }
+
+    /// Re-read the policy bundle from where it was loaded. The outcome is recorded first and
+    /// only then does a new bundle serve; a bundle that does not compile is rejected and the
+    /// serving one stays.
+    pub async fn reload_policy(
+        &self,
+        trigger: ReloadTrigger,
+    ) -> Result<PolicyReload, OperationError> {
+        let _serial = self.operations.lock().await;
+        let policy = self.policy.clone();
+        let prepared = tokio::task::spawn_blocking(move || policy.prepare_reload())
+            .await
+            .map_err(|e| OperationError::Interrupted(e.to_string()))?;
+        let serving = self.policy.revision();
+        let trigger_name = trigger.as_str();
+        let (outcome, bundle) = match prepared {
+            Ok(Some(bundle)) => (
+                ReloadOutcome::Swapped {
+                    revision: bundle.revision.clone(),
+                },
+                Some(bundle),
+            ),
+            Ok(None) => (ReloadOutcome::Unchanged, None),
+            Err(e) => {
+                tracing::error!(trigger = trigger_name, error = %e, serving = %serving,
+                    "policy bundle rejected; the previous bundle keeps serving");
+                let error = e.to_string();
+                (ReloadOutcome::Rejected { error, serving }, None)
+            }
+        };
+        let event = match &outcome {
+            ReloadOutcome::Unchanged if !matches!(trigger, ReloadTrigger::Admin) => {
+                tracing::debug!(trigger = trigger_name, "policy bundle unchanged");
+                self.audit.metrics().policy_load(outcome.as_str());
+                return Ok(PolicyReload {
+                    outcome,
+                    audit_seq: None,
+                });
+            }
+            ReloadOutcome::Unchanged => {
+                let serving = self.policy.revision();
+                events::policy_reload("unchanged", trigger_name, &serving, None)
+            }
+            ReloadOutcome::Swapped { revision } => {
+                events::policy_reload("reloaded", trigger_name, revision, None)
+            }
+            ReloadOutcome::Rejected { error, serving } => {
+                events::policy_reload("rejected", trigger_name, serving, Some(error))
+            }
+        };
+        let receipt = self
+            .audit
+            .append(event)
+            .await
+            .map_err(OperationError::Unrecorded)?;
+        if let Some(bundle) = bundle {
+            self.policy.install(bundle);
+            tracing::info!(trigger = trigger_name, revision = %self.policy.revision(),
+                "policy bundle reloaded");
+        }
+        self.audit.metrics().policy_load(outcome.as_str());
+        Ok(PolicyReload {
+            outcome,
+            audit_seq: Some(receipt.seq),
+        })
     }
 
     pub fn environment(&self) -> &str {
@@ -503,8 +621,7 @@ impl Gate {
         report: &ResultReport,
         body: Option<Vec<u8>>,
     ) -> Result<u64, crate::audit::AuditError> {
-        let mut event =
-            AuditEvent::new("result", to_value(report)).with_run(report.run_id.as_deref());
+        let mut event = events::result(to_value(report), report.run_id.as_deref());
         if let (Some(hash), Some(body)) = (&report.result_sha256, body) {
             event.blob = Some((hash.clone(), body));
         }
@@ -588,7 +705,7 @@ fn decision_event(req: &CheckRequest, d: &Decision, environment: &str) -> AuditE
     if let Some(c) = &d.constraints {
         fields.insert("constraints".into(), to_value(c));
     }
-    AuditEvent::new("decision", Value::Object(fields)).with_run(req.agent.run_id.as_deref())
+    events::decision(fields, req.agent.run_id.as_deref())
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {

@@ -1,20 +1,17 @@
 //! What every front door that forwards traffic itself (MCP gateway, egress proxy) shares:
 //! streaming a response body through while measuring it, enforcing the verdict's size and
-//! time limits on it, and recording a result pointer (status, duration, size, SHA-256, and
-//! the body itself when small) once it ends.
+//! time limits on it, and finishing the action's permit with what it measured (status, size,
+//! SHA-256, and the body itself when small) once it ends.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::gate::constraints::ConstraintHold;
-use crate::gate::{Gate, ResultReport};
+use crate::gate::{Dispatched, Permit};
 use crate::http_api::{BoxError, ResponseBody};
 
 /// How a forwarded body ended.
@@ -166,75 +163,27 @@ impl Body for MeteredBody {
     }
 }
 
-/// Who and what a forwarded result belongs to.
-#[derive(Debug, Clone)]
-pub struct ForwardedCall {
-    pub decision_id: String,
-    pub run_id: Option<String>,
-    pub status: u16,
-    pub started: Instant,
-    pub authenticated_as: Option<String>,
-    /// Kept until the body ends, so the action counts as running while it streams.
-    pub hold: Option<Arc<ConstraintHold>>,
-}
-
-/// Record the result pointer once the body's report arrives (in the background: the
-/// response is already streaming to the caller).
-pub fn record_when_done(
-    gate: Arc<Gate>,
-    call: ForwardedCall,
-    report: oneshot::Receiver<BodyReport>,
-) {
+/// Finish `permit` once the body's report arrives (in the background: the response is
+/// already streaming to the caller). The action counts as running until then.
+pub fn finish_when_done(permit: Permit, status: u16, report: oneshot::Receiver<BodyReport>) {
     tokio::spawn(async move {
         let Ok(body) = report.await else {
             return;
         };
-        drop(call.hold);
-        let ok = body.error.is_none() && (200..300).contains(&call.status);
-        let result = ResultReport {
-            decision_id: call.decision_id,
+        let ok = body.error.is_none() && (200..300).contains(&status);
+        let done = Dispatched {
             ok,
-            duration_ms: call.started.elapsed().as_millis() as u64,
-            result_sha256: Some(body.sha256),
+            status: Some(status),
+            sha256: Some(body.sha256),
             size: Some(body.size),
             error: body.error,
-            run_id: call.run_id,
-            tool_call_id: None,
-            status: Some(call.status),
-            authenticated_as: call.authenticated_as,
+            body: body.kept,
         };
-        record(&gate, &result, body.kept).await;
+        permit.finish(done).await;
     });
 }
 
-/// Record a forwarded call that got no answer from its upstream (in the background).
-pub fn record_failure(
-    gate: Arc<Gate>,
-    decision_id: String,
-    run_id: Option<String>,
-    authenticated_as: Option<String>,
-    started: Instant,
-    error: String,
-) {
-    tokio::spawn(async move {
-        let result = ResultReport {
-            decision_id,
-            ok: false,
-            duration_ms: started.elapsed().as_millis() as u64,
-            result_sha256: None,
-            size: None,
-            error: Some(error),
-            run_id,
-            tool_call_id: None,
-            status: None,
-            authenticated_as,
-        };
-        record(&gate, &result, None).await;
-    });
-}
-
-async fn record(gate: &Gate, result: &ResultReport, body: Option<Vec<u8>>) {
-    if let Err(e) = gate.record_result_with_body(result, body).await {
-        tracing::error!(action_id = %result.decision_id, error = %e, "could not record the forwarded result");
-    }
+/// Finish `permit` for a dispatch that got no answer from its upstream (in the background).
+pub fn fail(permit: Permit, error: String) {
+    tokio::spawn(permit.fail(error));
 }

@@ -5,3 +5,4 @@ pub mod check_api;
 pub mod egress;
 pub mod forward;
 pub mod mcp;
+pub mod routes;

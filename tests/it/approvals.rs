@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::receiver::{Receiver, Recorded, Reply};
 use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
-use clawgate::gate::approval::signature::{WebhookSecret, slack_signature};
+use clawgate::approvers::slack::slack_signature;
+use clawgate::approvers::webhook::WebhookSecret;
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "test-slack-signing-secret";
@@ -212,7 +213,7 @@ impl Env {
     }
 
     fn approval_events(&self) -> Vec<Value> {
-        audit_entries(self.s.running.state.audit(), "approval")
+        audit_entries(self.s.running.audit(), "approval")
     }
 
     fn events(&self, event: &str) -> Vec<Value> {
@@ -282,24 +283,33 @@ async fn slack_approval_releases_the_held_check_and_updates_the_message() {
     assert!(update.to_string().contains("U_ALICE"), "{update}");
 
     // Every step is in the audit log: requested, notified, answer, resolved, consumed.
+    // Delivery outcomes are recorded after the receiver answered: wait for them, not a time.
     let _ = e.requests_to("/hook", 2).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let events: Vec<String> = e
-        .approval_events()
-        .iter()
-        .filter(|x| x["approval_id"] == id.as_str())
-        .map(|x| x["event"].as_str().unwrap().to_string())
-        .collect();
-    for step in ["requested", "notified", "answer", "resolved", "consumed"] {
+    let steps = ["requested", "notified", "answer", "resolved", "consumed"];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<String> = e
+            .approval_events()
+            .iter()
+            .filter(|x| x["approval_id"] == id.as_str())
+            .map(|x| x["event"].as_str().unwrap().to_string())
+            .collect();
+        let missing: Vec<&str> = (steps.iter().copied())
+            .filter(|step| !events.iter().any(|x| x == step))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            events.iter().any(|x| x == step),
-            "{step} missing from {events:?}"
+            Instant::now() < deadline,
+            "{missing:?} missing from {events:?}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let answer = &e.events("answer")[0];
     assert_eq!(answer["approver"], "U_ALICE");
     assert_eq!(answer["channel"], "slack");
-    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let decisions = audit_entries(e.s.running.audit(), "decision");
     let last = decisions.last().unwrap();
     assert_eq!(last["decision"], "allow");
     assert_eq!(last["approval_id"], id.as_str());
@@ -718,8 +728,8 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
     let e = env().await;
     let id = e.pending("write", json!({"path": "g"})).await;
     let quick = e.pending("quick", json!({"n": 1})).await;
-    let data = e.s.running.state.config.data_dir.clone();
-    let policy = e.s.running.state.config.policy.dir.clone();
+    let data = e.s.running.config.data_dir.clone();
+    let policy = e.s.running.config.policy.dir.clone();
     let crate::common::Sidecar { running, dir, .. } = e.s;
     running.shutdown(Duration::from_secs(5)).await;
     // Down for longer than `quick` lives.

@@ -28,11 +28,11 @@ async fn toy(checkpoint_every: u64) -> crate::common::Sidecar {
 }
 
 fn db_path(s: &crate::common::Sidecar) -> PathBuf {
-    s.running.state.config.audit_path()
+    s.running.config.audit_path()
 }
 
 fn verifier(s: &crate::common::Sidecar) -> NoteVerifier {
-    NoteVerifier::parse(s.running.state.audit().verifier_key()).unwrap()
+    NoteVerifier::parse(s.running.audit().verifier_key()).unwrap()
 }
 
 fn entries(reader: &AuditReader) -> Vec<Value> {
@@ -165,7 +165,7 @@ async fn concurrent_writers_produce_a_gap_free_verified_chain() {
     seqs.dedup();
     assert_eq!(seqs.len(), 400, "every decision has its own entry");
     // Group commit batched them: far fewer write transactions than entries.
-    let health = s.running.state.audit().health().clone();
+    let health = s.running.audit().health().clone();
     assert!(health.batches() < 400, "batches: {}", health.batches());
 
     let v = verifier(&s);
@@ -198,7 +198,7 @@ async fn an_audit_log_that_cannot_be_written_denies_and_fails_readiness() {
     let (_, before) = s.check("read", json!({})).await;
     assert_eq!(before["decision"], "allow");
     // Closing the log makes every append fail, as a dead disk would.
-    s.running.state.audit().close().await;
+    s.running.audit().close().await;
     let (code, after) = s.check("read", json!({})).await;
     assert_eq!(code, 200);
     assert_eq!(after["decision"], "deny", "{after}");
@@ -587,24 +587,11 @@ async fn kill_9_under_load_loses_no_answered_decision() {
 
 #[tokio::test]
 async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
-    use clawgate::audit::redact::Redactor;
-    use clawgate::audit::{AuditEvent, AuditLog, AuditOptions};
+    use clawgate::audit::AuditEvent;
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.redb");
-    let log = AuditLog::open(
-        AuditOptions {
-            path: db.clone(),
-            key_path: dir.path().join("audit-signing.key"),
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(60),
-            max_batch: 64,
-            metrics: Default::default(),
-        },
-        Redactor::new(&[], &[], &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    let log = crate::common::open_audit_log(dir.path(), 100, Duration::from_secs(60)).await;
     let body = b"{\"result\": \"forwarded response body\"}".to_vec();
     let hash = hex::encode(sha2::Sha256::digest(&body));
     let mut event = AuditEvent::new(
@@ -632,35 +619,77 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
 
-    // `audit tail` prints entries written after it started.
+    // `audit tail` prints entries written after it started, and none from before. When it
+    // has started is not observable from here, so entries keep coming until it prints one.
+    let before = log.reader().unwrap().head().unwrap().size;
     let mut tail = Command::new(BIN)
         .args(["audit", "tail", "--db", db.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let receipt = log
-        .append(AuditEvent::new("lifecycle", json!({"event": "tail-test"})))
-        .await
-        .unwrap();
     let stdout = tail.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        line
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| lines.send(l)).is_err() {
+                return;
+            }
+        }
     });
-    let line = tokio::time::timeout(Duration::from_secs(10), line)
-        .await
-        .unwrap()
-        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        log.append(AuditEvent::new("lifecycle", json!({"event": "tail-test"})))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(line) = printed.try_recv() {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit tail printed nothing in 20 s"
+        );
+    };
     let _ = tail.kill();
     let _ = tail.wait();
     let entry: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(entry["event"], "tail-test");
-    assert_eq!(entry["seq"], receipt.seq);
+    assert_eq!(entry["event"], "tail-test", "{entry}");
+    assert!(entry["seq"].as_u64().unwrap() >= before, "{entry}");
+    log.close().await;
+}
+
+#[tokio::test]
+async fn entries_are_checkpointed_on_time_when_the_count_is_not_reached() {
+    use clawgate::audit::AuditEvent;
+    let dir = tempfile::tempdir().unwrap();
+    // checkpoint_every is never reached here: only the interval can sign.
+    let log = crate::common::open_audit_log(dir.path(), 1_000_000, Duration::from_secs(1)).await;
+    let receipt = log
+        .append(AuditEvent::new(
+            "result",
+            json!({"decision_id": "d1", "ok": true}),
+        ))
+        .await
+        .unwrap();
+    let reader = log.reader().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let covered = loop {
+        let checkpoints = reader.checkpoints().unwrap();
+        if let Some((size, note)) = checkpoints.last().filter(|(size, _)| *size > receipt.seq) {
+            break (*size, note.clone());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint covers seq {} after 15 s with a 1 s interval: {checkpoints:?}",
+            receipt.seq
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let verifier = NoteVerifier::parse(log.verifier_key()).unwrap();
+    let body = clawgate::audit::checkpoint::open_note(&covered.1, &verifier).unwrap();
+    let checkpoint = clawgate::audit::checkpoint::Checkpoint::parse_body(body).unwrap();
+    assert_eq!(checkpoint.size, covered.0, "{body}");
     log.close().await;
 }

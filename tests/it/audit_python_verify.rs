@@ -9,9 +9,8 @@ use std::time::Duration;
 use clawgate::action::Action;
 use clawgate::audit::checkpoint::NoteVerifier;
 use clawgate::audit::export::{ExportFormat, export, verify_export};
-use clawgate::audit::redact::Redactor;
 use clawgate::audit::verify::Problem;
-use clawgate::audit::{AuditEvent, AuditLog, AuditOptions, AuditReader};
+use clawgate::audit::{AuditEvent, AuditReader};
 use serde_json::{Value, json};
 
 const EVENTS: u64 = 50;
@@ -151,17 +150,9 @@ fn index_of_seq(lines: &[String], seq: u64) -> usize {
 async fn python_script_verifies_a_real_export_and_names_each_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.redb");
-    let opts = AuditOptions {
-        path: db.clone(),
-        key_path: dir.path().join("audit-signing.key"),
-        checkpoint_every: CHECKPOINT_EVERY,
-        checkpoint_interval: Duration::from_secs(3600),
-        max_batch: 64,
-        metrics: Default::default(),
-    };
-    let log = AuditLog::open(opts, Redactor::new(&[], &[], &[]).unwrap())
-        .await
-        .unwrap();
+    let log =
+        crate::common::open_audit_log(dir.path(), CHECKPOINT_EVERY, Duration::from_secs(3600))
+            .await;
     for i in 0..EVENTS {
         log.append(event(i)).await.unwrap();
     }

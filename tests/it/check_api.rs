@@ -2,7 +2,7 @@
 //! and bad input.
 
 use crate::common::{TOY_POLICY, check_body, start_with, write_bundle};
-use clawgate::config::Mode;
+use clawgate::gate::Mode;
 use serde_json::json;
 
 async fn toy(mode: Mode) -> crate::common::Sidecar {

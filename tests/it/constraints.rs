@@ -8,14 +8,15 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 /// A policy allowing `read` under a 10-a-minute bucket, `slow` at most 3 at a time, and
-/// `night` only on days other than today.
+/// `night` only on days other than today and tomorrow (UTC), so that a test running across
+/// midnight still checks outside the window.
 fn policy() -> String {
     const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let today = chrono::Utc::now().weekday().num_days_from_monday() as usize;
     let other_days: Vec<String> = DAYS
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != today)
+        .filter(|(i, _)| *i != today && *i != (today + 1) % 7)
         .map(|(_, d)| format!("\"{d}\""))
         .collect();
     format!(
@@ -67,7 +68,7 @@ async fn fifty_concurrent_checks_get_exactly_the_buckets_worth() {
             .contains("rate limit agent:main:read of 10 per minute"),
         "{denied}"
     );
-    let recorded = audit_entries(s.running.state.audit(), "decision");
+    let recorded = audit_entries(s.running.audit(), "decision");
     assert_eq!(recorded.len(), 50);
     assert_eq!(
         recorded.iter().filter(|e| e["decision"] == "deny").count(),
@@ -99,7 +100,7 @@ async fn concurrent_actions_are_counted_until_their_results_arrive() {
     assert_eq!(resp.status().as_u16(), 200);
     let again = concurrent_checks(&s, "slow", 5).await;
     assert_eq!(count(&again, "allow"), 1);
-    let deny_entries = audit_entries(s.running.state.audit(), "decision")
+    let deny_entries = audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["decision"] == "deny")
         .count();

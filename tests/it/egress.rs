@@ -132,7 +132,7 @@ async fn curl(s: &Sidecar, args: &[&str]) -> Curl {
 }
 
 fn decisions(s: &Sidecar, kind: &str) -> Vec<Value> {
-    audit_entries(s.running.state.audit(), "decision")
+    audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["action"]["kind"] == kind)
         .collect()
@@ -142,7 +142,7 @@ fn decisions(s: &Sidecar, kind: &str) -> Vec<Value> {
 async fn results(s: &Sidecar, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = audit_entries(s.running.state.audit(), "result");
+        let found = audit_entries(s.running.audit(), "result");
         if found.len() >= n {
             return found;
         }
@@ -191,11 +191,8 @@ async fn plain_http_is_decided_forwarded_and_audited() {
     assert_eq!(action["http"]["path"], "/hello");
     assert_eq!(action["http"]["query"], "x=1");
     assert_eq!(action["http"]["headers"]["x-trace"], "t1");
-    // Evidence keeps the request but never the credential.
-    assert_ne!(
-        action["http"]["headers"]["authorization"],
-        "Bearer sk-live-secret"
-    );
+    // Evidence keeps the request but never the credential: the header is there, redacted.
+    assert_eq!(action["http"]["headers"]["authorization"], "[REDACTED]");
     assert_eq!(action["dest"]["ips"], json!(["127.0.0.2"]));
     let result = &results(&s, 1).await[0];
     assert_eq!(result["decision_id"], d["decision_id"]);
@@ -578,7 +575,12 @@ async fn inspected_tunnels_decide_every_request_inside() {
     );
     // Without it the client refuses the inspection certificate.
     let r = curl(&t.s, &[&url]).await;
-    assert_ne!(r.code, 0, "an untrusted inspection certificate must fail");
+    // 60: curl could not verify the peer's certificate.
+    assert_eq!(
+        r.code, 60,
+        "an untrusted inspection certificate must fail: {}",
+        r.stderr
+    );
     // A mutation inside the tunnel is its own action: held for approval, never sent.
     let r = curl(
         &t.s,
@@ -739,7 +741,7 @@ fn assert_canary_denied(s: &Sidecar, report: &Value, who: Option<&str>) {
         .unwrap()
         .parse()
         .unwrap();
-    let all = audit_entries(s.running.state.audit(), "decision");
+    let all = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter().any(|d| d["decision"] == "deny"
             && d["action"]["dest"]["port"] == port
@@ -799,7 +801,7 @@ async fn openclaw_proxy_validate_passes_against_the_egress_proxy() {
     assert_validated(code, &report, &text, &allowed_url);
     assert_eq!(upstream.count(), 1, "{text}");
     // Both checks were decided and recorded.
-    let all: Vec<Value> = audit_entries(s.running.state.audit(), "decision");
+    let all: Vec<Value> = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter()
             .any(|d| d["decision"] == "allow" && d["action"]["dest"]["host"] == "allowed.test"),
@@ -888,7 +890,7 @@ async fn openclaw_proxy_validate_with_identity_credentials() {
     assert_eq!((code, &report["ok"]), (1, &json!(false)), "{text}");
     let allowed = check(&report, "allowed");
     assert_eq!(allowed["ok"], false, "{text}");
-    let all = audit_entries(s.running.state.audit(), "decision");
+    let all = audit_entries(s.running.audit(), "decision");
     assert!(
         all.iter()
             .all(|d| d["agent"]["authenticated_as"].is_string()),
@@ -956,7 +958,13 @@ async fn the_egress_listener_serves_tls_for_an_https_proxy_url() {
     assert_eq!(upstream.requests()[0].path, "/over-tls");
     // Without trusting it, the client refuses the proxy.
     let out = run(Vec::new()).await;
-    assert!(!out.status.success());
+    // 60: curl could not verify the proxy's certificate.
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(upstream.count(), 1);
 }
 
@@ -965,7 +973,7 @@ async fn inspection_without_a_ca_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::common::test_config(dir.path());
     config.egress.tls_inspect = true;
-    let err = match clawgate::server::start(config).await {
+    let err = match clawgate::app::start(config).await {
         Ok(_) => panic!("started without an inspection CA"),
         Err(e) => e.to_string(),
     };

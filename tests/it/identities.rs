@@ -83,7 +83,7 @@ async fn unauthenticated_and_wrong_tokens_are_refused_before_anything_is_decided
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
+    assert!(audit_entries(s.running.audit(), "decision").is_empty());
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn a_valid_token_is_the_authenticated_identity_in_the_audit_log() {
     let (code, answer, _) = check_as(&s, Some(CI_TOKEN), &body).await;
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["decision"], "allow", "{answer}");
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert_eq!(decisions.len(), 1);
     assert_eq!(
         decisions[0]["agent"]["authenticated_as"], "ci",
@@ -116,7 +116,7 @@ async fn a_valid_token_is_the_authenticated_identity_in_the_audit_log() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let results = audit_entries(s.running.state.audit(), "result");
+    let results = audit_entries(s.running.audit(), "result");
     assert_eq!(results[0]["authenticated_as"], "ci");
 }
 
@@ -175,7 +175,7 @@ async fn out_of_scope_actions_are_denied_naming_the_scope_and_audited() {
         "{env}"
     );
 
-    let denied: Vec<Value> = audit_entries(s.running.state.audit(), "decision")
+    let denied: Vec<Value> = audit_entries(s.running.audit(), "decision")
         .into_iter()
         .filter(|e| e["decision"] == "deny")
         .collect();
@@ -289,7 +289,7 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
 
     // CLI: back to enforce.
     let url = s.admin("");
-    let token_file = s.running.state.config.admin_token_path();
+    let token_file = s.running.config.admin_token_path();
     let token_file = token_file.to_str().unwrap();
     let (code, out) = cli(&[
         "mode",
@@ -356,7 +356,7 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
 
-    let audit = s.running.state.audit();
+    let audit = s.running.audit();
     let modes: Vec<(Value, Value)> = audit_entries(audit, "mode")
         .iter()
         .map(|e| (e["from"].clone(), e["to"].clone()))
@@ -377,4 +377,49 @@ async fn mode_and_policy_reload_through_the_api_and_the_cli_are_audited() {
         reloads,
         vec![json!("reloaded"), json!("unchanged"), json!("rejected")]
     );
+}
+
+const OPS_TOKEN: &str = "ops-agent-token";
+
+#[tokio::test]
+async fn only_the_identity_an_approval_is_bound_to_may_wait_on_it() {
+    let s = start_with(|c, dir| {
+        identities(c);
+        // Unscoped: the toy bundle has no tool groups for scopes to name.
+        c.identities.insert(
+            "ops".into(),
+            IdentityConfig {
+                token_sha256: Some(TokenHash::hex_of(OPS_TOKEN)),
+                ..IdentityConfig::default()
+            },
+        );
+        c.policy.dir = Some(write_bundle(
+            &dir.join("policy"),
+            &[("main.rego", TOY_POLICY)],
+        ));
+    })
+    .await;
+    let body = check_body("write", json!({"path": "a"}));
+    let (code, held, _) = check_as(&s, Some(OPS_TOKEN), &body).await;
+    assert_eq!(
+        (code, held["decision"].as_str()),
+        (200, Some("pending")),
+        "{held}"
+    );
+    let wait = s.agent(&format!("{}?timeout=0", held["wait_url"].as_str().unwrap()));
+    let wait_as = |token: &'static str| {
+        let req = s.http.get(&wait).bearer_auth(token);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    // Another identity learns nothing, not even that the approval exists.
+    let (code, answer) = wait_as(STAGING_TOKEN).await;
+    assert_eq!(code, 404, "{answer}");
+    assert_eq!(answer["error"]["code"], "approval_not_found");
+    // The identity it is bound to reads its state.
+    let (code, answer) = wait_as(OPS_TOKEN).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["status"], "pending", "{answer}");
 }

@@ -145,7 +145,7 @@ async fn scenario(mode: &str) {
     assert_eq!(deployed["isError"], false, "{deployed}");
 
     assert_eq!(upstream.ran(), ["echo", "deploy"]);
-    let audit = s.running.state.audit();
+    let audit = s.running.audit();
     let decisions = audit_entries(audit, "decision");
     let kinds: Vec<(&str, &str)> = decisions
         .iter()
@@ -333,7 +333,7 @@ async fn verdict_time_limits_cut_off_slow_upstreams() {
 async fn failed_result(s: &Sidecar) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let results = audit_entries(s.running.state.audit(), "result");
+        let results = audit_entries(s.running.audit(), "result");
         if let Some(cut) = results.into_iter().find(|r| r["ok"] == false) {
             return cut;
         }
@@ -434,7 +434,7 @@ async fn bad_input_gets_json_rpc_errors_and_reaches_no_upstream() {
         "{v}"
     );
     assert!(upstream.ran().is_empty());
-    assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
+    assert!(audit_entries(s.running.audit(), "decision").is_empty());
 }
 
 #[tokio::test]
@@ -496,7 +496,7 @@ async fn stdio_server_behind_mcp_stdio() {
     )));
     approve_when_pending(&s).await;
     assert_eq!(held.await.unwrap().unwrap()["isError"], false);
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert!(
         decisions
             .iter()
@@ -637,7 +637,7 @@ async fn mcp_stdio_authenticates_with_a_token_from_a_file_or_the_environment() {
             .is_err()
     );
     assert_eq!(ran(&log), ["echo", "echo", "echo"]);
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert_eq!(decisions.len(), 3, "{decisions:#?}");
     assert!(
         decisions
@@ -719,6 +719,47 @@ async fn openclaw_reaches_the_gateway_as_an_identity_and_the_token_stays_with_cl
     );
     // Listing tools decides nothing: the identity shows in which probe was served (the one
     // with the token) and which was refused (the one without), above.
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert!(decisions.is_empty(), "{decisions:#?}");
+}
+
+#[tokio::test]
+async fn bearer_token_env_is_the_upstream_credential_and_must_be_set() {
+    const VAR: &str = "CLAWGATE_TEST_DEMO_MCP_TOKEN";
+    let upstream = Upstream::start(&["--require-bearer", "upstream-secret"]);
+    let mut sc = crate::common::BinarySidecar::configure(&format!(
+        "[mcp.servers.demo]\nurl = \"{}\"\nbearer_token_env = \"{VAR}\"\n",
+        upstream.url
+    ));
+    // Unset, the sidecar refuses to start and names the variable.
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["serve", "--config"])
+        .arg(&sc.config)
+        .env_remove(VAR)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bearer_token_env") && err.contains(VAR),
+        "{err}"
+    );
+    // Set, clawgate authenticates to the upstream with it (which refuses anyone else).
+    sc.start_with_env(&[(VAR, "upstream-secret")]).await;
+    let listed = client(&http_args(&sc.agent_url("/mcp/demo"), "legacy", &["list"])).await;
+    assert!(listed.is_ok(), "{listed:?}");
+    // With another token in the variable the upstream refuses clawgate too: the credential is
+    // what the variable holds.
+    let mut wrong = crate::common::BinarySidecar::configure(&format!(
+        "[mcp.servers.demo]\nurl = \"{}\"\nbearer_token_env = \"{VAR}\"\n",
+        upstream.url
+    ));
+    wrong.start_with_env(&[(VAR, "not-the-secret")]).await;
+    let refused = client(&http_args(
+        &wrong.agent_url("/mcp/demo"),
+        "legacy",
+        &["list"],
+    ))
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
 }

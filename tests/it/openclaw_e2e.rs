@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::openclaw::{Turn, agent_turn};
 use crate::common::receiver::{Receiver, Reply};
 use crate::common::{BIN, Sidecar, audit_entries, start_with, write_bundle};
-use clawgate::gate::approval::signature::slack_signature;
+use clawgate::approvers::slack::slack_signature;
 use serde_json::{Value, json};
 
 const SLACK_SECRET: &str = "e2e-slack-signing-secret";
@@ -165,7 +165,7 @@ impl Env {
     }
 
     fn audit(&self, kind: &str) -> Vec<Value> {
-        audit_entries(self.s.running.state.audit(), kind)
+        audit_entries(self.s.running.audit(), kind)
     }
 
     /// The decision entries for `tool`.
@@ -550,7 +550,7 @@ async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
         "{results:?}\n{}",
         turn.describe()
     );
-    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let decisions = audit_entries(e.s.running.audit(), "decision");
     let mcp_decisions: Vec<(&str, &str)> = decisions
         .iter()
         .filter(|d| d["action"]["kind"] == "mcp")
@@ -619,7 +619,7 @@ async fn web_fetch_to_a_blocked_destination_through_the_egress_proxy_is_refused(
         turn.describe()
     );
     // The plugin let web_fetch run (the URL looks harmless); the proxy refused the request.
-    let decisions = audit_entries(e.s.running.state.audit(), "decision");
+    let decisions = audit_entries(e.s.running.audit(), "decision");
     assert!(
         decisions
             .iter()

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common::{BIN, BinarySidecar, TOY_POLICY, check_body, start_with, write_bundle};
+use crate::common::{
+    BIN, BinarySidecar, TOY_POLICY, check_body, post_json, start_with, write_bundle,
+};
 use serde_json::{Value, json};
 
 /// Parses OpenMetrics text from stdin with `prometheus_client`'s parser (which rejects
@@ -24,12 +26,16 @@ async fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(text.as_bytes()).await.unwrap();
     drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the metrics parser answers within 120 s")
+        .unwrap();
     assert!(
         out.status.success(),
         "parser rejected /metrics: {}\n{text}",
@@ -260,4 +266,62 @@ async fn sigterm_under_load_keeps_every_acknowledged_decision_and_ends_with_a_ch
         json!(entries.len()),
         "it covers every entry"
     );
+}
+
+/// Every string-valued `key` anywhere in a JSON log line (its fields and its spans).
+fn values_of<'a>(line: &'a Value, key: &str, out: &mut Vec<&'a str>) {
+    match line {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match v.as_str() {
+                    Some(s) if k == key => out.push(s),
+                    _ => values_of(v, key, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| values_of(v, key, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_action_run_and_decision() {
+    let mut sc = BinarySidecar::configure("");
+    let log = sc.dir.path().join("stderr.jsonl");
+    sc.start_logging_json(&log).await;
+    let body = check_body("exec", json!({"command": "rm -rf /"}));
+    let answer = post_json(&reqwest::Client::new(), &sc.agent_url("/v1/check"), &body).await;
+    let (id, decision) = (
+        answer["id"].as_str().unwrap(),
+        answer["decision"].as_str().unwrap(),
+    );
+    assert_ne!(decision, "allow", "{answer}");
+    // A line about this action carries its id, the run and the decision (in its fields or
+    // the spans it was logged in).
+    let about_it = |line: &Value| {
+        let seen = |key| {
+            let mut out = Vec::new();
+            values_of(line, key, &mut out);
+            out.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        seen("action_id").iter().any(|v| v == id)
+            && seen("run_id").iter().any(|v| v == "run-1")
+            && seen("decision").iter().any(|v| v == decision)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        if lines.iter().any(about_it) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line carries action {id}, run-1 and {decision}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -91,9 +91,6 @@ async fn a_bundle_without_the_entrypoint_is_rejected_at_start() {
         &dir.path().join("policy"),
         &[("main.rego", "package clawgate\nallow := true\n")],
     ));
-    let err = clawgate::server::start(config)
-        .await
-        .err()
-        .expect("rejected");
+    let err = clawgate::app::start(config).await.err().expect("rejected");
     assert!(err.to_string().contains("data.clawgate.decision"), "{err}");
 }

@@ -138,7 +138,7 @@ async fn mtls_client_certificate_subject_becomes_authenticated_as() {
     assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN offers h2");
     let decision: serde_json::Value = resp.json().await.unwrap();
     assert!(decision["decision"].is_string(), "{decision}");
-    let entries = audit_entries(s.running.state.audit(), "decision");
+    let entries = audit_entries(s.running.audit(), "decision");
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
     assert_eq!(entry["agent"]["authenticated_as"], "main", "{entry}");
@@ -154,7 +154,7 @@ async fn body_cannot_claim_authenticated_as() {
     let resp = http.post(check_url(&s)).json(&body).send().await.unwrap();
     // The field is not part of the request body at all.
     assert_eq!(resp.status(), 400);
-    assert!(audit_entries(s.running.state.audit(), "decision").is_empty());
+    assert!(audit_entries(s.running.audit(), "decision").is_empty());
 }
 
 #[tokio::test]
@@ -200,7 +200,7 @@ async fn expired_unknown_and_missing_client_certificates_are_refused() {
         assert!(err.contains(alert), "{what}: {err}");
     }
     assert!(
-        audit_entries(s.running.state.audit(), "decision").is_empty(),
+        audit_entries(s.running.audit(), "decision").is_empty(),
         "no refused connection reached the gate"
     );
 
@@ -263,7 +263,7 @@ async fn a_missing_certificate_file_is_named_at_start() {
         client_ca: None,
         require_client_cert: false,
     });
-    let err = match clawgate::server::start(config).await {
+    let err = match clawgate::app::start(config).await {
         Ok(_) => panic!("started without its certificate"),
         Err(e) => e.to_string(),
     };
@@ -311,7 +311,7 @@ async fn mcp_gateway_takes_authenticated_as_from_the_client_certificate() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     // The header names the agent; the certificate says who actually authenticated.
     assert_eq!(decisions[0]["agent"]["id"], "ops");
@@ -338,7 +338,7 @@ async fn optional_client_certificates_authenticate_only_those_who_present_one() 
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let decisions = audit_entries(s.running.state.audit(), "decision");
+    let decisions = audit_entries(s.running.audit(), "decision");
     assert_eq!(decisions.len(), 2, "{decisions:?}");
     assert!(decisions[0]["agent"].get("authenticated_as").is_none());
     assert_eq!(decisions[1]["agent"]["authenticated_as"], "main");

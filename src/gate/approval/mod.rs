@@ -8,8 +8,6 @@
 //! `approvals.redb` and recorded in the audit log before it takes effect.
 
 pub mod model;
-pub mod notify;
-pub mod signature;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,15 +17,24 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditLog, events};
 use crate::config::ApprovalConfig;
 use crate::gate::policy::{ApprovalSpec, Risk};
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
     rfc3339,
 };
-pub use notify::Notifier;
 use store::ApprovalStore;
+
+/// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both
+/// calls must return at once: they run while an answer or a check is being handled.
+pub trait ApprovalListener: Send + Sync {
+    /// A new approval waits for people.
+    fn requested(&self, view: &ApprovalView);
+    /// An approval was decided or expired; `reply_handles` are what channels left on it when
+    /// people answered (opaque here).
+    fn resolved(&self, view: &ApprovalView, reply_handles: &[String]);
+}
 
 /// Approvers used when a verdict names none: approval must never be open to anyone.
 pub const FALLBACK_APPROVERS: &str = "group:clawgate-admins";
@@ -93,8 +100,9 @@ pub struct AnswerInput {
     pub reason: Option<String>,
     /// If the caller names the action it approves, it must be the bound one.
     pub action_hash: Option<String>,
-    /// Slack's `response_url` for the message the answer came from.
-    pub slack_response_url: Option<String>,
+    /// What the channel the answer came from needs to reply to it later (Slack's
+    /// `response_url`); kept on the approval, opaque here.
+    pub reply_handle: Option<String>,
 }
 
 /// What a new approval request carries besides its binding.
@@ -178,7 +186,7 @@ impl Book {
 pub struct Approvals {
     store: ApprovalStore,
     audit: Arc<AuditLog>,
-    notifier: Notifier,
+    listener: Arc<dyn ApprovalListener>,
     settings: ApprovalSettings,
     /// Set on shutdown: held requests answer with the current state instead of waiting.
     closing: watch::Sender<bool>,
@@ -194,7 +202,7 @@ impl Approvals {
         path: &std::path::Path,
         settings: ApprovalSettings,
         audit: Arc<AuditLog>,
-        notifier: Notifier,
+        listener: Arc<dyn ApprovalListener>,
     ) -> Result<Approvals, ApprovalError> {
         let path = path.to_path_buf();
         let (store, all) = tokio::task::spawn_blocking(move || {
@@ -216,7 +224,7 @@ impl Approvals {
         let approvals = Approvals {
             store,
             audit,
-            notifier,
+            listener,
             settings,
             closing: watch::channel(false).0,
             book: Mutex::new(book),
@@ -283,7 +291,7 @@ impl Approvals {
         self.persist(&req).await?;
         book.insert(req);
         drop(book);
-        self.notifier.requested(&view);
+        self.listener.requested(&view);
         Ok(Clearance::Pending {
             view,
             created: true,
@@ -322,7 +330,7 @@ impl Approvals {
             answers: Vec::new(),
             resolved_ms: None,
             first_used_ms: None,
-            slack_response_urls: Vec::new(),
+            reply_handles: Vec::new(),
         }
     }
 
@@ -436,17 +444,17 @@ impl Approvals {
             .get_mut(id)
             .ok_or(ApprovalError::Storage(format!("approval {id} vanished")))?;
         let mut next = slot.req.clone();
-        if let Some(url) = &input.slack_response_url
-            && !next.slack_response_urls.contains(url)
-            && next.slack_response_urls.len() < 16
+        if let Some(url) = &input.reply_handle
+            && !next.reply_handles.contains(url)
+            && next.reply_handles.len() < 16
         {
-            next.slack_response_urls.push(url.clone());
+            next.reply_handles.push(url.clone());
         }
         if let Err(rejected) = self.check_answer(&next, &input) {
-            if next.slack_response_urls != slot.req.slack_response_urls {
-                // Keep the response URL even from a rejected click, to update the message later.
+            if next.reply_handles != slot.req.reply_handles {
+                // Keep the reply handle even from a rejected click, to update the message later.
                 if self.persist(&next).await.is_ok() {
-                    slot.req.slack_response_urls = next.slack_response_urls;
+                    slot.req.reply_handles = next.reply_handles;
                 }
             }
             drop(book);
@@ -486,14 +494,14 @@ impl Approvals {
         self.persist(&next).await?;
         slot.req = next;
         let view = slot.req.view();
-        let urls = slot.req.slack_response_urls.clone();
+        let urls = slot.req.reply_handles.clone();
         if let Some(status) = resolved {
             slot.status.send_replace(status);
             self.observe_resolution(&slot.req);
         }
         drop(book);
         if resolved.is_some() {
-            self.notifier.resolved(&view, &urls);
+            self.listener.resolved(&view, &urls);
         }
         Ok(view)
     }
@@ -554,10 +562,10 @@ impl Approvals {
     async fn reject(&self, id: &str, input: &AnswerInput, why: AnswerRejected) -> AnswerRejected {
         tracing::warn!(approval_id = id, approver = %input.approver, channel = input.channel.as_str(),
             reason = %why, "approval answer rejected");
-        let event = AuditEvent::new(
-            "approval",
+        let event = events::approval(
             json!({"event": "answer_rejected", "approval_id": id, "approver": input.approver,
                 "vote": input.vote, "channel": input.channel, "why": why.to_string(), "code": why.code()}),
+            None,
         );
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(approval_id = id, error = %e, "could not record a rejected answer");
@@ -573,9 +581,9 @@ impl Approvals {
         approval_id: Option<&str>,
         why: &str,
     ) {
-        let event = AuditEvent::new(
-            "approval",
+        let event = events::approval(
             json!({"event": "callback_rejected", "channel": channel, "approval_id": approval_id, "why": why}),
+            None,
         );
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "could not record a refused callback");
@@ -647,8 +655,8 @@ impl Approvals {
         slot.req = next;
         slot.status.send_replace(ApprovalStatus::Expired);
         self.observe_resolution(&slot.req);
-        self.notifier
-            .resolved(&slot.req.view(), &slot.req.slack_response_urls);
+        self.listener
+            .resolved(&slot.req.view(), &slot.req.reply_handles);
         Ok(true)
     }
 
@@ -720,20 +728,25 @@ impl Approvals {
             .map(|o| o.map(|(_, v)| v))
     }
 
-    /// Remember a callback key (durably) with what was answered for it.
-    pub async fn remember_callback(&self, key: &str, stored: Vec<u8>) -> Result<(), ApprovalError> {
+    /// Remember a callback key (durably) with what was answered for it; keys older than
+    /// `keep` are forgotten (the receiving side knows how long a replay stays possible).
+    pub async fn remember_callback(
+        &self,
+        key: &str,
+        stored: Vec<u8>,
+        keep: Duration,
+    ) -> Result<(), ApprovalError> {
         let store = self.store.clone();
         let key = key.to_string();
         let now = now_ms();
-        // Twice the signature window: anything older is refused as stale before lookup.
-        let forget = now - 2 * signature::MAX_SKEW_S * 1000;
+        let forget = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
         tokio::task::spawn_blocking(move || store.remember(&key, now, &stored, forget))
             .await
             .map_err(|e| ApprovalError::Storage(e.to_string()))?
     }
 
     async fn record(&self, req: &ApprovalRequest, fields: Value) -> Result<(), ApprovalError> {
-        let event = AuditEvent::new("approval", fields).with_run(req.run_id.as_deref());
+        let event = events::approval(fields, req.run_id.as_deref());
         self.audit
             .append(event)
             .await

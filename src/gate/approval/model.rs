@@ -135,10 +135,15 @@ pub struct ApprovalRequest {
     /// When the approved action was first let through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_used_ms: Option<i64>,
-    /// Slack `response_url`s collected from button clicks, used to update the message when
-    /// the approval resolves.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub slack_response_urls: Vec<String>,
+    /// Reply handles left by the channels answers came from (Slack's `response_url`s), opaque
+    /// here; handed back to the channels when the approval resolves. Stored under its
+    /// original name so approvals persisted before keep theirs.
+    #[serde(
+        default,
+        rename = "slack_response_urls",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub reply_handles: Vec<String>,
 }
 
 impl ApprovalRequest {

@@ -177,9 +177,9 @@ impl PolicyEngine {
         self.current.load().revision.clone()
     }
 
-    /// Re-read the bundle from where it came from and swap it in if it compiles.
-    /// On error the serving bundle stays. Returns the new revision, or `None` if unchanged.
-    pub fn reload(&self) -> Result<Option<String>, PolicyError> {
+    /// Re-read the bundle from where it came from and compile it, without serving it yet
+    /// (see [`PolicyEngine::install`]). `None` when it is the serving revision.
+    pub fn prepare_reload(&self) -> Result<Option<Bundle>, PolicyError> {
         let source = self.current.load().source.clone();
         let files = match &source {
             BundleSource::Embedded => BundleFiles::embedded(),
@@ -188,10 +188,12 @@ impl PolicyEngine {
         if files.revision() == self.current.load().revision {
             return Ok(None);
         }
-        let bundle = Bundle::compile(&files, self.budget)?;
-        let revision = bundle.revision.clone();
+        Ok(Some(Bundle::compile(&files, self.budget)?))
+    }
+
+    /// Serve `bundle` from now on.
+    pub fn install(&self, bundle: Bundle) {
         self.current.store(Arc::new(bundle));
-        Ok(Some(revision))
     }
 
     /// Evaluate the entrypoint for one input document. Returns the verdict and the revision

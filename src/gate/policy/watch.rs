@@ -1,13 +1,11 @@
-//! Bundle reloads: on file changes in the policy directory and on SIGHUP.
+//! Bundle reloads: what asks for one, what came of it, and the policy directory watcher.
+//! [`crate::gate::Gate::reload_policy`] does the reload itself.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-
-use super::PolicyEngine;
 
 /// What asked for a reload; logged with the outcome.
 #[derive(Debug, Clone, Copy)]
@@ -46,41 +44,17 @@ impl ReloadOutcome {
     }
 }
 
-/// Reload the bundle and log the outcome. A rejected bundle leaves the old one serving.
-pub fn reload(engine: &PolicyEngine, trigger: ReloadTrigger) -> ReloadOutcome {
-    match engine.reload() {
-        Ok(Some(revision)) => {
-            tracing::info!(trigger = trigger.as_str(), %revision, "policy bundle reloaded");
-            ReloadOutcome::Swapped { revision }
-        }
-        Ok(None) => {
-            tracing::debug!(trigger = trigger.as_str(), "policy bundle unchanged");
-            ReloadOutcome::Unchanged
-        }
-        Err(e) => {
-            let serving = engine.revision();
-            tracing::error!(
-                trigger = trigger.as_str(),
-                error = %e,
-                serving = %serving,
-                "policy bundle rejected; the previous bundle keeps serving"
-            );
-            ReloadOutcome::Rejected {
-                error: e.to_string(),
-                serving,
-            }
-        }
-    }
-}
-
-/// Watches a policy directory and reloads after changes settle.
+/// Watches a policy directory and runs `on_change` after changes settle.
 /// Dropping the returned watcher stops watching.
-pub fn watch_dir(
-    engine: Arc<PolicyEngine>,
+pub fn watch_dir<F, Fut>(
     dir: &Path,
     settle: Duration,
-    on_reload: impl Fn(ReloadTrigger, ReloadOutcome) + Send + 'static,
-) -> notify::Result<notify::RecommendedWatcher> {
+    on_change: F,
+) -> notify::Result<notify::RecommendedWatcher>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(ev) = event
@@ -100,13 +74,8 @@ pub fn watch_dir(
                     Err(_) => break,
                 }
             }
-            let engine = engine.clone();
-            let outcome =
-                tokio::task::spawn_blocking(move || reload(&engine, ReloadTrigger::FileChange))
-                    .await;
-            if let Ok(outcome) = outcome {
-                on_reload(ReloadTrigger::FileChange, outcome);
-            }
+            // Awaited: one reload at a time, each reading the files as they are by then.
+            on_change().await;
         }
     });
     Ok(watcher)

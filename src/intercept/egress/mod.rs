@@ -10,7 +10,7 @@ pub mod inspect;
 pub mod tunnel;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::action::{Action, AgentIdentity, Destination, HttpRequest};
 use crate::config::Config;
-use crate::gate::{CheckRequest, Decision, Gate, Outcome};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, Ruling};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, json_response};
 use crate::identity::Authenticated;
-use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
+use crate::intercept::forward::{self, BodyLimits, MeteredBody};
 use destination::{DestinationError, Resolved, Resolver};
 use inspect::{Inspector, TunnelUpstream};
 
@@ -126,27 +126,20 @@ impl EgressProxy {
             agent,
             requester: None,
         };
-        let decision = self.gate.decide_and_wait(&request, self.hold).await;
+        let ruling = self.gate.rule(&request, self.hold).await;
+        let decision = ruling.decision();
         tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
             host = %dest.host, port, "egress CONNECT");
-        if decision.outcome != Outcome::Allow {
-            return refusal(&decision);
-        }
-        let (timeout, max_bytes) = self.limits(&decision);
-        let who = request.agent.authenticated_as.clone();
-        let started = Instant::now();
+        let permit = match ruling {
+            Ruling::Allowed(permit) => permit,
+            Ruling::Refused(decision) => return refusal(&decision),
+        };
+        let (timeout, max_bytes) = self.limits(permit.decision());
         let upstream = match destination::connect(&dest, self.connect_timeout.min(timeout)).await {
             Ok(s) => s,
             Err(e) => {
                 let message = e.to_string();
-                forward::record_failure(
-                    self.gate.clone(),
-                    decision.id.clone(),
-                    None,
-                    who,
-                    started,
-                    message.clone(),
-                );
+                forward::fail(permit, message.clone());
                 return proxy_error(StatusCode::BAD_GATEWAY, "upstream_unreachable", message);
             }
         };
@@ -154,12 +147,12 @@ impl EgressProxy {
         let proxy = self.clone();
         let agent = request.agent;
         tokio::spawn(async move {
-            let gate = proxy.gate.clone();
             let client = match upgrade.await {
                 Ok(u) => TokioIo::new(u),
                 Err(e) => {
-                    let message = format!("the client did not start the tunnel: {e}");
-                    forward::record_failure(gate, decision.id, None, who, started, message);
+                    permit
+                        .fail(format!("the client did not start the tunnel: {e}"))
+                        .await;
                     return;
                 }
             };
@@ -175,8 +168,7 @@ impl EgressProxy {
                 }
             };
             // The action runs (for concurrency limits) until the tunnel closes.
-            drop(decision.hold);
-            tunnel::record(gate, decision.id, who, started, report).await;
+            tunnel::finish(permit, report).await;
         });
         let mut resp = Response::new(empty_body());
         *resp.status_mut() = StatusCode::OK;
@@ -321,15 +313,15 @@ impl EgressProxy {
             agent,
             requester: None,
         };
-        let decision = self.gate.decide_and_wait(&request, self.hold).await;
+        let ruling = self.gate.rule(&request, self.hold).await;
+        let decision = ruling.decision();
         tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
             method = %parts.method, host = %dest.host, scheme, "egress http");
-        if decision.outcome != Outcome::Allow {
-            return refusal(&decision);
-        }
-        let (timeout, max_bytes) = self.limits(&decision);
-        let who = request.agent.authenticated_as.clone();
-        let started = Instant::now();
+        let permit = match ruling {
+            Ruling::Allowed(permit) => permit,
+            Ruling::Refused(decision) => return refusal(&decision),
+        };
+        let (timeout, max_bytes) = self.limits(permit.decision());
         let deadline = tokio::time::Instant::now() + timeout;
         let sent = async {
             let outgoing = upstream_request(&parts.method, &uri, &parts.headers, body)?;
@@ -362,14 +354,7 @@ impl EgressProxy {
         let resp = match failed {
             Ok(r) => r,
             Err((status, code, message)) => {
-                forward::record_failure(
-                    self.gate.clone(),
-                    decision.id,
-                    None,
-                    who,
-                    started,
-                    message.clone(),
-                );
+                forward::fail(permit, message.clone());
                 return proxy_error(status, code, message);
             }
         };
@@ -384,15 +369,7 @@ impl EgressProxy {
                 keep_bytes: self.keep_bytes,
             },
         );
-        let call = ForwardedCall {
-            decision_id: decision.id,
-            run_id: None,
-            status: head.status.as_u16(),
-            started,
-            authenticated_as: who,
-            hold: decision.hold,
-        };
-        forward::record_when_done(self.gate.clone(), call, report);
+        forward::finish_when_done(permit, head.status.as_u16(), report);
         Response::from_parts(head, metered.boxed())
     }
 

@@ -2,13 +2,11 @@
 //! verdict's time limit and, downstream, its size limit; then a result pointer.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::gate::{Gate, ResultReport};
+use crate::gate::{Dispatched, Permit};
 
 /// Buffer per direction: 64 KiB moves bulk transfers with an eighth of the syscalls tokio's
 /// 8 KiB default needs.
@@ -65,29 +63,17 @@ where
     }
 }
 
-/// Record the tunnel's result pointer (status 200: the tunnel was established).
-pub async fn record(
-    gate: Arc<Gate>,
-    decision_id: String,
-    authenticated_as: Option<String>,
-    started: Instant,
-    report: TunnelReport,
-) {
-    let result = ResultReport {
-        decision_id,
+/// Finish a tunnel's permit: what went down it, and how it ended (status 200: the tunnel
+/// was established).
+pub async fn finish(permit: Permit, report: TunnelReport) {
+    let done = Dispatched {
         ok: report.error.is_none(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        result_sha256: None,
+        status: Some(200),
         size: Some(report.bytes_down),
         error: report.error,
-        run_id: None,
-        tool_call_id: None,
-        status: Some(200),
-        authenticated_as,
+        ..Dispatched::default()
     };
-    if let Err(e) = gate.record_result(&result).await {
-        tracing::error!(action_id = %result.decision_id, error = %e, "could not record the tunnel result");
-    }
+    permit.finish(done).await;
 }
 
 /// The upstream side of a tunnel, counting bytes each way and refusing to read past a limit.

@@ -11,7 +11,7 @@ pub mod stdio;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 
 use crate::action::{Action, AgentIdentity};
 use crate::config::{Config, McpServerConfig};
-use crate::gate::{CheckRequest, Decision, Gate, Outcome};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, Permit, Ruling};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, full_body};
 use crate::identity::Authenticated;
-use crate::intercept::forward::{self, BodyLimits, ForwardedCall, MeteredBody};
+use crate::intercept::forward::{self, BodyLimits, MeteredBody};
 use jsonrpc::{RoutingHeaders, is_stateless};
 
 /// Headers naming the agent behind an MCP client (OpenClaw sets them from its MCP server
@@ -251,22 +251,20 @@ where
                 agent,
                 requester: None,
             };
-            let decision = gate.decide_and_wait(&request, hold).await;
+            let ruling = gate.rule(&request, hold).await;
+            let decision = ruling.decision();
             tracing::info!(action_id = %decision.id, run_id = request.agent.run_id.as_deref().unwrap_or(""),
                 decision = decision.outcome.as_str(), server = %server, tool, "mcp tools/call");
-            if decision.outcome != Outcome::Allow {
-                let text = decision_refusal(&decision);
-                return rpc_response(
-                    StatusCode::OK,
-                    &jsonrpc::tool_error_result(id, text, stateless),
-                );
+            match ruling {
+                Ruling::Allowed(permit) => forward(gw, upstream, &parts, body, Some(permit)).await,
+                Ruling::Refused(decision) => {
+                    let text = decision_refusal(&decision);
+                    rpc_response(
+                        StatusCode::OK,
+                        &jsonrpc::tool_error_result(id, text, stateless),
+                    )
+                }
             }
-            let call = Some(AllowedCall {
-                gate: gate.clone(),
-                decision,
-                agent: request.agent,
-            });
-            forward(gw, upstream, &parts, body, call).await
         }
         Some("tools/list") => {
             let resp = forward(gw, upstream, &parts, body, None).await;
@@ -352,26 +350,19 @@ where
     })
 }
 
-/// An allowed `tools/call` on its way upstream: its decision (with the constraint hold kept
-/// until the response body ends) and who asked.
-struct AllowedCall {
-    gate: Arc<Gate>,
-    decision: Decision,
-    agent: AgentIdentity,
-}
-
-/// Send the request upstream and stream the answer back. For an allowed `tools/call`, the
-/// verdict's time and size limits apply and a result pointer is recorded when the body ends.
+/// Send the request upstream and stream the answer back. For an allowed `tools/call` (its
+/// permit), the verdict's time and size limits apply and the permit is finished when the body
+/// ends (the action counts as running until then).
 async fn forward(
     gw: &McpGateway,
     upstream: &Upstream,
     parts: &http::request::Parts,
     body: Bytes,
-    call: Option<AllowedCall>,
+    call: Option<Permit>,
 ) -> Response<ResponseBody> {
     let limits = call
         .as_ref()
-        .map(|c| c.decision.upstream_limits())
+        .map(Permit::upstream_limits)
         .unwrap_or_default();
     let timeout = limits.timeout.unwrap_or(upstream.timeout);
     let max_bytes = limits.max_response_bytes;
@@ -396,7 +387,6 @@ async fn forward(
     if !body.is_empty() {
         request = request.body(body);
     }
-    let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     // A GET event stream lives as long as the session; only requests are time-limited.
     let sent = if parts.method == Method::GET {
@@ -420,15 +410,8 @@ async fn forward(
                     without_url(e)
                 ),
             };
-            if let Some(c) = call {
-                forward::record_failure(
-                    c.gate,
-                    c.decision.id,
-                    c.agent.run_id,
-                    c.agent.authenticated_as,
-                    started,
-                    message.clone(),
-                );
+            if let Some(permit) = call {
+                forward::fail(permit, message.clone());
             }
             return rpc_response(
                 StatusCode::BAD_GATEWAY,
@@ -449,26 +432,14 @@ async fn forward(
     }
     let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let body = match call {
-        Some(AllowedCall {
-            gate,
-            decision,
-            agent,
-        }) => {
+        Some(permit) => {
             let limits = BodyLimits {
                 max_bytes,
                 deadline: Some(deadline),
                 keep_bytes: gw.keep_bytes,
             };
             let (metered, report) = MeteredBody::new(body, limits);
-            let record = ForwardedCall {
-                decision_id: decision.id.clone(),
-                run_id: agent.run_id,
-                status: head.status.as_u16(),
-                started,
-                authenticated_as: agent.authenticated_as,
-                hold: decision.hold.clone(),
-            };
-            forward::record_when_done(gate, record, report);
+            forward::finish_when_done(permit, head.status.as_u16(), report);
             metered.boxed()
         }
         None => body,

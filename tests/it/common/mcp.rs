@@ -40,6 +40,9 @@ pub struct Upstream {
     _dir: tempfile::TempDir,
 }
 
+/// The longest a Python peer may take to answer before the test fails.
+const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Upstream {
     pub fn start(extra: &[&str]) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
@@ -54,10 +57,17 @@ impl Upstream {
             .spawn()
             .expect("start tests/mcp/upstream.py");
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        // Read its READY line on a thread, so that a server that never says it is ready fails
+        // the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(PEER_TIMEOUT)
+            .unwrap_or_else(|_| panic!("upstream.py did not start within {PEER_TIMEOUT:?}"));
         let url = line
             .trim()
             .strip_prefix("READY ")
@@ -102,12 +112,16 @@ pub async fn client_with_env<A: AsRef<[String]>>(
     args: A,
     env: &[(&str, &str)],
 ) -> Result<Value, String> {
-    let out = tokio::process::Command::new(python())
+    let run = tokio::process::Command::new(python())
         .arg(script("client.py"))
         .args(args.as_ref())
         .envs(env.iter().copied())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    // A peer that never answers fails the test instead of hanging it.
+    let out = tokio::time::timeout(PEER_TIMEOUT, run)
         .await
+        .map_err(|_| format!("client.py gave no answer within {PEER_TIMEOUT:?}"))?
         .unwrap();
     if !out.status.success() {
         return Err(format!(

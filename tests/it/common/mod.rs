@@ -7,8 +7,8 @@ pub mod receiver;
 
 use std::path::{Path, PathBuf};
 
+use clawgate::app::{self, Running};
 use clawgate::config::Config;
-use clawgate::server::{self, Running};
 use serde_json::{Value, json};
 
 pub struct Sidecar {
@@ -31,7 +31,7 @@ pub async fn start_with(edit: impl FnOnce(&mut Config, &Path)) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     edit(&mut config, dir.path());
-    let running = server::start(config).await.expect("sidecar starts");
+    let running = app::start(config).await.expect("sidecar starts");
     Sidecar {
         running,
         dir,
@@ -80,7 +80,7 @@ impl Sidecar {
 
     /// The admin token the sidecar created in its data dir (none when config sets its hash).
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.running.state.config.admin_token_path())
+        std::fs::read_to_string(self.running.config.admin_token_path())
             .unwrap_or_default()
             .trim()
             .to_string()
@@ -183,12 +183,24 @@ impl BinarySidecar {
 
     /// [`BinarySidecar::start`] with extra environment variables.
     pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
+        self.spawn(&[], env, std::process::Stdio::null()).await
+    }
+
+    /// [`BinarySidecar::start`] with `--log-format json`, its stderr written to `log`.
+    pub async fn start_logging_json(&mut self, log: &Path) {
+        let file = std::fs::File::create(log).unwrap();
+        self.spawn(&["--log-format", "json"], &[], file.into())
+            .await
+    }
+
+    async fn spawn(&mut self, args: &[&str], env: &[(&str, &str)], stderr: std::process::Stdio) {
         let child = std::process::Command::new(BIN)
+            .args(args)
             .args(["serve", "--config"])
             .arg(&self.config)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -281,6 +293,27 @@ pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value
         .await
         .unwrap()
         .json()
+        .await
+        .unwrap()
+}
+
+/// An audit log of its own in `dir` (`audit.redb`, `audit-signing.key`) that signs a
+/// checkpoint every `checkpoint_every` entries or `checkpoint_interval`, redacting nothing.
+pub async fn open_audit_log(
+    dir: &Path,
+    checkpoint_every: u64,
+    checkpoint_interval: std::time::Duration,
+) -> clawgate::audit::AuditLog {
+    let opts = clawgate::audit::AuditOptions {
+        path: dir.join("audit.redb"),
+        key_path: dir.join("audit-signing.key"),
+        checkpoint_every,
+        checkpoint_interval,
+        max_batch: 64,
+        metrics: Default::default(),
+    };
+    let redactor = clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap();
+    clawgate::audit::AuditLog::open(opts, redactor)
         .await
         .unwrap()
 }

@@ -1,81 +1,35 @@
-//! Signatures on approval traffic: Slack's request signing (`X-Slack-Signature`) for
-//! interactivity callbacks, and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-//! `webhook-signature`) for outgoing notifications and incoming generic callbacks.
-//!
-//! Every comparison is constant-time (HMAC verification in the `hmac` crate), and a
-//! timestamp more than five minutes away from now is refused, so a captured request cannot
-//! be replayed later.
+//! Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) both ways:
+//! the signed `approval.requested` / `approval.resolved` events clawgate sends, and the signed
+//! callbacks an approving system sends back.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+use serde_json::{Value, json};
 
-type HmacSha256 = Hmac<Sha256>;
+use super::signature::{HmacSha256, SignatureError, check_skew, mac};
+use crate::gate::approval::ApprovalView;
+use crate::gate::approval::model::{now_ms, rfc3339};
 
-/// Largest accepted distance between a signed timestamp and now, either way.
-pub const MAX_SKEW_S: i64 = 5 * 60;
+/// The event announcing a new approval.
+pub const REQUESTED: &str = "approval.requested";
+/// The event announcing an approval's outcome.
+pub const RESOLVED: &str = "approval.resolved";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("missing {0} header")]
-    Missing(&'static str),
-    #[error("malformed {0}")]
-    Malformed(&'static str),
-    #[error("timestamp is {0} s away from now (more than 300 s): stale or replayed")]
-    Stale(i64),
-    #[error("signature does not match")]
-    Mismatch,
-    #[error("invalid secret: {0}")]
-    Secret(&'static str),
-}
-
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length.
-    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
-}
-
-fn check_skew(timestamp: &str, now_unix: i64) -> Result<i64, SignatureError> {
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::Malformed("timestamp"))?;
-    let age = now_unix.saturating_sub(ts);
-    if age.abs() > MAX_SKEW_S {
-        return Err(SignatureError::Stale(age));
+/// The generic webhook event: `{"type", "timestamp", "data": view + decision_url}`.
+pub fn webhook_event(kind: &str, view: &ApprovalView, callback_base: &str) -> Value {
+    let mut data = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut data {
+        m.insert(
+            "decision_url".into(),
+            json!(format!(
+                "{}/v1/approvals/{}/decision",
+                callback_base.trim_end_matches('/'),
+                view.id
+            )),
+        );
     }
-    Ok(ts)
-}
-
-/// Slack's signature of a request: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`.
-pub fn slack_signature(signing_secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mut m = mac(signing_secret.as_bytes());
-    m.update(b"v0:");
-    m.update(timestamp.as_bytes());
-    m.update(b":");
-    m.update(body);
-    format!("v0={}", hex::encode(m.finalize().into_bytes()))
-}
-
-/// Verify `X-Slack-Signature` against `X-Slack-Request-Timestamp` and the raw body.
-pub fn verify_slack(
-    signing_secret: &str,
-    timestamp: &str,
-    body: &[u8],
-    signature: &str,
-    now_unix: i64,
-) -> Result<(), SignatureError> {
-    check_skew(timestamp, now_unix)?;
-    let tag = signature
-        .strip_prefix("v0=")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or(SignatureError::Malformed("X-Slack-Signature"))?;
-    let mut m = mac(signing_secret.as_bytes());
-    m.update(b"v0:");
-    m.update(timestamp.trim().as_bytes());
-    m.update(b":");
-    m.update(body);
-    m.verify_slice(&tag).map_err(|_| SignatureError::Mismatch)
+    json!({"type": kind, "timestamp": rfc3339(now_ms()), "data": data})
 }
 
 /// A Standard Webhooks secret: `whsec_` + base64 of the key bytes.
@@ -171,56 +125,21 @@ impl WebhookSecret {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // The example in Slack's "Verifying requests from Slack" guide.
-    const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-    const SLACK_TS: &str = "1531420618";
-    const SLACK_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
-    const SLACK_SIG: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+    use crate::approvers::fixtures::view;
 
     #[test]
-    fn slack_reference_example_verifies() {
+    fn webhook_event_carries_the_view_and_decision_url() {
+        let v = view();
+        let e = webhook_event(REQUESTED, &v, "http://127.0.0.1:9482/");
+        assert_eq!(e["type"], REQUESTED);
+        assert!(chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).is_ok());
+        assert_eq!(e["data"]["id"], v.id.as_str());
+        assert_eq!(e["data"]["status"], "pending");
+        assert_eq!(e["data"]["action"], v.action);
         assert_eq!(
-            slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY.as_bytes()),
-            SLACK_SIG
+            e["data"]["decision_url"],
+            format!("http://127.0.0.1:9482/v1/approvals/{}/decision", v.id)
         );
-        let now = 1531420618 + 10;
-        verify_slack(
-            SLACK_SECRET,
-            SLACK_TS,
-            SLACK_BODY.as_bytes(),
-            SLACK_SIG,
-            now,
-        )
-        .unwrap();
-    }
-
-    #[test]
-    fn slack_rejects_changed_body_stale_time_and_garbage() {
-        let now = 1531420618;
-        let body = SLACK_BODY.replace("roadrunner", "coyote");
-        assert_eq!(
-            verify_slack(SLACK_SECRET, SLACK_TS, body.as_bytes(), SLACK_SIG, now),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_slack(
-                SLACK_SECRET,
-                SLACK_TS,
-                SLACK_BODY.as_bytes(),
-                SLACK_SIG,
-                now + 301
-            ),
-            Err(SignatureError::Stale(301))
-        );
-        assert!(matches!(
-            verify_slack(SLACK_SECRET, SLACK_TS, SLACK_BODY.as_bytes(), "v0=zz", now),
-            Err(SignatureError::Malformed(_))
-        ));
-        assert!(matches!(
-            verify_slack(SLACK_SECRET, "soon", SLACK_BODY.as_bytes(), SLACK_SIG, now),
-            Err(SignatureError::Malformed(_))
-        ));
     }
 
     // The example in the Standard Webhooks specification.

@@ -1,0 +1,78 @@
+//! The agent and egress listeners' routing: authenticate the peer first, then hand the request
+//! to its front door. Nothing is parsed or decided for an unauthenticated peer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::gate::Gate;
+use crate::http_api::{ApiError, ResponseBody};
+use crate::identity::{CredentialHeader, Identities};
+use crate::intercept::egress::EgressProxy;
+use crate::intercept::mcp::McpGateway;
+use crate::intercept::{check_api, mcp};
+
+/// What the agent listener (`/v1/check`, `/v1/results`, approval waits, `/mcp/{server}`)
+/// needs.
+pub struct AgentRoutes {
+    pub gate: Arc<Gate>,
+    pub identities: Arc<Identities>,
+    pub mcp: McpGateway,
+    /// Largest request body read from the agent.
+    pub max_body: usize,
+    /// How long an MCP call held for approval waits before it is answered as pending.
+    pub hold: Duration,
+}
+
+impl AgentRoutes {
+    pub async fn route(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        let auth = match self
+            .identities
+            .authenticate_request(&req, CredentialHeader::Authorization)
+        {
+            Ok(auth) => auth,
+            Err(e) => {
+                tracing::info!(path = req.uri().path(), reason = %e, "agent request refused");
+                return e.into_response(CredentialHeader::Authorization);
+            }
+        };
+        let (gate, max_body) = (&self.gate, self.max_body);
+        match req.uri().path() {
+            "/v1/check" => check_api::handle(gate, &auth, req, max_body).await,
+            "/v1/results" => check_api::handle_result(gate, &auth, req, max_body).await,
+            "/v1/mcp/visible-tools" => {
+                check_api::handle_visible_tools(gate, &auth, req, max_body).await
+            }
+            path if path.starts_with("/v1/approvals/") => {
+                check_api::handle_wait(gate, &auth, req).await
+            }
+            path if path.starts_with("/mcp/") => {
+                mcp::handle(&self.mcp, gate, &auth, self.hold, req).await
+            }
+            path => ApiError::not_found(path).into_response(),
+        }
+    }
+}
+
+/// What the egress listener (forward proxy and CONNECT) needs.
+pub struct EgressRoutes {
+    pub identities: Arc<Identities>,
+    pub proxy: Arc<EgressProxy>,
+}
+
+impl EgressRoutes {
+    pub async fn route(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        match self
+            .identities
+            .authenticate_request(&req, CredentialHeader::ProxyAuthorization)
+        {
+            Ok(auth) => self.proxy.handle(&auth, req).await,
+            Err(e) => {
+                tracing::info!(target_uri = %req.uri(), reason = %e, "egress request refused");
+                e.into_response(CredentialHeader::ProxyAuthorization)
+            }
+        }
+    }
+}
