@@ -274,7 +274,24 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 
 # Findings about the commands of the call: parse problems, then the rules of each
 # command's kind (exec.kinds maps a program name to the rules that concern it).
-command_findings := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | (device_findings | metadata_command_findings)
+command_findings := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((device_findings | metadata_command_findings) | recursive_read_findings)
+
+# A recursive read of a directory that holds a sensitive location (grep -r x ~,
+# tar c /home) reads the credentials too.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("%s %s holds %s", [c.name, p, loc])) if {
+	some c in fact_commands
+	recursive_reader(c)
+	some p in c.paths
+	some loc, _ in data.clawgate.paths.sensitive
+	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
+}
+
+recursive_reader(c) if c.name in exec_data.recursive_readers.always
+
+recursive_reader(c) if {
+	c.name in exec_data.recursive_readers.with_recursive_flag
+	recursive(c)
+}
 
 # Output redirected onto a block device overwrites the disk.
 device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", [c.name, r.target])) if {

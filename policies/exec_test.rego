@@ -418,12 +418,32 @@ exec_examples := {
 	"exec.dynamic_program": "$TOOL --version",
 	"exec.cloud_metadata": "curl http://169.254.169.254/",
 	"cred.k8s_secret": "kubectl get secret db -o json",
+	"cred.recursive_read": "grep -r token ~",
+	"net.local_file_url": "",
 }
 
 test_every_exec_rule_has_an_example if {
 	ids := {id | some id, _ in data.clawgate.exec.rules}
 	ids == {id | some id, _ in exec_examples}
 	every id, cmd in exec_examples {
-		id in exec_rules_for(cmd, "development")
+		example_fires(id, cmd)
+	}
+}
+
+# An empty example: the rule is about tool URLs, tested in http_test.rego.
+example_fires(_, cmd) if cmd == ""
+
+example_fires(id, cmd) if {
+	cmd != ""
+	id in exec_rules_for(cmd, "development")
+}
+
+test_recursive_reads_of_credential_trees_are_held if {
+	every cmd in ["grep -r token ~", "tar czf /tmp/h.tgz /home/dev", "rg -uu secret ~", "cp -r ~ /tmp/h", "grep -R x /etc"] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect != "allow"
+	}
+	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s"] {
+		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
 }

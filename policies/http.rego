@@ -79,7 +79,11 @@ url_findings(block_private, where) := {f |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in u.ips}, "block_private": block_private, "where": where})
-} | sidecar_url_findings
+} | sidecar_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
+	some u in object.get(facts, "urls", [])
+	startswith(u.source, "params.")
+	u.scheme == "file"
+}
 
 # clawgate's admin listener, reached by any URL of the call on a loopback address.
 sidecar_url_findings := {finding("net.sidecar_admin", "deny", "critical", sprintf("%s reaches clawgate's own admin listener (port %d); an agent must not answer its own approvals", [u.raw, u.port])) |

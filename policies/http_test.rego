@@ -304,3 +304,11 @@ test_browser_metadata_denied if {
 	d := decide(tool_call("browser", {"action": "open", "url": "http://metadata.google.internal/computeMetadata/v1/"}, "development"))
 	d.effect == "deny"
 }
+
+test_file_urls_are_denied if {
+	every u in ["file:///home/dev/.ssh/id_rsa", "file:///etc/passwd", "FILE://localhost/etc/hosts"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.local_file_url")
+	}
+}
