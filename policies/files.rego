@@ -45,8 +45,10 @@ credential_finding(entry, where) := finding(
 
 # Findings for every path of the call; `tool_writes` says whether a tool's own
 # path parameters are written (write, edit) rather than read.
-path_findings(tool_writes) := {f |
-	some p in object.get(facts, "paths", [])
+path_findings(tool_writes) := set() if {
+	count(object.get(facts, "paths", [])) == 0
+} else := {f |
+	some p in facts.paths
 	some f in path_findings_one(p, tool_writes)
 }
 

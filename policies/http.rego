@@ -75,7 +75,9 @@ loopback_host(host) if strings.any_suffix_match(host, object.get(network_data, "
 # rules, and the private address rules when `block_private` (the tool's catalog
 # entry says so); URLs in shell commands are judged by exec.rego
 # (exec.cloud_metadata); all get the admin listener rule.
-url_findings(block_private, where) := {f |
+url_findings(block_private, where) := set() if {
+	count(object.get(facts, "urls", [])) == 0
+} else := {f |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in u.ips}, "block_private": block_private, "where": where})
