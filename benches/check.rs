@@ -1121,6 +1121,7 @@ mod identity {
                             token_sha256: Some(TokenHash::hex_of(&format!("{TOKEN_PREFIX}{i}"))),
                             cert_subject: None,
                             scopes: scopes.clone(),
+                            home: None,
                         },
                     )
                 })

@@ -1,80 +1,658 @@
-# Shell commands: exec (and bash), text typed into process/terminal sessions,
-# and command-like arguments of MCP tools.
+# Shell commands, judged on their facts: exec/bash commands, text typed into
+# process/terminal sessions and command-like MCP arguments are parsed by
+# clawgate's facts stage (a real shell grammar) into input.facts.commands. Each
+# command has its program name, argv after quote removal, flags, operands,
+# normalised paths, redirections, wrappers and nesting (see "Facts" in
+# docs/policy-guide.md). Nothing here reads raw command text, except where a
+# rule is really about text inside an argument (SQL given to psql -c, a sed
+# script, a chmod mode).
 #
-# Pattern rules live in data.clawgate.exec.rules as regexes (Rust regex syntax:
-# no look-around, no back-references). Each rule has an id, risk, effect
-# (string or per-environment map), a reason and "needles"; this file only applies
-# them. A rule is only tried on a command whose lower-cased text contains one of
-# its needles (see generated.rego), which keeps the common command cheap.
-#
-# These patterns are a tripwire, not a sandbox: a determined agent can hide a
-# command from a regex (variables, base64, eval). The real line in production
-# is the read-only classification below: anything that is not plainly a chain
-# of read-only commands is a mutation and needs approval there.
+# Two kinds of judgment:
+#   * read-only classification (data.clawgate.commands): a call is read-only
+#     when every command it runs, nested ones included, is a known read-only
+#     program used without a flag or form that makes it write or run something;
+#   * rules (data.clawgate.exec.rules): destructive and dangerous commands,
+#     dispatched by program name through exec_kind below.
 package clawgate
 
 import rego.v1
 
-# Every command string of the call: tool command parameters and MCP command
-# arguments.
-command_strings := tool_command_strings | mcp_command_strings
+# The facts of the call; an empty skeleton when the input has none (a policy
+# evaluated without the facts stage sees no commands, paths or URLs).
+facts := f if {
+	f := input.facts
+	is_object(f)
+} else := {"home": "", "cwd": "", "scripts": [], "commands": [], "paths": [], "urls": [], "truncated": false, "sidecar": {"paths": [], "ports": []}}
 
-exec_rules := x if {
-	x := data.clawgate.exec.rules
-} else := []
+fact_commands := object.get(facts, "commands", [])
 
-# Findings for one shell command string: the exec rules, the cloud metadata
-# endpoints and the credential patterns (files.rego).
-command_findings_one(cmd) := set() if {
-	# The common case, written out: no needle of any exec rule, metadata
-	# endpoint or credential pattern occurs. (`== false` rather than `not`, so
-	# that a missing gate takes the full path below.)
-	low := lower(cmd)
-	g := data.clawgate.generated
-	regex.match(g.exec_rules.gate, low) == false
-	g.exec_rules.count == count(data.clawgate.exec.rules)
-	regex.match(g.metadata.gate, low) == false
-	regex.match(g.credential_commands.gate, low) == false
-} else := (exec_rule_findings(cmd, low) | metadata_findings(low)) | credential_command_findings(cmd, low) if {
-	low := lower(cmd)
+exec_data := x if {
+	x := data.clawgate.exec
+} else := {}
+
+command_specs := x if {
+	x := data.clawgate.commands
+} else := {}
+
+# A finding of one of data.clawgate.exec.rules, with a detail appended.
+exec_rule_finding(id, detail) := finding(id, rule.effect, rule.risk, sprintf("%s (%s)", [rule.reason, detail])) if {
+	rule := exec_data.rules[id]
+} else := finding(id, "deny", "high", sprintf("rule %s is missing from data.clawgate.exec.rules (%s)", [id, detail]))
+
+# --- read-only classification ------------------------------------------------------
+
+# Every command of the call is read-only, and everything parsed.
+exec_read_only if {
+	count(facts.scripts) > 0
+	not facts.truncated
+	not unparsed_script
+	every c in fact_commands {
+		command_read_only(c)
+	}
 }
 
-exec_rule_findings(cmd, low) := {f |
-	rules := exec_rules
-	list_gates_current("exec_rules", rules, low)
-	some i in entries_to_try("exec_rules", rules, low)
-	rule := rules[i]
-	regex.match(rule.pattern, cmd)
-	f := finding(rule.id, rule.effect, rule.risk, rule.reason)
+unparsed_script if {
+	some s in facts.scripts
+	s.parse_error
 }
 
-# Talking to the cloud metadata service from a shell is credential theft in
-# one step (instance role keys). Host names and IPs come from data.network.
-metadata_findings(low) := {f |
-	m := metadata_gate
-	regex.match(m.gate, low)
-	some needle in m.needles
-	contains(low, needle)
-	f := finding("exec.cloud_metadata", "deny", "critical", sprintf("command contacts the cloud metadata endpoint %s", [needle]))
+unparsed_script if {
+	some s in facts.scripts
+	s.truncated == true
 }
 
-# Only dotted names: a bare word like "metadata" is far too common in commands.
-metadata_needles contains h if {
-	some h in data.clawgate.network.metadata_hosts
-	contains(h, ".")
+# A bare assignment (`X=1`) runs nothing by itself.
+command_read_only(c) if c.name == ""
+
+command_read_only(c) if {
+	c.name != ""
+	spec := command_specs[c.name]
+	not program_dynamic(c)
+	not redirect_writes(c)
+	command_spec_read_only(c, spec)
 }
 
-metadata_needles contains ip if {
-	some c in data.clawgate.network.metadata_cidrs
-	parts := split(c, "/")
-	ip := parts[0]
+program_dynamic(c) if {
+	some d in c.dynamic
+	d.index == 0
 }
 
-# Findings about exec's own parameters. (input.action.params.x is params.x:
-# both are undefined unless params is an object with that key.)
+redirect_writes(c) if {
+	some r in c.redirects
+	r.mode in {"write", "append", "read_write"}
+	not r.target in exec_data.write_ok
+}
+
+# Programs with subcommands (git, kubectl, docker, ...): the program's own
+# flags, then the subcommand's spec.
+command_spec_read_only(c, spec) if {
+	not spec.subcommands
+	spec_read_only(c, spec, c.operands)
+}
+
+command_spec_read_only(c, spec) if {
+	spec.subcommands
+	i := subcommand_index(c, spec)
+	sub := spec.subcommands[c.argv[i]]
+	not flag_in(c, object.get(spec, "runs", []))
+	not flag_in(c, object.get(spec, "writes", []))
+	spec_read_only(c, sub, [w | some j, w in c.argv; j > i; not startswith(w, "-")])
+}
+
+# The index in argv of the subcommand: the first word that is not an option nor
+# the value of one of the program's value_flags.
+subcommand_index(c, _) := 1 if {
+	not startswith(c.argv[1], "-")
+} else := i if {
+	vf := object.get(object.get(command_specs, c.name, {}), "value_flags", [])
+	idx := [j | some j, w in c.argv; j > 0; not startswith(w, "-"); not c.argv[j - 1] in vf]
+	i := idx[0]
+}
+
+spec_of(c) := command_specs[c.name]
+
+subcommand_of(c) := c.argv[subcommand_index(c, {})]
+
+spec_read_only(c, spec, operands) if {
+	spec.read_only == true
+	not flag_in(c, object.get(spec, "writes", []))
+	not flag_in(c, object.get(spec, "runs", []))
+	not short_in(c, spec, object.get(spec, "short_writes", []))
+	not short_in(c, spec, object.get(spec, "short_runs", []))
+	not unknown_words_with_danger(c, spec)
+	requires_met(c, spec)
+	operands_allowed(c, spec, operands)
+	needs_met(c, spec)
+	code_allowed(c, spec)
+	not unsafe_operand(c, spec)
+}
+
+# A flag of the list, exactly, or a long option abbreviated the way getopt_long
+# accepts (`--out` for `--output`; three letters at least).
+flag_in(c, list) if {
+	some f in c.flags
+	f in list
+}
+
+flag_in(c, list) if {
+	some f in c.flags
+	startswith(f, "--")
+	count(f) > 4
+	some l in list
+	startswith(l, f)
+}
+
+# A letter of a single-dash cluster (`-uo` holds `o`); for programs that take a
+# dashless first argument (tar tf), its letters too.
+short_in(c, _, letters) if {
+	some l in c.short
+	l in letters
+}
+
+short_in(c, spec, letters) if {
+	spec.bundled == true
+	first := c.argv[1]
+	not startswith(first, "-")
+	some l in letters
+	contains(first, l)
+}
+
+# A word whose value is only known at run time (a variable, a substitution) can
+# turn into a dangerous flag, so a program that has any is not read-only then.
+unknown_words_with_danger(c, spec) if {
+	spec_has_danger(spec)
+	some d in c.dynamic
+	d.index > 0
+	some k in d.kinds
+	k in {"variable", "command_substitution", "arithmetic", "process_substitution", "unparsed"}
+}
+
+spec_has_danger(spec) if count(object.get(spec, "writes", [])) > 0
+
+spec_has_danger(spec) if count(object.get(spec, "runs", [])) > 0
+
+spec_has_danger(spec) if count(object.get(spec, "short_writes", [])) > 0
+
+spec_has_danger(spec) if count(object.get(spec, "short_runs", [])) > 0
+
+spec_has_danger(spec) if spec.unsafe_operand
+
+requires_met(c, spec) if {
+	not spec.requires
+	not spec.short_requires
+}
+
+requires_met(c, spec) if flag_in(c, object.get(spec, "requires", []))
+
+requires_met(c, spec) if short_in(c, spec, object.get(spec, "short_requires", []))
+
+# Operands that are not the value of one of the spec's value_flags.
+real_operands(c, spec, operands) := operands if {
+	not spec.value_flags
+} else := [w |
+	some j, w in c.argv
+	j > 0
+	w in operands
+	not startswith(w, "-")
+	not c.argv[j - 1] in spec.value_flags
+]
+
+operands_allowed(c, spec, operands) if {
+	not spec.max_operands
+	not spec.operand_prefix
+}
+
+operands_allowed(c, spec, operands) if {
+	spec.max_operands
+	not spec.operand_prefix
+	count(real_operands(c, spec, operands)) <= spec.max_operands
+}
+
+operands_allowed(c, spec, operands) if {
+	not spec.max_operands
+	spec.operand_prefix
+	every o in real_operands(c, spec, operands) {
+		startswith(o, spec.operand_prefix)
+	}
+}
+
+needs_met(c, spec) if {
+	not spec.needs_command
+	not spec.needs_script
+}
+
+needs_met(c, spec) if {
+	spec.needs_command == true
+	c.runs
+}
+
+# A shell or eval that runs inline code clawgate parsed (that code's commands are
+# judged on their own).
+needs_met(c, spec) if {
+	spec.needs_script == true
+	s := facts.scripts[c.runs_script]
+	not s.parse_error
+	not s.truncated
+}
+
+# Inline interpreter code is code execution; an awk program is read-only when it
+# neither calls commands nor writes files.
+code_allowed(c, spec) if not c.code
+
+code_allowed(c, spec) if {
+	spec.code == true
+	c.code.language == "awk"
+	c.code.text != ""
+	count(object.get(c.code, "effects", [])) == 0
+}
+
+unsafe_operand(c, spec) if {
+	some i, w in c.argv
+	i > 0
+	regex.match(spec.unsafe_operand, w)
+}
+
+# Why a command is not read-only, for the mutation reason.
+not_read_only_why(c) := sprintf("%s has a program name only known at run time", [c.program]) if {
+	program_dynamic(c)
+} else := sprintf("%s is not a known read-only program (data.clawgate.commands)", [c.name]) if {
+	not command_specs[c.name]
+} else := sprintf("%s redirects output into a file", [c.name]) if {
+	redirect_writes(c)
+} else := sprintf("%s runs inline %s code", [c.name, c.code.language]) if {
+	c.code
+} else := sprintf("%s %s is not a read-only use", [c.name, subcommand_of(c)]) if {
+	spec_of(c).subcommands
+} else := sprintf("%s is used with an option or form that writes or runs something", [c.name])
+
+mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_commands; not command_read_only(c)})) if {
+	not unparsed_script
+	not facts.truncated
+} else := "the command could not be fully parsed"
+
+# --- rules -----------------------------------------------------------------------------
+
+# Findings about the commands of the call: parse problems, then the rules of each
+# command's kind (exec.kinds maps a program name to the rules that concern it).
+command_findings := set() if {
+	# Most calls carry no command at all: skip every command rule at once.
+	count(object.get(facts, "scripts", [])) == 0
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((device_findings | metadata_command_findings) | recursive_read_findings)
+
+# A recursive read of a directory that holds a sensitive location (grep -r x ~,
+# tar c /home) reads the credentials too.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("%s %s holds %s", [c.name, p, loc])) if {
+	some c in fact_commands
+	recursive_reader(c)
+	some p in c.paths
+	some loc, _ in data.clawgate.paths.sensitive
+	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
+}
+
+recursive_reader(c) if c.name in exec_data.recursive_readers.always
+
+recursive_reader(c) if {
+	c.name in exec_data.recursive_readers.with_recursive_flag
+	recursive(c)
+}
+
+# Output redirected onto a block device overwrites the disk.
+device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", [c.name, r.target])) if {
+	some c in fact_commands
+	some r in c.redirects
+	r.mode in {"write", "append", "read_write"}
+	block_device(r.target)
+}
+
+# A command that talks to the cloud metadata service steals instance credentials.
+metadata_command_findings contains exec_rule_finding("exec.cloud_metadata", u.raw) if {
+	some u in object.get(facts, "urls", [])
+	startswith(u.source, "command")
+	metadata_destination(u)
+}
+
+metadata_destination(u) if u.host in data.clawgate.network.metadata_hosts
+
+metadata_destination(u) if {
+	some ip in u.ips
+	is_metadata_ip(ip)
+}
+
+parse_findings contains exec_rule_finding("exec.unparsed", sprintf("%s: %s", [s.source, s.parse_error])) if {
+	some s in facts.scripts
+	s.parse_error
+}
+
+parse_findings contains exec_rule_finding("exec.unparsed", "the command is too large or too deeply nested to parse in full") if {
+	not unparsed_script_error
+	facts.truncated == true
+	count(facts.scripts) > 0
+}
+
+unparsed_script_error if {
+	some s in facts.scripts
+	s.parse_error
+}
+
+parse_findings contains exec_rule_finding("exec.dynamic_program", c.program) if {
+	some c in fact_commands
+	program_dynamic(c)
+}
+
+kind_findings contains f if {
+	some c in fact_commands
+	kind := exec_data.kinds[c.name]
+	some f in kind_rule_findings(kind, c)
+}
+
+# The rules of a command's kind (one function per kind; regorus' VM does not
+# dispatch on constant arguments, so the dispatch is written out).
+kind_rule_findings(kind, c) := delete_rule_findings(c) if {
+	kind == "delete"
+} else := find_rule_findings(c) if {
+	kind == "find"
+} else := disk_rule_findings(c) if {
+	kind == "disk"
+} else := dd_rule_findings(c) if {
+	kind == "dd"
+} else := kubectl_rule_findings(c) if {
+	kind == "kubectl"
+} else := helm_rule_findings(c) if {
+	kind == "helm"
+} else := terraform_rule_findings(c) if {
+	kind == "terraform"
+} else := git_rule_findings(c) if {
+	kind == "git"
+} else := database_rule_findings(c) if {
+	kind == "database"
+} else := dropdb_rule_findings(c) if {
+	kind == "dropdb"
+} else := chmod_rule_findings(c) if {
+	kind == "chmod"
+} else := permission_rule_findings(c) if {
+	kind == "permission"
+} else := privilege_rule_findings(c) if {
+	kind == "privilege"
+} else := powershell_rule_findings(c) if {
+	kind == "powershell"
+} else := set()
+
+# Paths of a command's operands, with ~ written out.
+home_dir := object.get(facts, "home", "")
+
+protected_dir(p) if {
+	some d in exec_data.protected_dirs
+	expand_home(d) == p
+}
+
+protected_dir(p) if {
+	some d in exec_data.protected_dirs
+	p == concat("", [trim_suffix(expand_home(d), "/"), "/*"])
+}
+
+expand_home(d) := concat("", [home_dir, trim_prefix(d, "~")]) if {
+	startswith(d, "~")
+} else := d
+
+recursive(c) if {
+	some l in c.short
+	l in {"r", "R"}
+}
+
+recursive(c) if "--recursive" in c.flags
+
+delete_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.name, concat(" ", c.operands)])) |
+	recursive(c)
+	some p in c.paths
+	protected_dir(p)
+} | {exec_rule_finding("exec.rm_root", "rm --no-preserve-root") |
+	"--no-preserve-root" in c.flags
+} | {exec_rule_finding("exec.recursive_delete", sprintf("%s -r", [c.name])) |
+	recursive(c)
+} | {exec_rule_finding("exec.recursive_delete", sprintf("%s under %s", [c.name, w])) |
+	some w in c.wrappers
+	w in {"find", "fd", "fdfind", "xargs", "parallel"}
+}
+
+find_rule_findings(c) := {exec_rule_finding("exec.recursive_delete", "find -delete") |
+	"-delete" in c.flags
+}
+
+disk_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", c.name)}
+
+dd_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", sprintf("dd %s", [o])) |
+	some o in c.operands
+	startswith(o, "of=")
+	block_device(trim_prefix(o, "of="))
+}
+
+kubectl_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", "kubectl delete") |
+	subcommand_of(c) == "delete"
+} | {exec_rule_finding("cred.k8s_secret", "kubectl get secret -o") |
+	subcommand_of(c) == "get"
+	some o in c.operands
+	startswith(o, "secret")
+	output_flag(c)
+}
+
+helm_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", sprintf("helm %s", [sub])) |
+	sub := subcommand_of(c)
+	sub in {"uninstall", "delete", "del", "un"}
+}
+
+terraform_rule_findings(c) := {exec_rule_finding("exec.terraform_destroy", sprintf("%s destroy", [c.name])) |
+	subcommand_of(c) == "destroy"
+} | {exec_rule_finding("exec.terraform_destroy", sprintf("%s apply -destroy", [c.name])) |
+	subcommand_of(c) == "apply"
+	"-destroy" in c.flags
+} | {exec_rule_finding("exec.terraform_apply", sprintf("%s apply", [c.name])) |
+	subcommand_of(c) == "apply"
+}
+
+git_rule_findings(c) := {exec_rule_finding("exec.git_force_push", "git push") |
+	subcommand_of(c) == "push"
+	force_push(c)
+} | {exec_rule_finding("exec.git_discard", sprintf("git %s", [sub])) |
+	sub := subcommand_of(c)
+	git_discard(c, sub)
+}
+
+database_rule_findings(c) := {exec_rule_finding("exec.sql_drop", c.name) |
+	some w in sql_texts(c)
+	regex.match(exec_data.sql_drop, w)
+} | {exec_rule_finding("exec.sql_delete_all", c.name) |
+	some w in sql_texts(c)
+	regex.match(exec_data.sql_delete_all, w)
+}
+
+# The SQL a database client gets: its arguments, and what echo/printf pipe into it.
+sql_texts(c) := {w | some i, w in c.argv; i > 0} | {w |
+	c.pipeline
+	some e in fact_commands
+	e.pipeline == c.pipeline
+	e.pipe_index < c.pipe_index
+	e.name in {"echo", "printf"}
+	some i, w in e.argv
+	i > 0
+}
+
+dropdb_rule_findings(c) := {exec_rule_finding("exec.sql_drop", "dropdb")}
+
+chmod_rule_findings(c) := {exec_rule_finding("exec.setuid", sprintf("chmod %s", [o])) |
+	some o in chmod_modes(c)
+	regex.match(exec_data.setuid_mode, o)
+} | {exec_rule_finding("exec.world_writable", sprintf("chmod %s", [o])) |
+	some o in chmod_modes(c)
+	regex.match(exec_data.world_writable_mode, o)
+} | {exec_rule_finding("exec.permission_change", c.name)}
+
+permission_rule_findings(c) := {exec_rule_finding("exec.permission_change", c.name)}
+
+privilege_rule_findings(c) := {exec_rule_finding("exec.privilege_escalation", c.name)}
+
+# Interpreters get inline PowerShell download-and-run (iex (iwr ...)) checked.
+powershell_rule_findings(c) := {exec_rule_finding("exec.pipe_to_shell", "Invoke-Expression of a download") |
+	powershell_download_run(c.code.text)
+}
+
+# A mode is the first operand of chmod (also a symbolic mode that looks like a flag: chmod -w x).
+chmod_modes(c) := {o |
+	some o in c.operands
+} | {f |
+	some f in c.flags
+	regex.match(`^-[rwxXst]+$`, f)
+}
+
+output_flag(c) if {
+	some f in c.flags
+	startswith(f, "-o")
+}
+
+output_flag(c) if {
+	some f in c.flags
+	startswith(f, "--output")
+}
+
+output_flag(c) if {
+	some f in c.flags
+	startswith(f, "--template")
+}
+
+block_device(p) if {
+	some prefix in exec_data.block_devices
+	startswith(p, prefix)
+}
+
+force_push(c) if {
+	some f in c.flags
+	some g in ["--force", "--force-with-lease", "--force-if-includes", "--delete", "--mirror", "--prune"]
+	startswith(f, g)
+}
+
+force_push(c) if {
+	some l in c.short
+	l in {"f", "d"}
+}
+
+force_push(c) if {
+	some o in c.operands
+	startswith(o, "+")
+}
+
+force_push(c) if {
+	some o in c.operands
+	startswith(o, ":")
+}
+
+git_discard(c, sub) if {
+	sub == "reset"
+	"--hard" in c.flags
+}
+
+git_discard(c, sub) if {
+	sub == "clean"
+	"f" in c.short
+}
+
+git_discard(c, sub) if {
+	sub == "clean"
+	"--force" in c.flags
+}
+
+git_discard(c, sub) if {
+	sub == "branch"
+	"D" in c.short
+}
+
+git_discard(c, sub) if {
+	sub == "checkout"
+	"f" in c.short
+}
+
+git_discard(c, sub) if {
+	sub == "checkout"
+	"--force" in c.flags
+}
+
+# A download fed straight to a shell or interpreter: through a pipe (curl | sh),
+# or as the code of a process or command substitution (sh <(curl ...),
+# bash -c "$(curl ...)", eval "$(wget -O- ...)").
+download_findings contains exec_rule_finding("exec.pipe_to_shell", sprintf("%s | %s", [d.name, r.name])) if {
+	some d in fact_commands
+	lower(d.name) in exec_data.downloaders
+	d.pipeline
+	some r in fact_commands
+	r.pipeline == d.pipeline
+	r.pipe_index > d.pipe_index
+	reads_code_from_stdin(r)
+}
+
+download_findings contains exec_rule_finding("exec.pipe_to_shell", sprintf("%s inside %s", [d.name, p.name])) if {
+	some d in fact_commands
+	lower(d.name) in exec_data.downloaders
+	p := fact_commands[d.parent]
+	d.via in {"substitution", "process_substitution"}
+	code_runner(p)
+}
+
+reads_code_from_stdin(r) if {
+	lower(r.name) in exec_data.shells
+	not "c" in r.short
+	count(r.operands) == 0
+}
+
+# `sh -s -- args`: the script comes from stdin, the operands are its arguments.
+reads_code_from_stdin(r) if {
+	lower(r.name) in exec_data.shells
+	"s" in r.short
+}
+
+reads_code_from_stdin(r) if {
+	lower(r.name) in exec_data.interpreters
+	not r.code
+	count([o | some o in r.operands; o != "-"]) == 0
+}
+
+code_runner(p) if lower(p.name) in exec_data.shells
+
+code_runner(p) if lower(p.name) in exec_data.interpreters
+
+code_runner(p) if p.name in exec_data.runners_of_code
+
+# PowerShell given as a command string does not parse as a POSIX shell; its
+# download-and-run form (iex (iwr ...)) is a text rule on the unparsed script.
+download_findings contains exec_rule_finding("exec.pipe_to_shell", "Invoke-Expression of a download") if {
+	some s in facts.scripts
+	s.parse_error
+	powershell_download_run(s.text)
+}
+
+powershell_download_run(text) if {
+	regex.match(`(?i)\b(iex|invoke-expression)\b`, text)
+	regex.match(`(?i)\b(iwr|irm|invoke-webrequest|invoke-restmethod|downloadstring|net\.webclient)\b`, text)
+}
+
+# Secrets printed or expanded by a command.
+secret_findings contains credential_finding(s, sprintf("%s %s", [c.name, concat(" ", s.words)])) if {
+	some c in fact_commands
+	some s in exec_data.secret_commands[c.name]
+	every w in s.words {
+		w in c.argv
+	}
+}
+
+secret_findings contains f if {
+	some c in fact_commands
+	some d in c.dynamic
+	"variable" in d.kinds
+	regex.match(exec_data.secret_variable, c.argv[d.index])
+	f := finding("cred.secret_env_var", "require_approval", "high", sprintf("cred.secret_env_var: expands a secret-looking environment variable (%s) in %s", [c.argv[d.index], c.name]))
+}
+
+# Findings about exec's own parameters.
 exec_param_findings(name) := fs if {
 	name == "exec"
-	fs := {f | f := elevated_finding} | {f | f := no_command_finding}
+	fs := {f | f := elevated_finding; is_object(f)} | {f | f := no_command_finding; is_object(f)}
 } else := set()
 
 # elevated=true asks OpenClaw to leave the sandbox and run on the host.
@@ -82,48 +660,8 @@ elevated_finding := finding("exec.elevated", {"production": "require_approval", 
 	input.action.params.elevated == true
 }
 
-# Nothing to inspect: hold it rather than guess. (Code Mode sends `code`,
-# which counts as a command string and is handled above.)
+# Nothing to inspect: hold it rather than guess. (Code Mode sends `code`.)
 no_command_finding := finding("exec.no_command", "require_approval", "high", "exec call without a command (or Code Mode code) string; clawgate cannot inspect it") if {
 	not is_string(input.action.params.command)
 	not is_string(input.action.params.code)
 }
-
-# --- read-only classification --------------------------------------------------
-#
-# A command is read-only when it is a chain (&&, ||, ;, |) of commands from
-# exec.read_only_commands whose arguments contain no shell metacharacters
-# (no redirection, substitution, backgrounding, quoting tricks with $ or `),
-# and none of exec.read_only_disqualifiers matches (find -delete, sort -o, ...).
-#
-# read_only_regex is the pattern built from the list; the gate uses the same
-# string precomputed in data.clawgate.generated.read_only.pattern.
-
-read_only_segment := sprintf(`(?:%s)(?:[ \t]+[^;&|<>$()\x60\\\n\r]*)?`, [concat("|", data.clawgate.exec.read_only_commands)])
-
-read_only_regex := sprintf(`^[ \t]*%s(?:[ \t]*(?:&&|\|\|?|;)[ \t]*%s)*[ \t]*;?[ \t]*$`, [read_only_segment, read_only_segment])
-
-exec_read_only if {
-	cmd := input.action.params.command
-	is_string(cmd)
-	regex.match(read_only_pattern, cmd)
-	read_only_disqualifier_match(cmd) == false
-}
-
-read_only_pattern := p if {
-	p := data.clawgate.generated.read_only.pattern
-	is_string(p)
-} else := read_only_regex
-
-# A disqualifier is an entry of exec.read_only_disqualifiers: a pattern string,
-# or {"pattern": ..., "needles": [...]}.
-disqualifier_pattern(d) := d if is_string(d) else := d.pattern
-
-read_only_disqualifier_match(cmd) := false if {
-	# The common case: no needle of any disqualifier occurs.
-	regex.match(data.clawgate.generated.read_only_disqualifiers.gate, lower(cmd)) == false
-} else := count([1 |
-	ds := data.clawgate.exec.read_only_disqualifiers
-	some i in entries_to_try("read_only_disqualifiers", ds, lower(cmd))
-	regex.match(disqualifier_pattern(ds[i]), cmd)
-]) > 0

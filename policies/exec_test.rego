@@ -19,22 +19,18 @@ none_fires(cmds, id) if {
 	}
 }
 
-test_all_exec_patterns_compile if {
-	every rule in data.clawgate.exec.rules {
-		regex.is_valid(rule.pattern)
-	}
-	every p in data.clawgate.exec.read_only_disqualifiers {
-		regex.is_valid(disqualifier_pattern(p))
-	}
-	regex.is_valid(read_only_regex)
-}
-
 test_exec_rules_have_required_fields if {
-	every rule in data.clawgate.exec.rules {
-		startswith(rule.id, "exec.")
+	every id, rule in data.clawgate.exec.rules {
 		rule.risk in risk_levels
 		rule.reason != ""
 		rule.effect
+		contains(id, ".")
+	}
+}
+
+test_every_command_kind_has_rules if {
+	every _, kind in data.clawgate.exec.kinds {
+		kind in {"delete", "find", "disk", "dd", "kubectl", "helm", "terraform", "git", "database", "dropdb", "chmod", "permission", "privilege", "powershell"}
 	}
 }
 
@@ -87,7 +83,7 @@ test_rm_root_does_not_match_subdirectories if {
 }
 
 test_disk_wipe_denied if {
-	every_fires(["mkfs.ext4 /dev/sdb1", "dd if=/dev/zero of=/dev/sda bs=1M", "wipefs -a /dev/nvme0n1", "shred -u secrets.txt", "cat img > /dev/sda"], "exec.disk_wipe")
+	every_fires(["mkfs.ext4 /dev/sdb1", "dd if=/dev/zero of=/dev/sda bs=1M", "wipefs -a /dev/nvme0n1", "shred -u secrets.txt", "cat img > /dev/sda", "sudo dd of=/dev/nvme0n1 if=x"], "exec.disk_wipe")
 	effect_of(exec_call("mkfs.ext4 /dev/sdb1", "development")) == "deny"
 	none_fires(["dd if=in.img of=out.img", "dd if=/dev/zero of=/dev/null bs=1M count=10", "echo mkfsx"], "exec.disk_wipe")
 }
@@ -322,7 +318,9 @@ test_read_only_commands_allowed_in_production if {
 	every cmd in [
 		"ls -la", "git status", "git diff HEAD~1", "cd src && ls", "cat Cargo.toml | grep regorus",
 		"rg -n 'fn main' src", "kubectl get pods -n prod", "git log --oneline -5; git status", "pwd",
-		"find . -name '*.rs'", "wc -l src/main.rs", "docker ps",
+		"find . -name '*.rs'", "wc -l src/main.rs", "docker ps", "echo $(whoami)", "ls `pwd`",
+		"wc -l $(git ls-files '*.py')", "jq .version package.json", "ps aux",
+		"find src -name '*.ts' | xargs grep -l useEffect", "rg -n \"TODO|FIXME\" --glob '*.rs'",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect == "allow"
@@ -332,7 +330,7 @@ test_read_only_commands_allowed_in_production if {
 
 test_non_read_only_commands_need_approval_in_production if {
 	every cmd in [
-		"npm install", "cat a > b", "echo $(whoami)", "ls `pwd`", "ls && npm test", "make build",
+		"npm install", "cat a > b", "echo $(rm x)", "ls `touch y`", "ls && npm test", "make build",
 		"sort -o out.txt in.txt", "lsblk", "python3 script.py", "git commit -am wip", "ls & rm x",
 		"rg --pre ./evil.sh x", "find . -exec touch {} +", "terraform plan -out=plan.bin", "ls\nrm x",
 	] {
@@ -379,19 +377,24 @@ test_exec_command_not_a_string_held if {
 	fired(d, "exec.no_command")
 }
 
+# Code Mode sends JavaScript, which does not parse as a shell command: held for a
+# person to read, in every environment.
 test_code_mode_exec_is_inspected if {
 	d := decide(tool_call("exec", {"code": "await exec({command: 'rm -rf /'})"}, "development"))
-	d.effect == "deny"
+	d.effect == "require_approval"
+	fired(d, "exec.unparsed")
 	not fired(d, "exec.no_command")
 	d2 := decide(tool_call("exec", {"code": "const x = await read({path: 'README.md'})"}, "production"))
 	d2.effect == "require_approval"
 }
 
-test_exec_rules_are_data_driven if {
-	d := decision with input as exec_call("make deploy", "development")
-		with data.clawgate.exec.rules as [{"id": "exec.custom", "pattern": "\\bmake\\s+deploy\\b", "risk": "high", "effect": "deny", "reason": "deploys go through CI"}]
-	d.effect == "deny"
-	fired(d, "exec.custom")
+test_exec_knowledge_is_data_driven if {
+	inp := with_facts(exec_call("make lint", "production"))
+	effect_of(inp) == "require_approval"
+	d := decision with input as inp with data.clawgate.commands.make as {"read_only": true}
+	d.effect == "allow"
+	d2 := decision with input as inp with data.clawgate.exec.kinds.make as "privilege"
+	fired(d2, "exec.privilege_escalation")
 }
 
 # One example per exec rule id, so adding a rule without a test fails here.
@@ -411,12 +414,36 @@ exec_examples := {
 	"exec.world_writable": "chmod 777 x",
 	"exec.permission_change": "chown root x",
 	"exec.privilege_escalation": "sudo id",
+	"exec.unparsed": "echo 'unterminated",
+	"exec.dynamic_program": "$TOOL --version",
+	"exec.cloud_metadata": "curl http://169.254.169.254/",
+	"cred.k8s_secret": "kubectl get secret db -o json",
+	"cred.recursive_read": "grep -r token ~",
+	"net.local_file_url": "",
 }
 
 test_every_exec_rule_has_an_example if {
-	ids := {r.id | some r in data.clawgate.exec.rules}
+	ids := {id | some id, _ in data.clawgate.exec.rules}
 	ids == {id | some id, _ in exec_examples}
 	every id, cmd in exec_examples {
-		id in exec_rules_for(cmd, "development")
+		example_fires(id, cmd)
+	}
+}
+
+# An empty example: the rule is about tool URLs, tested in http_test.rego.
+example_fires(_, cmd) if cmd == ""
+
+example_fires(id, cmd) if {
+	cmd != ""
+	id in exec_rules_for(cmd, "development")
+}
+
+test_recursive_reads_of_credential_trees_are_held if {
+	every cmd in ["grep -r token ~", "tar czf /tmp/h.tgz /home/dev", "rg -uu secret ~", "cp -r ~ /tmp/h", "grep -R x /etc"] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect != "allow"
+	}
+	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s"] {
+		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
 }

@@ -1,24 +1,31 @@
-# Credentials and protected paths.
+# Credentials and protected paths, judged on input.facts.paths: every path of
+# the call (tool path parameters, apply_patch targets, MCP path arguments, shell
+# redirection targets and command arguments), normalised by the facts stage:
+# `~` and $HOME expanded, relative paths joined to the working directory, `//`,
+# `/./` and `..` resolved. Each path lists its wildcard-free ancestors in
+# `prefixes` (also written with `~` under the home directory), so a sensitive
+# location is an object lookup, not a pattern scan.
 #
-# The same credential patterns (data.clawgate.credentials.path_patterns) are
-# applied to file paths (read/write/edit/apply_patch/view_image/pdf, MCP path
-# arguments, exec workdir) and to shell command strings, so `read ~/.ssh/id_rsa`
-# and `cat ~/.ssh/id_rsa` meet the same rule. command_patterns are shell-only
-# (gh auth token, kubectl get secret -o yaml, ...).
+# data.clawgate.paths:
+#   sensitive           locations (a file, or a directory and all below it)
+#   sensitive_names     file names sensitive wherever they are (id_rsa, .env)
+#   sensitive_segments  directory names sensitive in anyone's home (.ssh, .aws)
+#   key_suffixes, key_name_pattern   private-key file names
+#   system_dirs         where writes need approval
+# plus clawgate's own files (input.facts.sidecar.paths).
+#
+# A path with wildcards (cat ~/.ss*/id_*) is judged by what it could match:
+# glob.match of its wildcard prefixes against each sensitive location.
 #
 # Credentials are denied outright by default: an agent never needs the raw key
 # material, and an approval prompt for "read id_rsa" invites a mis-click.
-# Each pattern may override risk/effect (cred.secret_env_var only asks).
-#
-# Like exec rules, each pattern has "needles": it is only tried on a path or
-# command whose lower-cased text contains one of them (see generated.rego).
 package clawgate
 
 import rego.v1
 
-# Every file path of the call (tool path parameters, apply_patch paths, MCP
-# path-like arguments).
-file_paths := (tool_file_paths | patch_file_paths) | mcp_file_paths
+paths_data := x if {
+	x := data.clawgate.paths
+} else := {}
 
 credential_risk := x if {
 	x := data.clawgate.credentials.risk
@@ -28,52 +35,104 @@ credential_effect := x if {
 	x := data.clawgate.credentials.effect
 } else := "deny"
 
-path_patterns := x if {
-	x := data.clawgate.credentials.path_patterns
-} else := []
-
-command_patterns := x if {
-	x := data.clawgate.credentials.command_patterns
-} else := []
-
-credential_finding(p, where) := finding(
-	p.id,
-	object.get(p, "effect", credential_effect),
-	object.get(p, "risk", credential_risk),
-	sprintf("%s touches %s; credentials stay out of agent reach", [where, p.reason]),
+# A finding for a sensitive entry ({"id", "reason"}, optionally "effect", "risk").
+credential_finding(entry, where) := finding(
+	entry.id,
+	object.get(entry, "effect", credential_effect),
+	object.get(entry, "risk", credential_risk),
+	sprintf("%s touches %s; credentials stay out of agent reach", [where, entry.reason]),
 )
 
-path_findings_one(raw, writes) := credential_path_findings(path) | system_path_findings(path, writes) if {
-	path := replace(raw, "\\", "/")
-}
-
-credential_path_findings(path) := set() if {
-	# The common case: no needle of any credential pattern occurs. (`== false`
-	# rather than `not`, so that a missing gate takes the full path below.)
-	regex.match(data.clawgate.generated.credential_paths.gate, lower(path)) == false
+# Findings for every path of the call; `tool_writes` says whether a tool's own
+# path parameters are written (write, edit) rather than read.
+path_findings(tool_writes) := set() if {
+	count(object.get(facts, "paths", [])) == 0
 } else := {f |
-	patterns := path_patterns
-	some i in entries_to_try("credential_paths", patterns, lower(path))
-	p := patterns[i]
-	regex.match(p.pattern, path)
-	f := credential_finding(p, sprintf("path '%s'", [path]))
+	some p in facts.paths
+	some f in path_findings_one(p, tool_writes)
 }
 
-# Shell commands meet the path patterns and the command patterns.
-credential_command_findings(cmd, low) := {f |
-	list_gate_open("credential_commands", low)
-	patterns := array.concat(path_patterns, command_patterns)
-	some i in entries_to_try("credential_commands", patterns, low)
-	p := patterns[i]
-	regex.match(p.pattern, cmd)
-	f := credential_finding(p, "command")
+path_findings_one(p, tool_writes) := (sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)
+
+path_label(p) := sprintf("path '%s'", [p.path]) if {
+	p.path == p.raw
+} else := sprintf("path '%s' (written '%s')", [p.path, p.raw])
+
+sensitive_path_findings(p) := {credential_finding(e, path_label(p)) |
+	some e in sensitive_entries(p)
+}
+
+sensitive_entries(p) := {e |
+	some a in p.prefixes
+	e := paths_data.sensitive[a]
+} | {e |
+	e := paths_data.sensitive_names[p.name]
+	name_applies(p)
+} | {e |
+	some s in object.get(p, "segments", [])
+	loc := paths_data.sensitive_segments[s]
+	e := paths_data.sensitive[loc]
+} | key_file_entries(p) | glob_entries(p)
+
+# Names that are only sensitive under a directory (environ under /proc).
+name_applies(p) if not paths_data.sensitive_name_under[p.name]
+
+name_applies(p) if startswith(p.path, concat("", [paths_data.sensitive_name_under[p.name], "/"]))
+
+key_entry := {"id": "cred.private_key", "reason": "a private key or keystore file"}
+
+key_file_entries(p) := {key_entry |
+	strings.any_suffix_match(lower(p.name), paths_data.key_suffixes)
+} | {key_entry |
+	# A cheap test first: only names with "key" in them are matched by pattern.
+	contains(lower(p.name), "key")
+	regex.match(paths_data.key_name_pattern, lower(p.name))
+}
+
+# A glob reaches a sensitive location when one of its wildcard prefixes matches
+# the location (~/.ss* matches ~/.ssh), or when it names a sensitive file name.
+glob_entries(p) := set() if {
+	not p.glob
+} else := {e |
+	some loc, e in paths_data.sensitive
+	target := expand_home(loc)
+	some g in p.glob_prefixes
+	glob.match(g, ["/"], target)
+} | {e |
+	some name, e in paths_data.sensitive_names
+	regex.match(`[^*?\[\]]`, p.name)
+	glob.match(p.name, [], name)
+	name_applies_to_glob(p, name)
+} | {e |
+	some name, under in paths_data.sensitive_name_under
+	e := paths_data.sensitive_names[name]
+	startswith(p.path, concat("", [under, "/"]))
+	glob.match(p.name, [], name)
+}
+
+name_applies_to_glob(_, name) if not paths_data.sensitive_name_under[name]
+
+# clawgate's own files: the admin token, the signing key, the audit log, policy.
+sidecar_path_findings(p) := {credential_finding(paths_data.sidecar_rule, path_label(p)) |
+	some a in p.prefixes
+	a in facts.sidecar.paths
+} | {credential_finding(paths_data.sidecar_rule, path_label(p)) |
+	p.glob
+	some s in facts.sidecar.paths
+	some g in p.glob_prefixes
+	glob.match(g, ["/"], s)
 }
 
 # Writing into system directories is outside any agent workspace.
-system_path_findings(path, writes) := {f |
-	writes == true
-	rule := data.clawgate.files.system_path_rule
-	some pattern in data.clawgate.files.system_path_patterns
-	regex.match(pattern, path)
-	f := finding(rule.id, rule.effect, rule.risk, sprintf("path '%s' %s", [path, rule.reason]))
+system_path_findings(p, tool_writes) := {f |
+	path_written(p, tool_writes)
+	not p.path in exec_data.write_ok
+	some a in p.prefixes
+	a in paths_data.system_dirs
+	rule := paths_data.system_path_rule
+	f := finding(rule.id, rule.effect, rule.risk, sprintf("%s %s", [path_label(p), rule.reason]))
 }
+
+path_written(p, _) if p.access in {"write", "append", "read_write"}
+
+path_written(p, true) if p.access == "param"

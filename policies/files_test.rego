@@ -6,15 +6,19 @@ import rego.v1
 
 read_path(p, env) := decide(tool_call("read", {"path": p}, env))
 
-test_all_credential_patterns_compile if {
-	every p in array.concat(data.clawgate.credentials.path_patterns, data.clawgate.credentials.command_patterns) {
-		regex.is_valid(p.pattern)
-		startswith(p.id, "cred.")
-		p.reason != ""
+test_sensitive_entries_are_complete if {
+	every _, e in data.clawgate.paths.sensitive {
+		startswith(e.id, "cred.")
+		e.reason != ""
 	}
-	every p in data.clawgate.files.system_path_patterns {
-		regex.is_valid(p)
+	every _, e in data.clawgate.paths.sensitive_names {
+		startswith(e.id, "cred.")
+		e.reason != ""
 	}
+	every _, loc in data.clawgate.paths.sensitive_segments {
+		data.clawgate.paths.sensitive[loc]
+	}
+	regex.is_valid(data.clawgate.paths.key_name_pattern)
 }
 
 test_credential_paths_denied_on_read if {
@@ -99,7 +103,7 @@ test_apply_patch_clean_patch_allowed_in_development if {
 	patch := "*** Begin Patch\n*** Add File: src/new.rs\n+pub fn f() {}\n*** Delete File: src/old.rs\n*** End Patch"
 	d := decide(tool_call("apply_patch", {"input": patch}, "development"))
 	d.effect == "allow"
-	patch_file_paths == {"src/new.rs", "src/old.rs"} with input as tool_call("apply_patch", {"input": patch}, "development")
+	{p.raw | some p in with_facts(tool_call("apply_patch", {"input": patch}, "development")).facts.paths} == {"src/new.rs", "src/old.rs"}
 }
 
 test_apply_patch_without_input if {
@@ -147,7 +151,7 @@ test_system_path_rule_not_applied_to_exec_workdir if {
 }
 
 test_credential_effect_is_data_driven if {
-	d := decision with input as tool_call("read", {"path": ".env"}, "development")
+	d := decision with input as with_facts(tool_call("read", {"path": ".env"}, "development"))
 		with data.clawgate.credentials.effect as "require_approval"
 	d.effect == "require_approval"
 }
@@ -174,6 +178,8 @@ credential_examples := {
 	"cred.system": "/etc/gshadow",
 	"cred.openclaw": "/home/u/.openclaw/secrets.json",
 	"cred.governance": "/home/u/.openclaw/exec-approvals.json",
+	"cred.container_secrets": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+	"cred.secret_store": "/home/u/.password-store/work/db.gpg",
 }
 
 command_credential_examples := {
@@ -181,10 +187,11 @@ command_credential_examples := {
 	"cred.k8s_secret": "kubectl -n prod get secret api-keys --output json",
 	"cred.secret_store": "vault kv get secret/prod/db",
 	"cred.secret_env_var": "echo $AWS_SECRET_ACCESS_KEY",
+	"cred.k8s_config": "kubectl config view --raw",
 }
 
 test_every_path_pattern_has_an_example if {
-	ids := {p.id | some p in data.clawgate.credentials.path_patterns}
+	ids := ({e.id | some _, e in data.clawgate.paths.sensitive} | {e.id | some _, e in data.clawgate.paths.sensitive_names}) | {"cred.private_key"}
 	ids == {id | some id, _ in credential_examples}
 	every id, path in credential_examples {
 		fired(read_path(path, "development"), id)
@@ -192,7 +199,7 @@ test_every_path_pattern_has_an_example if {
 }
 
 test_every_command_pattern_has_an_example if {
-	ids := {p.id | some p in data.clawgate.credentials.command_patterns}
+	ids := {s.id | some _, list in data.clawgate.exec.secret_commands; some s in list} | {"cred.k8s_secret", "cred.secret_env_var"}
 	ids == {id | some id, _ in command_credential_examples}
 	every id, cmd in command_credential_examples {
 		fired(decide(exec_call(cmd, "development")), id)

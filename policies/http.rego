@@ -1,21 +1,27 @@
 # Network: HTTP requests seen by the egress proxy (kind "http"), CONNECT tunnels
-# (kind "connect"), and URLs inside tool parameters (web_fetch.url, browser.url,
-# MCP url arguments).
+# (kind "connect"), and every URL of a call (input.facts.urls: tool URL
+# parameters, MCP URL arguments, URLs and host arguments of shell commands).
+# URLs are parsed by the facts stage with WHATWG semantics: lower-case host
+# without a trailing dot, IPv4 in any form (2852039166, 0xa9fea9fe, 127.1,
+# 0177.0.0.1) as the dotted quad in `ips`, the IPv4 inside an IPv6 address
+# extracted, userinfo dropped, the default port filled in.
 #
-# Always denied: the cloud metadata service (metadata_hosts / metadata_cidrs).
-# Denied where the destination cannot be a legitimate public service: any
-# resolved IP in network.blocked_cidrs (private, loopback, link-local, CGNAT,
-# IPv4-mapped IPv6, ...) unless listed in network.allowed_cidrs. For tool URLs
-# this applies only to tools whose catalog entry sets block_private_urls
+# Always denied: the cloud metadata service (metadata_hosts / metadata_cidrs),
+# and clawgate's own admin listener on a loopback address (an agent must not
+# answer its own approvals).
+# Denied where the destination cannot be a legitimate public service: any IP in
+# network.blocked_cidrs (private, loopback, link-local, CGNAT, IPv4-mapped IPv6,
+# ...) unless listed in network.allowed_cidrs, and loopback host names. For tool
+# URLs this applies only to tools whose catalog entry sets block_private_urls
 # (browser may open a local dev server; web_fetch may not).
 #
 # Methods: GET/HEAD/OPTIONS are reads. Anything else is a mutation: to a host in
-# http.production_hosts it needs approval everywhere; in a production
-# environment it needs approval unless the host is in http.trusted_hosts (the
-# model and search APIs the agent must reach to work at all).
+# http.production_hosts (or with a label in http.production_labels) it needs
+# approval everywhere; in a production environment it needs approval unless the
+# host is in http.trusted_hosts (the model and search APIs the agent must reach).
 #
 # Host patterns are globs with "." as separator: "*" matches one label, "**" any
-# number of labels.
+# number of labels. Exact names are matched without a glob.
 package clawgate
 
 import rego.v1
@@ -30,129 +36,80 @@ is_ip(s) if {
 
 normalize_host(h) := trim_suffix(lower(trim(h, "[]")), ".") if is_string(h)
 
-host_matches(patterns, host) if {
+# A host in a list of exact names or globs.
+host_listed(patterns, host) if host in patterns
+
+host_listed(patterns, host) if {
 	some p in patterns
+	contains(p, "*")
 	glob.match(p, ["."], host)
 }
 
-metadata_hosts := x if {
-	x := data.clawgate.network.metadata_hosts
-} else := []
-
-metadata_cidrs := x if {
-	x := data.clawgate.network.metadata_cidrs
-} else := []
-
-blocked_cidrs := x if {
-	x := data.clawgate.network.blocked_cidrs
-} else := []
-
-allowed_cidrs := x if {
-	x := data.clawgate.network.allowed_cidrs
-} else := []
-
-local_hostnames := x if {
-	x := data.clawgate.network.local_hostnames
-} else := ["localhost"]
+network_data := x if {
+	x := data.clawgate.network
+} else := {}
 
 is_metadata_ip(ip) if {
-	is_ip(ip)
-	some c in metadata_cidrs
+	some c in network_data.metadata_cidrs
 	net.cidr_contains(c, ip)
 }
 
 is_blocked_ip(ip) if {
-	is_ip(ip)
-	some c in blocked_cidrs
+	some c in network_data.blocked_cidrs
 	net.cidr_contains(c, ip)
 	not is_allowed_ip(ip)
 }
 
 is_allowed_ip(ip) if {
-	some c in allowed_cidrs
+	some c in object.get(network_data, "allowed_cidrs", [])
 	net.cidr_contains(c, ip)
 }
 
-# Host of an absolute URL: after "scheme://", before the path, without
-# userinfo, port or IPv6 brackets. Backslash ends the authority like browsers do.
-url_host(u) := h if {
-	is_string(u)
-	parts := split(u, "://")
-	count(parts) > 1
-	pieces := regex.split(`[/?#\\]`, parts[1])
-	authority := pieces[0]
-	at_parts := split(authority, "@")
-	hostport := at_parts[count(at_parts) - 1]
-	h := normalize_host(strip_port(hostport))
-	h != ""
+loopback_host(host) if host_listed(object.get(network_data, "local_hostnames", ["localhost"]), host)
+
+loopback_host(host) if strings.any_suffix_match(host, object.get(network_data, "local_suffixes", []))
+
+# --- URLs of the call -------------------------------------------------------------
+
+# Findings for the URLs of a call: tool and MCP URL parameters get the metadata
+# rules, and the private address rules when `block_private` (the tool's catalog
+# entry says so); URLs in shell commands are judged by exec.rego
+# (exec.cloud_metadata); all get the admin listener rule.
+url_findings(block_private, where) := set() if {
+	count(object.get(facts, "urls", [])) == 0
+} else := {f |
+	some u in object.get(facts, "urls", [])
+	startswith(u.source, "params.")
+	some f in destination_findings({"host": u.host, "ips": {ip | some ip in u.ips}, "block_private": block_private, "where": where})
+} | sidecar_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
+	some u in object.get(facts, "urls", [])
+	startswith(u.source, "params.")
+	u.scheme == "file"
 }
 
-strip_port(hp) := substring(hp, 1, indexof(hp, "]") - 1) if {
-	startswith(hp, "[")
-	indexof(hp, "]") > 0
-} else := host if {
-	strings.count(hp, ":") == 1
-	parts := split(hp, ":")
-	host := parts[0]
-} else := hp
-
-# --- destinations to check ------------------------------------------------------
-
-dest_ips := {ip | some ip in input.action.dest.ips; is_string(ip)}
-
-http_host := normalize_host(input.action.http.host) if {
-	input.action.kind == "http"
-	is_string(input.action.http.host)
-} else := normalize_host(input.action.dest.host) if {
-	input.action.kind in {"http", "connect"}
-	is_string(input.action.dest.host)
+# clawgate's admin listener, reached by any URL of the call on a loopback address.
+sidecar_url_findings := {finding("net.sidecar_admin", "deny", "critical", sprintf("%s reaches clawgate's own admin listener (port %d); an agent must not answer its own approvals", [u.raw, u.port])) |
+	some u in object.get(facts, "urls", [])
+	u.port in facts.sidecar.ports
+	local_destination(u)
 }
 
-host_label := x if {
-	x := http_host
-} else := "(no host)"
+local_destination(u) if loopback_host(u.host)
 
-# Every destination of the call: {"host", "ips", "block_private", "where"}.
-destinations contains d if {
-	input.action.kind in {"http", "connect"}
-	some d in proxy_destinations
-}
-
-destinations contains {"host": h, "ips": set(), "block_private": tool_blocks_private_urls_flag, "where": sprintf("%s url", [tool_name])} if {
-	some u in tool_url_strings
-	h := url_host(u)
-}
-
-destinations contains {"host": h, "ips": set(), "block_private": mcp_blocks_private_urls_flag, "where": mcp_label} if {
-	some u in mcp_url_strings
-	h := url_host(u)
-}
-
-# The proxy's destination; and the host it connects to (dest.host) when that
-# differs from the Host header.
-proxy_destinations := {{"host": host_label, "ips": dest_ips, "block_private": true, "where": sprintf("%s destination", [input.action.kind])}} | {d |
-	input.action.kind == "http"
-	h := normalize_host(input.action.dest.host)
-	h != host_label
-	d := {"host": h, "ips": set(), "block_private": true, "where": "http connect target"}
+local_destination(u) if {
+	some ip in u.ips
+	some c in ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"]
+	net.cidr_contains(c, ip)
 }
 
 # --- metadata and private address rules --------------------------------------------
 
 destination_findings(d) := (host_fs | ip_fs) | loopback_fs if {
 	host_fs := {f |
-		d.host in data.clawgate.network.metadata_hosts
+		d.host in network_data.metadata_hosts
 		f := finding("net.cloud_metadata", "deny", "critical", sprintf("%s %s is a cloud metadata endpoint (instance credentials)", [d.where, d.host]))
 	}
-
-	# IP literals (the host itself, or resolved addresses) that can be in a
-	# metadata or blocked range at all (generated ip_gate; is_ip inline).
-	ips := {ip |
-		some ip in ({d.host} | d.ips)
-		is_string(ip)
-		net.cidr_is_valid(concat("", [ip, "/32"]))
-		ip_in_listed_ranges_possible(ip)
-	}
+	ips := {ip | some ip in ({d.host} | d.ips); is_ip(ip)}
 	ip_fs := {f | count(ips) > 0; some f in ip_findings(d, ips)}
 	loopback_fs := {f |
 		d.block_private
@@ -172,10 +129,29 @@ ip_findings(d, ips) := {f |
 	f := finding("net.private_address", "deny", "high", sprintf("%s %s reaches the private or reserved address %s; add the range to network.allowed_cidrs if this service is meant to be reachable", [d.where, d.host, ip]))
 }
 
-# host_matches(local_hostnames, host), through the generated index.
-loopback_host(host) := host_listed("local_hostnames", local_hostnames, host)
-
 # --- kind http: methods and hosts -----------------------------------------------
+
+# The request's URL as the facts stage parsed it.
+http_url := u if {
+	some u in object.get(facts, "urls", [])
+	u.source == "action.http"
+}
+
+# The host: the parsed URL's, else the Host field, else the host connected to.
+http_host := h if {
+	input.action.kind == "http"
+	h := http_url.host
+} else := normalize_host(input.action.http.host) if {
+	input.action.kind == "http"
+	is_string(input.action.http.host)
+} else := normalize_host(input.action.dest.host) if {
+	input.action.kind in {"http", "connect"}
+	is_string(input.action.dest.host)
+}
+
+host_label := x if {
+	x := http_host
+} else := "(no host)"
 
 http_method := upper(m) if {
 	m := input.action.http.method
@@ -186,36 +162,36 @@ http_mutating if not http_method in data.clawgate.http.safe_methods
 
 http_label := sprintf("%s %s", [http_method, host_label])
 
-http_trusted if host_listed("trusted_hosts", data.clawgate.http.trusted_hosts, http_host)
+http_trusted if host_listed(data.clawgate.http.trusted_hosts, http_host)
 
-http_production_host if host_listed("production_hosts", data.clawgate.http.production_hosts, http_host)
+http_production_host if production_host(object.union_n([x | x := data.clawgate.http; is_object(x)]), http_host)
 
-http_mutation_risk := x if {
-	x := data.clawgate.http.mutation_risk
-} else := "medium"
+production_host(hc, host) if host_listed(object.get(hc, "production_hosts", []), host)
 
-# Everything about an HTTP request, in one rule (see core in main.rego). The
-# helper rules above (http_host, http_method, ...) say the same for custom
-# policies; the core computes them inline, since every rule costs ~10 us.
+production_host(hc, host) if {
+	labels := split(host, ".")
+	some i, l in labels
+	i < count(labels) - 1
+	l in object.get(hc, "production_labels", [])
+}
+
+# Everything about an HTTP request, in one rule (see core in main.rego).
 http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	a := input.action
-
-	# http_host: the Host header, else the host the proxy connects to.
-	hosts := array.concat(
-		[trim_suffix(lower(trim(h, "[]")), ".") | h := a.http.host; is_string(h)],
-		[trim_suffix(lower(trim(h, "[]")), ".") | h := a.dest.host; is_string(h)],
-	)
+	hosts := [h | h := http_host; is_string(h)]
 	labels := array.concat(hosts, ["(no host)"])
-	host_label := labels[0]
+	label_host := labels[0]
 	subjects := array.concat(hosts, ["unknown"])
 
-	# The destination, and dest.host when it differs from the Host header.
+	# The destination: the host and the addresses the proxy resolved, and dest.host
+	# when it differs from the request's host.
 	targets := {d |
-		h := trim_suffix(lower(trim(a.dest.host, "[]")), ".")
-		h != host_label
+		h := normalize_host(a.dest.host)
+		h != label_host
 		d := {"host": h, "ips": set(), "block_private": true, "where": "http connect target"}
 	}
-	dests := {{"host": host_label, "ips": {ip | some ip in a.dest.ips; is_string(ip)}, "block_private": true, "where": "http destination"}} | targets
+	url_ips := {ip | some ip in http_url.ips}
+	dests := {{"host": label_host, "ips": {ip | some ip in a.dest.ips; is_string(ip)} | url_ips, "block_private": true, "where": "http destination"}} | targets
 	dest_fs := {f | some d in dests; some f in destination_findings(d)}
 
 	# Methods: reads, trusted API hosts, mutations, production hosts.
@@ -223,26 +199,24 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	method := methods[0]
 	hc := object.union_n([x | x := data.clawgate.http; is_object(x)])
 	mutating := count([1 | method in hc.safe_methods]) == 0
-	label := sprintf("%s %s", [method, host_label])
+	label := sprintf("%s %s", [method, label_host])
 	method_fs := http_method_finding(mutating, hc, hosts, label)
 	production_fs := {f |
 		mutating
-		host := hosts[0]
-		host_listed("production_hosts", object.get(hc, "production_hosts", []), host)
+		production_host(hc, hosts[0])
 		rule := hc.production_host_rule
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := ((dest_fs | method_fs) | production_fs) | no_host_fs
+	fs := (((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings
 }
 
-http_method_finding(false, _, _, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))}
-
-http_method_finding(true, hc, hosts, label) := {finding("http.trusted_host", "allow", "low", sprintf("%s goes to a trusted API host (http.trusted_hosts)", [label]))} if {
-	host := hosts[0]
-	host_listed("trusted_hosts", object.get(hc, "trusted_hosts", []), host)
+http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {
+	mutating == false
+} else := {finding("http.trusted_host", "allow", "low", sprintf("%s goes to a trusted API host (http.trusted_hosts)", [label]))} if {
+	host_listed(object.get(hc, "trusted_hosts", []), hosts[0])
 } else := {finding("http.mutation", tier_mutation_effect(risk), risk, sprintf("%s changes remote state", [label]))} if {
-	risks := array.concat([r | r := hc.mutation_risk], ["medium"])
+	risks := array.concat([r | r := hc.mutation_risk; is_string(r)], ["medium"])
 	risk := risks[0]
 }
 
@@ -260,14 +234,15 @@ port_label := x if {
 # Everything about a CONNECT tunnel, in one rule (see core in main.rego).
 # A tunnel lives as long as its connection (a WebSocket, a download), so its time and size
 # limits come from network.connect_constraints rather than the per-request tier limits.
-connect_core := {"findings": fs, "rate_subject": subjects[0], "limits": object.get(data.clawgate.network, "connect_constraints", {})} if {
+connect_core := {"findings": fs, "rate_subject": subjects[0], "limits": object.get(network_data, "connect_constraints", {})} if {
 	a := input.action
-	hosts := [trim_suffix(lower(trim(h, "[]")), ".") | h := a.dest.host; is_string(h)]
+	hosts := [normalize_host(h) | h := a.dest.host; is_string(h)]
 	labels := array.concat(hosts, ["(no host)"])
-	host_label := labels[0]
+	label_host := labels[0]
 	subjects := array.concat(hosts, ["unknown"])
-	dest_fs := destination_findings({"host": host_label, "ips": {ip | some ip in a.dest.ips; is_string(ip)}, "block_private": true, "where": "connect destination"})
-	fs := ((dest_fs | connect_base_findings) | connect_port_findings) | connect_no_host_findings
+	url_ips := {ip | some u in object.get(facts, "urls", []); u.source == "action.dest"; some ip in u.ips}
+	dest_fs := destination_findings({"host": label_host, "ips": {ip | some ip in a.dest.ips; is_string(ip)} | url_ips, "block_private": true, "where": "connect destination"})
+	fs := (((dest_fs | connect_base_findings) | connect_port_findings) | connect_no_host_findings) | sidecar_url_findings
 }
 
 connect_base_findings := {f |
@@ -277,8 +252,8 @@ connect_base_findings := {f |
 
 connect_port_findings := {f |
 	connect_port
-	not connect_port in data.clawgate.network.allowed_connect_ports
-	rule := data.clawgate.network.unusual_port_rule
+	not connect_port in network_data.allowed_connect_ports
+	rule := network_data.unusual_port_rule
 	f := finding("connect.unusual_port", rule.effect, rule.risk, sprintf("CONNECT to %s on port %s, not in network.allowed_connect_ports", [host_label, port_label]))
 }
 
@@ -286,4 +261,3 @@ connect_no_host_findings := {f |
 	not http_host
 	f := finding("connect.no_host", "deny", "high", "CONNECT without a destination host")
 }
-

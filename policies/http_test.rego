@@ -83,10 +83,14 @@ test_http_get_to_production_host_allowed if {
 }
 
 test_http_production_host_patterns_are_globs if {
-	not host_matches(["prod.**"], "product.example.com")
-	host_matches(["*.example.com"], "api.example.com")
-	not host_matches(["*.example.com"], "a.b.example.com")
-	host_matches(["**.example.com"], "a.b.example.com")
+	not host_listed(["prod.**"], "product.example.com")
+	host_listed(["*.example.com"], "api.example.com")
+	not host_listed(["*.example.com"], "a.b.example.com")
+	host_listed(["**.example.com"], "a.b.example.com")
+	host_listed(["api.example.com"], "api.example.com")
+	production_host({"production_labels": ["prod"]}, "api.prod.example.com")
+	not production_host({"production_labels": ["prod"]}, "product.example.com")
+	not production_host({"production_labels": ["prod"]}, "example.prod")
 }
 
 test_http_missing_method_is_a_mutation if {
@@ -252,6 +256,11 @@ test_connect_without_port_or_ips if {
 
 # ---- URLs in tool parameters ----------------------------------------------------------
 
+url_host(u) := h if {
+	some f in with_facts(tool_call("web_fetch", {"url": u}, "production")).facts.urls
+	h := f.host
+}
+
 test_url_host_parsing if {
 	url_host("https://Example.com/path?q=1") == "example.com"
 	url_host("http://user:pw@169.254.169.254:80/latest") == "169.254.169.254"
@@ -259,6 +268,10 @@ test_url_host_parsing if {
 	url_host("http://example.com@10.0.0.1/") == "10.0.0.1"
 	url_host("https://metadata.google.internal./x") == "metadata.google.internal"
 	url_host("http://evil.com\\@127.0.0.1/") == "evil.com"
+	url_host("http://2852039166/latest") == "169.254.169.254"
+	url_host("http://0xa9fea9fe/") == "169.254.169.254"
+	url_host("http://127.1:9482/") == "127.0.0.1"
+	url_host("http://0177.0.0.1:9482/") == "127.0.0.1"
 	not url_host("not a url")
 }
 
@@ -290,4 +303,12 @@ test_browser_may_open_local_dev_server if {
 test_browser_metadata_denied if {
 	d := decide(tool_call("browser", {"action": "open", "url": "http://metadata.google.internal/computeMetadata/v1/"}, "development"))
 	d.effect == "deny"
+}
+
+test_file_urls_are_denied if {
+	every u in ["file:///home/dev/.ssh/id_rsa", "file:///etc/passwd", "FILE://localhost/etc/hosts"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.local_file_url")
+	}
 }

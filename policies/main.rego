@@ -9,18 +9,18 @@
 # Tunables (tiers, approvers, limits, patterns) live in data.json, not here.
 #
 # Never define a rule whose name is also a key of data.clawgate in data.json
-# (settings, tiers, aliases, tools, exec, credentials, files, mcp, http, network,
-# generated): rules and data share one namespace.
+# (settings, tiers, aliases, tools, exec, commands, paths, credentials, mcp,
+# http, network): rules and data share one namespace.
 #
-# Performance: the gate's budget is a few tens of microseconds per decision, and in
-# regorus every rule evaluated, every data reference and every regex call costs
-# whole microseconds (see "Performance" in docs/policy-guide.md). So:
+# Every rule judges input.facts, which clawgate's facts stage states before
+# policy runs (parsed shell commands, normalised paths, WHATWG-parsed URLs); no
+# rule scans raw command text.
+#
+# Performance: the gate's budget is tens of microseconds per decision (see
+# "Performance" in docs/policy-guide.md). So:
 #   * core dispatches on action.kind once; a call only evaluates the rules of its
 #     own kind (tool_core, mcp_core, http_core, connect_core);
-#   * each kind builds its findings in one rule body, with locals, instead of one
-#     rule per concept (the per-concept helper rules remain for custom policies);
-#   * pattern lists are only scanned when a cheap literal "gate" from
-#     data.clawgate.generated says one of them can match (generated.rego).
+#   * knowledge is looked up by key (a program name, a path prefix), not scanned.
 package clawgate
 
 import rego.v1
@@ -130,20 +130,7 @@ core := c if {
 } else := c if {
 	input.action.kind == "connect"
 	c := connect_core
-} else := {"findings": {input_finding}, "rate_subject": "unknown", "limits": {}} if {
-	# Anything we cannot classify is denied with a reason.
-	generated_checked
-}
-
-# The loader probes the bundle with an empty input: that path (no action at
-# all) also checks data.clawgate.generated, so a stale block is refused at load
-# (generated.rego). Requests with an action never pay for the check.
-generated_checked if input.action
-
-generated_checked if {
-	not input.action
-	generated_is_current
-}
+} else := {"findings": {input_finding}, "rate_subject": "unknown", "limits": {}}
 
 known_kinds := {"tool", "mcp", "http", "connect"}
 

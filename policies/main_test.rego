@@ -20,9 +20,18 @@ tool_call(tool, args, env) := {
 
 exec_call(cmd, env) := tool_call("exec", {"command": cmd}, env)
 
+# The decision for an input, with the facts clawgate's facts stage states for its
+# action (the test-only builtin clawgate_facts_for; home /home/dev, working directory
+# /home/dev/project). An input that brings its own facts keeps them.
 decide(inp) := d if {
-	d := decision with input as inp
+	d := decision with input as with_facts(inp)
 }
+
+with_facts(inp) := inp if {
+	inp.facts
+} else := object.union(inp, {"facts": clawgate_facts_for(inp)}) if {
+	inp.action
+} else := inp
 
 # The rule ids whose reasons appear in a decision.
 rules_of(d) := {id | some r in d.reasons; id := split(r, ":")[0]}

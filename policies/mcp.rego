@@ -10,9 +10,9 @@
 # approval in production and run freely in development unless overridden.
 # mcp.servers.<server>.risk raises the floor for every tool of that server.
 #
-# Arguments are inspected too (top level only): path-like keys against the
-# credential patterns, command-like keys against the exec rules, URL keys
-# against the metadata and private-address rules.
+# Arguments are inspected too (top level only) through input.facts: path-like
+# keys against the sensitive paths, command-like keys as shell commands, URL keys
+# against the metadata and private-address rules; SQL keys against the SQL rules.
 package clawgate
 
 import rego.v1
@@ -53,26 +53,16 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 		f := mcp_class_finding(class, class_spec, risk, label, text)
 	}
 
-	# Arguments: path-like keys, command keys and URL keys (top level only).
+	# Arguments (top level): their paths, commands and URLs are in input.facts
+	# (the facts stage reads mcp.path_argument_pattern, command_argument_keys and
+	# url_argument_keys); SQL arguments are text rules.
 	args := c.args
-	path_fs := {f |
-		some key, v in args
-		regex.match(mcp.path_argument_pattern, key)
-		some raw in string_values(v)
-		some f in path_findings_one(raw, false)
+	sql_fs := {f |
+		some key in object.get(mcp, "sql_argument_keys", [])
+		some text in string_values(args[key])
+		some f in sql_findings(text)
 	}
-	command_fs := {f |
-		some key in mcp.command_argument_keys
-		some cmd in string_values(args[key])
-		some f in command_findings_one(cmd)
-	}
-	url_fs := {f |
-		some key in mcp.url_argument_keys
-		some u in string_values(args[key])
-		h := url_host(u)
-		some f in destination_findings({"host": h, "ips": set(), "block_private": object.get(mcp, "block_private_urls", false) == true, "where": label})
-	}
-	fs := ((class_fs | path_fs) | command_fs) | url_fs
+	fs := (class_fs | fact_findings(false, object.get(mcp, "block_private_urls", false) == true, label)) | sql_fs
 	limits := object.union_n([x | x := server_spec.constraints; is_object(x)])
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 
@@ -87,13 +77,13 @@ mcp_classify(overrides, mcp, tool) := "override" if {
 	regex.match(p, tool)
 } else := "write"
 
-mcp_class_spec_of("override", overrides, _) := overrides[0]
+mcp_class_spec_of(class, overrides, mcp) := overrides[0] if {
+	class == "override"
+} else := object_or_empty(mcp.classes[class])
 
-mcp_class_spec_of(class, _, mcp) := object_or_empty(mcp.classes[class]) if class != "override"
-
-mcp_text("override", overrides, _, server, tool) := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [server, tool, object.get(overrides[0], "reason", "configured in data.json")])
-
-mcp_text(class, _, class_spec, _, _) := sprintf("name %s", [object.get(class_spec, "label", class)]) if class != "override"
+mcp_text(class, overrides, class_spec, server, tool) := sprintf("per-tool override mcp.servers.%s.tools.%s: %s", [server, tool, object.get(overrides[0], "reason", "configured in data.json")]) if {
+	class == "override"
+} else := sprintf("name %s", [object.get(class_spec, "label", class)])
 
 # An override with an explicit effect decides by itself; otherwise the tier of
 # the risk decides, as a read or a mutation. (Overrides and classes without
@@ -135,22 +125,16 @@ mcp_class_text := t if {
 
 # --- arguments ---------------------------------------------------------------
 
-mcp_file_paths := {s |
-	some key, v in mcp_call.args
-	regex.match(data.clawgate.mcp.path_argument_pattern, key)
-	some s in as_strings(v)
+# A parameter value as a list of strings: itself, or the strings of an array.
+string_values(v) := [v] if {
+	is_string(v)
+} else := [s | some s in v; is_string(s)] if {
+	is_array(v)
+} else := []
+
+# SQL given as an argument: the exec SQL rules, on the text.
+sql_findings(text) := {exec_rule_finding("exec.sql_drop", "SQL argument") |
+	regex.match(exec_data.sql_drop, text)
+} | {exec_rule_finding("exec.sql_delete_all", "SQL argument") |
+	regex.match(exec_data.sql_delete_all, text)
 }
-
-mcp_command_strings := {s |
-	some key in data.clawgate.mcp.command_argument_keys
-	some s in as_strings(object.get(mcp_call.args, key, null))
-}
-
-mcp_url_strings := {s |
-	some key in data.clawgate.mcp.url_argument_keys
-	some s in as_strings(object.get(mcp_call.args, key, null))
-}
-
-mcp_blocks_private_urls if data.clawgate.mcp.block_private_urls == true
-
-mcp_blocks_private_urls_flag := true if mcp_blocks_private_urls else := false

@@ -11,10 +11,12 @@
 #   "mutating": "command"           exec: decided by the command (see exec.rego)
 # "action_risk" re-tiers single actions (message delete is high, list is low).
 #
-# This file also collects the parameter values other files inspect: file paths,
-# command strings and URLs, named per tool by path_params, command_params,
-# url_params and patch_params. Unknown tools use settings.unknown_tool for those,
-# so a credential path is still caught on a tool nobody catalogued yet.
+# Which parameters are file paths, command strings, URLs and patches is named per
+# tool by path_params, command_params, url_params and patch_params; clawgate's
+# facts stage reads those names from this catalog and states the parameters'
+# facts (input.facts), which exec.rego, files.rego and http.rego judge. Unknown
+# tools use settings.unknown_tool, so a credential path is still caught on a tool
+# nobody catalogued yet.
 package clawgate
 
 import rego.v1
@@ -36,7 +38,7 @@ resolve_tool(raw) := {"raw": raw, "name": name, "spec": spec, "action": action} 
 	low := lower(raw)
 
 	# First of: the alias target, the lower-cased name (likewise below).
-	names := array.concat([c | c := data.clawgate.aliases[low]], [low])
+	names := array.concat([c | c := data.clawgate.aliases[low]; is_string(c)], [low])
 	name := names[0]
 	specs := array.concat([s | s := data.clawgate.tools[name]; is_object(s)], [null])
 	spec := specs[0]
@@ -100,13 +102,6 @@ tool_mutation(spec, action) := true if {
 	not exec_read_only
 } else := false
 
-# The spec that names the parameters to inspect.
-param_spec := tool_spec if {
-	tool_known
-} else := data.clawgate.settings.unknown_tool if {
-	input.action.kind == "tool"
-}
-
 # --- findings ----------------------------------------------------------------
 
 tier_effect(risk) := e if {
@@ -125,7 +120,7 @@ tool_core := tool_core_for(resolve_tool(raw)) if {
 	is_string(raw)
 	raw != ""
 } else := {
-	"findings": {finding("tool.missing_name", "deny", "high", "action.kind is tool but action.tool is missing or empty")} | unknown_tool_param_findings(null),
+	"findings": {finding("tool.missing_name", "deny", "high", "action.kind is tool but action.tool is missing or empty")} | fact_findings(false, unknown_blocks_private, "tool url"),
 	"rate_subject": "unknown",
 	"limits": {},
 }
@@ -153,10 +148,10 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	rule_ids := {false: "tool.base", true: "tool.mutation"}
 	base := finding(rule_ids[mutates], tier_specs[0], risk, base_text(mutates, label, risk, spec))
 
-	# Writes of file tools into system directories are checked too (file_writes).
+	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
-	exec_fs := {f | name == "exec"; f := elevated_finding} | {f | name == "exec"; f := no_command_finding}
-	fs := ({base} | tool_param_findings(spec, name, writes)) | exec_fs
+	exec_fs := {f | name == "exec"; f := elevated_finding; is_object(f)} | {f | name == "exec"; f := no_command_finding; is_object(f)}
+	fs := ({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
 	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
@@ -164,25 +159,18 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	t.spec == null
 	contains(t.raw, "__")
 	c := mcp_core
-	fs := (c.findings | unknown_tool_param_findings(t.name)) | exec_param_findings(t.name)
+	fs := c.findings | exec_param_findings(t.name)
 } else := {"findings": fs, "rate_subject": t.name, "limits": {}} if {
 	# Unknown tools: high risk and held for a human, never silently allowed.
 	t.spec == null
-	fs := (unknown_tool_findings(t) | unknown_tool_param_findings(t.name)) | exec_param_findings(t.name)
+	fs := (unknown_tool_findings(t) | fact_findings(false, unknown_blocks_private, sprintf("%s url", [t.name]))) | exec_param_findings(t.name)
 }
 
-base_text(false, label, risk, _) := sprintf("%s is %s risk (base tier)", [label, risk])
-
-base_text(true, label, risk, spec) := sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [label, mutation_text(spec), risk, risk])
-
-# Writing into system directories is outside any agent workspace. (exec's
-# workdir is not a write target; its commands are judged by exec.rego.)
-file_writes(spec, mutates) := true if {
+base_text(mutates, label, risk, spec) := sprintf("%s %s (%s-risk mutation, see tiers.%s.mutation_effect)", [label, mutation_text(spec), risk, risk]) if {
 	mutates == true
-	object.get(spec, "mutating", false) != "command"
-} else := false
+} else := sprintf("%s is %s risk (base tier)", [label, risk])
 
-mutation_text(spec) := "runs a command that is not plainly read-only (exec.read_only_commands)" if {
+mutation_text(spec) := "runs a command that is not plainly read-only (data.clawgate.commands)" if {
 	spec.mutating == "command"
 } else := "changes state"
 
@@ -190,90 +178,15 @@ unknown_tool_findings(t) := {finding("tool.unknown", object.get(spec, "effect", 
 	spec := data.clawgate.settings.unknown_tool
 } else := set()
 
-unknown_tool_param_findings(name) := tool_param_findings(spec, name, false) if {
-	spec := data.clawgate.settings.unknown_tool
-	spec
-} else := set()
+unknown_blocks_private := true if {
+	data.clawgate.settings.unknown_tool.block_private_urls == true
+} else := false
 
-# The checks of a tool's parameters, named by the spec's path_params,
-# patch_params, command_params and url_params (see the header): each value
-# present (a string, or an array of strings) is checked according to its field.
-tool_param_findings(spec, name, writes) := {f |
-	p := input.action.params
-	some field in ["path_params", "patch_params", "command_params", "url_params"]
-	some key in spec[field]
-	v := p[key]
-	some f in param_value_findings(field, v, spec, name, writes)
-}
+# Findings from the facts of the call: its shell commands, paths and URLs.
+fact_findings(tool_writes, block_private, where) := (command_findings | path_findings(tool_writes)) | url_findings(block_private, where)
 
-# The strings of a parameter value: itself, or the strings of an array (as_strings).
-string_values(v) := [v] if {
-	is_string(v)
-} else := [s | some s in v; is_string(s)] if {
-	is_array(v)
-} else := []
-
-param_value_findings("path_params", v, _, _, writes) := set() if {
-	# The common case, written out: one path, no credential needle, not a write.
-	writes == false
-	is_string(v)
-	regex.match(data.clawgate.generated.credential_paths.gate, lower(replace(v, "\\", "/"))) == false
-} else := {f |
-	some path in string_values(v)
-	some f in path_findings_one(path, writes)
-}
-
-param_value_findings("patch_params", v, _, _, writes) := {f |
-	some p in patch_paths({s | some s in string_values(v)})
-	some f in path_findings_one(p, writes)
-}
-
-param_value_findings("command_params", v, _, _, _) := {f |
-	some cmd in string_values(v)
-	some f in command_findings_one(cmd)
-}
-
-param_value_findings("url_params", v, spec, name, _) := {f |
-	name != null
-	some u in string_values(v)
-	h := url_host(u)
-	some f in destination_findings({"host": h, "ips": set(), "block_private": object.get(spec, "block_private_urls", false) == true, "where": sprintf("%s url", [name])})
-}
-
-# --- values other files inspect ----------------------------------------------
-
-# A parameter value as a set of strings: a string, or the strings in an array.
-as_strings(v) := {v} if {
-	is_string(v)
-} else := {s | some s in v; is_string(s)} if {
-	is_array(v)
-} else := set()
-
-spec_strings(spec, field) := {s |
-	some key in object.get(spec, field, [])
-	some s in as_strings(object.get(params, key, null))
-}
-
-# Paths named directly (read.path, write.path, view_image.paths, ...).
-tool_file_paths := spec_strings(param_spec, "path_params") if param_spec else := set()
-
-# apply_patch carries its paths inside the patch text.
-patch_file_paths := patch_paths(spec_strings(param_spec, "patch_params")) if param_spec else := set()
-
-patch_paths(texts) := {p |
-	some text in texts
-	some line in split(text, "\n")
-	some marker in ["*** Add File:", "*** Update File:", "*** Delete File:", "*** Move to:"]
-	startswith(line, marker)
-	p := trim_space(trim_prefix(line, marker))
-	p != ""
-}
-
-# Strings that a shell will execute (exec.command, process write data, ...).
-tool_command_strings := spec_strings(param_spec, "command_params") if param_spec else := set()
-
-tool_url_strings := spec_strings(param_spec, "url_params") if param_spec else := set()
-
-tool_blocks_private_urls if param_spec.block_private_urls == true
-
-tool_blocks_private_urls_flag := true if tool_blocks_private_urls else := false
+# An exec mutation says which commands are not read-only.
+mutation_finding(base, mutates, spec) := object.union(base, {"reason": sprintf("%s: %s", [base.reason, mutation_detail])}) if {
+	mutates == true
+	spec.mutating == "command"
+} else := base

@@ -176,13 +176,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         )
         .await?,
     );
-    let gate = Arc::new(Gate::new(
-        policy,
-        config.mode,
-        config.environment.clone(),
-        audit.clone(),
-        approvals.clone(),
-    ));
+    let gate = Arc::new(
+        Gate::new(
+            policy,
+            config.mode,
+            config.environment.clone(),
+            audit.clone(),
+            approvals.clone(),
+        )
+        .with_facts(facts_context(&config), &identity_homes(&config)),
+    );
     let watcher = match (&config.policy.dir, config.policy.watch) {
         (Some(dir), true) => {
             let gate = gate.clone();
@@ -337,4 +340,30 @@ pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditL
         metrics,
     };
     Ok(AuditLog::open(opts, redactor).await?)
+}
+
+/// The facts stage's view of this sidecar: the agent's home and workspace, and clawgate's own
+/// files and admin port, which policy keeps the agent away from.
+pub fn facts_context(config: &Config) -> crate::facts::FactsContext {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut paths = vec![absolute(&config.data_dir)];
+    if let Some(dir) = &config.policy.dir {
+        paths.push(absolute(dir));
+    }
+    config
+        .facts
+        .context(paths, vec![config.listeners.admin.addr.port()])
+}
+
+fn identity_homes(config: &Config) -> Vec<(String, String)> {
+    config
+        .identities
+        .iter()
+        .filter_map(|(name, i)| i.home.clone().map(|h| (name.clone(), h)))
+        .collect()
 }

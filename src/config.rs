@@ -32,6 +32,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub mcp: McpConfig,
     pub egress: EgressConfig,
+    /// What the facts stage assumes about the agent's machine (`[facts]`).
+    pub facts: crate::facts::FactsConfig,
     /// Agent identities (`[identities.NAME]`). None configured: the agent listener serves
     /// loopback peers only; any configured: every request must authenticate as one.
     pub identities: std::collections::BTreeMap<String, crate::identity::IdentityConfig>,
@@ -203,6 +205,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             mcp: McpConfig::default(),
             egress: EgressConfig::default(),
+            facts: crate::facts::FactsConfig::default(),
             identities: std::collections::BTreeMap::new(),
         }
     }
@@ -444,6 +447,25 @@ impl Config {
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
         problems.extend(self.validate_identities());
+        let facts_problems = self.facts.problems().into_iter().chain(
+            self.identities
+                .iter()
+                .filter_map(|(name, i)| i.home.as_ref().map(|h| (name, h)))
+                .filter(|(_, h)| !h.starts_with('/'))
+                .map(|(name, h)| {
+                    (
+                        format!("identities.{name}.home"),
+                        format!("{h:?} is not an absolute path"),
+                    )
+                }),
+        );
+        for (key, message) in facts_problems {
+            problems.push(ConfigProblem {
+                key,
+                message,
+                fix: "write an absolute path such as \"/home/agent\"".into(),
+            });
+        }
         let l = &self.listeners;
         let named = [
             ("agent", l.agent.addr),

@@ -71,6 +71,10 @@ pub struct IdentityConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_subject: Option<String>,
     pub scopes: Scopes,
+    /// The home directory of the agent acting as this identity, when it is not `[facts] home`
+    /// (what `~` and `$HOME` mean in its commands and paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
 }
 
 /// Which header carries the agent's credential: the agent listener reads `Authorization`,
@@ -315,6 +319,7 @@ mod tests {
                 token_sha256: Some(TokenHash::hex_of("ci-token")),
                 cert_subject: Some("ci.agents.example".into()),
                 scopes: Scopes::default(),
+                home: None,
             },
         );
         config.insert(

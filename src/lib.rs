@@ -8,6 +8,7 @@ pub mod app;
 pub mod approvers;
 pub mod audit;
 pub mod config;
+pub mod facts;
 pub mod gate;
 pub(crate) mod http_api;
 pub mod identity;

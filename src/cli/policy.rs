@@ -22,13 +22,21 @@ pub enum PolicyCommand {
         #[arg(long)]
         coverage: bool,
     },
-    /// Print the decision for one policy input document.
+    /// Print the decision for one policy input document. Unless the input carries its own
+    /// `facts`, they are stated from `input.action` as the sidecar states them.
     Eval {
         /// JSON file holding the policy input (`-` for stdin).
         #[arg(long)]
         input: PathBuf,
         /// Bundle directory (the embedded one when omitted).
         dir: Option<PathBuf>,
+        /// Print the facts of the input (what the policy sees in `input.facts`) instead of
+        /// the decision.
+        #[arg(long)]
+        facts: bool,
+        /// The agent's home directory for `~` and `$HOME` (default: `HOME`).
+        #[arg(long, value_name = "DIR")]
+        home: Option<String>,
     },
     /// Make a running sidecar re-read its policy bundle now (admin token; audited).
     Reload {
@@ -40,7 +48,12 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Test { dir, coverage } => test(dir, coverage),
-        PolicyCommand::Eval { input, dir } => eval(&input, dir),
+        PolicyCommand::Eval {
+            input,
+            dir,
+            facts,
+            home,
+        } => eval(&input, dir, facts, home.as_deref()),
         PolicyCommand::Reload { admin } => reload(&admin),
     }
 }
@@ -85,16 +98,39 @@ fn test(dir: Option<PathBuf>, coverage: bool) -> Result<ExitCode> {
     })
 }
 
-fn eval(input: &Path, dir: Option<PathBuf>) -> Result<ExitCode> {
+fn eval(
+    input: &Path,
+    dir: Option<PathBuf>,
+    show_facts: bool,
+    home: Option<&str>,
+) -> Result<ExitCode> {
     let text = if input.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
     } else {
         std::fs::read_to_string(input)
             .with_context(|| format!("cannot read {}", input.display()))?
     };
-    let input: serde_json::Value = serde_json::from_str(&text)
+    let mut input: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", input.display()))?;
     let engine = PolicyEngine::load(dir.as_deref(), Duration::from_millis(1000))?;
+    let ctx = clawgate::facts::FactsConfig {
+        home: home.map(String::from),
+        workspace: None,
+    }
+    .context(Vec::new(), Vec::new());
+    if input.get("facts").is_none() {
+        let action: clawgate::action::Action =
+            serde_json::from_value(input.get("action").cloned().unwrap_or_default())
+                .context("input.action is not a valid action (kind tool, mcp, http or connect)")?;
+        let facts = serde_json::to_value(engine.facts(&action, &ctx))?;
+        if let Some(map) = input.as_object_mut() {
+            map.insert("facts".into(), facts);
+        }
+    }
+    if show_facts {
+        println!("{}", serde_json::to_string_pretty(&input["facts"])?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let (verdict, revision) = engine.evaluate(&input);
     let (out, code) = match verdict {
         Ok(v) => (json!({"policy_revision": revision, "decision": v}), 0),

@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditError, AuditEvent, AuditLog, events};
-
+use crate::facts::FactsContext;
 use approval::{ApprovalBinding, ApprovalStatus, Approvals, Clearance, NewApproval};
 use constraints::{ConstraintHold, ConstraintState};
 use policy::watch::{ReloadOutcome, ReloadTrigger};
@@ -161,6 +161,10 @@ pub struct Gate {
     /// Holds of actions allowed through `/v1/check`, which run inside OpenClaw: kept until
     /// their `/v1/results` report or [`CHECK_HOLD_LIMIT`] (or the verdict's `timeout_ms`).
     checks_running: Arc<Mutex<HashMap<String, Arc<ConstraintHold>>>>,
+    /// What the facts stage assumes (home, workspace, clawgate's own files).
+    facts: FactsContext,
+    /// Identities with their own home directory.
+    homes: HashMap<String, FactsContext>,
     /// Serializes mode changes and policy reloads, so that the audit log records them in the
     /// order they take effect.
     operations: tokio::sync::Mutex<()>,
@@ -210,8 +214,29 @@ impl Gate {
             approvals,
             constraints: ConstraintState::new(),
             checks_running: Arc::default(),
+            facts: FactsContext::default(),
+            homes: HashMap::new(),
             operations: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Use `ctx` for the facts of every action, and each identity's own home for its actions.
+    pub fn with_facts(mut self, ctx: FactsContext, homes: &[(String, String)]) -> Gate {
+        self.homes = homes
+            .iter()
+            .map(|(identity, home)| (identity.clone(), ctx.with_home(home)))
+            .collect();
+        self.facts = ctx;
+        self
+    }
+
+    /// The facts context for a request: its identity's, else the sidecar's.
+    pub fn facts_context(&self, agent: &AgentIdentity) -> &FactsContext {
+        agent
+            .authenticated_as
+            .as_ref()
+            .and_then(|a| self.homes.get(a))
+            .unwrap_or(&self.facts)
     }
 
     /// The state of the rate and concurrency limits, for front doors that dispatch.
@@ -567,7 +592,10 @@ impl Gate {
             return self.apply_mode(verdict, self.policy.revision(), action_hash);
         }
         let input = self.policy_input(req, chrono::Utc::now());
-        let (verdict, revision) = self.policy.evaluate_cached(&input, &action_hash);
+        let ctx = self.facts_context(&req.agent);
+        let (verdict, revision) =
+            self.policy
+                .evaluate_action(input, &req.action, ctx, &action_hash);
         let verdict = verdict.unwrap_or_else(|failure| Verdict {
             effect: Effect::Deny,
             risk: Risk::High,

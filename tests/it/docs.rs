@@ -123,8 +123,11 @@ fn everything_set() -> Config {
                 egress_hosts: Some(vec![]),
                 environments: Some(vec![]),
             },
+            home: Some("/home/agent".into()),
         },
     );
+    c.facts.home = Some("/home/agent".into());
+    c.facts.workspace = Some("/home/agent/work".into());
     c
 }
 

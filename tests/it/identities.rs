@@ -25,6 +25,7 @@ fn identities(c: &mut Config) {
                 egress_hosts: None,
                 environments: Some(vec!["production".into()]),
             },
+            home: None,
         },
     );
     c.identities.insert(

@@ -18,4 +18,5 @@ mod notify;
 mod openclaw_e2e;
 mod operations;
 mod policy_reload;
+mod redteam;
 mod tls;

@@ -129,9 +129,24 @@ impl BundleFiles {
         hex::encode(h.finalize())
     }
 
+    /// The bundle's data documents, as JSON.
+    pub fn data(&self) -> Vec<serde_json::Value> {
+        self.files
+            .iter()
+            .filter(|f| f.is_data())
+            .filter_map(|f| serde_json::from_str(&f.text).ok())
+            .collect()
+    }
+
     /// Build a regorus engine from the bundle's files. `with_tests` adds `*_test.rego`.
     pub fn engine(&self, with_tests: bool) -> Result<regorus::Engine, PolicyError> {
         let mut engine = regorus::Engine::new();
+        if with_tests {
+            add_test_builtins(
+                &mut engine,
+                crate::facts::ParamRoles::from_data(&self.data()),
+            )?;
+        }
         for f in &self.files {
             if f.is_rego() && (with_tests || !f.is_test()) {
                 engine
@@ -147,6 +162,44 @@ impl BundleFiles {
         }
         Ok(engine)
     }
+}
+
+/// The facts context the `clawgate_facts_for(input)` test builtin states facts in, as
+/// documented in `docs/policy-guide.md` ("Testing rules on facts").
+pub fn test_facts_context() -> crate::facts::FactsContext {
+    crate::facts::FactsContext {
+        home: "/home/dev".into(),
+        workspace: "/home/dev/project".into(),
+        sidecar_paths: vec!["/var/lib/clawgate".into()],
+        sidecar_ports: vec![9482],
+        limits: crate::facts::Limits::default(),
+    }
+}
+
+/// `clawgate_facts_for(input)` for policy tests: the facts clawgate's facts stage states for
+/// `input.action`, with this bundle's parameter roles and [`test_facts_context`]. Only the
+/// test engine has it; serving policies read `input.facts`.
+fn add_test_builtins(
+    engine: &mut regorus::Engine,
+    roles: crate::facts::ParamRoles,
+) -> Result<(), PolicyError> {
+    engine
+        .add_extension(
+            "clawgate_facts_for".to_string(),
+            1,
+            Box::new(move |args: Vec<regorus::Value>| {
+                let input = serde_json::to_value(args.first().unwrap_or(&regorus::Value::Null))?;
+                // A malformed action (tests of the fail-closed paths) has no facts.
+                let facts = match serde_json::from_value::<crate::action::Action>(
+                    input.get("action").cloned().unwrap_or_default(),
+                ) {
+                    Ok(action) => crate::facts::facts_for(&action, &roles, &test_facts_context()),
+                    Err(_) => crate::facts::Facts::default(),
+                };
+                regorus::Value::from_json_str(&serde_json::to_string(&facts)?)
+            }),
+        )
+        .map_err(|e| PolicyError::Compile(format!("cannot add builtin: {e:#}")))
 }
 
 fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<BundleFile>) {
@@ -212,6 +265,8 @@ pub struct Bundle {
     pub projection: Option<super::cache::InputProjection>,
     /// Tool groups from the bundle's data, for identity scopes.
     pub tool_catalog: crate::gate::scope::ToolCatalog,
+    /// Which tool parameters are commands, paths and URLs, for the facts stage.
+    pub param_roles: crate::facts::ParamRoles,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -255,14 +310,11 @@ impl Bundle {
                 .eval_rule(ENTRYPOINT.to_string())
                 .map_err(|e| PolicyError::Compile(format!("policy tests do not load: {e:#}")))?;
         }
-        let data: Vec<serde_json::Value> = files
-            .files
-            .iter()
-            .filter(|f| f.is_data())
-            .filter_map(|f| serde_json::from_str(&f.text).ok())
-            .collect();
+        let data = files.data();
+
         Ok(Bundle {
             tool_catalog: crate::gate::scope::ToolCatalog::from_data(&data),
+            param_roles: crate::facts::ParamRoles::from_data(&data),
             revision: files.revision(),
             source: files.source.clone(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),

@@ -59,11 +59,19 @@ impl InputProjection {
     }
 
     /// The cache key: the bundle generation, the action hash (when the bundle reads the
-    /// action), and the canonical JSON of every other part of the input the bundle reads.
-    pub fn key(&self, generation: u64, action_hash: &str, input: &Value) -> Option<Vec<u8>> {
+    /// action or its facts), the facts context (when it reads the facts: facts are a function
+    /// of the action, the bundle and that context), and the canonical JSON of every other part
+    /// of the input the bundle reads.
+    pub fn key(
+        &self,
+        generation: u64,
+        action_hash: &str,
+        facts_context: &str,
+        input: &Value,
+    ) -> Option<Vec<u8>> {
         let mut projected = Map::new();
         for (first, seconds) in &self.keys {
-            if first == "action" {
+            if first == "action" || first == "facts" {
                 continue;
             }
             let Some(v) = input.get(first) else { continue };
@@ -78,8 +86,13 @@ impl InputProjection {
             projected.insert(first.clone(), v);
         }
         let mut key = generation.to_be_bytes().to_vec();
-        if self.reads_action() {
+        let reads_facts = self.keys.contains_key("facts");
+        if self.reads_action() || reads_facts {
             key.extend_from_slice(action_hash.as_bytes());
+        }
+        if reads_facts {
+            key.extend_from_slice(&(facts_context.len() as u64).to_be_bytes());
+            key.extend_from_slice(facts_context.as_bytes());
         }
         key.extend(serde_json_canonicalizer::to_vec(&projected).ok()?);
         Some(key)
@@ -204,12 +217,32 @@ mod tests {
         let other_run = json!({"action": {"tool": "exec"}, "agent": {"id": "a", "run_id": "q"},
                                "environment": "prod", "now": "2026-11-25T10:00:01Z"});
         // agent is read whole (input.agent[k]), so run_id matters; now is not read.
-        assert_ne!(p.key(1, "h", &input), p.key(1, "h", &other_run));
+        assert_ne!(p.key(1, "h", "", &input), p.key(1, "h", "", &other_run));
         let later = json!({"action": {"tool": "exec"}, "agent": {"id": "a", "run_id": "r"},
                            "environment": "prod", "now": "2026-11-25T11:00:00Z"});
-        assert_eq!(p.key(1, "h", &input), p.key(1, "h", &later));
-        assert_ne!(p.key(1, "h", &input), p.key(2, "h", &input));
-        assert_ne!(p.key(1, "h", &input), p.key(1, "g", &input));
+        assert_eq!(p.key(1, "h", "", &input), p.key(1, "h", "", &later));
+        assert_ne!(p.key(1, "h", "", &input), p.key(2, "h", "", &input));
+        assert_ne!(p.key(1, "h", "", &input), p.key(1, "g", "", &input));
+        // This bundle does not read facts: the facts context is not part of its key.
+        assert_eq!(p.key(1, "h", "", &input), p.key(1, "h", "/home/x", &input));
+    }
+
+    #[test]
+    fn a_bundle_reading_facts_keys_on_the_action_and_the_facts_context() {
+        let p = InputProjection::scan(["r if input.facts.commands[0].name == \"ls\""]).unwrap();
+        let input = json!({"action": {"tool": "exec"}});
+        assert_ne!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "g", "/home/a", &input)
+        );
+        assert_ne!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "h", "/home/b", &input)
+        );
+        assert_eq!(
+            p.key(1, "h", "/home/a", &input),
+            p.key(1, "h", "/home/a", &input)
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleFiles, BundleSource, ENTRYPOINT};
 
+use crate::facts::{Facts, FactsContext};
+
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot load policy bundle: {0}")]
@@ -202,16 +204,27 @@ impl PolicyEngine {
         (result, bundle.revision.clone())
     }
 
-    /// [`PolicyEngine::evaluate`] through the decision cache. `action_hash` must be the
-    /// canonical hash of `input.action`.
-    pub fn evaluate_cached(
+    /// The facts of an action as the serving bundle states them (its parameter roles).
+    pub fn facts(&self, action: &crate::action::Action, ctx: &FactsContext) -> Facts {
+        crate::facts::facts_for(action, &self.current.load().param_roles, ctx)
+    }
+
+    /// Decide an action: through the decision cache, else by stating its facts (with the
+    /// serving bundle's parameter roles) into `input.facts` and evaluating. `input` is the
+    /// policy input without facts; `action_hash` the canonical hash of `input.action`.
+    pub fn evaluate_action(
         &self,
-        input: &serde_json::Value,
+        mut input: serde_json::Value,
+        action: &crate::action::Action,
+        ctx: &FactsContext,
         action_hash: &str,
     ) -> (Result<Verdict, EvalFailure>, String) {
         let bundle = self.current.load_full();
+        // Facts are a function of the action, the bundle and the context's home: the cache
+        // key holds the action hash, the bundle generation and the home, not the facts.
+        let facts_key = format!("{}\0{}", ctx.home, ctx.workspace);
         let key = match (&self.cache, &bundle.projection) {
-            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, input),
+            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, &facts_key, &input),
             _ => None,
         };
         if let (Some(cache), Some(key)) = (&self.cache, &key)
@@ -219,7 +232,14 @@ impl PolicyEngine {
         {
             return (Ok(verdict), bundle.revision.clone());
         }
-        let result = self.evaluate_with(&bundle, input);
+        let facts = crate::facts::facts_for(action, &bundle.param_roles, ctx);
+        if let serde_json::Value::Object(map) = &mut input {
+            map.insert(
+                "facts".into(),
+                serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        let result = self.evaluate_with(&bundle, &input);
         if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, &result) {
             cache.insert(key, verdict.clone());
         }

@@ -3,10 +3,12 @@
 //! between the check and the connect (rebinding) therefore changes nothing.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+
+pub use crate::facts::url::{embedded_ipv4, normalize_host};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
@@ -130,71 +132,9 @@ pub async fn connect(dest: &Resolved, timeout: Duration) -> Result<TcpStream, De
     })
 }
 
-/// Lower case, no IPv6 brackets, no trailing dot: the form policy and the pin map compare.
-pub fn normalize_host(host: &str) -> String {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-/// IPv4 addresses carried inside an IPv6 address by the well-known transition schemes.
-pub fn embedded_ipv4(ip: &Ipv6Addr) -> Vec<Ipv4Addr> {
-    let s = ip.segments();
-    let o = ip.octets();
-    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    let mut out = Vec::new();
-    // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (the deprecated compatible form; not :: or ::1).
-    if s[..5] == [0; 5] && (s[5] == 0xffff || (s[5] == 0 && u32::from(tail) > 1)) {
-        out.push(tail);
-    }
-    // 64:ff9b::/96 (NAT64 well-known prefix, RFC 6052).
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        out.push(tail);
-    }
-    // 2002:AABB:CCDD::/48 (6to4): the IPv4 address follows the prefix.
-    if s[0] == 0x2002 {
-        out.push(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-    }
-    // 2001:0000::/32 (Teredo): the server in bits 32..64, the client obfuscated in the last 32.
-    if s[0] == 0x2001 && s[1] == 0 {
-        out.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
-        out.push(Ipv4Addr::from(!u32::from(tail)));
-    }
-    // ISATAP interface identifiers (::0:5efe:a.b.c.d and ::200:5efe:a.b.c.d).
-    if (s[4] == 0 || s[4] == 0x0200) && s[5] == 0x5efe {
-        out.push(tail);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v4s(s: &str) -> Vec<String> {
-        embedded_ipv4(&s.parse().unwrap())
-            .into_iter()
-            .map(|a| a.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn finds_ipv4_inside_ipv6_transition_addresses() {
-        assert_eq!(v4s("::ffff:127.0.0.1"), ["127.0.0.1"]);
-        assert_eq!(v4s("::10.0.0.1"), ["10.0.0.1"]);
-        assert_eq!(v4s("64:ff9b::a9fe:a9fe"), ["169.254.169.254"]);
-        assert_eq!(v4s("2002:c0a8:0101::1"), ["192.168.1.1"]);
-        // Teredo: server 65.54.227.120, client 192.168.0.1 stored inverted (3f57:fffe).
-        assert_eq!(
-            v4s("2001:0:4136:e378:8000:63bf:3f57:fffe"),
-            ["65.54.227.120", "192.168.0.1"]
-        );
-        assert_eq!(v4s("fe80::5efe:a00:1"), ["10.0.0.1"]);
-        assert!(v4s("2606:4700::1111").is_empty());
-        assert!(v4s("::1").is_empty());
-        assert!(v4s("::").is_empty());
-    }
 
     #[tokio::test]
     async fn pinned_names_and_literals_skip_dns() {

@@ -1,0 +1,540 @@
+//! The facts stage: what an action does, stated once, before policy judges it.
+//!
+//! Every action is parsed into `input.facts` (see `docs/policy-guide.md` for the schema):
+//! shell commands by a real shell grammar ([`shell`]), paths normalised lexically ([`path`]),
+//! URLs parsed with WHATWG semantics ([`url`]). This stage never decides anything; only the
+//! Rego policy does. Which parameters are commands, paths or URLs comes from the bundle's own
+//! tool catalog ([`roles`]).
+//!
+//! Parsing is bounded: a script longer than [`Limits::max_script_bytes`], nested deeper than
+//! [`Limits::max_depth`], or with more commands than [`Limits::max_commands`] is stated as
+//! `truncated` (with a `parse_error` when nothing of it was parsed), never silently dropped.
+
+pub mod glob;
+pub mod path;
+pub mod roles;
+pub mod shell;
+pub mod url;
+pub mod wrappers;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::action::{Action, ActionKind};
+pub use path::{PathBase, PathFact};
+pub use roles::{ParamRoles, ToolParams};
+pub use shell::{CommandFact, ScriptFact};
+pub use url::UrlFact;
+
+/// Bounds on what one action's facts may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_script_bytes: usize,
+    /// Bytes parsed for one action in all, nested scripts included.
+    pub max_total_bytes: usize,
+    pub max_depth: usize,
+    pub max_nesting: usize,
+    pub max_scripts: usize,
+    pub max_commands: usize,
+    pub max_paths: usize,
+    pub max_urls: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_script_bytes: 64 * 1024,
+            max_total_bytes: 128 * 1024,
+            max_depth: 6,
+            max_nesting: 64,
+            max_scripts: 64,
+            max_commands: 256,
+            max_paths: 128,
+            max_urls: 64,
+        }
+    }
+}
+
+/// What the facts stage needs to know besides the action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsContext {
+    /// The home directory `~` and `$HOME` stand for.
+    pub home: String,
+    /// Where relative paths start when the call names no working directory.
+    pub workspace: String,
+    /// clawgate's own files (data directory, config, policy directory), absolute.
+    pub sidecar_paths: Vec<String>,
+    /// Ports of clawgate's own listeners an agent must not reach directly (admin).
+    pub sidecar_ports: Vec<u16>,
+    pub limits: Limits,
+}
+
+impl Default for FactsContext {
+    fn default() -> FactsContext {
+        let home = std::env::var("HOME")
+            .ok()
+            .filter(|h| h.starts_with('/'))
+            .unwrap_or_else(|| "/root".into());
+        FactsContext {
+            workspace: format!("{}/.openclaw/workspace", home.trim_end_matches('/')),
+            home,
+            sidecar_paths: Vec::new(),
+            sidecar_ports: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl FactsContext {
+    /// The same context for an identity with its own home directory.
+    pub fn with_home(&self, home: &str) -> FactsContext {
+        let home = home.trim_end_matches('/').to_string();
+        FactsContext {
+            workspace: format!("{home}/.openclaw/workspace"),
+            home,
+            ..self.clone()
+        }
+    }
+}
+
+/// `[facts]` in config: the agent's machine as the facts stage sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FactsConfig {
+    /// The agent's home directory (default: the sidecar's `HOME`). Per identity:
+    /// `[identities.NAME] home`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    /// The working directory of a call that names none (default:
+    /// `<home>/.openclaw/workspace`, OpenClaw's default workspace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+}
+
+impl FactsConfig {
+    /// The context for a sidecar with this config; `sidecar_paths` and `sidecar_ports` are
+    /// clawgate's own files and admin ports.
+    pub fn context(&self, sidecar_paths: Vec<String>, sidecar_ports: Vec<u16>) -> FactsContext {
+        let mut ctx = FactsContext::default();
+        if let Some(home) = &self.home {
+            ctx = ctx.with_home(home);
+        }
+        if let Some(ws) = &self.workspace {
+            ctx.workspace = path::normalize(
+                &glob::escape(ws),
+                &PathBase {
+                    home: ctx.home.clone(),
+                    cwd: ctx.home.clone(),
+                },
+            );
+        }
+        ctx.sidecar_paths = sidecar_paths;
+        ctx.sidecar_ports = sidecar_ports;
+        ctx
+    }
+
+    /// Problems with the values, for config validation.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (key, v) in [
+            ("facts.home", &self.home),
+            ("facts.workspace", &self.workspace),
+        ] {
+            if let Some(v) = v
+                && !v.starts_with('/')
+                && !(key == "facts.workspace" && v.starts_with('~'))
+            {
+                out.push((key.to_string(), format!("{v:?} is not an absolute path")));
+            }
+        }
+        out
+    }
+}
+
+/// clawgate's own footprint, so that policy can keep the agent away from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SidecarFacts {
+    pub paths: Vec<String>,
+    pub ports: Vec<u16>,
+}
+
+/// `input.facts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    pub home: String,
+    /// The directory relative paths were joined to.
+    pub cwd: String,
+    pub scripts: Vec<ScriptFact>,
+    pub commands: Vec<CommandFact>,
+    pub paths: Vec<PathFact>,
+    pub urls: Vec<UrlFact>,
+    /// A limit stopped collection: the lists above are not everything the action holds.
+    pub truncated: bool,
+    pub sidecar: SidecarFacts,
+}
+
+/// State the facts of one action.
+pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Facts {
+    let mut facts = Facts {
+        home: ctx.home.clone(),
+        cwd: ctx.workspace.clone(),
+        sidecar: SidecarFacts {
+            paths: ctx.sidecar_paths.clone(),
+            ports: ctx.sidecar_ports.clone(),
+        },
+        ..Default::default()
+    };
+    match action.kind {
+        ActionKind::Tool | ActionKind::Mcp => {
+            let empty = serde_json::Map::new();
+            let params = action
+                .params
+                .as_ref()
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let tool = action.tool.as_deref().unwrap_or_default();
+            let mut spec = if action.kind == ActionKind::Mcp {
+                roles.mcp(params)
+            } else {
+                roles.tool(tool).clone()
+            };
+            if action.kind == ActionKind::Tool && roles.is_bundle_mcp(tool) {
+                let m = roles.mcp(params);
+                spec.command.extend(m.command);
+                spec.path.extend(m.path);
+                spec.url.extend(m.url);
+            }
+            params_facts(&mut facts, params, &spec, roles, ctx);
+        }
+        ActionKind::Http => {
+            if let Some(h) = &action.http {
+                let query = if h.query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", h.query)
+                };
+                let host = if h.host.contains(':') && !h.host.starts_with('[') {
+                    format!("[{}]", h.host)
+                } else {
+                    h.host.clone()
+                };
+                let raw = format!("{}://{host}:{}{}{query}", h.scheme, h.port, h.path);
+                if let Some(u) = UrlFact::parse(&raw, "action.http".into()) {
+                    facts.urls.push(u);
+                }
+            }
+        }
+        ActionKind::Connect => {
+            if let Some(d) = &action.dest {
+                let host = if d.host.contains(':') && !d.host.starts_with('[') {
+                    format!("[{}]", d.host)
+                } else {
+                    d.host.clone()
+                };
+                if let Some(mut u) =
+                    UrlFact::parse(&format!("http://{host}:{}/", d.port), "action.dest".into())
+                {
+                    u.scheme = None;
+                    u.port = Some(d.port);
+                    facts.urls.push(u);
+                }
+            }
+        }
+    }
+    facts
+}
+
+fn params_facts(
+    facts: &mut Facts,
+    params: &serde_json::Map<String, Value>,
+    spec: &ToolParams,
+    roles: &ParamRoles,
+    ctx: &FactsContext,
+) {
+    let home_base = PathBase {
+        home: ctx.home.clone(),
+        cwd: ctx.workspace.clone(),
+    };
+    // The call's own working directory, when it names one, is where relative paths start.
+    if let Some(dir) = roles
+        .workdir_params
+        .iter()
+        .find_map(|k| params.get(k).and_then(Value::as_str))
+        .filter(|d| !d.is_empty())
+    {
+        facts.cwd = PathFact::new(
+            &dir.replace('\\', "/"),
+            false,
+            &home_base,
+            "workdir",
+            String::new(),
+        )
+        .path;
+    }
+    let base = PathBase {
+        home: ctx.home.clone(),
+        cwd: facts.cwd.clone(),
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for key in &spec.path {
+        for raw in params.get(key).map(strings).unwrap_or_default() {
+            let access = if roles.workdir_params.contains(key) {
+                "workdir"
+            } else {
+                "param"
+            };
+            let p = PathFact::new(
+                &raw.replace('\\', "/"),
+                false,
+                &base,
+                access,
+                format!("params.{key}"),
+            );
+            push_path(&mut facts.paths, &ctx.limits, p);
+        }
+    }
+    for key in &spec.patch {
+        for text in params.get(key).map(strings).unwrap_or_default() {
+            for raw in patch_paths(&text) {
+                let p = PathFact::new(&raw, false, &base, "write", format!("params.{key}"));
+                push_path(&mut facts.paths, &ctx.limits, p);
+            }
+        }
+    }
+    for key in &spec.url {
+        for raw in params.get(key).map(strings).unwrap_or_default() {
+            let source = format!("params.{key}");
+            let u = UrlFact::parse(&raw, source.clone())
+                .or_else(|| UrlFact::from_bare_operand(raw.trim(), source));
+            if let Some(u) = u
+                && facts.urls.len() < ctx.limits.max_urls
+            {
+                facts.urls.push(u);
+            }
+        }
+    }
+    let mut sink = shell::Sink {
+        scripts: &mut facts.scripts,
+        commands: &mut facts.commands,
+        paths: &mut facts.paths,
+        urls: &mut facts.urls,
+        limits: &ctx.limits,
+        pipelines: 0,
+        truncated: false,
+        parsed_bytes: 0,
+    };
+    for key in &spec.command {
+        for text in params.get(key).map(strings).unwrap_or_default() {
+            shell::add_script(&mut sink, &text, format!("params.{key}"), &base);
+        }
+    }
+    let truncated = sink.truncated;
+    facts.truncated |= truncated
+        || facts.paths.len() >= ctx.limits.max_paths
+        || facts.urls.len() >= ctx.limits.max_urls
+        || facts.scripts.iter().any(|s| s.truncated);
+}
+
+/// The files an `apply_patch` input touches (`*** Add File:`, `*** Update File:`, ...).
+fn patch_paths(text: &str) -> Vec<String> {
+    const MARKERS: &[&str] = &[
+        "*** Add File:",
+        "*** Update File:",
+        "*** Delete File:",
+        "*** Move to:",
+    ];
+    text.lines()
+        .filter_map(|line| {
+            MARKERS
+                .iter()
+                .find_map(|m| line.strip_prefix(m))
+                .map(|p| p.trim().to_string())
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Add a path fact unless the same path with the same access is there; past the limit the
+/// facts are marked truncated by the caller.
+pub(crate) fn push_path(paths: &mut Vec<PathFact>, limits: &Limits, p: PathFact) {
+    if paths.len() >= limits.max_paths {
+        return;
+    }
+    if !paths
+        .iter()
+        .any(|q| q.path == p.path && q.access == p.access)
+    {
+        paths.push(p);
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    //! The facts stage never panics and stays bounded in time and memory, whatever the text.
+
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn exec_facts(cmd: &str) -> Facts {
+        let roles = ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "exec": {"command_params": ["command"], "path_params": ["workdir"]}
+        }}})]);
+        let ctx = FactsContext::default().with_home("/home/dev");
+        facts_for(
+            &Action::tool("exec", Some(json!({"command": cmd}))),
+            &roles,
+            &ctx,
+        )
+    }
+
+    /// Run on a thread with the stack of a tokio worker (2 MiB), where the gate runs.
+    fn bounded(cmd: String) -> (Facts, Duration) {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let started = Instant::now();
+                let f = exec_facts(&cmd);
+                (f, started.elapsed())
+            })
+            .unwrap()
+            .join()
+            .expect("the facts stage panicked or overflowed its stack")
+    }
+
+    fn within_limits(f: &Facts) {
+        let l = Limits::default();
+        assert!(f.commands.len() <= l.max_commands + 1);
+        assert!(f.scripts.len() <= l.max_scripts);
+        assert!(f.paths.len() <= l.max_paths);
+        assert!(f.urls.len() <= l.max_urls);
+    }
+
+    #[test]
+    fn hostile_shapes_stay_bounded() {
+        let mut inputs = vec![
+            format!("{}echo x{}", "$(".repeat(1000), ")".repeat(1000)),
+            format!("{}echo x{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}ls{}", "`".repeat(501), "`".repeat(501)),
+            format!("{}", "sh -c '".repeat(300)),
+            "echo 'unbalanced".to_string(),
+            "echo \"unbalanced $(".to_string(),
+            "a".repeat(1024 * 1024),
+            "ls; ".repeat(200_000),
+            "cat x | ".repeat(10_000) + "cat",
+            format!("echo {}", "{a,b}".repeat(40)),
+            format!("echo {{1..{}}}", u32::MAX),
+            "eval ".repeat(100) + "ls",
+            format!("rm {}", "-rf ".repeat(50_000)),
+            "\0\u{7f}\u{fffd}$'\\x00' ${!x} ${x[@]:-$(y)} <<<$(z) 2>&- >&- <&3".to_string(),
+        ];
+        // Nested `sh -c` quoting to the depth limit and beyond.
+        let mut nested = "rm -rf /".to_string();
+        for _ in 0..10 {
+            nested = format!("sh -c {}", shell_quote(&nested));
+        }
+        inputs.push(nested);
+        for cmd in inputs {
+            let label: String = cmd.chars().take(40).collect();
+            let (f, took) = bounded(cmd);
+            within_limits(&f);
+            // Generous for an unoptimised test build; `benches/facts.rs` measures release.
+            assert!(took < Duration::from_secs(10), "{label}: {took:?}");
+            // Something too large or deep is stated as truncated or unparsed, never as "nothing".
+            assert!(
+                !f.commands.is_empty()
+                    || f.truncated
+                    || f.scripts
+                        .iter()
+                        .any(|s| s.parse_error.is_some() || s.truncated),
+                "{label}: no commands and no reason"
+            );
+        }
+    }
+
+    fn shell_quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+
+    #[test]
+    fn random_shell_like_text_never_panics() {
+        // A deterministic xorshift generator over shell tokens: reproducible, no extra crate.
+        const TOKENS: &[&str] = &[
+            "ls",
+            "rm",
+            "-rf",
+            "/",
+            "~",
+            "$HOME",
+            "${X:-$(id)}",
+            "$(",
+            ")",
+            "`",
+            "'",
+            "\"",
+            "\\",
+            "|",
+            "||",
+            "&&",
+            ";",
+            "&",
+            ">",
+            ">>",
+            "<",
+            "<<EOF\nx\nEOF\n",
+            "<<<",
+            "<(",
+            ">(",
+            "(",
+            "{",
+            "}",
+            "*",
+            "?",
+            "[a-z]",
+            "{a,b}",
+            "$((1+",
+            "))",
+            "sh -c",
+            "eval",
+            "find . -exec",
+            "{}",
+            "+",
+            "xargs",
+            "sudo",
+            "env A=1",
+            "http://0x7f.1/",
+            "$'\\x72m'",
+            "#",
+            "\n",
+            " ",
+            "=",
+            "!",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let n = (next() % 24) as usize;
+            let cmd: String = (0..n)
+                .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(if next() % 3 == 0 { "" } else { " " });
+            let (f, took) = bounded(cmd.clone());
+            within_limits(&f);
+            assert!(took < Duration::from_secs(2), "{cmd:?}: {took:?}");
+        }
+    }
+}

@@ -1,0 +1,1602 @@
+//! Shell facts: a command string parsed with a real shell grammar (`brush-parser`, a
+//! bash/POSIX parser), turned into the simple commands it runs.
+//!
+//! Each simple command is stated with its program, its argv after quote removal (every word
+//! marked literal or not), its redirections and how it is joined to its neighbours. Commands
+//! inside `$(…)`, backticks, `<(…)`, `sh -c STRING`, `eval STRING` and scripts fed to a shell on
+//! stdin are parsed too, to a bounded depth; wrappers (`sudo`, `env`, `timeout`, `xargs`,
+//! `find -exec`, …) are unwrapped to the command they run, and stay commands themselves.
+//! Nothing here decides: policy reads these facts.
+
+use std::collections::HashMap;
+
+use brush_parser::ast;
+use brush_parser::word::{self, WordPiece, WordPieceWithSource};
+use serde::Serialize;
+
+use super::Limits;
+use super::path::{PathBase, PathFact};
+use super::url::UrlFact;
+
+/// One parsed command string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScriptFact {
+    /// Where the text came from: `params.command`, `command 3 (sh -c)`, ...
+    pub source: String,
+    pub bytes: usize,
+    /// The text does not parse; its commands are unknown (never an empty list by accident).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// The text of a script that does not parse (its first 4 KiB), for rules about text in
+    /// another language (PowerShell given to a POSIX shell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A limit (size, depth, number of commands) stopped the parse part way; the commands
+    /// listed are not all the text runs.
+    pub truncated: bool,
+    /// How the script's commands are joined: `pipe`, `and`, `or`, `sequence`, `background`,
+    /// `subshell`.
+    pub joins: Vec<&'static str>,
+}
+
+/// A word that is not plain literal text after quote removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DynamicWord {
+    /// Index in `argv`.
+    pub index: usize,
+    /// `variable`, `command_substitution`, `process_substitution`, `arithmetic`, `glob`,
+    /// `brace`, `tilde_user`.
+    pub kinds: Vec<&'static str>,
+}
+
+/// A redirection of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedirectFact {
+    pub fd: i32,
+    /// As written: `>`, `>>`, `<`, `<>`, `>|`, `<&`, `>&`, `&>`, `&>>`, `<<`, `<<<`.
+    pub op: &'static str,
+    /// `read`, `write`, `append`, `read_write`, `duplicate`.
+    pub mode: &'static str,
+    /// The target after quote removal (a normalised path for files).
+    pub target: String,
+    pub literal: bool,
+}
+
+/// Code given inline to an interpreter (`python -c`, `node -e`, an awk program, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlineCode {
+    pub language: &'static str,
+    pub text: String,
+    /// For awk: `system`, `getline`, `pipe`, `redirect` when the program uses them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<&'static str>,
+}
+
+/// One simple command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CommandFact {
+    /// Index in `facts.commands`.
+    pub id: usize,
+    /// Index in `facts.scripts` of the script it belongs to.
+    pub script: usize,
+    /// The command whose word (or wrapper) holds this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+    /// How it is reached: `script`, `substitution`, `process_substitution`, `shell_c`,
+    /// `eval`, `stdin`, `wrapper`, `function`.
+    pub via: &'static str,
+    /// Nesting depth (0 for the commands of the tool's own text).
+    pub depth: usize,
+    /// The program word after quote removal ("" for a bare assignment).
+    pub program: String,
+    /// The basename of the program.
+    pub name: String,
+    pub argv: Vec<String>,
+    /// Every word is plain literal text.
+    pub literal: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dynamic: Vec<DynamicWord>,
+    /// Option words before `--`: `--name` for `--name=value`, else the word.
+    pub flags: Vec<String>,
+    /// The letters of single-dash option words (`-rf` gives `r`, `f`).
+    pub short: Vec<String>,
+    /// Non-option words (and everything after `--`).
+    pub operands: Vec<String>,
+    /// Operands and `--opt=value` values as normalised paths.
+    pub paths: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<RedirectFact>,
+    /// Names of `NAME=value` assignments before the program.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assignments: Vec<String>,
+    /// Wrappers around it, outermost first (`sudo`, `timeout`, `xargs`, `find`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wrappers: Vec<String>,
+    /// For a wrapper: the id of the command it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<usize>,
+    /// For a shell or `eval`: the index in `facts.scripts` of the code it runs (`sh -c`,
+    /// `eval`, a here-document or piped `echo` on stdin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs_script: Option<usize>,
+    /// `first`, `pipe`, `and`, `or`, `sequence`.
+    pub joined_by: &'static str,
+    pub background: bool,
+    pub subshell: bool,
+    /// Commands of one pipeline share its number; `pipe_index` is the position in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipe_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<InlineCode>,
+}
+
+/// Where the facts of commands go, with the budget they may use.
+pub(super) struct Sink<'a> {
+    pub scripts: &'a mut Vec<ScriptFact>,
+    pub commands: &'a mut Vec<CommandFact>,
+    pub paths: &'a mut Vec<PathFact>,
+    pub urls: &'a mut Vec<UrlFact>,
+    pub limits: &'a Limits,
+    pub pipelines: usize,
+    pub truncated: bool,
+    /// Bytes handed to the parser so far for this action.
+    pub parsed_bytes: usize,
+}
+
+/// Parse one command string (from a tool parameter) into the sink.
+pub(super) fn add_script(sink: &mut Sink, text: &str, source: String, base: &PathBase) {
+    let mut walker = Walker {
+        sink,
+        cwd: base.cwd.clone(),
+        home: base.home.clone(),
+        vars: HashMap::new(),
+    };
+    walker.script(text, source, &Scope::top());
+}
+
+/// Where the commands being walked sit.
+#[derive(Debug, Clone)]
+struct Scope {
+    script: usize,
+    parent: Option<usize>,
+    via: &'static str,
+    depth: usize,
+    wrappers: Vec<String>,
+    background: bool,
+    subshell: bool,
+    /// Redirections of an enclosing compound command (`{ …; } > f`) apply to each command.
+    redirects: Vec<RedirectFact>,
+}
+
+impl Scope {
+    fn top() -> Scope {
+        Scope {
+            script: 0,
+            parent: None,
+            via: "script",
+            depth: 0,
+            wrappers: Vec::new(),
+            background: false,
+            subshell: false,
+            redirects: Vec::new(),
+        }
+    }
+}
+
+/// One word after quote removal.
+#[derive(Debug, Clone, Default)]
+struct WordOut {
+    text: String,
+    /// The glob form: quoted metacharacters escaped, unquoted ones live.
+    pattern: String,
+    kinds: Vec<&'static str>,
+}
+
+impl WordOut {
+    fn kind(&mut self, k: &'static str) {
+        if !self.kinds.contains(&k) {
+            self.kinds.push(k);
+        }
+    }
+    fn push(&mut self, s: &str, quoted: bool) {
+        self.text.push_str(s);
+        if quoted {
+            self.pattern.push_str(&super::glob::escape(s));
+        } else {
+            self.pattern.push_str(s);
+        }
+    }
+}
+
+struct Walker<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    /// The working directory as far as the text shows (`cd` with a literal target moves it).
+    cwd: String,
+    home: String,
+    /// Variables assigned a literal value earlier in the text.
+    vars: HashMap<String, String>,
+}
+
+fn parser_options() -> brush_parser::ParserOptions {
+    brush_parser::ParserOptions {
+        // Tilde expansion is done here, with the configured home.
+        tilde_expansion_at_word_start: true,
+        ..Default::default()
+    }
+}
+
+/// Deepest bracket nesting in the raw text (quotes ignored: this only bounds the parser's
+/// recursion, it reads nothing).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'(' | b'{' | b'`' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+impl Walker<'_, '_> {
+    fn base(&self) -> PathBase {
+        PathBase {
+            home: self.home.clone(),
+            cwd: self.cwd.clone(),
+        }
+    }
+
+    fn script(&mut self, text: &str, source: String, scope: &Scope) {
+        let index = self.sink.scripts.len();
+        let mut fact = ScriptFact {
+            source,
+            bytes: text.len(),
+            ..Default::default()
+        };
+        let limits = self.sink.limits;
+        if self.sink.scripts.len() >= limits.max_scripts {
+            self.sink.truncated = true;
+            return;
+        }
+        if scope.depth > limits.max_depth {
+            fact.truncated = true;
+            fact.parse_error = Some(format!(
+                "nested more than {} levels deep; not parsed",
+                limits.max_depth
+            ));
+        } else if self.sink.parsed_bytes + text.len() > limits.max_total_bytes {
+            fact.truncated = true;
+            fact.parse_error = Some(format!(
+                "more than {} bytes of shell text in one action; not parsed",
+                limits.max_total_bytes
+            ));
+        } else if text.len() > limits.max_script_bytes {
+            fact.truncated = true;
+            fact.parse_error = Some(format!(
+                "{} bytes is longer than the {} parsed; not parsed",
+                text.len(),
+                limits.max_script_bytes
+            ));
+        } else if nesting(text) > limits.max_nesting {
+            fact.truncated = true;
+            fact.parse_error = Some(format!(
+                "brackets nested more than {} deep; not parsed",
+                limits.max_nesting
+            ));
+        }
+        self.sink.scripts.push(fact);
+        if self.sink.scripts[index].parse_error.is_some() {
+            return;
+        }
+        self.sink.parsed_bytes += text.len();
+        let mut parser = brush_parser::Parser::new(text.as_bytes(), &parser_options());
+        match parser.parse_program() {
+            Ok(program) => {
+                let scope = Scope {
+                    script: index,
+                    ..scope.clone()
+                };
+                let before = self.sink.truncated;
+                self.sink.truncated = false;
+                for complete in &program.complete_commands {
+                    self.compound_list(complete, &scope);
+                }
+                if self.sink.truncated {
+                    self.sink.scripts[index].truncated = true;
+                }
+                self.sink.truncated |= before;
+            }
+            Err(e) => {
+                let mut cut = text.len().min(4096);
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let script = &mut self.sink.scripts[index];
+                script.parse_error = Some(e.to_string());
+                script.text = Some(text[..cut].to_string());
+            }
+        }
+    }
+
+    fn join(&mut self, script: usize, how: &'static str) {
+        if let Some(s) = self.sink.scripts.get_mut(script)
+            && !s.joins.contains(&how)
+        {
+            s.joins.push(how);
+        }
+    }
+
+    fn compound_list(&mut self, list: &ast::CompoundList, scope: &Scope) {
+        let n = list.0.len();
+        for (i, ast::CompoundListItem(and_or, sep)) in list.0.iter().enumerate() {
+            let background = matches!(sep, ast::SeparatorOperator::Async);
+            if background {
+                self.join(scope.script, "background");
+            } else if i + 1 < n {
+                self.join(scope.script, "sequence");
+            }
+            let scope = Scope {
+                background: scope.background || background,
+                ..scope.clone()
+            };
+            let join = if i == 0 { "first" } else { "sequence" };
+            self.pipeline(&and_or.first, &scope, join);
+            for next in &and_or.additional {
+                match next {
+                    ast::AndOr::And(p) => {
+                        self.join(scope.script, "and");
+                        self.pipeline(p, &scope, "and");
+                    }
+                    ast::AndOr::Or(p) => {
+                        self.join(scope.script, "or");
+                        self.pipeline(p, &scope, "or");
+                    }
+                }
+            }
+        }
+    }
+
+    fn pipeline(&mut self, p: &ast::Pipeline, scope: &Scope, join: &'static str) {
+        let id = (p.seq.len() > 1).then(|| {
+            self.sink.pipelines += 1;
+            self.join(scope.script, "pipe");
+            self.sink.pipelines
+        });
+        for (i, cmd) in p.seq.iter().enumerate() {
+            let join = if i == 0 { join } else { "pipe" };
+            self.command(cmd, scope, join, id.map(|id| (id, i)));
+        }
+    }
+
+    fn command(
+        &mut self,
+        cmd: &ast::Command,
+        scope: &Scope,
+        join: &'static str,
+        pipe: Option<(usize, usize)>,
+    ) {
+        match cmd {
+            ast::Command::Simple(simple) => self.simple(simple, scope, join, pipe),
+            ast::Command::Compound(compound, redirects) => {
+                let mut scope = scope.clone();
+                if let Some(list) = redirects {
+                    for r in &list.0 {
+                        if let Some(fact) = self.redirect(r, &scope, None) {
+                            scope.redirects.push(fact);
+                        }
+                    }
+                }
+                self.compound(compound, &scope, join, pipe);
+            }
+            ast::Command::Function(def) => {
+                // The body runs only when called, but a definition is there to be called.
+                let scope = Scope {
+                    via: "function",
+                    ..scope.clone()
+                };
+                self.compound(&def.body.0, &scope, join, pipe);
+            }
+            ast::Command::ExtendedTest(test, _) => {
+                let id = self.reserve();
+                let mut words = Vec::new();
+                test_words(&test.expr, &mut words);
+                let mut argv = vec!["[[".to_string()];
+                let mut fact = self.new_command(id, scope, join, pipe);
+                for w in words {
+                    for out in self.word(&w.value, id, scope) {
+                        if !out.kinds.is_empty() {
+                            fact.dynamic.push(DynamicWord {
+                                index: argv.len(),
+                                kinds: out.kinds.clone(),
+                            });
+                        }
+                        argv.push(out.text);
+                    }
+                }
+                fact.program = "[[".into();
+                fact.name = "[[".into();
+                fact.literal = fact.dynamic.is_empty();
+                fact.argv = argv;
+                self.sink.commands[id] = fact;
+            }
+        }
+    }
+
+    fn compound(
+        &mut self,
+        c: &ast::CompoundCommand,
+        scope: &Scope,
+        join: &'static str,
+        pipe: Option<(usize, usize)>,
+    ) {
+        let _ = (join, pipe);
+        match c {
+            ast::CompoundCommand::BraceGroup(g) => self.compound_list(&g.list, scope),
+            ast::CompoundCommand::Subshell(s) => {
+                self.join(scope.script, "subshell");
+                let saved = (self.cwd.clone(), self.vars.clone());
+                let scope = Scope {
+                    subshell: true,
+                    ..scope.clone()
+                };
+                self.compound_list(&s.list, &scope);
+                (self.cwd, self.vars) = saved;
+            }
+            ast::CompoundCommand::ForClause(f) => {
+                for w in f.values.iter().flatten() {
+                    self.word(&w.value, usize::MAX, scope);
+                }
+                self.vars.remove(&f.variable_name);
+                self.compound_list(&f.body.list, scope);
+            }
+            ast::CompoundCommand::CaseClause(c) => {
+                self.word(&c.value.value, usize::MAX, scope);
+                for item in &c.cases {
+                    if let Some(list) = &item.cmd {
+                        self.compound_list(list, scope);
+                    }
+                }
+            }
+            ast::CompoundCommand::IfClause(i) => {
+                self.compound_list(&i.condition, scope);
+                self.compound_list(&i.then, scope);
+                for e in i.elses.iter().flatten() {
+                    if let Some(cond) = &e.condition {
+                        self.compound_list(cond, scope);
+                    }
+                    self.compound_list(&e.body, scope);
+                }
+            }
+            ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+                self.compound_list(&w.0, scope);
+                self.compound_list(&w.1.list, scope);
+            }
+            ast::CompoundCommand::Arithmetic(a) => {
+                self.substitutions_in(&a.expr.value, usize::MAX, scope);
+            }
+            ast::CompoundCommand::ArithmeticForClause(f) => {
+                self.compound_list(&f.body.list, scope);
+            }
+            ast::CompoundCommand::Coprocess(c) => {
+                self.command(&c.body, scope, "background", None);
+            }
+        }
+    }
+
+    /// Reserve the next command id (its fact is filled in once its words are known, since
+    /// commands nested in those words come after it).
+    fn reserve(&mut self) -> usize {
+        let id = self.sink.commands.len();
+        self.sink.commands.push(CommandFact::default());
+        id
+    }
+
+    fn budget_left(&mut self) -> bool {
+        if self.sink.commands.len() >= self.sink.limits.max_commands {
+            self.sink.truncated = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    fn new_command(
+        &self,
+        id: usize,
+        scope: &Scope,
+        join: &'static str,
+        pipe: Option<(usize, usize)>,
+    ) -> CommandFact {
+        CommandFact {
+            id,
+            script: scope.script,
+            parent: scope.parent,
+            via: scope.via,
+            depth: scope.depth,
+            wrappers: scope.wrappers.clone(),
+            joined_by: join,
+            background: scope.background,
+            subshell: scope.subshell,
+            pipeline: pipe.map(|p| p.0),
+            pipe_index: pipe.map(|p| p.1),
+            redirects: scope.redirects.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn simple(
+        &mut self,
+        s: &ast::SimpleCommand,
+        scope: &Scope,
+        join: &'static str,
+        pipe: Option<(usize, usize)>,
+    ) {
+        if !self.budget_left() {
+            return;
+        }
+        let id = self.reserve();
+        let mut fact = self.new_command(id, scope, join, pipe);
+        let mut words: Vec<WordOut> = Vec::new();
+        let mut heredoc: Option<String> = None;
+        let mut assigned: Vec<(String, Option<String>)> = Vec::new();
+        let items = s
+            .prefix
+            .iter()
+            .flat_map(|p| p.0.iter())
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain(s.suffix.iter().flat_map(|p| p.0.iter()).map(Some));
+        let mut after_program = false;
+        for item in items {
+            match item {
+                None => {
+                    after_program = true;
+                    if let Some(w) = &s.word_or_name {
+                        words.extend(self.word(&w.value, id, scope));
+                    }
+                }
+                // `NAME=value` after the program is an argument (`dd of=/dev/sda`).
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w)) if after_program => {
+                    words.extend(self.word(&w.value, id, scope));
+                }
+                Some(ast::CommandPrefixOrSuffixItem::Word(w)) => {
+                    words.extend(self.word(&w.value, id, scope));
+                }
+                Some(ast::CommandPrefixOrSuffixItem::IoRedirect(r)) => {
+                    if let ast::IoRedirect::HereDocument(_, doc) = r {
+                        heredoc = Some(doc.doc.value.clone());
+                    }
+                    if let ast::IoRedirect::HereString(_, w) = r {
+                        let out = self.word(&w.value, id, scope);
+                        heredoc = out.into_iter().next().map(|o| o.text);
+                    }
+                    if let Some(fact_r) = self.redirect(r, scope, Some(id)) {
+                        fact.redirects.push(fact_r);
+                    }
+                }
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(a, _)) => {
+                    let name = match &a.name {
+                        ast::AssignmentName::VariableName(n) => n.clone(),
+                        ast::AssignmentName::ArrayElementName(n, _) => n.clone(),
+                    };
+                    let value = match &a.value {
+                        ast::AssignmentValue::Scalar(w) => {
+                            let out = self.word(&w.value, id, scope);
+                            match out.as_slice() {
+                                [one] if one.kinds.is_empty() => Some(one.text.clone()),
+                                _ => None,
+                            }
+                        }
+                        ast::AssignmentValue::Array(items) => {
+                            for (k, v) in items {
+                                if let Some(k) = k {
+                                    self.word(&k.value, id, scope);
+                                }
+                                self.word(&v.value, id, scope);
+                            }
+                            None
+                        }
+                    };
+                    fact.assignments.push(name.clone());
+                    assigned.push((name, value));
+                }
+                Some(ast::CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub)) => {
+                    let child = Scope {
+                        parent: Some(id),
+                        via: "process_substitution",
+                        depth: scope.depth + 1,
+                        wrappers: Vec::new(),
+                        redirects: Vec::new(),
+                        ..scope.clone()
+                    };
+                    let saved = self.cwd.clone();
+                    self.compound_list(&sub.list, &child);
+                    self.cwd = saved;
+                    let op = match kind {
+                        ast::ProcessSubstitutionKind::Read => "<(…)",
+                        ast::ProcessSubstitutionKind::Write => ">(…)",
+                    };
+                    let mut w = WordOut::default();
+                    w.push(op, true);
+                    w.kind("process_substitution");
+                    words.push(w);
+                }
+            }
+        }
+        // A command of assignments only sets shell variables for what follows.
+        if words.is_empty() {
+            for (name, value) in assigned {
+                match value {
+                    Some(v) => self.vars.insert(name, v),
+                    None => self.vars.remove(&name),
+                };
+            }
+        }
+        self.fill(&mut fact, words);
+        if fact.name == "cd" || fact.name == "pushd" {
+            self.change_dir(&fact);
+        }
+        self.sink.commands[id] = fact;
+        self.unwrap(id, scope, heredoc);
+    }
+
+    /// Fill argv, flags, operands and paths from the words.
+    fn fill(&mut self, fact: &mut CommandFact, words: Vec<WordOut>) {
+        let base = self.base();
+        let source = format!("command {}", fact.id);
+        let mut after_dashdash = false;
+        for (i, w) in words.into_iter().enumerate() {
+            if !w.kinds.is_empty() {
+                fact.dynamic.push(DynamicWord {
+                    index: i,
+                    kinds: w.kinds.clone(),
+                });
+            }
+            let is_glob = w.kinds.contains(&"glob");
+            if i == 0 {
+                fact.program = w.text.clone();
+                fact.name = w.text.rsplit('/').next().unwrap_or_default().to_string();
+                fact.argv.push(w.text);
+                continue;
+            }
+            if !after_dashdash && w.text == "--" {
+                after_dashdash = true;
+            } else if !after_dashdash && w.text.starts_with('-') && w.text.len() > 1 {
+                // `--name=value`, and single-dash long options like terraform's `-out=plan`.
+                let (flag, value) = match w.text.split_once('=') {
+                    Some((f, v)) if w.text.starts_with("--") || f.len() > 2 => {
+                        (f.to_string(), Some(v))
+                    }
+                    _ => (w.text.clone(), None),
+                };
+                if !w.text.starts_with("--") && value.is_none() {
+                    for c in w.text[1..].chars().take(32) {
+                        let c = c.to_string();
+                        if !fact.short.contains(&c) {
+                            fact.short.push(c);
+                        }
+                    }
+                }
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    self.add_path(fact, v, is_glob, &base, &source);
+                    self.add_url(v, &source);
+                }
+                fact.flags.push(flag);
+            } else {
+                fact.operands.push(w.text.clone());
+                let pattern = if is_glob { &w.pattern } else { &w.text };
+                self.add_path(fact, pattern, is_glob, &base, &source);
+                self.add_url(&w.text, &source);
+            }
+            fact.argv.push(w.text);
+        }
+        fact.literal = fact.dynamic.is_empty();
+    }
+
+    fn add_path(
+        &mut self,
+        fact: &mut CommandFact,
+        text: &str,
+        glob: bool,
+        base: &PathBase,
+        source: &str,
+    ) {
+        let p = PathFact::new(text, glob, base, "argument", source.to_string());
+        if !fact.paths.contains(&p.path) {
+            fact.paths.push(p.path.clone());
+        }
+        super::push_path(self.sink.paths, self.sink.limits, p);
+    }
+
+    fn add_url(&mut self, word: &str, source: &str) {
+        let found = match word.find("://") {
+            Some(at) => {
+                let start = word[..at]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+.-".contains(c)))
+                    .map_or(0, |i| i + 1);
+                UrlFact::parse(&word[start..], source.to_string())
+            }
+            None => UrlFact::from_bare_operand(word, source.to_string()),
+        };
+        if let Some(u) = found
+            && self.sink.urls.len() < self.sink.limits.max_urls
+            && !self.sink.urls.contains(&u)
+        {
+            self.sink.urls.push(u);
+        }
+    }
+
+    fn change_dir(&mut self, fact: &CommandFact) {
+        match fact.operands.first() {
+            Some(dir) if fact.literal => {
+                self.cwd = super::path::normalize(&super::glob::escape(dir), &self.base());
+            }
+            None if fact.literal => self.cwd = self.home.clone(),
+            _ => {}
+        }
+    }
+
+    fn redirect(
+        &mut self,
+        r: &ast::IoRedirect,
+        scope: &Scope,
+        id: Option<usize>,
+    ) -> Option<RedirectFact> {
+        let owner = id.unwrap_or(usize::MAX);
+        let (fd, op, mode, word, target_is_file) = match r {
+            ast::IoRedirect::File(fd, kind, target) => {
+                let (op, mode, default_fd) = match kind {
+                    ast::IoFileRedirectKind::Read => ("<", "read", 0),
+                    ast::IoFileRedirectKind::Write => (">", "write", 1),
+                    ast::IoFileRedirectKind::Append => (">>", "append", 1),
+                    ast::IoFileRedirectKind::ReadAndWrite => ("<>", "read_write", 0),
+                    ast::IoFileRedirectKind::Clobber => (">|", "write", 1),
+                    ast::IoFileRedirectKind::DuplicateInput => ("<&", "duplicate", 0),
+                    ast::IoFileRedirectKind::DuplicateOutput => (">&", "duplicate", 1),
+                };
+                let fd = fd.unwrap_or(default_fd);
+                match target {
+                    ast::IoFileRedirectTarget::Filename(w) => (fd, op, mode, Some(w), true),
+                    ast::IoFileRedirectTarget::Fd(n) => {
+                        return Some(RedirectFact {
+                            fd,
+                            op,
+                            mode: "duplicate",
+                            target: n.to_string(),
+                            literal: true,
+                        });
+                    }
+                    ast::IoFileRedirectTarget::Duplicate(w) => {
+                        // `>&word`: a file when the word is not a number or `-`.
+                        let out = self.word(&w.value, owner, scope);
+                        let text = out.first().map(|o| o.text.clone()).unwrap_or_default();
+                        if text == "-" || text.chars().all(|c| c.is_ascii_digit()) {
+                            return Some(RedirectFact {
+                                fd,
+                                op,
+                                mode: "duplicate",
+                                target: text,
+                                literal: true,
+                            });
+                        }
+                        (fd, op, "write", Some(w), true)
+                    }
+                    ast::IoFileRedirectTarget::ProcessSubstitution(kind, sub) => {
+                        let child = Scope {
+                            parent: id,
+                            via: "process_substitution",
+                            depth: scope.depth + 1,
+                            wrappers: Vec::new(),
+                            redirects: Vec::new(),
+                            ..scope.clone()
+                        };
+                        self.compound_list(&sub.list, &child);
+                        let target = match kind {
+                            ast::ProcessSubstitutionKind::Read => "<(…)",
+                            ast::ProcessSubstitutionKind::Write => ">(…)",
+                        };
+                        return Some(RedirectFact {
+                            fd,
+                            op,
+                            mode,
+                            target: target.into(),
+                            literal: false,
+                        });
+                    }
+                }
+            }
+            ast::IoRedirect::OutputAndError(w, append) => {
+                let (op, mode) = if *append {
+                    ("&>>", "append")
+                } else {
+                    ("&>", "write")
+                };
+                (1, op, mode, Some(w), true)
+            }
+            ast::IoRedirect::HereDocument(fd, doc) => {
+                if doc.requires_expansion {
+                    self.substitutions_in(&doc.doc.value, owner, scope);
+                }
+                return Some(RedirectFact {
+                    fd: fd.unwrap_or(0),
+                    op: "<<",
+                    mode: "read",
+                    target: String::new(),
+                    literal: !doc.requires_expansion,
+                });
+            }
+            ast::IoRedirect::HereString(fd, _) => {
+                return Some(RedirectFact {
+                    fd: fd.unwrap_or(0),
+                    op: "<<<",
+                    mode: "read",
+                    target: String::new(),
+                    literal: true,
+                });
+            }
+        };
+        let w = word?;
+        let out = self.word(&w.value, owner, scope);
+        let first = out.into_iter().next().unwrap_or_default();
+        let is_glob = first.kinds.contains(&"glob");
+        let literal = first.kinds.is_empty();
+        let text = if is_glob {
+            first.pattern.clone()
+        } else {
+            first.text.clone()
+        };
+        let target = if target_is_file {
+            let p = PathFact::new(
+                &text,
+                is_glob,
+                &self.base(),
+                mode,
+                id.map_or("redirect".into(), |i| format!("command {i}")),
+            );
+            let path = p.path.clone();
+            super::push_path(self.sink.paths, self.sink.limits, p);
+            path
+        } else {
+            first.text
+        };
+        Some(RedirectFact {
+            fd,
+            op,
+            mode,
+            target,
+            literal,
+        })
+    }
+
+    /// Quote removal and expansion facts for one word; brace expansion may make several.
+    fn word(&mut self, raw: &str, owner: usize, scope: &Scope) -> Vec<WordOut> {
+        let options = parser_options();
+        let expanded: Vec<String> = match word::parse_brace_expansions(raw, &options) {
+            Ok(Some(parts)) => {
+                let mut alternatives = vec![String::new()];
+                if expand_braces(&parts, &mut alternatives, 64) {
+                    alternatives
+                } else {
+                    vec![raw.to_string()]
+                }
+            }
+            _ => vec![raw.to_string()],
+        };
+        let brace = expanded.len() > 1 || expanded.first().is_some_and(|e| e != raw);
+        let mut out = Vec::with_capacity(expanded.len());
+        for text in expanded {
+            let mut w = WordOut::default();
+            if brace {
+                w.kind("brace");
+            }
+            match word::parse(&text, &options) {
+                Ok(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
+                Err(_) => {
+                    // Not a word brush can read (unbalanced quotes inside): keep it as it
+                    // stands, marked dynamic so it is never mistaken for plain text.
+                    w.push(&text, true);
+                    w.kind("unparsed");
+                }
+            }
+            out.push(w);
+        }
+        out
+    }
+
+    fn pieces(
+        &mut self,
+        pieces: &[WordPieceWithSource],
+        source: &str,
+        quoted: bool,
+        w: &mut WordOut,
+        owner: usize,
+        scope: &Scope,
+    ) {
+        for p in pieces {
+            let raw = source.get(p.start_index..p.end_index).unwrap_or_default();
+            match &p.piece {
+                WordPiece::Text(t) => {
+                    if !quoted && t.contains(['*', '?', '[']) {
+                        w.kind("glob");
+                    }
+                    if !quoted && (t.contains("@(") || t.contains("!(") || t.contains("+(")) {
+                        w.kind("glob");
+                    }
+                    w.push(t, quoted);
+                }
+                WordPiece::SingleQuotedText(t) => w.push(t, true),
+                WordPiece::AnsiCQuotedText(t) => w.push(&ansi_c(t), true),
+                WordPiece::EscapeSequence(e) => {
+                    let c = e.strip_prefix('\\').unwrap_or(e);
+                    w.push(c, true);
+                }
+                WordPiece::DoubleQuotedSequence(inner)
+                | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                    self.pieces(inner, source, true, w, owner, scope);
+                }
+                WordPiece::TildeExpansion(t) => match t {
+                    word::TildeExpr::Home => w.push(&self.home.clone(), true),
+                    word::TildeExpr::UserHome(u) if u == "root" => w.push("/root", true),
+                    word::TildeExpr::UserHome(u) => {
+                        w.push(&format!("/home/{u}"), true);
+                        w.kind("tilde_user");
+                    }
+                    _ => {
+                        w.push(raw, true);
+                        w.kind("variable");
+                    }
+                },
+                WordPiece::ParameterExpansion(expr) => {
+                    let name = match expr {
+                        word::ParameterExpr::Parameter {
+                            parameter: word::Parameter::Named(n),
+                            indirect: false,
+                        } => Some(n.as_str()),
+                        _ => None,
+                    };
+                    match name {
+                        Some("HOME") => w.push(&self.home.clone(), true),
+                        Some(n) if self.vars.contains_key(n) => {
+                            let v = self.vars[n].clone();
+                            // An unquoted value is split and globbed again by the shell.
+                            if !quoted && v.contains(['*', '?', '[', ' ', '\t', '\n']) {
+                                w.kind("variable");
+                            }
+                            w.push(&v, true);
+                        }
+                        _ => {
+                            w.push(raw, true);
+                            w.kind("variable");
+                            // `${X:-$(cmd)}` and friends run what their words hold.
+                            if let Some(inner) =
+                                raw.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+                            {
+                                self.substitutions_in(inner, owner, scope);
+                            }
+                        }
+                    }
+                }
+                WordPiece::CommandSubstitution(body)
+                | WordPiece::BackquotedCommandSubstitution(body) => {
+                    w.push(raw, true);
+                    w.kind("command_substitution");
+                    self.nested(body, owner, scope, "substitution");
+                }
+                WordPiece::ArithmeticExpression(expr) => {
+                    w.push(raw, true);
+                    w.kind("arithmetic");
+                    self.substitutions_in(&expr.value, owner, scope);
+                }
+            }
+        }
+    }
+
+    /// Commands hidden in text that is not itself a command word (arithmetic, parameter
+    /// defaults, here-documents): only its substitutions run.
+    fn substitutions_in(&mut self, text: &str, owner: usize, scope: &Scope) {
+        if !(text.contains('$') || text.contains('`')) {
+            return;
+        }
+        let quoted = format!("\"{}\"", text.replace('"', "\\\""));
+        if let Ok(pieces) = word::parse(&quoted, &parser_options()) {
+            let mut scratch = WordOut::default();
+            self.pieces(&pieces, &quoted, true, &mut scratch, owner, scope);
+        }
+    }
+
+    /// Parse text that a command runs as shell code.
+    fn nested(&mut self, text: &str, owner: usize, scope: &Scope, via: &'static str) {
+        let child = Scope {
+            parent: (owner != usize::MAX).then_some(owner),
+            via,
+            depth: scope.depth + 1,
+            wrappers: Vec::new(),
+            background: false,
+            subshell: false,
+            redirects: Vec::new(),
+            ..scope.clone()
+        };
+        let source = if owner == usize::MAX {
+            format!("{via} in script {}", scope.script)
+        } else {
+            format!("command {owner} ({via})")
+        };
+        let saved = self.cwd.clone();
+        let vars = self.vars.clone();
+        if owner != usize::MAX
+            && via != "substitution"
+            && let Some(c) = self.sink.commands.get_mut(owner)
+        {
+            c.runs_script = Some(self.sink.scripts.len());
+        }
+        self.script(text, source, &child);
+        self.cwd = saved;
+        self.vars = vars;
+    }
+
+    /// The command a wrapper, shell or interpreter runs.
+    fn unwrap(&mut self, id: usize, scope: &Scope, heredoc: Option<String>) {
+        let fact = self.sink.commands[id].clone();
+        if !fact.literal && fact.dynamic.iter().any(|d| d.index == 0) {
+            return;
+        }
+        let name = fact.name.as_str();
+        let argv = &fact.argv;
+        match super::wrappers::inner(name, argv) {
+            super::wrappers::Inner::Command(start) if start < argv.len() => {
+                self.wrapped(id, scope, &argv[start..], name);
+            }
+            super::wrappers::Inner::Commands(ranges) => {
+                for (a, b) in ranges {
+                    if a < b && b <= argv.len() {
+                        self.wrapped(id, scope, &argv[a..b], name);
+                    }
+                }
+            }
+            super::wrappers::Inner::Script(text) => {
+                self.nested(&text, id, scope, "shell_c");
+            }
+            super::wrappers::Inner::Eval(text) => self.nested(&text, id, scope, "eval"),
+            super::wrappers::Inner::Stdin => {
+                let text = heredoc.or_else(|| self.piped_text(&fact));
+                if let Some(text) = text {
+                    self.nested(&text, id, scope, "stdin");
+                }
+            }
+            super::wrappers::Inner::Code(language, text) => {
+                let effects = if language == "awk" {
+                    awk_effects(&text)
+                } else {
+                    Vec::new()
+                };
+                self.sink.commands[id].code = Some(InlineCode {
+                    language,
+                    text,
+                    effects,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The text an `echo`/`printf` earlier in the pipeline writes to this command's stdin.
+    fn piped_text(&self, fact: &CommandFact) -> Option<String> {
+        let (pipeline, index) = (fact.pipeline?, fact.pipe_index?);
+        let prev = self
+            .sink
+            .commands
+            .iter()
+            .rev()
+            .find(|c| c.pipeline == Some(pipeline) && c.pipe_index == Some(index - 1))?;
+        match prev.name.as_str() {
+            "echo" | "printf" => Some(
+                prev.argv[1..]
+                    .iter()
+                    .filter(|a| !(prev.name == "echo" && a.starts_with('-')))
+                    .map(|a| a.replace("\\n", "\n"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Add the command a wrapper runs, as its own command fact.
+    fn wrapped(&mut self, wrapper: usize, scope: &Scope, argv: &[String], name: &str) {
+        if !self.budget_left() || scope.depth >= self.sink.limits.max_depth {
+            self.sink.truncated = true;
+            return;
+        }
+        let id = self.reserve();
+        let outer = self.sink.commands[wrapper].clone();
+        let mut wrappers = outer.wrappers.clone();
+        wrappers.push(name.to_string());
+        let child = Scope {
+            parent: Some(wrapper),
+            via: "wrapper",
+            depth: scope.depth + 1,
+            wrappers,
+            redirects: Vec::new(),
+            ..scope.clone()
+        };
+        let mut fact = self.new_command(id, &child, outer.joined_by, None);
+        fact.pipeline = outer.pipeline;
+        fact.pipe_index = outer.pipe_index;
+        let start = outer.argv.len() - argv.len();
+        let words = argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let kinds = outer
+                    .dynamic
+                    .iter()
+                    .find(|d| d.index == start + i)
+                    .map(|d| d.kinds.clone())
+                    .unwrap_or_default();
+                let mut w = WordOut::default();
+                w.push(a, true);
+                w.kinds = kinds;
+                w
+            })
+            .collect();
+        self.fill(&mut fact, words);
+        self.sink.commands[id] = fact;
+        if self.sink.commands[wrapper].runs.is_none() {
+            self.sink.commands[wrapper].runs = Some(id);
+        }
+        self.unwrap(id, &child, None);
+    }
+}
+
+/// The words of a `[[ … ]]` expression.
+fn test_words(e: &ast::ExtendedTestExpr, out: &mut Vec<ast::Word>) {
+    match e {
+        ast::ExtendedTestExpr::And(a, b) | ast::ExtendedTestExpr::Or(a, b) => {
+            test_words(a, out);
+            test_words(b, out);
+        }
+        ast::ExtendedTestExpr::Not(a) | ast::ExtendedTestExpr::Parenthesized(a) => {
+            test_words(a, out)
+        }
+        ast::ExtendedTestExpr::UnaryTest(_, w) => out.push(w.clone()),
+        ast::ExtendedTestExpr::BinaryTest(_, a, b) => {
+            out.push(a.clone());
+            out.push(b.clone());
+        }
+    }
+}
+
+/// Expand brace expressions into their alternatives; false past `max` alternatives.
+fn expand_braces(parts: &[word::BraceExpressionOrText], acc: &mut Vec<String>, max: usize) -> bool {
+    for part in parts {
+        match part {
+            word::BraceExpressionOrText::Text(t) => {
+                for a in acc.iter_mut() {
+                    a.push_str(t);
+                }
+            }
+            word::BraceExpressionOrText::Expr(members) => {
+                let mut options: Vec<String> = Vec::new();
+                for m in members {
+                    match m {
+                        word::BraceExpressionMember::Child(children) => {
+                            let mut sub = vec![String::new()];
+                            if !expand_braces(children, &mut sub, max) {
+                                return false;
+                            }
+                            options.extend(sub);
+                        }
+                        word::BraceExpressionMember::NumberSequence {
+                            start,
+                            end,
+                            increment,
+                        } => {
+                            let step = increment.unsigned_abs().max(1) as usize;
+                            let (lo, hi) = (*start.min(end), *start.max(end));
+                            if (hi - lo) as usize / step > max {
+                                return false;
+                            }
+                            let mut n = *start;
+                            loop {
+                                options.push(n.to_string());
+                                if n == *end {
+                                    break;
+                                }
+                                let next = if start <= end {
+                                    n + step as i64
+                                } else {
+                                    n - step as i64
+                                };
+                                if (start <= end && next > *end) || (start > end && next < *end) {
+                                    break;
+                                }
+                                n = next;
+                            }
+                        }
+                        word::BraceExpressionMember::CharSequence { start, end, .. } => {
+                            let (lo, hi) = (*start.min(end) as u32, *start.max(end) as u32);
+                            if (hi - lo) as usize > max {
+                                return false;
+                            }
+                            options.extend(
+                                (lo..=hi).filter_map(char::from_u32).map(|c| c.to_string()),
+                            );
+                        }
+                    }
+                }
+                if acc.len() * options.len().max(1) > max {
+                    return false;
+                }
+                let mut next = Vec::with_capacity(acc.len() * options.len());
+                for a in acc.iter() {
+                    for o in &options {
+                        next.push(format!("{a}{o}"));
+                    }
+                }
+                *acc = next;
+            }
+        }
+    }
+    true
+}
+
+/// Decode the escapes of an ANSI-C quoted string (`$'\x72m'` is `rm`).
+fn ansi_c(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            out.push('\\');
+            break;
+        };
+        let mut num = |radix: u32, max: usize, first: Option<char>| {
+            let mut digits = String::new();
+            if let Some(f) = first {
+                digits.push(f);
+            }
+            while digits.len() < max {
+                match chars.peek() {
+                    Some(d) if d.is_digit(radix) => {
+                        digits.push(*d);
+                        chars.next();
+                    }
+                    _ => break,
+                }
+            }
+            u32::from_str_radix(&digits, radix)
+                .ok()
+                .and_then(char::from_u32)
+        };
+        let decoded = match e {
+            'n' => Some('\n'),
+            't' => Some('\t'),
+            'r' => Some('\r'),
+            'a' => Some('\x07'),
+            'b' => Some('\x08'),
+            'e' | 'E' => Some('\x1b'),
+            'f' => Some('\x0c'),
+            'v' => Some('\x0b'),
+            '\\' => Some('\\'),
+            '\'' => Some('\''),
+            '"' => Some('"'),
+            '?' => Some('?'),
+            'x' => num(16, 2, None),
+            'u' => num(16, 4, None),
+            'U' => num(16, 8, None),
+            '0'..='7' => num(8, 3, Some(e)),
+            'c' => chars.next().and_then(|c| char::from_u32((c as u32) & 0x1f)),
+            other => {
+                out.push('\\');
+                Some(other)
+            }
+        };
+        if let Some(d) = decoded {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// What an awk program can do beyond reading: call commands or write files.
+fn awk_effects(program: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    // Outside string literals only, so that `print "a > b"` reads as text.
+    let mut code = String::with_capacity(program.len());
+    let mut in_str = false;
+    let mut prev = ' ';
+    for c in program.chars() {
+        if c == '"' && prev != '\\' {
+            in_str = !in_str;
+            code.push(' ');
+        } else if !in_str {
+            code.push(c);
+        }
+        prev = c;
+    }
+    if code.contains("system") {
+        out.push("system");
+    }
+    if code.contains("getline") {
+        out.push("getline");
+    }
+    // `print | "cmd"`, `print > "file"`: an output after print/printf on the same statement.
+    for stmt in code.split([';', '\n', '{', '}']) {
+        let s = stmt.trim_start();
+        if s.starts_with("print") {
+            if s.contains('|') {
+                out.push("pipe");
+            }
+            if s.contains('>') {
+                out.push("redirect");
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::action::Action;
+    use crate::facts::{Facts, FactsContext, Limits, ParamRoles, facts_for};
+    use serde_json::json;
+
+    fn ctx() -> FactsContext {
+        FactsContext {
+            home: "/home/dev".into(),
+            workspace: "/home/dev/project".into(),
+            sidecar_paths: Vec::new(),
+            sidecar_ports: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    fn roles() -> ParamRoles {
+        ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "exec": {"command_params": ["command"], "path_params": ["workdir"]}
+        }}})])
+    }
+
+    fn facts(cmd: &str) -> Facts {
+        facts_for(
+            &Action::tool("exec", Some(json!({"command": cmd}))),
+            &roles(),
+            &ctx(),
+        )
+    }
+
+    /// Each command as `name argv...` (argv after quote removal, joined by spaces).
+    fn shown(cmd: &str) -> Vec<String> {
+        facts(cmd)
+            .commands
+            .iter()
+            .map(|c| format!("{}|{}", c.name, c.argv.join(" ")))
+            .collect()
+    }
+
+    #[test]
+    fn quotes_are_removed_before_anything_is_judged() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"find ~ -maxdepth 0 -e"x"ec r""m -rf {} +"#,
+                &[
+                    "find|find /home/dev -maxdepth 0 -exec rm -rf {} +",
+                    "rm|rm -rf {}",
+                ],
+            ),
+            (
+                r#"rg --p''re=sh -e . /tmp/p"#,
+                &["rg|rg --pre=sh -e . /tmp/p"],
+            ),
+            (
+                r#"sort notes.txt "-o" ~/.bashrc"#,
+                &["sort|sort notes.txt -o /home/dev/.bashrc"],
+            ),
+            (r#"$'\x72m' -rf /"#, &["rm|rm -rf /"]),
+            (r#"\rm -rf x"#, &["rm|rm -rf x"]),
+            (r#"r\m -rf x"#, &["rm|rm -rf x"]),
+            (r#"{rm,-rf,/}"#, &["rm|rm -rf /"]),
+            (r#"X=rm; $X -rf /"#, &["|", "rm|rm -rf /"]),
+        ];
+        for (cmd, want) in cases {
+            assert_eq!(shown(cmd), *want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn joins_and_nesting_are_stated() {
+        let f = facts("a | b && c || d; e & (f) ");
+        let joins: Vec<_> = f.commands.iter().map(|c| c.joined_by).collect();
+        // The subshell's own list starts afresh.
+        assert_eq!(joins, ["first", "pipe", "and", "or", "sequence", "first"]);
+        assert!(f.commands[4].background);
+        assert!(f.commands[5].subshell);
+        assert_eq!(f.commands[0].pipeline, f.commands[1].pipeline);
+        let mut joins = f.scripts[0].joins.clone();
+        joins.sort();
+        assert_eq!(
+            joins,
+            ["and", "background", "or", "pipe", "sequence", "subshell"]
+        );
+
+        // Commands inside substitutions, process substitutions, sh -c, eval and stdin scripts.
+        for (cmd, inner, via) in [
+            ("echo $(rm -rf x)", "rm", "substitution"),
+            ("echo `rm -rf x`", "rm", "substitution"),
+            ("cat <(rm -rf x)", "rm", "process_substitution"),
+            ("sh -c 'rm -rf x'", "rm", "shell_c"),
+            ("bash -lc \"rm -rf x\"", "rm", "shell_c"),
+            ("eval 'rm -rf x'", "rm", "eval"),
+            ("echo 'rm -rf x' | sh", "rm", "stdin"),
+            ("sh <<EOF\nrm -rf x\nEOF", "rm", "stdin"),
+            ("echo ${X:-$(rm -rf x)}", "rm", "substitution"),
+            ("echo $(( $(rm -rf x) ))", "rm", "substitution"),
+        ] {
+            let f = facts(cmd);
+            let c = f.commands.iter().find(|c| c.name == inner);
+            assert!(
+                c.is_some_and(|c| c.via == via && c.depth == 1),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+    }
+
+    #[test]
+    fn words_are_marked_literal_or_not() {
+        let f = facts("cat $F \"$(date)\" *.rs {a,b}.txt ~bob/x $((1+2)) plain");
+        let kinds: Vec<(usize, Vec<&str>)> = f.commands[0]
+            .dynamic
+            .iter()
+            .map(|d| (d.index, d.kinds.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, vec!["variable"]),
+                (2, vec!["command_substitution"]),
+                (3, vec!["glob"]),
+                (4, vec!["brace"]),
+                (5, vec!["brace"]),
+                (6, vec!["tilde_user"]),
+                (7, vec!["arithmetic"]),
+            ]
+        );
+        assert!(!f.commands[0].literal);
+        assert!(facts("ls -la").commands[0].literal);
+        // A quoted glob character is text, not a glob.
+        assert!(facts("cat '*.rs'").commands[0].dynamic.is_empty());
+    }
+
+    #[test]
+    fn redirections_are_stated_with_normalised_targets() {
+        let f = facts("cmd < in > ./out 2>> ~/log &> /dev/null 2>&1 <> rw");
+        let r: Vec<(i32, &str, &str, String)> = f.commands[0]
+            .redirects
+            .iter()
+            .map(|r| (r.fd, r.op, r.mode, r.target.clone()))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                (0, "<", "read", "/home/dev/project/in".to_string()),
+                (1, ">", "write", "/home/dev/project/out".to_string()),
+                (2, ">>", "append", "/home/dev/log".to_string()),
+                (1, "&>", "write", "/dev/null".to_string()),
+                (2, ">&", "duplicate", "1".to_string()),
+                (0, "<>", "read_write", "/home/dev/project/rw".to_string()),
+            ]
+        );
+        // `{ …; } > f` applies to every command inside.
+        let f = facts("{ echo a; echo b; } > /etc/x");
+        assert!(f.commands.iter().all(|c| c.redirects[0].target == "/etc/x"));
+    }
+
+    #[test]
+    fn wrappers_are_unwrapped_and_stay_commands() {
+        for (cmd, wrappers) in [
+            ("sudo -u root rm -rf /", vec!["sudo"]),
+            ("env A=1 rm -rf /", vec!["env"]),
+            ("timeout 5 nice -n 5 rm -rf /", vec!["timeout", "nice"]),
+            ("nohup stdbuf -oL rm -rf / &", vec!["nohup", "stdbuf"]),
+            ("command exec rm -rf /", vec!["command", "exec"]),
+            ("xargs -0 rm -rf", vec!["xargs"]),
+            ("watch -n 1 'rm -rf /'", vec![]),
+            ("flock /tmp/l setsid rm -rf /", vec!["flock", "setsid"]),
+            ("chroot /mnt rm -rf /", vec!["chroot"]),
+            ("doas time rm -rf /", vec!["doas", "time"]),
+            ("ionice -c3 rm -rf /", vec!["ionice"]),
+            ("find . -execdir rm -rf {} ;", vec!["find"]),
+            ("fd . -X rm -rf", vec!["fd"]),
+        ] {
+            let f = facts(cmd);
+            let rm = f.commands.iter().find(|c| c.name == "rm");
+            assert!(
+                rm.is_some_and(|c| c.wrappers == wrappers),
+                "{cmd}: {:?}",
+                f.commands
+            );
+            assert!(
+                f.commands[0].name != "rm",
+                "{cmd}: the wrapper stays a command"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_code_is_stated() {
+        for (cmd, language) in [
+            ("python3 -c 'import os'", "python"),
+            ("node -e 'x'", "javascript"),
+            ("perl -e 'x'", "perl"),
+            ("ruby -e 'x'", "ruby"),
+            ("php -r 'x'", "php"),
+            ("awk '{print}' f", "awk"),
+        ] {
+            let f = facts(cmd);
+            assert_eq!(
+                f.commands[0].code.as_ref().map(|c| c.language),
+                Some(language)
+            );
+        }
+        let f = facts(r#"awk '{ system("id") }' f"#);
+        assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["system"]);
+        let f = facts(r#"awk '{ print > "/tmp/x" }' f"#);
+        assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["redirect"]);
+        // A comparison in a pattern is not an output redirection.
+        assert!(
+            facts("awk '$3 > 10 { print $1 }' f").commands[0]
+                .code
+                .as_ref()
+                .unwrap()
+                .effects
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn paths_follow_cd_and_variables() {
+        let f = facts("cd ~/.ssh && cat id_rsa");
+        assert!(f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"));
+        let f = facts("D=~/.aws; cat $D/credentials");
+        assert!(
+            f.paths
+                .iter()
+                .any(|p| p.path == "/home/dev/.aws/credentials")
+        );
+        let f = facts("cat ~/.ss*/id_*");
+        assert!(
+            f.paths
+                .iter()
+                .any(|p| p.glob && p.path == "/home/dev/.ss*/id_*")
+        );
+        let f = facts("git diff --output=/home/dev/.bashrc");
+        assert!(f.paths.iter().any(|p| p.path == "/home/dev/.bashrc"));
+    }
+
+    #[test]
+    fn urls_in_commands_are_parsed() {
+        let f = facts("curl -s http://0xa9fea9fe/latest && wget 2852039166/x");
+        let hosts: Vec<&str> = f.urls.iter().map(|u| u.host.as_str()).collect();
+        assert_eq!(hosts, ["169.254.169.254", "169.254.169.254"]);
+    }
+
+    #[test]
+    fn what_does_not_parse_is_a_fact() {
+        let f = facts("echo 'unterminated");
+        assert!(f.scripts[0].parse_error.is_some());
+        assert!(f.commands.is_empty());
+        let f = facts("echo ok; )");
+        assert!(f.scripts[0].parse_error.is_some());
+    }
+}

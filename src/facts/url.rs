@@ -1,0 +1,240 @@
+//! URL facts: every URL is parsed with WHATWG semantics (the `url` crate), so that policy sees
+//! the host a client will really contact: lower case without a trailing dot, IPv4 written in
+//! decimal, hex, octal or short form turned into the dotted quad, the IPv4 address hidden in an
+//! IPv6 one extracted, userinfo dropped, the default port filled in.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+use url::{Host, Url};
+
+/// Longest URL text kept in a fact (the host and port are always parsed from the whole).
+const MAX_RAW: usize = 2048;
+
+/// One URL as policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UrlFact {
+    /// Where the URL was found: `params.url`, `command 3 argv[1]`, `action.http`.
+    pub source: String,
+    /// The text as written (cut at 2 KiB).
+    pub raw: String,
+    /// `http`, `https`, ...; absent for a bare host written as a command argument.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The normalised host ("" when the URL has none).
+    pub host: String,
+    /// `domain`, `ipv4`, `ipv6` or `none`.
+    pub host_kind: &'static str,
+    /// The host as IP addresses (an IP literal, plus the IPv4 embedded in an IPv6 one).
+    pub ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub path: String,
+    /// The URL carried `user:password@` (dropped from `host`).
+    pub userinfo: bool,
+}
+
+impl UrlFact {
+    /// Parse an absolute URL. `None` when the text is not one.
+    pub fn parse(raw: &str, source: String) -> Option<UrlFact> {
+        let url = Url::parse(raw.trim()).ok()?;
+        Some(UrlFact::from_url(&url, raw, source, true))
+    }
+
+    /// A command argument that names a host without a scheme (`curl 2852039166/latest`,
+    /// `curl metadata.google.internal/...`): read the way curl reads it, as `http://`.
+    pub fn from_bare_operand(word: &str, source: String) -> Option<UrlFact> {
+        let first = word.split(['/', '?', '#']).next().unwrap_or_default();
+        if first.is_empty()
+            || word.starts_with(['.', '-', '~', '/', '$', '*'])
+            || first
+                .chars()
+                .any(|c| c.is_whitespace() || c == '=' || c == '@')
+        {
+            return None;
+        }
+        let url = Url::parse(&format!("http://{word}")).ok()?;
+        let numeric_host = first
+            .split(':')
+            .next()
+            .is_some_and(|h| h.chars().all(|c| c.is_ascii_digit()));
+        match url.host()? {
+            // A small plain number (`head -n 20`) is not an address anyone writes as one.
+            Host::Ipv4(ip) if numeric_host && u32::from(ip) < 0x0100_0000 => return None,
+            Host::Domain(d) if !d.contains('.') => return None,
+            _ => {}
+        }
+        Some(UrlFact::from_url(&url, word, source, false))
+    }
+
+    fn from_url(url: &Url, raw: &str, source: String, with_scheme: bool) -> UrlFact {
+        let (host, host_kind, ips) = match url.host() {
+            Some(Host::Ipv4(ip)) => (ip.to_string(), "ipv4", vec![ip.to_string()]),
+            Some(Host::Ipv6(ip)) => {
+                let mut ips = vec![ip.to_string()];
+                ips.extend(embedded_ipv4(&ip).iter().map(|v4| v4.to_string()));
+                (ip.to_string(), "ipv6", ips)
+            }
+            Some(Host::Domain(d)) => match special_ipv4(d) {
+                // A non-special scheme keeps its host opaque; clients that connect to it
+                // still read numbers the way browsers do.
+                Some(ip) => (ip.to_string(), "ipv4", vec![ip.to_string()]),
+                None => (normalize_host(d), "domain", Vec::new()),
+            },
+            None => (String::new(), "none", Vec::new()),
+        };
+        let mut cut = raw.len().min(MAX_RAW);
+        while !raw.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        UrlFact {
+            source,
+            raw: raw[..cut].to_string(),
+            scheme: with_scheme.then(|| url.scheme().to_string()),
+            host,
+            host_kind,
+            ips,
+            port: url.port_or_known_default(),
+            path: url.path().to_string(),
+            userinfo: !url.username().is_empty() || url.password().is_some(),
+        }
+    }
+}
+
+/// The IPv4 address a WHATWG host parser reads in `host` (`0xa9fea9fe`, `127.1`, `0177.0.0.1`).
+fn special_ipv4(host: &str) -> Option<Ipv4Addr> {
+    if !host.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    match Url::parse(&format!("http://{host}/")).ok()?.host()? {
+        Host::Ipv4(ip) => Some(ip),
+        _ => None,
+    }
+}
+
+/// Lower case, no IPv6 brackets, no trailing dot: the form policy and the pin map compare.
+pub fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// IPv4 addresses carried inside an IPv6 address by the well-known transition schemes.
+pub fn embedded_ipv4(ip: &Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let o = ip.octets();
+    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mut out = Vec::new();
+    // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (the deprecated compatible form; not :: or ::1).
+    if s[..5] == [0; 5] && (s[5] == 0xffff || (s[5] == 0 && u32::from(tail) > 1)) {
+        out.push(tail);
+    }
+    // 64:ff9b::/96 (NAT64 well-known prefix, RFC 6052).
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        out.push(tail);
+    }
+    // 2002:AABB:CCDD::/48 (6to4): the IPv4 address follows the prefix.
+    if s[0] == 0x2002 {
+        out.push(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    // 2001:0000::/32 (Teredo): the server in bits 32..64, the client obfuscated in the last 32.
+    if s[0] == 0x2001 && s[1] == 0 {
+        out.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
+        out.push(Ipv4Addr::from(!u32::from(tail)));
+    }
+    // ISATAP interface identifiers (::0:5efe:a.b.c.d and ::200:5efe:a.b.c.d).
+    if (s[4] == 0 || s[4] == 0x0200) && s[5] == 0x5efe {
+        out.push(tail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4s(s: &str) -> Vec<String> {
+        embedded_ipv4(&s.parse().unwrap())
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn finds_ipv4_inside_ipv6_transition_addresses() {
+        assert_eq!(v4s("::ffff:127.0.0.1"), ["127.0.0.1"]);
+        assert_eq!(v4s("::10.0.0.1"), ["10.0.0.1"]);
+        assert_eq!(v4s("64:ff9b::a9fe:a9fe"), ["169.254.169.254"]);
+        assert_eq!(v4s("2002:c0a8:0101::1"), ["192.168.1.1"]);
+        // Teredo: server 65.54.227.120, client 192.168.0.1 stored inverted (3f57:fffe).
+        assert_eq!(
+            v4s("2001:0:4136:e378:8000:63bf:3f57:fffe"),
+            ["65.54.227.120", "192.168.0.1"]
+        );
+        assert_eq!(v4s("fe80::5efe:a00:1"), ["10.0.0.1"]);
+        assert!(v4s("2606:4700::1111").is_empty());
+        assert!(v4s("::1").is_empty());
+        assert!(v4s("::").is_empty());
+    }
+
+    fn host(raw: &str) -> (String, &'static str, Vec<String>, Option<u16>) {
+        let f = UrlFact::parse(raw, "t".into()).unwrap();
+        (f.host, f.host_kind, f.ips, f.port)
+    }
+
+    #[test]
+    fn ipv4_in_every_form_becomes_the_dotted_quad() {
+        for raw in [
+            "http://2852039166/latest/meta-data/",
+            "http://0xa9fea9fe/latest",
+            "http://0xA9.0xFE.0xA9.0xFE/",
+            "http://0251.0376.0251.0376/",
+            "http://169.254.43518/",
+            "http://169.254.169.254./",
+            "HTTP://user:pw@169.254.169.254:80/",
+        ] {
+            let (h, kind, ips, _) = host(raw);
+            assert_eq!((h.as_str(), kind), ("169.254.169.254", "ipv4"), "{raw}");
+            assert_eq!(ips, ["169.254.169.254"], "{raw}");
+        }
+        assert_eq!(host("http://127.1:9482/").0, "127.0.0.1");
+        assert_eq!(host("http://127.1:9482/").3, Some(9482));
+        assert_eq!(host("http://0177.0.0.1:9482/").0, "127.0.0.1");
+        assert_eq!(host("http://0/").0, "0.0.0.0");
+    }
+
+    #[test]
+    fn hosts_are_normalised_and_defaults_filled() {
+        let (h, kind, ips, port) = host("HTTPS://Api.Example.COM./v1");
+        assert_eq!(
+            (h.as_str(), kind, ips.len(), port),
+            ("api.example.com", "domain", 0, Some(443))
+        );
+        let f = UrlFact::parse("http://u:p@example.com@evil.test/", "t".into()).unwrap();
+        assert_eq!(f.host, "evil.test");
+        assert!(f.userinfo);
+        let (h, kind, ips, _) = host("http://[::ffff:a9fe:a9fe]/");
+        assert_eq!((h.as_str(), kind), ("::ffff:169.254.169.254", "ipv6"));
+        assert_eq!(ips, ["::ffff:169.254.169.254", "169.254.169.254"]);
+        // Non-special schemes keep an opaque host; the numbers are still read as an address.
+        assert_eq!(host("gopher2://0xa9fea9fe/x").0, "169.254.169.254");
+        assert!(UrlFact::parse("not a url", "t".into()).is_none());
+    }
+
+    #[test]
+    fn bare_operands_name_hosts_the_way_curl_reads_them() {
+        let f = |w: &str| UrlFact::from_bare_operand(w, "t".into()).map(|u| u.host);
+        assert_eq!(f("2852039166/latest").as_deref(), Some("169.254.169.254"));
+        assert_eq!(f("0xa9fea9fe").as_deref(), Some("169.254.169.254"));
+        assert_eq!(f("127.1:9482/v1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            f("metadata.google.internal/computeMetadata/v1/").as_deref(),
+            Some("metadata.google.internal")
+        );
+        assert_eq!(f("20"), None);
+        assert_eq!(f("-n"), None);
+        assert_eq!(f("./a.txt"), None);
+        assert_eq!(f("TODO"), None);
+    }
+}
