@@ -157,10 +157,16 @@ impl Action {
     }
 
     /// RFC 8785 canonical JSON of the action: the bytes that approvals and audit bind to.
+    /// Integers beyond ±2^53 are written by their exact decimal text (RFC 8785 would round them
+    /// through a double, so an approval for one 61-bit id would match its neighbours).
     pub fn canonical_json(&self) -> Vec<u8> {
-        // Serializing plain data into canonical JSON cannot fail: there are no maps with
-        // non-string keys and no non-finite floats reachable from parsed JSON.
-        serde_json_canonicalizer::to_vec(self).unwrap_or_default()
+        // Plain data: serializing cannot fail, and parsed JSON holds no non-finite floats.
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = Vec::new();
+        match crate::audit::jcs::write_value(&value, &mut out) {
+            Ok(()) => out,
+            Err(_) => serde_json_canonicalizer::to_vec(self).unwrap_or_default(),
+        }
     }
 
     /// Hex SHA-256 of [`Action::canonical_json`].
@@ -184,6 +190,28 @@ mod tests {
         assert_eq!(a.canonical_hash(), b.canonical_hash());
         let c = Action::tool("exec", Some(json!({"command": "ls -la", "cwd": "/tmp"})));
         assert_ne!(a.canonical_hash(), c.canonical_hash());
+    }
+
+    #[test]
+    fn large_integers_that_differ_in_the_last_digit_hash_apart() {
+        let a = Action::mcp("s", "t", Some(json!({"id": 2305843009213693951u64})));
+        let b = Action::mcp("s", "t", Some(json!({"id": 2305843009213693952u64})));
+        let c = Action::mcp("s", "t", Some(json!({"id": -2305843009213693951i64})));
+        let d = Action::mcp("s", "t", Some(json!({"id": -2305843009213693952i64})));
+        assert_ne!(a.canonical_hash(), b.canonical_hash());
+        assert_ne!(c.canonical_hash(), d.canonical_hash());
+        assert!(
+            String::from_utf8(a.canonical_json())
+                .unwrap()
+                .contains("2305843009213693951")
+        );
+        // Fractions keep RFC 8785's double formatting.
+        let f = Action::mcp("s", "t", Some(json!({"x": 1.5e300})));
+        assert!(
+            String::from_utf8(f.canonical_json())
+                .unwrap()
+                .contains("1.5e+300")
+        );
     }
 
     #[test]
