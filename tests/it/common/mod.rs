@@ -130,12 +130,28 @@ decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writes
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
 
+/// A loopback port nothing listens on, for a server started later (the sidecar binary, an
+/// upstream). Picked below the kernel's ephemeral range: a port taken from that range with
+/// `bind(0)` and released can be handed to some test's outgoing connection as its source port
+/// before the server binds it, and the server then fails to start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() % 4_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = LOW + (port - LOW) % (HIGH - LOW);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The real `clawgate serve` binary on free loopback ports, with its config and state in a
@@ -183,17 +199,17 @@ impl BinarySidecar {
 
     /// [`BinarySidecar::start`] with extra environment variables.
     pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
-        self.spawn(&[], env, std::process::Stdio::null()).await
+        let log = self.dir.path().join("serve.log");
+        self.spawn(&[], env, &log).await
     }
 
     /// [`BinarySidecar::start`] with `--log-format json`, its stderr written to `log`.
     pub async fn start_logging_json(&mut self, log: &Path) {
-        let file = std::fs::File::create(log).unwrap();
-        self.spawn(&["--log-format", "json"], &[], file.into())
-            .await
+        self.spawn(&["--log-format", "json"], &[], log).await
     }
 
-    async fn spawn(&mut self, args: &[&str], env: &[(&str, &str)], stderr: std::process::Stdio) {
+    async fn spawn(&mut self, args: &[&str], env: &[(&str, &str)], log: &Path) {
+        let stderr = std::fs::File::create(log).unwrap();
         let child = std::process::Command::new(BIN)
             .args(args)
             .args(["serve", "--config"])
@@ -204,11 +220,19 @@ impl BinarySidecar {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while reqwest::get(self.admin_url("/healthz")).await.is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let said = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("sidecar exited before it answered ({status}); it said:\n{said}");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "sidecar did not start"
+                "sidecar did not answer /healthz within 30 s"
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
