@@ -46,7 +46,7 @@ setup_py() {
 }
 
 setup_openclaw() {
-    local stamp="$TOOLS/openclaw/.stamp-$OPENCLAW_VERSION-node-$NODE_WHEEL_VERSION"
+    local stamp="$TOOLS/openclaw/.stamp-$OPENCLAW_VERSION-node-$NODE_WHEEL_VERSION-settled"
     [[ -f $stamp ]] && return 0
     if [[ ! -f "$TOOLS/node/.stamp-$NODE_WHEEL_VERSION" ]]; then
         require_venv
@@ -62,6 +62,15 @@ setup_openclaw() {
     rm -rf "$TOOLS/openclaw"
     PATH="$(dirname "$node"):$PATH" "$npm" install --prefix "$TOOLS/openclaw" --no-audit --no-fund \
         --ignore-scripts "openclaw@$OPENCLAW_VERSION" >/dev/null
+    # Installed without scripts, OpenClaw finishes its package lifecycle on its first start,
+    # under a lock that makes any second process started meanwhile exit with "package lifecycle
+    # is incomplete". The tests start several at once, so settle it here, once, before the stamp.
+    local entry="$TOOLS/openclaw/node_modules/openclaw"
+    "$node" "$entry/openclaw.mjs" --version >/dev/null
+    if [[ -e "$entry/.openclaw-lifecycle-pending" ]]; then
+        echo "setup-tools.sh: OpenClaw's first start left its package lifecycle pending" >&2
+        exit 1
+    fi
     touch "$stamp"
 }
 
