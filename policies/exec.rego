@@ -61,15 +61,52 @@ unparsed_script if {
 	s.truncated == true
 }
 
-# A bare assignment (`X=1`) runs nothing by itself.
-command_read_only(c) if c.name == ""
+# A bare assignment (`X=1`) runs nothing by itself, unless it redirects into a
+# file (`>~/.bashrc` truncates it) or changes how later programs run (PATH, ...).
+command_read_only(c) if {
+	c.name == ""
+	not redirect_writes(c)
+	not unsafe_assignment(c)
+}
 
 command_read_only(c) if {
 	c.name != ""
 	spec := command_specs[c.name]
 	not program_dynamic(c)
 	not redirect_writes(c)
+	not unsafe_assignment(c)
 	command_spec_read_only(c, spec)
+}
+
+# NAME=value before a program (or given to its env/sudo wrapper): anything but a
+# safe name can make a read-only program run code (PAGER, LD_PRELOAD, ...).
+unsafe_assignment(c) if {
+	c.name != ""
+	some a in c.assignments
+	not safe_assignment(a)
+}
+
+shown_name(c) := c.name if c.name != "" else := "an assignment"
+
+# A bare assignment: only names that are exported already reach later programs.
+unsafe_assignment(c) if {
+	c.name == ""
+	some a in c.assignments
+	code_assignment(a)
+}
+
+safe_assignment(a) if a in exec_data.environment.safe
+
+safe_assignment(a) if {
+	some p in exec_data.environment.safe_prefixes
+	startswith(a, p)
+}
+
+code_assignment(a) if a in exec_data.environment.runs_code
+
+code_assignment(a) if {
+	some p in exec_data.environment.runs_code_prefixes
+	startswith(a, p)
 }
 
 program_dynamic(c) if {
@@ -255,10 +292,12 @@ unsafe_operand(c, spec) if {
 # Why a command is not read-only, for the mutation reason.
 not_read_only_why(c) := sprintf("%s has a program name only known at run time", [c.program]) if {
 	program_dynamic(c)
+} else := sprintf("%s redirects output into a file", [shown_name(c)]) if {
+	redirect_writes(c)
+} else := sprintf("%s runs with %s set, which can make it run other code", [shown_name(c), concat(", ", c.assignments)]) if {
+	unsafe_assignment(c)
 } else := sprintf("%s is not a known read-only program (data.clawgate.commands)", [c.name]) if {
 	not command_specs[c.name]
-} else := sprintf("%s redirects output into a file", [c.name]) if {
-	redirect_writes(c)
 } else := sprintf("%s runs inline %s code", [c.name, c.code.language]) if {
 	c.code
 } else := sprintf("%s %s is not a read-only use", [c.name, subcommand_of(c)]) if {
@@ -314,7 +353,7 @@ metadata_command_findings contains exec_rule_finding("exec.cloud_metadata", u.ra
 metadata_destination(u) if u.host in data.clawgate.network.metadata_hosts
 
 metadata_destination(u) if {
-	some ip in u.ips
+	some ip in array.concat(u.ips, object.get(u, "name_ips", []))
 	is_metadata_ip(ip)
 }
 

@@ -331,7 +331,7 @@ test_read_only_commands_allowed_in_production if {
 test_non_read_only_commands_need_approval_in_production if {
 	every cmd in [
 		"npm install", "cat a > b", "echo $(rm x)", "ls `touch y`", "ls && npm test", "make build",
-		"sort -o out.txt in.txt", "lsblk", "python3 script.py", "git commit -am wip", "ls & rm x",
+		"sort -o out.txt in.txt", "ansible-playbook site.yml", "python3 script.py", "git commit -am wip", "ls & rm x",
 		"rg --pre ./evil.sh x", "find . -exec touch {} +", "terraform plan -out=plan.bin", "ls\nrm x",
 	] {
 		d := decide(exec_call(cmd, "production"))
@@ -420,6 +420,7 @@ exec_examples := {
 	"cred.k8s_secret": "kubectl get secret db -o json",
 	"cred.recursive_read": "grep -r token ~",
 	"net.local_file_url": "",
+	"net.url_scheme": "",
 }
 
 test_every_exec_rule_has_an_example if {
@@ -445,5 +446,16 @@ test_recursive_reads_of_credential_trees_are_held if {
 	}
 	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s"] {
 		not "cred.recursive_read" in exec_rules_for(cmd, "development")
+	}
+}
+
+# NAME=value before a read-only program (or given to env/sudo) can make it run code.
+test_environment_that_runs_code_is_not_read_only if {
+	every cmd in ["PAGER='sh -c id' git log", "GIT_EXTERNAL_DIFF=/tmp/x git diff", "LD_PRELOAD=/tmp/x.so ls", "env LD_PRELOAD=/tmp/x.so ls", "sudo PAGER=/tmp/x man ls", "BASH_ENV=/tmp/x bash -c ls", "LD_PRELOAD=/tmp/x.so timeout 5 cat x", "PATH=/tmp/evil:$PATH; ls", ">~/.bashrc", "ps auxe", "ps eww"] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect != "allow"
+	}
+	every cmd in ["LANG=C sort notes.txt", "TZ=UTC date", "NO_COLOR=1 ls", "LC_ALL=C grep -c x notes.txt", "X=1; echo $X", "ps aux", "ps -ef"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }

@@ -180,6 +180,9 @@ credential_examples := {
 	"cred.governance": "/home/u/.openclaw/exec-approvals.json",
 	"cred.container_secrets": "/var/run/secrets/kubernetes.io/serviceaccount/token",
 	"cred.secret_store": "/home/u/.password-store/work/db.gpg",
+	"cred.history": "/home/u/.bash_history",
+	"cred.browser": "/home/u/.mozilla/firefox/abc.default/logins.json",
+	"cred.tfstate": "infra/terraform.tfstate",
 }
 
 command_credential_examples := {

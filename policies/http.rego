@@ -80,11 +80,16 @@ url_findings(block_private, where) := set() if {
 } else := {f |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
-	some f in destination_findings({"host": u.host, "ips": {ip | some ip in u.ips}, "block_private": block_private, "where": where})
+	some f in destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": block_private, "where": where})
 } | sidecar_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	u.scheme == "file"
+} | {exec_rule_finding("net.url_scheme", u.raw) |
+	some u in object.get(facts, "urls", [])
+	startswith(u.source, "params.")
+	u.scheme != "file"
+	not u.scheme in object.get(network_data, "url_schemes", ["http", "https"])
 }
 
 # clawgate's admin listener, reached by any URL of the call on a loopback address.

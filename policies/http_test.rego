@@ -312,3 +312,28 @@ test_file_urls_are_denied if {
 		fired(d, "net.local_file_url")
 	}
 }
+
+test_urls_of_other_schemes_are_denied if {
+	every u in ["javascript:alert(document.cookie)", "data:text/html,<script>x</script>", "view-source:http://169.254.169.254/", "gopher://example.com:70/_x"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.url_scheme")
+	}
+	d := decide(tool_call("browser", {"action": "navigate", "url": "about:blank"}, "production"))
+	not fired(d, "net.url_scheme")
+}
+
+# Wildcard DNS names (nip.io, sslip.io) answer with the address they spell.
+test_addresses_spelled_in_host_names_are_judged if {
+	every u in ["http://169.254.169.254.nip.io/latest/meta-data/", "http://a9fea9fe.nip.io/"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.cloud_metadata")
+	}
+	every u in ["http://127.0.0.1.nip.io:8080/", "http://app-10-0-0-7.sslip.io/"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "production"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+	decide(tool_call("web_fetch", {"url": "https://v1.2.3.example.com/"}, "production")).effect == "allow"
+}

@@ -119,10 +119,27 @@ pub fn normalize(text: &str, base: &PathBase) -> String {
             ".." | "\\.\\." | ".\\." | "\\.." => {
                 parts.pop();
             }
-            s => parts.push(s),
+            s => {
+                parts.push(s);
+                through_proc(&mut parts, &base.cwd);
+            }
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// `/proc/PID/root` (and `/proc/PID/task/TID/root`) is the process's root directory, so
+/// `/proc/1/root/etc/shadow` is `/etc/shadow`; `/proc/self/cwd` is the caller's directory.
+/// Any PID counts, a glob included: only processes have these entries.
+fn through_proc<'a>(parts: &mut Vec<&'a str>, cwd: &'a str) {
+    match parts.as_slice() {
+        ["proc", _, "root"] | ["proc", _, "task", _, "root"] => parts.clear(),
+        ["proc", "self" | "thread-self", "cwd"] => {
+            parts.clear();
+            parts.extend(cwd.split('/').filter(|s| !s.is_empty()));
+        }
+        _ => {}
+    }
 }
 
 /// `~`, `~/x`, `~user/x`, `$HOME/x`, `${HOME}/x` at the start of a path.
@@ -249,6 +266,16 @@ mod tests {
                 "/home/dev/.openclaw/credentials/x.json",
             ),
             ("/proc/self//environ", "/proc/self/environ"),
+            ("/proc/1/root/etc/shadow", "/etc/shadow"),
+            (
+                "/proc/self/root/home/dev/.ssh/id_rsa",
+                "/home/dev/.ssh/id_rsa",
+            ),
+            ("/proc/*/root/etc/shadow", "/etc/shadow"),
+            ("/proc/1/task/1/root/etc/sudoers", "/etc/sudoers"),
+            ("/proc/self/cwd/../.ssh/id_rsa", "/home/dev/.ssh/id_rsa"),
+            ("/proc/thread-self/cwd/x", "/home/dev/project/x"),
+            ("/proc/1/cwd/x", "/proc/1/cwd/x"),
             ("~", "/home/dev"),
             ("~/", "/home/dev"),
             ("$HOME/.ssh/id_rsa", "/home/dev/.ssh/id_rsa"),

@@ -922,7 +922,10 @@ impl Walker<'_, '_> {
             let raw = source.get(p.start_index..p.end_index).unwrap_or_default();
             match &p.piece {
                 WordPiece::Text(t) => {
-                    if !quoted && t.contains(['*', '?', '[']) {
+                    // `[` opens a bracket expression only with a `]` after it (`[ -d x ]`
+                    // runs the program `[`).
+                    let bracket = t.find('[').is_some_and(|i| t[i + 1..].contains(']'));
+                    if !quoted && (t.contains(['*', '?']) || bracket) {
                         w.kind("glob");
                     }
                     if !quoted && (t.contains("@(") || t.contains("!(") || t.contains("+(")) {
@@ -1146,6 +1149,22 @@ impl Walker<'_, '_> {
             })
             .collect();
         self.fill(&mut fact, words);
+        // The environment the wrapper runs with reaches the command it runs, and so do the
+        // `NAME=value` words a wrapper sets itself (`env LD_PRELOAD=x ls`, `sudo PAGER=x git log`).
+        let mut assignments = outer.assignments.clone();
+        assignments.extend(
+            outer
+                .argv
+                .get(1..start)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|w| super::wrappers::assignment_name(w))
+                .map(str::to_string),
+        );
+        assignments.append(&mut fact.assignments);
+        assignments.sort();
+        assignments.dedup();
+        fact.assignments = assignments;
         self.sink.commands[id] = fact;
         if self.sink.commands[wrapper].runs.is_none() {
             self.sink.commands[wrapper].runs = Some(id);
@@ -1531,6 +1550,35 @@ mod tests {
                 "{cmd}: the wrapper stays a command"
             );
         }
+    }
+
+    #[test]
+    fn the_environment_a_wrapper_sets_reaches_the_command_it_runs() {
+        for (cmd, names) in [
+            ("env LD_PRELOAD=/x.so ls", vec!["LD_PRELOAD"]),
+            ("env -i A=1 B=2 ls", vec!["A", "B"]),
+            ("sudo PAGER=x ls", vec!["PAGER"]),
+            ("GIT_PAGER=x timeout 5 ls", vec!["GIT_PAGER"]),
+            ("A=1 env B=2 nice ls", vec!["A", "B"]),
+            ("timeout 5 ls", vec![]),
+        ] {
+            let f = facts(cmd);
+            let ls = f.commands.iter().find(|c| c.name == "ls");
+            assert!(
+                ls.is_some_and(|c| c.assignments == names),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+    }
+
+    #[test]
+    fn a_lone_bracket_is_the_test_program_not_a_glob() {
+        let f = facts("[ -d src ] && ls src");
+        assert_eq!(f.commands[0].name, "[");
+        assert!(f.commands[0].literal, "{:?}", f.commands[0]);
+        let f = facts("ls [ab].txt");
+        assert_eq!(f.commands[0].dynamic[0].kinds, ["glob"]);
     }
 
     #[test]

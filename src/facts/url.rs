@@ -32,6 +32,11 @@ pub struct UrlFact {
     pub path: String,
     /// The URL carried `user:password@` (dropped from `host`).
     pub userinfo: bool,
+    /// IPv4 addresses written inside a host name (`127.0.0.1.nip.io`, `10-0-0-1.sslip.io`,
+    /// `7f000001.nip.io`): wildcard DNS services answer with them, so a name can reach an
+    /// address that no literal shows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub name_ips: Vec<String>,
 }
 
 impl UrlFact {
@@ -83,6 +88,11 @@ impl UrlFact {
             },
             None => (String::new(), "none", Vec::new()),
         };
+        let name_ips = if host_kind == "domain" {
+            name_ipv4s(&host).iter().map(|ip| ip.to_string()).collect()
+        } else {
+            Vec::new()
+        };
         let mut cut = raw.len().min(MAX_RAW);
         while !raw.is_char_boundary(cut) {
             cut -= 1;
@@ -97,8 +107,42 @@ impl UrlFact {
             port: url.port_or_known_default(),
             path: url.path().to_string(),
             userinfo: !url.username().is_empty() || url.password().is_some(),
+            name_ips,
         }
     }
+}
+
+/// The IPv4 addresses a host name spells: four numeric labels in a row (`127.0.0.1.nip.io`),
+/// four numbers joined by dashes inside a label (`x-10-0-0-1.sslip.io`), or a label of eight
+/// hex digits (`7f000001.nip.io`).
+fn name_ipv4s(host: &str) -> Vec<Ipv4Addr> {
+    let octet = |s: &str| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    let quad = |parts: &[&str]| -> Option<Ipv4Addr> {
+        let mut o = [0u8; 4];
+        for (i, p) in parts.iter().enumerate() {
+            if !octet(p) {
+                return None;
+            }
+            o[i] = p.parse().ok()?;
+        }
+        Some(Ipv4Addr::from(o))
+    };
+    let mut out = Vec::new();
+    let labels: Vec<&str> = host.split('.').collect();
+    out.extend(labels.windows(4).filter_map(quad));
+    for label in &labels {
+        let parts: Vec<&str> = label.split('-').collect();
+        out.extend(parts.windows(4).filter_map(quad));
+        if label.len() == 8
+            && label.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(n) = u32::from_str_radix(label, 16)
+        {
+            out.push(Ipv4Addr::from(n));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The IPv4 address a WHATWG host parser reads in `host` (`0xa9fea9fe`, `127.1`, `0177.0.0.1`).
@@ -236,5 +280,24 @@ mod tests {
         assert_eq!(f("-n"), None);
         assert_eq!(f("./a.txt"), None);
         assert_eq!(f("TODO"), None);
+    }
+
+    #[test]
+    fn addresses_spelled_inside_host_names_are_stated() {
+        let ips = |raw: &str| UrlFact::parse(raw, "t".into()).unwrap().name_ips;
+        assert_eq!(ips("http://127.0.0.1.nip.io:9482/"), ["127.0.0.1"]);
+        assert_eq!(
+            ips("http://app.169.254.169.254.nip.io/"),
+            ["169.254.169.254"]
+        );
+        assert_eq!(ips("http://x-10-0-0-1.sslip.io/"), ["10.0.0.1"]);
+        assert_eq!(ips("http://7f000001.nip.io/"), ["127.0.0.1"]);
+        assert_eq!(ips("http://a9fea9fe.nip.io/"), ["169.254.169.254"]);
+        // Not four octets: nothing.
+        assert!(ips("http://v1.2.3.example.com/").is_empty());
+        assert!(ips("http://1.2.3.256.example.com/").is_empty());
+        assert!(ips("https://docs.rs/tokio/").is_empty());
+        // A literal address is `ips`, not a name.
+        assert!(ips("http://127.0.0.1/").is_empty());
     }
 }

@@ -78,7 +78,11 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
         long_value,
     };
     let after = |grammar: Grammar, positional: usize| {
-        let i = first_operand(argv, 1, &grammar) + positional;
+        let mut i = first_operand(argv, 1, &grammar) + positional;
+        // sudo takes `NAME=value` words before the command and sets them for it.
+        while name == "sudo" && argv.get(i).is_some_and(|w| is_assignment(w)) {
+            i += 1;
+        }
         if i < argv.len() {
             Inner::Command(i)
         } else {
@@ -358,14 +362,16 @@ fn code_after(
 }
 
 fn is_assignment(w: &str) -> bool {
-    match w.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        }
-        None => false,
-    }
+    assignment_name(w).is_some()
+}
+
+/// The variable a `NAME=value` word sets.
+pub(super) fn assignment_name(w: &str) -> Option<&str> {
+    let (name, _) = w.split_once('=')?;
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    valid.then_some(name)
 }
 
 #[cfg(test)]
