@@ -459,3 +459,9 @@ test_environment_that_runs_code_is_not_read_only if {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
+
+test_environment_given_in_the_call_is_judged_like_assignments if {
+	d := decide(tool_call("exec", {"command": "git log", "env": {"GIT_PAGER": "sh -c id"}}, "production"))
+	d.effect == "require_approval"
+	decide(tool_call("exec", {"command": "git log", "env": {"LANG": "C"}}, "production")).effect == "allow"
+}

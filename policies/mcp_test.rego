@@ -161,3 +161,13 @@ test_mcp_bundle_tool_name_via_plugin_hook if {
 	d3 := decide(tool_call("outlook__send_mail", {"to": "a@b"}, "production"))
 	d3.effect == "require_approval"
 }
+
+# Arguments nested in objects and arrays are facts too.
+test_nested_mcp_arguments_are_judged if {
+	d := decide({"action": {"kind": "mcp", "server": "fs", "tool": "read", "params": {"options": {"path": "/home/dev/.ssh/id_rsa"}}}, "environment": "development"})
+	d.effect == "deny"
+	fired(d, "cred.ssh")
+	d2 := decide({"action": {"kind": "mcp", "server": "fetch", "tool": "fetch", "params": {"request": {"url": "http://169.254.169.254/latest/"}}}, "environment": "development"})
+	d2.effect == "deny"
+	fired(d2, "net.cloud_metadata")
+}

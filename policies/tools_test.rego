@@ -53,12 +53,18 @@ test_every_catalog_risk_is_a_known_tier if {
 }
 
 test_every_tier_is_complete if {
-	some t in risk_levels
-	tier := data.clawgate.tiers[t]
-	tier.effect
-	tier.mutation_effect
-	count(tier.approval.approvers) > 0
-	tier.constraints.rate_per_minute > 0
+	every t in risk_levels {
+		tier := data.clawgate.tiers[t]
+		tier.effect
+		tier.mutation_effect
+		count(tier.approval.approvers) > 0
+		tier.constraints.rate_per_minute > 0
+	}
+}
+
+# The check above must tell a broken tier apart: one tier without approvers fails it.
+test_a_tier_without_approvers_is_incomplete if {
+	not test_every_tier_is_complete with data.clawgate.tiers.low.approval.approvers as []
 }
 
 test_aliases_point_at_catalog_tools if {

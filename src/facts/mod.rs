@@ -193,18 +193,22 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 .and_then(Value::as_object)
                 .unwrap_or(&empty);
             let tool = action.tool.as_deref().unwrap_or_default();
-            let mut spec = if action.kind == ActionKind::Mcp {
-                roles.mcp(params)
+            let is_mcp = action.kind == ActionKind::Mcp
+                || (action.kind == ActionKind::Tool && roles.is_bundle_mcp(tool));
+            let (flat, mut spec) = if is_mcp {
+                roles.mcp_nested(params)
             } else {
-                roles.tool(tool).clone()
+                (params.clone(), ToolParams::default())
             };
-            if action.kind == ActionKind::Tool && roles.is_bundle_mcp(tool) {
-                let m = roles.mcp(params);
-                spec.command.extend(m.command);
-                spec.path.extend(m.path);
-                spec.url.extend(m.url);
+            if action.kind == ActionKind::Tool {
+                let own = roles.tool(tool);
+                spec.command.extend(own.command.iter().cloned());
+                spec.path.extend(own.path.iter().cloned());
+                spec.url.extend(own.url.iter().cloned());
+                spec.patch.extend(own.patch.iter().cloned());
+                spec.env.extend(own.env.iter().cloned());
             }
-            params_facts(&mut facts, params, &spec, roles, ctx);
+            params_facts(&mut facts, &flat, &spec, roles, ctx);
         }
         ActionKind::Http => {
             if let Some(h) = &action.http {
@@ -335,6 +339,21 @@ fn params_facts(
     for key in &spec.command {
         for text in params.get(key).map(strings).unwrap_or_default() {
             shell::add_script(&mut sink, &text, format!("params.{key}"), &base);
+        }
+    }
+    // Variables the call sets for the command (exec's `env`) reach every program it runs, as
+    // `NAME=value` words before it would.
+    let env_names: Vec<String> = spec
+        .env
+        .iter()
+        .filter_map(|k| params.get(k).and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    if !env_names.is_empty() {
+        for c in sink.commands.iter_mut() {
+            c.assignments.extend(env_names.iter().cloned());
+            c.assignments.sort();
+            c.assignments.dedup();
         }
     }
     let truncated = sink.truncated;
@@ -536,5 +555,85 @@ mod bounds {
             within_limits(&f);
             assert!(took < Duration::from_secs(2), "{cmd:?}: {took:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod params {
+    use super::*;
+    use serde_json::json;
+
+    fn roles() -> ParamRoles {
+        ParamRoles::from_data([&json!({"clawgate": {
+            "tools": {"exec": {"command_params": ["command"], "env_params": ["env"]}},
+            "mcp": {"command_argument_keys": ["command"], "url_argument_keys": ["url"],
+                    "path_argument_pattern": "(?i)(^|_)(path|paths)$"}
+        }})])
+    }
+
+    fn ctx() -> FactsContext {
+        FactsContext::default().with_home("/home/dev")
+    }
+
+    #[test]
+    fn nested_mcp_arguments_count_by_their_own_key() {
+        let mut action = Action::tool("read", None);
+        action.kind = ActionKind::Mcp;
+        action.params = Some(json!({
+            "options": {"path": "~/.ssh/id_rsa"},
+            "request": {"url": "http://169.254.169.254/"},
+            "files": [{"paths": ["a", "~/.aws/credentials"]}],
+            "steps": [{"command": "rm -rf ~"}],
+            "path": "README.md"
+        }));
+        let f = facts_for(&action, &roles(), &ctx());
+        let paths: Vec<(&str, &str)> = f
+            .paths
+            .iter()
+            .map(|p| (p.path.as_str(), p.source.as_str()))
+            .collect();
+        assert!(
+            paths.contains(&("/home/dev/.ssh/id_rsa", "params.options.path")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("/home/dev/.aws/credentials", "params.files.0.paths")),
+            "{paths:?}"
+        );
+        assert!(paths.iter().any(|p| p.1 == "params.path"), "{paths:?}");
+        assert_eq!(f.urls[0].source, "params.request.url");
+        assert_eq!(f.commands[0].name, "rm");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut deep = json!({"path": "/deep"});
+        for _ in 0..50 {
+            deep = json!({ "x": deep });
+        }
+        let wide: serde_json::Map<String, Value> = (0..10_000)
+            .map(|i| (format!("k{i}"), json!({"path": format!("/w/{i}")})))
+            .collect();
+        for params in [deep, Value::Object(wide)] {
+            let mut action = Action::tool("t", None);
+            action.kind = ActionKind::Mcp;
+            action.params = Some(params);
+            let f = facts_for(&action, &roles(), &ctx());
+            assert!(f.paths.len() <= ctx().limits.max_paths);
+        }
+    }
+
+    #[test]
+    fn the_environment_a_call_sets_reaches_every_command() {
+        let action = Action::tool(
+            "exec",
+            Some(json!({"command": "git log | head", "env": {"GIT_PAGER": "sh -c id"}})),
+        );
+        let f = facts_for(&action, &roles(), &ctx());
+        assert!(
+            f.commands.iter().all(|c| c.assignments == ["GIT_PAGER"]),
+            "{:?}",
+            f.commands
+        );
     }
 }

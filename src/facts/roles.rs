@@ -14,6 +14,8 @@ pub struct ToolParams {
     pub path: Vec<String>,
     pub url: Vec<String>,
     pub patch: Vec<String>,
+    /// Objects of environment variables the command runs with (exec's `env`).
+    pub env: Vec<String>,
 }
 
 impl ToolParams {
@@ -33,6 +35,7 @@ impl ToolParams {
             path: names("path_params"),
             url: names("url_params"),
             patch: names("patch_params"),
+            env: names("env_params"),
         }
     }
 }
@@ -124,11 +127,75 @@ impl ParamRoles {
         p
     }
 
+    /// The arguments of an MCP call with those nested in objects and arrays lifted to the
+    /// top under their dotted path (`options.path`, `files.1.path`), and the roles of all of
+    /// them: a path or URL one level down is as much a path or URL as one at the top.
+    pub fn mcp_nested(
+        &self,
+        arguments: &serde_json::Map<String, Value>,
+    ) -> (serde_json::Map<String, Value>, ToolParams) {
+        let mut flat = arguments.clone();
+        let mut lifted = serde_json::Map::new();
+        for (key, value) in arguments {
+            lift(key, value, 1, &mut lifted);
+        }
+        let mut roles = self.mcp(arguments);
+        for (dotted, value) in lifted {
+            let last = dotted.rsplit('.').next().unwrap_or_default();
+            let role = self.mcp(&serde_json::Map::from_iter([(
+                last.to_string(),
+                Value::Null,
+            )]));
+            if role == ToolParams::default() {
+                continue;
+            }
+            let push = |list: &mut Vec<String>, from: &[String]| {
+                if !from.is_empty() {
+                    list.push(dotted.clone());
+                }
+            };
+            push(&mut roles.command, &role.command);
+            push(&mut roles.path, &role.path);
+            push(&mut roles.url, &role.url);
+            flat.insert(dotted, value);
+        }
+        (flat, roles)
+    }
+
     /// Whether a tool name is an OpenClaw bundle-mcp tool (`<server>__<tool>`) the catalog
     /// does not list: its arguments are read as MCP arguments.
     pub fn is_bundle_mcp(&self, name: &str) -> bool {
         let low = name.to_lowercase();
         let name = self.aliases.get(&low).unwrap_or(&low);
         !self.tools.contains_key(name) && name.contains("__")
+    }
+}
+
+/// Nested arguments go this deep, and no more of them are read; past that they are not
+/// judged (the default bundle holds MCP calls it cannot classify by name anyway).
+const MAX_NESTING: usize = 4;
+const MAX_LIFTED: usize = 256;
+
+/// Every value below `value` (not `value` itself) under its dotted path.
+fn lift(path: &str, value: &Value, depth: usize, out: &mut serde_json::Map<String, Value>) {
+    if depth > MAX_NESTING {
+        return;
+    }
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(m) => m.iter().map(|(k, v)| (format!("{path}.{k}"), v)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_object() || v.is_array())
+            .map(|(i, v)| (format!("{path}.{i}"), v))
+            .collect(),
+        _ => return,
+    };
+    for (child, v) in children {
+        if out.len() >= MAX_LIFTED {
+            return;
+        }
+        out.insert(child.clone(), v.clone());
+        lift(&child, v, depth + 1, out);
     }
 }
