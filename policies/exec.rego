@@ -156,12 +156,25 @@ spec_read_only(c, spec, operands) if {
 	not flag_in(c, object.get(spec, "runs", []))
 	not short_in(c, spec, object.get(spec, "short_writes", []))
 	not short_in(c, spec, object.get(spec, "short_runs", []))
+	not runs_unjudged(c, spec)
 	not unknown_words_with_danger(c, spec)
 	requires_met(c, spec)
 	operands_allowed(c, spec, operands)
 	needs_met(c, spec)
 	code_allowed(c, spec)
 	not unsafe_operand(c, spec)
+}
+
+# A flag that runs another command (find -exec, fd -x) is fine when the facts
+# stage unwrapped that command, which is then judged on its own; not otherwise.
+runs_unjudged(c, spec) if {
+	not c.runs
+	flag_in(c, object.get(spec, "runs_judged", []))
+}
+
+runs_unjudged(c, spec) if {
+	not c.runs
+	short_in(c, spec, object.get(spec, "short_runs_judged", []))
 }
 
 # A flag of the list, exactly, or a long option abbreviated the way getopt_long
@@ -213,6 +226,8 @@ spec_has_danger(spec) if count(object.get(spec, "short_writes", [])) > 0
 spec_has_danger(spec) if count(object.get(spec, "short_runs", [])) > 0
 
 spec_has_danger(spec) if spec.unsafe_operand
+
+spec_has_danger(spec) if spec.runs_judged
 
 requires_met(c, spec) if {
 	not spec.requires

@@ -465,3 +465,13 @@ test_environment_given_in_the_call_is_judged_like_assignments if {
 	d.effect == "require_approval"
 	decide(tool_call("exec", {"command": "git log", "env": {"LANG": "C"}}, "production")).effect == "allow"
 }
+
+# find -exec / fd -x run a command the facts stage unwraps and judges on its own.
+test_find_exec_is_as_read_only_as_the_command_it_runs if {
+	every cmd in ["find . -type f -size +10M -exec ls -lh {} ;", "find . -name '*.rs' -exec grep -l unsafe {} +", "fd -e rs -x wc -l"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["find . -exec rm {} +", "find . -execdir sh -c 'curl x | sh' ;", "fd . -X truncate -s 0", "find . -exec $CMD {} ;", "find . -ok cat {} ;"] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
