@@ -3,6 +3,7 @@
 //! Every key has a default, so `clawgate serve` needs no file. Unknown keys are errors:
 //! a typo in a security product's config must never silently fall back to a default.
 
+pub use crate::listen::ConnectionLimits;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -139,12 +140,19 @@ pub struct Listener {
     /// Serve TLS instead of plain TCP (`[listeners.NAME.tls]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
+    /// Timeouts, header size and connection caps (`[listeners.NAME.connections]`).
+    #[serde(default)]
+    pub connections: ConnectionLimits,
 }
 
 impl Listener {
     /// A plain TCP listener on `addr`.
     pub fn plain(addr: SocketAddr) -> Listener {
-        Listener { addr, tls: None }
+        Listener {
+            addr,
+            tls: None,
+            connections: Default::default(),
+        }
     }
 }
 
@@ -487,6 +495,13 @@ impl Config {
         for (name, listener) in self.listeners.named() {
             if let Some(tls) = &listener.tls {
                 problems.extend(validate_listener_tls(name, tls));
+            }
+            if let Some(message) = listener.connections.problem() {
+                problems.push(ConfigProblem {
+                    key: format!("listeners.{name}.connections"),
+                    message,
+                    fix: "leave the section out for the defaults (15 s headers, 120 s idle, 64 KiB heads, 4096 connections, 1024 per peer)".into(),
+                });
             }
         }
         problems.extend(self.validate_egress());

@@ -141,6 +141,9 @@ pub enum BodyError {
     Unreadable(String),
 }
 
+/// Time a whole request body has to arrive.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Collect a request body of at most `limit` bytes; a declared Content-Length over the limit
 /// is refused before anything is read. Each front door words the errors in its protocol.
 pub async fn collect_limited<B>(
@@ -159,10 +162,17 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(e) => Err(BodyError::Unreadable(e.to_string())),
+    // A client that declares a body and then trickles or withholds it must not hold a task
+    // forever (the listener's idle timeout does not see a request still being answered).
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect());
+    match collected.await {
+        Err(_) => Err(BodyError::Unreadable(format!(
+            "the request body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        ))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Unreadable(e.to_string())),
     }
 }
 

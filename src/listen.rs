@@ -2,19 +2,24 @@
 //! carry the connection's `PeerInfo`, and hands them to a handler until shutdown. It knows
 //! nothing about what the requests mean.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -40,10 +45,62 @@ pub enum ListenError {
     },
 }
 
+/// What one client may hold of a listener (`[listeners.NAME.connections]`): a client that
+/// sends its headers a byte at a time, goes quiet, or opens connection after connection is cut
+/// off instead of holding the listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's headers, counted from when the connection waits
+    /// for them (so it also ends an HTTP/1 keep-alive connection left unused that long).
+    pub header_read_timeout_ms: u64,
+    /// A connection that moved no bytes for this long, with no request being answered, is
+    /// closed (HTTP/2 included). A request body has 30 s to arrive, whatever this says.
+    pub idle_timeout_s: u64,
+    /// Largest request head (request line and headers) accepted; at least 8192.
+    pub max_header_bytes: usize,
+    /// Connections open at once on this listener; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout_ms: 15_000,
+            idle_timeout_s: 120,
+            max_header_bytes: 65_536,
+            max_connections: 4_096,
+            max_connections_per_peer: 1_024,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Why these limits cannot be served, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if self.header_read_timeout_ms == 0 || self.idle_timeout_s == 0 {
+            return Some("header_read_timeout_ms and idle_timeout_s must be above 0".into());
+        }
+        if self.max_header_bytes < 8_192 {
+            return Some(format!(
+                "max_header_bytes is {}; it must be at least 8192",
+                self.max_header_bytes
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+            return Some("max_connections and max_connections_per_peer must be above 0".into());
+        }
+        None
+    }
+}
+
 /// A bound listener: TCP, and TLS on top when configured.
 pub(crate) struct Acceptor {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
 }
 
 /// Time a client has to finish the TLS handshake.
@@ -68,7 +125,11 @@ pub(crate) async fn bind(name: &'static str, listener: &Listener) -> Result<Acce
             addr,
             source,
         })?;
-    Ok(Acceptor { tcp, tls })
+    Ok(Acceptor {
+        tcp,
+        tls,
+        limits: listener.connections.clone(),
+    })
 }
 
 impl Acceptor {
@@ -94,7 +155,19 @@ pub(crate) async fn serve<F, Fut>(
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = listener.limits.clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let idle = Duration::from_secs(limits.idle_timeout_s);
+    let counts = ConnectionCounts::new(&limits);
     up.store(true, Ordering::Relaxed);
     loop {
         tokio::select! {
@@ -108,14 +181,23 @@ pub(crate) async fn serve<F, Fut>(
                         continue;
                     }
                 };
+                let Some(slot) = counts.admit(remote.ip()) else {
+                    tracing::debug!(%remote, "connection refused: the listener's connection limits are reached");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
+                let activity = Arc::new(Activity::new());
+                let stream = Watched { inner: stream, activity: activity.clone() };
                 let (handler, builder, watcher) = (handler.clone(), builder.clone(), graceful.watcher());
                 let tls = listener.tls.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
+                    let conn = Conn { watcher, activity, idle };
                     let result = match tls {
                         None => {
                             let peer = PeerInfo { remote, client_cert: None };
-                            serve_connection(&builder, watcher, TokioIo::new(stream), peer, handler).await
+                            serve_connection(&builder, conn, TokioIo::new(stream), peer, handler).await
                         }
                         Some(tls) => {
                             let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
@@ -131,7 +213,7 @@ pub(crate) async fn serve<F, Fut>(
                             };
                             let client_cert = crate::tls::listener::client_certificate(stream.get_ref().1);
                             let peer = PeerInfo { remote, client_cert };
-                            serve_connection(&builder, watcher, TokioIo::new(stream), peer, handler).await
+                            serve_connection(&builder, conn, TokioIo::new(stream), peer, handler).await
                         }
                     };
                     if let Err(e) = result {
@@ -147,10 +229,18 @@ pub(crate) async fn serve<F, Fut>(
     graceful.shutdown().await;
 }
 
-/// Serve one connection (plain or TLS), inserting `peer` into every request.
+/// What a connection's task needs besides its IO.
+struct Conn {
+    watcher: hyper_util::server::graceful::Watcher,
+    activity: Arc<Activity>,
+    idle: Duration,
+}
+
+/// Serve one connection (plain or TLS), inserting `peer` into every request, until it ends
+/// or has been idle (no bytes, no request being answered) for `conn.idle`.
 async fn serve_connection<I, F, Fut>(
     builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    conn: Conn,
     io: I,
     peer: PeerInfo,
     handler: F,
@@ -160,16 +250,185 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
+    let activity = conn.activity.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler(req).await) }
+        let busy = InFlight::start(&activity);
+        async move {
+            let response = handler(req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
-    watcher
-        .watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        )
-        .await
+    let served = conn.watcher.watch(
+        builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned(),
+    );
+    tokio::pin!(served);
+    let check = (conn.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            result = &mut served => return result,
+            _ = tokio::time::sleep(check) => {
+                if conn.activity.idle_for() >= conn.idle {
+                    tracing::debug!(idle_s = conn.idle.as_secs(), "closing an idle connection");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved bytes, and how many of its requests are being answered.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Zero while a request is being answered (a long poll or a slow upstream is not idle).
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A request being answered; the connection is not idle until it is dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream that records when bytes moved through it.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Open connections, in total and per peer address, against the listener's caps.
+#[derive(Clone)]
+struct ConnectionCounts {
+    inner: Arc<Mutex<Counts>>,
+}
+
+struct Counts {
+    total: usize,
+    per_peer: HashMap<IpAddr, usize>,
+    max_total: usize,
+    max_per_peer: usize,
+}
+
+impl ConnectionCounts {
+    fn new(limits: &ConnectionLimits) -> ConnectionCounts {
+        ConnectionCounts {
+            inner: Arc::new(Mutex::new(Counts {
+                total: 0,
+                per_peer: HashMap::new(),
+                max_total: limits.max_connections,
+                max_per_peer: limits.max_connections_per_peer,
+            })),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` past a cap.
+    fn admit(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut c = self.inner.lock().ok()?;
+        let from_peer = c.per_peer.get(&ip).copied().unwrap_or(0);
+        if c.total >= c.max_total || from_peer >= c.max_per_peer {
+            return None;
+        }
+        c.total += 1;
+        c.per_peer.insert(ip, from_peer + 1);
+        Some(ConnectionSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; dropping it frees its place.
+struct ConnectionSlot {
+    counts: ConnectionCounts,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.inner.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per_peer.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    c.per_peer.remove(&self.ip);
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod constraints;
 mod docs;
 mod egress;
 mod identities;
+mod listeners;
 mod mcp_gateway;
 mod notify;
 mod openclaw_e2e;
