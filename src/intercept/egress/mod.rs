@@ -211,6 +211,9 @@ impl EgressProxy {
             );
         };
         let port = uri.port_u16().unwrap_or(80);
+        if let Err(e) = names_only(&uri, &parts.headers, "http", host, port) {
+            return e.into_response();
+        }
         let dest = match self.resolver.resolve(host, port).await {
             Ok(d) => d,
             Err(e) => return destination_error(e),
@@ -259,6 +262,11 @@ impl EgressProxy {
             let (proxy, agent, dest, upstream) =
                 (proxy.clone(), agent.clone(), dest.clone(), upstream.clone());
             async move {
+                // The request must go where the tunnel goes: it is judged as that host.
+                if let Err(e) = names_only(req.uri(), req.headers(), "https", &dest.host, dest.port)
+                {
+                    return Ok(e.into_response());
+                }
                 let resp = proxy
                     .relay(agent, "https", req, &dest, Route::Tunnel(&upstream))
                     .await;
@@ -427,12 +435,6 @@ pub fn describe_request(
     body: &[u8],
     dest: &Resolved,
 ) -> HttpRequest {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|h| destination::normalize_host(strip_port(h)))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| dest.host.clone());
     let mut shown = serde_json::Map::new();
     for name in headers.keys() {
         if is_hop_by_hop(name) {
@@ -458,7 +460,8 @@ pub fn describe_request(
     HttpRequest {
         method: method.as_str().to_string(),
         scheme: scheme.to_string(),
-        host,
+        // The host clawgate connects to; [`names_only`] refused requests naming another.
+        host: dest.host.clone(),
         port: dest.port,
         path: uri.path().to_string(),
         query: uri.query().unwrap_or("").to_string(),
@@ -468,13 +471,95 @@ pub fn describe_request(
     }
 }
 
-fn strip_port(hostport: &str) -> &str {
-    if let Some(rest) = hostport.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+/// Why a request names a host other than the one clawgate sends it to.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("more than one Host header field; send exactly one")]
+    Duplicate,
+    #[error("the request has no Host header field; HTTP/1.1 requests name their host")]
+    Missing,
+    #[error("the Host header field {0:?} is not host[:port]")]
+    Malformed(String),
+    #[error(
+        "the request URL carries userinfo ({0:?}); send credentials in a header, never before the host"
+    )]
+    Userinfo(String),
+    #[error(
+        "the request names {named:?} but goes to {host}:{port}; a request is judged as the host it is sent to, so the two must agree"
+    )]
+    Mismatch {
+        named: String,
+        host: String,
+        port: u16,
+    },
+}
+
+impl HostError {
+    fn code(&self) -> &'static str {
+        match self {
+            HostError::Duplicate => "duplicate_host",
+            HostError::Missing => "missing_host",
+            HostError::Malformed(_) => "bad_host",
+            HostError::Userinfo(_) => "userinfo_in_url",
+            HostError::Mismatch { .. } => "host_mismatch",
+        }
     }
-    match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => hostport,
+
+    /// 400 with the reason: the request reaches nobody and is not decided.
+    fn into_response(self) -> Response<ResponseBody> {
+        proxy_error(StatusCode::BAD_REQUEST, self.code(), self.to_string())
+    }
+}
+
+/// Check that a request names only the destination `host:port` it is sent to over `scheme`:
+/// the URL's authority (absolute form) and the one Host field must both denote it (host
+/// compared case-insensitively without a trailing dot; a missing port is the scheme's
+/// default). A request without an authority in its URL (inside a tunnel) needs a Host field.
+/// Userinfo in either is refused: it is how a URL hides its real host from a reader.
+pub fn names_only(
+    uri: &Uri,
+    headers: &HeaderMap,
+    scheme: &str,
+    host: &str,
+    port: u16,
+) -> Result<(), HostError> {
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = destination::normalize_host(host);
+    let names_it = |a: &http::uri::Authority| {
+        destination::normalize_host(a.host()) == host
+            && a.port_u16().unwrap_or(default_port) == port
+    };
+    let mismatch = |named: &str| HostError::Mismatch {
+        named: named.to_string(),
+        host: host.clone(),
+        port,
+    };
+    if let Some(authority) = uri.authority() {
+        if authority.as_str().contains('@') {
+            return Err(HostError::Userinfo(authority.as_str().to_string()));
+        }
+        if uri.scheme_str() != Some(scheme) || !names_it(authority) {
+            let named = format!("{}://{authority}", uri.scheme_str().unwrap_or(""));
+            return Err(mismatch(&named));
+        }
+    }
+    let mut fields = headers.get_all(header::HOST).iter();
+    let field = match (fields.next(), fields.next()) {
+        (Some(_), Some(_)) => return Err(HostError::Duplicate),
+        (None, _) if uri.authority().is_some() => return Ok(()),
+        (None, _) => return Err(HostError::Missing),
+        (Some(field), None) => field,
+    };
+    let text = String::from_utf8_lossy(field.as_bytes()).into_owned();
+    let authority = text
+        .parse::<http::uri::Authority>()
+        .ok()
+        .filter(|a| !a.as_str().contains('@') && !a.host().is_empty())
+        .ok_or_else(|| HostError::Malformed(text.clone()))?;
+    if names_it(&authority) {
+        Ok(())
+    } else {
+        Err(mismatch(&text))
     }
 }
 
@@ -497,8 +582,9 @@ pub fn upstream_request(
             h.append(name, value.clone());
         }
     }
-    if !h.contains_key(header::HOST)
-        && let Some(authority) = uri.authority()
+    // Absolute form: the Host field is made from the URL (RFC 9112 §3.2.2), so the upstream
+    // reads the authority that was judged, in the spelling that was judged.
+    if let Some(authority) = uri.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())
     {
         h.insert(header::HOST, v);
@@ -615,12 +701,109 @@ fn empty_body() -> ResponseBody {
 mod tests {
     use super::*;
 
+    fn host_fields(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::HOST, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
     #[test]
-    fn host_header_ports_and_brackets_are_stripped() {
-        assert_eq!(strip_port("example.com:8080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("::1"), "::1");
+    fn requests_name_only_their_destination() {
+        let origin: Uri = "/x".parse().unwrap();
+        let names = |uri: &Uri, hosts: &[&str], scheme, host, port| {
+            names_only(uri, &host_fields(hosts), scheme, host, port).map_err(|e| e.code())
+        };
+        // Same host in other spellings, default ports, IPv6 literals.
+        assert_eq!(
+            names(
+                &origin,
+                &["API.Example.com."],
+                "https",
+                "api.example.com",
+                443
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            names(
+                &origin,
+                &["api.example.com:443"],
+                "https",
+                "api.example.com",
+                443
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            names(&origin, &["[::1]:8443"], "https", "::1", 8443),
+            Ok(())
+        );
+        let abs: Uri = "http://api.example.com:8080/x".parse().unwrap();
+        assert_eq!(names(&abs, &[], "http", "api.example.com", 8080), Ok(()));
+        // Another host, another port, a missing port that is not the default.
+        let bad = Err("host_mismatch");
+        assert_eq!(
+            names(
+                &origin,
+                &["api.openai.com"],
+                "https",
+                "api.example.com",
+                443
+            ),
+            bad
+        );
+        assert_eq!(
+            names(
+                &origin,
+                &["api.example.com:444"],
+                "https",
+                "api.example.com",
+                443
+            ),
+            bad
+        );
+        assert_eq!(
+            names(
+                &origin,
+                &["api.example.com"],
+                "https",
+                "api.example.com",
+                8443
+            ),
+            bad
+        );
+        assert_eq!(
+            names(&abs, &["api.example.com"], "http", "api.example.com", 8080),
+            bad
+        );
+        // An absolute URL inside a tunnel names the tunnel's target and scheme.
+        assert_eq!(names(&abs, &[], "https", "api.example.com", 8080), bad);
+        let userinfo: Uri = "http://a.example@api.example.com/".parse().unwrap();
+        assert_eq!(
+            names(&userinfo, &[], "http", "api.example.com", 80),
+            Err("userinfo_in_url")
+        );
+        assert_eq!(
+            names(&origin, &[], "https", "api.example.com", 443),
+            Err("missing_host")
+        );
+        assert_eq!(
+            names(
+                &origin,
+                &["a.example", "a.example"],
+                "https",
+                "a.example",
+                443
+            ),
+            Err("duplicate_host")
+        );
+        for bad in ["", "a@b", "a b", "a:b:c", ":443"] {
+            let h = host_fields(&[bad]);
+            let got = names_only(&origin, &h, "https", "a.example", 443).map_err(|e| e.code());
+            assert_eq!(got, Err("bad_host"), "{bad:?}");
+        }
     }
 
     #[test]
