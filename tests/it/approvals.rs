@@ -27,6 +27,10 @@ decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writes
 decision := {"effect": "require_approval", "risk": "critical", "reasons": ["deploys need two people"],
   "approval": {"approvers": ["group:sre", "U_CAROL"], "quorum": 2, "timeout_s": 60}} if input.action.tool == "deploy"
 
+decision := {"effect": "require_approval", "risk": "medium", "reasons": ["limited writes need a person"],
+  "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 60},
+  "constraints": {"rate": {"key": "limited", "per_minute": 2}, "max_concurrent": 1}} if input.action.tool == "limited"
+
 decision := {"effect": "require_approval", "risk": "high", "reasons": ["quick expiry"],
   "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 1}} if input.action.tool == "quick"
 "#;
@@ -759,4 +763,80 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
         "allow"
     );
     drop(dir);
+}
+
+#[tokio::test]
+async fn a_release_through_the_wait_path_is_admitted_and_recorded_like_a_check() {
+    // Issue 15, finding 8: an approved action released by GET /v1/approvals/{id}/wait ran
+    // without its verdict's constraints and left no decision entry.
+    let e = env().await;
+    let params = json!({"path": "limited.txt"});
+    let id = e.pending("limited", params.clone()).await;
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    let report = |decision_id: String| {
+        let (http, url) = (e.s.http.clone(), e.s.agent("/v1/results"));
+        async move {
+            let body = json!({"decision_id": decision_id, "ok": true, "duration_ms": 3});
+            let resp = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+
+    // The first release is allowed under a decision of its own; the call now runs.
+    let first = e.wait(&id, "1").await;
+    assert_eq!(first["decision"], "allow", "{first}");
+    let first_id = first["decision_id"].as_str().unwrap().to_string();
+    // While it runs, another release breaks max_concurrent = 1.
+    let second = e.wait(&id, "0").await;
+    assert_eq!(second["decision"], "deny", "{second}");
+    assert!(
+        second["reasons"].to_string().contains("concurrency limit"),
+        "{second}"
+    );
+    // Its result frees the slot; the next release is the second of two per minute.
+    report(first_id.clone()).await;
+    let third = e.wait(&id, "0").await;
+    assert_eq!(third["decision"], "allow", "{third}");
+    report(third["decision_id"].as_str().unwrap().to_string()).await;
+    let fourth = e.wait(&id, "0").await;
+    assert_eq!(fourth["decision"], "deny", "{fourth}");
+    assert!(
+        fourth["reasons"].to_string().contains("rate limit limited"),
+        "{fourth}"
+    );
+    // A check of the same action shares the limit.
+    let check = e.check("limited", params).await;
+    assert_eq!(check["decision"], "deny", "{check}");
+    assert!(
+        check["reasons"].to_string().contains("rate limit limited"),
+        "{check}"
+    );
+
+    // Every release left a decision entry bound to the approval, like a check does.
+    let entries: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["approval_id"] == id.as_str())
+        .collect();
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["pending", "allow", "deny", "allow", "deny", "deny"],
+        "{entries:#?}"
+    );
+    let released = &entries[1];
+    assert_eq!(released["decision_id"], first_id.as_str());
+    assert_eq!(released["action"]["tool"], "limited");
+    assert_eq!(released["action_hash"], entries[0]["action_hash"]);
+    assert_eq!(released["agent"]["id"], "main");
+    assert_eq!(released["constraints"]["max_concurrent"], 1);
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("approved by U_ALICE"),
+        "{released}"
+    );
 }

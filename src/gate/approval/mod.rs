@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
 use crate::audit::{AuditLog, events};
-use crate::gate::policy::{ApprovalSpec, Risk};
+use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
     rfc3339,
@@ -116,6 +116,9 @@ pub struct NewApproval {
     pub risk: Risk,
     pub reasons: Vec<String>,
     pub spec: Option<ApprovalSpec>,
+    /// The verdict's constraints, applied again when the approved action is released
+    /// through `GET /v1/approvals/{id}/wait`.
+    pub constraints: Option<Constraints>,
 }
 
 /// What the gate should do with a `require_approval` verdict.
@@ -132,8 +135,12 @@ pub enum Clearance {
 /// The outcome of waiting on an approval from the agent side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Release {
-    /// Approved; this call may run (and was recorded as a use).
-    Allowed(ApprovalView),
+    /// Approved, and recorded as a use; the gate admits the call with the verdict's
+    /// constraints before it may run.
+    Allowed {
+        view: ApprovalView,
+        constraints: Option<Constraints>,
+    },
     /// Denied, expired, or already used outside the reuse window.
     Refused {
         view: ApprovalView,
@@ -332,6 +339,7 @@ impl Approvals {
             resolved_ms: None,
             first_used_ms: None,
             reply_handles: Vec::new(),
+            constraints: new.constraints,
         }
     }
 
@@ -410,7 +418,11 @@ impl Approvals {
         Ok(Some(match slot.req.status {
             ApprovalStatus::Pending => Release::Pending(view),
             ApprovalStatus::Approved if usable(&slot.req, now, reuse) => {
-                Release::Allowed(self.use_approval(&mut book, id, now).await?)
+                let constraints = slot.req.constraints.clone();
+                Release::Allowed {
+                    view: self.use_approval(&mut book, id, now).await?,
+                    constraints,
+                }
             }
             _ => Release::Refused {
                 reason: refusal_reason(&view),
