@@ -125,7 +125,10 @@ fn not_found(id: &str) -> ApiError {
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     decision: Vote,
-    approver: String,
+    /// Who answers. With the admin token it defaults to `approval.local_operator`; a signed
+    /// callback must name one.
+    #[serde(default)]
+    approver: Option<String>,
     #[serde(default)]
     reason: Option<String>,
     /// If given, must equal the approval's bound action hash.
@@ -226,8 +229,13 @@ where
         seen_key = Some((key, body_sha256));
     }
     let parsed = parse_json::<DecisionBody>(&body)?;
+    let approver = match (parsed.approver, channel) {
+        (Some(a), _) => a.trim().to_string(),
+        (None, Channel::Cli) => approvals.settings().local_operator.clone(),
+        (None, _) => String::new(),
+    };
     let input = AnswerInput {
-        approver: parsed.approver.trim().to_string(),
+        approver,
         vote: parsed.decision,
         channel,
         reason: parsed.reason,

@@ -63,6 +63,10 @@ pub enum AnswerRejected {
     Expired,
     #[error("{0} is not an allowed approver for this action")]
     NotAllowed(String),
+    #[error(
+        "{0} is not an allowed approver for this action, and no [approval.groups] are configured: answer as the local operator (`clawgate approvals approve ID`, without --as) or name real approvers in [approval.groups]"
+    )]
+    NotAllowedOnDefaults(String),
     #[error("{0} asked for this action and cannot approve it")]
     SelfApproval(String),
     #[error("{0} already answered this approval")]
@@ -82,7 +86,9 @@ impl AnswerRejected {
             AnswerRejected::NotFound(_) => "approval_not_found",
             AnswerRejected::NotPending(_) => "approval_resolved",
             AnswerRejected::Expired => "approval_expired",
-            AnswerRejected::NotAllowed(_) => "approver_not_allowed",
+            AnswerRejected::NotAllowed(_) | AnswerRejected::NotAllowedOnDefaults(_) => {
+                "approver_not_allowed"
+            }
             AnswerRejected::SelfApproval(_) => "self_approval",
             AnswerRejected::AlreadyAnswered(_) => "already_answered",
             AnswerRejected::BindingMismatch { .. } => "binding_mismatch",
@@ -157,6 +163,8 @@ pub struct ApprovalSettings {
     pub hold: Duration,
     pub reuse_window: Duration,
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Who the admin token answers as (`approval.local_operator`).
+    pub local_operator: String,
 }
 
 impl From<&ApprovalConfig> for ApprovalSettings {
@@ -167,6 +175,7 @@ impl From<&ApprovalConfig> for ApprovalSettings {
             hold: Duration::from_secs(c.hold_s),
             reuse_window: Duration::from_secs(c.reuse_window_s),
             groups: c.groups.clone(),
+            local_operator: c.local_operator.clone(),
         }
     }
 }
@@ -550,8 +559,15 @@ impl Approvals {
         if is_requester || req.binding.agent_id == who {
             return Err(AnswerRejected::SelfApproval(who.to_string()));
         }
-        if !self.is_allowed(who, &req.approvers) {
-            return Err(AnswerRejected::NotAllowed(who.to_string()));
+        if !self.is_allowed(who, &req.approvers) && !self.local_operator_answers(who, input.channel)
+        {
+            return Err(
+                if self.settings.groups.is_empty() && input.channel == Channel::Cli {
+                    AnswerRejected::NotAllowedOnDefaults(who.to_string())
+                } else {
+                    AnswerRejected::NotAllowed(who.to_string())
+                },
+            );
         }
         if req.answers.iter().any(|a| a.approver == who) {
             return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
@@ -569,6 +585,14 @@ impl Approvals {
                 .is_some_and(|members| members.iter().any(|m| m == who)),
             None => a == who,
         })
+    }
+
+    /// Whether `who` is the local operator answering with the admin token while no
+    /// `[approval.groups]` are configured: then it stands in for every approver.
+    fn local_operator_answers(&self, who: &str, channel: Channel) -> bool {
+        channel == Channel::Cli
+            && self.settings.groups.is_empty()
+            && who == self.settings.local_operator
     }
 
     /// Audit a rejected answer and hand the rejection back.
