@@ -483,7 +483,7 @@ async fn an_approval_does_not_move_to_another_action_agent_requester_or_policy()
         .webhook(
             pending,
             "msg_binding",
-            &json!({"decision": "approve", "approver": "U_ALICE", "action_hash": "00".repeat(32)}),
+            &json!({"approval_id": pending, "decision": "approve", "approver": "U_ALICE", "action_hash": "00".repeat(32)}),
             WEBHOOK_SECRET,
             now(),
         )
@@ -576,7 +576,7 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
         )
         .unwrap();
 
-    let body = json!({"decision": "approve", "approver": "U_ALICE"});
+    let body = json!({"approval_id": id, "decision": "approve", "approver": "U_ALICE"});
     let other = WebhookSecret::generate();
     let (code, _) = e.webhook(&id, "msg_1", &body, &other, now()).await;
     assert_eq!(code, 401);
@@ -592,7 +592,7 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
     assert_eq!(v["replayed"], true);
     assert_eq!(v["approval"]["status"], "pending");
     // Reusing the id for a different answer is refused.
-    let bob = json!({"decision": "approve", "approver": "U_BOB"});
+    let bob = json!({"approval_id": id, "decision": "approve", "approver": "U_BOB"});
     let (code, _) = e.webhook(&id, "msg_1", &bob, WEBHOOK_SECRET, now()).await;
     assert_eq!(code, 409);
     let (code, v) = e.webhook(&id, "msg_2", &bob, WEBHOOK_SECRET, now()).await;
@@ -839,4 +839,87 @@ async fn a_release_through_the_wait_path_is_admitted_and_recorded_like_a_check()
             .contains("approved by U_ALICE"),
         "{released}"
     );
+}
+
+#[tokio::test]
+async fn signed_answers_are_bound_to_their_approval_and_count_once_when_delivered_concurrently() {
+    // Issue 15, finding 3: a signed answer did not name its approval, so an answer for one
+    // could be posted to another's decision_url; and concurrent copies of one delivery all
+    // passed the replay check before any was remembered.
+    let e = env().await;
+    let a = e.pending("deploy", json!({"service": "a"})).await;
+    let b = e.pending("deploy", json!({"service": "b"})).await;
+    let for_a = json!({"approval_id": a, "decision": "approve", "approver": "U_ALICE"});
+
+    // A signed answer that names no approval is refused.
+    let unnamed = json!({"decision": "approve", "approver": "U_ALICE"});
+    let (code, v) = e
+        .webhook(&a, "msg_unnamed", &unnamed, WEBHOOK_SECRET, now())
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("approval_id"),
+        "{v}"
+    );
+    // A valid answer for A posted to B's decision_url is refused; B is untouched.
+    let (code, v) = e.webhook(&b, "msg_a", &for_a, WEBHOOK_SECRET, now()).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("approval_mismatch")),
+        "{v}"
+    );
+    let (code, _) = e.operator(&b, "U_BOB", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    // So is an operator answer naming another approval than its URL's.
+    let answer = json!({"approval_id": a, "decision": "deny", "approver": "U_BOB"});
+    let (code, v) = e.s.answer_approval(ADMIN_TOKEN, &b, &answer).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("approval_mismatch")),
+        "{v}"
+    );
+
+    // The same delivery, copied eight times and posted at once where it belongs: applied once.
+    let copies = (0..8).map(|_| e.webhook(&a, "msg_a", &for_a, WEBHOOK_SECRET, now()));
+    let answers = futures_util::future::join_all(copies).await;
+    let applied: Vec<&Value> = answers
+        .iter()
+        .filter(|(code, v)| *code == 200 && v["replayed"] != true)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(applied.len(), 1, "{answers:#?}");
+    for (code, v) in &answers {
+        let replayed = (*code == 200 && v["replayed"] == true)
+            || (*code == 409 && v["error"]["code"] == "replayed_callback");
+        assert!(replayed || std::ptr::eq(v, applied[0]), "{code} {v}");
+    }
+    let counted: Vec<Value> = e
+        .approval_events()
+        .into_iter()
+        .filter(|ev| ev["approval_id"] == a.as_str())
+        .filter(|ev| ev["event"] == "answer" || ev["event"] == "answer_rejected")
+        .collect();
+    assert_eq!(counted.len(), 1, "{counted:#?}");
+    assert_eq!(counted[0]["event"], "answer");
+    assert_eq!(counted[0]["approver"], "U_ALICE");
+    let shown =
+        e.s.http
+            .get(e.s.admin(&format!("/v1/approvals/{b}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+    let b_answers = shown["answers"].as_array().unwrap().clone();
+    assert_eq!(b_answers.len(), 1, "{shown}");
+    assert_eq!(b_answers[0]["approver"], "U_BOB");
 }

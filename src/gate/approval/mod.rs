@@ -755,14 +755,23 @@ impl Approvals {
             .count()
     }
 
-    /// Callback replay protection: what was answered for `key` before, if anything.
-    pub async fn seen_callback(&self, key: &str) -> Result<Option<Vec<u8>>, ApprovalError> {
+    /// Callback replay protection, before the callback is applied: remember `key` durably
+    /// with `stored` unless it is already known (insert-if-absent in one transaction, so of
+    /// concurrent copies of one delivery exactly one claims it). `None` when this call claimed
+    /// it; else what was stored for it. Keys older than `keep` are forgotten.
+    pub async fn claim_callback(
+        &self,
+        key: &str,
+        stored: Vec<u8>,
+        keep: Duration,
+    ) -> Result<Option<Vec<u8>>, ApprovalError> {
         let store = self.store.clone();
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || store.seen(&key))
+        let now = now_ms();
+        let forget = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
+        tokio::task::spawn_blocking(move || store.claim(&key, now, &stored, forget))
             .await
             .map_err(|e| ApprovalError::Storage(e.to_string()))?
-            .map(|o| o.map(|(_, v)| v))
     }
 
     /// Remember a callback key (durably) with what was answered for it; keys older than
