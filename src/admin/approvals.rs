@@ -246,50 +246,37 @@ where
             .map_err(unavailable)?
         {
             let seen: Option<SeenCallback> = serde_json::from_slice(&stored).ok();
-            return match seen {
-                Some(seen) if seen.body_sha256 == body_sha256 && seen.status.is_none() => {
-                    let why = format!(
+            let why = match seen {
+                Some(seen) if seen.body_sha256 == body_sha256 => match seen.status {
+                    None => format!(
                         "webhook-id {msg_id} is being applied by another copy of this delivery; it counts once"
-                    );
-                    approvals
-                        .record_refused_callback(Channel::Webhook, Some(id), &why)
-                        .await;
-                    Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "replayed_callback",
-                        why,
-                    ))
-                }
-                Some(seen) if seen.body_sha256 == body_sha256 => {
-                    approvals
-                        .record_refused_callback(
-                            Channel::Webhook,
-                            Some(id),
-                            &format!(
-                                "replayed webhook-id {msg_id}: already processed, not applied again"
-                            ),
-                        )
-                        .await;
-                    let mut response = seen.response;
-                    response["replayed"] = Value::Bool(true);
-                    let status = seen
-                        .status
-                        .and_then(|s| StatusCode::from_u16(s).ok())
-                        .unwrap_or(StatusCode::OK);
-                    Ok(json_response(status, &response))
-                }
-                _ => {
-                    let why = format!("webhook-id {msg_id} was already used for a different body");
-                    approvals
-                        .record_refused_callback(Channel::Webhook, Some(id), &why)
-                        .await;
-                    Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "replayed_callback",
-                        why,
-                    ))
-                }
+                    ),
+                    Some(status) => {
+                        approvals
+                            .record_refused_callback(
+                                Channel::Webhook,
+                                Some(id),
+                                &format!(
+                                    "replayed webhook-id {msg_id}: already processed, not applied again"
+                                ),
+                            )
+                            .await;
+                        let mut response = seen.response;
+                        response["replayed"] = Value::Bool(true);
+                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        return Ok(json_response(status, &response));
+                    }
+                },
+                _ => format!("webhook-id {msg_id} was already used for a different body"),
             };
+            approvals
+                .record_refused_callback(Channel::Webhook, Some(id), &why)
+                .await;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "replayed_callback",
+                why,
+            ));
         }
         seen_key = Some((key, body_sha256));
     } else {

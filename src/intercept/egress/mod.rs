@@ -711,98 +711,65 @@ mod tests {
 
     #[test]
     fn requests_name_only_their_destination() {
-        let origin: Uri = "/x".parse().unwrap();
-        let names = |uri: &Uri, hosts: &[&str], scheme, host, port| {
-            names_only(uri, &host_fields(hosts), scheme, host, port).map_err(|e| e.code())
-        };
-        // Same host in other spellings, default ports, IPv6 literals.
-        assert_eq!(
-            names(
-                &origin,
-                &["API.Example.com."],
-                "https",
-                "api.example.com",
-                443
+        let (origin, abs) = ("/x", "http://a.test:8080/x");
+        let (ok, bad) = (Ok(()), Err("host_mismatch"));
+        // (request target, Host fields, scheme, destination host, port, expected)
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+            &'static str,
+            u16,
+            Result<(), &'static str>,
+        );
+        let cases: &[Case] = &[
+            // The same host in other spellings, default ports, IPv6 literals.
+            (origin, &["A.Test."], "https", "a.test", 443, ok),
+            (origin, &["a.test:443"], "https", "a.test", 443, ok),
+            (origin, &["[::1]:8443"], "https", "::1", 8443, ok),
+            (abs, &[], "http", "a.test", 8080, ok),
+            // Another host, another port, a missing port that is not the default.
+            (origin, &["b.test"], "https", "a.test", 443, bad),
+            (origin, &["a.test:444"], "https", "a.test", 443, bad),
+            (origin, &["a.test"], "https", "a.test", 8443, bad),
+            (abs, &["a.test"], "http", "a.test", 8080, bad),
+            // An absolute URL inside a tunnel names the tunnel's target and scheme.
+            (abs, &[], "https", "a.test", 8080, bad),
+            (
+                "http://b.test@a.test/",
+                &[],
+                "http",
+                "a.test",
+                80,
+                Err("userinfo_in_url"),
             ),
-            Ok(())
-        );
-        assert_eq!(
-            names(
-                &origin,
-                &["api.example.com:443"],
+            (origin, &[], "https", "a.test", 443, Err("missing_host")),
+            (
+                origin,
+                &["a.test", "a.test"],
                 "https",
-                "api.example.com",
-                443
+                "a.test",
+                443,
+                Err("duplicate_host"),
             ),
-            Ok(())
-        );
-        assert_eq!(
-            names(&origin, &["[::1]:8443"], "https", "::1", 8443),
-            Ok(())
-        );
-        let abs: Uri = "http://api.example.com:8080/x".parse().unwrap();
-        assert_eq!(names(&abs, &[], "http", "api.example.com", 8080), Ok(()));
-        // Another host, another port, a missing port that is not the default.
-        let bad = Err("host_mismatch");
-        assert_eq!(
-            names(
-                &origin,
-                &["api.openai.com"],
+            (origin, &[""], "https", "a.test", 443, Err("bad_host")),
+            (
+                origin,
+                &["b@a.test"],
                 "https",
-                "api.example.com",
-                443
+                "a.test",
+                443,
+                Err("bad_host"),
             ),
-            bad
-        );
-        assert_eq!(
-            names(
-                &origin,
-                &["api.example.com:444"],
-                "https",
-                "api.example.com",
-                443
-            ),
-            bad
-        );
-        assert_eq!(
-            names(
-                &origin,
-                &["api.example.com"],
-                "https",
-                "api.example.com",
-                8443
-            ),
-            bad
-        );
-        assert_eq!(
-            names(&abs, &["api.example.com"], "http", "api.example.com", 8080),
-            bad
-        );
-        // An absolute URL inside a tunnel names the tunnel's target and scheme.
-        assert_eq!(names(&abs, &[], "https", "api.example.com", 8080), bad);
-        let userinfo: Uri = "http://a.example@api.example.com/".parse().unwrap();
-        assert_eq!(
-            names(&userinfo, &[], "http", "api.example.com", 80),
-            Err("userinfo_in_url")
-        );
-        assert_eq!(
-            names(&origin, &[], "https", "api.example.com", 443),
-            Err("missing_host")
-        );
-        assert_eq!(
-            names(
-                &origin,
-                &["a.example", "a.example"],
-                "https",
-                "a.example",
-                443
-            ),
-            Err("duplicate_host")
-        );
-        for bad in ["", "a@b", "a b", "a:b:c", ":443"] {
-            let h = host_fields(&[bad]);
-            let got = names_only(&origin, &h, "https", "a.example", 443).map_err(|e| e.code());
-            assert_eq!(got, Err("bad_host"), "{bad:?}");
+            (origin, &["a b"], "https", "a.test", 443, Err("bad_host")),
+            (origin, &["a:b:c"], "https", "a.test", 443, Err("bad_host")),
+            (origin, &[":443"], "https", "a.test", 443, Err("bad_host")),
+        ];
+        for (target, hosts, scheme, host, port, expected) in cases {
+            let uri: Uri = target.parse().unwrap();
+            let got =
+                names_only(&uri, &host_fields(hosts), scheme, host, *port).map_err(|e| e.code());
+            assert_eq!(got, *expected, "{target} {hosts:?} to {host}:{port}");
         }
     }
 
