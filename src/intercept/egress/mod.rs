@@ -315,6 +315,19 @@ impl EgressProxy {
                 );
             }
         };
+        // Policy reads the body as serde_json parses it, the upstream gets the bytes: a JSON
+        // body must not be readable two ways.
+        if is_json(&parts.headers)
+            && let Some(why) = crate::http_api::repeated_key(&body)
+        {
+            return proxy_error(
+                StatusCode::BAD_REQUEST,
+                "repeated_json_key",
+                format!(
+                    "the JSON body repeats a key, so it can be read as two different requests: {why}"
+                ),
+            );
+        }
         let http = describe_request(&parts.method, scheme, &uri, &parts.headers, &body, dest);
         let request = CheckRequest {
             action: Action::http(http, destination(dest)),
@@ -448,11 +461,7 @@ pub fn describe_request(
             .join(", ");
         shown.insert(name.as_str().to_string(), Value::String(joined));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-    let parsed = if is_json && !body.is_empty() {
+    let parsed = if is_json(headers) && !body.is_empty() {
         serde_json::from_slice::<Value>(body).ok()
     } else {
         None
@@ -469,6 +478,14 @@ pub fn describe_request(
         body: parsed,
         body_sha256: (!body.is_empty()).then(|| hex::encode(Sha256::digest(body))),
     }
+}
+
+/// Whether a request says its body is JSON (`application/json`, `…+json`, …).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
 }
 
 /// Why a request names a host other than the one clawgate sends it to.

@@ -62,8 +62,9 @@ pub fn parse_message(bytes: &[u8]) -> Result<Message, MessageError> {
     if !value.is_object() || value.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(MessageError::NotOneMessage);
     }
-    serde_json::from_slice::<UniqueKeys>(bytes)
-        .map_err(|e| MessageError::DuplicateKey(e.to_string()))?;
+    if let Some(repeated) = crate::http_api::repeated_key(bytes) {
+        return Err(MessageError::DuplicateKey(repeated));
+    }
     if value.get("method").and_then(Value::as_str) == Some("tools/call")
         && value.get("id").is_none()
     {
@@ -73,58 +74,6 @@ pub fn parse_message(bytes: &[u8]) -> Result<Message, MessageError> {
         .map_err(|e| MessageError::NotJson(e.to_string()))?
         .into();
     Ok(Message { value, wire })
-}
-
-/// A JSON document read only to prove that no object in it repeats a key.
-struct UniqueKeys;
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UniqueKeys, D::Error> {
-        d.deserialize_any(UniqueKeys)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for UniqueKeys {
-    type Value = UniqueKeys;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
-        Ok(UniqueKeys)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
-        while seq.next_element::<UniqueKeys>()?.is_some() {}
-        Ok(UniqueKeys)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "the key {key:?} appears twice in one object"
-                )));
-            }
-            map.next_value::<UniqueKeys>()?;
-            seen.insert(key);
-        }
-        Ok(UniqueKeys)
-    }
 }
 
 /// Methods whose `Mcp-Name` header mirrors a params field.
