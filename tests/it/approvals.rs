@@ -923,3 +923,38 @@ async fn signed_answers_are_bound_to_their_approval_and_count_once_when_delivere
     assert_eq!(b_answers.len(), 1, "{shown}");
     assert_eq!(b_answers[0]["approver"], "U_BOB");
 }
+
+#[tokio::test]
+async fn a_release_after_the_policy_changed_is_denied_naming_the_change() {
+    // Issue 15, finding 8: a check of the action after a policy reload would not be let through
+    // by the old approval (it is bound to the old revision); neither is a release.
+    let e = env_with(|c| c.policy.watch = false).await;
+    let id = e.pending("write", json!({"path": "reloaded"})).await;
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    let dir = e.s.dir.path().join("policy");
+    std::fs::write(dir.join("main.rego"), format!("{POLICY}\n# revision 2\n")).unwrap();
+    let reload =
+        e.s.http
+            .post(e.s.admin("/v1/policy/reload"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(reload.status(), 200);
+    let released = e.wait(&id, "0").await;
+    assert_eq!(released["decision"], "deny", "{released}");
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("the policy changed since approval"),
+        "{released}"
+    );
+    let recorded: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["decision_id"] == released["decision_id"])
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["decision"], "deny");
+    assert_eq!(recorded[0]["approval_id"], id.as_str());
+}
