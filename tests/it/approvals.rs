@@ -958,3 +958,90 @@ async fn a_release_after_the_policy_changed_is_denied_naming_the_change() {
     assert_eq!(recorded[0]["decision"], "deny");
     assert_eq!(recorded[0]["approval_id"], id.as_str());
 }
+
+#[tokio::test]
+async fn a_release_outside_the_callers_scopes_is_denied() {
+    // Issue 15, finding 8: approvals survive a restart, scopes come from the config of the
+    // running sidecar; a release is checked against the scopes in force, as a check would be.
+    const TOKEN: &str = "scoped-agent-token";
+    let identity = |tool_groups: Option<Vec<String>>| clawgate::identity::IdentityConfig {
+        token_sha256: Some(clawgate::token::TokenHash::hex_of(TOKEN)),
+        scopes: clawgate::identity::Scopes {
+            tool_groups,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = env_with(|c| {
+        c.identities.insert("agent".into(), identity(None));
+    })
+    .await;
+    let (http, body) = (e.s.http.clone(), check_body("write", json!({"path": "s"})));
+    let held: Value = http
+        .post(e.s.agent("/v1/check"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "pending", "{held}");
+    let id = held["approval_id"].as_str().unwrap().to_string();
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+
+    // Restarted with the identity narrowed to a tool group `write` is not in.
+    let (data, policy) = (
+        e.s.running.config.data_dir.clone(),
+        e.s.running.config.policy.dir.clone(),
+    );
+    let crate::common::Sidecar { running, dir, .. } = e.s;
+    running.shutdown(Duration::from_secs(5)).await;
+    // The stopped sidecar's last tasks may hold the approvals file for a moment.
+    let tmp = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let running = loop {
+        let mut c = crate::common::test_config(tmp.path());
+        c.data_dir = data.clone();
+        c.policy.dir = policy.clone();
+        c.identities
+            .insert("agent".into(), identity(Some(vec!["sessions".into()])));
+        match clawgate::app::start(c).await {
+            Ok(running) => break running,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("already open") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the sidecar did not restart: {e}"),
+        }
+    };
+    let s = crate::common::Sidecar {
+        running,
+        dir: tmp,
+        http: http.clone(),
+    };
+    let released: Value = http
+        .get(s.agent(&format!("/v1/approvals/{id}/wait?timeout=0")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(released["decision"], "deny", "{released}");
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("identity agent is not scoped for tool group"),
+        "{released}"
+    );
+    let recorded: Vec<Value> = audit_entries(s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["decision_id"] == released["decision_id"])
+        .collect();
+    assert_eq!(recorded.len(), 1, "{released}");
+    assert_eq!(recorded[0]["agent"]["authenticated_as"], "agent");
+    drop(dir);
+}
