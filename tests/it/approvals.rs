@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::receiver::{Receiver, Recorded, Reply};
-use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
+use crate::common::{Sidecar, audit_entries, check_body, json_of, start_with, write_bundle};
 use clawgate::approvers::slack::slack_signature;
 use clawgate::approvers::webhook::WebhookSecret;
 use serde_json::{Value, json};
@@ -977,16 +977,8 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
     })
     .await;
     let (http, body) = (e.s.http.clone(), check_body("write", json!({"path": "s"})));
-    let held: Value = http
-        .post(e.s.agent("/v1/check"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check = http.post(e.s.agent("/v1/check")).bearer_auth(TOKEN);
+    let held = json_of(check.json(&body)).await;
     assert_eq!(held["decision"], "pending", "{held}");
     let id = held["approval_id"].as_str().unwrap().to_string();
     let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
@@ -1021,15 +1013,8 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
         dir: tmp,
         http: http.clone(),
     };
-    let released: Value = http
-        .get(s.agent(&format!("/v1/approvals/{id}/wait?timeout=0")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let wait = http.get(s.agent(&format!("/v1/approvals/{id}/wait?timeout=0")));
+    let released = json_of(wait.bearer_auth(TOKEN)).await;
     assert_eq!(released["decision"], "deny", "{released}");
     assert!(
         released["reasons"]

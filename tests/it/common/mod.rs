@@ -321,6 +321,11 @@ pub async fn output_text(cmd: &mut tokio::process::Command) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Send a request and read its JSON answer, whatever the status.
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
     http.post(url)
         .json(body)
