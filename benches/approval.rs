@@ -258,8 +258,10 @@ fn callback(
     let ts = now_unix();
     match channel {
         Channel::Webhook => {
-            let body = serde_json::to_vec(&json!({"decision": "approve", "approver": APPROVER}))
-                .expect("static JSON serializes");
+            let body = serde_json::to_vec(
+                &json!({"approval_id": approval_id, "decision": "approve", "approver": APPROVER}),
+            )
+            .expect("static JSON serializes");
             let sig = secret.sign(msg_id, ts, &body);
             (
                 format!("/v1/approvals/{approval_id}/decision"),

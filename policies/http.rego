@@ -142,7 +142,8 @@ http_url := u if {
 	u.source == "action.http"
 }
 
-# The host: the parsed URL's, else the Host field, else the host connected to.
+# The host: the parsed URL's, else http.host (the egress proxy sets it to the destination it
+# connects to), else the host connected to.
 http_host := h if {
 	input.action.kind == "http"
 	h := http_url.host

@@ -160,7 +160,11 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         // Verdicts name approvers mostly as groups; with none configured only approvers named
         // by id can answer, and everything else waits until it expires (fail closed).
         tracing::warn!(
-            "no [approval.groups] configured: approvals that name group:NAME approvers can only expire"
+            local_operator = %config.approval.local_operator,
+            "no [approval.groups] configured: only the local operator holding the admin token can answer approvals, \
+             from this host (`clawgate approvals list`, `clawgate approvals approve ID`, `clawgate approvals deny ID --reason ...`); \
+             to add real approvers, list their ids in [approval.groups] (e.g. operators = [\"U0123ABCD\"]) and connect \
+             Slack (notify.slack) or a signed webhook (notify.webhook); see docs/approvals.md"
         );
     }
     let approvals = Arc::new(

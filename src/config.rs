@@ -718,6 +718,21 @@ impl Config {
             30_000,
         );
         range("notify.timeout_ms", n.timeout_ms, 1, 600_000, 5_000);
+        let operator = a.local_operator.trim();
+        if operator.is_empty()
+            || operator != a.local_operator
+            || operator.starts_with("group:")
+            || operator.chars().any(char::is_whitespace)
+        {
+            problems.push(ConfigProblem {
+                key: "approval.local_operator".into(),
+                message: format!(
+                    "{:?} is not an approver id (one word, not group:NAME)",
+                    a.local_operator
+                ),
+                fix: "name the admin token's holder, e.g. local_operator = \"ops-alice\"".into(),
+            });
+        }
         for (name, members) in &a.groups {
             if name.is_empty() || members.iter().any(|m| m.trim().is_empty()) {
                 problems.push(ConfigProblem {

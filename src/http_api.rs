@@ -176,6 +176,69 @@ where
     }
 }
 
+/// The first key an object of a JSON document repeats (at any depth; keys compared after
+/// unescaping, so `"to"` and `"t\u006f"` are one key), said with where it is. Parsers disagree
+/// on which of repeated keys counts, so a body clawgate judges and forwards must not have any.
+/// `None` also for text that is not JSON at all (that is for the caller's parser to say).
+pub fn repeated_key(bytes: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<UniqueKeys>(bytes) {
+        Err(e) if e.is_data() => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+/// A JSON document read only to prove that no object in it repeats a key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UniqueKeys, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+            map.next_value::<UniqueKeys>()?;
+            seen.insert(key);
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 /// Parse JSON into `T`: `malformed_json` for bad syntax, `invalid_request` (naming the field)
 /// for a body of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -218,4 +281,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_are_found_at_any_depth_and_however_spelt() {
+        for repeated in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"x": [{"k": 1}, {"k": 1, "\u006b": 2}]}"#,
+            r#"[{"deep": {"deeper": {"n": 1, "n": 1}}}]"#,
+        ] {
+            let found = repeated_key(repeated.as_bytes()).unwrap_or_default();
+            assert!(found.contains("appears twice"), "{repeated}: {found:?}");
+        }
+        for fine in [
+            r#"{"a": {"k": 1}, "b": {"k": 1}}"#,
+            "[1, 2, 1]",
+            "{not json",
+            "",
+        ] {
+            assert_eq!(repeated_key(fine.as_bytes()), None, "{fine}");
+        }
+    }
 }

@@ -128,7 +128,7 @@ function register(api) {
     } catch (e) {
       return failClosed(e.message);
     }
-    const decisionId = typeof answer.id === "string" ? answer.id : undefined;
+    let decisionId = typeof answer.id === "string" ? answer.id : undefined;
     let decision = answer.decision;
     let reasons = reasonsOf(answer);
     const approvalId = typeof answer.approval_id === "string" ? answer.approval_id : undefined;
@@ -149,6 +149,8 @@ function register(api) {
         );
         decision = w.decision;
         reasons = reasonsOf(w);
+        // A released approval is admitted and recorded as its own decision: report under it.
+        if (typeof w.decision_id === "string") decisionId = w.decision_id;
       } catch (e) {
         return failClosed(`waiting for approval ${approvalId} failed: ${e.message}`);
       }

@@ -124,8 +124,16 @@ fn not_found(id: &str) -> ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
+    /// The approval answered. A signed callback must carry it (the signature then binds the
+    /// answer to this approval); with the admin token it is optional. Either way it must be
+    /// the approval of the URL.
+    #[serde(default)]
+    approval_id: Option<String>,
     decision: Vote,
-    approver: String,
+    /// Who answers. With the admin token it defaults to `approval.local_operator`; a signed
+    /// callback must name one.
+    #[serde(default)]
+    approver: Option<String>,
     #[serde(default)]
     reason: Option<String>,
     /// If given, must equal the approval's bound action hash.
@@ -133,12 +141,36 @@ struct DecisionBody {
     action_hash: Option<String>,
 }
 
-/// Stored per webhook-id, so a repeated delivery gets the first answer back.
+/// Stored per webhook-id, so a repeated delivery gets the first answer back. Claimed (with
+/// no status yet) before the answer is applied, completed after.
 #[derive(Debug, Serialize, Deserialize)]
 struct SeenCallback {
     body_sha256: String,
-    status: u16,
+    /// The HTTP status of the first answer; none while it is being applied.
+    #[serde(default)]
+    status: Option<u16>,
     response: Value,
+}
+
+/// Why a signed answer does not belong to the approval it was posted to.
+fn unbound(id: &str, body: &DecisionBody, signed: bool) -> Option<ApiError> {
+    match body.approval_id.as_deref() {
+        Some(named) if named != id => Some(ApiError::new(
+            StatusCode::CONFLICT,
+            "approval_mismatch",
+            format!(
+                "the answer is for approval {named}, not {id}; post it to its own decision_url"
+            ),
+        )),
+        None if signed => Some(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "a signed answer must name the approval it answers: add \"approval_id\": \"{id}\" to the signed body"
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// `POST /v1/approvals/{id}/decision`: a generic callback signed the Standard Webhooks way
@@ -173,6 +205,7 @@ where
     }
     let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
+    let parsed;
     if let Some(msg_id) = webhook_id {
         let Some(secret) = &state.webhook_secret else {
             return Err(ApiError::new(
@@ -190,44 +223,75 @@ where
                 .await;
             return Err(unauthorized(&why));
         }
+        parsed = parse_json::<DecisionBody>(&body)?;
+        // Bound before it is claimed: a delivery posted to the wrong approval is refused and
+        // can still be posted where it belongs.
+        if let Some(e) = unbound(id, &parsed, true) {
+            approvals
+                .record_refused_callback(Channel::Webhook, Some(id), &e.message)
+                .await;
+            return Err(e);
+        }
         let key = format!("webhook:{msg_id}");
         let body_sha256 = hex::encode(Sha256::digest(&body));
-        if let Some(stored) = approvals.seen_callback(&key).await.map_err(unavailable)? {
+        let claim = SeenCallback {
+            body_sha256: body_sha256.clone(),
+            status: None,
+            response: Value::Null,
+        };
+        let claim = serde_json::to_vec(&claim).map_err(unavailable)?;
+        if let Some(stored) = approvals
+            .claim_callback(&key, claim, REPLAY_WINDOW)
+            .await
+            .map_err(unavailable)?
+        {
             let seen: Option<SeenCallback> = serde_json::from_slice(&stored).ok();
-            return match seen {
-                Some(seen) if seen.body_sha256 == body_sha256 => {
-                    approvals
-                        .record_refused_callback(
-                            Channel::Webhook,
-                            Some(id),
-                            &format!(
-                                "replayed webhook-id {msg_id}: already processed, not applied again"
-                            ),
-                        )
-                        .await;
-                    let mut response = seen.response;
-                    response["replayed"] = Value::Bool(true);
-                    let status = StatusCode::from_u16(seen.status).unwrap_or(StatusCode::OK);
-                    Ok(json_response(status, &response))
-                }
-                _ => {
-                    let why = format!("webhook-id {msg_id} was already used for a different body");
-                    approvals
-                        .record_refused_callback(Channel::Webhook, Some(id), &why)
-                        .await;
-                    Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "replayed_callback",
-                        why,
-                    ))
-                }
+            let why = match seen {
+                Some(seen) if seen.body_sha256 == body_sha256 => match seen.status {
+                    None => format!(
+                        "webhook-id {msg_id} is being applied by another copy of this delivery; it counts once"
+                    ),
+                    Some(status) => {
+                        approvals
+                            .record_refused_callback(
+                                Channel::Webhook,
+                                Some(id),
+                                &format!(
+                                    "replayed webhook-id {msg_id}: already processed, not applied again"
+                                ),
+                            )
+                            .await;
+                        let mut response = seen.response;
+                        response["replayed"] = Value::Bool(true);
+                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        return Ok(json_response(status, &response));
+                    }
+                },
+                _ => format!("webhook-id {msg_id} was already used for a different body"),
             };
+            approvals
+                .record_refused_callback(Channel::Webhook, Some(id), &why)
+                .await;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "replayed_callback",
+                why,
+            ));
         }
         seen_key = Some((key, body_sha256));
+    } else {
+        parsed = parse_json::<DecisionBody>(&body)?;
+        if let Some(e) = unbound(id, &parsed, false) {
+            return Err(e);
+        }
     }
-    let parsed = parse_json::<DecisionBody>(&body)?;
+    let approver = match (parsed.approver, channel) {
+        (Some(a), _) => a.trim().to_string(),
+        (None, Channel::Cli) => approvals.settings().local_operator.clone(),
+        (None, _) => String::new(),
+    };
     let input = AnswerInput {
-        approver: parsed.approver.trim().to_string(),
+        approver,
         vote: parsed.decision,
         channel,
         reason: parsed.reason,
@@ -247,7 +311,7 @@ where
     if let Some((key, body_sha256)) = seen_key {
         let seen = SeenCallback {
             body_sha256,
-            status: status.as_u16(),
+            status: Some(status.as_u16()),
             response: response.clone(),
         };
         let bytes = serde_json::to_vec(&seen).unwrap_or_default();
@@ -328,9 +392,10 @@ where
             .await;
         return Err(unauthorized(&why));
     }
+    // Claimed before the click is applied: of concurrent copies exactly one goes on.
     let key = format!("slack:{sig}");
     if approvals
-        .seen_callback(&key)
+        .claim_callback(&key, Vec::new(), REPLAY_WINDOW)
         .await
         .map_err(unavailable)?
         .is_some()
@@ -345,10 +410,6 @@ where
             why,
         ));
     }
-    approvals
-        .remember_callback(&key, Vec::new(), REPLAY_WINDOW)
-        .await
-        .map_err(unavailable)?;
     let action = parse_block_action(&body)?;
     let input = AnswerInput {
         approver: action.user_id,

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use clawgate::gate::approval::model::action_subject;
 
@@ -38,16 +38,17 @@ enum ApprovalsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Approve an approval as the named approver.
+    /// Approve an approval (as the local operator, or as the approver named with --as).
     Approve {
         id: String,
-        /// Your approver id, as the policy names approvers (default: $CLAWGATE_APPROVER, else $USER).
+        /// Answer as this approver id, as the policy names approvers (default:
+        /// $CLAWGATE_APPROVER, else the local operator, `approval.local_operator`).
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
         approver: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Deny an approval as the named approver; the reason is shown to the agent.
+    /// Deny an approval (as the local operator, or --as); the reason is shown to the agent.
     Deny {
         id: String,
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
@@ -108,17 +109,27 @@ async fn answer(
     approver: Option<String>,
     reason: Option<String>,
 ) -> Result<ExitCode> {
-    let approver = approver
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
-        .context("name yourself with --as APPROVER_ID (or set CLAWGATE_APPROVER)")?;
-    let body = json!({"decision": decision, "approver": approver, "reason": reason});
+    if approver.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        anyhow::bail!(
+            "--as needs an approver id (or leave it out to answer as the local operator)"
+        );
+    }
+    let mut body = json!({"decision": decision, "reason": reason});
+    if let Some(approver) = approver {
+        // Without a name the sidecar records the answer as its local operator.
+        body["approver"] = json!(approver);
+    }
     let view = api
         .post(&format!("/v1/approvals/{id}/decision"), &body)
         .await?;
     let a = &view["approval"];
+    let by = a["answers"]
+        .as_array()
+        .and_then(|answers| answers.last())
+        .and_then(|last| last["approver"].as_str())
+        .unwrap_or("?");
     println!(
-        "{} {}: now {} ({} of {} approvals)",
+        "{} {} as {by}: now {} ({} of {} approvals)",
         decision,
         id,
         a["status"].as_str().unwrap_or("?"),

@@ -11,7 +11,7 @@ pub mod policy;
 pub(crate) mod scope;
 
 pub use mode::Mode;
-pub use permit::{Dispatched, Permit, Ruling};
+pub use permit::{Dispatched, Permit, Ruling, Waited};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditError, AuditEvent, AuditLog, events};
 use crate::facts::FactsContext;
-use approval::{ApprovalBinding, ApprovalStatus, Approvals, Clearance, NewApproval};
+use approval::{ApprovalBinding, ApprovalStatus, ApprovalView, Approvals, Clearance, NewApproval};
 use constraints::{ConstraintHold, ConstraintState};
 use policy::watch::{ReloadOutcome, ReloadTrigger};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
@@ -384,14 +384,21 @@ impl Gate {
     /// cannot be written, the action is denied.
     pub async fn decide(&self, req: &CheckRequest) -> Decision {
         let started = std::time::Instant::now();
-        let span = tracing::info_span!(
-            "decide",
-            action_id = tracing::field::Empty,
-            run_id = req.agent.run_id.as_deref().unwrap_or(""),
-            kind = req.action.kind.as_str(),
-            decision = tracing::field::Empty
-        );
+        let span = decide_span(req);
         let decision = span.in_scope(|| self.evaluate(req));
+        self.conclude(req, decision, started, span).await
+    }
+
+    /// The end of every decision, evaluated ([`Gate::decide`]) or released through its
+    /// approval ([`Gate::wait_for_approval`]): approval, admission (constraints), the durable
+    /// audit entry, metrics.
+    async fn conclude(
+        &self,
+        req: &CheckRequest,
+        decision: Decision,
+        started: std::time::Instant,
+        span: tracing::Span,
+    ) -> Decision {
         span.record("action_id", decision.id.as_str());
         let decision = self
             .record_decision(req, decision)
@@ -406,6 +413,54 @@ impl Gate {
             started.elapsed(),
         );
         decision
+    }
+
+    /// The decision for an action an approval released (`GET /v1/approvals/{id}/wait`),
+    /// before [`Gate::conclude`] admits and records it. Policy is not asked again: the approval
+    /// is bound to the action and revision it judged. What a check of the same action would
+    /// still refuse is refused here too: an action outside the caller's scopes, or a policy
+    /// revision other than the serving one.
+    fn approved_decision(
+        &self,
+        view: &ApprovalView,
+        constraints: Option<Constraints>,
+        req: &CheckRequest,
+    ) -> Decision {
+        let serving = self.policy.revision();
+        let refusal = self.scope_refusal(req).or_else(|| {
+            (view.policy_revision != serving).then(|| {
+                format!(
+                    "the policy changed since approval {} was asked for (revision {}, now {serving}); retry the call so that the serving policy decides it",
+                    view.id, view.policy_revision
+                )
+            })
+        });
+        let verdict = match refusal {
+            Some(reason) => Verdict {
+                effect: Effect::Deny,
+                risk: Risk::High,
+                reasons: vec![reason],
+                approval: None,
+                constraints: None,
+            },
+            None => Verdict {
+                effect: Effect::RequireApproval,
+                risk: view.risk,
+                reasons: view.reasons.clone(),
+                approval: None,
+                constraints,
+            },
+        };
+        let approved = verdict.effect == Effect::RequireApproval;
+        let mut d = self.apply_mode(verdict, serving, view.action_hash.clone());
+        if approved {
+            d.shadow = None;
+            approve(&mut d, view);
+        } else {
+            d.approval_id = Some(view.id.clone());
+            d.approval_status = Some(view.status);
+        }
+        d
     }
 
     /// Ask for approval if needed, then record the decision durably (or deny it).
@@ -519,18 +574,10 @@ impl Gate {
             risk: d.risk,
             reasons: d.reasons.clone(),
             spec: d.approval.clone(),
+            constraints: d.constraints.clone(),
         };
         match self.approvals.admit(binding, new).await {
-            Ok(Clearance::Approved(view)) => {
-                d.outcome = Outcome::Allow;
-                d.reasons.push(format!(
-                    "approved by {} (approval {})",
-                    view.decided_by.join(", "),
-                    view.id
-                ));
-                d.approval_status = Some(view.status);
-                d.approval_id = Some(view.id);
-            }
+            Ok(Clearance::Approved(view)) => approve(d, &view),
             Ok(Clearance::Refused(view)) => {
                 d.outcome = Outcome::Deny;
                 d.reasons.push(approval::refusal_reason(&view));
@@ -573,15 +620,7 @@ impl Gate {
     /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
     pub fn evaluate(&self, req: &CheckRequest) -> Decision {
         let action_hash = req.action.canonical_hash();
-        if let Some(scopes) = &req.agent.scopes
-            && let Some(reason) = scope::out_of_scope(
-                req.agent.authenticated_as.as_deref(),
-                scopes,
-                &req.action,
-                &self.environment,
-                || self.policy.bundle(),
-            )
-        {
+        if let Some(reason) = self.scope_refusal(req) {
             let verdict = Verdict {
                 effect: Effect::Deny,
                 risk: Risk::High,
@@ -604,6 +643,17 @@ impl Gate {
             constraints: None,
         });
         self.apply_mode(verdict, revision, action_hash)
+    }
+
+    /// Why the action is outside the caller's identity scopes, if it is.
+    fn scope_refusal(&self, req: &CheckRequest) -> Option<String> {
+        scope::out_of_scope(
+            req.agent.authenticated_as.as_deref(),
+            req.agent.scopes.as_deref()?,
+            &req.action,
+            &self.environment,
+            || self.policy.bundle(),
+        )
     }
 
     /// Record what happened when an allowed action ran.
@@ -670,6 +720,29 @@ impl Gate {
             hold: None,
         }
     }
+}
+
+/// The tracing span of one decision.
+fn decide_span(req: &CheckRequest) -> tracing::Span {
+    tracing::info_span!(
+        "decide",
+        action_id = tracing::field::Empty,
+        run_id = req.agent.run_id.as_deref().unwrap_or(""),
+        kind = req.action.kind.as_str(),
+        decision = tracing::field::Empty
+    )
+}
+
+/// An approval lets the action through: the decision says so and names it.
+fn approve(d: &mut Decision, view: &ApprovalView) {
+    d.outcome = Outcome::Allow;
+    d.reasons.push(format!(
+        "approved by {} (approval {})",
+        view.decided_by.join(", "),
+        view.id
+    ));
+    d.approval_status = Some(view.status);
+    d.approval_id = Some(view.id.clone());
 }
 
 /// The audit entry for a decision: the action (redacted by the log), its unredacted hash,

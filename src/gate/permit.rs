@@ -7,8 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::approval::{ApprovalError, ApprovalView, Release};
 use super::constraints::UpstreamLimits;
 use super::{CheckRequest, Decision, Gate, Outcome, ResultReport};
+use crate::action::{Action, AgentIdentity};
 
 /// The gate's answer to a front door that will dispatch the action itself.
 #[derive(Debug)]
@@ -26,6 +28,21 @@ impl Ruling {
             Ruling::Refused(decision) => decision,
         }
     }
+}
+
+/// What waiting on an approval came to (`GET /v1/approvals/{id}/wait`).
+#[derive(Debug)]
+pub enum Waited {
+    /// Approved, then ruled as a check of the action is: scopes, the serving policy revision
+    /// and the verdict's constraints applied, and the decision recorded.
+    Ruled {
+        view: ApprovalView,
+        ruling: Box<Ruling>,
+    },
+    /// Denied, expired, or already used outside the reuse window.
+    Refused { view: ApprovalView, reason: String },
+    /// Nobody has answered yet.
+    Pending(ApprovalView),
 }
 
 /// The right to dispatch one allowed action. Finish it with what the dispatch did
@@ -65,14 +82,66 @@ impl Gate {
     /// Decide like [`Gate::decide_and_wait`]; an allowed action comes with its permit.
     pub async fn rule(self: &Arc<Self>, req: &CheckRequest, wait: Duration) -> Ruling {
         let decision = self.decide_and_wait(req, wait).await;
+        self.ruling(decision, &req.agent)
+    }
+
+    /// Wait up to `timeout` for approval `id` and release the approved action to `caller`
+    /// (whose identity the approval must be bound to; the handler checks that). A release
+    /// passes the same admission as [`Gate::rule`] and leaves the same decision entry:
+    /// allowed, it comes with its permit. `None` for an unknown approval.
+    pub async fn wait_for_approval(
+        self: &Arc<Self>,
+        id: &str,
+        timeout: Duration,
+        caller: AgentIdentity,
+    ) -> Result<Option<Waited>, ApprovalError> {
+        let (view, constraints) = match self.approvals().wait_and_release(id, timeout).await? {
+            None => return Ok(None),
+            Some(Release::Pending(view)) => return Ok(Some(Waited::Pending(view))),
+            Some(Release::Refused { view, reason }) => {
+                return Ok(Some(Waited::Refused { view, reason }));
+            }
+            Some(Release::Allowed { view, constraints }) => (view, constraints),
+        };
+        // The action as the approval keeps it (redacted): what the decision entry shows. Its
+        // hash is the binding's, of the unredacted action that was judged.
+        let action = match serde_json::from_value::<Action>(view.action.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                let reason =
+                    format!("the approved action could not be read back ({e}); it does not run");
+                return Ok(Some(Waited::Refused { view, reason }));
+            }
+        };
+        let req = CheckRequest {
+            action,
+            agent: AgentIdentity {
+                id: Some(view.agent_id.clone()),
+                run_id: view.run_id.clone(),
+                ..caller
+            },
+            requester: view.requester.clone(),
+        };
+        let started = Instant::now();
+        let span = super::decide_span(&req);
+        let decision = span.in_scope(|| self.approved_decision(&view, constraints, &req));
+        let decision = self.conclude(&req, decision, started, span).await;
+        Ok(Some(Waited::Ruled {
+            ruling: Box::new(self.ruling(decision, &req.agent)),
+            view,
+        }))
+    }
+
+    /// A permit for an allowed decision; anything else is refused.
+    fn ruling(self: &Arc<Self>, decision: Decision, agent: &AgentIdentity) -> Ruling {
         if decision.outcome != Outcome::Allow {
             return Ruling::Refused(decision);
         }
         Ruling::Allowed(Permit {
             gate: self.clone(),
             decision,
-            run_id: req.agent.run_id.clone(),
-            authenticated_as: req.agent.authenticated_as.clone(),
+            run_id: agent.run_id.clone(),
+            authenticated_as: agent.authenticated_as.clone(),
             started: Instant::now(),
         })
     }

@@ -100,11 +100,13 @@ pub fn out_of_scope(
         }
         ActionKind::Http | ActionKind::Connect => {
             if let Some(patterns) = &scopes.egress_hosts {
+                // The host clawgate connects to (the egress proxy refuses requests that name
+                // another), else the request's own host for an action without a destination.
                 let host = action
-                    .http
+                    .dest
                     .as_ref()
-                    .map(|h| h.host.as_str())
-                    .or(action.dest.as_ref().map(|d| d.host.as_str()))
+                    .map(|d| d.host.as_str())
+                    .or(action.http.as_ref().map(|h| h.host.as_str()))
                     .unwrap_or("");
                 if !patterns.iter().any(|p| host_matches(p, host)) {
                     return Some(format!(

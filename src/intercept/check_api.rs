@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{Action, ActionKind, AgentIdentity, Requester};
-use crate::gate::approval::{ApprovalView, Release, refusal_reason};
-use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport, Ruling};
+use crate::gate::approval::{ApprovalView, refusal_reason};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, ResultReport, Ruling, Waited};
 use crate::http_api::{ApiError, ResponseBody, json_response, read_json};
 use crate::identity::Authenticated;
 
@@ -227,6 +227,10 @@ struct WaitAnswer {
     approval_id: String,
     /// `allow` (run the call now), `deny`, or `pending` (ask again).
     decision: Outcome,
+    /// The decision this release recorded (an approved action is admitted like a check);
+    /// `/v1/results` reports the call under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<String>,
     status: crate::gate::approval::ApprovalStatus,
     reasons: Vec<String>,
     decided_by: Vec<String>,
@@ -236,14 +240,15 @@ struct WaitAnswer {
 }
 
 impl WaitAnswer {
-    fn new(view: ApprovalView, decision: Outcome, reason: String) -> WaitAnswer {
+    fn new(view: ApprovalView, decision: Outcome, reasons: Vec<String>) -> WaitAnswer {
         let wait_url =
             (decision == Outcome::Pending).then(|| format!("/v1/approvals/{}/wait", view.id));
         WaitAnswer {
             approval_id: view.id,
             decision,
+            decision_id: None,
             status: view.status,
-            reasons: vec![reason],
+            reasons,
             decided_by: view.decided_by,
             expires_at: view.expires_at,
             wait_url,
@@ -252,10 +257,10 @@ impl WaitAnswer {
 }
 
 /// `GET /v1/approvals/{id}/wait?timeout=SECONDS`: hold until the approval resolves (bounded
-/// by `approval.max_wait_s`). `allow` means the approved call may run now; it counts as the
-/// approval's use.
+/// by `approval.max_wait_s`). An approved call is admitted and recorded as a check would be
+/// (constraints, scopes); `allow` means it may run now, and counts as the approval's use.
 pub async fn handle_wait<B>(
-    gate: &Gate,
+    gate: &Arc<Gate>,
     auth: &Authenticated,
     req: Request<B>,
 ) -> Response<ResponseBody> {
@@ -300,26 +305,32 @@ pub async fn handle_wait<B>(
         approval_id = id,
         decision = tracing::field::Empty
     );
+    let mut caller = AgentIdentity::default();
+    auth.apply_to(&mut caller);
     let released = {
         use tracing::Instrument;
-        gate.approvals()
-            .wait_and_release(id, timeout)
+        gate.wait_for_approval(id, timeout, caller)
             .instrument(span.clone())
             .await
     };
     let answer = match released {
-        Ok(Some(Release::Allowed(view))) => {
-            let reason = format!(
-                "approved by {} (approval {})",
-                view.decided_by.join(", "),
-                view.id
-            );
-            WaitAnswer::new(view, Outcome::Allow, reason)
+        Ok(Some(Waited::Ruled { view, ruling })) => {
+            // Allowed: the call runs inside OpenClaw, so it holds its constraints until its
+            // result is reported, as after a check.
+            let decision = match *ruling {
+                Ruling::Allowed(permit) => permit.run_elsewhere(),
+                Ruling::Refused(decision) => decision,
+            };
+            let mut answer = WaitAnswer::new(view, decision.outcome, decision.reasons);
+            answer.decision_id = Some(decision.id);
+            answer
         }
-        Ok(Some(Release::Refused { view, reason })) => WaitAnswer::new(view, Outcome::Deny, reason),
-        Ok(Some(Release::Pending(view))) => {
+        Ok(Some(Waited::Refused { view, reason })) => {
+            WaitAnswer::new(view, Outcome::Deny, vec![reason])
+        }
+        Ok(Some(Waited::Pending(view))) => {
             let reason = refusal_reason(&view);
-            WaitAnswer::new(view, Outcome::Pending, reason)
+            WaitAnswer::new(view, Outcome::Pending, vec![reason])
         }
         Ok(None) => return not_found(),
         Err(e) => {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::receiver::{Receiver, Recorded, Reply};
-use crate::common::{Sidecar, audit_entries, check_body, start_with, write_bundle};
+use crate::common::{Sidecar, audit_entries, check_body, json_of, start_with, write_bundle};
 use clawgate::approvers::slack::slack_signature;
 use clawgate::approvers::webhook::WebhookSecret;
 use serde_json::{Value, json};
@@ -26,6 +26,10 @@ decision := {"effect": "require_approval", "risk": "medium", "reasons": ["writes
 
 decision := {"effect": "require_approval", "risk": "critical", "reasons": ["deploys need two people"],
   "approval": {"approvers": ["group:sre", "U_CAROL"], "quorum": 2, "timeout_s": 60}} if input.action.tool == "deploy"
+
+decision := {"effect": "require_approval", "risk": "medium", "reasons": ["limited writes need a person"],
+  "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 60},
+  "constraints": {"rate": {"key": "limited", "per_minute": 2}, "max_concurrent": 1}} if input.action.tool == "limited"
 
 decision := {"effect": "require_approval", "risk": "high", "reasons": ["quick expiry"],
   "approval": {"approvers": ["group:sre"], "quorum": 1, "timeout_s": 1}} if input.action.tool == "quick"
@@ -479,7 +483,7 @@ async fn an_approval_does_not_move_to_another_action_agent_requester_or_policy()
         .webhook(
             pending,
             "msg_binding",
-            &json!({"decision": "approve", "approver": "U_ALICE", "action_hash": "00".repeat(32)}),
+            &json!({"approval_id": pending, "decision": "approve", "approver": "U_ALICE", "action_hash": "00".repeat(32)}),
             WEBHOOK_SECRET,
             now(),
         )
@@ -572,7 +576,7 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
         )
         .unwrap();
 
-    let body = json!({"decision": "approve", "approver": "U_ALICE"});
+    let body = json!({"approval_id": id, "decision": "approve", "approver": "U_ALICE"});
     let other = WebhookSecret::generate();
     let (code, _) = e.webhook(&id, "msg_1", &body, &other, now()).await;
     assert_eq!(code, 401);
@@ -588,7 +592,7 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
     assert_eq!(v["replayed"], true);
     assert_eq!(v["approval"]["status"], "pending");
     // Reusing the id for a different answer is refused.
-    let bob = json!({"decision": "approve", "approver": "U_BOB"});
+    let bob = json!({"approval_id": id, "decision": "approve", "approver": "U_BOB"});
     let (code, _) = e.webhook(&id, "msg_1", &bob, WEBHOOK_SECRET, now()).await;
     assert_eq!(code, 409);
     let (code, v) = e.webhook(&id, "msg_2", &bob, WEBHOOK_SECRET, now()).await;
@@ -758,5 +762,271 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
         e.check("write", json!({"path": "g"})).await["decision"],
         "allow"
     );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_release_through_the_wait_path_is_admitted_and_recorded_like_a_check() {
+    // Issue 15, finding 8: an approved action released by GET /v1/approvals/{id}/wait ran
+    // without its verdict's constraints and left no decision entry.
+    let e = env().await;
+    let params = json!({"path": "limited.txt"});
+    let id = e.pending("limited", params.clone()).await;
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    let report = |decision_id: String| {
+        let (http, url) = (e.s.http.clone(), e.s.agent("/v1/results"));
+        async move {
+            let body = json!({"decision_id": decision_id, "ok": true, "duration_ms": 3});
+            let resp = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+
+    // The first release is allowed under a decision of its own; the call now runs.
+    let first = e.wait(&id, "1").await;
+    assert_eq!(first["decision"], "allow", "{first}");
+    let first_id = first["decision_id"].as_str().unwrap().to_string();
+    // While it runs, another release breaks max_concurrent = 1.
+    let second = e.wait(&id, "0").await;
+    assert_eq!(second["decision"], "deny", "{second}");
+    assert!(
+        second["reasons"].to_string().contains("concurrency limit"),
+        "{second}"
+    );
+    // Its result frees the slot; the next release is the second of two per minute.
+    report(first_id.clone()).await;
+    let third = e.wait(&id, "0").await;
+    assert_eq!(third["decision"], "allow", "{third}");
+    report(third["decision_id"].as_str().unwrap().to_string()).await;
+    let fourth = e.wait(&id, "0").await;
+    assert_eq!(fourth["decision"], "deny", "{fourth}");
+    assert!(
+        fourth["reasons"].to_string().contains("rate limit limited"),
+        "{fourth}"
+    );
+    // A check of the same action shares the limit.
+    let check = e.check("limited", params).await;
+    assert_eq!(check["decision"], "deny", "{check}");
+    assert!(
+        check["reasons"].to_string().contains("rate limit limited"),
+        "{check}"
+    );
+
+    // Every release left a decision entry bound to the approval, like a check does.
+    let entries: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["approval_id"] == id.as_str())
+        .collect();
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["pending", "allow", "deny", "allow", "deny", "deny"],
+        "{entries:#?}"
+    );
+    let released = &entries[1];
+    assert_eq!(released["decision_id"], first_id.as_str());
+    assert_eq!(released["action"]["tool"], "limited");
+    assert_eq!(released["action_hash"], entries[0]["action_hash"]);
+    assert_eq!(released["agent"]["id"], "main");
+    assert_eq!(released["constraints"]["max_concurrent"], 1);
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("approved by U_ALICE"),
+        "{released}"
+    );
+}
+
+#[tokio::test]
+async fn signed_answers_are_bound_to_their_approval_and_count_once_when_delivered_concurrently() {
+    // Issue 15, finding 3: a signed answer did not name its approval, so an answer for one
+    // could be posted to another's decision_url; and concurrent copies of one delivery all
+    // passed the replay check before any was remembered.
+    let e = env().await;
+    let a = e.pending("deploy", json!({"service": "a"})).await;
+    let b = e.pending("deploy", json!({"service": "b"})).await;
+    let for_a = json!({"approval_id": a, "decision": "approve", "approver": "U_ALICE"});
+
+    // A signed answer that names no approval is refused.
+    let unnamed = json!({"decision": "approve", "approver": "U_ALICE"});
+    let (code, v) = e
+        .webhook(&a, "msg_unnamed", &unnamed, WEBHOOK_SECRET, now())
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("approval_id"),
+        "{v}"
+    );
+    // A valid answer for A posted to B's decision_url is refused; B is untouched.
+    let (code, v) = e.webhook(&b, "msg_a", &for_a, WEBHOOK_SECRET, now()).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("approval_mismatch")),
+        "{v}"
+    );
+    let (code, _) = e.operator(&b, "U_BOB", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    // So is an operator answer naming another approval than its URL's.
+    let answer = json!({"approval_id": a, "decision": "deny", "approver": "U_BOB"});
+    let (code, v) = e.s.answer_approval(ADMIN_TOKEN, &b, &answer).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("approval_mismatch")),
+        "{v}"
+    );
+
+    // The same delivery, copied eight times and posted at once where it belongs: applied once.
+    let copies = (0..8).map(|_| e.webhook(&a, "msg_a", &for_a, WEBHOOK_SECRET, now()));
+    let answers = futures_util::future::join_all(copies).await;
+    let applied: Vec<&Value> = answers
+        .iter()
+        .filter(|(code, v)| *code == 200 && v["replayed"] != true)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(applied.len(), 1, "{answers:#?}");
+    for (code, v) in &answers {
+        let replayed = (*code == 200 && v["replayed"] == true)
+            || (*code == 409 && v["error"]["code"] == "replayed_callback");
+        assert!(replayed || std::ptr::eq(v, applied[0]), "{code} {v}");
+    }
+    let counted: Vec<Value> = e
+        .approval_events()
+        .into_iter()
+        .filter(|ev| ev["approval_id"] == a.as_str())
+        .filter(|ev| ev["event"] == "answer" || ev["event"] == "answer_rejected")
+        .collect();
+    assert_eq!(counted.len(), 1, "{counted:#?}");
+    assert_eq!(counted[0]["event"], "answer");
+    assert_eq!(counted[0]["approver"], "U_ALICE");
+    let shown =
+        e.s.http
+            .get(e.s.admin(&format!("/v1/approvals/{b}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+    let b_answers = shown["answers"].as_array().unwrap().clone();
+    assert_eq!(b_answers.len(), 1, "{shown}");
+    assert_eq!(b_answers[0]["approver"], "U_BOB");
+}
+
+#[tokio::test]
+async fn a_release_after_the_policy_changed_is_denied_naming_the_change() {
+    // Issue 15, finding 8: a check of the action after a policy reload would not be let through
+    // by the old approval (it is bound to the old revision); neither is a release.
+    let e = env_with(|c| c.policy.watch = false).await;
+    let id = e.pending("write", json!({"path": "reloaded"})).await;
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+    let dir = e.s.dir.path().join("policy");
+    std::fs::write(dir.join("main.rego"), format!("{POLICY}\n# revision 2\n")).unwrap();
+    let reload =
+        e.s.http
+            .post(e.s.admin("/v1/policy/reload"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(reload.status(), 200);
+    let released = e.wait(&id, "0").await;
+    assert_eq!(released["decision"], "deny", "{released}");
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("the policy changed since approval"),
+        "{released}"
+    );
+    let recorded: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["decision_id"] == released["decision_id"])
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["decision"], "deny");
+    assert_eq!(recorded[0]["approval_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_release_outside_the_callers_scopes_is_denied() {
+    // Issue 15, finding 8: approvals survive a restart, scopes come from the config of the
+    // running sidecar; a release is checked against the scopes in force, as a check would be.
+    const TOKEN: &str = "scoped-agent-token";
+    let identity = |tool_groups: Option<Vec<String>>| clawgate::identity::IdentityConfig {
+        token_sha256: Some(clawgate::token::TokenHash::hex_of(TOKEN)),
+        scopes: clawgate::identity::Scopes {
+            tool_groups,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = env_with(|c| {
+        c.identities.insert("agent".into(), identity(None));
+    })
+    .await;
+    let (http, body) = (e.s.http.clone(), check_body("write", json!({"path": "s"})));
+    let check = http.post(e.s.agent("/v1/check")).bearer_auth(TOKEN);
+    let held = json_of(check.json(&body)).await;
+    assert_eq!(held["decision"], "pending", "{held}");
+    let id = held["approval_id"].as_str().unwrap().to_string();
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(code, 200);
+
+    // Restarted with the identity narrowed to a tool group `write` is not in.
+    let (data, policy) = (
+        e.s.running.config.data_dir.clone(),
+        e.s.running.config.policy.dir.clone(),
+    );
+    let crate::common::Sidecar { running, dir, .. } = e.s;
+    running.shutdown(Duration::from_secs(5)).await;
+    // The stopped sidecar's last tasks may hold the approvals file for a moment.
+    let tmp = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let running = loop {
+        let mut c = crate::common::test_config(tmp.path());
+        c.data_dir = data.clone();
+        c.policy.dir = policy.clone();
+        c.identities
+            .insert("agent".into(), identity(Some(vec!["sessions".into()])));
+        match clawgate::app::start(c).await {
+            Ok(running) => break running,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("already open") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the sidecar did not restart: {e}"),
+        }
+    };
+    let s = crate::common::Sidecar {
+        running,
+        dir: tmp,
+        http: http.clone(),
+    };
+    let wait = http.get(s.agent(&format!("/v1/approvals/{id}/wait?timeout=0")));
+    let released = json_of(wait.bearer_auth(TOKEN)).await;
+    assert_eq!(released["decision"], "deny", "{released}");
+    assert!(
+        released["reasons"]
+            .to_string()
+            .contains("identity agent is not scoped for tool group"),
+        "{released}"
+    );
+    let recorded: Vec<Value> = audit_entries(s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["decision_id"] == released["decision_id"])
+        .collect();
+    assert_eq!(recorded.len(), 1, "{released}");
+    assert_eq!(recorded[0]["agent"]["authenticated_as"], "agent");
     drop(dir);
 }

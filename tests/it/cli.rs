@@ -284,3 +284,116 @@ async fn the_admin_token_can_come_from_the_environment() {
     // No token file is written when the environment provides the token.
     assert!(!s.data.join("admin.token").exists());
 }
+
+/// The `clawgate approvals ...` lines of the README's approvals example, comments dropped.
+fn readme_approval_commands() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```sh\nclawgate approvals list")
+        .expect("README has the approvals example")
+        + 6;
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end]
+        .lines()
+        .map(|l| l.split(" # ").next().unwrap_or(l).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Run one README line with `sh` in `dir`, the built binary first on PATH, `ID` replaced.
+async fn run_readme_line(dir: &std::path::Path, line: &str, id: &str) -> (i32, String) {
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    crate::common::output_text(
+        tokio::process::Command::new("sh")
+            .args(["-c", &line.replace("ID", id)])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env_remove("CLAWGATE_APPROVER")
+            .env_remove("CLAWGATE_ADMIN_TOKEN"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn on_embedded_defaults_the_local_operator_answers_approvals_as_the_readme_shows() {
+    // Issue 15, finding 13: with no [approval.groups] nobody could approve, and the README's
+    // `approvals approve ID --as U0123ABCD` answered 403.
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, _) = serve_on_defaults(dir.path()).await;
+    let http = reqwest::Client::new();
+    let check = |command: &str| {
+        let body = crate::common::check_body("exec", serde_json::json!({"command": command}));
+        let http = http.clone();
+        async move { crate::common::post_json(&http, "http://127.0.0.1:9480/v1/check", &body).await }
+    };
+    let held = |d: &serde_json::Value| {
+        assert_eq!(d["decision"], "pending", "{d}");
+        assert_eq!(d["approval"]["quorum"], 1, "{d}");
+        d["approval_id"].as_str().unwrap().to_string()
+    };
+    let (approve_me, deny_me) = ("kubectl delete ns staging", "kubectl delete ns scratch");
+    let (first, second) = (held(&check(approve_me).await), held(&check(deny_me).await));
+
+    // Nobody answers without the admin token, whoever they claim to be.
+    for token in [None, Some("not-the-token")] {
+        let mut req = http
+            .post(format!(
+                "http://127.0.0.1:9482/v1/approvals/{first}/decision"
+            ))
+            .json(&serde_json::json!({"decision": "approve", "approver": "local-operator"}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
+    assert_eq!(check(approve_me).await["decision"], "pending");
+
+    let lines = readme_approval_commands();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let (code, out) = run_readme_line(dir.path(), &lines[0], &first).await;
+    assert_eq!(code, 0, "{}: {out}", lines[0]);
+    assert!(out.contains(&first) && out.contains(&second), "{out}");
+    let (code, out) = run_readme_line(dir.path(), &lines[1], &first).await;
+    assert_eq!(code, 0, "{}: {out}", lines[1]);
+    assert!(out.contains("kubectl delete ns staging"), "{out}");
+    // approve ID: answered as the local operator, and the identical retry runs.
+    let (code, out) = run_readme_line(dir.path(), &lines[2], &first).await;
+    assert_eq!(code, 0, "{}: {out}", lines[2]);
+    assert!(
+        out.contains("as local-operator") && out.contains("now approved"),
+        "{out}"
+    );
+    assert_eq!(check(approve_me).await["decision"], "allow");
+    // deny ID --reason ...: the retry is denied with the reason.
+    let (code, out) = run_readme_line(dir.path(), &lines[3], &second).await;
+    assert_eq!(code, 0, "{}: {out}", lines[3]);
+    assert!(out.contains("now denied"), "{out}");
+    let denied = check(deny_me).await;
+    assert_eq!(denied["decision"], "deny", "{denied}");
+
+    // Naming someone the defaults know nothing about says how to answer instead.
+    let third = held(&check("kubectl delete ns other").await);
+    let (code, out) = run_readme_line(
+        dir.path(),
+        "clawgate approvals approve ID --as U0123ABCD",
+        &third,
+    )
+    .await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("approver_not_allowed") && out.contains("local operator"),
+        "{out}"
+    );
+
+    // The start-up warning tells the operator how to add real approvers.
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("local operator") && log.contains("[approval.groups]"),
+        "{log}"
+    );
+}

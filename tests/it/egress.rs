@@ -979,3 +979,296 @@ async fn inspection_without_a_ca_refuses_to_start() {
     };
     assert!(err.contains("egress.ca_cert"), "{err}");
 }
+
+/// Send `head` (a raw request, no body unless it carries one) to the egress proxy over a new
+/// connection and read the answer: (status, body). The request should say `Connection: close`.
+async fn raw_proxy(s: &Sidecar, head: &str) -> (u16, String) {
+    let stream = tokio::net::TcpStream::connect(s.running.egress_addr)
+        .await
+        .unwrap();
+    exchange(stream, head).await
+}
+
+/// Write `request`, read until the peer closes, split the answer into status and body.
+async fn exchange<IO>(mut stream: IO, request: &str) -> (u16, String)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer));
+    // A TLS peer may close without close_notify; what arrived is what counts.
+    let _ = read.await.expect("the proxy answered within 20 s");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The error code of a proxy error body.
+fn error_code(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"));
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_not_the_host_header_is_judged() {
+    // Issue 15, finding 1: a POST to a production host with `Host: api.openai.com` (a trusted
+    // API host) was judged as the trusted host and sent.
+    let s = sidecar_with(|c| {
+        identities(c);
+        c.egress.resolve.insert(
+            "api.prod.acme.example".into(),
+            vec!["127.0.0.2".parse().unwrap()],
+        );
+    })
+    .await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let port = upstream.addr.port();
+    let auth = format!("Proxy-Authorization: Bearer {MAIN_TOKEN}\r\n");
+    let post = |target: &str, hosts: &[&str], auth: &str| {
+        let mut head = format!("POST {target} HTTP/1.1\r\n{auth}");
+        for h in hosts {
+            head.push_str(&format!("Host: {h}\r\n"));
+        }
+        head.push_str(
+            "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+        head
+    };
+    let prod = format!("http://api.prod.acme.example:{port}/deploy");
+    let refused: Vec<(String, Vec<String>, &str)> = vec![
+        // Another host, in any spelling, with or without a port.
+        (prod.clone(), vec!["api.openai.com".into()], "host_mismatch"),
+        (
+            prod.clone(),
+            vec!["API.OpenAI.com.".into()],
+            "host_mismatch",
+        ),
+        (
+            prod.clone(),
+            vec![format!("api.openai.com:{port}")],
+            "host_mismatch",
+        ),
+        // The right host on another port.
+        (
+            prod.clone(),
+            vec!["api.prod.acme.example:1".into()],
+            "host_mismatch",
+        ),
+        (
+            prod.clone(),
+            vec!["api.prod.acme.example".into()],
+            "host_mismatch",
+        ),
+        // Two Host fields, one of them right.
+        (
+            prod.clone(),
+            vec![
+                format!("api.prod.acme.example:{port}"),
+                "api.openai.com".into(),
+            ],
+            "duplicate_host",
+        ),
+        // Not a host at all.
+        (prod.clone(), vec!["api.openai.com@x".into()], "bad_host"),
+        // A URL whose userinfo looks like a host.
+        (
+            format!("http://api.openai.com@api.prod.acme.example:{port}/deploy"),
+            vec![],
+            "userinfo_in_url",
+        ),
+    ];
+    for (target, hosts, code) in &refused {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let (status, body) = raw_proxy(&s, &post(target, &hosts, &auth)).await;
+        assert_eq!(status, 400, "{target} {hosts:?}: {body}");
+        assert_eq!(error_code(&body), *code, "{target} {hosts:?}: {body}");
+    }
+    assert_eq!(upstream.count(), 0, "nothing refused reached the upstream");
+    assert!(
+        decisions(&s, "http").is_empty(),
+        "refused before any decision"
+    );
+
+    // Without a Host field, and with the same host in another spelling, the production host
+    // is what policy judges: held for approval, not sent.
+    for hosts in [
+        vec![],
+        vec![format!("API.Prod.Acme.Example.:{port}")],
+        vec![format!("api.prod.acme.example:{port}")],
+    ] {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let (status, body) = raw_proxy(&s, &post(&prod, &hosts, &auth)).await;
+        assert_eq!(status, 403, "{hosts:?}: {body}");
+        assert_eq!(error_code(&body), "approval_pending", "{hosts:?}: {body}");
+    }
+    let judged = decisions(&s, "http");
+    assert_eq!(judged.len(), 3);
+    for d in &judged {
+        assert_eq!(d["action"]["http"]["host"], "api.prod.acme.example", "{d}");
+        assert_eq!(d["decision"], "pending", "{d}");
+    }
+    assert_eq!(upstream.count(), 0);
+
+    // An identity scoped to *.github.com cannot borrow a scoped name through Host.
+    let narrow = format!("Proxy-Authorization: Bearer {NARROW_TOKEN}\r\n");
+    let get = format!(
+        "GET http://allowed.test:{port}/ HTTP/1.1\r\n{narrow}Host: api.github.com\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = raw_proxy(&s, &get).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "host_mismatch"),
+        "{body}"
+    );
+    // The agreeing request is judged on the destination, outside the scope.
+    let get = format!(
+        "GET http://allowed.test:{port}/ HTTP/1.1\r\n{narrow}Host: allowed.test:{port}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = raw_proxy(&s, &get).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not scoped for egress host"), "{body}");
+
+    // What is forwarded names the judged authority.
+    let get = format!(
+        "GET http://allowed.test:{port}/ok HTTP/1.1\r\n{auth}Host: ALLOWED.test:{port}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = raw_proxy(&s, &get).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("host"), format!("allowed.test:{port}"));
+}
+
+/// A TLS connection through an inspected CONNECT tunnel to `target`, trusting the clawgate CA.
+async fn inspected_stream(
+    t: &Inspection,
+    target: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let tcp = connect_tunnel(&t.s, target).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(&t.clawgate_ca).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(clawgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = target.rsplit_once(':').unwrap().0.to_string();
+    let server_name = rustls::pki_types::ServerName::try_from(name).unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .expect("TLS inside the tunnel")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspected_requests_must_name_the_connect_target() {
+    // Issue 15, finding 1, inside TLS inspection: the tunnel goes to secure.test, so a request
+    // inside that names another host is refused rather than judged as that host.
+    let t = inspection().await;
+    let target = format!("secure.test:{}", t.port);
+    let request = |line: &str, hosts: &[&str]| {
+        let mut head = format!("{line} HTTP/1.1\r\n");
+        for h in hosts {
+            head.push_str(&format!("Host: {h}\r\n"));
+        }
+        head.push_str(
+            "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+        head
+    };
+    let other_port = format!("secure.test:{}", t.port + 1);
+    let refused: Vec<(String, Vec<&str>, &str)> = vec![
+        ("POST /x".into(), vec!["api.openai.com"], "host_mismatch"),
+        ("POST /x".into(), vec!["API.OPENAI.COM."], "host_mismatch"),
+        ("POST /x".into(), vec![other_port.as_str()], "host_mismatch"),
+        ("POST /x".into(), vec![], "missing_host"),
+        (
+            "POST /x".into(),
+            vec![target.as_str(), "api.openai.com"],
+            "duplicate_host",
+        ),
+        (
+            "POST https://api.openai.com/x".into(),
+            vec![target.as_str()],
+            "host_mismatch",
+        ),
+    ];
+    for (line, hosts, code) in &refused {
+        let stream = inspected_stream(&t, &target).await;
+        let (status, body) = exchange(stream, &request(line, hosts)).await;
+        assert_eq!(status, 400, "{line} {hosts:?}: {body}");
+        assert_eq!(error_code(&body), *code, "{line} {hosts:?}: {body}");
+    }
+    assert!(
+        t.seen.lock().unwrap().is_empty(),
+        "nothing refused was sent"
+    );
+    assert!(
+        decisions(&t.s, "http").is_empty(),
+        "refused before any decision"
+    );
+
+    // The CONNECT target in another spelling is the same host; a read goes through.
+    let stream = inspected_stream(&t, &target).await;
+    let spelled = format!("SECURE.test.:{}", t.port);
+    let get = format!("GET /fine HTTP/1.1\r\nHost: {spelled}\r\nConnection: close\r\n\r\n");
+    let (status, body) = exchange(stream, &get).await;
+    assert_eq!((status, body.as_str()), (200, "secure ok"));
+    assert_eq!(*t.seen.lock().unwrap(), vec!["GET /fine".to_string()]);
+    let http = decisions(&t.s, "http");
+    assert_eq!(http[0]["action"]["http"]["host"], "secure.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_with_a_repeated_key_are_refused() {
+    // Found while fixing issue 15, finding 4: policy reads the last of repeated keys in a JSON
+    // body, the upstream gets the bytes, and a parser that keeps the first reads another request.
+    let s = sidecar().await;
+    let upstream = Receiver::start_on("127.0.0.2", Reply::ok(), &[]).await;
+    let url = format!("http://allowed.test:{}/pay", upstream.addr.port());
+    let json = "Content-Type: application/json";
+    for body in [
+        r#"{"amount": 1000000, "amount": 1}"#,
+        r#"{"payment": {"to": "evil", "t\u006f": "shop"}}"#,
+    ] {
+        let r = curl(&s, &["-H", json, "-d", body, &url]).await;
+        assert_eq!(r.status, 400, "{body}: {} {}", r.body, r.stderr);
+        assert_eq!(
+            error_code(&r.body),
+            "repeated_json_key",
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(upstream.count(), 0);
+    assert!(
+        decisions(&s, "http").is_empty(),
+        "refused before any decision"
+    );
+    // Without the repeat, or not JSON at all, the request is decided as usual (a mutation:
+    // held for approval).
+    for body in [r#"{"amount": 1}"#, "{not json"] {
+        let r = curl(&s, &["-H", json, "-d", body, &url]).await;
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+        assert_eq!(
+            error_code(&r.body),
+            "approval_pending",
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(decisions(&s, "http").len(), 2);
+}

@@ -246,17 +246,7 @@ async fn admin_endpoints_need_the_admin_token() {
 }
 
 async fn cli(args: &[&str]) -> (i32, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::common::output_text(tokio::process::Command::new(BIN).args(args)).await
 }
 
 #[tokio::test]

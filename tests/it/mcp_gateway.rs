@@ -763,3 +763,202 @@ async fn bearer_token_env_is_the_upstream_credential_and_must_be_set() {
     .await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// Headers and `_meta` of a 2026-07-28 (stateless) `tools/call` of `tool`, so one raw POST
+/// is a whole exchange with the SDK upstream.
+fn stateless_call(tool: &str) -> ([(&'static str, String); 3], Value) {
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28".to_string()),
+        ("mcp-method", "tools/call".to_string()),
+        ("mcp-name", tool.to_string()),
+    ];
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    (headers, meta)
+}
+
+#[tokio::test]
+async fn every_tools_call_is_gated_and_forwarded_as_judged() {
+    // Issue 15, finding 4: a tools/call without an id (a notification) was forwarded without a
+    // decision, and the upstream got the bytes the agent sent rather than the message judged.
+    let dir = tempfile::tempdir().unwrap();
+    let request_log = dir.path().join("requests.jsonl");
+    let upstream = Upstream::start(&["--request-log", request_log.to_str().unwrap()]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let requests = || {
+        std::fs::read_to_string(&request_log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let post = |tool: &str, body: String| {
+        let (headers, _) = stateless_call(tool);
+        let s = &s;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            raw_post(s, "/mcp/demo", &headers, body).await
+        }
+    };
+    let (_, meta) = stateless_call("drop_database");
+
+    // A tools/call notification: refused, never sent, whatever the tool.
+    let notification = json!({"jsonrpc": "2.0", "method": "tools/call",
+        "params": {"name": "drop_database", "arguments": {"name": "prod"}, "_meta": meta}});
+    let (code, v) = post("drop_database", notification.to_string()).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("without an id"),
+        "{v}"
+    );
+
+    // Repeated keys, even spelt with escapes, could be read as two different calls: refused.
+    let twice = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"drop_database","arguments":{{"name":"prod"}},"_meta":{meta},"na\u006de":"echo"}}}}"#
+    );
+    let (code, v) = post("echo", twice).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("\"name\""),
+        "{v}"
+    );
+    let nested = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"a","text":"b"}},"_meta":{meta}}}}}"#
+    );
+    let (code, v) = post("echo", nested).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
+    assert_eq!(requests(), 0, "nothing refused reached the upstream");
+    assert!(upstream.ran().is_empty());
+    assert!(audit_entries(s.running.audit(), "decision").is_empty());
+
+    // The same call written plainly goes through, decided once, as the bytes clawgate wrote.
+    let (_, meta) = stateless_call("echo");
+    let plain = format!(
+        "{{ \"jsonrpc\" : \"2.0\", \"id\" : 9, \"method\" : \"tools/call\",\n \"params\" : {{\"name\" : \"ec\\u0068o\", \"arguments\" : {{\"text\" : \"judged\"}}, \"_meta\" : {meta}}} }}"
+    );
+    let (code, v) = post("echo", plain).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(upstream.ran(), ["echo"]);
+    assert_eq!(requests(), 1);
+    let decisions = audit_entries(s.running.audit(), "decision");
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert_eq!(decisions[0]["action"]["tool"], "echo");
+}
+
+/// `clawgate mcp-stdio` around the SDK's stdio server, driven line by line: write a line,
+/// read what comes back.
+struct StdioRelay {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl StdioRelay {
+    fn start(sidecar: &str, ran_log: &std::path::Path) -> StdioRelay {
+        let mut child = tokio::process::Command::new(crate::common::BIN)
+            .args(["mcp-stdio", "--server", "local", "--sidecar", sidecar, "--"])
+            .arg(python())
+            .arg(script("stdio_server.py"))
+            .arg("--ran-log")
+            .arg(ran_log)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().unwrap(),
+        ));
+        StdioRelay {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
+            .await
+            .expect("an answer within 60 s")
+            .unwrap()
+            .expect("the relay is still running");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+}
+
+#[tokio::test]
+async fn mcp_stdio_refuses_batches_notifications_and_repeated_keys() {
+    let upstream = Upstream::start(&[]);
+    let s = gateway(&upstream, 0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ran.log");
+    let mut relay = StdioRelay::start(&s.agent(""), &log);
+    relay
+        .send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#)
+        .await;
+    let init = relay.next().await;
+    assert_eq!(init["id"], 0, "{init}");
+    relay
+        .send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .await;
+
+    let drop = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_database","arguments":{"name":"prod"}}}"#;
+    for line in [
+        // A batch around a call policy denies.
+        format!("[{drop}]"),
+        // The same call as a notification.
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"drop_database","arguments":{"name":"prod"}}}"#.to_string(),
+        // Two names for one call.
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"drop_database","arguments":{"name":"prod"},"name":"echo"}}"#.to_string(),
+        // Not JSON-RPC 2.0.
+        r#"{"id":3,"method":"tools/call","params":{"name":"drop_database","arguments":{"name":"prod"}}}"#.to_string(),
+    ] {
+        relay.send(&line).await;
+        let answer = relay.next().await;
+        assert_eq!(answer["error"]["code"], -32600, "{line}: {answer}");
+    }
+    // The relay still works: an allowed call runs, written with escapes and spaces.
+    relay
+        .send(r#"{ "jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "ec\u0068o", "arguments": {"text": "judged"}} }"#)
+        .await;
+    let echo = relay.next().await;
+    assert_eq!(echo["id"], 4, "{echo}");
+    assert_eq!(echo["result"]["isError"], false, "{echo}");
+    drop_relay(relay).await;
+    assert_eq!(ran(&log), ["echo"]);
+    let decisions = audit_entries(s.running.audit(), "decision");
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert_eq!(decisions[0]["action"]["tool"], "echo");
+}
+
+/// Close the relay's stdin and wait for it (and its server) to exit.
+async fn drop_relay(relay: StdioRelay) {
+    let StdioRelay {
+        mut child, stdin, ..
+    } = relay;
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+}

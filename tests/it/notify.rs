@@ -79,6 +79,7 @@ fn request(n: u32) -> ApprovalRequest {
         resolved_ms: None,
         first_used_ms: None,
         reply_handles: vec![],
+        constraints: None,
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
 use crate::audit::{AuditLog, events};
-use crate::gate::policy::{ApprovalSpec, Risk};
+use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
     rfc3339,
@@ -63,6 +63,10 @@ pub enum AnswerRejected {
     Expired,
     #[error("{0} is not an allowed approver for this action")]
     NotAllowed(String),
+    #[error(
+        "{0} is not an allowed approver for this action, and no [approval.groups] are configured: answer as the local operator (`clawgate approvals approve ID`, without --as) or name real approvers in [approval.groups]"
+    )]
+    NotAllowedOnDefaults(String),
     #[error("{0} asked for this action and cannot approve it")]
     SelfApproval(String),
     #[error("{0} already answered this approval")]
@@ -82,7 +86,9 @@ impl AnswerRejected {
             AnswerRejected::NotFound(_) => "approval_not_found",
             AnswerRejected::NotPending(_) => "approval_resolved",
             AnswerRejected::Expired => "approval_expired",
-            AnswerRejected::NotAllowed(_) => "approver_not_allowed",
+            AnswerRejected::NotAllowed(_) | AnswerRejected::NotAllowedOnDefaults(_) => {
+                "approver_not_allowed"
+            }
             AnswerRejected::SelfApproval(_) => "self_approval",
             AnswerRejected::AlreadyAnswered(_) => "already_answered",
             AnswerRejected::BindingMismatch { .. } => "binding_mismatch",
@@ -116,6 +122,9 @@ pub struct NewApproval {
     pub risk: Risk,
     pub reasons: Vec<String>,
     pub spec: Option<ApprovalSpec>,
+    /// The verdict's constraints, applied again when the approved action is released
+    /// through `GET /v1/approvals/{id}/wait`.
+    pub constraints: Option<Constraints>,
 }
 
 /// What the gate should do with a `require_approval` verdict.
@@ -132,8 +141,12 @@ pub enum Clearance {
 /// The outcome of waiting on an approval from the agent side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Release {
-    /// Approved; this call may run (and was recorded as a use).
-    Allowed(ApprovalView),
+    /// Approved, and recorded as a use; the gate admits the call with the verdict's
+    /// constraints before it may run.
+    Allowed {
+        view: ApprovalView,
+        constraints: Option<Constraints>,
+    },
     /// Denied, expired, or already used outside the reuse window.
     Refused {
         view: ApprovalView,
@@ -150,6 +163,8 @@ pub struct ApprovalSettings {
     pub hold: Duration,
     pub reuse_window: Duration,
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Who the admin token answers as (`approval.local_operator`).
+    pub local_operator: String,
 }
 
 impl From<&ApprovalConfig> for ApprovalSettings {
@@ -160,6 +175,7 @@ impl From<&ApprovalConfig> for ApprovalSettings {
             hold: Duration::from_secs(c.hold_s),
             reuse_window: Duration::from_secs(c.reuse_window_s),
             groups: c.groups.clone(),
+            local_operator: c.local_operator.clone(),
         }
     }
 }
@@ -332,6 +348,7 @@ impl Approvals {
             resolved_ms: None,
             first_used_ms: None,
             reply_handles: Vec::new(),
+            constraints: new.constraints,
         }
     }
 
@@ -410,7 +427,11 @@ impl Approvals {
         Ok(Some(match slot.req.status {
             ApprovalStatus::Pending => Release::Pending(view),
             ApprovalStatus::Approved if usable(&slot.req, now, reuse) => {
-                Release::Allowed(self.use_approval(&mut book, id, now).await?)
+                let constraints = slot.req.constraints.clone();
+                Release::Allowed {
+                    view: self.use_approval(&mut book, id, now).await?,
+                    constraints,
+                }
             }
             _ => Release::Refused {
                 reason: refusal_reason(&view),
@@ -538,8 +559,15 @@ impl Approvals {
         if is_requester || req.binding.agent_id == who {
             return Err(AnswerRejected::SelfApproval(who.to_string()));
         }
-        if !self.is_allowed(who, &req.approvers) {
-            return Err(AnswerRejected::NotAllowed(who.to_string()));
+        if !self.is_allowed(who, &req.approvers) && !self.local_operator_answers(who, input.channel)
+        {
+            return Err(
+                if self.settings.groups.is_empty() && input.channel == Channel::Cli {
+                    AnswerRejected::NotAllowedOnDefaults(who.to_string())
+                } else {
+                    AnswerRejected::NotAllowed(who.to_string())
+                },
+            );
         }
         if req.answers.iter().any(|a| a.approver == who) {
             return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
@@ -557,6 +585,14 @@ impl Approvals {
                 .is_some_and(|members| members.iter().any(|m| m == who)),
             None => a == who,
         })
+    }
+
+    /// Whether `who` is the local operator answering with the admin token while no
+    /// `[approval.groups]` are configured: then it stands in for every approver.
+    fn local_operator_answers(&self, who: &str, channel: Channel) -> bool {
+        channel == Channel::Cli
+            && self.settings.groups.is_empty()
+            && who == self.settings.local_operator
     }
 
     /// Audit a rejected answer and hand the rejection back.
@@ -719,14 +755,23 @@ impl Approvals {
             .count()
     }
 
-    /// Callback replay protection: what was answered for `key` before, if anything.
-    pub async fn seen_callback(&self, key: &str) -> Result<Option<Vec<u8>>, ApprovalError> {
+    /// Callback replay protection, before the callback is applied: remember `key` durably
+    /// with `stored` unless it is already known (insert-if-absent in one transaction, so of
+    /// concurrent copies of one delivery exactly one claims it). `None` when this call claimed
+    /// it; else what was stored for it. Keys older than `keep` are forgotten.
+    pub async fn claim_callback(
+        &self,
+        key: &str,
+        stored: Vec<u8>,
+        keep: Duration,
+    ) -> Result<Option<Vec<u8>>, ApprovalError> {
         let store = self.store.clone();
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || store.seen(&key))
+        let now = now_ms();
+        let forget = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
+        tokio::task::spawn_blocking(move || store.claim(&key, now, &stored, forget))
             .await
             .map_err(|e| ApprovalError::Storage(e.to_string()))?
-            .map(|o| o.map(|(_, v)| v))
     }
 
     /// Remember a callback key (durably) with what was answered for it; keys older than

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::action::Requester;
-use crate::gate::policy::Risk;
+use crate::gate::policy::{Constraints, Risk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +144,11 @@ pub struct ApprovalRequest {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub reply_handles: Vec<String>,
+    /// The verdict's constraints (rate, concurrency, time window, upstream limits), applied
+    /// again each time the approved action is released. Approvals stored before this field
+    /// existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
 }
 
 impl ApprovalRequest {

@@ -19,7 +19,15 @@ pub struct ApprovalConfig {
     pub reuse_window_s: u64,
     /// Approver groups: `group:NAME` in a verdict's approvers means any id listed here.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// The named identity the admin token's holder answers as from the CLI
+    /// (`clawgate approvals approve ID` without `--as`). While no `groups` are configured
+    /// (the embedded defaults) this local operator may answer every approval, since nobody
+    /// else could; once groups exist it counts only where a verdict or a group names it.
+    pub local_operator: String,
 }
+
+/// The default [`ApprovalConfig::local_operator`].
+pub const LOCAL_OPERATOR: &str = "local-operator";
 
 impl Default for ApprovalConfig {
     fn default() -> Self {
@@ -29,6 +37,7 @@ impl Default for ApprovalConfig {
             hold_s: 20,
             reuse_window_s: 60,
             groups: Default::default(),
+            local_operator: LOCAL_OPERATOR.to_string(),
         }
     }
 }

@@ -74,18 +74,38 @@ impl ApprovalStore {
         tx.commit().map_err(storage)
     }
 
-    /// What was stored for a callback key, if it was seen before.
-    pub fn seen(&self, key: &str) -> Result<Option<(i64, Vec<u8>)>, ApprovalError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(SEEN).map_err(storage)?;
-        Ok(table.get(key).map_err(storage)?.map(|v| {
-            let (at, stored) = v.value();
-            (at, stored.to_vec())
-        }))
+    /// Claim a callback key: in one write transaction (redb has one writer at a time),
+    /// remember it with `stored` unless it is already there. `None` when this call claimed it,
+    /// else what was stored for it. Keys older than `forget_before_ms` are forgotten first
+    /// (their timestamps are past the signature window, so they are refused as stale anyway).
+    pub fn claim(
+        &self,
+        key: &str,
+        at_ms: i64,
+        stored: &[u8],
+        forget_before_ms: i64,
+    ) -> Result<Option<Vec<u8>>, ApprovalError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        let existing = {
+            let mut table = tx.open_table(SEEN).map_err(storage)?;
+            table
+                .retain(|_, (at, _)| at >= forget_before_ms)
+                .map_err(storage)?;
+            let existing = table
+                .get(key)
+                .map_err(storage)?
+                .map(|v| v.value().1.to_vec());
+            if existing.is_none() {
+                table.insert(key, (at_ms, stored)).map_err(storage)?;
+            }
+            existing
+        };
+        tx.commit().map_err(storage)?;
+        Ok(existing)
     }
 
-    /// Remember a callback key durably, and forget keys older than `forget_before_ms`
-    /// (their timestamps are past the signature window, so they are refused as stale anyway).
+    /// Remember a callback key durably (replacing what was stored for it), and forget keys
+    /// older than `forget_before_ms`.
     pub fn remember(
         &self,
         key: &str,

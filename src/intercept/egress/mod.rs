@@ -211,6 +211,9 @@ impl EgressProxy {
             );
         };
         let port = uri.port_u16().unwrap_or(80);
+        if let Err(e) = names_only(&uri, &parts.headers, "http", host, port) {
+            return e.into_response();
+        }
         let dest = match self.resolver.resolve(host, port).await {
             Ok(d) => d,
             Err(e) => return destination_error(e),
@@ -259,6 +262,11 @@ impl EgressProxy {
             let (proxy, agent, dest, upstream) =
                 (proxy.clone(), agent.clone(), dest.clone(), upstream.clone());
             async move {
+                // The request must go where the tunnel goes: it is judged as that host.
+                if let Err(e) = names_only(req.uri(), req.headers(), "https", &dest.host, dest.port)
+                {
+                    return Ok(e.into_response());
+                }
                 let resp = proxy
                     .relay(agent, "https", req, &dest, Route::Tunnel(&upstream))
                     .await;
@@ -307,6 +315,19 @@ impl EgressProxy {
                 );
             }
         };
+        // Policy reads the body as serde_json parses it, the upstream gets the bytes: a JSON
+        // body must not be readable two ways.
+        if is_json(&parts.headers)
+            && let Some(why) = crate::http_api::repeated_key(&body)
+        {
+            return proxy_error(
+                StatusCode::BAD_REQUEST,
+                "repeated_json_key",
+                format!(
+                    "the JSON body repeats a key, so it can be read as two different requests: {why}"
+                ),
+            );
+        }
         let http = describe_request(&parts.method, scheme, &uri, &parts.headers, &body, dest);
         let request = CheckRequest {
             action: Action::http(http, destination(dest)),
@@ -427,12 +448,6 @@ pub fn describe_request(
     body: &[u8],
     dest: &Resolved,
 ) -> HttpRequest {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|h| destination::normalize_host(strip_port(h)))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| dest.host.clone());
     let mut shown = serde_json::Map::new();
     for name in headers.keys() {
         if is_hop_by_hop(name) {
@@ -446,11 +461,7 @@ pub fn describe_request(
             .join(", ");
         shown.insert(name.as_str().to_string(), Value::String(joined));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-    let parsed = if is_json && !body.is_empty() {
+    let parsed = if is_json(headers) && !body.is_empty() {
         serde_json::from_slice::<Value>(body).ok()
     } else {
         None
@@ -458,7 +469,8 @@ pub fn describe_request(
     HttpRequest {
         method: method.as_str().to_string(),
         scheme: scheme.to_string(),
-        host,
+        // The host clawgate connects to; [`names_only`] refused requests naming another.
+        host: dest.host.clone(),
         port: dest.port,
         path: uri.path().to_string(),
         query: uri.query().unwrap_or("").to_string(),
@@ -468,13 +480,103 @@ pub fn describe_request(
     }
 }
 
-fn strip_port(hostport: &str) -> &str {
-    if let Some(rest) = hostport.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+/// Whether a request says its body is JSON (`application/json`, `…+json`, …).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
+}
+
+/// Why a request names a host other than the one clawgate sends it to.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("more than one Host header field; send exactly one")]
+    Duplicate,
+    #[error("the request has no Host header field; HTTP/1.1 requests name their host")]
+    Missing,
+    #[error("the Host header field {0:?} is not host[:port]")]
+    Malformed(String),
+    #[error(
+        "the request URL carries userinfo ({0:?}); send credentials in a header, never before the host"
+    )]
+    Userinfo(String),
+    #[error(
+        "the request names {named:?} but goes to {host}:{port}; a request is judged as the host it is sent to, so the two must agree"
+    )]
+    Mismatch {
+        named: String,
+        host: String,
+        port: u16,
+    },
+}
+
+impl HostError {
+    fn code(&self) -> &'static str {
+        match self {
+            HostError::Duplicate => "duplicate_host",
+            HostError::Missing => "missing_host",
+            HostError::Malformed(_) => "bad_host",
+            HostError::Userinfo(_) => "userinfo_in_url",
+            HostError::Mismatch { .. } => "host_mismatch",
+        }
     }
-    match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => hostport,
+
+    /// 400 with the reason: the request reaches nobody and is not decided.
+    fn into_response(self) -> Response<ResponseBody> {
+        proxy_error(StatusCode::BAD_REQUEST, self.code(), self.to_string())
+    }
+}
+
+/// Check that a request names only the destination `host:port` it is sent to over `scheme`:
+/// the URL's authority (absolute form) and the one Host field must both denote it (host
+/// compared case-insensitively without a trailing dot; a missing port is the scheme's
+/// default). A request without an authority in its URL (inside a tunnel) needs a Host field.
+/// Userinfo in either is refused: it is how a URL hides its real host from a reader.
+pub fn names_only(
+    uri: &Uri,
+    headers: &HeaderMap,
+    scheme: &str,
+    host: &str,
+    port: u16,
+) -> Result<(), HostError> {
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = destination::normalize_host(host);
+    let names_it = |a: &http::uri::Authority| {
+        destination::normalize_host(a.host()) == host
+            && a.port_u16().unwrap_or(default_port) == port
+    };
+    let mismatch = |named: &str| HostError::Mismatch {
+        named: named.to_string(),
+        host: host.clone(),
+        port,
+    };
+    if let Some(authority) = uri.authority() {
+        if authority.as_str().contains('@') {
+            return Err(HostError::Userinfo(authority.as_str().to_string()));
+        }
+        if uri.scheme_str() != Some(scheme) || !names_it(authority) {
+            let named = format!("{}://{authority}", uri.scheme_str().unwrap_or(""));
+            return Err(mismatch(&named));
+        }
+    }
+    let mut fields = headers.get_all(header::HOST).iter();
+    let field = match (fields.next(), fields.next()) {
+        (Some(_), Some(_)) => return Err(HostError::Duplicate),
+        (None, _) if uri.authority().is_some() => return Ok(()),
+        (None, _) => return Err(HostError::Missing),
+        (Some(field), None) => field,
+    };
+    let text = String::from_utf8_lossy(field.as_bytes()).into_owned();
+    let authority = text
+        .parse::<http::uri::Authority>()
+        .ok()
+        .filter(|a| !a.as_str().contains('@') && !a.host().is_empty())
+        .ok_or_else(|| HostError::Malformed(text.clone()))?;
+    if names_it(&authority) {
+        Ok(())
+    } else {
+        Err(mismatch(&text))
     }
 }
 
@@ -497,8 +599,9 @@ pub fn upstream_request(
             h.append(name, value.clone());
         }
     }
-    if !h.contains_key(header::HOST)
-        && let Some(authority) = uri.authority()
+    // Absolute form: the Host field is made from the URL (RFC 9112 §3.2.2), so the upstream
+    // reads the authority that was judged, in the spelling that was judged.
+    if let Some(authority) = uri.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())
     {
         h.insert(header::HOST, v);
@@ -615,12 +718,76 @@ fn empty_body() -> ResponseBody {
 mod tests {
     use super::*;
 
+    fn host_fields(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::HOST, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
     #[test]
-    fn host_header_ports_and_brackets_are_stripped() {
-        assert_eq!(strip_port("example.com:8080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("::1"), "::1");
+    fn requests_name_only_their_destination() {
+        let (origin, abs) = ("/x", "http://a.test:8080/x");
+        let (ok, bad) = (Ok(()), Err("host_mismatch"));
+        // (request target, Host fields, scheme, destination host, port, expected)
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+            &'static str,
+            u16,
+            Result<(), &'static str>,
+        );
+        let cases: &[Case] = &[
+            // The same host in other spellings, default ports, IPv6 literals.
+            (origin, &["A.Test."], "https", "a.test", 443, ok),
+            (origin, &["a.test:443"], "https", "a.test", 443, ok),
+            (origin, &["[::1]:8443"], "https", "::1", 8443, ok),
+            (abs, &[], "http", "a.test", 8080, ok),
+            // Another host, another port, a missing port that is not the default.
+            (origin, &["b.test"], "https", "a.test", 443, bad),
+            (origin, &["a.test:444"], "https", "a.test", 443, bad),
+            (origin, &["a.test"], "https", "a.test", 8443, bad),
+            (abs, &["a.test"], "http", "a.test", 8080, bad),
+            // An absolute URL inside a tunnel names the tunnel's target and scheme.
+            (abs, &[], "https", "a.test", 8080, bad),
+            (
+                "http://b.test@a.test/",
+                &[],
+                "http",
+                "a.test",
+                80,
+                Err("userinfo_in_url"),
+            ),
+            (origin, &[], "https", "a.test", 443, Err("missing_host")),
+            (
+                origin,
+                &["a.test", "a.test"],
+                "https",
+                "a.test",
+                443,
+                Err("duplicate_host"),
+            ),
+            (origin, &[""], "https", "a.test", 443, Err("bad_host")),
+            (
+                origin,
+                &["b@a.test"],
+                "https",
+                "a.test",
+                443,
+                Err("bad_host"),
+            ),
+            (origin, &["a b"], "https", "a.test", 443, Err("bad_host")),
+            (origin, &["a:b:c"], "https", "a.test", 443, Err("bad_host")),
+            (origin, &[":443"], "https", "a.test", 443, Err("bad_host")),
+        ];
+        for (target, hosts, scheme, host, port, expected) in cases {
+            let uri: Uri = target.parse().unwrap();
+            let got =
+                names_only(&uri, &host_fields(hosts), scheme, host, *port).map_err(|e| e.code());
+            assert_eq!(got, *expected, "{target} {hosts:?} to {host}:{port}");
+        }
     }
 
     #[test]

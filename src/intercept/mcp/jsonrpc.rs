@@ -18,6 +18,64 @@ pub const STATELESS_REVISION: &str = "2026-07-28";
 /// Where the 2026-07-28 revision puts the protocol version inside a request.
 const PROTOCOL_VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
+/// Why a client message is refused before it is judged or forwarded.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the message is not valid JSON: {0}")]
+    NotJson(String),
+    #[error(
+        "send one JSON-RPC 2.0 message object at a time (an object with \"jsonrpc\": \"2.0\"; batches are not part of MCP)"
+    )]
+    NotOneMessage,
+    #[error("{0}; a message with a repeated key can be read as two different messages")]
+    DuplicateKey(String),
+    #[error(
+        "tools/call without an id is a notification, which clawgate cannot hold, deny or answer; send it as a request with an id"
+    )]
+    CallWithoutId,
+}
+
+impl MessageError {
+    /// The JSON-RPC error code of the refusal.
+    pub fn code(&self) -> i64 {
+        match self {
+            MessageError::NotJson(_) => PARSE_ERROR,
+            _ => INVALID_REQUEST,
+        }
+    }
+}
+
+/// A client message as the gateway judges it, and the bytes it forwards: the message
+/// re-serialised from the parsed value, so the server reads exactly what was judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub value: Value,
+    pub wire: bytes::Bytes,
+}
+
+/// Parse one client message strictly: one JSON-RPC 2.0 object (no batch), no object with a
+/// repeated key (at any depth, keys compared after unescaping), and no `tools/call` without
+/// an id. Shared by the HTTP gateway and `clawgate mcp-stdio`.
+pub fn parse_message(bytes: &[u8]) -> Result<Message, MessageError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| MessageError::NotJson(e.to_string()))?;
+    if !value.is_object() || value.get("jsonrpc") != Some(&json!("2.0")) {
+        return Err(MessageError::NotOneMessage);
+    }
+    if let Some(repeated) = crate::http_api::repeated_key(bytes) {
+        return Err(MessageError::DuplicateKey(repeated));
+    }
+    if value.get("method").and_then(Value::as_str) == Some("tools/call")
+        && value.get("id").is_none()
+    {
+        return Err(MessageError::CallWithoutId);
+    }
+    let wire = serde_json::to_vec(&value)
+        .map_err(|e| MessageError::NotJson(e.to_string()))?
+        .into();
+    Ok(Message { value, wire })
+}
+
 /// Methods whose `Mcp-Name` header mirrors a params field.
 fn name_key(method: &str) -> Option<&'static str> {
     match method {
@@ -216,6 +274,40 @@ mod tests {
         check_routing_headers(&b64, &call("echo")).unwrap();
         // A session-era client sends no routing headers at all.
         check_routing_headers(&RoutingHeaders::default(), &call("echo")).unwrap();
+    }
+
+    #[test]
+    fn messages_are_parsed_strictly_and_forwarded_as_judged() {
+        let parse = |s: &str| parse_message(s.as_bytes()).map_err(|e| e.code());
+        let m = parse_message(
+            br#"{ "jsonrpc" : "2.0", "id": 1, "method": "tools/call", "params": {"name": "ec\u0068o"} }"#,
+        )
+        .unwrap();
+        assert_eq!(m.value["params"]["name"], "echo");
+        // What is forwarded is the parsed value written again, not the bytes received.
+        assert_eq!(serde_json::from_slice::<Value>(&m.wire).unwrap(), m.value);
+        assert!(!m.wire.contains(&b' ') && !m.wire.windows(2).any(|w| w == b"\\u"));
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"#),
+            Err(PARSE_ERROR)
+        );
+        for refused in [
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            r#""jsonrpc""#,
+            r#"{"id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[{"k":1,"\u006b":2}]}}"#,
+            r#"{"jsonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        ] {
+            assert_eq!(parse(refused), Err(INVALID_REQUEST), "{refused}");
+        }
+        // Notifications other than tools/call, and a tools/call with any id, are fine.
+        parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        parse(r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"a"}}"#)
+            .unwrap();
+        parse(r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"a":{"k":1},"b":{"k":2}}}"#).unwrap();
     }
 
     #[test]

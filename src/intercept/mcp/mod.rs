@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::action::{Action, AgentIdentity};
 use crate::config::{Config, McpServerConfig};
@@ -198,29 +198,17 @@ where
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let message: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+    // From here on the message is judged and forwarded as parsed: `body` is its
+    // re-serialisation, never the bytes the client sent.
+    let (message, body) = match jsonrpc::parse_message(&body) {
+        Ok(m) => (m.value, m.wire),
         Err(e) => {
             return rpc_response(
                 StatusCode::BAD_REQUEST,
-                &jsonrpc::error_response(
-                    Value::Null,
-                    jsonrpc::PARSE_ERROR,
-                    format!("the body is not valid JSON: {e}"),
-                ),
+                &jsonrpc::error_response(Value::Null, e.code(), e.to_string()),
             );
         }
     };
-    if !message.is_object() || message.get("jsonrpc") != Some(&json!("2.0")) {
-        return rpc_response(
-            StatusCode::BAD_REQUEST,
-            &jsonrpc::error_response(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "send one JSON-RPC 2.0 message object per request (batches are not part of MCP)",
-            ),
-        );
-    }
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let routing = RoutingHeaders {
@@ -238,7 +226,8 @@ where
     let mut agent = agent_identity(&parts);
     auth.apply_to(&mut agent);
     match message.get("method").and_then(Value::as_str) {
-        Some("tools/call") if message.get("id").is_some() => {
+        // parse_message refused a tools/call without an id: every call is decided here.
+        Some("tools/call") => {
             let params = &message["params"];
             let Some(tool) = params.get("name").and_then(Value::as_str) else {
                 return rpc_response(

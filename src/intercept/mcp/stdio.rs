@@ -135,14 +135,12 @@ pub async fn run(relay: StdioRelay) -> Result<i32, StdioError> {
         if line.trim().is_empty() {
             continue;
         }
-        let msg: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
+        // The same rules as the HTTP gateway: one JSON-RPC 2.0 object per line, no repeated
+        // keys, no tools/call without an id; what the server gets is the message judged.
+        let (msg, wire) = match jsonrpc::parse_message(line.as_bytes()) {
+            Ok(m) => (m.value, m.wire),
             Err(e) => {
-                let err = jsonrpc::error_response(
-                    Value::Null,
-                    jsonrpc::PARSE_ERROR,
-                    format!("not valid JSON: {e}"),
-                );
+                let err = jsonrpc::error_response(Value::Null, e.code(), e.to_string());
                 let _ = out_tx.send(err.to_string()).await;
                 continue;
             }
@@ -164,7 +162,7 @@ pub async fn run(relay: StdioRelay) -> Result<i32, StdioError> {
             }
             _ => {}
         }
-        child_in.write_all(line.as_bytes()).await?;
+        child_in.write_all(&wire).await?;
         child_in.write_all(b"\n").await?;
         child_in.flush().await?;
     }

@@ -310,6 +310,22 @@ impl Drop for BinarySidecar {
 }
 
 /// POST a JSON body and return the JSON answer.
+/// Run a command to its end: its exit code, and its stdout followed by its stderr.
+pub async fn output_text(cmd: &mut tokio::process::Command) -> (i32, String) {
+    let out = cmd.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Send a request and read its JSON answer, whatever the status.
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
     http.post(url)
         .json(body)
