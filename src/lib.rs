@@ -9,6 +9,8 @@ pub mod approvers;
 pub mod audit;
 pub mod config;
 pub mod facts;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub(crate) mod http_api;
 pub mod identity;

@@ -102,9 +102,8 @@ impl PathFact {
 pub fn normalize(text: &str, base: &PathBase) -> String {
     let expanded = expand_home(text, &base.home);
     // A Windows drive path (`C:/Windows/...`) is absolute too.
-    let drive = expanded.len() > 2
-        && expanded.as_bytes()[0].is_ascii_alphabetic()
-        && &expanded[1..3] == ":/";
+    let bytes = expanded.as_bytes();
+    let drive = bytes.len() > 2 && bytes[0].is_ascii_alphabetic() && &bytes[1..3] == b":/";
     let joined = if drive {
         format!("/{expanded}")
     } else if expanded.starts_with('/') {
@@ -266,6 +265,9 @@ mod tests {
                 "/home/dev/.openclaw/credentials/x.json",
             ),
             ("/proc/self//environ", "/proc/self/environ"),
+            // Found by the fuzz smoke: a multi-byte character second (was a slice panic).
+            ("f\u{fffd}ind/x", "/home/dev/project/f\u{fffd}ind/x"),
+            ("C:/Windows/x", "/C:/Windows/x"),
             ("/proc/1/root/etc/shadow", "/etc/shadow"),
             (
                 "/proc/self/root/home/dev/.ssh/id_rsa",

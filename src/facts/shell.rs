@@ -877,23 +877,36 @@ impl Walker<'_, '_> {
     /// Quote removal and expansion facts for one word; brace expansion may make several.
     fn word(&mut self, raw: &str, owner: usize, scope: &Scope) -> Vec<WordOut> {
         let options = parser_options();
-        let expanded: Vec<String> = match word::parse_brace_expansions(raw, &options) {
-            Ok(Some(parts)) => {
-                let mut alternatives = vec![String::new()];
-                if expand_braces(&parts, &mut alternatives, 64) {
-                    alternatives
-                } else {
-                    vec![raw.to_string()]
+        // brush's brace parser backtracks exponentially on unmatched braces (20 `{` take
+        // half a minute), so it only sees words whose unquoted braces all match, and not too
+        // many of them; a word with unmatched or too many braces is not expanded and is
+        // marked unparsed, so it never passes for plain text.
+        let braces = unquoted_braces(raw);
+        let expanded: Vec<String> = match braces {
+            Some(0) => vec![raw.to_string()],
+            Some(n) if n <= MAX_WORD_BRACES => match word::parse_brace_expansions(raw, &options) {
+                Ok(Some(parts)) => {
+                    let mut alternatives = vec![String::new()];
+                    if expand_braces(&parts, &mut alternatives, 64) {
+                        alternatives
+                    } else {
+                        vec![raw.to_string()]
+                    }
                 }
-            }
+                _ => vec![raw.to_string()],
+            },
             _ => vec![raw.to_string()],
         };
+        let unexpanded = !matches!(braces, Some(n) if n <= MAX_WORD_BRACES);
         let brace = expanded.len() > 1 || expanded.first().is_some_and(|e| e != raw);
         let mut out = Vec::with_capacity(expanded.len());
         for text in expanded {
             let mut w = WordOut::default();
             if brace {
                 w.kind("brace");
+            }
+            if unexpanded {
+                w.kind("unparsed");
             }
             match word::parse(&text, &options) {
                 Ok(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
@@ -1191,6 +1204,36 @@ fn test_words(e: &ast::ExtendedTestExpr, out: &mut Vec<ast::Word>) {
     }
 }
 
+/// Words with more unquoted `{` than this are not brace-expanded (and count as unparsed).
+const MAX_WORD_BRACES: usize = 32;
+
+/// The number of unquoted `{` in a word when every one has its `}`; `None` when they do not
+/// match. Quotes and backslash escapes are skipped as the shell skips them.
+fn unquoted_braces(raw: &str) -> Option<usize> {
+    let (mut depth, mut count) = (0usize, 0usize);
+    let mut chars = raw.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => {
+                chars.next();
+            }
+            (Some('"'), '"') => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '{') => {
+                depth += 1;
+                count += 1;
+            }
+            (None, '}') => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    (depth == 0).then_some(count)
+}
+
 /// Expand brace expressions into their alternatives; false past `max` alternatives.
 fn expand_braces(parts: &[word::BraceExpressionOrText], acc: &mut Vec<String>, max: usize) -> bool {
     for part in parts {
@@ -1366,6 +1409,7 @@ fn awk_effects(program: &str) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use super::unquoted_braces;
     use crate::action::Action;
     use crate::facts::{Facts, FactsContext, Limits, ParamRoles, facts_for};
     use serde_json::json;
@@ -1469,6 +1513,34 @@ mod tests {
                 f.commands
             );
         }
+    }
+
+    #[test]
+    fn unmatched_braces_are_not_expanded_and_stay_fast() {
+        // Found by the fuzz smoke: brush's brace parser took 33 s on 20 `{`.
+        for text in [
+            "{".repeat(64),
+            "{,".repeat(500),
+            "{$(".repeat(40),
+            "x{".repeat(300),
+        ] {
+            let t = std::time::Instant::now();
+            let f = facts(&text);
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{text}");
+            assert!(
+                !f.commands.iter().any(|c| c.literal),
+                "{text}: {:?}",
+                f.commands
+            );
+        }
+        assert_eq!(unquoted_braces("{a,b}"), Some(1));
+        assert_eq!(unquoted_braces("'{'{a,b}\\{"), Some(1));
+        assert_eq!(unquoted_braces("{a,b}{"), None);
+        assert_eq!(unquoted_braces("}{"), None);
+        let f = facts("{rm,-rf,/}");
+        assert_eq!(f.commands[0].name, "rm");
+        let f = facts("awk '{print $1}' data.txt");
+        assert!(f.commands[0].literal, "{:?}", f.commands[0]);
     }
 
     #[test]

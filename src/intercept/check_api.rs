@@ -35,7 +35,7 @@ pub struct CheckBody {
 }
 
 impl CheckBody {
-    fn into_request(self) -> Result<CheckRequest, ApiError> {
+    pub(crate) fn into_request(self) -> Result<CheckRequest, ApiError> {
         let invalid = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m);
         if self.tool.trim().is_empty() {
             return Err(invalid("`tool` must not be empty"));

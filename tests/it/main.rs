@@ -12,6 +12,7 @@ mod cli;
 mod constraints;
 mod docs;
 mod egress;
+mod fuzz;
 mod identities;
 mod listeners;
 mod mcp_gateway;
