@@ -717,9 +717,13 @@ impl Walker<'_, '_> {
     fn add_url(&mut self, word: &str, source: &str) {
         let found = match word.find("://") {
             Some(at) => {
+                // The scheme starts after the last character that cannot be in one (which
+                // may be several bytes long).
                 let start = word[..at]
-                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+.-".contains(c)))
-                    .map_or(0, |i| i + 1);
+                    .char_indices()
+                    .rev()
+                    .find(|(_, c)| !(c.is_ascii_alphanumeric() || "+.-".contains(*c)))
+                    .map_or(0, |(i, c)| i + c.len_utf8());
                 UrlFact::parse(&word[start..], source.to_string())
             }
             None => UrlFact::from_bare_operand(word, source.to_string()),
@@ -1541,6 +1545,16 @@ mod tests {
         assert_eq!(f.commands[0].name, "rm");
         let f = facts("awk '{print $1}' data.txt");
         assert!(f.commands[0].literal, "{:?}", f.commands[0]);
+    }
+
+    #[test]
+    fn a_url_after_a_multibyte_character_is_found() {
+        // Found by libFuzzer: the scheme's start was taken one byte after a 3-byte character.
+        // (`.http:` is no scheme: no URL, and no panic.)
+        let f = facts("curl \u{fffd}\u{fffd}.http://[::ffff:169.254.169.254]:80/x");
+        assert!(f.urls.is_empty());
+        let f = facts("curl \u{fffd}http://169.254.169.254/x");
+        assert_eq!(f.urls[0].host, "169.254.169.254");
     }
 
     #[test]
