@@ -33,6 +33,8 @@ pub struct Limits {
     /// Bytes parsed for one action in all, nested scripts included.
     pub max_total_bytes: usize,
     pub max_depth: usize,
+    /// Brackets open at once in a script; brush's parser backtracks exponentially on deep
+    /// unmatched ones (24 `(` took over a second), so past this the script is not parsed.
     pub max_nesting: usize,
     pub max_scripts: usize,
     pub max_commands: usize,
@@ -46,7 +48,7 @@ impl Default for Limits {
             max_script_bytes: 64 * 1024,
             max_total_bytes: 128 * 1024,
             max_depth: 6,
-            max_nesting: 64,
+            max_nesting: 16,
             max_scripts: 64,
             max_commands: 256,
             max_paths: 128,

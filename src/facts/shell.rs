@@ -1520,6 +1520,21 @@ mod tests {
     }
 
     #[test]
+    fn deep_unmatched_brackets_stay_fast() {
+        // Found by libFuzzer: brush's parser backtracks exponentially on unmatched `(`
+        // (28 of them took 13 s); past 16 open brackets the script is not parsed.
+        for n in [16, 17, 28, 64] {
+            let text = format!("{}ls -lit: 0tatus", "(".repeat(n));
+            let t = std::time::Instant::now();
+            let f = facts(&text);
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{n}");
+            if n > 16 {
+                assert!(f.scripts[0].parse_error.is_some(), "{n}");
+            }
+        }
+    }
+
+    #[test]
     fn unmatched_braces_are_not_expanded_and_stay_fast() {
         // Found by the fuzz smoke: brush's brace parser took 33 s on 20 `{`.
         for text in [
