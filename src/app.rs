@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admin::refusals::AnonymousRefusals;
 use crate::admin::{self, AdminState, auth::AdminToken};
 use crate::approvers::webhook::WebhookSecret;
 use crate::approvers::{Notifier, NotifyError};
@@ -74,6 +75,7 @@ pub struct Running {
     pub config: Arc<Config>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    refusals: Arc<AnonymousRefusals>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -92,6 +94,7 @@ impl Running {
             tracing::warn!("in-flight requests did not finish within the grace period");
             self.tasks.abort_all();
         }
+        self.refusals.close_window().await;
         let audit = self.gate.audit();
         if let Err(e) = audit.append(events::shutdown()).await {
             tracing::error!(error = %e, "could not record the shutdown");
@@ -231,6 +234,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ("egress", Arc::default()),
         ("admin", Arc::default()),
     ];
+    let refusals = Arc::new(AnonymousRefusals::new(audit.clone()));
     let admin_state = Arc::new(AdminState {
         gate: gate.clone(),
         admin_token,
@@ -239,6 +243,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         max_body: config.limits.max_body_bytes,
         data_dir: config.data_dir.clone(),
         listeners: up.to_vec(),
+        refusals: refusals.clone(),
     });
     let [(_, agent_up), (_, egress_up), (_, admin_up)] = up;
 
@@ -248,6 +253,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     tasks.spawn(async move {
         let _ = expiry.await;
     });
+    tasks.spawn(refusals.clone().run(
+        Duration::from_secs(config.admin.anonymous_window_s),
+        shutdown_rx.clone(),
+    ));
     let rx = shutdown_rx.clone();
     tasks.spawn(listen::serve(agent, rx, agent_up, move |req| {
         let routes = agent_routes.clone();
@@ -272,6 +281,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         config: Arc::new(config),
         shutdown,
         tasks,
+        refusals,
         _watcher: watcher,
     })
 }

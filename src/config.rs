@@ -701,6 +701,13 @@ impl Config {
         range("approval.max_wait_s", a.max_wait_s, 0, 3_600, 30);
         range("approval.hold_s", a.hold_s, 0, 3_600, 20);
         range("approval.reuse_window_s", a.reuse_window_s, 0, 86_400, 60);
+        range(
+            "admin.anonymous_window_s",
+            self.admin.anonymous_window_s,
+            1,
+            86_400,
+            crate::admin::ANONYMOUS_WINDOW_S,
+        );
         let n = &self.notify;
         range("notify.max_attempts", n.max_attempts.into(), 1, 50, 5);
         range(

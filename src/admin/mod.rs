@@ -6,9 +6,10 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub mod auth;
 pub(crate) mod control;
+pub mod refusals;
 mod settings;
 
-pub use settings::AdminConfig;
+pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::audit::AuditLog;
 use crate::gate::Gate;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
+use refusals::{Endpoint, Reason};
 
 /// The handles the admin listener's handlers use, and nothing else. The composition root
 /// (`app.rs`) builds it; nothing under `admin/` imports the composition root.
@@ -38,11 +40,22 @@ pub struct AdminState {
     pub data_dir: PathBuf,
     /// Each listener's name and whether its accept loop is running (readiness).
     pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
+    /// Counts requests refused before they proved who sent them (one entry per window).
+    pub refusals: Arc<refusals::AnonymousRefusals>,
 }
 
 impl AdminState {
     pub fn audit(&self) -> &Arc<AuditLog> {
         self.gate.audit()
+    }
+
+    /// `Ok` when the request carries the admin token; else the 401 every admin endpoint
+    /// answers, counted as an anonymous refusal of `endpoint` (not an audit entry of its own).
+    pub fn authorize<B>(&self, req: &Request<B>, endpoint: Endpoint) -> Result<(), ApiError> {
+        self.admin_token.require(req.headers()).inspect_err(|_| {
+            self.refusals
+                .record(endpoint, Reason::AdminToken, refusals::peer_ip(req))
+        })
     }
 
     fn data_dir_writable(&self) -> bool {
@@ -68,11 +81,11 @@ where
             Method::GET | Method::HEAD => metrics(state).await,
             ref m => ApiError::method_not_allowed(m, "GET").into_response(),
         },
-        "/v1/status" => match state.admin_token.require(req.headers()) {
+        "/v1/status" => match state.authorize(&req, Endpoint::Status) {
             Ok(()) => only_get(req.method(), || status(state)),
             Err(e) => e.into_response(),
         },
-        "/v1/audit/export" => match (req.method(), state.admin_token.require(req.headers())) {
+        "/v1/audit/export" => match (req.method(), state.authorize(&req, Endpoint::AuditExport)) {
             (_, Err(e)) => e.into_response(),
             (&Method::GET, Ok(())) => audit::export(state, req.uri().query()).await,
             (m, Ok(())) => ApiError::method_not_allowed(m, "GET").into_response(),

@@ -216,6 +216,12 @@ impl Env {
         resp.json().await.unwrap()
     }
 
+    /// The Prometheus scrape of the admin listener.
+    async fn metrics(&self) -> String {
+        let resp = self.s.http.get(self.s.admin("/metrics")).send().await;
+        resp.unwrap().text().await.unwrap()
+    }
+
     fn approval_events(&self) -> Vec<Value> {
         audit_entries(self.s.running.audit(), "approval")
     }
@@ -354,18 +360,16 @@ async fn forged_stale_and_replayed_slack_callbacks_are_rejected_and_audited() {
     assert_eq!(replayed, 409, "{v}");
     assert_eq!(v["error"]["code"], "replayed_callback");
 
+    // None of them proved who sent it: counted (one audit entry per window), not recorded.
     let rejected = e.events("callback_rejected");
-    assert!(rejected.len() >= 4, "{rejected:#?}");
-    let whys: Vec<&str> = rejected
-        .iter()
-        .map(|r| r["why"].as_str().unwrap())
-        .collect();
-    assert!(
-        whys.iter().any(|w| w.contains("does not match")),
-        "{whys:?}"
-    );
-    assert!(whys.iter().any(|w| w.contains("stale")), "{whys:?}");
-    assert!(whys.iter().any(|w| w.contains("replayed")), "{whys:?}");
+    assert!(rejected.is_empty(), "{rejected:#?}");
+    let metrics = e.metrics().await;
+    for (reason, n) in [("bad_signature", 2), ("stale", 1), ("replayed", 1)] {
+        let line = format!(
+            r#"clawgate_anonymous_refusals_total{{endpoint="slack_interactions",reason="{reason}"}} {n}"#
+        );
+        assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+    }
     // Nothing forged changed the approval: it was denied by U_BOB only.
     let d = e.check("write", json!({"path": "a"})).await;
     assert_eq!(d["decision"], "deny");
@@ -402,10 +406,12 @@ async fn only_allowed_approvers_count_and_never_the_requester() {
         codes,
         ["approver_not_allowed", "self_approval", "self_approval"]
     );
-    // A wrong admin token is refused and audited.
+    // A wrong admin token is refused and counted.
     let (code, _) = e.operator(&id, "U_ALICE", "approve", "guess").await;
     assert_eq!(code, 401);
-    assert!(!e.events("callback_rejected").is_empty());
+    assert!(e.metrics().await.contains(
+        r#"clawgate_anonymous_refusals_total{endpoint="approval_decision",reason="admin_token"} 1"#
+    ));
 }
 
 #[tokio::test]
@@ -1029,4 +1035,124 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
     assert_eq!(recorded.len(), 1, "{released}");
     assert_eq!(recorded[0]["agent"]["authenticated_as"], "agent");
     drop(dir);
+}
+
+#[tokio::test]
+async fn anonymous_refusals_are_counted_per_window_not_recorded_one_by_one() {
+    // Issue 15, finding 7: 200 forged Slack callbacks wrote 200 durable audit entries, so
+    // whoever reached the admin Ingress could fill the disk. Refusals of requests that proved
+    // nothing are counted (a metric, one entry per window); refusals of authenticated requests
+    // stay entries of their own.
+    let e = env().await;
+    let id = e.pending("write", json!({"path": "w"})).await;
+    for _ in 0..200 {
+        let (code, _, _) = e
+            .slack_click_signed(&id, "U_ALICE", "approve", "forged-secret", now())
+            .await;
+        assert_eq!(code, 401);
+    }
+    // The admin API without the token, and an unsigned answer: counted the same way.
+    let resp =
+        e.s.http
+            .get(e.s.admin("/v1/audit/export"))
+            .bearer_auth("guess")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", "guess").await;
+    assert_eq!(code, 401);
+    let rejected = e.events("callback_rejected");
+    assert!(
+        rejected.is_empty(),
+        "anonymous refusals wrote entries: {rejected:#?}"
+    );
+    let metrics = e.metrics().await;
+    for line in [
+        r#"clawgate_anonymous_refusals_total{endpoint="slack_interactions",reason="bad_signature"} 200"#,
+        r#"clawgate_anonymous_refusals_total{endpoint="audit_export",reason="admin_token"} 1"#,
+        r#"clawgate_anonymous_refusals_total{endpoint="approval_decision",reason="admin_token"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+
+    // A signed answer posted to the wrong approval is authenticated: its own entry.
+    let other = json!({"approval_id": "other", "decision": "approve", "approver": "U_ALICE"});
+    let (code, v) = e.webhook(&id, "msg_w", &other, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 409, "{v}");
+    let rejected = e.events("callback_rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert!(
+        rejected[0]["why"].as_str().unwrap().contains("other"),
+        "{rejected:#?}"
+    );
+
+    // The window's count is written when the sidecar stops.
+    let path = e.s.running.config.audit_path();
+    let crate::common::Sidecar { running, dir, .. } = e.s;
+    running.shutdown(Duration::from_secs(5)).await;
+    let reader = clawgate::audit::AuditReader::open(&path).unwrap();
+    let mut windows = Vec::new();
+    let mut rejected = 0;
+    reader
+        .for_each_entry(0, None, |_, _, json| {
+            let entry: Value = serde_json::from_slice(json).unwrap();
+            if entry["kind"] == "access" {
+                windows.push(entry);
+            } else if entry["event"] == "callback_rejected" {
+                rejected += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+    // The one rejected signed answer; nothing for the 202 anonymous refusals but the window.
+    assert_eq!(rejected, 1);
+    assert!(!windows.is_empty() && windows.len() <= 2, "{windows:#?}");
+    let total: u64 = windows.iter().map(|w| w["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 202, "{windows:#?}");
+    let by_reason = |reason: &str| -> u64 {
+        windows
+            .iter()
+            .map(|w| w["reasons"][reason].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(by_reason("bad_signature"), 200, "{windows:#?}");
+    assert_eq!(by_reason("admin_token"), 2, "{windows:#?}");
+    for w in &windows {
+        assert_eq!(w["event"], "anonymous_refused", "{w}");
+        assert!(
+            w["endpoints"]["slack_interactions"].as_u64().is_some(),
+            "{w}"
+        );
+        assert!(w["peers"]["127.0.0.1"].as_u64().is_some(), "{w}");
+    }
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_window_of_anonymous_refusals_is_written_when_it_closes() {
+    let e = env_with(|c| c.admin.anonymous_window_s = 1).await;
+    for _ in 0..3 {
+        let (code, _) = e.post_slack("payload=%7B%7D", "not-a-time", "v0=00").await;
+        assert_eq!(code, 401);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let windows = loop {
+        let windows = audit_entries(e.s.running.audit(), "access");
+        if !windows.is_empty() || Instant::now() > deadline {
+            break windows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(windows.len(), 1, "{windows:#?}");
+    let w = &windows[0];
+    assert_eq!(w["count"], 3, "{w}");
+    assert_eq!(w["reasons"]["malformed_signature"], 3, "{w}");
+    assert!(
+        w["window_start"].as_str().unwrap() < w["window_end"].as_str().unwrap(),
+        "{w}"
+    );
+    // A quiet window writes nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(audit_entries(e.s.running.audit(), "access").len(), 1);
 }

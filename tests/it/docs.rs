@@ -97,6 +97,7 @@ fn everything_set() -> Config {
     c.admin = AdminConfig {
         public_url: Some("https://admin.example".into()),
         token_sha256: Some("0".repeat(64)),
+        ..AdminConfig::default()
     };
     c.mcp.servers.insert(
         name(),
