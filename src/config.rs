@@ -702,6 +702,21 @@ impl Config {
         range("approval.hold_s", a.hold_s, 0, 3_600, 20);
         range("approval.reuse_window_s", a.reuse_window_s, 0, 86_400, 60);
         range(
+            "approval.max_pending_per_agent",
+            a.max_pending_per_agent,
+            1,
+            10_000,
+            20,
+        );
+        range("approval.max_pending", a.max_pending, 1, 100_000, 200);
+        range(
+            "approval.new_per_agent_per_minute",
+            a.new_per_agent_per_minute,
+            1,
+            10_000,
+            10,
+        );
+        range(
             "admin.anonymous_window_s",
             self.admin.anonymous_window_s,
             1,
@@ -985,6 +1000,27 @@ mod tests {
             required.fix.contains("listeners.agent.tls.client_ca"),
             "{required:?}"
         );
+    }
+
+    #[test]
+    fn flood_bounds_and_the_anonymous_window_must_be_positive() {
+        let mut config = Config::default();
+        config.approval.max_pending_per_agent = 0;
+        config.approval.max_pending = 0;
+        config.approval.new_per_agent_per_minute = 0;
+        config.admin.anonymous_window_s = 0;
+        let problems = config.validate();
+        let named = |key: &str| problems.iter().find(|p| p.key == key);
+        for key in [
+            "approval.max_pending_per_agent",
+            "approval.max_pending",
+            "approval.new_per_agent_per_minute",
+            "admin.anonymous_window_s",
+        ] {
+            assert!(named(key).is_some(), "{key}: {problems:?}");
+        }
+        let fix = named("approval.max_pending_per_agent").map(|p| p.fix.as_str());
+        assert_eq!(fix, Some("use a value between 1 and 10000 (default 20)"));
     }
 
     #[test]

@@ -53,6 +53,11 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BoundLabel {
+    bound: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -87,6 +92,7 @@ pub struct Metrics {
     notification_failures: Family<ChannelLabel, Counter>,
     policy_loads: Family<OutcomeLabel, Counter>,
     anonymous_refusals: Family<RefusalLabels, Counter>,
+    approvals_limited: Family<BoundLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -115,6 +121,7 @@ impl Metrics {
             notification_failures: Family::default(),
             policy_loads: Family::default(),
             anonymous_refusals: Family::default(),
+            approvals_limited: Family::default(),
         };
         let mut registry = Registry::with_prefix("clawgate");
         registry.register(
@@ -167,6 +174,11 @@ impl Metrics {
             "Admin requests refused before they proved who sent them, by endpoint and reason \
              (audited as one entry per window, not one each)",
             m.anonymous_refusals.clone(),
+        );
+        registry.register(
+            "approvals_limited",
+            "Actions denied because a new approval would pass a bound, by bound",
+            m.approvals_limited.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -225,6 +237,13 @@ impl Metrics {
     pub fn anonymous_refusal(&self, endpoint: &'static str, reason: &'static str) {
         self.anonymous_refusals
             .get_or_create(&RefusalLabels { endpoint, reason })
+            .inc();
+    }
+
+    /// An action denied because a new approval would pass `bound`.
+    pub fn approval_limited(&self, bound: &'static str) {
+        self.approvals_limited
+            .get_or_create(&BoundLabel { bound })
             .inc();
     }
 

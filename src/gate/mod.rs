@@ -584,6 +584,12 @@ impl Gate {
                 d.approval_status = Some(view.status);
                 d.approval_id = Some(view.id);
             }
+            Ok(Clearance::Limited(limit)) => {
+                tracing::warn!(action_id = %d.id, bound = limit.bound(), "approval flood bound reached; denying");
+                self.audit.metrics().approval_limited(limit.bound());
+                d.outcome = Outcome::Deny;
+                d.reasons.push(limit.to_string());
+            }
             Ok(Clearance::Pending { view, .. }) => {
                 d.reasons.push(format!(
                     "waiting for approval {} by {} (quorum {}, expires {}); retry the same call once approved",

@@ -1156,3 +1156,99 @@ async fn a_window_of_anonymous_refusals_is_written_when_it_closes() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(audit_entries(e.s.running.audit(), "access").len(), 1);
 }
+
+/// A check by agent `agent`: its `agent.id` in the body (the loopback agent listener has no
+/// identities, so that is the agent's name).
+async fn check_as(e: &Env, agent: &str, tool: &str, params: Value) -> Value {
+    let mut body = check_body(tool, params);
+    body["agent"]["id"] = json!(agent);
+    let (code, v) = e.s.check_body(&body).await;
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+fn assert_limited(d: &Value, key: &str) {
+    assert_eq!(d["decision"], "deny", "{d}");
+    let reasons = d["reasons"].to_string();
+    assert!(
+        reasons.contains("approval_limit") && reasons.contains(key),
+        "{key}: {d}"
+    );
+}
+
+#[tokio::test]
+async fn approval_floods_are_bounded_per_agent_and_in_total_and_the_denial_says_which_bound() {
+    // Issue 15, finding 6: constraints run only on allowed actions, so an agent could open
+    // unlimited pending approvals (each an fsync'd entry, a notification, its arguments in
+    // memory).
+    let e = env_with(|c| {
+        c.approval.max_pending_per_agent = 3;
+        c.approval.max_pending = 5;
+    })
+    .await;
+    let mut main = Vec::new();
+    for n in 0..3 {
+        let d = check_as(&e, "main", "write", json!({"path": format!("m{n}")})).await;
+        assert_eq!(d["decision"], "pending", "{d}");
+        main.push(d["approval_id"].as_str().unwrap().to_string());
+    }
+    let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
+    assert_limited(&d, "approval.max_pending_per_agent");
+    // Asking again for an action already waiting is not a new approval.
+    let d = check_as(&e, "main", "write", json!({"path": "m0"})).await;
+    assert_eq!(d["approval_id"], main[0].as_str(), "{d}");
+    // Another agent has its own bound, but all agents share the total.
+    for n in 0..2 {
+        let d = check_as(&e, "other", "write", json!({"path": format!("o{n}")})).await;
+        assert_eq!(d["decision"], "pending", "{d}");
+    }
+    let d = check_as(&e, "other", "write", json!({"path": "o2"})).await;
+    assert_limited(&d, "approval.max_pending");
+    assert!(
+        !d["reasons"].to_string().contains("per_agent"),
+        "the total, not the agent's bound: {d}"
+    );
+    // The denials are decisions like any other: audited.
+    let limited: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["reasons"].to_string().contains("approval_limit"))
+        .collect();
+    assert_eq!(limited.len(), 2, "{limited:#?}");
+    assert!(
+        limited.iter().all(|d| d["decision"] == "deny"),
+        "{limited:#?}"
+    );
+    // An answered approval frees its place.
+    let (code, v) = e.operator(&main[0], "U_ALICE", "deny", ADMIN_TOKEN).await;
+    assert_eq!(code, 200, "{v}");
+    let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    let pending = e.s.http.get(e.s.admin("/v1/approvals?status=pending"));
+    let pending = json_of(pending.bearer_auth(ADMIN_TOKEN)).await;
+    assert_eq!(
+        pending["approvals"].as_array().unwrap().len(),
+        5,
+        "{pending}"
+    );
+}
+
+#[tokio::test]
+async fn new_approvals_are_rate_limited_per_agent() {
+    let e = env_with(|c| c.approval.new_per_agent_per_minute = 2).await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let d = check_as(&e, "main", "write", json!({"path": format!("r{n}")})).await;
+        assert_eq!(d["decision"], "pending", "{d}");
+        ids.push(d["approval_id"].as_str().unwrap().to_string());
+    }
+    // Answering them does not reset the rate: it counts approvals asked for.
+    for id in &ids {
+        let (code, v) = e.operator(id, "U_ALICE", "deny", ADMIN_TOKEN).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let d = check_as(&e, "main", "write", json!({"path": "r2"})).await;
+    assert_limited(&d, "approval.new_per_agent_per_minute");
+    // Another agent is not slowed by it.
+    let d = check_as(&e, "other", "write", json!({"path": "r2"})).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+}

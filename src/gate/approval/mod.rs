@@ -11,7 +11,7 @@ pub mod model;
 mod settings;
 pub(crate) mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +136,37 @@ pub enum Clearance {
     Refused(ApprovalView),
     /// Waiting for people. `created` is false when an existing request was reused.
     Pending { view: ApprovalView, created: bool },
+    /// A new approval would pass a bound: the action is denied, saying which.
+    Limited(ApprovalLimit),
+}
+
+/// The bound a new approval would pass (issue 15, finding 6). Its text names the bound, its
+/// config key and what to do; it starts with `approval_limit`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalLimit {
+    #[error(
+        "approval_limit: agent {agent} already has {limit} approvals pending (approval.max_pending_per_agent); denied until some are answered or expire"
+    )]
+    PendingPerAgent { agent: String, limit: u64 },
+    #[error(
+        "approval_limit: {limit} approvals are pending in total (approval.max_pending); denied until some are answered or expire"
+    )]
+    PendingTotal { limit: u64 },
+    #[error(
+        "approval_limit: agent {agent} asked for {limit} new approvals in the last minute (approval.new_per_agent_per_minute); denied, retry later"
+    )]
+    RatePerAgent { agent: String, limit: u64 },
+}
+
+impl ApprovalLimit {
+    /// The bound's name, for metrics.
+    pub fn bound(&self) -> &'static str {
+        match self {
+            ApprovalLimit::PendingPerAgent { .. } => "max_pending_per_agent",
+            ApprovalLimit::PendingTotal { .. } => "max_pending",
+            ApprovalLimit::RatePerAgent { .. } => "new_per_agent_per_minute",
+        }
+    }
 }
 
 /// The outcome of waiting on an approval from the agent side.
@@ -165,6 +196,11 @@ pub struct ApprovalSettings {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Who the admin token answers as (`approval.local_operator`).
     pub local_operator: String,
+    /// `approval.max_pending_per_agent`, `approval.max_pending`,
+    /// `approval.new_per_agent_per_minute`.
+    pub max_pending_per_agent: u64,
+    pub max_pending: u64,
+    pub new_per_agent_per_minute: u64,
 }
 
 impl From<&ApprovalConfig> for ApprovalSettings {
@@ -176,6 +212,9 @@ impl From<&ApprovalConfig> for ApprovalSettings {
             reuse_window: Duration::from_secs(c.reuse_window_s),
             groups: c.groups.clone(),
             local_operator: c.local_operator.clone(),
+            max_pending_per_agent: c.max_pending_per_agent,
+            max_pending: c.max_pending,
+            new_per_agent_per_minute: c.new_per_agent_per_minute,
         }
     }
 }
@@ -190,7 +229,19 @@ struct Book {
     by_id: HashMap<String, Slot>,
     /// Binding key → the latest approval for that binding.
     by_binding: HashMap<String, String>,
+    /// Per agent: when it asked for each new approval in the last minute (oldest first).
+    asked: HashMap<String, VecDeque<i64>>,
 }
+
+/// Approvals are bounded per agent: its authenticated identity, else the agent id it states.
+fn agent_key(binding: &ApprovalBinding) -> &str {
+    binding
+        .authenticated_as
+        .as_deref()
+        .unwrap_or(&binding.agent_id)
+}
+
+const MINUTE_MS: i64 = 60_000;
 
 impl Book {
     fn insert(&mut self, req: ApprovalRequest) {
@@ -295,6 +346,10 @@ impl Approvals {
                 }
             }
         }
+        if let Some(limit) = self.limit(&mut book, &binding, now) {
+            return Ok(Clearance::Limited(limit));
+        }
+        let agent = agent_key(&binding).to_string();
         let req = self.new_request(binding, new, now);
         let view = req.view();
         self.record(
@@ -307,12 +362,55 @@ impl Approvals {
         .await?;
         self.persist(&req).await?;
         book.insert(req);
+        book.asked.entry(agent).or_default().push_back(now);
         drop(book);
         self.listener.requested(&view);
         Ok(Clearance::Pending {
             view,
             created: true,
         })
+    }
+
+    /// The bound a new approval for `binding` would pass, if any: the agent's pending
+    /// approvals, all pending approvals, the agent's new approvals in the last minute.
+    fn limit(&self, book: &mut Book, binding: &ApprovalBinding, now: i64) -> Option<ApprovalLimit> {
+        let s = &self.settings;
+        let agent = agent_key(binding);
+        let (mut mine, mut all) = (0u64, 0u64);
+        for slot in book.by_id.values() {
+            if slot.req.status == ApprovalStatus::Pending {
+                all += 1;
+                if agent_key(&slot.req.binding) == agent {
+                    mine += 1;
+                }
+            }
+        }
+        if mine >= s.max_pending_per_agent {
+            return Some(ApprovalLimit::PendingPerAgent {
+                agent: agent.to_string(),
+                limit: s.max_pending_per_agent,
+            });
+        }
+        if all >= s.max_pending {
+            return Some(ApprovalLimit::PendingTotal {
+                limit: s.max_pending,
+            });
+        }
+        // Forget what is older than a minute, for every agent, so the map stays small.
+        book.asked.retain(|_, times| {
+            while times.front().is_some_and(|t| *t + MINUTE_MS <= now) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let recent = book.asked.get(agent).map_or(0, VecDeque::len) as u64;
+        if recent >= s.new_per_agent_per_minute {
+            return Some(ApprovalLimit::RatePerAgent {
+                agent: agent.to_string(),
+                limit: s.new_per_agent_per_minute,
+            });
+        }
+        None
     }
 
     fn new_request(&self, binding: ApprovalBinding, new: NewApproval, now: i64) -> ApprovalRequest {
