@@ -740,6 +740,8 @@ impl Config {
             30_000,
         );
         range("notify.timeout_ms", n.timeout_ms, 1, 600_000, 5_000);
+        range("notify.batch_after", n.batch_after, 1, 1_000, 5);
+        range("notify.batch_window_s", n.batch_window_s, 1, 3_600, 60);
         let operator = a.local_operator.trim();
         if operator.is_empty()
             || operator != a.local_operator

@@ -113,6 +113,50 @@ pub fn slack_request_message(view: &ApprovalView) -> Value {
     json!({"text": text, "blocks": blocks, "unfurl_links": false, "unfurl_media": false})
 }
 
+/// `block_id` prefix of the buttons in a batched message. A click there answers its approval
+/// but leaves the message as it is (it carries other approvals' buttons too).
+pub const BATCH_BLOCK_PREFIX: &str = "clawgate_batch_";
+/// Approvals listed with buttons in one batched message (Slack allows 50 blocks).
+const BATCH_SHOWN: usize = 20;
+
+/// Several new approvals in one message (a burst past `notify.batch_after`): a line and an
+/// Approve / Deny pair per approval; the arguments are left to `clawgate approvals show ID`.
+pub fn slack_batch_message(views: &[ApprovalView]) -> Value {
+    let n = views.len();
+    let mut blocks = vec![
+        header(&format!("{n} approvals needed")),
+        section(&format!(
+            "{n} approval requests arrived in a burst and are listed together. \
+             Read each one's arguments with `clawgate approvals show ID` before approving it."
+        )),
+    ];
+    for (i, view) in views.iter().take(BATCH_SHOWN).enumerate() {
+        let line = format!(
+            "*{}* · agent {} · risk {} · expires {}\nApproval `{}`",
+            esc_truncate(&view.subject(), SLACK_FIELD_MAX / 2),
+            esc_truncate(&view.agent_id, NAME_MAX),
+            view.risk.as_str(),
+            esc_truncate(&view.expires_at, NAME_MAX),
+            esc(&view.id),
+        );
+        blocks.push(section(&line));
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": format!("{BATCH_BLOCK_PREFIX}{i}"),
+            "elements": [
+                button("approve", "Approve", "primary", &view.id),
+                button("deny", "Deny", "danger", &view.id),
+            ],
+        }));
+    }
+    if n > BATCH_SHOWN {
+        let more = format!("… and {} more: `clawgate approvals list`", n - BATCH_SHOWN);
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(&more)]}));
+    }
+    json!({"text": format!("{n} approvals needed"), "blocks": blocks,
+        "unfurl_links": false, "unfurl_media": false})
+}
+
 /// The message that replaces the request in Slack once it resolved: the outcome, who decided
 /// (as Slack mentions where the approver is a Slack user id), and no buttons.
 pub fn slack_resolved_message(view: &ApprovalView) -> Value {
@@ -379,7 +423,8 @@ pub struct BlockAction {
     pub user_id: String,
     pub vote: Vote,
     pub approval_id: String,
-    /// Where to replace the message once the approval resolves (a reply handle).
+    /// Where to replace the message once the approval resolves (a reply handle); none for a
+    /// click in a batched message, which stays as it is.
     pub response_url: Option<String>,
 }
 
@@ -428,9 +473,12 @@ impl BlockAction {
             &action["value"],
             "payload.actions[0].value (the approval id) is missing",
         )?;
+        let batched = action["block_id"]
+            .as_str()
+            .is_some_and(|b| b.starts_with(BATCH_BLOCK_PREFIX));
         let response_url = payload["response_url"]
             .as_str()
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .filter(|u| !batched && (u.starts_with("https://") || u.starts_with("http://")))
             .map(str::to_string);
         Ok(BlockAction {
             user_id,
@@ -726,5 +774,39 @@ mod tests {
             verify_slack(SLACK_SECRET, "soon", SLACK_BODY.as_bytes(), SLACK_SIG, now),
             Err(SignatureError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_batched_message_lists_each_approval_with_its_buttons_within_slacks_limits() {
+        let views: Vec<ApprovalView> = (0..30)
+            .map(|n| ApprovalView {
+                id: format!("approval-{n}"),
+                ..view()
+            })
+            .collect();
+        let msg = slack_batch_message(&views);
+        let blocks = msg["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        let actions: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "actions").collect();
+        assert_eq!(actions.len(), BATCH_SHOWN);
+        assert_eq!(actions[3]["elements"][0]["value"], "approval-3");
+        assert!(msg.to_string().contains("and 10 more"), "{msg:#}");
+        for (text, max) in texts(&msg) {
+            assert!(units(&text) <= max, "{text}");
+        }
+        // A click there answers its approval and leaves the message (no reply handle).
+        let click = |block_id: &str| {
+            let payload = json!({"type": "block_actions", "user": {"id": "U1"},
+                "response_url": "https://hooks.slack.com/actions/x",
+                "actions": [{"action_id": "approve", "block_id": block_id, "value": "approval-3"}]});
+            let body = form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", &payload.to_string())
+                .finish();
+            BlockAction::parse(body.as_bytes()).unwrap()
+        };
+        let batched = click(actions[3]["block_id"].as_str().unwrap());
+        assert_eq!(batched.approval_id, "approval-3");
+        assert_eq!(batched.response_url, None);
+        assert!(click(ACTIONS_BLOCK_ID).response_url.is_some());
     }
 }

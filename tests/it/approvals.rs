@@ -1252,3 +1252,89 @@ async fn new_approvals_are_rate_limited_per_agent() {
     let d = check_as(&e, "other", "write", json!({"path": "r2"})).await;
     assert_eq!(d["decision"], "pending", "{d}");
 }
+
+#[tokio::test]
+async fn many_approvals_at_once_are_announced_in_one_batched_message() {
+    // Issue 15, finding 6: past notify.batch_after requests in a window, the rest of the
+    // window's are announced together, in Slack and as one webhook event.
+    let e = env_with(|c| {
+        c.notify.batch_after = 2;
+        c.notify.batch_window_s = 1;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(e.pending("write", json!({"path": format!("b{n}")})).await);
+    }
+    e.slack_messages(3).await;
+    e.requests_to("/hook", 3).await;
+    // Let a late fourth message show if there were one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slack: Vec<Value> = e
+        .slack_messages(3)
+        .await
+        .iter()
+        .map(Recorded::json)
+        .collect();
+    let hooks: Vec<Value> = e
+        .requests_to("/hook", 3)
+        .await
+        .iter()
+        .map(Recorded::json)
+        .collect();
+    assert_eq!(slack.len(), 3, "{slack:#?}");
+    assert_eq!(hooks.len(), 3, "{hooks:#?}");
+    let batch = &slack[2];
+    let text = batch.to_string();
+    assert!(
+        batch["text"].as_str().unwrap().contains("3 approvals"),
+        "{batch}"
+    );
+    for id in &ids[2..] {
+        assert!(text.contains(id.as_str()), "{id} not in {batch:#}");
+    }
+    // Each batched approval keeps its own buttons, which answer it.
+    let buttons: Vec<&Value> = batch["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .collect();
+    assert_eq!(buttons.len(), 3, "{batch:#}");
+    assert_eq!(hooks[0]["type"], "approval.requested");
+    assert_eq!(
+        hooks[2]["type"], "approval.requested_batch",
+        "{:#}",
+        hooks[2]
+    );
+    let batched: Vec<&str> = hooks[2]["data"]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        batched,
+        ids[2..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        hooks[2]["data"]["approvals"][0]["decision_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/approvals/{}/decision", ids[2]))
+    );
+    // A batched approval is answered like any other.
+    let (code, v) = e.slack_click(&ids[3], "U_ALICE", "approve").await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["text"].as_str().unwrap().contains("approved"), "{v}");
+    let notified: Vec<Value> = e
+        .events("notified")
+        .into_iter()
+        .filter(|n| n["approval_ids"].is_array())
+        .collect();
+    assert_eq!(
+        notified.len(),
+        2,
+        "one batch entry per channel: {notified:#?}"
+    );
+}

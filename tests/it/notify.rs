@@ -516,6 +516,8 @@ async fn a_flood_of_approvals_opens_a_bounded_number_of_connections() {
     let secret = WebhookSecret::generate();
     let mut cfg = with_webhook(config(), rx.url("/hooks"), &secret);
     cfg.timeout_ms = 20_000;
+    // One message per approval (no batching), so that 100 deliveries compete for connections.
+    cfg.batch_after = 1_000;
     let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
 
     for n in 0..100 {
