@@ -79,7 +79,10 @@ pub fn slack_request_message(view: &ApprovalView) -> Value {
             SLACK_TEXT_MAX,
         )));
     }
-    blocks.push(section(&arguments_text(&view.action)));
+    blocks.push(section(&arguments_text(view)));
+    if let Some(runs) = programs_text(view) {
+        blocks.push(section(&runs));
+    }
     let approvers: Vec<String> = view.approvers.iter().map(|a| mention(a)).collect();
     let context = join_bounded(
         &format!(
@@ -238,14 +241,16 @@ fn summary_fields(view: &ApprovalView, subject: &str) -> Vec<Value> {
     ]
 }
 
-/// The redacted arguments as pretty JSON in a code block, cut to fit one section.
-fn arguments_text(action: &Value) -> String {
+/// The redacted arguments as pretty JSON in a code block, cut to fit one section. The label
+/// says which values were redacted and, when the arguments do not fit, that they were cut and
+/// where to read them whole.
+fn arguments_text(view: &ApprovalView) -> String {
+    let action = &view.action;
     let part = match action.get("kind").and_then(Value::as_str) {
         Some("http") => action.get("http"),
         Some("connect") => action.get("dest"),
         _ => action.get("params"),
     };
-    const PREFIX: &str = "*Arguments* (redacted)\n```\n";
     const SUFFIX: &str = "\n```";
     let json = match part {
         None | Some(Value::Null) => return "*Arguments*: none".into(),
@@ -254,8 +259,53 @@ fn arguments_text(action: &Value) -> String {
     };
     // A literal ``` inside would end the code block early.
     let json = json.replace("```", "`\u{200b}`\u{200b}`");
-    let budget = SLACK_TEXT_MAX - units(PREFIX) - units(SUFFIX);
-    format!("{PREFIX}{}{SUFFIX}", esc_truncate(&json, budget))
+    let mut notes = Vec::new();
+    if !view.shown.redacted.is_empty() {
+        let paths: Vec<String> = view
+            .shown
+            .redacted
+            .iter()
+            .map(|p| format!("`{}`", esc_truncate(p, NAME_MAX)))
+            .collect();
+        notes.push(join_bounded("redacted: ", &paths, ", ", SLACK_TEXT_MAX / 8));
+    }
+    // Whether the whole text fits, with the longest label it could get.
+    let cut_note = format!("cut to fit: `clawgate approvals show {}`", esc(&view.id));
+    let label = |notes: &[String]| match notes {
+        [] => "*Arguments*\n```\n".to_string(),
+        notes => format!("*Arguments* ({})\n```\n", notes.join("; ")),
+    };
+    let mut with_cut = notes.clone();
+    with_cut.push(cut_note);
+    let escaped = esc(&json);
+    let fits = units(&label(&with_cut)) + units(&escaped) + units(SUFFIX) <= SLACK_TEXT_MAX
+        && !json.ends_with('…');
+    let prefix = if fits {
+        label(&notes)
+    } else {
+        label(&with_cut)
+    };
+    let budget = SLACK_TEXT_MAX - units(&prefix) - units(SUFFIX);
+    format!("{prefix}{}{SUFFIX}", esc_truncate(&json, budget))
+}
+
+/// The programs a shell command runs, nested ones included, from the facts stage.
+fn programs_text(view: &ApprovalView) -> Option<String> {
+    let shown = &view.shown;
+    if shown.programs.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = shown
+        .programs
+        .iter()
+        .map(|p| format!("`{}`", esc_truncate(p, NAME_MAX)))
+        .collect();
+    let tail = if shown.programs_incomplete {
+        " (the parse stopped at a limit: it may run more)"
+    } else {
+        ""
+    };
+    Some(join_bounded("*Runs* ", &names, ", ", SLACK_TEXT_MAX - units(tail)) + tail)
 }
 
 fn capped_pretty(v: &Value, cap: usize) -> String {
@@ -808,5 +858,41 @@ mod tests {
         assert_eq!(batched.approval_id, "approval-3");
         assert_eq!(batched.response_url, None);
         assert!(click(ACTIONS_BLOCK_ID).response_url.is_some());
+    }
+
+    #[test]
+    fn the_message_says_what_was_redacted_or_cut_and_what_runs() {
+        let mut v = view();
+        v.shown.redacted = vec!["params.token".into()];
+        v.shown.programs = vec!["sh".into(), "curl".into(), "<b>".into()];
+        let msg = slack_request_message(&v);
+        let args = texts(&msg)
+            .into_iter()
+            .map(|(t, _)| t)
+            .find(|t| t.starts_with("*Arguments*"))
+            .unwrap();
+        assert!(
+            args.starts_with("*Arguments* (redacted: `params.token`)\n"),
+            "{args}"
+        );
+        assert!(!args.contains("cut to fit"), "{args}");
+        let runs = msg.to_string();
+        assert!(runs.contains("*Runs* `sh`, `curl`, `&lt;b&gt;`"), "{msg:#}");
+        assert!(!runs.contains("may run more"), "{msg:#}");
+
+        v.shown.programs_incomplete = true;
+        v.action["params"]["command"] = json!("y".repeat(10_000));
+        let msg = slack_request_message(&v);
+        let args = texts(&msg)
+            .into_iter()
+            .find(|(t, _)| t.starts_with("*Arguments*"))
+            .unwrap();
+        assert!(units(&args.0) <= args.1, "{}", units(&args.0));
+        let cut = format!(
+            "*Arguments* (redacted: `params.token`; cut to fit: `clawgate approvals show {}`)",
+            v.id
+        );
+        assert!(args.0.starts_with(&cut), "{}", head(&args.0));
+        assert!(msg.to_string().contains("may run more"), "{msg:#}");
     }
 }

@@ -1167,6 +1167,13 @@ async fn check_as(e: &Env, agent: &str, tool: &str, params: Value) -> Value {
     v
 }
 
+/// A `write` of `path` by `agent` that is held for approval: its approval id.
+async fn pending_as(e: &Env, agent: &str, path: &str) -> String {
+    let d = check_as(e, agent, "write", json!({ "path": path })).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    d["approval_id"].as_str().unwrap().to_string()
+}
+
 fn assert_limited(d: &Value, key: &str) {
     assert_eq!(d["decision"], "deny", "{d}");
     let reasons = d["reasons"].to_string();
@@ -1188,9 +1195,7 @@ async fn approval_floods_are_bounded_per_agent_and_in_total_and_the_denial_says_
     .await;
     let mut main = Vec::new();
     for n in 0..3 {
-        let d = check_as(&e, "main", "write", json!({"path": format!("m{n}")})).await;
-        assert_eq!(d["decision"], "pending", "{d}");
-        main.push(d["approval_id"].as_str().unwrap().to_string());
+        main.push(pending_as(&e, "main", &format!("m{n}")).await);
     }
     let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
     assert_limited(&d, "approval.max_pending_per_agent");
@@ -1199,8 +1204,7 @@ async fn approval_floods_are_bounded_per_agent_and_in_total_and_the_denial_says_
     assert_eq!(d["approval_id"], main[0].as_str(), "{d}");
     // Another agent has its own bound, but all agents share the total.
     for n in 0..2 {
-        let d = check_as(&e, "other", "write", json!({"path": format!("o{n}")})).await;
-        assert_eq!(d["decision"], "pending", "{d}");
+        pending_as(&e, "other", &format!("o{n}")).await;
     }
     let d = check_as(&e, "other", "write", json!({"path": "o2"})).await;
     assert_limited(&d, "approval.max_pending");
@@ -1237,9 +1241,7 @@ async fn new_approvals_are_rate_limited_per_agent() {
     let e = env_with(|c| c.approval.new_per_agent_per_minute = 2).await;
     let mut ids = Vec::new();
     for n in 0..2 {
-        let d = check_as(&e, "main", "write", json!({"path": format!("r{n}")})).await;
-        assert_eq!(d["decision"], "pending", "{d}");
-        ids.push(d["approval_id"].as_str().unwrap().to_string());
+        ids.push(pending_as(&e, "main", &format!("r{n}")).await);
     }
     // Answering them does not reset the rate: it counts approvals asked for.
     for id in &ids {
@@ -1337,4 +1339,59 @@ async fn many_approvals_at_once_are_announced_in_one_batched_message() {
         2,
         "one batch entry per channel: {notified:#?}"
     );
+}
+
+#[tokio::test]
+async fn approval_messages_say_what_was_redacted_or_cut_and_which_programs_run() {
+    // Issue 15, finding 9: approvers were shown cut arguments without being told, and not the
+    // programs a shell command runs.
+    let e = env_with(|c| c.policy.dir = None).await;
+    let command = format!(
+        "rm -rf target && git status $(hostname) # {}",
+        "x".repeat(20_000)
+    );
+    let params = json!({"command": command, "token": "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"});
+    let d = e.check("exec", params).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    let id = d["approval_id"].as_str().unwrap().to_string();
+
+    let slack = e.slack_messages(1).await[0].json();
+    let text = slack.to_string();
+    for program in ["`rm`", "`git`", "`hostname`"] {
+        assert!(text.contains(program), "{program} not in {slack:#}");
+    }
+    assert!(text.contains("*Runs*"), "{slack:#}");
+    assert!(text.contains("redacted: `params.token`"), "{slack:#}");
+    assert!(
+        text.contains(&format!("cut to fit: `clawgate approvals show {id}`")),
+        "{slack:#}"
+    );
+    let hook = e.requests_to("/hook", 1).await[0].json();
+    assert_eq!(
+        hook["data"]["programs"],
+        json!(["rm", "git", "hostname"]),
+        "{hook:#}"
+    );
+    assert_eq!(
+        hook["data"]["redacted"],
+        json!(["params.token"]),
+        "{hook:#}"
+    );
+
+    // `clawgate approvals show ID` prints all of it (redacted), and what it runs.
+    let out = tokio::process::Command::new(crate::common::BIN)
+        .args(["approvals", "--url", &e.s.admin(""), "--token", ADMIN_TOKEN])
+        .args(["show", &id])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&"x".repeat(20_000)),
+        "the arguments were cut"
+    );
+    assert!(!shown.contains("ghp_0123456789"), "{shown}");
+    assert!(shown.contains("rm, git, hostname"), "{shown}");
+    assert!(shown.contains("params.token"), "{shown}");
 }

@@ -80,6 +80,7 @@ fn request(n: u32) -> ApprovalRequest {
         first_used_ms: None,
         reply_handles: vec![],
         constraints: None,
+        shown: Default::default(),
     }
 }
 

@@ -21,8 +21,8 @@ use tokio::sync::{Mutex, watch};
 use crate::audit::{AuditLog, events};
 use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
 pub use model::{
-    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
-    rfc3339,
+    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
+    now_ms, rfc3339,
 };
 pub use settings::ApprovalConfig;
 use store::ApprovalStore;
@@ -125,6 +125,8 @@ pub struct NewApproval {
     /// The verdict's constraints, applied again when the approved action is released
     /// through `GET /v1/approvals/{id}/wait`.
     pub constraints: Option<Constraints>,
+    /// What was redacted from `action`, and the programs it runs.
+    pub shown: Shown,
 }
 
 /// What the gate should do with a `require_approval` verdict.
@@ -447,6 +449,7 @@ impl Approvals {
             first_used_ms: None,
             reply_handles: Vec::new(),
             constraints: new.constraints,
+            shown: new.shown,
         }
     }
 
