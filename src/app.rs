@@ -244,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         data_dir: config.data_dir.clone(),
         listeners: up.to_vec(),
         refusals: refusals.clone(),
+        approver_tokens: approver_tokens(&config),
     });
     let [(_, agent_up), (_, egress_up), (_, admin_up)] = up;
 
@@ -372,6 +373,18 @@ pub fn facts_context(config: &Config) -> crate::facts::FactsContext {
     config
         .facts
         .context(paths, vec![config.listeners.admin.addr.port()])
+}
+
+/// `[approvers.NAME]` as names and token hashes (validated with the config; a hash that does
+/// not parse matches nothing).
+fn approver_tokens(config: &Config) -> Vec<(String, crate::token::TokenHash)> {
+    config
+        .approvers
+        .iter()
+        .filter_map(|(name, a)| {
+            crate::token::TokenHash::from_hex(&a.token_sha256).map(|h| (name.clone(), h))
+        })
+        .collect()
 }
 
 fn identity_homes(config: &Config) -> Vec<(String, String)> {

@@ -38,6 +38,8 @@ pub struct Config {
     /// Agent identities (`[identities.NAME]`). None configured: the agent listener serves
     /// loopback peers only; any configured: every request must authenticate as one.
     pub identities: std::collections::BTreeMap<String, crate::identity::IdentityConfig>,
+    /// Approvers with credentials of their own (`[approvers.NAME]`).
+    pub approvers: std::collections::BTreeMap<String, crate::admin::ApproverCredential>,
 }
 
 /// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
@@ -215,6 +217,7 @@ impl Default for Config {
             egress: EgressConfig::default(),
             facts: crate::facts::FactsConfig::default(),
             identities: std::collections::BTreeMap::new(),
+            approvers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -455,6 +458,7 @@ impl Config {
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
         problems.extend(self.validate_identities());
+        problems.extend(self.validate_approvers());
         let facts_problems = self.facts.problems().into_iter().chain(
             self.identities
                 .iter()
@@ -618,6 +622,58 @@ impl Config {
                     key: key("timeout_ms"),
                     message: format!("{} is out of range", server.timeout_ms),
                     fix: "use a value between 1 and 3600000 (default 60000)".into(),
+                });
+            }
+        }
+        problems
+    }
+
+    fn validate_approvers(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeMap::new();
+        let admin = self
+            .admin
+            .token_sha256
+            .as_deref()
+            .map(str::to_ascii_lowercase);
+        for (name, approver) in &self.approvers {
+            let key = format!("approvers.{name}");
+            if name.trim().is_empty()
+                || name.trim() != name
+                || name.starts_with("group:")
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: format!("{name:?} is not an approver id (one word, not group:NAME)"),
+                    fix: "name the approver as policy does, e.g. [approvers.U0123ABCD]".into(),
+                });
+            }
+            if *name == self.approval.local_operator {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: "is the local operator, who answers with the admin token".into(),
+                    fix: "give this approver another id, or set approval.local_operator".into(),
+                });
+            }
+            let hash = approver.token_sha256.trim().to_ascii_lowercase();
+            if crate::token::TokenHash::from_hex(&hash).is_none() {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: "must be 64 hex characters".into(),
+                    fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
+                });
+            } else if admin.as_deref() == Some(hash.as_str()) {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: "is the admin token's hash".into(),
+                    fix: "give each approver a token of their own".into(),
+                });
+            } else if let Some(other) = seen.insert(hash, name) {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: format!("is also approvers.{other}'s token"),
+                    fix: "give each approver a token of their own".into(),
                 });
             }
         }
@@ -1023,6 +1079,28 @@ mod tests {
         }
         let fix = named("approval.max_pending_per_agent").map(|p| p.fix.as_str());
         assert_eq!(fix, Some("use a value between 1 and 10000 (default 20)"));
+    }
+
+    #[test]
+    fn approver_tokens_are_valid_hashes_of_their_own() {
+        let text = format!(
+            "[approvers.U_A]\ntoken_sha256 = \"{a}\"\n[approvers.U_B]\ntoken_sha256 = \"{a}\"\n\
+             [approvers.local-operator]\ntoken_sha256 = \"{b}\"\n[approvers.U_C]\ntoken_sha256 = \"nope\"\n",
+            a = "a".repeat(64),
+            b = "b".repeat(64)
+        );
+        let problems = Config::parse(&text).unwrap_err();
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "approvers.U_B.token_sha256",
+                "approvers.U_C.token_sha256",
+                "approvers.local-operator"
+            ],
+            "{problems:?}"
+        );
     }
 
     #[test]

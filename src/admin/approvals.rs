@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::AdminState;
 use super::refusals::{Endpoint, Reason, peer_ip};
+use super::{AdminState, Answerer};
 use crate::approvers::signature::MAX_SKEW_S;
 use crate::approvers::slack::{BlockAction, InteractionError, verify_slack};
 use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
@@ -58,7 +58,7 @@ where
 }
 
 async fn list<B>(state: &AdminState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
-    state.authorize(req, Endpoint::Approvals)?;
+    state.answerer(req, Endpoint::Approvals)?;
     let mut status = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -97,7 +97,7 @@ async fn show<B>(
     req: &Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    state.authorize(req, Endpoint::Approvals)?;
+    state.answerer(req, Endpoint::Approvals)?;
     match state.gate.approvals().get(id).await {
         Ok(Some(view)) => Ok(json_response(StatusCode::OK, &view)),
         Ok(None) => Err(not_found(id)),
@@ -196,9 +196,10 @@ where
     } else {
         Channel::Cli
     };
-    if channel == Channel::Cli {
-        state.authorize(&req, Endpoint::ApprovalDecision)?;
-    }
+    let answerer = match channel {
+        Channel::Cli => Some(state.answerer(&req, Endpoint::ApprovalDecision)?),
+        _ => None,
+    };
     let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
     let parsed;
@@ -277,10 +278,25 @@ where
             return Err(e);
         }
     }
-    let approver = match (parsed.approver, channel) {
-        (Some(a), _) => a.trim().to_string(),
-        (None, Channel::Cli) => approvals.settings().local_operator.clone(),
-        (None, _) => String::new(),
+    let claimed = parsed.approver.map(|a| a.trim().to_string());
+    // A token answers as whom it proves; a signed webhook names its approver, and whoever it
+    // names, its approvals count once toward a quorum (one shared secret).
+    let (approver, credential) = match answerer {
+        Some(answerer) => {
+            let (me, credential) = match answerer {
+                Answerer::Admin => (approvals.settings().local_operator.clone(), "admin".into()),
+                Answerer::Approver(name) => (name.clone(), format!("approver:{name}")),
+            };
+            if let Some(other) = claimed.filter(|c| *c != me) {
+                let e = not_authenticated_as(&other, &me);
+                approvals
+                    .record_refused_callback(Channel::Cli, Some(id), &e.message)
+                    .await;
+                return Err(e);
+            }
+            (me, credential)
+        }
+        None => (claimed.unwrap_or_default(), "webhook".to_string()),
     };
     let input = AnswerInput {
         approver,
@@ -289,6 +305,7 @@ where
         reason: parsed.reason,
         action_hash: parsed.action_hash,
         reply_handle: None,
+        credential,
     };
     let (status, response) = match approvals.answer(id, input).await {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
@@ -313,6 +330,17 @@ where
             .map_err(unavailable)?;
     }
     Ok(json_response(status, &response))
+}
+
+/// A token naming another approver than the one it proves.
+fn not_authenticated_as(claimed: &str, me: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "approver_not_authenticated",
+        format!(
+            "this token answers only as {me}, not {claimed}: {claimed} answers with a token of their own ([approvers.{claimed}] token_sha256) or through Slack"
+        ),
+    )
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
@@ -404,6 +432,7 @@ where
     }
     let action = parse_block_action(&body)?;
     let input = AnswerInput {
+        credential: format!("slack:{}", action.user_id),
         approver: action.user_id,
         vote: action.vote,
         channel: Channel::Slack,

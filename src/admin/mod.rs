@@ -9,7 +9,7 @@ pub(crate) mod control;
 pub mod refusals;
 mod settings;
 
-pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig};
+pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::audit::AuditLog;
 use crate::gate::Gate;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
+use crate::token::TokenHash;
 use refusals::{Endpoint, Reason};
 
 /// The handles the admin listener's handlers use, and nothing else. The composition root
@@ -42,6 +43,17 @@ pub struct AdminState {
     pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
     /// Counts requests refused before they proved who sent them (one entry per window).
     pub refusals: Arc<refusals::AnonymousRefusals>,
+    /// `[approvers.NAME]`: each approver's name and token hash.
+    pub approver_tokens: Vec<(String, TokenHash)>,
+}
+
+/// Who a bearer token on the approvals API proves the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answerer {
+    /// The admin token: the local operator (`approval.local_operator`).
+    Admin,
+    /// An approver's own token (`[approvers.NAME]`).
+    Approver(String),
 }
 
 impl AdminState {
@@ -56,6 +68,26 @@ impl AdminState {
             self.refusals
                 .record(endpoint, Reason::AdminToken, refusals::peer_ip(req))
         })
+    }
+
+    /// Who may read and answer approvals: the admin token's holder or an approver with a token
+    /// of their own. Anyone else gets the 401, counted as an anonymous refusal of `endpoint`.
+    pub fn answerer<B>(&self, req: &Request<B>, endpoint: Endpoint) -> Result<Answerer, ApiError> {
+        if self.admin_token.authorizes(req.headers()) {
+            return Ok(Answerer::Admin);
+        }
+        let presented = crate::token::bearer(req.headers());
+        // Every hash is compared (each in constant time), so timing does not say which matched.
+        let mut found = None;
+        for (name, hash) in &self.approver_tokens {
+            if presented.is_some_and(|t| hash.matches(t)) && found.is_none() {
+                found = Some(name.clone());
+            }
+        }
+        match found {
+            Some(name) => Ok(Answerer::Approver(name)),
+            None => self.authorize(req, endpoint).map(|()| Answerer::Admin),
+        }
     }
 
     fn data_dir_writable(&self) -> bool {

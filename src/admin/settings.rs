@@ -32,3 +32,15 @@ impl Default for AdminConfig {
         }
     }
 }
+
+/// `[approvers.NAME]`: a person who answers approvals with a credential of their own, so an
+/// answer is theirs because they proved it, not because someone named them (issue 15,
+/// finding 2). `NAME` is the approver id policy and `[approval.groups]` use (e.g. a Slack
+/// user id, or `ops-alice`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverCredential {
+    /// Hex SHA-256 of the approver's token, presented as `Authorization: Bearer <token>` to
+    /// `POST /v1/approvals/{id}/decision` (`clawgate approvals approve ID --token ...`).
+    pub token_sha256: String,
+}

@@ -722,6 +722,7 @@ mod tests {
             channel: Channel::Slack,
             at: "2026-01-01T00:01:00.000Z".into(),
             reason: Some("looks fine <ok>".into()),
+            credential: Some("slack:U123".into()),
         }];
         let msg = slack_resolved_message(&v);
         assert_eq!(msg["replace_original"], true);

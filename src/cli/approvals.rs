@@ -42,8 +42,10 @@ enum ApprovalsCommand {
     /// Approve an approval (as the local operator, or as the approver named with --as).
     Approve {
         id: String,
-        /// Answer as this approver id, as the policy names approvers (default:
-        /// $CLAWGATE_APPROVER, else the local operator, `approval.local_operator`).
+        /// The approver id the answer is from (default: $CLAWGATE_APPROVER, else whom the
+        /// token proves). It must be whom the token proves: the admin token answers only as
+        /// the local operator (`approval.local_operator`), an approver's own token
+        /// (`[approvers.NAME]`) only as NAME; naming anyone else is refused.
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
         approver: Option<String>,
         #[arg(long)]
@@ -52,6 +54,7 @@ enum ApprovalsCommand {
     /// Deny an approval (as the local operator, or --as); the reason is shown to the agent.
     Deny {
         id: String,
+        /// As for approve: must be whom the token proves.
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
         approver: Option<String>,
         #[arg(long)]

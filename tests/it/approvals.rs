@@ -56,6 +56,13 @@ async fn env_with(edit: impl FnOnce(&mut clawgate::config::Config)) -> Env {
         c.notify.webhook.secret = Some(WEBHOOK_SECRET.into());
         c.notify.initial_backoff_ms = 10;
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        for name in ["U_ALICE", "U_BOB", "U_CAROL", "U1", "main"] {
+            let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token(name));
+            c.approvers.insert(
+                name.into(),
+                clawgate::admin::ApproverCredential { token_sha256 },
+            );
+        }
         edit(c);
     })
     .await;
@@ -189,7 +196,13 @@ impl Env {
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
-    /// An operator answer with the admin token.
+    /// A signed webhook approval of `id` in `approver`'s name.
+    async fn webhook_approve(&self, id: &str, msg_id: &str, approver: &str) -> (u16, Value) {
+        let body = json!({"approval_id": id, "decision": "approve", "approver": approver});
+        self.webhook(id, msg_id, &body, WEBHOOK_SECRET, now()).await
+    }
+
+    /// An answer with a bearer token: the admin token, or an approver's own.
     async fn operator(
         &self,
         id: &str,
@@ -389,11 +402,15 @@ async fn only_allowed_approvers_count_and_never_the_requester() {
         "{ack}"
     );
     // U1 is in group:sre, but asked for the action.
-    let (code, v) = e.operator(&id, "U1", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U1", "approve", &approver_token("U1"))
+        .await;
     assert_eq!(code, 403);
     assert_eq!(v["error"]["code"], "self_approval");
     // The agent itself cannot approve either.
-    let (code, v) = e.operator(&id, "main", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "main", "approve", &approver_token("main"))
+        .await;
     assert_eq!(code, 403, "{v}");
     let wait = e.wait(&id, "0").await;
     assert_eq!(wait["decision"], "pending");
@@ -420,10 +437,14 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
     let id = e
         .pending("deploy", json!({"service": "api", "version": "1.2.3"}))
         .await;
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(v["approval"]["status"], "pending");
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(
         (code, v["error"]["code"].as_str()),
         (409, Some("already_answered"))
@@ -434,7 +455,9 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
         "pending"
     );
     // U_CAROL is allowed directly, not through the group.
-    let (code, v) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_CAROL", "approve", &approver_token("U_CAROL"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(v["approval"]["status"], "approved");
     assert_eq!(v["approval"]["decided_by"], json!(["U_ALICE", "U_CAROL"]));
@@ -445,10 +468,15 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
     );
 
     let id = e.pending("deploy", json!({"service": "db"})).await;
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
-    let (_, v) = e.operator(&id, "U_BOB", "deny", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
+    let (_, v) = e
+        .operator(&id, "U_BOB", "deny", &approver_token("U_BOB"))
+        .await;
     assert_eq!(v["approval"]["status"], "denied");
-    let (code, _) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_CAROL", "approve", &approver_token("U_CAROL"))
+        .await;
     assert_eq!(code, 409);
     let wait = e.wait(&id, "1").await;
     assert_eq!(wait["decision"], "deny");
@@ -466,7 +494,8 @@ async fn an_approval_does_not_move_to_another_action_agent_requester_or_policy()
     let id = e
         .pending("write", json!({"path": "c", "content": "1"}))
         .await;
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     // Changed arguments: a new approval, not this one.
     let other = e.check("write", json!({"path": "c", "content": "2"})).await;
     assert_eq!(other["decision"], "pending");
@@ -520,7 +549,8 @@ async fn approved_actions_go_through_once_with_a_short_reuse_window() {
     let id = e.pending("write", params.clone()).await;
     // Asking again before anyone answers reuses the approval and notifies nobody twice.
     assert_eq!(e.pending("write", params.clone()).await, id);
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(e.wait(&id, "1").await["decision"], "allow");
     // A reconnecting client within the window is not punished.
     assert_eq!(e.check("write", params.clone()).await["decision"], "allow");
@@ -601,12 +631,18 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
     let bob = json!({"approval_id": id, "decision": "approve", "approver": "U_BOB"});
     let (code, _) = e.webhook(&id, "msg_1", &bob, WEBHOOK_SECRET, now()).await;
     assert_eq!(code, 409);
+    // One webhook receiver fills one place of the quorum, whoever it names (finding 2).
     let (code, v) = e.webhook(&id, "msg_2", &bob, WEBHOOK_SECRET, now()).await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(v["error"]["code"], "credential_already_counted");
+    let (code, v) = e
+        .operator(&id, "U_BOB", "approve", &approver_token("U_BOB"))
+        .await;
+    assert_eq!(code, 200, "{v}");
     assert_eq!(v["approval"]["status"], "approved");
     let answers = e.events("answer");
     assert_eq!(answers.len(), 2);
-    assert!(answers.iter().all(|a| a["channel"] == "webhook"));
+    assert_eq!(answers[0]["channel"], "webhook");
     // Malformed bodies are refused with a clear error and change nothing.
     let resp =
         e.s.http
@@ -669,18 +705,19 @@ async fn operators_list_show_and_answer_with_the_admin_token() {
         shown.contains("group:sre") && !shown.contains("hunter2"),
         "{shown}"
     );
+    // The admin token answers only as the local operator, not as whom `--as` names.
     let out = cli(&["approve", &id, "--as", "U_MALLORY"]).await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an allowed approver"));
-    let out = cli(&[
-        "deny",
-        &id,
-        "--as",
-        "U_BOB",
-        "--reason",
-        "not during the freeze",
-    ])
-    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answers only as local-operator"), "{err}");
+    // An approver answers with their own token.
+    let bob = approver_token("U_BOB");
+    let out = tokio::process::Command::new(crate::common::BIN)
+        .args(["approvals", "--url", &url, "--token", &bob])
+        .args(["deny", &id, "--reason", "not during the freeze"])
+        .output()
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -753,6 +790,11 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
             .groups
             .insert("sre".into(), vec!["U_ALICE".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token("U_ALICE"));
+        c.approvers.insert(
+            "U_ALICE".into(),
+            clawgate::admin::ApproverCredential { token_sha256 },
+        );
     })
     .await;
     let e = Env { s, rx };
@@ -762,7 +804,9 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
     assert_eq!(e.wait(&quick, "0").await["status"], "expired");
     // The pending one is still pending and still bound to the same action.
     assert_eq!(e.pending("write", json!({"path": "g"})).await, id);
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         e.check("write", json!({"path": "g"})).await["decision"],
@@ -778,7 +822,9 @@ async fn a_release_through_the_wait_path_is_admitted_and_recorded_like_a_check()
     let e = env().await;
     let params = json!({"path": "limited.txt"});
     let id = e.pending("limited", params.clone()).await;
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     let report = |decision_id: String| {
         let (http, url) = (e.s.http.clone(), e.s.agent("/v1/results"));
@@ -881,7 +927,9 @@ async fn signed_answers_are_bound_to_their_approval_and_count_once_when_delivere
         (409, Some("approval_mismatch")),
         "{v}"
     );
-    let (code, _) = e.operator(&b, "U_BOB", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&b, "U_BOB", "approve", &approver_token("U_BOB"))
+        .await;
     assert_eq!(code, 200);
     // So is an operator answer naming another approval than its URL's.
     let answer = json!({"approval_id": a, "decision": "deny", "approver": "U_BOB"});
@@ -936,7 +984,9 @@ async fn a_release_after_the_policy_changed_is_denied_naming_the_change() {
     // by the old approval (it is bound to the old revision); neither is a release.
     let e = env_with(|c| c.policy.watch = false).await;
     let id = e.pending("write", json!({"path": "reloaded"})).await;
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     let dir = e.s.dir.path().join("policy");
     std::fs::write(dir.join("main.rego"), format!("{POLICY}\n# revision 2\n")).unwrap();
@@ -987,7 +1037,9 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
     let held = json_of(check.json(&body)).await;
     assert_eq!(held["decision"], "pending", "{held}");
     let id = held["approval_id"].as_str().unwrap().to_string();
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
 
     // Restarted with the identity narrowed to a tool group `write` is not in.
@@ -1223,7 +1275,9 @@ async fn approval_floods_are_bounded_per_agent_and_in_total_and_the_denial_says_
         "{limited:#?}"
     );
     // An answered approval frees its place.
-    let (code, v) = e.operator(&main[0], "U_ALICE", "deny", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&main[0], "U_ALICE", "deny", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200, "{v}");
     let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
     assert_eq!(d["decision"], "pending", "{d}");
@@ -1245,7 +1299,9 @@ async fn new_approvals_are_rate_limited_per_agent() {
     }
     // Answering them does not reset the rate: it counts approvals asked for.
     for id in &ids {
-        let (code, v) = e.operator(id, "U_ALICE", "deny", ADMIN_TOKEN).await;
+        let (code, v) = e
+            .operator(id, "U_ALICE", "deny", &approver_token("U_ALICE"))
+            .await;
         assert_eq!(code, 200, "{v}");
     }
     let d = check_as(&e, "main", "write", json!({"path": "r2"})).await;
@@ -1394,4 +1450,65 @@ async fn approval_messages_say_what_was_redacted_or_cut_and_which_programs_run()
     assert!(!shown.contains("ghp_0123456789"), "{shown}");
     assert!(shown.contains("rm, git, hostname"), "{shown}");
     assert!(shown.contains("params.token"), "{shown}");
+}
+
+/// The token `[approvers.NAME]` holds for approver `name` in these tests.
+fn approver_token(name: &str) -> String {
+    format!("token-of-{name}")
+}
+
+#[tokio::test]
+async fn approvers_answer_only_as_themselves_and_a_quorum_needs_separate_credentials() {
+    // Issue 15, finding 2: the admin token's `--as` and a signed webhook's "approver" named
+    // the approver, so one credential could answer as anyone and fill a quorum of two alone.
+    let e = env().await;
+    let id = e.pending("deploy", json!({"service": "api"})).await;
+    // The admin token answers only as the local operator.
+    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("approver_not_authenticated")),
+        "{v}"
+    );
+    // An approver's own token answers as that approver, and only as them.
+    let alice = approver_token("U_ALICE");
+    let (code, v) = e.operator(&id, "U_BOB", "approve", &alice).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("approver_not_authenticated")),
+        "{v}"
+    );
+    let (code, v) =
+        e.s.answer_approval(&alice, &id, &json!({"decision": "approve"}))
+            .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["answers"][0]["approver"], "U_ALICE", "{v}");
+    assert_eq!(v["approval"]["status"], "pending", "{v}");
+    let refused = e.events("callback_rejected");
+    assert_eq!(
+        refused.len(),
+        2,
+        "each refusal is its own entry: {refused:#?}"
+    );
+
+    // One webhook receiver (one shared secret) fills one place of a quorum, whoever it names.
+    let other = e.pending("deploy", json!({"service": "db"})).await;
+    let (code, v) = e.webhook_approve(&other, "msg_q1", "U_ALICE").await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = e.webhook_approve(&other, "msg_q2", "U_BOB").await;
+    assert_eq!(v["error"]["code"], "credential_already_counted", "{v}");
+    assert_eq!(code, 409);
+    // A second, separately authenticated approver completes it.
+    let bob = approver_token("U_BOB");
+    let (code, v) =
+        e.s.answer_approval(&bob, &other, &json!({"decision": "approve"}))
+            .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    let answers = v["approval"]["answers"].as_array().unwrap();
+    let credentials: Vec<&str> = answers
+        .iter()
+        .map(|a| a["credential"].as_str().unwrap())
+        .collect();
+    assert_eq!(credentials, ["webhook", "approver:U_BOB"], "{v}");
 }

@@ -94,6 +94,12 @@ fn everything_set() -> Config {
         url: Some("https://hook.example".into()),
         secret: Some("whsec_x".into()),
     };
+    c.approvers.insert(
+        name(),
+        clawgate::admin::ApproverCredential {
+            token_sha256: "1".repeat(64),
+        },
+    );
     c.admin = AdminConfig {
         public_url: Some("https://admin.example".into()),
         token_sha256: Some("0".repeat(64)),

@@ -91,6 +91,7 @@ fn decide(req: &mut ApprovalRequest, approver: &str, vote: Vote) {
         channel: Channel::Slack,
         at: "2026-01-01T00:01:00.000Z".into(),
         reason: None,
+        credential: Some(format!("slack:{approver}")),
     });
     req.status = match vote {
         Vote::Approve => ApprovalStatus::Approved,

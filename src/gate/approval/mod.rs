@@ -71,6 +71,10 @@ pub enum AnswerRejected {
     SelfApproval(String),
     #[error("{0} already answered this approval")]
     AlreadyAnswered(String),
+    #[error(
+        "an approval proved by the same credential ({0}) already counts toward this approval; a quorum needs approvers who each prove who they are (their own token, or a Slack click)"
+    )]
+    CredentialCounted(String),
     #[error("the answer names action {given}, but this approval is bound to {bound}")]
     BindingMismatch { given: String, bound: String },
     #[error("the approver id is empty")]
@@ -91,6 +95,7 @@ impl AnswerRejected {
             }
             AnswerRejected::SelfApproval(_) => "self_approval",
             AnswerRejected::AlreadyAnswered(_) => "already_answered",
+            AnswerRejected::CredentialCounted(_) => "credential_already_counted",
             AnswerRejected::BindingMismatch { .. } => "binding_mismatch",
             AnswerRejected::NoApprover => "invalid_request",
             AnswerRejected::Failed(_) => "approval_unavailable",
@@ -110,6 +115,9 @@ pub struct AnswerInput {
     /// What the channel the answer came from needs to reply to it later (Slack's
     /// `response_url`); kept on the approval, opaque here.
     pub reply_handle: Option<String>,
+    /// What proved the answer (see [`Answer::credential`]). Approvals proved by one
+    /// credential count once toward a quorum, whoever they name.
+    pub credential: String,
 }
 
 /// What a new approval request carries besides its binding.
@@ -589,6 +597,7 @@ impl Approvals {
             channel: input.channel,
             at: rfc3339(now),
             reason: input.reason.clone(),
+            credential: Some(input.credential.clone()),
         });
         let resolved = match input.vote {
             Vote::Deny => Some(ApprovalStatus::Denied),
@@ -600,7 +609,8 @@ impl Approvals {
         self.record(
             &next,
             json!({"event": "answer", "approval_id": id, "approver": input.approver,
-                "vote": input.vote, "channel": input.channel, "reason": input.reason,
+                "vote": input.vote, "channel": input.channel, "credential": input.credential,
+                "reason": input.reason,
                 "approvals": next.approved_by().len(), "quorum": next.quorum}),
         )
         .await?;
@@ -673,6 +683,15 @@ impl Approvals {
         if req.answers.iter().any(|a| a.approver == who) {
             return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
         }
+        // One credential (a webhook receiver's shared secret, say) cannot fill a quorum by
+        // naming several approvers. A deny is always heard: one deny denies.
+        if input.vote == Vote::Approve
+            && req.answers.iter().any(|a| {
+                a.vote == Vote::Approve && a.credential.as_deref() == Some(&input.credential)
+            })
+        {
+            return Err(AnswerRejected::CredentialCounted(input.credential.clone()));
+        }
         Ok(())
     }
 
@@ -702,7 +721,8 @@ impl Approvals {
             reason = %why, "approval answer rejected");
         let event = events::approval(
             json!({"event": "answer_rejected", "approval_id": id, "approver": input.approver,
-                "vote": input.vote, "channel": input.channel, "why": why.to_string(), "code": why.code()}),
+                "vote": input.vote, "channel": input.channel, "credential": input.credential,
+                "why": why.to_string(), "code": why.code()}),
             None,
         );
         if let Err(e) = self.audit.append(event).await {

@@ -80,6 +80,11 @@ pub struct Answer {
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What proved the answer: `slack:<user id>` (Slack's signature), `approver:<NAME>` (the
+    /// approver's own token), `admin` (the admin token, as the local operator) or `webhook`
+    /// (the shared webhook secret, whoever it names). Answers stored before it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// What an approval is bound to. An approval applies only to a check whose binding is equal:
