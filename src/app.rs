@@ -173,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let approvals = Arc::new(
         Approvals::open(
             &config.approvals_path(),
-            ApprovalSettings::from(&config.approval),
+            ApprovalSettings::from(&config.approval).with_people(&config.people),
             audit.clone(),
             Arc::new(Notifier::new(
                 &config.notify,

@@ -13,7 +13,7 @@ pub use crate::admin::AdminConfig;
 pub use crate::approvers::{NotifyConfig, SlackConfig, WebhookConfig};
 pub use crate::audit::{AuditConfig, RedactConfig};
 use crate::gate::Mode;
-pub use crate::gate::approval::ApprovalConfig;
+pub use crate::gate::approval::{ApprovalConfig, Person};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +40,8 @@ pub struct Config {
     pub identities: std::collections::BTreeMap<String, crate::identity::IdentityConfig>,
     /// Approvers with credentials of their own (`[approvers.NAME]`).
     pub approvers: std::collections::BTreeMap<String, crate::admin::ApproverCredential>,
+    /// People known by several ids (`[people.NAME]`).
+    pub people: std::collections::BTreeMap<String, Person>,
 }
 
 /// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
@@ -218,6 +220,7 @@ impl Default for Config {
             facts: crate::facts::FactsConfig::default(),
             identities: std::collections::BTreeMap::new(),
             approvers: std::collections::BTreeMap::new(),
+            people: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -458,7 +461,7 @@ impl Config {
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
         problems.extend(self.validate_identities());
-        problems.extend(self.validate_approvers());
+        problems.extend(self.validate_approvers_and_people());
         let facts_problems = self.facts.problems().into_iter().chain(
             self.identities
                 .iter()
@@ -628,7 +631,7 @@ impl Config {
         problems
     }
 
-    fn validate_approvers(&self) -> Vec<ConfigProblem> {
+    fn validate_approvers_and_people(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut seen = std::collections::BTreeMap::new();
         let admin = self
@@ -675,6 +678,26 @@ impl Config {
                     message: format!("is also approvers.{other}'s token"),
                     fix: "give each approver a token of their own".into(),
                 });
+            }
+        }
+        let mut owner = std::collections::BTreeMap::new();
+        for (name, person) in &self.people {
+            let key = format!("people.{name}.ids");
+            if person.ids.is_empty() || person.ids.iter().any(|i| i.trim().is_empty()) {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: "must list ids, none of them empty".into(),
+                    fix: "list the person's ids on every channel, e.g. ids = [\"U0123ABCD\", \"ops-alice\"]".into(),
+                });
+            }
+            for id in &person.ids {
+                if let Some(other) = owner.insert(id.as_str(), name) {
+                    problems.push(ConfigProblem {
+                        key: key.clone(),
+                        message: format!("{id:?} is also listed for people.{other}"),
+                        fix: "list each id under one person".into(),
+                    });
+                }
             }
         }
         problems
@@ -1082,10 +1105,11 @@ mod tests {
     }
 
     #[test]
-    fn approver_tokens_are_valid_hashes_of_their_own() {
+    fn approver_tokens_are_their_own_and_each_id_is_one_persons() {
         let text = format!(
             "[approvers.U_A]\ntoken_sha256 = \"{a}\"\n[approvers.U_B]\ntoken_sha256 = \"{a}\"\n\
-             [approvers.local-operator]\ntoken_sha256 = \"{b}\"\n[approvers.U_C]\ntoken_sha256 = \"nope\"\n",
+             [approvers.local-operator]\ntoken_sha256 = \"{b}\"\n[approvers.U_C]\ntoken_sha256 = \"nope\"\n\
+             [people.ann]\nids = [\"U_A\"]\n[people.bea]\nids = [\"U_A\"]\n[people.cy]\nids = []\n",
             a = "a".repeat(64),
             b = "b".repeat(64)
         );
@@ -1097,7 +1121,9 @@ mod tests {
             [
                 "approvers.U_B.token_sha256",
                 "approvers.U_C.token_sha256",
-                "approvers.local-operator"
+                "approvers.local-operator",
+                "people.bea.ids",
+                "people.cy.ids"
             ],
             "{problems:?}"
         );

@@ -57,11 +57,7 @@ async fn env_with(edit: impl FnOnce(&mut clawgate::config::Config)) -> Env {
         c.notify.initial_backoff_ms = 10;
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
         for name in ["U_ALICE", "U_BOB", "U_CAROL", "U1", "main"] {
-            let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token(name));
-            c.approvers.insert(
-                name.into(),
-                clawgate::admin::ApproverCredential { token_sha256 },
-            );
+            add_approver(c, name);
         }
         edit(c);
     })
@@ -194,6 +190,12 @@ impl Env {
             .await
             .unwrap();
         (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// An approval of `id` by `name` with their own token (`[approvers.NAME]`).
+    async fn approve_with_own_token(&self, id: &str, name: &str) -> (u16, Value) {
+        self.operator(id, name, "approve", &approver_token(name))
+            .await
     }
 
     /// A signed webhook approval of `id` in `approver`'s name.
@@ -790,11 +792,7 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
             .groups
             .insert("sre".into(), vec!["U_ALICE".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
-        let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token("U_ALICE"));
-        c.approvers.insert(
-            "U_ALICE".into(),
-            clawgate::admin::ApproverCredential { token_sha256 },
-        );
+        add_approver(c, "U_ALICE");
     })
     .await;
     let e = Env { s, rx };
@@ -1457,6 +1455,15 @@ fn approver_token(name: &str) -> String {
     format!("token-of-{name}")
 }
 
+/// `[approvers.NAME]` for `name`, with [`approver_token`] as its token.
+fn add_approver(c: &mut clawgate::config::Config, name: &str) {
+    let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token(name));
+    c.approvers.insert(
+        name.into(),
+        clawgate::admin::ApproverCredential { token_sha256 },
+    );
+}
+
 #[tokio::test]
 async fn approvers_answer_only_as_themselves_and_a_quorum_needs_separate_credentials() {
     // Issue 15, finding 2: the admin token's `--as` and a signed webhook's "approver" named
@@ -1511,4 +1518,40 @@ async fn approvers_answer_only_as_themselves_and_a_quorum_needs_separate_credent
         .map(|a| a["credential"].as_str().unwrap())
         .collect();
     assert_eq!(credentials, ["webhook", "approver:U_BOB"], "{v}");
+}
+
+#[tokio::test]
+async fn one_person_known_by_several_ids_is_one_approver_and_never_approves_their_own_request() {
+    // Issue 15, finding 2: self-approval and quorum must hold across channels, for one person
+    // with a Slack id and another id elsewhere.
+    let e = env_with(|c| {
+        // U1 asks in check_body; "carol-cli" is the same person as U1.
+        let person = |ids: &[&str]| clawgate::config::Person {
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+        };
+        c.people
+            .insert("carol".into(), person(&["U1", "carol-cli"]));
+        c.people.insert("bob".into(), person(&["U_BOB", "bob-cli"]));
+        add_approver(c, "carol-cli");
+        add_approver(c, "bob-cli");
+        let sre = c.approval.groups.get_mut("sre").unwrap();
+        sre.extend(["carol-cli".to_string(), "bob-cli".to_string()]);
+    })
+    .await;
+    let id = e.pending("deploy", json!({"service": "people"})).await;
+    // The requester, under another id, cannot approve.
+    let (code, v) = e.approve_with_own_token(&id, "carol-cli").await;
+    assert_eq!(v["error"]["code"], "self_approval", "{v}");
+    assert_eq!(code, 403);
+    // Bob in Slack, then Bob with his token: one person, one place in the quorum.
+    let (code, v) = e.slack_click(&id, "U_BOB", "approve").await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = e.approve_with_own_token(&id, "bob-cli").await;
+    assert_eq!(v["error"]["code"], "already_answered", "{v}");
+    assert_eq!(code, 409);
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("bob, who answered as U_BOB"), "{v}");
+    let (code, v) = e.approve_with_own_token(&id, "U_ALICE").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
 }

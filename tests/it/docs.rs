@@ -100,6 +100,12 @@ fn everything_set() -> Config {
             token_sha256: "1".repeat(64),
         },
     );
+    c.people.insert(
+        name(),
+        clawgate::config::Person {
+            ids: vec!["U0123ABCD".into()],
+        },
+    );
     c.admin = AdminConfig {
         public_url: Some("https://admin.example".into()),
         token_sha256: Some("0".repeat(64)),

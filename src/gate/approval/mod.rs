@@ -24,7 +24,7 @@ pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
     now_ms, rfc3339,
 };
-pub use settings::ApprovalConfig;
+pub use settings::{ApprovalConfig, Person};
 use store::ApprovalStore;
 
 /// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both
@@ -211,6 +211,29 @@ pub struct ApprovalSettings {
     pub max_pending_per_agent: u64,
     pub max_pending: u64,
     pub new_per_agent_per_minute: u64,
+    /// `[people.NAME]`: each listed id → the person's name.
+    pub people: HashMap<String, String>,
+}
+
+impl ApprovalSettings {
+    /// With `[people]`: ids that belong to one person.
+    pub fn with_people(mut self, people: &BTreeMap<String, Person>) -> ApprovalSettings {
+        for (name, person) in people {
+            for id in &person.ids {
+                self.people.insert(id.clone(), name.clone());
+            }
+        }
+        self
+    }
+
+    /// Whether two ids are the same person: equal, or listed under one `[people.NAME]`.
+    pub fn same_person(&self, a: &str, b: &str) -> bool {
+        a == b
+            || self
+                .people
+                .get(a)
+                .is_some_and(|p| self.people.get(b) == Some(p))
+    }
 }
 
 impl From<&ApprovalConfig> for ApprovalSettings {
@@ -225,6 +248,7 @@ impl From<&ApprovalConfig> for ApprovalSettings {
             max_pending_per_agent: c.max_pending_per_agent,
             max_pending: c.max_pending,
             new_per_agent_per_minute: c.new_per_agent_per_minute,
+            people: HashMap::new(),
         }
     }
 }
@@ -661,13 +685,14 @@ impl Approvals {
                 bound: req.binding.action_hash.clone(),
             });
         }
+        let s = &self.settings;
         let is_requester = req
             .binding
             .requester
             .as_ref()
             .and_then(|r| r.sender_id.as_deref())
-            .is_some_and(|s| s == who);
-        if is_requester || req.binding.agent_id == who {
+            .is_some_and(|r| s.same_person(r, who));
+        if is_requester || s.same_person(&req.binding.agent_id, who) {
             return Err(AnswerRejected::SelfApproval(who.to_string()));
         }
         if !self.is_allowed(who, &req.approvers) && !self.local_operator_answers(who, input.channel)
@@ -680,8 +705,13 @@ impl Approvals {
                 },
             );
         }
-        if req.answers.iter().any(|a| a.approver == who) {
-            return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
+        if let Some(earlier) = req.answers.iter().find(|a| s.same_person(&a.approver, who)) {
+            return Err(AnswerRejected::AlreadyAnswered(match s.people.get(who) {
+                Some(person) if earlier.approver != who => {
+                    format!("{who} ({person}, who answered as {})", earlier.approver)
+                }
+                _ => who.to_string(),
+            }));
         }
         // One credential (a webhook receiver's shared secret, say) cannot fill a quorum by
         // naming several approvers. A deny is always heard: one deny denies.

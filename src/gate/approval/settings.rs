@@ -52,3 +52,12 @@ impl Default for ApprovalConfig {
         }
     }
 }
+
+/// `[people.NAME]`: one person known by several ids (a Slack user id, an approver name, a chat
+/// sender id). The approval rules treat the ids as one: the requester never approves their
+/// own request under another id, and one person fills one place of a quorum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub ids: Vec<String>,
+}
