@@ -428,6 +428,10 @@ fn callback_section(s: &Settings, client: &Runtime) {
     config.notify.webhook.secret = Some(WEBHOOK_SECRET.into());
     config.notify.slack.signing_secret = Some(SLACK_SECRET.into());
     config.admin.token_sha256 = Some(AdminToken::hash_hex(ADMIN_TOKEN));
+    // One agent asks for every approval of the benchmark at once: lift the flood bounds.
+    config.approval.max_pending_per_agent = 10_000;
+    config.approval.max_pending = 100_000;
+    config.approval.new_per_agent_per_minute = 10_000;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(s.server_threads)
@@ -705,7 +709,8 @@ impl Served {
              [listeners.egress]\naddr = \"127.0.0.1:{egress_port}\"\n\
              [listeners.admin]\naddr = \"127.0.0.1:{admin_port}\"\n\
              [policy]\ndir = \"{policy}\"\nwatch = false\n\
-             [approval]\nmax_wait_s = 120\n\
+             [approval]\nmax_wait_s = 120\nmax_pending_per_agent = 10000\n\
+             max_pending = 100000\nnew_per_agent_per_minute = 10000\n\
              [approval.groups]\nsre = [\"{APPROVER}\", \"U_BOB\"]\n\
              [notify.webhook]\nsecret = \"{WEBHOOK_SECRET}\"\n\
              [admin]\ntoken_sha256 = \"{token}\"\n",

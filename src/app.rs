@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admin::refusals::AnonymousRefusals;
 use crate::admin::{self, AdminState, auth::AdminToken};
 use crate::approvers::webhook::WebhookSecret;
 use crate::approvers::{Notifier, NotifyError};
@@ -74,6 +75,7 @@ pub struct Running {
     pub config: Arc<Config>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    refusals: Arc<AnonymousRefusals>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -92,6 +94,7 @@ impl Running {
             tracing::warn!("in-flight requests did not finish within the grace period");
             self.tasks.abort_all();
         }
+        self.refusals.close_window().await;
         let audit = self.gate.audit();
         if let Err(e) = audit.append(events::shutdown()).await {
             tracing::error!(error = %e, "could not record the shutdown");
@@ -170,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let approvals = Arc::new(
         Approvals::open(
             &config.approvals_path(),
-            ApprovalSettings::from(&config.approval),
+            ApprovalSettings::from(&config.approval).with_people(&config.people),
             audit.clone(),
             Arc::new(Notifier::new(
                 &config.notify,
@@ -231,6 +234,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ("egress", Arc::default()),
         ("admin", Arc::default()),
     ];
+    let refusals = Arc::new(AnonymousRefusals::new(audit.clone()));
     let admin_state = Arc::new(AdminState {
         gate: gate.clone(),
         admin_token,
@@ -239,6 +243,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         max_body: config.limits.max_body_bytes,
         data_dir: config.data_dir.clone(),
         listeners: up.to_vec(),
+        refusals: refusals.clone(),
+        approver_tokens: approver_tokens(&config),
     });
     let [(_, agent_up), (_, egress_up), (_, admin_up)] = up;
 
@@ -248,6 +254,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     tasks.spawn(async move {
         let _ = expiry.await;
     });
+    tasks.spawn(refusals.clone().run(
+        Duration::from_secs(config.admin.anonymous_window_s),
+        shutdown_rx.clone(),
+    ));
     let rx = shutdown_rx.clone();
     tasks.spawn(listen::serve(agent, rx, agent_up, move |req| {
         let routes = agent_routes.clone();
@@ -272,6 +282,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         config: Arc::new(config),
         shutdown,
         tasks,
+        refusals,
         _watcher: watcher,
     })
 }
@@ -362,6 +373,18 @@ pub fn facts_context(config: &Config) -> crate::facts::FactsContext {
     config
         .facts
         .context(paths, vec![config.listeners.admin.addr.port()])
+}
+
+/// `[approvers.NAME]` as names and token hashes (validated with the config; a hash that does
+/// not parse matches nothing).
+fn approver_tokens(config: &Config) -> Vec<(String, crate::token::TokenHash)> {
+    config
+        .approvers
+        .iter()
+        .filter_map(|(name, a)| {
+            crate::token::TokenHash::from_hex(&a.token_sha256).map(|h| (name.clone(), h))
+        })
+        .collect()
 }
 
 fn identity_homes(config: &Config) -> Vec<(String, String)> {

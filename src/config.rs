@@ -13,7 +13,7 @@ pub use crate::admin::AdminConfig;
 pub use crate::approvers::{NotifyConfig, SlackConfig, WebhookConfig};
 pub use crate::audit::{AuditConfig, RedactConfig};
 use crate::gate::Mode;
-pub use crate::gate::approval::ApprovalConfig;
+pub use crate::gate::approval::{ApprovalConfig, Person};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +38,10 @@ pub struct Config {
     /// Agent identities (`[identities.NAME]`). None configured: the agent listener serves
     /// loopback peers only; any configured: every request must authenticate as one.
     pub identities: std::collections::BTreeMap<String, crate::identity::IdentityConfig>,
+    /// Approvers with credentials of their own (`[approvers.NAME]`).
+    pub approvers: std::collections::BTreeMap<String, crate::admin::ApproverCredential>,
+    /// People known by several ids (`[people.NAME]`).
+    pub people: std::collections::BTreeMap<String, Person>,
 }
 
 /// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
@@ -215,6 +219,8 @@ impl Default for Config {
             egress: EgressConfig::default(),
             facts: crate::facts::FactsConfig::default(),
             identities: std::collections::BTreeMap::new(),
+            approvers: std::collections::BTreeMap::new(),
+            people: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -455,6 +461,7 @@ impl Config {
         problems.extend(self.validate_approvals());
         problems.extend(self.validate_mcp());
         problems.extend(self.validate_identities());
+        problems.extend(self.validate_approvers_and_people());
         let facts_problems = self.facts.problems().into_iter().chain(
             self.identities
                 .iter()
@@ -624,6 +631,78 @@ impl Config {
         problems
     }
 
+    fn validate_approvers_and_people(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeMap::new();
+        let admin = self
+            .admin
+            .token_sha256
+            .as_deref()
+            .map(str::to_ascii_lowercase);
+        for (name, approver) in &self.approvers {
+            let key = format!("approvers.{name}");
+            if name.trim().is_empty()
+                || name.trim() != name
+                || name.starts_with("group:")
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: format!("{name:?} is not an approver id (one word, not group:NAME)"),
+                    fix: "name the approver as policy does, e.g. [approvers.U0123ABCD]".into(),
+                });
+            }
+            if *name == self.approval.local_operator {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: "is the local operator, who answers with the admin token".into(),
+                    fix: "give this approver another id, or set approval.local_operator".into(),
+                });
+            }
+            let hash = approver.token_sha256.trim().to_ascii_lowercase();
+            if crate::token::TokenHash::from_hex(&hash).is_none() {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: "must be 64 hex characters".into(),
+                    fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
+                });
+            } else if admin.as_deref() == Some(hash.as_str()) {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: "is the admin token's hash".into(),
+                    fix: "give each approver a token of their own".into(),
+                });
+            } else if let Some(other) = seen.insert(hash, name) {
+                problems.push(ConfigProblem {
+                    key: format!("{key}.token_sha256"),
+                    message: format!("is also approvers.{other}'s token"),
+                    fix: "give each approver a token of their own".into(),
+                });
+            }
+        }
+        let mut owner = std::collections::BTreeMap::new();
+        for (name, person) in &self.people {
+            let key = format!("people.{name}.ids");
+            if person.ids.is_empty() || person.ids.iter().any(|i| i.trim().is_empty()) {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: "must list ids, none of them empty".into(),
+                    fix: "list the person's ids on every channel, e.g. ids = [\"U0123ABCD\", \"ops-alice\"]".into(),
+                });
+            }
+            for id in &person.ids {
+                if let Some(other) = owner.insert(id.as_str(), name) {
+                    problems.push(ConfigProblem {
+                        key: key.clone(),
+                        message: format!("{id:?} is also listed for people.{other}"),
+                        fix: "list each id under one person".into(),
+                    });
+                }
+            }
+        }
+        problems
+    }
+
     fn validate_identities(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut subjects = std::collections::BTreeMap::new();
@@ -701,6 +780,28 @@ impl Config {
         range("approval.max_wait_s", a.max_wait_s, 0, 3_600, 30);
         range("approval.hold_s", a.hold_s, 0, 3_600, 20);
         range("approval.reuse_window_s", a.reuse_window_s, 0, 86_400, 60);
+        range(
+            "approval.max_pending_per_agent",
+            a.max_pending_per_agent,
+            1,
+            10_000,
+            20,
+        );
+        range("approval.max_pending", a.max_pending, 1, 100_000, 200);
+        range(
+            "approval.new_per_agent_per_minute",
+            a.new_per_agent_per_minute,
+            1,
+            10_000,
+            10,
+        );
+        range(
+            "admin.anonymous_window_s",
+            self.admin.anonymous_window_s,
+            1,
+            86_400,
+            crate::admin::ANONYMOUS_WINDOW_S,
+        );
         let n = &self.notify;
         range("notify.max_attempts", n.max_attempts.into(), 1, 50, 5);
         range(
@@ -718,6 +819,8 @@ impl Config {
             30_000,
         );
         range("notify.timeout_ms", n.timeout_ms, 1, 600_000, 5_000);
+        range("notify.batch_after", n.batch_after, 1, 1_000, 5);
+        range("notify.batch_window_s", n.batch_window_s, 1, 3_600, 60);
         let operator = a.local_operator.trim();
         if operator.is_empty()
             || operator != a.local_operator
@@ -977,6 +1080,52 @@ mod tests {
         assert!(
             required.fix.contains("listeners.agent.tls.client_ca"),
             "{required:?}"
+        );
+    }
+
+    #[test]
+    fn flood_bounds_and_the_anonymous_window_must_be_positive() {
+        let mut config = Config::default();
+        config.approval.max_pending_per_agent = 0;
+        config.approval.max_pending = 0;
+        config.approval.new_per_agent_per_minute = 0;
+        config.admin.anonymous_window_s = 0;
+        let problems = config.validate();
+        let named = |key: &str| problems.iter().find(|p| p.key == key);
+        for key in [
+            "approval.max_pending_per_agent",
+            "approval.max_pending",
+            "approval.new_per_agent_per_minute",
+            "admin.anonymous_window_s",
+        ] {
+            assert!(named(key).is_some(), "{key}: {problems:?}");
+        }
+        let fix = named("approval.max_pending_per_agent").map(|p| p.fix.as_str());
+        assert_eq!(fix, Some("use a value between 1 and 10000 (default 20)"));
+    }
+
+    #[test]
+    fn approver_tokens_are_their_own_and_each_id_is_one_persons() {
+        let text = format!(
+            "[approvers.U_A]\ntoken_sha256 = \"{a}\"\n[approvers.U_B]\ntoken_sha256 = \"{a}\"\n\
+             [approvers.local-operator]\ntoken_sha256 = \"{b}\"\n[approvers.U_C]\ntoken_sha256 = \"nope\"\n\
+             [people.ann]\nids = [\"U_A\"]\n[people.bea]\nids = [\"U_A\"]\n[people.cy]\nids = []\n",
+            a = "a".repeat(64),
+            b = "b".repeat(64)
+        );
+        let problems = Config::parse(&text).unwrap_err();
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "approvers.U_B.token_sha256",
+                "approvers.U_C.token_sha256",
+                "approvers.local-operator",
+                "people.bea.ids",
+                "people.cy.ids"
+            ],
+            "{problems:?}"
         );
     }
 

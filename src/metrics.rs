@@ -45,6 +45,19 @@ struct ChannelLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    /// Which admin endpoint refused (`slack_interactions`, `approval_decision`, ...).
+    endpoint: &'static str,
+    /// Why: `missing_signature`, `bad_signature`, `stale`, `replayed`, `admin_token`, ...
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BoundLabel {
+    bound: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -78,6 +91,8 @@ pub struct Metrics {
     audit_chain_entries: Gauge,
     notification_failures: Family<ChannelLabel, Counter>,
     policy_loads: Family<OutcomeLabel, Counter>,
+    anonymous_refusals: Family<RefusalLabels, Counter>,
+    approvals_limited: Family<BoundLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,6 +120,8 @@ impl Metrics {
             audit_chain_entries: Gauge::default(),
             notification_failures: Family::default(),
             policy_loads: Family::default(),
+            anonymous_refusals: Family::default(),
+            approvals_limited: Family::default(),
         };
         let mut registry = Registry::with_prefix("clawgate");
         registry.register(
@@ -151,6 +168,17 @@ impl Metrics {
             "policy_loads",
             "Policy bundle loads and reloads by outcome (loaded, reloaded, rejected)",
             m.policy_loads.clone(),
+        );
+        registry.register(
+            "anonymous_refusals",
+            "Admin requests refused before they proved who sent them, by endpoint and reason \
+             (audited as one entry per window, not one each)",
+            m.anonymous_refusals.clone(),
+        );
+        registry.register(
+            "approvals_limited",
+            "Actions denied because a new approval would pass a bound, by bound",
+            m.approvals_limited.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -202,6 +230,20 @@ impl Metrics {
     pub fn policy_load(&self, outcome: &'static str) {
         self.policy_loads
             .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// One admin request refused before it proved who sent it.
+    pub fn anonymous_refusal(&self, endpoint: &'static str, reason: &'static str) {
+        self.anonymous_refusals
+            .get_or_create(&RefusalLabels { endpoint, reason })
+            .inc();
+    }
+
+    /// An action denied because a new approval would pass `bound`.
+    pub fn approval_limited(&self, bound: &'static str) {
+        self.approvals_limited
+            .get_or_create(&BoundLabel { bound })
             .inc();
     }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::AdminState;
+use super::refusals::{Endpoint, Reason, peer_ip};
+use super::{AdminState, Answerer};
 use crate::approvers::signature::MAX_SKEW_S;
 use crate::approvers::slack::{BlockAction, InteractionError, verify_slack};
 use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
@@ -30,10 +31,6 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
-
-fn require_token(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
-    state.admin_token.require(headers)
 }
 
 /// Routes under `/v1/approvals` on the admin listener.
@@ -61,7 +58,7 @@ where
 }
 
 async fn list<B>(state: &AdminState, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
-    require_token(state, req.headers())?;
+    state.answerer(req, Endpoint::Approvals)?;
     let mut status = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -100,7 +97,7 @@ async fn show<B>(
     req: &Request<B>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    require_token(state, req.headers())?;
+    state.answerer(req, Endpoint::Approvals)?;
     match state.gate.approvals().get(id).await {
         Ok(Some(view)) => Ok(json_response(StatusCode::OK, &view)),
         Ok(None) => Err(not_found(id)),
@@ -186,6 +183,12 @@ where
 {
     let approvals = state.gate.approvals();
     let headers = req.headers().clone();
+    let peer = peer_ip(&req);
+    let anonymous = |reason: Reason| {
+        state
+            .refusals
+            .record(Endpoint::ApprovalDecision, reason, peer)
+    };
     let header = |name: &str| header_string(&headers, name);
     let webhook_id = header("webhook-id");
     let channel = if webhook_id.is_some() {
@@ -193,16 +196,10 @@ where
     } else {
         Channel::Cli
     };
-    if channel == Channel::Cli
-        && let Err(e) = require_token(state, &headers)
-    {
-        {
-            approvals
-                .record_refused_callback(Channel::Cli, Some(id), "missing or wrong admin token")
-                .await;
-            return Err(e);
-        }
-    }
+    let answerer = match channel {
+        Channel::Cli => Some(state.answerer(&req, Endpoint::ApprovalDecision)?),
+        _ => None,
+    };
     let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
     let parsed;
@@ -217,11 +214,8 @@ where
         let ts = header("webhook-timestamp").unwrap_or_default();
         let sig = header("webhook-signature").unwrap_or_default();
         if let Err(e) = secret.verify(&msg_id, &ts, &body, &sig, now_ms() / 1000) {
-            let why = format!("webhook signature rejected: {e}");
-            approvals
-                .record_refused_callback(Channel::Webhook, Some(id), &why)
-                .await;
-            return Err(unauthorized(&why));
+            anonymous(Reason::of_signature(&e));
+            return Err(unauthorized(&format!("webhook signature rejected: {e}")));
         }
         parsed = parse_json::<DecisionBody>(&body)?;
         // Bound before it is claimed: a delivery posted to the wrong approval is refused and
@@ -246,32 +240,31 @@ where
             .map_err(unavailable)?
         {
             let seen: Option<SeenCallback> = serde_json::from_slice(&stored).ok();
+            // An exact copy proves who made the original, not who sent the copy: counted, not
+            // recorded. The same id with another body was signed anew: recorded.
             let why = match seen {
-                Some(seen) if seen.body_sha256 == body_sha256 => match seen.status {
-                    None => format!(
-                        "webhook-id {msg_id} is being applied by another copy of this delivery; it counts once"
-                    ),
-                    Some(status) => {
-                        approvals
-                            .record_refused_callback(
-                                Channel::Webhook,
-                                Some(id),
-                                &format!(
-                                    "replayed webhook-id {msg_id}: already processed, not applied again"
-                                ),
-                            )
-                            .await;
-                        let mut response = seen.response;
-                        response["replayed"] = Value::Bool(true);
-                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                        return Ok(json_response(status, &response));
+                Some(seen) if seen.body_sha256 == body_sha256 => {
+                    anonymous(Reason::Replayed);
+                    match seen.status {
+                        None => format!(
+                            "webhook-id {msg_id} is being applied by another copy of this delivery; it counts once"
+                        ),
+                        Some(status) => {
+                            let mut response = seen.response;
+                            response["replayed"] = Value::Bool(true);
+                            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                            return Ok(json_response(status, &response));
+                        }
                     }
-                },
-                _ => format!("webhook-id {msg_id} was already used for a different body"),
+                }
+                _ => {
+                    let why = format!("webhook-id {msg_id} was already used for a different body");
+                    approvals
+                        .record_refused_callback(Channel::Webhook, Some(id), &why)
+                        .await;
+                    why
+                }
             };
-            approvals
-                .record_refused_callback(Channel::Webhook, Some(id), &why)
-                .await;
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "replayed_callback",
@@ -285,10 +278,25 @@ where
             return Err(e);
         }
     }
-    let approver = match (parsed.approver, channel) {
-        (Some(a), _) => a.trim().to_string(),
-        (None, Channel::Cli) => approvals.settings().local_operator.clone(),
-        (None, _) => String::new(),
+    let claimed = parsed.approver.map(|a| a.trim().to_string());
+    // A token answers as whom it proves; a signed webhook names its approver, and whoever it
+    // names, its approvals count once toward a quorum (one shared secret).
+    let (approver, credential) = match answerer {
+        Some(answerer) => {
+            let (me, credential) = match answerer {
+                Answerer::Admin => (approvals.settings().local_operator.clone(), "admin".into()),
+                Answerer::Approver(name) => (name.clone(), format!("approver:{name}")),
+            };
+            if let Some(other) = claimed.filter(|c| *c != me) {
+                let e = not_authenticated_as(&other, &me);
+                approvals
+                    .record_refused_callback(Channel::Cli, Some(id), &e.message)
+                    .await;
+                return Err(e);
+            }
+            (me, credential)
+        }
+        None => (claimed.unwrap_or_default(), "webhook".to_string()),
     };
     let input = AnswerInput {
         approver,
@@ -297,6 +305,7 @@ where
         reason: parsed.reason,
         action_hash: parsed.action_hash,
         reply_handle: None,
+        credential,
     };
     let (status, response) = match approvals.answer(id, input).await {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
@@ -321,6 +330,17 @@ where
             .map_err(unavailable)?;
     }
     Ok(json_response(status, &response))
+}
+
+/// A token naming another approver than the one it proves.
+fn not_authenticated_as(claimed: &str, me: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "approver_not_authenticated",
+        format!(
+            "this token answers only as {me}, not {claimed}: {claimed} answers with a token of their own ([approvers.{claimed}] token_sha256) or through Slack"
+        ),
+    )
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
@@ -373,24 +393,26 @@ where
         ));
     };
     let headers = req.headers().clone();
+    let peer = peer_ip(&req);
+    let anonymous = |reason: Reason| {
+        state
+            .refusals
+            .record(Endpoint::SlackInteractions, reason, peer)
+    };
     let header = |name: &str| header_string(&headers, name);
     let body: Bytes = read_body(req, state.max_body, "application/x-www-form-urlencoded").await?;
     let (Some(ts), Some(sig)) = (
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
     ) else {
-        let why = "missing X-Slack-Request-Timestamp or X-Slack-Signature";
-        approvals
-            .record_refused_callback(Channel::Slack, None, why)
-            .await;
-        return Err(unauthorized(why));
+        anonymous(Reason::MissingSignature);
+        return Err(unauthorized(
+            "missing X-Slack-Request-Timestamp or X-Slack-Signature",
+        ));
     };
     if let Err(e) = verify_slack(secret, &ts, &body, &sig, now_ms() / 1000) {
-        let why = format!("Slack signature rejected: {e}");
-        approvals
-            .record_refused_callback(Channel::Slack, None, &why)
-            .await;
-        return Err(unauthorized(&why));
+        anonymous(Reason::of_signature(&e));
+        return Err(unauthorized(&format!("Slack signature rejected: {e}")));
     }
     // Claimed before the click is applied: of concurrent copies exactly one goes on.
     let key = format!("slack:{sig}");
@@ -400,18 +422,17 @@ where
         .map_err(unavailable)?
         .is_some()
     {
-        let why = "replayed Slack request (this signature was already used)";
-        approvals
-            .record_refused_callback(Channel::Slack, None, why)
-            .await;
+        // An exact copy proves who made the original, not who sent the copy: counted.
+        anonymous(Reason::Replayed);
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "replayed_callback",
-            why,
+            "replayed Slack request (this signature was already used)",
         ));
     }
     let action = parse_block_action(&body)?;
     let input = AnswerInput {
+        credential: format!("slack:{}", action.user_id),
         approver: action.user_id,
         vote: action.vote,
         channel: Channel::Slack,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AdminState;
+use super::refusals::Endpoint;
 use crate::gate::policy::watch::{ReloadOutcome, ReloadTrigger};
 use crate::gate::{Mode, OperationError};
 use crate::http_api::{ApiError, ResponseBody, json_response, read_json};
@@ -50,7 +51,7 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    state.admin_token.require(req.headers())?;
+    state.authorize(&req, Endpoint::Mode)?;
     if req.method() != Method::POST {
         return Err(ApiError::method_not_allowed(req.method(), "POST"));
     }
@@ -69,7 +70,7 @@ where
 /// `POST /v1/policy/reload`: re-read the bundle from where it was loaded. A bundle that does
 /// not compile is rejected (422) and the serving one stays.
 pub async fn reload_policy<B>(state: &AdminState, req: Request<B>) -> Response<ResponseBody> {
-    if let Err(e) = state.admin_token.require(req.headers()) {
+    if let Err(e) = state.authorize(&req, Endpoint::PolicyReload) {
         return e.into_response();
     }
     if req.method() != Method::POST {

@@ -6,9 +6,10 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub mod auth;
 pub(crate) mod control;
+pub mod refusals;
 mod settings;
 
-pub use settings::AdminConfig;
+pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use crate::audit::AuditLog;
 use crate::gate::Gate;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
+use crate::token::TokenHash;
+use refusals::{Endpoint, Reason};
 
 /// The handles the admin listener's handlers use, and nothing else. The composition root
 /// (`app.rs`) builds it; nothing under `admin/` imports the composition root.
@@ -38,11 +41,53 @@ pub struct AdminState {
     pub data_dir: PathBuf,
     /// Each listener's name and whether its accept loop is running (readiness).
     pub listeners: Vec<(&'static str, Arc<AtomicBool>)>,
+    /// Counts requests refused before they proved who sent them (one entry per window).
+    pub refusals: Arc<refusals::AnonymousRefusals>,
+    /// `[approvers.NAME]`: each approver's name and token hash.
+    pub approver_tokens: Vec<(String, TokenHash)>,
+}
+
+/// Who a bearer token on the approvals API proves the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answerer {
+    /// The admin token: the local operator (`approval.local_operator`).
+    Admin,
+    /// An approver's own token (`[approvers.NAME]`).
+    Approver(String),
 }
 
 impl AdminState {
     pub fn audit(&self) -> &Arc<AuditLog> {
         self.gate.audit()
+    }
+
+    /// `Ok` when the request carries the admin token; else the 401 every admin endpoint
+    /// answers, counted as an anonymous refusal of `endpoint` (not an audit entry of its own).
+    pub fn authorize<B>(&self, req: &Request<B>, endpoint: Endpoint) -> Result<(), ApiError> {
+        self.admin_token.require(req.headers()).inspect_err(|_| {
+            self.refusals
+                .record(endpoint, Reason::AdminToken, refusals::peer_ip(req))
+        })
+    }
+
+    /// Who may read and answer approvals: the admin token's holder or an approver with a token
+    /// of their own. Anyone else gets the 401, counted as an anonymous refusal of `endpoint`.
+    pub fn answerer<B>(&self, req: &Request<B>, endpoint: Endpoint) -> Result<Answerer, ApiError> {
+        if self.admin_token.authorizes(req.headers()) {
+            return Ok(Answerer::Admin);
+        }
+        let presented = crate::token::bearer(req.headers());
+        // Every hash is compared (each in constant time), so timing does not say which matched.
+        let mut found = None;
+        for (name, hash) in &self.approver_tokens {
+            if presented.is_some_and(|t| hash.matches(t)) && found.is_none() {
+                found = Some(name.clone());
+            }
+        }
+        match found {
+            Some(name) => Ok(Answerer::Approver(name)),
+            None => self.authorize(req, endpoint).map(|()| Answerer::Admin),
+        }
     }
 
     fn data_dir_writable(&self) -> bool {
@@ -68,11 +113,11 @@ where
             Method::GET | Method::HEAD => metrics(state).await,
             ref m => ApiError::method_not_allowed(m, "GET").into_response(),
         },
-        "/v1/status" => match state.admin_token.require(req.headers()) {
+        "/v1/status" => match state.authorize(&req, Endpoint::Status) {
             Ok(()) => only_get(req.method(), || status(state)),
             Err(e) => e.into_response(),
         },
-        "/v1/audit/export" => match (req.method(), state.admin_token.require(req.headers())) {
+        "/v1/audit/export" => match (req.method(), state.authorize(&req, Endpoint::AuditExport)) {
             (_, Err(e)) => e.into_response(),
             (&Method::GET, Ok(())) => audit::export(state, req.uri().query()).await,
             (m, Ok(())) => ApiError::method_not_allowed(m, "GET").into_response(),

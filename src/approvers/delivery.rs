@@ -18,8 +18,10 @@ use tokio::sync::Semaphore;
 
 use super::NotifyConfig;
 use super::signature::SignatureError;
-use super::slack::{slack_request_message, slack_resolved_message};
-use super::webhook::{REQUESTED, RESOLVED, WebhookSecret, webhook_event};
+use super::slack::{slack_batch_message, slack_request_message, slack_resolved_message};
+use super::webhook::{
+    REQUESTED, REQUESTED_BATCH, RESOLVED, WebhookSecret, webhook_batch_event, webhook_event,
+};
 use crate::audit::AuditLog;
 use crate::gate::approval::{ApprovalListener, ApprovalView};
 
@@ -68,6 +70,74 @@ struct Inner {
     audit: Arc<AuditLog>,
     retry: Retry,
     in_flight: Semaphore,
+    batch: Batcher,
+}
+
+/// Announces the first `after` approval requests of each window one by one, and the rest of
+/// the window's together when it ends (issue 15, finding 6): a burst of approvals is a few
+/// messages, not one per approval.
+struct Batcher {
+    after: u64,
+    window: Duration,
+    state: std::sync::Mutex<BatchState>,
+}
+
+#[derive(Default)]
+struct BatchState {
+    opened: Option<tokio::time::Instant>,
+    announced: u64,
+    held: Vec<ApprovalView>,
+}
+
+/// What to do with one new approval's announcement.
+enum Announce {
+    Now,
+    /// Held for the window's batch, which is already due to be sent.
+    Held,
+    /// Held as the first of the window's batch: send the batch at this instant.
+    BatchAt(tokio::time::Instant),
+}
+
+impl Batcher {
+    fn announce(&self, view: &ApprovalView) -> Announce {
+        let now = tokio::time::Instant::now();
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = st
+            .opened
+            .filter(|o| now < *o + self.window || !st.held.is_empty());
+        let opened = match open {
+            Some(o) => o,
+            None => {
+                *st = BatchState {
+                    opened: Some(now),
+                    ..BatchState::default()
+                };
+                now
+            }
+        };
+        if st.announced < self.after {
+            st.announced += 1;
+            return Announce::Now;
+        }
+        st.held.push(view.clone());
+        if st.held.len() == 1 {
+            Announce::BatchAt(opened + self.window)
+        } else {
+            Announce::Held
+        }
+    }
+
+    /// The window's held approvals; the next request opens a new window.
+    fn take(&self) -> Vec<ApprovalView> {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *st).held
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +177,8 @@ struct Delivery {
     /// The Standard Webhooks message id: one per message, the same on every attempt so the
     /// receiver can deduplicate retries. `None` for Slack.
     webhook_id: Option<String>,
+    /// The approvals a batched announcement carries (`approval_id` is then the first).
+    batch: Option<Vec<String>>,
 }
 
 enum Attempt {
@@ -166,6 +238,11 @@ impl Notifier {
                     max: Duration::from_millis(cfg.max_backoff_ms),
                 },
                 in_flight: Semaphore::new(MAX_IN_FLIGHT),
+                batch: Batcher {
+                    after: cfg.batch_after,
+                    window: Duration::from_secs(cfg.batch_window_s.max(1)),
+                    state: Default::default(),
+                },
             }),
         })
     }
@@ -199,6 +276,32 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// Send the window's held announcements together once it ends.
+    fn spawn_batch(&self, at: tokio::time::Instant) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("no async runtime; batched approval notifications not sent");
+            return;
+        };
+        let inner = self.inner.clone();
+        rt.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let views = inner.batch.take();
+            if views.is_empty() {
+                return;
+            }
+            tracing::info!(
+                approvals = views.len(),
+                "announcing a burst of approval requests in one message"
+            );
+            for d in inner.batch_deliveries(&views) {
+                let inner = inner.clone();
+                tokio::spawn(async move { inner.deliver(d).await });
+            }
+        });
+    }
+}
+
 impl ApprovalListener for Notifier {
     /// Announce a new approval: the Slack message with buttons and the `approval.requested`
     /// event. Returns at once; delivery happens in the background.
@@ -206,7 +309,11 @@ impl ApprovalListener for Notifier {
         if self.channels().is_empty() {
             return;
         }
-        self.spawn(view.clone(), Vec::new(), REQUESTED);
+        match self.inner.batch.announce(view) {
+            Announce::Now => self.spawn(view.clone(), Vec::new(), REQUESTED),
+            Announce::Held => {}
+            Announce::BatchAt(at) => self.spawn_batch(at),
+        }
     }
 
     /// Announce the outcome: replace each Slack message through its `response_url` (the reply
@@ -242,6 +349,7 @@ impl Inner {
             url,
             body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
             webhook_id,
+            batch: None,
         };
         let mut out = Vec::new();
         if notification == REQUESTED {
@@ -281,6 +389,40 @@ impl Inner {
                 "webhook",
                 url.clone(),
                 webhook_event(notification, view, &self.callback_base),
+                Some(id),
+            ));
+        }
+        out
+    }
+
+    /// One message per channel announcing several new approvals.
+    fn batch_deliveries(&self, views: &[ApprovalView]) -> Vec<Delivery> {
+        let ids: Vec<String> = views.iter().map(|v| v.id.clone()).collect();
+        let delivery = |channel, url: Url, body: Value, webhook_id| Delivery {
+            approval_id: ids.first().cloned().unwrap_or_default(),
+            run_id: None,
+            channel,
+            notification: REQUESTED_BATCH,
+            url,
+            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+            webhook_id,
+            batch: Some(ids.clone()),
+        };
+        let mut out = Vec::new();
+        if let Some(url) = &self.slack_url {
+            out.push(delivery(
+                "slack",
+                url.clone(),
+                slack_batch_message(views),
+                None,
+            ));
+        }
+        if let Some((url, _)) = &self.webhook {
+            let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            out.push(delivery(
+                "webhook",
+                url.clone(),
+                webhook_batch_event(views, &self.callback_base),
                 Some(id),
             ));
         }
@@ -338,6 +480,9 @@ impl Inner {
         }
         if let Some(id) = &d.webhook_id {
             fields["webhook_id"] = json!(id);
+        }
+        if let Some(ids) = &d.batch {
+            fields["approval_ids"] = json!(ids);
         }
         self.record(&d.approval_id, d.run_id.as_deref(), fields)
             .await;

@@ -54,6 +54,7 @@ mod fixtures {
             resolved_at: None,
             answers: vec![],
             decided_by: vec![],
+            shown: Default::default(),
         }
     }
 }

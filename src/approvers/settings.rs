@@ -16,6 +16,11 @@ pub struct NotifyConfig {
     pub max_backoff_ms: u64,
     /// Time limit of one delivery attempt.
     pub timeout_ms: u64,
+    /// Approval requests announced one message each per window; the window's further
+    /// requests are announced together, in one message when it ends.
+    pub batch_after: u64,
+    /// The window `batch_after` counts over (seconds).
+    pub batch_window_s: u64,
 }
 
 impl Default for NotifyConfig {
@@ -27,6 +32,8 @@ impl Default for NotifyConfig {
             initial_backoff_ms: 500,
             max_backoff_ms: 30_000,
             timeout_ms: 5_000,
+            batch_after: 5,
+            batch_window_s: 60,
         }
     }
 }

@@ -79,7 +79,10 @@ pub fn slack_request_message(view: &ApprovalView) -> Value {
             SLACK_TEXT_MAX,
         )));
     }
-    blocks.push(section(&arguments_text(&view.action)));
+    blocks.push(section(&arguments_text(view)));
+    if let Some(runs) = programs_text(view) {
+        blocks.push(section(&runs));
+    }
     let approvers: Vec<String> = view.approvers.iter().map(|a| mention(a)).collect();
     let context = join_bounded(
         &format!(
@@ -111,6 +114,50 @@ pub fn slack_request_message(view: &ApprovalView) -> Value {
     );
     // Unfurling a link from the arguments would fetch it from Slack's side.
     json!({"text": text, "blocks": blocks, "unfurl_links": false, "unfurl_media": false})
+}
+
+/// `block_id` prefix of the buttons in a batched message. A click there answers its approval
+/// but leaves the message as it is (it carries other approvals' buttons too).
+pub const BATCH_BLOCK_PREFIX: &str = "clawgate_batch_";
+/// Approvals listed with buttons in one batched message (Slack allows 50 blocks).
+const BATCH_SHOWN: usize = 20;
+
+/// Several new approvals in one message (a burst past `notify.batch_after`): a line and an
+/// Approve / Deny pair per approval; the arguments are left to `clawgate approvals show ID`.
+pub fn slack_batch_message(views: &[ApprovalView]) -> Value {
+    let n = views.len();
+    let mut blocks = vec![
+        header(&format!("{n} approvals needed")),
+        section(&format!(
+            "{n} approval requests arrived in a burst and are listed together. \
+             Read each one's arguments with `clawgate approvals show ID` before approving it."
+        )),
+    ];
+    for (i, view) in views.iter().take(BATCH_SHOWN).enumerate() {
+        let line = format!(
+            "*{}* · agent {} · risk {} · expires {}\nApproval `{}`",
+            esc_truncate(&view.subject(), SLACK_FIELD_MAX / 2),
+            esc_truncate(&view.agent_id, NAME_MAX),
+            view.risk.as_str(),
+            esc_truncate(&view.expires_at, NAME_MAX),
+            esc(&view.id),
+        );
+        blocks.push(section(&line));
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": format!("{BATCH_BLOCK_PREFIX}{i}"),
+            "elements": [
+                button("approve", "Approve", "primary", &view.id),
+                button("deny", "Deny", "danger", &view.id),
+            ],
+        }));
+    }
+    if n > BATCH_SHOWN {
+        let more = format!("… and {} more: `clawgate approvals list`", n - BATCH_SHOWN);
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(&more)]}));
+    }
+    json!({"text": format!("{n} approvals needed"), "blocks": blocks,
+        "unfurl_links": false, "unfurl_media": false})
 }
 
 /// The message that replaces the request in Slack once it resolved: the outcome, who decided
@@ -194,14 +241,16 @@ fn summary_fields(view: &ApprovalView, subject: &str) -> Vec<Value> {
     ]
 }
 
-/// The redacted arguments as pretty JSON in a code block, cut to fit one section.
-fn arguments_text(action: &Value) -> String {
+/// The redacted arguments as pretty JSON in a code block, cut to fit one section. The label
+/// says which values were redacted and, when the arguments do not fit, that they were cut and
+/// where to read them whole.
+fn arguments_text(view: &ApprovalView) -> String {
+    let action = &view.action;
     let part = match action.get("kind").and_then(Value::as_str) {
         Some("http") => action.get("http"),
         Some("connect") => action.get("dest"),
         _ => action.get("params"),
     };
-    const PREFIX: &str = "*Arguments* (redacted)\n```\n";
     const SUFFIX: &str = "\n```";
     let json = match part {
         None | Some(Value::Null) => return "*Arguments*: none".into(),
@@ -210,8 +259,53 @@ fn arguments_text(action: &Value) -> String {
     };
     // A literal ``` inside would end the code block early.
     let json = json.replace("```", "`\u{200b}`\u{200b}`");
-    let budget = SLACK_TEXT_MAX - units(PREFIX) - units(SUFFIX);
-    format!("{PREFIX}{}{SUFFIX}", esc_truncate(&json, budget))
+    let mut notes = Vec::new();
+    if !view.shown.redacted.is_empty() {
+        let paths: Vec<String> = view
+            .shown
+            .redacted
+            .iter()
+            .map(|p| format!("`{}`", esc_truncate(p, NAME_MAX)))
+            .collect();
+        notes.push(join_bounded("redacted: ", &paths, ", ", SLACK_TEXT_MAX / 8));
+    }
+    // Whether the whole text fits, with the longest label it could get.
+    let cut_note = format!("cut to fit: `clawgate approvals show {}`", esc(&view.id));
+    let label = |notes: &[String]| match notes {
+        [] => "*Arguments*\n```\n".to_string(),
+        notes => format!("*Arguments* ({})\n```\n", notes.join("; ")),
+    };
+    let mut with_cut = notes.clone();
+    with_cut.push(cut_note);
+    let escaped = esc(&json);
+    let fits = units(&label(&with_cut)) + units(&escaped) + units(SUFFIX) <= SLACK_TEXT_MAX
+        && !json.ends_with('…');
+    let prefix = if fits {
+        label(&notes)
+    } else {
+        label(&with_cut)
+    };
+    let budget = SLACK_TEXT_MAX - units(&prefix) - units(SUFFIX);
+    format!("{prefix}{}{SUFFIX}", esc_truncate(&json, budget))
+}
+
+/// The programs a shell command runs, nested ones included, from the facts stage.
+fn programs_text(view: &ApprovalView) -> Option<String> {
+    let shown = &view.shown;
+    if shown.programs.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = shown
+        .programs
+        .iter()
+        .map(|p| format!("`{}`", esc_truncate(p, NAME_MAX)))
+        .collect();
+    let tail = if shown.programs_incomplete {
+        " (the parse stopped at a limit: it may run more)"
+    } else {
+        ""
+    };
+    Some(join_bounded("*Runs* ", &names, ", ", SLACK_TEXT_MAX - units(tail)) + tail)
 }
 
 fn capped_pretty(v: &Value, cap: usize) -> String {
@@ -379,7 +473,8 @@ pub struct BlockAction {
     pub user_id: String,
     pub vote: Vote,
     pub approval_id: String,
-    /// Where to replace the message once the approval resolves (a reply handle).
+    /// Where to replace the message once the approval resolves (a reply handle); none for a
+    /// click in a batched message, which stays as it is.
     pub response_url: Option<String>,
 }
 
@@ -428,9 +523,12 @@ impl BlockAction {
             &action["value"],
             "payload.actions[0].value (the approval id) is missing",
         )?;
+        let batched = action["block_id"]
+            .as_str()
+            .is_some_and(|b| b.starts_with(BATCH_BLOCK_PREFIX));
         let response_url = payload["response_url"]
             .as_str()
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .filter(|u| !batched && (u.starts_with("https://") || u.starts_with("http://")))
             .map(str::to_string);
         Ok(BlockAction {
             user_id,
@@ -624,6 +722,7 @@ mod tests {
             channel: Channel::Slack,
             at: "2026-01-01T00:01:00.000Z".into(),
             reason: Some("looks fine <ok>".into()),
+            credential: Some("slack:U123".into()),
         }];
         let msg = slack_resolved_message(&v);
         assert_eq!(msg["replace_original"], true);
@@ -726,5 +825,75 @@ mod tests {
             verify_slack(SLACK_SECRET, "soon", SLACK_BODY.as_bytes(), SLACK_SIG, now),
             Err(SignatureError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_batched_message_lists_each_approval_with_its_buttons_within_slacks_limits() {
+        let views: Vec<ApprovalView> = (0..30)
+            .map(|n| ApprovalView {
+                id: format!("approval-{n}"),
+                ..view()
+            })
+            .collect();
+        let msg = slack_batch_message(&views);
+        let blocks = msg["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        let actions: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "actions").collect();
+        assert_eq!(actions.len(), BATCH_SHOWN);
+        assert_eq!(actions[3]["elements"][0]["value"], "approval-3");
+        assert!(msg.to_string().contains("and 10 more"), "{msg:#}");
+        for (text, max) in texts(&msg) {
+            assert!(units(&text) <= max, "{text}");
+        }
+        // A click there answers its approval and leaves the message (no reply handle).
+        let click = |block_id: &str| {
+            let payload = json!({"type": "block_actions", "user": {"id": "U1"},
+                "response_url": "https://hooks.slack.com/actions/x",
+                "actions": [{"action_id": "approve", "block_id": block_id, "value": "approval-3"}]});
+            let body = form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", &payload.to_string())
+                .finish();
+            BlockAction::parse(body.as_bytes()).unwrap()
+        };
+        let batched = click(actions[3]["block_id"].as_str().unwrap());
+        assert_eq!(batched.approval_id, "approval-3");
+        assert_eq!(batched.response_url, None);
+        assert!(click(ACTIONS_BLOCK_ID).response_url.is_some());
+    }
+
+    #[test]
+    fn the_message_says_what_was_redacted_or_cut_and_what_runs() {
+        let mut v = view();
+        v.shown.redacted = vec!["params.token".into()];
+        v.shown.programs = vec!["sh".into(), "curl".into(), "<b>".into()];
+        let msg = slack_request_message(&v);
+        let args = texts(&msg)
+            .into_iter()
+            .map(|(t, _)| t)
+            .find(|t| t.starts_with("*Arguments*"))
+            .unwrap();
+        assert!(
+            args.starts_with("*Arguments* (redacted: `params.token`)\n"),
+            "{args}"
+        );
+        assert!(!args.contains("cut to fit"), "{args}");
+        let runs = msg.to_string();
+        assert!(runs.contains("*Runs* `sh`, `curl`, `&lt;b&gt;`"), "{msg:#}");
+        assert!(!runs.contains("may run more"), "{msg:#}");
+
+        v.shown.programs_incomplete = true;
+        v.action["params"]["command"] = json!("y".repeat(10_000));
+        let msg = slack_request_message(&v);
+        let args = texts(&msg)
+            .into_iter()
+            .find(|(t, _)| t.starts_with("*Arguments*"))
+            .unwrap();
+        assert!(units(&args.0) <= args.1, "{}", units(&args.0));
+        let cut = format!(
+            "*Arguments* (redacted: `params.token`; cut to fit: `clawgate approvals show {}`)",
+            v.id
+        );
+        assert!(args.0.starts_with(&cut), "{}", head(&args.0));
+        assert!(msg.to_string().contains("may run more"), "{msg:#}");
     }
 }

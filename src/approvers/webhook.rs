@@ -13,11 +13,26 @@ use crate::gate::approval::model::{now_ms, rfc3339};
 
 /// The event announcing a new approval.
 pub const REQUESTED: &str = "approval.requested";
+/// The event announcing several new approvals at once (a burst past `notify.batch_after`).
+pub const REQUESTED_BATCH: &str = "approval.requested_batch";
 /// The event announcing an approval's outcome.
 pub const RESOLVED: &str = "approval.resolved";
 
 /// The generic webhook event: `{"type", "timestamp", "data": view + decision_url}`.
 pub fn webhook_event(kind: &str, view: &ApprovalView, callback_base: &str) -> Value {
+    json!({"type": kind, "timestamp": rfc3339(now_ms()), "data": event_data(view, callback_base)})
+}
+
+/// Several new approvals in one event: `{"type": "approval.requested_batch", "timestamp",
+/// "data": {"count", "approvals": [what each approval.requested event's data would be]}}`.
+pub fn webhook_batch_event(views: &[ApprovalView], callback_base: &str) -> Value {
+    let approvals: Vec<Value> = views.iter().map(|v| event_data(v, callback_base)).collect();
+    json!({"type": REQUESTED_BATCH, "timestamp": rfc3339(now_ms()),
+        "data": {"count": approvals.len(), "approvals": approvals}})
+}
+
+/// An approval as webhook receivers see it: the view and where to answer it.
+fn event_data(view: &ApprovalView, callback_base: &str) -> Value {
     let mut data = serde_json::to_value(view).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut data {
         m.insert(
@@ -29,7 +44,7 @@ pub fn webhook_event(kind: &str, view: &ApprovalView, callback_base: &str) -> Va
             )),
         );
     }
-    json!({"type": kind, "timestamp": rfc3339(now_ms()), "data": data})
+    data
 }
 
 /// A Standard Webhooks secret: `whsec_` + base64 of the key bytes.

@@ -17,6 +17,7 @@ pub mod kind {
     pub const MODE: &str = "mode";
     pub const LIFECYCLE: &str = "lifecycle";
     pub const KEY: &str = "key";
+    pub const ACCESS: &str = "access";
 }
 
 /// The sidecar started: its version, mode and environment.
@@ -97,4 +98,32 @@ pub fn result(report: Value, run_id: Option<&str>) -> AuditEvent {
 /// One approval event (`fields["event"]`: requested, answered, resolved, expired, notified…).
 pub fn approval(fields: Value, run_id: Option<&str>) -> AuditEvent {
     AuditEvent::new(kind::APPROVAL, fields).with_run(run_id)
+}
+
+/// Requests refused before they proved who sent them, counted over one window instead of
+/// recorded one by one (a stranger's flood must not grow the log): how many, by reason, by
+/// endpoint, and by peer address (the first [`ANONYMOUS_PEERS_KEPT`] addresses; the rest are
+/// counted in `other_peers`).
+pub fn anonymous_refusals(window: AnonymousWindow<'_>) -> AuditEvent {
+    let mut fields = json!({"event": "anonymous_refused",
+        "window_start": window.start, "window_end": window.end, "count": window.count,
+        "reasons": window.reasons, "endpoints": window.endpoints, "peers": window.peers});
+    if window.other_peers > 0 {
+        fields["other_peers"] = json!(window.other_peers);
+    }
+    AuditEvent::new(kind::ACCESS, fields)
+}
+
+/// How many peer addresses an [`anonymous_refusals`] entry names.
+pub const ANONYMOUS_PEERS_KEPT: usize = 16;
+
+/// What one window of anonymous refusals counted (RFC 3339 times, counts by name).
+pub struct AnonymousWindow<'a> {
+    pub start: &'a str,
+    pub end: &'a str,
+    pub count: u64,
+    pub reasons: &'a std::collections::BTreeMap<&'static str, u64>,
+    pub endpoints: &'a std::collections::BTreeMap<&'static str, u64>,
+    pub peers: &'a std::collections::BTreeMap<String, u64>,
+    pub other_peers: u64,
 }

@@ -32,7 +32,8 @@ enum ApprovalsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one approval: the action (redacted), who may approve, the answers so far.
+    /// Show one approval: the whole action (redacted, never cut), which values were redacted,
+    /// the programs a shell command runs, who may approve, the answers so far.
     Show {
         id: String,
         #[arg(long)]
@@ -41,8 +42,10 @@ enum ApprovalsCommand {
     /// Approve an approval (as the local operator, or as the approver named with --as).
     Approve {
         id: String,
-        /// Answer as this approver id, as the policy names approvers (default:
-        /// $CLAWGATE_APPROVER, else the local operator, `approval.local_operator`).
+        /// The approver id the answer is from (default: $CLAWGATE_APPROVER, else whom the
+        /// token proves). It must be whom the token proves: the admin token answers only as
+        /// the local operator (`approval.local_operator`), an approver's own token
+        /// (`[approvers.NAME]`) only as NAME; naming anyone else is refused.
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
         approver: Option<String>,
         #[arg(long)]
@@ -51,6 +54,7 @@ enum ApprovalsCommand {
     /// Deny an approval (as the local operator, or --as); the reason is shown to the agent.
     Deny {
         id: String,
+        /// As for approve: must be whom the token proves.
         #[arg(long = "as", env = "CLAWGATE_APPROVER")]
         approver: Option<String>,
         #[arg(long)]
@@ -212,8 +216,29 @@ fn print_one(a: &Value) {
             );
         }
     }
+    let names = |key: &str| -> Vec<String> {
+        let list = a[key].as_array().map(Vec::as_slice).unwrap_or_default();
+        list.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let programs = names("programs");
+    if !programs.is_empty() {
+        let more = if a["programs_incomplete"] == true {
+            " (the parse stopped at a limit: it may run more)"
+        } else {
+            ""
+        };
+        line("runs", format!("{}{more}", programs.join(", ")));
+    }
+    let redacted = names("redacted");
+    if !redacted.is_empty() {
+        line("redacted", redacted.join(", "));
+    }
+    // All of it, never cut: this is where approvers read what a message had to shorten.
     println!(
-        "action (redacted):\n{}",
+        "action (redacted, in full):\n{}",
         serde_json::to_string_pretty(&a["action"]).unwrap_or_default()
     );
 }

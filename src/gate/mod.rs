@@ -25,7 +25,9 @@ use tracing::Instrument;
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditError, AuditEvent, AuditLog, events};
 use crate::facts::FactsContext;
-use approval::{ApprovalBinding, ApprovalStatus, ApprovalView, Approvals, Clearance, NewApproval};
+use approval::{
+    ApprovalBinding, ApprovalStatus, ApprovalView, Approvals, Clearance, NewApproval, Shown,
+};
 use constraints::{ConstraintHold, ConstraintState};
 use policy::watch::{ReloadOutcome, ReloadTrigger};
 use policy::{ApprovalSpec, Constraints, Effect, PolicyEngine, Risk, Verdict};
@@ -554,6 +556,28 @@ impl Gate {
         });
     }
 
+    /// What approvers are told besides the redacted arguments: the redacted paths (relative
+    /// to the action) and the programs its shell commands run, from the facts stage.
+    fn shown(&self, req: &CheckRequest, redacted: Vec<String>) -> Shown {
+        let facts = self
+            .policy
+            .facts(&req.action, self.facts_context(&req.agent));
+        let mut programs: Vec<String> = Vec::new();
+        for c in &facts.commands {
+            if !c.name.is_empty() && !programs.contains(&c.name) {
+                programs.push(c.name.clone());
+            }
+        }
+        Shown {
+            redacted: redacted
+                .into_iter()
+                .map(|p| p.strip_prefix("action.").map(str::to_string).unwrap_or(p))
+                .collect(),
+            programs,
+            programs_incomplete: facts.truncated,
+        }
+    }
+
     /// Bind a `require_approval` verdict to an approval: an approved one lets the action
     /// through, a recently denied or expired one refuses it, otherwise it stays pending.
     async fn ask_for_approval(&self, req: &CheckRequest, d: &mut Decision) {
@@ -566,7 +590,7 @@ impl Gate {
         };
         // People read the action; secrets are redacted as they are for the audit log.
         let mut shown = serde_json::json!({ "action": to_value(&req.action) });
-        self.audit.redactor().redact(&mut shown);
+        let redacted = self.audit.redactor().redact(&mut shown);
         let new = NewApproval {
             decision_id: d.id.clone(),
             run_id: req.agent.run_id.clone(),
@@ -575,6 +599,7 @@ impl Gate {
             reasons: d.reasons.clone(),
             spec: d.approval.clone(),
             constraints: d.constraints.clone(),
+            shown: self.shown(req, redacted),
         };
         match self.approvals.admit(binding, new).await {
             Ok(Clearance::Approved(view)) => approve(d, &view),
@@ -583,6 +608,12 @@ impl Gate {
                 d.reasons.push(approval::refusal_reason(&view));
                 d.approval_status = Some(view.status);
                 d.approval_id = Some(view.id);
+            }
+            Ok(Clearance::Limited(limit)) => {
+                tracing::warn!(action_id = %d.id, bound = limit.bound(), "approval flood bound reached; denying");
+                self.audit.metrics().approval_limited(limit.bound());
+                d.outcome = Outcome::Deny;
+                d.reasons.push(limit.to_string());
             }
             Ok(Clearance::Pending { view, .. }) => {
                 d.reasons.push(format!(

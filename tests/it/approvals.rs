@@ -56,6 +56,9 @@ async fn env_with(edit: impl FnOnce(&mut clawgate::config::Config)) -> Env {
         c.notify.webhook.secret = Some(WEBHOOK_SECRET.into());
         c.notify.initial_backoff_ms = 10;
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        for name in ["U_ALICE", "U_BOB", "U_CAROL", "U1", "main"] {
+            add_approver(c, name);
+        }
         edit(c);
     })
     .await;
@@ -189,7 +192,19 @@ impl Env {
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
-    /// An operator answer with the admin token.
+    /// An approval of `id` by `name` with their own token (`[approvers.NAME]`).
+    async fn approve_with_own_token(&self, id: &str, name: &str) -> (u16, Value) {
+        self.operator(id, name, "approve", &approver_token(name))
+            .await
+    }
+
+    /// A signed webhook approval of `id` in `approver`'s name.
+    async fn webhook_approve(&self, id: &str, msg_id: &str, approver: &str) -> (u16, Value) {
+        let body = json!({"approval_id": id, "decision": "approve", "approver": approver});
+        self.webhook(id, msg_id, &body, WEBHOOK_SECRET, now()).await
+    }
+
+    /// An answer with a bearer token: the admin token, or an approver's own.
     async fn operator(
         &self,
         id: &str,
@@ -214,6 +229,12 @@ impl Env {
             .unwrap();
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
+    }
+
+    /// The Prometheus scrape of the admin listener.
+    async fn metrics(&self) -> String {
+        let resp = self.s.http.get(self.s.admin("/metrics")).send().await;
+        resp.unwrap().text().await.unwrap()
     }
 
     fn approval_events(&self) -> Vec<Value> {
@@ -354,18 +375,16 @@ async fn forged_stale_and_replayed_slack_callbacks_are_rejected_and_audited() {
     assert_eq!(replayed, 409, "{v}");
     assert_eq!(v["error"]["code"], "replayed_callback");
 
+    // None of them proved who sent it: counted (one audit entry per window), not recorded.
     let rejected = e.events("callback_rejected");
-    assert!(rejected.len() >= 4, "{rejected:#?}");
-    let whys: Vec<&str> = rejected
-        .iter()
-        .map(|r| r["why"].as_str().unwrap())
-        .collect();
-    assert!(
-        whys.iter().any(|w| w.contains("does not match")),
-        "{whys:?}"
-    );
-    assert!(whys.iter().any(|w| w.contains("stale")), "{whys:?}");
-    assert!(whys.iter().any(|w| w.contains("replayed")), "{whys:?}");
+    assert!(rejected.is_empty(), "{rejected:#?}");
+    let metrics = e.metrics().await;
+    for (reason, n) in [("bad_signature", 2), ("stale", 1), ("replayed", 1)] {
+        let line = format!(
+            r#"clawgate_anonymous_refusals_total{{endpoint="slack_interactions",reason="{reason}"}} {n}"#
+        );
+        assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+    }
     // Nothing forged changed the approval: it was denied by U_BOB only.
     let d = e.check("write", json!({"path": "a"})).await;
     assert_eq!(d["decision"], "deny");
@@ -385,11 +404,15 @@ async fn only_allowed_approvers_count_and_never_the_requester() {
         "{ack}"
     );
     // U1 is in group:sre, but asked for the action.
-    let (code, v) = e.operator(&id, "U1", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U1", "approve", &approver_token("U1"))
+        .await;
     assert_eq!(code, 403);
     assert_eq!(v["error"]["code"], "self_approval");
     // The agent itself cannot approve either.
-    let (code, v) = e.operator(&id, "main", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "main", "approve", &approver_token("main"))
+        .await;
     assert_eq!(code, 403, "{v}");
     let wait = e.wait(&id, "0").await;
     assert_eq!(wait["decision"], "pending");
@@ -402,10 +425,12 @@ async fn only_allowed_approvers_count_and_never_the_requester() {
         codes,
         ["approver_not_allowed", "self_approval", "self_approval"]
     );
-    // A wrong admin token is refused and audited.
+    // A wrong admin token is refused and counted.
     let (code, _) = e.operator(&id, "U_ALICE", "approve", "guess").await;
     assert_eq!(code, 401);
-    assert!(!e.events("callback_rejected").is_empty());
+    assert!(e.metrics().await.contains(
+        r#"clawgate_anonymous_refusals_total{endpoint="approval_decision",reason="admin_token"} 1"#
+    ));
 }
 
 #[tokio::test]
@@ -414,10 +439,14 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
     let id = e
         .pending("deploy", json!({"service": "api", "version": "1.2.3"}))
         .await;
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(v["approval"]["status"], "pending");
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(
         (code, v["error"]["code"].as_str()),
         (409, Some("already_answered"))
@@ -428,7 +457,9 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
         "pending"
     );
     // U_CAROL is allowed directly, not through the group.
-    let (code, v) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_CAROL", "approve", &approver_token("U_CAROL"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(v["approval"]["status"], "approved");
     assert_eq!(v["approval"]["decided_by"], json!(["U_ALICE", "U_CAROL"]));
@@ -439,10 +470,15 @@ async fn quorum_needs_distinct_approvers_and_one_deny_denies() {
     );
 
     let id = e.pending("deploy", json!({"service": "db"})).await;
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
-    let (_, v) = e.operator(&id, "U_BOB", "deny", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
+    let (_, v) = e
+        .operator(&id, "U_BOB", "deny", &approver_token("U_BOB"))
+        .await;
     assert_eq!(v["approval"]["status"], "denied");
-    let (code, _) = e.operator(&id, "U_CAROL", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_CAROL", "approve", &approver_token("U_CAROL"))
+        .await;
     assert_eq!(code, 409);
     let wait = e.wait(&id, "1").await;
     assert_eq!(wait["decision"], "deny");
@@ -460,7 +496,8 @@ async fn an_approval_does_not_move_to_another_action_agent_requester_or_policy()
     let id = e
         .pending("write", json!({"path": "c", "content": "1"}))
         .await;
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     // Changed arguments: a new approval, not this one.
     let other = e.check("write", json!({"path": "c", "content": "2"})).await;
     assert_eq!(other["decision"], "pending");
@@ -514,7 +551,8 @@ async fn approved_actions_go_through_once_with_a_short_reuse_window() {
     let id = e.pending("write", params.clone()).await;
     // Asking again before anyone answers reuses the approval and notifies nobody twice.
     assert_eq!(e.pending("write", params.clone()).await, id);
-    e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    e.operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(e.wait(&id, "1").await["decision"], "allow");
     // A reconnecting client within the window is not punished.
     assert_eq!(e.check("write", params.clone()).await["decision"], "allow");
@@ -595,12 +633,18 @@ async fn generic_callbacks_are_signed_and_idempotent_by_webhook_id() {
     let bob = json!({"approval_id": id, "decision": "approve", "approver": "U_BOB"});
     let (code, _) = e.webhook(&id, "msg_1", &bob, WEBHOOK_SECRET, now()).await;
     assert_eq!(code, 409);
+    // One webhook receiver fills one place of the quorum, whoever it names (finding 2).
     let (code, v) = e.webhook(&id, "msg_2", &bob, WEBHOOK_SECRET, now()).await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(v["error"]["code"], "credential_already_counted");
+    let (code, v) = e
+        .operator(&id, "U_BOB", "approve", &approver_token("U_BOB"))
+        .await;
+    assert_eq!(code, 200, "{v}");
     assert_eq!(v["approval"]["status"], "approved");
     let answers = e.events("answer");
     assert_eq!(answers.len(), 2);
-    assert!(answers.iter().all(|a| a["channel"] == "webhook"));
+    assert_eq!(answers[0]["channel"], "webhook");
     // Malformed bodies are refused with a clear error and change nothing.
     let resp =
         e.s.http
@@ -663,18 +707,19 @@ async fn operators_list_show_and_answer_with_the_admin_token() {
         shown.contains("group:sre") && !shown.contains("hunter2"),
         "{shown}"
     );
+    // The admin token answers only as the local operator, not as whom `--as` names.
     let out = cli(&["approve", &id, "--as", "U_MALLORY"]).await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an allowed approver"));
-    let out = cli(&[
-        "deny",
-        &id,
-        "--as",
-        "U_BOB",
-        "--reason",
-        "not during the freeze",
-    ])
-    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answers only as local-operator"), "{err}");
+    // An approver answers with their own token.
+    let bob = approver_token("U_BOB");
+    let out = tokio::process::Command::new(crate::common::BIN)
+        .args(["approvals", "--url", &url, "--token", &bob])
+        .args(["deny", &id, "--reason", "not during the freeze"])
+        .output()
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -747,6 +792,7 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
             .groups
             .insert("sre".into(), vec!["U_ALICE".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        add_approver(c, "U_ALICE");
     })
     .await;
     let e = Env { s, rx };
@@ -756,7 +802,9 @@ async fn pending_approvals_survive_a_restart_and_expiry_still_applies() {
     assert_eq!(e.wait(&quick, "0").await["status"], "expired");
     // The pending one is still pending and still bound to the same action.
     assert_eq!(e.pending("write", json!({"path": "g"})).await, id);
-    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, v) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         e.check("write", json!({"path": "g"})).await["decision"],
@@ -772,7 +820,9 @@ async fn a_release_through_the_wait_path_is_admitted_and_recorded_like_a_check()
     let e = env().await;
     let params = json!({"path": "limited.txt"});
     let id = e.pending("limited", params.clone()).await;
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     let report = |decision_id: String| {
         let (http, url) = (e.s.http.clone(), e.s.agent("/v1/results"));
@@ -875,7 +925,9 @@ async fn signed_answers_are_bound_to_their_approval_and_count_once_when_delivere
         (409, Some("approval_mismatch")),
         "{v}"
     );
-    let (code, _) = e.operator(&b, "U_BOB", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&b, "U_BOB", "approve", &approver_token("U_BOB"))
+        .await;
     assert_eq!(code, 200);
     // So is an operator answer naming another approval than its URL's.
     let answer = json!({"approval_id": a, "decision": "deny", "approver": "U_BOB"});
@@ -930,7 +982,9 @@ async fn a_release_after_the_policy_changed_is_denied_naming_the_change() {
     // by the old approval (it is bound to the old revision); neither is a release.
     let e = env_with(|c| c.policy.watch = false).await;
     let id = e.pending("write", json!({"path": "reloaded"})).await;
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
     let dir = e.s.dir.path().join("policy");
     std::fs::write(dir.join("main.rego"), format!("{POLICY}\n# revision 2\n")).unwrap();
@@ -981,7 +1035,9 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
     let held = json_of(check.json(&body)).await;
     assert_eq!(held["decision"], "pending", "{held}");
     let id = held["approval_id"].as_str().unwrap().to_string();
-    let (code, _) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    let (code, _) = e
+        .operator(&id, "U_ALICE", "approve", &approver_token("U_ALICE"))
+        .await;
     assert_eq!(code, 200);
 
     // Restarted with the identity narrowed to a tool group `write` is not in.
@@ -1029,4 +1085,473 @@ async fn a_release_outside_the_callers_scopes_is_denied() {
     assert_eq!(recorded.len(), 1, "{released}");
     assert_eq!(recorded[0]["agent"]["authenticated_as"], "agent");
     drop(dir);
+}
+
+#[tokio::test]
+async fn anonymous_refusals_are_counted_per_window_not_recorded_one_by_one() {
+    // Issue 15, finding 7: 200 forged Slack callbacks wrote 200 durable audit entries, so
+    // whoever reached the admin Ingress could fill the disk. Refusals of requests that proved
+    // nothing are counted (a metric, one entry per window); refusals of authenticated requests
+    // stay entries of their own.
+    let e = env().await;
+    let id = e.pending("write", json!({"path": "w"})).await;
+    for _ in 0..200 {
+        let (code, _, _) = e
+            .slack_click_signed(&id, "U_ALICE", "approve", "forged-secret", now())
+            .await;
+        assert_eq!(code, 401);
+    }
+    // The admin API without the token, and an unsigned answer: counted the same way.
+    let resp =
+        e.s.http
+            .get(e.s.admin("/v1/audit/export"))
+            .bearer_auth("guess")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (code, _) = e.operator(&id, "U_ALICE", "approve", "guess").await;
+    assert_eq!(code, 401);
+    let rejected = e.events("callback_rejected");
+    assert!(
+        rejected.is_empty(),
+        "anonymous refusals wrote entries: {rejected:#?}"
+    );
+    let metrics = e.metrics().await;
+    for line in [
+        r#"clawgate_anonymous_refusals_total{endpoint="slack_interactions",reason="bad_signature"} 200"#,
+        r#"clawgate_anonymous_refusals_total{endpoint="audit_export",reason="admin_token"} 1"#,
+        r#"clawgate_anonymous_refusals_total{endpoint="approval_decision",reason="admin_token"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+
+    // A signed answer posted to the wrong approval is authenticated: its own entry.
+    let other = json!({"approval_id": "other", "decision": "approve", "approver": "U_ALICE"});
+    let (code, v) = e.webhook(&id, "msg_w", &other, WEBHOOK_SECRET, now()).await;
+    assert_eq!(code, 409, "{v}");
+    let rejected = e.events("callback_rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert!(
+        rejected[0]["why"].as_str().unwrap().contains("other"),
+        "{rejected:#?}"
+    );
+
+    // The window's count is written when the sidecar stops.
+    let path = e.s.running.config.audit_path();
+    let crate::common::Sidecar { running, dir, .. } = e.s;
+    running.shutdown(Duration::from_secs(5)).await;
+    let reader = clawgate::audit::AuditReader::open(&path).unwrap();
+    let mut windows = Vec::new();
+    let mut rejected = 0;
+    reader
+        .for_each_entry(0, None, |_, _, json| {
+            let entry: Value = serde_json::from_slice(json).unwrap();
+            if entry["kind"] == "access" {
+                windows.push(entry);
+            } else if entry["event"] == "callback_rejected" {
+                rejected += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+    // The one rejected signed answer; nothing for the 202 anonymous refusals but the window.
+    assert_eq!(rejected, 1);
+    assert!(!windows.is_empty() && windows.len() <= 2, "{windows:#?}");
+    let total: u64 = windows.iter().map(|w| w["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 202, "{windows:#?}");
+    let by_reason = |reason: &str| -> u64 {
+        windows
+            .iter()
+            .map(|w| w["reasons"][reason].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(by_reason("bad_signature"), 200, "{windows:#?}");
+    assert_eq!(by_reason("admin_token"), 2, "{windows:#?}");
+    for w in &windows {
+        assert_eq!(w["event"], "anonymous_refused", "{w}");
+        assert!(
+            w["endpoints"]["slack_interactions"].as_u64().is_some(),
+            "{w}"
+        );
+        assert!(w["peers"]["127.0.0.1"].as_u64().is_some(), "{w}");
+    }
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_window_of_anonymous_refusals_is_written_when_it_closes() {
+    let e = env_with(|c| c.admin.anonymous_window_s = 1).await;
+    for _ in 0..3 {
+        let (code, _) = e.post_slack("payload=%7B%7D", "not-a-time", "v0=00").await;
+        assert_eq!(code, 401);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let windows = loop {
+        let windows = audit_entries(e.s.running.audit(), "access");
+        if !windows.is_empty() || Instant::now() > deadline {
+            break windows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(windows.len(), 1, "{windows:#?}");
+    let w = &windows[0];
+    assert_eq!(w["count"], 3, "{w}");
+    assert_eq!(w["reasons"]["malformed_signature"], 3, "{w}");
+    assert!(
+        w["window_start"].as_str().unwrap() < w["window_end"].as_str().unwrap(),
+        "{w}"
+    );
+    // A quiet window writes nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(audit_entries(e.s.running.audit(), "access").len(), 1);
+}
+
+/// A check by agent `agent`: its `agent.id` in the body (the loopback agent listener has no
+/// identities, so that is the agent's name).
+async fn check_as(e: &Env, agent: &str, tool: &str, params: Value) -> Value {
+    let mut body = check_body(tool, params);
+    body["agent"]["id"] = json!(agent);
+    let (code, v) = e.s.check_body(&body).await;
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+/// A `write` of `path` by `agent` that is held for approval: its approval id.
+async fn pending_as(e: &Env, agent: &str, path: &str) -> String {
+    let d = check_as(e, agent, "write", json!({ "path": path })).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    d["approval_id"].as_str().unwrap().to_string()
+}
+
+fn assert_limited(d: &Value, key: &str) {
+    assert_eq!(d["decision"], "deny", "{d}");
+    let reasons = d["reasons"].to_string();
+    assert!(
+        reasons.contains("approval_limit") && reasons.contains(key),
+        "{key}: {d}"
+    );
+}
+
+#[tokio::test]
+async fn approval_floods_are_bounded_per_agent_and_in_total_and_the_denial_says_which_bound() {
+    // Issue 15, finding 6: constraints run only on allowed actions, so an agent could open
+    // unlimited pending approvals (each an fsync'd entry, a notification, its arguments in
+    // memory).
+    let e = env_with(|c| {
+        c.approval.max_pending_per_agent = 3;
+        c.approval.max_pending = 5;
+    })
+    .await;
+    let mut main = Vec::new();
+    for n in 0..3 {
+        main.push(pending_as(&e, "main", &format!("m{n}")).await);
+    }
+    let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
+    assert_limited(&d, "approval.max_pending_per_agent");
+    // Asking again for an action already waiting is not a new approval.
+    let d = check_as(&e, "main", "write", json!({"path": "m0"})).await;
+    assert_eq!(d["approval_id"], main[0].as_str(), "{d}");
+    // Another agent has its own bound, but all agents share the total.
+    for n in 0..2 {
+        pending_as(&e, "other", &format!("o{n}")).await;
+    }
+    let d = check_as(&e, "other", "write", json!({"path": "o2"})).await;
+    assert_limited(&d, "approval.max_pending");
+    assert!(
+        !d["reasons"].to_string().contains("per_agent"),
+        "the total, not the agent's bound: {d}"
+    );
+    // The denials are decisions like any other: audited.
+    let limited: Vec<Value> = audit_entries(e.s.running.audit(), "decision")
+        .into_iter()
+        .filter(|d| d["reasons"].to_string().contains("approval_limit"))
+        .collect();
+    assert_eq!(limited.len(), 2, "{limited:#?}");
+    assert!(
+        limited.iter().all(|d| d["decision"] == "deny"),
+        "{limited:#?}"
+    );
+    // An answered approval frees its place.
+    let (code, v) = e
+        .operator(&main[0], "U_ALICE", "deny", &approver_token("U_ALICE"))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let d = check_as(&e, "main", "write", json!({"path": "m3"})).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    let pending = e.s.http.get(e.s.admin("/v1/approvals?status=pending"));
+    let pending = json_of(pending.bearer_auth(ADMIN_TOKEN)).await;
+    assert_eq!(
+        pending["approvals"].as_array().unwrap().len(),
+        5,
+        "{pending}"
+    );
+}
+
+#[tokio::test]
+async fn new_approvals_are_rate_limited_per_agent() {
+    let e = env_with(|c| c.approval.new_per_agent_per_minute = 2).await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        ids.push(pending_as(&e, "main", &format!("r{n}")).await);
+    }
+    // Answering them does not reset the rate: it counts approvals asked for.
+    for id in &ids {
+        let (code, v) = e
+            .operator(id, "U_ALICE", "deny", &approver_token("U_ALICE"))
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let d = check_as(&e, "main", "write", json!({"path": "r2"})).await;
+    assert_limited(&d, "approval.new_per_agent_per_minute");
+    // Another agent is not slowed by it.
+    let d = check_as(&e, "other", "write", json!({"path": "r2"})).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+}
+
+#[tokio::test]
+async fn many_approvals_at_once_are_announced_in_one_batched_message() {
+    // Issue 15, finding 6: past notify.batch_after requests in a window, the rest of the
+    // window's are announced together, in Slack and as one webhook event.
+    let e = env_with(|c| {
+        c.notify.batch_after = 2;
+        c.notify.batch_window_s = 1;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(e.pending("write", json!({"path": format!("b{n}")})).await);
+    }
+    e.slack_messages(3).await;
+    e.requests_to("/hook", 3).await;
+    // Let a late fourth message show if there were one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slack: Vec<Value> = e
+        .slack_messages(3)
+        .await
+        .iter()
+        .map(Recorded::json)
+        .collect();
+    let hooks: Vec<Value> = e
+        .requests_to("/hook", 3)
+        .await
+        .iter()
+        .map(Recorded::json)
+        .collect();
+    assert_eq!(slack.len(), 3, "{slack:#?}");
+    assert_eq!(hooks.len(), 3, "{hooks:#?}");
+    let batch = &slack[2];
+    let text = batch.to_string();
+    assert!(
+        batch["text"].as_str().unwrap().contains("3 approvals"),
+        "{batch}"
+    );
+    for id in &ids[2..] {
+        assert!(text.contains(id.as_str()), "{id} not in {batch:#}");
+    }
+    // Each batched approval keeps its own buttons, which answer it.
+    let buttons: Vec<&Value> = batch["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .collect();
+    assert_eq!(buttons.len(), 3, "{batch:#}");
+    assert_eq!(hooks[0]["type"], "approval.requested");
+    assert_eq!(
+        hooks[2]["type"], "approval.requested_batch",
+        "{:#}",
+        hooks[2]
+    );
+    let batched: Vec<&str> = hooks[2]["data"]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        batched,
+        ids[2..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        hooks[2]["data"]["approvals"][0]["decision_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/approvals/{}/decision", ids[2]))
+    );
+    // A batched approval is answered like any other.
+    let (code, v) = e.slack_click(&ids[3], "U_ALICE", "approve").await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["text"].as_str().unwrap().contains("approved"), "{v}");
+    let notified: Vec<Value> = e
+        .events("notified")
+        .into_iter()
+        .filter(|n| n["approval_ids"].is_array())
+        .collect();
+    assert_eq!(
+        notified.len(),
+        2,
+        "one batch entry per channel: {notified:#?}"
+    );
+}
+
+#[tokio::test]
+async fn approval_messages_say_what_was_redacted_or_cut_and_which_programs_run() {
+    // Issue 15, finding 9: approvers were shown cut arguments without being told, and not the
+    // programs a shell command runs.
+    let e = env_with(|c| c.policy.dir = None).await;
+    let command = format!(
+        "rm -rf target && git status $(hostname) # {}",
+        "x".repeat(20_000)
+    );
+    let params = json!({"command": command, "token": "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"});
+    let d = e.check("exec", params).await;
+    assert_eq!(d["decision"], "pending", "{d}");
+    let id = d["approval_id"].as_str().unwrap().to_string();
+
+    let slack = e.slack_messages(1).await[0].json();
+    let text = slack.to_string();
+    for program in ["`rm`", "`git`", "`hostname`"] {
+        assert!(text.contains(program), "{program} not in {slack:#}");
+    }
+    assert!(text.contains("*Runs*"), "{slack:#}");
+    assert!(text.contains("redacted: `params.token`"), "{slack:#}");
+    assert!(
+        text.contains(&format!("cut to fit: `clawgate approvals show {id}`")),
+        "{slack:#}"
+    );
+    let hook = e.requests_to("/hook", 1).await[0].json();
+    assert_eq!(
+        hook["data"]["programs"],
+        json!(["rm", "git", "hostname"]),
+        "{hook:#}"
+    );
+    assert_eq!(
+        hook["data"]["redacted"],
+        json!(["params.token"]),
+        "{hook:#}"
+    );
+
+    // `clawgate approvals show ID` prints all of it (redacted), and what it runs.
+    let out = tokio::process::Command::new(crate::common::BIN)
+        .args(["approvals", "--url", &e.s.admin(""), "--token", ADMIN_TOKEN])
+        .args(["show", &id])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&"x".repeat(20_000)),
+        "the arguments were cut"
+    );
+    assert!(!shown.contains("ghp_0123456789"), "{shown}");
+    assert!(shown.contains("rm, git, hostname"), "{shown}");
+    assert!(shown.contains("params.token"), "{shown}");
+}
+
+/// The token `[approvers.NAME]` holds for approver `name` in these tests.
+fn approver_token(name: &str) -> String {
+    format!("token-of-{name}")
+}
+
+/// `[approvers.NAME]` for `name`, with [`approver_token`] as its token.
+fn add_approver(c: &mut clawgate::config::Config, name: &str) {
+    let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token(name));
+    c.approvers.insert(
+        name.into(),
+        clawgate::admin::ApproverCredential { token_sha256 },
+    );
+}
+
+#[tokio::test]
+async fn approvers_answer_only_as_themselves_and_a_quorum_needs_separate_credentials() {
+    // Issue 15, finding 2: the admin token's `--as` and a signed webhook's "approver" named
+    // the approver, so one credential could answer as anyone and fill a quorum of two alone.
+    let e = env().await;
+    let id = e.pending("deploy", json!({"service": "api"})).await;
+    // The admin token answers only as the local operator.
+    let (code, v) = e.operator(&id, "U_ALICE", "approve", ADMIN_TOKEN).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("approver_not_authenticated")),
+        "{v}"
+    );
+    // An approver's own token answers as that approver, and only as them.
+    let alice = approver_token("U_ALICE");
+    let (code, v) = e.operator(&id, "U_BOB", "approve", &alice).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("approver_not_authenticated")),
+        "{v}"
+    );
+    let (code, v) =
+        e.s.answer_approval(&alice, &id, &json!({"decision": "approve"}))
+            .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["answers"][0]["approver"], "U_ALICE", "{v}");
+    assert_eq!(v["approval"]["status"], "pending", "{v}");
+    let refused = e.events("callback_rejected");
+    assert_eq!(
+        refused.len(),
+        2,
+        "each refusal is its own entry: {refused:#?}"
+    );
+
+    // One webhook receiver (one shared secret) fills one place of a quorum, whoever it names.
+    let other = e.pending("deploy", json!({"service": "db"})).await;
+    let (code, v) = e.webhook_approve(&other, "msg_q1", "U_ALICE").await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = e.webhook_approve(&other, "msg_q2", "U_BOB").await;
+    assert_eq!(v["error"]["code"], "credential_already_counted", "{v}");
+    assert_eq!(code, 409);
+    // A second, separately authenticated approver completes it.
+    let bob = approver_token("U_BOB");
+    let (code, v) =
+        e.s.answer_approval(&bob, &other, &json!({"decision": "approve"}))
+            .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    let answers = v["approval"]["answers"].as_array().unwrap();
+    let credentials: Vec<&str> = answers
+        .iter()
+        .map(|a| a["credential"].as_str().unwrap())
+        .collect();
+    assert_eq!(credentials, ["webhook", "approver:U_BOB"], "{v}");
+}
+
+#[tokio::test]
+async fn one_person_known_by_several_ids_is_one_approver_and_never_approves_their_own_request() {
+    // Issue 15, finding 2: self-approval and quorum must hold across channels, for one person
+    // with a Slack id and another id elsewhere.
+    let e = env_with(|c| {
+        // U1 asks in check_body; "carol-cli" is the same person as U1.
+        let person = |ids: &[&str]| clawgate::config::Person {
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+        };
+        c.people
+            .insert("carol".into(), person(&["U1", "carol-cli"]));
+        c.people.insert("bob".into(), person(&["U_BOB", "bob-cli"]));
+        add_approver(c, "carol-cli");
+        add_approver(c, "bob-cli");
+        let sre = c.approval.groups.get_mut("sre").unwrap();
+        sre.extend(["carol-cli".to_string(), "bob-cli".to_string()]);
+    })
+    .await;
+    let id = e.pending("deploy", json!({"service": "people"})).await;
+    // The requester, under another id, cannot approve.
+    let (code, v) = e.approve_with_own_token(&id, "carol-cli").await;
+    assert_eq!(v["error"]["code"], "self_approval", "{v}");
+    assert_eq!(code, 403);
+    // Bob in Slack, then Bob with his token: one person, one place in the quorum.
+    let (code, v) = e.slack_click(&id, "U_BOB", "approve").await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = e.approve_with_own_token(&id, "bob-cli").await;
+    assert_eq!(v["error"]["code"], "already_answered", "{v}");
+    assert_eq!(code, 409);
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("bob, who answered as U_BOB"), "{v}");
+    let (code, v) = e.approve_with_own_token(&id, "U_ALICE").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
 }

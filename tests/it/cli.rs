@@ -376,7 +376,8 @@ async fn on_embedded_defaults_the_local_operator_answers_approvals_as_the_readme
     let denied = check(deny_me).await;
     assert_eq!(denied["decision"], "deny", "{denied}");
 
-    // Naming someone the defaults know nothing about says how to answer instead.
+    // The admin token answers only as the local operator: naming someone else says how they
+    // answer instead (issue 15, finding 2).
     let third = held(&check("kubectl delete ns other").await);
     let (code, out) = run_readme_line(
         dir.path(),
@@ -386,7 +387,8 @@ async fn on_embedded_defaults_the_local_operator_answers_approvals_as_the_readme
     .await;
     assert_ne!(code, 0, "{out}");
     assert!(
-        out.contains("approver_not_allowed") && out.contains("local operator"),
+        out.contains("approver_not_authenticated")
+            && out.contains("answers only as local-operator"),
         "{out}"
     );
 

@@ -94,9 +94,22 @@ fn everything_set() -> Config {
         url: Some("https://hook.example".into()),
         secret: Some("whsec_x".into()),
     };
+    c.approvers.insert(
+        name(),
+        clawgate::admin::ApproverCredential {
+            token_sha256: "1".repeat(64),
+        },
+    );
+    c.people.insert(
+        name(),
+        clawgate::config::Person {
+            ids: vec!["U0123ABCD".into()],
+        },
+    );
     c.admin = AdminConfig {
         public_url: Some("https://admin.example".into()),
         token_sha256: Some("0".repeat(64)),
+        ..AdminConfig::default()
     };
     c.mcp.servers.insert(
         name(),

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+const APPROVER_TOKEN: &str = "egress-test-ops-token";
 const ADMIN_TOKEN: &str = "egress-test-admin-token";
 /// Responses over this size are cut off (the test bundle's low tier).
 const SIZE_LIMIT: usize = 2000;
@@ -55,6 +56,13 @@ async fn sidecar_with(extra: impl FnOnce(&mut Config)) -> Sidecar {
             .groups
             .insert("operators".into(), vec!["U_OPS".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        // The approver answers with a token of their own (the admin token answers only as
+        // the local operator).
+        let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(APPROVER_TOKEN);
+        c.approvers.insert(
+            "U_OPS".into(),
+            clawgate::admin::ApproverCredential { token_sha256 },
+        );
         let pin = |name: &str, ip: &str| (name.to_string(), vec![ip.parse().unwrap()]);
         c.egress.resolve = [
             pin("allowed.test", "127.0.0.2"),
@@ -358,7 +366,7 @@ async fn held_requests_name_the_approval_and_the_identical_retry_passes_once_app
     assert!(d["action"]["http"]["body_sha256"].as_str().is_some());
 
     let answer = json!({"decision": "approve", "approver": "U_OPS"});
-    let (status, _) = s.answer_approval(ADMIN_TOKEN, &approval, &answer).await;
+    let (status, _) = s.answer_approval(APPROVER_TOKEN, &approval, &answer).await;
     assert_eq!(status, 200);
 
     // Another body is another action: still held.

@@ -8,6 +8,7 @@ use crate::common::mcp::{Upstream, client, client_with_env, http_args, python, r
 use crate::common::{Sidecar, audit_entries, start_with, write_bundle};
 use serde_json::{Value, json};
 
+const APPROVER_TOKEN: &str = "mcp-test-alice-token";
 const ADMIN_TOKEN: &str = "mcp-test-admin";
 
 /// drop_database is denied outright, deploy needs one of group:sre, everything else runs.
@@ -66,6 +67,13 @@ async fn gateway(
             .groups
             .insert("sre".into(), vec!["U_ALICE".into()]);
         c.admin.token_sha256 = Some(clawgate::admin::auth::AdminToken::hash_hex(ADMIN_TOKEN));
+        // The approver answers with a token of their own (the admin token answers only as
+        // the local operator).
+        let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(APPROVER_TOKEN);
+        c.approvers.insert(
+            "U_ALICE".into(),
+            clawgate::admin::ApproverCredential { token_sha256 },
+        );
         extra(c);
     })
     .await
@@ -87,7 +95,7 @@ async fn approve_when_pending(s: &Sidecar) -> String {
             .unwrap();
         if let Some(id) = list["approvals"][0]["id"].as_str() {
             let answer = json!({"decision": "approve", "approver": "U_ALICE"});
-            let (status, _) = s.answer_approval(ADMIN_TOKEN, id, &answer).await;
+            let (status, _) = s.answer_approval(APPROVER_TOKEN, id, &answer).await;
             assert_eq!(status, 200);
             return id.to_string();
         }

@@ -80,6 +80,7 @@ fn request(n: u32) -> ApprovalRequest {
         first_used_ms: None,
         reply_handles: vec![],
         constraints: None,
+        shown: Default::default(),
     }
 }
 
@@ -90,6 +91,7 @@ fn decide(req: &mut ApprovalRequest, approver: &str, vote: Vote) {
         channel: Channel::Slack,
         at: "2026-01-01T00:01:00.000Z".into(),
         reason: None,
+        credential: Some(format!("slack:{approver}")),
     });
     req.status = match vote {
         Vote::Approve => ApprovalStatus::Approved,
@@ -516,6 +518,8 @@ async fn a_flood_of_approvals_opens_a_bounded_number_of_connections() {
     let secret = WebhookSecret::generate();
     let mut cfg = with_webhook(config(), rx.url("/hooks"), &secret);
     cfg.timeout_ms = 20_000;
+    // One message per approval (no batching), so that 100 deliveries compete for connections.
+    cfg.batch_after = 1_000;
     let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
 
     for n in 0..100 {

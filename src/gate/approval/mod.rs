@@ -11,7 +11,7 @@ pub mod model;
 mod settings;
 pub(crate) mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +21,10 @@ use tokio::sync::{Mutex, watch};
 use crate::audit::{AuditLog, events};
 use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
 pub use model::{
-    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Vote, now_ms,
-    rfc3339,
+    Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
+    now_ms, rfc3339,
 };
-pub use settings::ApprovalConfig;
+pub use settings::{ApprovalConfig, Person};
 use store::ApprovalStore;
 
 /// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both
@@ -71,6 +71,10 @@ pub enum AnswerRejected {
     SelfApproval(String),
     #[error("{0} already answered this approval")]
     AlreadyAnswered(String),
+    #[error(
+        "an approval proved by the same credential ({0}) already counts toward this approval; a quorum needs approvers who each prove who they are (their own token, or a Slack click)"
+    )]
+    CredentialCounted(String),
     #[error("the answer names action {given}, but this approval is bound to {bound}")]
     BindingMismatch { given: String, bound: String },
     #[error("the approver id is empty")]
@@ -91,6 +95,7 @@ impl AnswerRejected {
             }
             AnswerRejected::SelfApproval(_) => "self_approval",
             AnswerRejected::AlreadyAnswered(_) => "already_answered",
+            AnswerRejected::CredentialCounted(_) => "credential_already_counted",
             AnswerRejected::BindingMismatch { .. } => "binding_mismatch",
             AnswerRejected::NoApprover => "invalid_request",
             AnswerRejected::Failed(_) => "approval_unavailable",
@@ -110,6 +115,9 @@ pub struct AnswerInput {
     /// What the channel the answer came from needs to reply to it later (Slack's
     /// `response_url`); kept on the approval, opaque here.
     pub reply_handle: Option<String>,
+    /// What proved the answer (see [`Answer::credential`]). Approvals proved by one
+    /// credential count once toward a quorum, whoever they name.
+    pub credential: String,
 }
 
 /// What a new approval request carries besides its binding.
@@ -125,6 +133,8 @@ pub struct NewApproval {
     /// The verdict's constraints, applied again when the approved action is released
     /// through `GET /v1/approvals/{id}/wait`.
     pub constraints: Option<Constraints>,
+    /// What was redacted from `action`, and the programs it runs.
+    pub shown: Shown,
 }
 
 /// What the gate should do with a `require_approval` verdict.
@@ -136,6 +146,37 @@ pub enum Clearance {
     Refused(ApprovalView),
     /// Waiting for people. `created` is false when an existing request was reused.
     Pending { view: ApprovalView, created: bool },
+    /// A new approval would pass a bound: the action is denied, saying which.
+    Limited(ApprovalLimit),
+}
+
+/// The bound a new approval would pass (issue 15, finding 6). Its text names the bound, its
+/// config key and what to do; it starts with `approval_limit`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalLimit {
+    #[error(
+        "approval_limit: agent {agent} already has {limit} approvals pending (approval.max_pending_per_agent); denied until some are answered or expire"
+    )]
+    PendingPerAgent { agent: String, limit: u64 },
+    #[error(
+        "approval_limit: {limit} approvals are pending in total (approval.max_pending); denied until some are answered or expire"
+    )]
+    PendingTotal { limit: u64 },
+    #[error(
+        "approval_limit: agent {agent} asked for {limit} new approvals in the last minute (approval.new_per_agent_per_minute); denied, retry later"
+    )]
+    RatePerAgent { agent: String, limit: u64 },
+}
+
+impl ApprovalLimit {
+    /// The bound's name, for metrics.
+    pub fn bound(&self) -> &'static str {
+        match self {
+            ApprovalLimit::PendingPerAgent { .. } => "max_pending_per_agent",
+            ApprovalLimit::PendingTotal { .. } => "max_pending",
+            ApprovalLimit::RatePerAgent { .. } => "new_per_agent_per_minute",
+        }
+    }
 }
 
 /// The outcome of waiting on an approval from the agent side.
@@ -165,6 +206,34 @@ pub struct ApprovalSettings {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Who the admin token answers as (`approval.local_operator`).
     pub local_operator: String,
+    /// `approval.max_pending_per_agent`, `approval.max_pending`,
+    /// `approval.new_per_agent_per_minute`.
+    pub max_pending_per_agent: u64,
+    pub max_pending: u64,
+    pub new_per_agent_per_minute: u64,
+    /// `[people.NAME]`: each listed id → the person's name.
+    pub people: HashMap<String, String>,
+}
+
+impl ApprovalSettings {
+    /// With `[people]`: ids that belong to one person.
+    pub fn with_people(mut self, people: &BTreeMap<String, Person>) -> ApprovalSettings {
+        for (name, person) in people {
+            for id in &person.ids {
+                self.people.insert(id.clone(), name.clone());
+            }
+        }
+        self
+    }
+
+    /// Whether two ids are the same person: equal, or listed under one `[people.NAME]`.
+    pub fn same_person(&self, a: &str, b: &str) -> bool {
+        a == b
+            || self
+                .people
+                .get(a)
+                .is_some_and(|p| self.people.get(b) == Some(p))
+    }
 }
 
 impl From<&ApprovalConfig> for ApprovalSettings {
@@ -176,6 +245,10 @@ impl From<&ApprovalConfig> for ApprovalSettings {
             reuse_window: Duration::from_secs(c.reuse_window_s),
             groups: c.groups.clone(),
             local_operator: c.local_operator.clone(),
+            max_pending_per_agent: c.max_pending_per_agent,
+            max_pending: c.max_pending,
+            new_per_agent_per_minute: c.new_per_agent_per_minute,
+            people: HashMap::new(),
         }
     }
 }
@@ -190,7 +263,19 @@ struct Book {
     by_id: HashMap<String, Slot>,
     /// Binding key → the latest approval for that binding.
     by_binding: HashMap<String, String>,
+    /// Per agent: when it asked for each new approval in the last minute (oldest first).
+    asked: HashMap<String, VecDeque<i64>>,
 }
+
+/// Approvals are bounded per agent: its authenticated identity, else the agent id it states.
+fn agent_key(binding: &ApprovalBinding) -> &str {
+    binding
+        .authenticated_as
+        .as_deref()
+        .unwrap_or(&binding.agent_id)
+}
+
+const MINUTE_MS: i64 = 60_000;
 
 impl Book {
     fn insert(&mut self, req: ApprovalRequest) {
@@ -295,6 +380,10 @@ impl Approvals {
                 }
             }
         }
+        if let Some(limit) = self.limit(&mut book, &binding, now) {
+            return Ok(Clearance::Limited(limit));
+        }
+        let agent = agent_key(&binding).to_string();
         let req = self.new_request(binding, new, now);
         let view = req.view();
         self.record(
@@ -307,12 +396,55 @@ impl Approvals {
         .await?;
         self.persist(&req).await?;
         book.insert(req);
+        book.asked.entry(agent).or_default().push_back(now);
         drop(book);
         self.listener.requested(&view);
         Ok(Clearance::Pending {
             view,
             created: true,
         })
+    }
+
+    /// The bound a new approval for `binding` would pass, if any: the agent's pending
+    /// approvals, all pending approvals, the agent's new approvals in the last minute.
+    fn limit(&self, book: &mut Book, binding: &ApprovalBinding, now: i64) -> Option<ApprovalLimit> {
+        let s = &self.settings;
+        let agent = agent_key(binding);
+        let (mut mine, mut all) = (0u64, 0u64);
+        for slot in book.by_id.values() {
+            if slot.req.status == ApprovalStatus::Pending {
+                all += 1;
+                if agent_key(&slot.req.binding) == agent {
+                    mine += 1;
+                }
+            }
+        }
+        if mine >= s.max_pending_per_agent {
+            return Some(ApprovalLimit::PendingPerAgent {
+                agent: agent.to_string(),
+                limit: s.max_pending_per_agent,
+            });
+        }
+        if all >= s.max_pending {
+            return Some(ApprovalLimit::PendingTotal {
+                limit: s.max_pending,
+            });
+        }
+        // Forget what is older than a minute, for every agent, so the map stays small.
+        book.asked.retain(|_, times| {
+            while times.front().is_some_and(|t| *t + MINUTE_MS <= now) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let recent = book.asked.get(agent).map_or(0, VecDeque::len) as u64;
+        if recent >= s.new_per_agent_per_minute {
+            return Some(ApprovalLimit::RatePerAgent {
+                agent: agent.to_string(),
+                limit: s.new_per_agent_per_minute,
+            });
+        }
+        None
     }
 
     fn new_request(&self, binding: ApprovalBinding, new: NewApproval, now: i64) -> ApprovalRequest {
@@ -349,6 +481,7 @@ impl Approvals {
             first_used_ms: None,
             reply_handles: Vec::new(),
             constraints: new.constraints,
+            shown: new.shown,
         }
     }
 
@@ -488,6 +621,7 @@ impl Approvals {
             channel: input.channel,
             at: rfc3339(now),
             reason: input.reason.clone(),
+            credential: Some(input.credential.clone()),
         });
         let resolved = match input.vote {
             Vote::Deny => Some(ApprovalStatus::Denied),
@@ -499,7 +633,8 @@ impl Approvals {
         self.record(
             &next,
             json!({"event": "answer", "approval_id": id, "approver": input.approver,
-                "vote": input.vote, "channel": input.channel, "reason": input.reason,
+                "vote": input.vote, "channel": input.channel, "credential": input.credential,
+                "reason": input.reason,
                 "approvals": next.approved_by().len(), "quorum": next.quorum}),
         )
         .await?;
@@ -550,13 +685,14 @@ impl Approvals {
                 bound: req.binding.action_hash.clone(),
             });
         }
+        let s = &self.settings;
         let is_requester = req
             .binding
             .requester
             .as_ref()
             .and_then(|r| r.sender_id.as_deref())
-            .is_some_and(|s| s == who);
-        if is_requester || req.binding.agent_id == who {
+            .is_some_and(|r| s.same_person(r, who));
+        if is_requester || s.same_person(&req.binding.agent_id, who) {
             return Err(AnswerRejected::SelfApproval(who.to_string()));
         }
         if !self.is_allowed(who, &req.approvers) && !self.local_operator_answers(who, input.channel)
@@ -569,8 +705,22 @@ impl Approvals {
                 },
             );
         }
-        if req.answers.iter().any(|a| a.approver == who) {
-            return Err(AnswerRejected::AlreadyAnswered(who.to_string()));
+        if let Some(earlier) = req.answers.iter().find(|a| s.same_person(&a.approver, who)) {
+            return Err(AnswerRejected::AlreadyAnswered(match s.people.get(who) {
+                Some(person) if earlier.approver != who => {
+                    format!("{who} ({person}, who answered as {})", earlier.approver)
+                }
+                _ => who.to_string(),
+            }));
+        }
+        // One credential (a webhook receiver's shared secret, say) cannot fill a quorum by
+        // naming several approvers. A deny is always heard: one deny denies.
+        if input.vote == Vote::Approve
+            && req.answers.iter().any(|a| {
+                a.vote == Vote::Approve && a.credential.as_deref() == Some(&input.credential)
+            })
+        {
+            return Err(AnswerRejected::CredentialCounted(input.credential.clone()));
         }
         Ok(())
     }
@@ -601,7 +751,8 @@ impl Approvals {
             reason = %why, "approval answer rejected");
         let event = events::approval(
             json!({"event": "answer_rejected", "approval_id": id, "approver": input.approver,
-                "vote": input.vote, "channel": input.channel, "why": why.to_string(), "code": why.code()}),
+                "vote": input.vote, "channel": input.channel, "credential": input.credential,
+                "why": why.to_string(), "code": why.code()}),
             None,
         );
         if let Err(e) = self.audit.append(event).await {

@@ -80,6 +80,11 @@ pub struct Answer {
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What proved the answer: `slack:<user id>` (Slack's signature), `approver:<NAME>` (the
+    /// approver's own token), `admin` (the admin token, as the local operator) or `webhook`
+    /// (the shared webhook secret, whoever it names). Answers stored before it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// What an approval is bound to. An approval applies only to a check whose binding is equal:
@@ -149,6 +154,24 @@ pub struct ApprovalRequest {
     /// existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints: Option<Constraints>,
+    #[serde(default, flatten)]
+    pub shown: Shown,
+}
+
+/// What approvers are told about the action besides its redacted arguments (issue 15,
+/// finding 9): which values were redacted, and which programs a shell command runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shown {
+    /// Dotted paths (from the action, e.g. `params.token`) of the values redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+    /// The programs the action's shell commands run, nested ones included (`sh -c`,
+    /// `$(...)`, wrappers), each once, in the order the parse met them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<String>,
+    /// The parse stopped at a limit: more programs may run than are listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub programs_incomplete: bool,
 }
 
 impl ApprovalRequest {
@@ -198,6 +221,7 @@ impl ApprovalRequest {
             resolved_at: self.resolved_ms.map(rfc3339),
             answers: self.answers.clone(),
             decided_by: self.decided_by(),
+            shown: self.shown.clone(),
         }
     }
 }
@@ -229,6 +253,8 @@ pub struct ApprovalView {
     pub resolved_at: Option<String>,
     pub answers: Vec<Answer>,
     pub decided_by: Vec<String>,
+    #[serde(default, flatten)]
+    pub shown: Shown,
 }
 
 impl ApprovalView {

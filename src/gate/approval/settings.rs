@@ -24,6 +24,14 @@ pub struct ApprovalConfig {
     /// (the embedded defaults) this local operator may answer every approval, since nobody
     /// else could; once groups exist it counts only where a verdict or a group names it.
     pub local_operator: String,
+    /// Most approvals one agent (its authenticated identity, else its agent id) may have
+    /// pending at once; past it a check that needs a new approval is denied
+    /// (`approval_limit`).
+    pub max_pending_per_agent: u64,
+    /// Most approvals pending at once, all agents together.
+    pub max_pending: u64,
+    /// Most new approvals one agent may ask for in any 60 seconds (answered or not).
+    pub new_per_agent_per_minute: u64,
 }
 
 /// The default [`ApprovalConfig::local_operator`].
@@ -38,6 +46,18 @@ impl Default for ApprovalConfig {
             reuse_window_s: 60,
             groups: Default::default(),
             local_operator: LOCAL_OPERATOR.to_string(),
+            max_pending_per_agent: 20,
+            max_pending: 200,
+            new_per_agent_per_minute: 10,
         }
     }
+}
+
+/// `[people.NAME]`: one person known by several ids (a Slack user id, an approver name, a chat
+/// sender id). The approval rules treat the ids as one: the requester never approves their
+/// own request under another id, and one person fills one place of a quorum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub ids: Vec<String>,
 }
