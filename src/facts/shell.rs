@@ -227,6 +227,50 @@ fn parser_options() -> brush_parser::ParserOptions {
     }
 }
 
+/// Whether a `<<` here-document's delimiter is made of quotes only (`<<''`, `<<""`,
+/// `<<- $''`). brush's parser never returns on some of them (`cat <<'' #`, found by
+/// libFuzzer), and no real script needs one, so such text is not parsed (and is held).
+/// Lexical on purpose, like [`nesting`]: it may also match inside quotes, which only makes
+/// the command unparsed.
+fn empty_heredoc_delimiter(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("<<") {
+        // A run of `<`: exactly three is a here-string; any other run of two or more holds
+        // a `<<` whose delimiter follows the run (`<<<<<''` is `<<<` then `<<''`).
+        let run_start = i + at;
+        let mut j = run_start;
+        while bytes.get(j) == Some(&b'<') {
+            j += 1;
+        }
+        i = j;
+        if j - run_start == 3 {
+            continue;
+        }
+        if bytes.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        while bytes.get(j).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            j += 1;
+        }
+        let start = j;
+        while bytes
+            .get(j)
+            .is_some_and(|b| matches!(b, b'\'' | b'"' | b'$' | b'\\'))
+        {
+            j += 1;
+        }
+        let ends = bytes.get(j).is_none_or(|b| {
+            b.is_ascii_whitespace()
+                || matches!(b, b';' | b'|' | b'&' | b'<' | b'>' | b'#' | b'(' | b')')
+        });
+        if j > start && ends {
+            return true;
+        }
+    }
+    false
+}
+
 /// Deepest bracket nesting in the raw text (quotes ignored: this only bounds the parser's
 /// recursion, it reads nothing).
 fn nesting(text: &str) -> usize {
@@ -283,6 +327,10 @@ impl Walker<'_, '_> {
                 text.len(),
                 limits.max_script_bytes
             ));
+        } else if empty_heredoc_delimiter(text) {
+            fact.truncated = true;
+            fact.parse_error =
+                Some("a here-document with an empty delimiter; not parsed".to_string());
         } else if nesting(text) > limits.max_nesting {
             fact.truncated = true;
             fact.parse_error = Some(format!(
@@ -295,8 +343,14 @@ impl Walker<'_, '_> {
             return;
         }
         self.sink.parsed_bytes += text.len();
-        let mut parser = brush_parser::Parser::new(text.as_bytes(), &parser_options());
-        match parser.parse_program() {
+        // brush panics on some input (an fd number too large for an int before a redirect,
+        // found by libFuzzer); a panic is a parse failure here, never the end of the request.
+        let parsed = std::panic::catch_unwind(|| {
+            brush_parser::Parser::new(text.as_bytes(), &parser_options()).parse_program()
+        })
+        .map_err(|_| "the shell parser failed on this text".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        match parsed {
             Ok(program) => {
                 let scope = Scope {
                     script: index,
@@ -318,7 +372,7 @@ impl Walker<'_, '_> {
                     cut -= 1;
                 }
                 let script = &mut self.sink.scripts[index];
-                script.parse_error = Some(e.to_string());
+                script.parse_error = Some(e);
                 script.text = Some(text[..cut].to_string());
             }
         }
@@ -1107,13 +1161,13 @@ impl Walker<'_, '_> {
 
     /// The text an `echo`/`printf` earlier in the pipeline writes to this command's stdin.
     fn piped_text(&self, fact: &CommandFact) -> Option<String> {
-        let (pipeline, index) = (fact.pipeline?, fact.pipe_index?);
+        let (pipeline, index) = (fact.pipeline?, fact.pipe_index?.checked_sub(1)?);
         let prev = self
             .sink
             .commands
             .iter()
             .rev()
-            .find(|c| c.pipeline == Some(pipeline) && c.pipe_index == Some(index - 1))?;
+            .find(|c| c.pipeline == Some(pipeline) && c.pipe_index == Some(index))?;
         match prev.name.as_str() {
             "echo" | "printf" => Some(
                 prev.argv[1..]
@@ -1517,6 +1571,39 @@ mod tests {
                 f.commands
             );
         }
+    }
+
+    #[test]
+    fn here_documents_with_an_empty_delimiter_are_not_parsed() {
+        // Found by libFuzzer: brush's parser never returned on `cat <<'' #`.
+        for text in [
+            "cat <<'' #",
+            "<<<<<''<#",
+            "cat <<\"\" #",
+            "cat <<- '' x",
+            "a <<$''",
+        ] {
+            let f = facts(text);
+            assert!(f.scripts[0].parse_error.is_some(), "{text}");
+        }
+        for text in [
+            "cat <<'EOF'\nx\nEOF",
+            "cat <<<'x'",
+            "cat <<< \"\" ",
+            "cat <<-EOF\nx\nEOF",
+        ] {
+            let f = facts(text);
+            assert!(f.scripts[0].parse_error.is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_parser_panic_is_a_parse_error() {
+        // Found by libFuzzer: brush unwraps the fd number of `99999999999>x` as an int.
+        let f = facts("echo 99999999999>x");
+        assert!(f.scripts[0].parse_error.is_some(), "{:?}", f.scripts);
+        let f = facts("echo 2>x");
+        assert!(f.scripts[0].parse_error.is_none());
     }
 
     #[test]
