@@ -227,6 +227,20 @@ fn parser_options() -> brush_parser::ParserOptions {
     }
 }
 
+/// Whether ten or more digits run straight into `<` or `>` (`99999999999>x`): brush reads
+/// them as a file descriptor and panics when they overflow an int (found by libFuzzer).
+fn oversized_fd_number(text: &str) -> bool {
+    let mut digits = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'<' | b'>' if digits >= 10 => return true,
+            _ => digits = 0,
+        }
+    }
+    false
+}
+
 /// Whether a `<<` here-document's delimiter is made of quotes only (`<<''`, `<<""`,
 /// `<<- $''`). brush's parser never returns on some of them (`cat <<'' #`, found by
 /// libFuzzer), and no real script needs one, so such text is not parsed (and is held).
@@ -327,6 +341,10 @@ impl Walker<'_, '_> {
                 text.len(),
                 limits.max_script_bytes
             ));
+        } else if oversized_fd_number(text) {
+            fact.truncated = true;
+            fact.parse_error =
+                Some("a redirection's file descriptor number is too large; not parsed".to_string());
         } else if empty_heredoc_delimiter(text) {
             fact.truncated = true;
             fact.parse_error =
