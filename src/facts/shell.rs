@@ -227,6 +227,14 @@ fn parser_options() -> brush_parser::ParserOptions {
     }
 }
 
+/// The value of a brush word-level parse, or `None` when it fails or panics (brush unwraps
+/// in places, e.g. on `~11111111111`; found by libFuzzer): a failure, never a lost request.
+fn unpanicked<T, E>(parse: impl FnOnce() -> Result<T, E>) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .ok()?
+        .ok()
+}
+
 /// Whether ten or more digits run straight into `<` or `>` (`99999999999>x`): brush reads
 /// them as a file descriptor and panics when they overflow an int (found by libFuzzer).
 fn oversized_fd_number(text: &str) -> bool {
@@ -960,17 +968,19 @@ impl Walker<'_, '_> {
         let braces = unquoted_braces(raw);
         let expanded: Vec<String> = match braces {
             Some(0) => vec![raw.to_string()],
-            Some(n) if n <= MAX_WORD_BRACES => match word::parse_brace_expansions(raw, &options) {
-                Ok(Some(parts)) => {
-                    let mut alternatives = vec![String::new()];
-                    if expand_braces(&parts, &mut alternatives, 64) {
-                        alternatives
-                    } else {
-                        vec![raw.to_string()]
+            Some(n) if n <= MAX_WORD_BRACES => {
+                match unpanicked(|| word::parse_brace_expansions(raw, &options)) {
+                    Some(Some(parts)) => {
+                        let mut alternatives = vec![String::new()];
+                        if expand_braces(&parts, &mut alternatives, 64) {
+                            alternatives
+                        } else {
+                            vec![raw.to_string()]
+                        }
                     }
+                    _ => vec![raw.to_string()],
                 }
-                _ => vec![raw.to_string()],
-            },
+            }
             _ => vec![raw.to_string()],
         };
         let unexpanded = !matches!(braces, Some(n) if n <= MAX_WORD_BRACES);
@@ -984,9 +994,9 @@ impl Walker<'_, '_> {
             if unexpanded {
                 w.kind("unparsed");
             }
-            match word::parse(&text, &options) {
-                Ok(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
-                Err(_) => {
+            match unpanicked(|| word::parse(&text, &options)) {
+                Some(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
+                None => {
                     // Not a word brush can read (unbalanced quotes inside): keep it as it
                     // stands, marked dynamic so it is never mistaken for plain text.
                     w.push(&text, true);
@@ -1096,7 +1106,7 @@ impl Walker<'_, '_> {
             return;
         }
         let quoted = format!("\"{}\"", text.replace('"', "\\\""));
-        if let Ok(pieces) = word::parse(&quoted, &parser_options()) {
+        if let Some(pieces) = unpanicked(|| word::parse(&quoted, &parser_options())) {
             let mut scratch = WordOut::default();
             self.pieces(&pieces, &quoted, true, &mut scratch, owner, scope);
         }
@@ -1622,6 +1632,18 @@ mod tests {
         assert!(f.scripts[0].parse_error.is_some(), "{:?}", f.scripts);
         let f = facts("echo 2>x");
         assert!(f.scripts[0].parse_error.is_none());
+    }
+
+    #[test]
+    fn word_parser_panics_are_unparsed_words() {
+        // Found by libFuzzer: brush unwraps the directory-stack index of `~NNN`.
+        let f = facts("ls ~111111111111111111111111 && git status");
+        assert!(
+            f.commands.iter().any(|c| c.name == "git"),
+            "{:?}",
+            f.commands
+        );
+        assert!(!f.commands[0].literal, "{:?}", f.commands[0]);
     }
 
     #[test]
