@@ -29,20 +29,13 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// The embedded bundle's parameter roles, read once.
 fn roles() -> &'static ParamRoles {
     static ROLES: OnceLock<ParamRoles> = OnceLock::new();
-    ROLES.get_or_init(|| {
-        let files = crate::gate::policy::BundleFiles::embedded();
-        let docs: Vec<Value> = files
-            .files
-            .iter()
-            .filter(|f| f.is_data())
-            .filter_map(|f| serde_json::from_str(&f.text).ok())
-            .collect();
-        ParamRoles::from_data(docs.iter())
-    })
+    ROLES
+        .get_or_init(|| ParamRoles::from_data(&crate::gate::policy::BundleFiles::embedded().data()))
 }
 
+/// The context policy tests state facts in (a home, a workspace, clawgate's own files).
 fn context() -> FactsContext {
-    FactsContext::default().with_home("/home/dev")
+    crate::gate::policy::bundle::test_facts_context()
 }
 
 /// Split at the first `sep`: the part before it and the rest (empty when there is none).

@@ -197,10 +197,20 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
             let tool = action.tool.as_deref().unwrap_or_default();
             let is_mcp = action.kind == ActionKind::Mcp
                 || (action.kind == ActionKind::Tool && roles.is_bundle_mcp(tool));
-            let (flat, mut spec) = if is_mcp {
-                roles.mcp_nested(params)
+            let (nested, mut spec) = if is_mcp {
+                roles.mcp(params)
             } else {
-                (params.clone(), ToolParams::default())
+                (Vec::new(), ToolParams::default())
+            };
+            // Nested MCP arguments are looked up under their dotted path beside the others;
+            // only a call that has some pays for a copy of its arguments.
+            let params: std::borrow::Cow<'_, serde_json::Map<String, Value>> = if nested.is_empty()
+            {
+                std::borrow::Cow::Borrowed(params)
+            } else {
+                let mut all = params.clone();
+                all.extend(nested.into_iter().map(|(k, v)| (k, v.clone())));
+                std::borrow::Cow::Owned(all)
             };
             if action.kind == ActionKind::Tool {
                 let own = roles.tool(tool);
@@ -210,7 +220,7 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 spec.patch.extend(own.patch.iter().cloned());
                 spec.env.extend(own.env.iter().cloned());
             }
-            params_facts(&mut facts, &flat, &spec, roles, ctx);
+            params_facts(&mut facts, &params, &spec, roles, ctx);
         }
         ActionKind::Http => {
             if let Some(h) = &action.http {

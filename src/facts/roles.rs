@@ -109,57 +109,52 @@ impl ParamRoles {
         self.tools.get(name).unwrap_or(&self.unknown_tool)
     }
 
-    /// The roles of an MCP tool's arguments: command and URL keys by name, path keys by
-    /// pattern, judged per argument key.
-    pub fn mcp(&self, arguments: &serde_json::Map<String, Value>) -> ToolParams {
-        let mut p = ToolParams::default();
-        for key in arguments.keys() {
-            if self.mcp_command_keys.contains(key) {
-                p.command.push(key.clone());
-            }
-            if self.mcp_url_keys.contains(key) {
-                p.url.push(key.clone());
-            }
-            if self.mcp_path_key.as_ref().is_some_and(|r| r.is_match(key)) {
-                p.path.push(key.clone());
+    /// Give the argument `name` the roles its own key (the last part of a dotted path) has:
+    /// command and URL keys by name, path keys by pattern. Whether it has any.
+    fn add_mcp_argument(&self, key: &str, name: &str, p: &mut ToolParams) -> bool {
+        let mut any = false;
+        for (has, list) in [
+            (
+                self.mcp_command_keys.iter().any(|k| k == key),
+                &mut p.command,
+            ),
+            (self.mcp_url_keys.iter().any(|k| k == key), &mut p.url),
+            (
+                self.mcp_path_key.as_ref().is_some_and(|r| r.is_match(key)),
+                &mut p.path,
+            ),
+        ] {
+            if has {
+                list.push(name.to_string());
+                any = true;
             }
         }
-        p
+        any
     }
 
-    /// The arguments of an MCP call with those nested in objects and arrays lifted to the
-    /// top under their dotted path (`options.path`, `files.1.path`), and the roles of all of
-    /// them: a path or URL one level down is as much a path or URL as one at the top.
-    pub fn mcp_nested(
+    /// The roles of an MCP call's arguments, judged per key: those at the top by their
+    /// name, and those nested in objects and arrays by their own key under their dotted
+    /// path (`options.path`, `files.1.path`), since a path or URL one level down is as much
+    /// a path or URL as one at the top. Returns the nested arguments that have a role, to be
+    /// looked up under their dotted path beside the top-level ones.
+    pub fn mcp<'a>(
         &self,
-        arguments: &serde_json::Map<String, Value>,
-    ) -> (serde_json::Map<String, Value>, ToolParams) {
-        let mut flat = arguments.clone();
-        let mut lifted = serde_json::Map::new();
+        arguments: &'a serde_json::Map<String, Value>,
+    ) -> (Vec<(String, &'a Value)>, ToolParams) {
+        let mut roles = ToolParams::default();
+        let mut below = Vec::new();
         for (key, value) in arguments {
-            lift(key, value, 1, &mut lifted);
+            self.add_mcp_argument(key, key, &mut roles);
+            lift(key, value, 1, &mut below);
         }
-        let mut roles = self.mcp(arguments);
-        for (dotted, value) in lifted {
-            let last = dotted.rsplit('.').next().unwrap_or_default();
-            let role = self.mcp(&serde_json::Map::from_iter([(
-                last.to_string(),
-                Value::Null,
-            )]));
-            if role == ToolParams::default() {
-                continue;
+        let mut nested = Vec::new();
+        for (dotted, value) in below {
+            let key = dotted.rsplit('.').next().unwrap_or_default();
+            if self.add_mcp_argument(key, &dotted, &mut roles) {
+                nested.push((dotted, value));
             }
-            let push = |list: &mut Vec<String>, from: &[String]| {
-                if !from.is_empty() {
-                    list.push(dotted.clone());
-                }
-            };
-            push(&mut roles.command, &role.command);
-            push(&mut roles.path, &role.path);
-            push(&mut roles.url, &role.url);
-            flat.insert(dotted, value);
         }
-        (flat, roles)
+        (nested, roles)
     }
 
     /// Whether a tool name is an OpenClaw bundle-mcp tool (`<server>__<tool>`) the catalog
@@ -177,7 +172,7 @@ const MAX_NESTING: usize = 4;
 const MAX_LIFTED: usize = 256;
 
 /// Every value below `value` (not `value` itself) under its dotted path.
-fn lift(path: &str, value: &Value, depth: usize, out: &mut serde_json::Map<String, Value>) {
+fn lift<'a>(path: &str, value: &'a Value, depth: usize, out: &mut Vec<(String, &'a Value)>) {
     if depth > MAX_NESTING {
         return;
     }
@@ -195,7 +190,7 @@ fn lift(path: &str, value: &Value, depth: usize, out: &mut serde_json::Map<Strin
         if out.len() >= MAX_LIFTED {
             return;
         }
-        out.insert(child.clone(), v.clone());
+        out.push((child.clone(), v));
         lift(&child, v, depth + 1, out);
     }
 }

@@ -227,12 +227,13 @@ fn parser_options() -> brush_parser::ParserOptions {
     }
 }
 
-/// The value of a brush word-level parse, or `None` when it fails or panics (brush unwraps
-/// in places, e.g. on `~11111111111`; found by libFuzzer): a failure, never a lost request.
-fn unpanicked<T, E>(parse: impl FnOnce() -> Result<T, E>) -> Option<T> {
+/// A brush parse whose panic is a parse failure (brush unwraps in places: an fd number
+/// that overflows an int, the index of `~11111111111`; found by libFuzzer), never the end
+/// of the request.
+fn unpanicked<T, E: std::fmt::Display>(parse: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
-        .ok()?
-        .ok()
+        .map_err(|_| "the shell parser failed on this text".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Whether ten or more digits run straight into `<` or `>` (`99999999999>x`): brush reads
@@ -330,53 +331,47 @@ impl Walker<'_, '_> {
             self.sink.truncated = true;
             return;
         }
-        if scope.depth > limits.max_depth {
-            fact.truncated = true;
-            fact.parse_error = Some(format!(
+        // Text past a limit, or of a shape brush hangs or backtracks on, is not parsed.
+        let refused = if scope.depth > limits.max_depth {
+            Some(format!(
                 "nested more than {} levels deep; not parsed",
                 limits.max_depth
-            ));
+            ))
         } else if self.sink.parsed_bytes + text.len() > limits.max_total_bytes {
-            fact.truncated = true;
-            fact.parse_error = Some(format!(
+            Some(format!(
                 "more than {} bytes of shell text in one action; not parsed",
                 limits.max_total_bytes
-            ));
+            ))
         } else if text.len() > limits.max_script_bytes {
-            fact.truncated = true;
-            fact.parse_error = Some(format!(
+            Some(format!(
                 "{} bytes is longer than the {} parsed; not parsed",
                 text.len(),
                 limits.max_script_bytes
-            ));
+            ))
         } else if oversized_fd_number(text) {
-            fact.truncated = true;
-            fact.parse_error =
-                Some("a redirection's file descriptor number is too large; not parsed".to_string());
+            Some("a redirection's file descriptor number is too large; not parsed".to_string())
         } else if empty_heredoc_delimiter(text) {
-            fact.truncated = true;
-            fact.parse_error =
-                Some("a here-document with an empty delimiter; not parsed".to_string());
+            Some("a here-document with an empty delimiter; not parsed".to_string())
         } else if nesting(text) > limits.max_nesting {
-            fact.truncated = true;
-            fact.parse_error = Some(format!(
+            Some(format!(
                 "brackets nested more than {} deep; not parsed",
                 limits.max_nesting
-            ));
+            ))
+        } else {
+            None
+        };
+        if refused.is_some() {
+            fact.truncated = true;
+            fact.parse_error = refused;
         }
         self.sink.scripts.push(fact);
         if self.sink.scripts[index].parse_error.is_some() {
             return;
         }
         self.sink.parsed_bytes += text.len();
-        // brush panics on some input (an fd number too large for an int before a redirect,
-        // found by libFuzzer); a panic is a parse failure here, never the end of the request.
-        let parsed = std::panic::catch_unwind(|| {
+        match unpanicked(|| {
             brush_parser::Parser::new(text.as_bytes(), &parser_options()).parse_program()
-        })
-        .map_err(|_| "the shell parser failed on this text".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-        match parsed {
+        }) {
             Ok(program) => {
                 let scope = Scope {
                     script: index,
@@ -965,25 +960,22 @@ impl Walker<'_, '_> {
         // half a minute), so it only sees words whose unquoted braces all match, and not too
         // many of them; a word with unmatched or too many braces is not expanded and is
         // marked unparsed, so it never passes for plain text.
-        let braces = unquoted_braces(raw);
-        let expanded: Vec<String> = match braces {
-            Some(0) => vec![raw.to_string()],
-            Some(n) if n <= MAX_WORD_BRACES => {
-                match unpanicked(|| word::parse_brace_expansions(raw, &options)) {
-                    Some(Some(parts)) => {
-                        let mut alternatives = vec![String::new()];
-                        if expand_braces(&parts, &mut alternatives, 64) {
-                            alternatives
-                        } else {
-                            vec![raw.to_string()]
-                        }
+        let expandable = unquoted_braces(raw).filter(|n| *n <= MAX_WORD_BRACES);
+        let expanded: Vec<String> = match expandable {
+            Some(n) if n > 0 => match unpanicked(|| word::parse_brace_expansions(raw, &options)) {
+                Ok(Some(parts)) => {
+                    let mut alternatives = vec![String::new()];
+                    if expand_braces(&parts, &mut alternatives, 64) {
+                        alternatives
+                    } else {
+                        vec![raw.to_string()]
                     }
-                    _ => vec![raw.to_string()],
                 }
-            }
+                _ => vec![raw.to_string()],
+            },
             _ => vec![raw.to_string()],
         };
-        let unexpanded = !matches!(braces, Some(n) if n <= MAX_WORD_BRACES);
+        let unexpanded = expandable.is_none();
         let brace = expanded.len() > 1 || expanded.first().is_some_and(|e| e != raw);
         let mut out = Vec::with_capacity(expanded.len());
         for text in expanded {
@@ -995,8 +987,8 @@ impl Walker<'_, '_> {
                 w.kind("unparsed");
             }
             match unpanicked(|| word::parse(&text, &options)) {
-                Some(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
-                None => {
+                Ok(pieces) => self.pieces(&pieces, &text, false, &mut w, owner, scope),
+                Err(_) => {
                     // Not a word brush can read (unbalanced quotes inside): keep it as it
                     // stands, marked dynamic so it is never mistaken for plain text.
                     w.push(&text, true);
@@ -1106,7 +1098,7 @@ impl Walker<'_, '_> {
             return;
         }
         let quoted = format!("\"{}\"", text.replace('"', "\\\""));
-        if let Some(pieces) = unpanicked(|| word::parse(&quoted, &parser_options())) {
+        if let Ok(pieces) = unpanicked(|| word::parse(&quoted, &parser_options())) {
             let mut scratch = WordOut::default();
             self.pieces(&pieces, &quoted, true, &mut scratch, owner, scope);
         }
