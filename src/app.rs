@@ -20,6 +20,7 @@ use crate::audit::{AuditError, AuditLog, AuditOptions, events};
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::gate::approval::{ApprovalSettings, Approvals};
+use crate::gate::policy::pool::EvalPool;
 use crate::gate::policy::watch::{ReloadTrigger, watch_dir};
 use crate::gate::policy::{PolicyEngine, PolicyError};
 use crate::identity::Identities;
@@ -40,6 +41,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("cannot start the policy evaluation threads: {0}")]
+    EvalThreads(#[source] std::io::Error),
     #[error("egress proxy: {0}")]
     Egress(#[from] crate::intercept::egress::EgressSetupError),
     #[error(transparent)]
@@ -113,7 +116,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let audit = Arc::new(open_audit(&config, metrics.clone()).await?);
     let budget = Duration::from_millis(config.policy.eval_timeout_ms);
     let policy = match PolicyEngine::load(config.policy.dir.as_deref(), budget) {
-        Ok(p) => Arc::new(p.with_decision_cache(config.policy.decision_cache_entries)),
+        Ok(p) => {
+            let pool = EvalPool::per_core().map_err(ServeError::EvalThreads)?;
+            Arc::new(
+                p.with_decision_cache(config.policy.decision_cache_entries)
+                    .with_pool(pool),
+            )
+        }
         Err(e) => {
             let source = config.policy.dir.as_ref().map(|d| d.display().to_string());
             let source = source.unwrap_or_else(|| "embedded".into());

@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub mod refusals;
 mod settings;
 
+pub use audit::MAX_ENTRIES_PAGE as MAX_AUDIT_ENTRIES_PAGE;
 pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential};
 
 use std::path::PathBuf;
@@ -122,6 +123,20 @@ where
             (&Method::GET, Ok(())) => audit::export(state, req.uri().query()).await,
             (m, Ok(())) => ApiError::method_not_allowed(m, "GET").into_response(),
         },
+        "/v1/audit/entries" | "/v1/audit/timeline" | "/v1/audit/blob" => {
+            match (req.method(), state.authorize(&req, Endpoint::AuditRead)) {
+                (_, Err(e)) => e.into_response(),
+                (&Method::GET, Ok(())) => {
+                    let query = req.uri().query();
+                    match path {
+                        "/v1/audit/entries" => audit::entries(state, query).await,
+                        "/v1/audit/timeline" => audit::timeline(state, query).await,
+                        _ => audit::blob(state, query).await,
+                    }
+                }
+                (m, Ok(())) => ApiError::method_not_allowed(m, "GET").into_response(),
+            }
+        }
         "/v1/mode" => control::set_mode(state, req).await,
         "/v1/policy/reload" => control::reload_policy(state, req).await,
         "/v1/audit/pubkey" => only_get(req.method(), || audit::pubkey(state)),

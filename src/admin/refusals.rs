@@ -34,6 +34,8 @@ pub enum Endpoint {
     Approvals,
     Status,
     AuditExport,
+    /// `/v1/audit/entries`, `/v1/audit/timeline`, `/v1/audit/blob`.
+    AuditRead,
     Mode,
     PolicyReload,
 }
@@ -46,6 +48,7 @@ impl Endpoint {
             Endpoint::Approvals => "approvals",
             Endpoint::Status => "status",
             Endpoint::AuditExport => "audit_export",
+            Endpoint::AuditRead => "audit_read",
             Endpoint::Mode => "mode",
             Endpoint::PolicyReload => "policy_reload",
         }

@@ -20,7 +20,7 @@ use super::merkle::{Hash, MerkleAccumulator, leaf_hash};
 use super::redact::{Redactor, integers_only};
 use super::store::{
     AuditReader, BLOBS, CHECKPOINTS, ChainHead, ENTRIES, LEGACY_RUNS, META, RUN_ENTRIES, RUN_IDS,
-    ZERO_HASH, split_entry, store_err,
+    ZERO_HASH, open_err, split_entry, store_err,
 };
 use crate::metrics::Metrics;
 
@@ -387,16 +387,21 @@ fn valid_field_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Open the database as the single writer, creating the tables and instance id on first use,
+/// Open the database as its exclusive writer, creating the tables and instance id on first use,
 /// and check that the stored head matches the last entry.
+///
+/// Exclusive (redb's default mode) so that every commit is one-phase: the pages and a header
+/// slot carrying their checksum go out with one `fdatasync`. After a crash redb finds the slot
+/// of a commit that did not complete by its checksum and opens at the commit before it, which
+/// is the last one whose `append`s returned. Modes that let other processes read beside the
+/// writer force two-phase commits, i.e. a second `fdatasync` per batch.
 fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(store_err)?;
     }
     let db = redb::Builder::new()
-        .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
         .create(path)
-        .map_err(|e| AuditError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| open_err(path, e))?;
     let txn = db.begin_write().map_err(store_err)?;
     let (head, instance_id) = {
         let mut meta = txn.open_table(META).map_err(store_err)?;

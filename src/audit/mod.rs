@@ -31,4 +31,9 @@ pub enum AuditError {
     Field(String),
     #[error("the audit log is closed")]
     Closed,
+    /// The file is held by another process: the running sidecar owns its log exclusively.
+    #[error(
+        "{0} is open in another process (a running sidecar holds its audit log exclusively); read it through the sidecar's admin listener with --url http://ADMIN_ADDR and the admin token, or stop the sidecar first"
+    )]
+    InUse(String),
 }

@@ -1,7 +1,10 @@
 //! The redb layout of the audit log, and read access for the CLI and the admin API.
 //!
-//! The sidecar opens the file as its single writer; other processes may open it read-only
-//! at the same time (redb `SingleWriter` mode), so `clawgate audit ...` works while it runs.
+//! The sidecar holds the file exclusively while it runs (redb's default `ExclusiveWriter`
+//! mode), so each commit is redb's one-phase checksummed commit: one `fdatasync`. A mode that
+//! lets other processes read beside the writer forces two-phase commits (two syncs per commit).
+//! While the sidecar runs, `clawgate audit ...` reads through its admin listener (`--url`);
+//! once it stops, straight from the file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +71,14 @@ fn legacy_run_seqs(txn: &ReadTransaction, run_id: &str) -> Result<Vec<u64>, Audi
     Ok(out)
 }
 
+/// Why a database file could not be opened; a file another process holds says what to do.
+pub fn open_err(path: &Path, e: redb::DatabaseError) -> AuditError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => AuditError::InUse(path.display().to_string()),
+        e => AuditError::Storage(format!("cannot open {}: {e}", path.display())),
+    }
+}
+
 pub fn store_err(e: impl std::fmt::Display) -> AuditError {
     AuditError::Storage(e.to_string())
 }
@@ -93,9 +104,8 @@ impl AuditReader {
             )));
         }
         let db = redb::Builder::new()
-            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
             .open_read_only(path)
-            .map_err(|e| AuditError::Storage(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| open_err(path, e))?;
         Ok(AuditReader {
             db: Handle::ReadOnly(db),
         })

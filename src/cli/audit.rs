@@ -1,7 +1,8 @@
 //! `clawgate audit ...`: verify, export, timeline, tail, blob and pubkey.
 //!
-//! Every command reads the database file directly (read-only, so it works while the sidecar
-//! runs) or, with `--url`, the running sidecar's admin listener.
+//! Every command reads the database file directly (`--db`, once the sidecar has stopped: a
+//! running sidecar holds its log exclusively) or, with `--url`, the running sidecar's admin
+//! listener.
 
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -46,16 +47,16 @@ pub enum AuditCommand {
     /// Show one agent run in order: actions, decisions, approvals and results.
     Timeline {
         run_id: String,
-        #[arg(long, default_value = DEFAULT_DB)]
-        db: PathBuf,
+        #[command(flatten)]
+        source: Source,
         /// Print the entries as a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Follow new entries as they are written (JSON lines).
     Tail {
-        #[arg(long, default_value = DEFAULT_DB)]
-        db: PathBuf,
+        #[command(flatten)]
+        source: Source,
         /// Start at this seq (default: the next entry written).
         #[arg(long)]
         from: Option<u64>,
@@ -63,8 +64,8 @@ pub enum AuditCommand {
     /// Print a kept result body by its SHA-256.
     Blob {
         hash: String,
-        #[arg(long, default_value = DEFAULT_DB)]
-        db: PathBuf,
+        #[command(flatten)]
+        source: Source,
     },
     /// Print the checkpoint verifier key.
     Pubkey {
@@ -76,9 +77,27 @@ pub enum AuditCommand {
 
 const DEFAULT_DB: &str = "clawgate-data/audit.redb";
 
+impl Source {
+    /// What the command reads, for messages.
+    fn name(&self) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => self.db.display().to_string(),
+        }
+    }
+}
+
+/// An URL query with its values percent-encoded.
+fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
 #[derive(Args)]
 pub struct Source {
-    /// The audit database file.
+    /// The audit database file of a stopped sidecar (a running one holds it exclusively: use
+    /// --url).
     #[arg(long, default_value = DEFAULT_DB, conflicts_with = "url")]
     db: PathBuf,
     /// A running sidecar's admin listener, e.g. http://127.0.0.1:9482 (with the admin token).
@@ -98,10 +117,31 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             from,
             output,
         } => export_cmd(source, format, checkpoints, from, output),
-        AuditCommand::Timeline { run_id, db, json } => {
-            let entries = export::timeline(&AuditReader::open(&db)?, &run_id)?;
+        AuditCommand::Timeline {
+            run_id,
+            source,
+            json,
+        } => {
+            let entries = match &source.url {
+                Some(url) => {
+                    let query = query(&[("run", &run_id)]);
+                    match request(
+                        url,
+                        &source.admin_token,
+                        &format!("/v1/audit/timeline?{query}"),
+                    )? {
+                        Some(body) => {
+                            serde_json::from_reader(BufReader::new(body)).with_context(|| {
+                                format!("{url} answered a timeline that is not JSON")
+                            })?
+                        }
+                        None => Vec::new(),
+                    }
+                }
+                None => export::timeline(&AuditReader::open(&source.db)?, &run_id)?,
+            };
             if entries.is_empty() {
-                eprintln!("no entries for run {run_id:?} in {}", db.display());
+                eprintln!("no entries for run {run_id:?} in {}", source.name());
                 return Ok(ExitCode::from(1));
             }
             if json {
@@ -111,17 +151,36 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Tail { db, from } => tail(&db, from),
-        AuditCommand::Blob { hash, db } => match AuditReader::open(&db)?.blob(&hash)? {
-            Some(body) => {
-                std::io::stdout().write_all(&body)?;
-                Ok(ExitCode::SUCCESS)
-            }
-            None => {
-                eprintln!("no blob {hash} in {}", db.display());
-                Ok(ExitCode::from(1))
-            }
+        AuditCommand::Tail { source, from } => match &source.url {
+            Some(url) => tail_url(url, &source.admin_token, from),
+            None => tail(&source.db, from),
         },
+        AuditCommand::Blob { hash, source } => {
+            let body = match &source.url {
+                Some(url) => {
+                    let path = format!("/v1/audit/blob?{}", query(&[("sha256", &hash)]));
+                    match request(url, &source.admin_token, &path)? {
+                        Some(mut r) => {
+                            let mut body = Vec::new();
+                            r.read_to_end(&mut body)?;
+                            Some(body)
+                        }
+                        None => None,
+                    }
+                }
+                None => AuditReader::open(&source.db)?.blob(&hash)?,
+            };
+            match body {
+                Some(body) => {
+                    std::io::stdout().write_all(&body)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no blob {hash} in {}", source.name());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         AuditCommand::Pubkey { key } => {
             println!("{}", load_signer(&key)?.verifier_key());
             Ok(ExitCode::SUCCESS)
@@ -276,6 +335,48 @@ fn tail(db: &Path, from: Option<u64>) -> Result<ExitCode> {
     }
 }
 
+/// Follow a running sidecar's log through its admin listener, one page of entries per poll.
+fn tail_url(
+    url: &str,
+    admin: &crate::cli::admin::AdminTokenArgs,
+    from: Option<u64>,
+) -> Result<ExitCode> {
+    let mut next = match from {
+        Some(n) => n,
+        None => {
+            let status: serde_json::Value =
+                serde_json::from_reader(BufReader::new(fetch(url, admin, "/v1/status")?))
+                    .with_context(|| format!("{url}/v1/status is not JSON"))?;
+            status["audit"]["entries"]
+                .as_u64()
+                .with_context(|| format!("{url}/v1/status does not give the audit log's size"))?
+        }
+    };
+    let stdout = std::io::stdout();
+    loop {
+        let body = fetch(url, admin, &format!("/v1/audit/entries?from={next}"))?;
+        let mut out = stdout.lock();
+        let mut got = 0;
+        for line in std::io::BufRead::lines(BufReader::new(body)) {
+            let line = line?;
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .with_context(|| format!("{url} answered an entry that is not JSON"))?;
+            let seq = entry["seq"]
+                .as_u64()
+                .with_context(|| format!("{url} answered an entry without a seq"))?;
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            next = seq + 1;
+            got += 1;
+        }
+        out.flush()?;
+        drop(out);
+        if got < clawgate::admin::MAX_AUDIT_ENTRIES_PAGE {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// GET a path from a running sidecar's admin listener (with the admin token, over TLS when
 /// the URL is https), as a blocking reader over the streamed body.
 fn fetch(
@@ -283,6 +384,18 @@ fn fetch(
     admin: &crate::cli::admin::AdminTokenArgs,
     path: &str,
 ) -> Result<impl Read + use<>> {
+    match request(base, admin, path)? {
+        Some(body) => Ok(body),
+        None => bail!("{base}{path} answered 404 Not Found"),
+    }
+}
+
+/// As [`fetch`], with `None` for a 404 (a run or blob the log does not have).
+fn request(
+    base: &str,
+    admin: &crate::cli::admin::AdminTokenArgs,
+    path: &str,
+) -> Result<Option<ChannelReader>> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let token = admin.load()?;
     let client = admin.client()?;
@@ -293,6 +406,9 @@ fn fetch(
     let resp = runtime
         .block_on(client.get(&url).bearer_auth(&token).send())
         .with_context(|| format!("cannot reach {base}"))?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
     if !resp.status().is_success() {
         let status = resp.status();
         let body = runtime.block_on(resp.text()).unwrap_or_default();
@@ -314,10 +430,10 @@ fn fetch(
             }
         })
     });
-    Ok(ChannelReader {
+    Ok(Some(ChannelReader {
         rx,
         buf: bytes::Bytes::new(),
-    })
+    }))
 }
 
 struct ChannelReader {

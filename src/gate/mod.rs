@@ -387,7 +387,7 @@ impl Gate {
     pub async fn decide(&self, req: &CheckRequest) -> Decision {
         let started = std::time::Instant::now();
         let span = decide_span(req);
-        let decision = span.in_scope(|| self.evaluate(req));
+        let decision = self.judge(req).instrument(span.clone()).await;
         self.conclude(req, decision, started, span).await
     }
 
@@ -648,8 +648,38 @@ impl Gate {
         self.evaluate(&request).outcome != Outcome::Deny
     }
 
-    /// Policy and mode only, without recording: what [`Gate::decide`] would answer.
+    /// Policy and mode only, without recording: what [`Gate::decide`] would answer. Evaluates
+    /// on this thread.
     pub fn evaluate(&self, req: &CheckRequest) -> Decision {
+        match self.ask_policy(req) {
+            Asked::Answered(decision) => *decision,
+            Asked::Evaluate(input, action_hash) => {
+                let ctx = self.facts_context(&req.agent);
+                let (verdict, revision) =
+                    self.policy
+                        .evaluate_action(input, &req.action, ctx, &action_hash);
+                self.apply_verdict(verdict, revision, action_hash)
+            }
+        }
+    }
+
+    /// [`Gate::evaluate`] with the evaluation on the policy threads, off the async I/O workers.
+    async fn judge(&self, req: &CheckRequest) -> Decision {
+        match self.ask_policy(req) {
+            Asked::Answered(decision) => *decision,
+            Asked::Evaluate(input, action_hash) => {
+                let ctx = self.facts_context(&req.agent);
+                let (verdict, revision) = self
+                    .policy
+                    .decide_action(input, &req.action, ctx, &action_hash)
+                    .await;
+                self.apply_verdict(verdict, revision, action_hash)
+            }
+        }
+    }
+
+    /// What comes before policy: the scope check, then the input policy judges.
+    fn ask_policy(&self, req: &CheckRequest) -> Asked {
         let action_hash = req.action.canonical_hash();
         if let Some(reason) = self.scope_refusal(req) {
             let verdict = Verdict {
@@ -659,13 +689,19 @@ impl Gate {
                 approval: None,
                 constraints: None,
             };
-            return self.apply_mode(verdict, self.policy.revision(), action_hash);
+            let decision = self.apply_mode(verdict, self.policy.revision(), action_hash);
+            return Asked::Answered(Box::new(decision));
         }
-        let input = self.policy_input(req, chrono::Utc::now());
-        let ctx = self.facts_context(&req.agent);
-        let (verdict, revision) =
-            self.policy
-                .evaluate_action(input, &req.action, ctx, &action_hash);
+        Asked::Evaluate(self.policy_input(req, chrono::Utc::now()), action_hash)
+    }
+
+    /// A verdict, or the failure that denies, under the current mode.
+    fn apply_verdict(
+        &self,
+        verdict: Result<Verdict, policy::EvalFailure>,
+        revision: String,
+        action_hash: String,
+    ) -> Decision {
         let verdict = verdict.unwrap_or_else(|failure| Verdict {
             effect: Effect::Deny,
             risk: Risk::High,
@@ -751,6 +787,13 @@ impl Gate {
             hold: None,
         }
     }
+}
+
+/// [`Gate::ask_policy`]'s answer: decided without policy, or the input to evaluate (and the
+/// action's hash).
+enum Asked {
+    Answered(Box<Decision>),
+    Evaluate(Value, String),
 }
 
 /// The tracing span of one decision.

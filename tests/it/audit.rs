@@ -57,7 +57,8 @@ async fn every_decision_is_recorded_before_the_answer_with_secrets_redacted() {
         .expect("decision carries its audit seq");
 
     // Read it back from the live database, read-only, while the sidecar keeps writing.
-    let reader = AuditReader::open(&db_path(&s)).unwrap();
+    // The running sidecar's own reader: the file is its alone while it runs.
+    let reader = s.running.audit().reader().unwrap();
     let entry = reader.entry(seq).unwrap().expect("entry is durable");
     assert_eq!(entry["kind"], "decision");
     assert_eq!(entry["decision_id"], d["id"]);
@@ -131,7 +132,8 @@ async fn results_are_recorded_and_a_run_reads_as_a_timeline() {
         assert_eq!(body["error"]["code"], code);
     }
 
-    let reader = AuditReader::open(&db_path(&s)).unwrap();
+    // The running sidecar's own reader: the file is its alone while it runs.
+    let reader = s.running.audit().reader().unwrap();
     let timeline = clawgate::audit::export::timeline(&reader, "run-1").unwrap();
     let kinds: Vec<_> = timeline
         .iter()
@@ -447,17 +449,26 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAILED"), "{out}");
 
-    // The live database file, read-only while the sidecar runs.
+    // The live database file is the running sidecar's alone (one-phase commits need an
+    // exclusive writer): reading it is refused with a pointer to --url, and changes nothing.
     let db = data.join("audit.redb");
-    let (code, out) = run(&[
-        "audit",
-        "verify",
-        "--db",
-        db.to_str().unwrap(),
-        "--pubkey",
-        &pubkey,
-    ]);
-    assert_eq!(code, 0, "{out}");
+    let out = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--db",
+            db.to_str().unwrap(),
+            "--pubkey",
+            &pubkey,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("open in another process") && stderr.contains("--url"),
+        "{stderr}"
+    );
 
     // Export and check it with the stand-alone Python verifier.
     let export = dir.path().join("export.jsonl");
@@ -492,8 +503,10 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
     let (code, ocsf) = run(&[
         "audit",
         "export",
-        "--db",
-        db.to_str().unwrap(),
+        "--url",
+        &url,
+        "--token-file",
+        token_file,
         "--format",
         "ocsf",
     ]);
@@ -507,7 +520,37 @@ async fn the_cli_verifies_files_and_running_sidecars_and_exports_for_the_python_
     assert_eq!(first_decision["disposition"], "Allowed");
     assert_eq!(first_decision["api"]["operation"], "read");
 
-    // Timeline of the run, as a table and as JSON.
+    // Timeline of the run through the admin listener, as a table and as JSON; a run the log
+    // does not have exits 1; the endpoint wants the token.
+    let live = ["--url", url.as_str(), "--token-file", token_file];
+    let (code, table) = run(&[&["audit", "timeline", "run-1"][..], &live].concat());
+    assert_eq!(code, 0);
+    assert_eq!(table.lines().count(), 31, "{table}");
+    let (code, json_out) = run(&[&["audit", "timeline", "run-1", "--json"][..], &live].concat());
+    assert_eq!(code, 0);
+    let entries: Vec<Value> = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(entries.len(), 30);
+    assert!(entries.iter().all(|e| e["agent"]["run_id"] == "run-1"));
+    let (code, _) = run(&[&["audit", "timeline", "no such run"][..], &live].concat());
+    assert_eq!(code, 1);
+    let anonymous = http
+        .get(sc.admin_url("/v1/audit/timeline?run=run-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // Once the sidecar has stopped, the file is anyone's to read.
+    sc.signal("TERM");
+    let (code, out) = run(&[
+        "audit",
+        "verify",
+        "--db",
+        db.to_str().unwrap(),
+        "--pubkey",
+        &pubkey,
+    ]);
+    assert_eq!(code, 0, "{out}");
     let (code, table) = run(&["audit", "timeline", "run-1", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(table.lines().count(), 31, "{table}");
@@ -585,13 +628,14 @@ async fn kill_9_under_load_loses_no_answered_decision() {
     assert_eq!(all.iter().filter(|e| e["kind"] == "key").count(), 2);
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process while this runtime serves its
+// admin requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
     use clawgate::audit::AuditEvent;
     use sha2::Digest;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("audit.redb");
-    let log = crate::common::open_audit_log(dir.path(), 100, Duration::from_secs(60)).await;
+    let s = toy(100).await;
+    let log = s.running.audit().clone();
     let body = b"{\"result\": \"forwarded response body\"}".to_vec();
     let hash = hex::encode(sha2::Sha256::digest(&body));
     let mut event = AuditEvent::new(
@@ -601,29 +645,48 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
     event.blob = Some((hash.clone(), body.clone()));
     log.append(event).await.unwrap();
 
-    let out = Command::new(BIN)
-        .args(["audit", "blob", &hash, "--db", db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    // While the sidecar runs, through its admin listener.
+    let token_file = s.running.config.admin_token_path();
+    let admin = s.admin("");
+    let live = [
+        "--url",
+        admin.as_str(),
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ];
+    let blob = |hash: &str, source: &[&str]| {
+        Command::new(BIN)
+            .args(["audit", "blob", hash])
+            .args(source)
+            .output()
+            .unwrap()
+    };
+    let out = blob(&hash, &live);
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, body);
-    let missing = Command::new(BIN)
-        .args([
-            "audit",
-            "blob",
-            &"0".repeat(64),
-            "--db",
-            db.to_str().unwrap(),
-        ])
-        .output()
+    let missing = blob(&"0".repeat(64), &live);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    // Not a hash: refused by the endpoint with a reason, not looked up.
+    let bad = blob("../../etc/passwd", &live);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("64 lowercase hex"),
+        "{bad:?}"
+    );
+    let anonymous = s
+        .http
+        .get(s.admin(&format!("/v1/audit/blob?sha256={hash}")))
+        .send()
+        .await
         .unwrap();
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(anonymous.status(), 401);
 
     // `audit tail` prints entries written after it started, and none from before. When it
     // has started is not observable from here, so entries keep coming until it prints one.
     let before = log.reader().unwrap().head().unwrap().size;
     let mut tail = Command::new(BIN)
-        .args(["audit", "tail", "--db", db.to_str().unwrap()])
+        .args(["audit", "tail"])
+        .args(live)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -652,12 +715,34 @@ async fn kept_bodies_are_fetched_by_hash_and_tail_follows_new_entries() {
             "audit tail printed nothing in 20 s"
         );
     };
-    let _ = tail.kill();
-    let _ = tail.wait();
     let entry: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(entry["event"], "tail-test", "{entry}");
     assert!(entry["seq"].as_u64().unwrap() >= before, "{entry}");
-    log.close().await;
+    // It keeps following: the next entries arrive in order, none skipped.
+    let seq = entry["seq"].as_u64().unwrap();
+    for _ in 0..3 {
+        log.append(AuditEvent::new("lifecycle", json!({"event": "more"})))
+            .await
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        let line = printed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tail keeps following");
+        let e: Value = serde_json::from_str(&line).unwrap();
+        seqs.push(e["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs, (seq + 1..seq + 4).collect::<Vec<_>>());
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    // After shutdown, straight from the file.
+    let db = db_path(&s);
+    s.running.shutdown(Duration::from_secs(5)).await;
+    let out = blob(&hash, &["--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, body);
 }
 
 #[tokio::test]

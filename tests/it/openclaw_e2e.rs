@@ -180,7 +180,19 @@ impl Env {
         self.s.dir.path().join("data")
     }
 
-    /// `clawgate audit verify --db ... --pubkey ...` with the key printed by `audit pubkey`.
+    /// `--url ADMIN --token-file ...`: how the CLI reads the running sidecar's log (the sidecar
+    /// holds the file itself exclusively). The CLI blocks this thread while the sidecar
+    /// answers it on another: every test here runs on a multi-threaded runtime.
+    fn admin_source(&self) -> Vec<String> {
+        vec![
+            "--url".into(),
+            self.s.admin(""),
+            "--token-file".into(),
+            self.data_dir().join("admin.token").display().to_string(),
+        ]
+    }
+
+    /// `clawgate audit verify --url ... --pubkey ...` with the key printed by `audit pubkey`.
     fn verify_audit(&self) {
         let data = self.data_dir();
         let pubkey = std::process::Command::new(BIN)
@@ -191,8 +203,8 @@ impl Env {
         assert!(pubkey.status.success(), "{pubkey:?}");
         let pubkey = String::from_utf8(pubkey.stdout).unwrap();
         let out = std::process::Command::new(BIN)
-            .args(["audit", "verify", "--db"])
-            .arg(data.join("audit.redb"))
+            .args(["audit", "verify"])
+            .args(self.admin_source())
             .args(["--pubkey", pubkey.trim()])
             .output()
             .unwrap();
@@ -207,8 +219,8 @@ impl Env {
     /// `clawgate audit timeline RUN_ID --json` from the real binary, while the sidecar runs.
     fn timeline(&self, run_id: &str) -> Vec<Value> {
         let out = std::process::Command::new(BIN)
-            .args(["audit", "timeline", run_id, "--json", "--db"])
-            .arg(self.data_dir().join("audit.redb"))
+            .args(["audit", "timeline", run_id, "--json"])
+            .args(self.admin_source())
             .output()
             .unwrap();
         assert!(
@@ -404,8 +416,8 @@ async fn write_held_for_approval_runs_once_approved_in_slack() {
     assert_eq!(resolved["decided_by"], json!(["U_ALICE"]), "{resolved:#}");
     // The table form names the same run.
     let table = std::process::Command::new(BIN)
-        .args(["audit", "timeline", &run_id, "--db"])
-        .arg(h.e.data_dir().join("audit.redb"))
+        .args(["audit", "timeline", &run_id])
+        .args(h.e.admin_source())
         .output()
         .unwrap();
     assert!(table.status.success());
@@ -501,7 +513,7 @@ async fn unreachable_sidecar_blocks_every_call() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
     let upstream = crate::common::mcp::Upstream::start(&[]);
     let url = upstream.url.clone();
@@ -571,7 +583,7 @@ async fn mcp_tools_through_the_gateway_one_allowed_one_denied() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_fetch_to_a_blocked_destination_through_the_egress_proxy_is_refused() {
     // The page the model wants sits on 127.0.0.1 behind a harmless-looking name that only
     // clawgate resolves (egress.resolve); OpenClaw lets the proxy resolve names

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod pool;
 pub mod testing;
 pub mod watch;
 
@@ -138,6 +139,9 @@ pub struct PolicyEngine {
     current: ArcSwap<Bundle>,
     budget: Duration,
     cache: Option<cache::DecisionCache>,
+    /// Where [`PolicyEngine::decide_action`] evaluates; without one it evaluates on the
+    /// caller's thread.
+    pool: Option<pool::EvalPool>,
 }
 
 thread_local! {
@@ -151,7 +155,14 @@ impl PolicyEngine {
             current: ArcSwap::from_pointee(bundle),
             budget,
             cache: None,
+            pool: None,
         }
+    }
+
+    /// Evaluate on these threads (see [`PolicyEngine::decide_action`]).
+    pub fn with_pool(mut self, pool: pool::EvalPool) -> PolicyEngine {
+        self.pool = Some(pool);
+        self
     }
 
     /// Remember up to `entries` verdicts (0 turns the cache off).
@@ -210,40 +221,81 @@ impl PolicyEngine {
     }
 
     /// Decide an action: through the decision cache, else by stating its facts (with the
-    /// serving bundle's parameter roles) into `input.facts` and evaluating. `input` is the
-    /// policy input without facts; `action_hash` the canonical hash of `input.action`.
+    /// serving bundle's parameter roles) into `input.facts` and evaluating, on this thread.
+    /// `input` is the policy input without facts; `action_hash` the canonical hash of
+    /// `input.action`.
     pub fn evaluate_action(
         &self,
-        mut input: serde_json::Value,
+        input: serde_json::Value,
         action: &crate::action::Action,
         ctx: &FactsContext,
         action_hash: &str,
     ) -> (Result<Verdict, EvalFailure>, String) {
+        let (bundle, key) = match self.cached(&input, ctx, action_hash) {
+            Lookup::Hit(verdict, revision) => return (Ok(*verdict), revision),
+            Lookup::Miss(bundle, key) => (bundle, key),
+        };
+        let result = judge(&bundle, self.budget, input, action, ctx);
+        self.remember(key, &result);
+        (result, bundle.revision.clone())
+    }
+
+    /// As [`PolicyEngine::evaluate_action`], with the facts and the evaluation on the
+    /// evaluation threads when the engine has them: the caller's async worker only looks up
+    /// the cache and waits.
+    pub async fn decide_action(
+        &self,
+        input: serde_json::Value,
+        action: &crate::action::Action,
+        ctx: &FactsContext,
+        action_hash: &str,
+    ) -> (Result<Verdict, EvalFailure>, String) {
+        let Some(pool) = &self.pool else {
+            return self.evaluate_action(input, action, ctx, action_hash);
+        };
+        let (bundle, key) = match self.cached(&input, ctx, action_hash) {
+            Lookup::Hit(verdict, revision) => return (Ok(*verdict), revision),
+            Lookup::Miss(bundle, key) => (bundle, key),
+        };
+        let job = (bundle.clone(), action.clone(), ctx.clone(), self.budget);
+        let result = pool
+            .run(move || {
+                let (bundle, action, ctx, budget) = job;
+                judge(&bundle, budget, input, &action, &ctx)
+            })
+            .await
+            .unwrap_or_else(|| {
+                Err(EvalFailure::Error(
+                    "the evaluation stopped on its thread (a panic in the policy engine)".into(),
+                ))
+            });
+        self.remember(key, &result);
+        (result, bundle.revision.clone())
+    }
+
+    /// The cached verdict for this input, or the serving bundle and the key to remember the
+    /// verdict under.
+    fn cached(&self, input: &serde_json::Value, ctx: &FactsContext, action_hash: &str) -> Lookup {
         let bundle = self.current.load_full();
         // Facts are a function of the action, the bundle and the context's home: the cache
         // key holds the action hash, the bundle generation and the home, not the facts.
         let facts_key = format!("{}\0{}", ctx.home, ctx.workspace);
         let key = match (&self.cache, &bundle.projection) {
-            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, &facts_key, &input),
+            (Some(_), Some(p)) => p.key(bundle.generation, action_hash, &facts_key, input),
             _ => None,
         };
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(verdict) = cache.get(key)
         {
-            return (Ok(verdict), bundle.revision.clone());
+            return Lookup::Hit(Box::new(verdict), bundle.revision.clone());
         }
-        let facts = crate::facts::facts_for(action, &bundle.param_roles, ctx);
-        if let serde_json::Value::Object(map) = &mut input {
-            map.insert(
-                "facts".into(),
-                serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
-            );
-        }
-        let result = self.evaluate_with(&bundle, &input);
-        if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, &result) {
+        Lookup::Miss(bundle, key)
+    }
+
+    fn remember(&self, key: Option<Vec<u8>>, result: &Result<Verdict, EvalFailure>) {
+        if let (Some(cache), Some(key), Ok(verdict)) = (&self.cache, key, result) {
             cache.insert(key, verdict.clone());
         }
-        (result, bundle.revision.clone())
     }
 
     fn evaluate_with(
@@ -251,41 +303,74 @@ impl PolicyEngine {
         bundle: &Bundle,
         input: &serde_json::Value,
     ) -> Result<Verdict, EvalFailure> {
-        let input = <regorus::Value as Deserialize>::deserialize(input)
-            .map_err(|e| EvalFailure::Error(format!("input is not representable: {e}")))?;
-        let value = WORKER_ENGINE.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            let stale = !matches!(&*slot, Some((g, _)) if *g == bundle.generation);
-            if stale {
-                let template = bundle
-                    .template
-                    .lock()
-                    .map_err(|_| EvalFailure::Error("policy engine lock poisoned".into()))?;
-                *slot = Some((bundle.generation, template.clone()));
-            }
-            let Some((_, engine)) = slot.as_mut() else {
-                return Err(EvalFailure::Error("no engine".into()));
-            };
-            engine.set_input(input);
-            engine
-                .eval_rule(ENTRYPOINT.to_string())
-                .map_err(|e| self.classify(e))
-        })?;
-        verdict_from_value(&value)
+        evaluate_on(bundle, self.budget, input)
     }
+}
 
-    fn classify(&self, err: anyhow::Error) -> EvalFailure {
-        let timed_out = err.chain().any(|c| {
-            matches!(
-                c.downcast_ref(),
-                Some(regorus::LimitError::TimeLimitExceeded { .. })
-            )
-        }) || format!("{err:#}").contains("exceeded time limit");
-        if timed_out {
-            EvalFailure::Timeout(self.budget.as_millis() as u64)
-        } else {
-            EvalFailure::Error(format!("{err:#}"))
+enum Lookup {
+    Hit(Box<Verdict>, String),
+    Miss(Arc<Bundle>, Option<Vec<u8>>),
+}
+
+/// State the action's facts into `input.facts` and evaluate the bundle on it.
+fn judge(
+    bundle: &Bundle,
+    budget: Duration,
+    mut input: serde_json::Value,
+    action: &crate::action::Action,
+    ctx: &FactsContext,
+) -> Result<Verdict, EvalFailure> {
+    let facts = crate::facts::facts_for(action, &bundle.param_roles, ctx);
+    if let serde_json::Value::Object(map) = &mut input {
+        map.insert(
+            "facts".into(),
+            serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    evaluate_on(bundle, budget, &input)
+}
+
+/// Evaluate the entrypoint on this thread's engine for the bundle's generation.
+fn evaluate_on(
+    bundle: &Bundle,
+    budget: Duration,
+    input: &serde_json::Value,
+) -> Result<Verdict, EvalFailure> {
+    let input = <regorus::Value as Deserialize>::deserialize(input)
+        .map_err(|e| EvalFailure::Error(format!("input is not representable: {e}")))?;
+    let value = WORKER_ENGINE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let stale = !matches!(&*slot, Some((g, _)) if *g == bundle.generation);
+        if stale {
+            let template = bundle
+                .template
+                .lock()
+                .map_err(|_| EvalFailure::Error("policy engine lock poisoned".into()))?;
+            *slot = Some((bundle.generation, template.clone()));
         }
+        let Some((_, engine)) = slot.as_mut() else {
+            return Err(EvalFailure::Error("no engine".into()));
+        };
+        engine.set_input(input);
+        engine
+            .eval_rule(ENTRYPOINT.to_string())
+            .map_err(|e| classify(e, budget))
+    })?;
+    verdict_from_value(&value)
+}
+
+/// A time-limit error is the budget's timeout; anything else an evaluation error.
+fn classify(err: anyhow::Error, budget: Duration) -> EvalFailure {
+    let timed_out = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref(),
+            Some(regorus::LimitError::TimeLimitExceeded { .. })
+        )
+    }) || format!("{err:#}").contains("exceeded time limit");
+    if timed_out {
+        EvalFailure::Timeout(budget.as_millis() as u64)
+    } else {
+        EvalFailure::Error(format!("{err:#}"))
     }
 }
 
