@@ -144,6 +144,49 @@ async fn evaluation_over_budget_denies() {
     );
 }
 
+/// Evaluations run on the policy threads, so evaluations that take their whole budget do not
+/// hold the async workers: the admin listener answers while every one of them still runs.
+/// (Two workers, like the reference machine; evaluated on them, the slow checks would take
+/// both and nothing else would be answered until one ended.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_evaluations_do_not_stall_other_requests() {
+    let policy = "package clawgate\nn := count([1 | some a in numbers.range(1, input.action.params.n); some b in numbers.range(1, input.action.params.n)])\n\
+         decision := {\"effect\": \"allow\", \"risk\": \"low\", \"reasons\": [sprintf(\"%d\", [n])]}\n";
+    let s = start_with(move |c, dir| {
+        c.policy.dir = Some(write_bundle(&dir.join("policy"), &[("main.rego", policy)]));
+        c.policy.eval_timeout_ms = 1500;
+        c.policy.decision_cache_entries = 0;
+    })
+    .await;
+    let s = std::sync::Arc::new(s);
+    let mut slow = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let s = s.clone();
+        slow.spawn(async move {
+            let (_, body) = s.check("read", json!({"n": 100_000 + i})).await;
+            (std::time::Instant::now(), body)
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health = s.http.get(s.admin("/healthz")).send().await.unwrap();
+    let answered = std::time::Instant::now();
+    assert_eq!(health.status(), 200);
+    let mut first_slow_end = None;
+    while let Some(done) = slow.join_next().await {
+        let (ended, body) = done.unwrap();
+        assert_eq!(body["decision"], "deny", "{body}");
+        assert!(
+            body["reasons"][0].as_str().unwrap().contains("time budget"),
+            "{body}"
+        );
+        first_slow_end = Some(first_slow_end.map_or(ended, |e: std::time::Instant| e.min(ended)));
+    }
+    assert!(
+        answered < first_slow_end.unwrap(),
+        "the admin listener waited for a slow evaluation to end"
+    );
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_json_error_with_a_stable_code() {
     let s = toy(Mode::Enforce).await;
