@@ -150,6 +150,8 @@ struct Prepared {
 
 enum Msg {
     Append(Prepared, oneshot::Sender<Result<Receipt, AuditError>>),
+    /// Entries that go into one commit together, in order (never split over two).
+    AppendAll(Vec<(Prepared, oneshot::Sender<Result<Receipt, AuditError>>)>),
     /// Sign a checkpoint now if the tree grew.
     Checkpoint(oneshot::Sender<Result<(), AuditError>>),
     /// Sign a checkpoint now (if the tree grew) and stop.
@@ -273,6 +275,39 @@ impl AuditLog {
             .await
             .map_err(|_| self.closed())?;
         wait.await.map_err(|_| self.closed())?
+    }
+
+    /// Record several events in one commit, in this order; returns once all are durable. They
+    /// stand or fall together: one step of a workflow (an answer and the resolution it caused)
+    /// is never half recorded, and costs one durable write.
+    pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<Vec<Receipt>, AuditError> {
+        let started = Instant::now();
+        let result = self.append_all_inner(events).await;
+        self.metrics.audit_append(started.elapsed());
+        result
+    }
+
+    async fn append_all_inner(&self, events: Vec<AuditEvent>) -> Result<Vec<Receipt>, AuditError> {
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let mut group = Vec::with_capacity(events.len());
+        let mut waits = Vec::with_capacity(events.len());
+        for event in events {
+            let (reply, wait) = oneshot::channel();
+            group.push((prepare(&self.redactor, event)?, reply));
+            waits.push(wait);
+        }
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.tx
+            .send_async(Msg::AppendAll(group))
+            .await
+            .map_err(|_| self.closed())?;
+        let mut receipts = Vec::with_capacity(waits.len());
+        for wait in waits {
+            receipts.push(wait.await.map_err(|_| self.closed())??);
+        }
+        Ok(receipts)
     }
 
     fn closed(&self) -> AuditError {
@@ -557,6 +592,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Append(p, r) => batch.push((p, r)),
+                    Msg::AppendAll(group) => batch.extend(group),
                     Msg::Checkpoint(r) => checkpoint_waiters.push(r),
                     Msg::Close(r) => close = Some(r),
                 }

@@ -778,3 +778,51 @@ async fn entries_are_checkpointed_on_time_when_the_count_is_not_reached() {
     assert_eq!(checkpoint.size, covered.0, "{body}");
     log.close().await;
 }
+
+#[tokio::test]
+async fn a_group_of_entries_is_one_commit_and_stands_or_falls_together() {
+    use clawgate::audit::AuditEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::common::open_audit_log(dir.path(), 100, Duration::from_secs(60)).await;
+    let batches = log.health().batches();
+    let size = log.health().size();
+    let receipts = log
+        .append_all(vec![
+            AuditEvent::new("approval", json!({"event": "answer", "n": 1})),
+            AuditEvent::new("approval", json!({"event": "resolved", "n": 2})),
+            AuditEvent::new("approval", json!({"event": "consumed", "n": 3})),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = receipts.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![size, size + 1, size + 2]);
+    assert_eq!(
+        log.health().batches(),
+        batches + 1,
+        "one commit for the group"
+    );
+
+    // One bad member refuses the whole group before anything is queued.
+    let err = log
+        .append_all(vec![
+            AuditEvent::new("approval", json!({"event": "answer"})),
+            AuditEvent::new("approval", json!({"seq": 1})),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("seq"), "{err}");
+    assert_eq!(
+        log.health().size(),
+        size + 3,
+        "nothing of the refused group was written"
+    );
+    let reader = log.reader().unwrap();
+    let kinds: Vec<Value> = (size..size + 3)
+        .map(|s| reader.entry(s).unwrap().unwrap()["event"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![json!("answer"), json!("resolved"), json!("consumed")]
+    );
+    log.close().await;
+}

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::audit::{AuditLog, events};
+use crate::audit::{AuditEvent, AuditLog, events};
 use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
@@ -256,6 +256,9 @@ impl From<&ApprovalConfig> for ApprovalSettings {
 struct Slot {
     req: ApprovalRequest,
     status: watch::Sender<ApprovalStatus>,
+    /// Held across one step on this approval (its durable writes included): steps on one
+    /// approval happen one at a time, steps on different approvals side by side.
+    step: Arc<Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -281,7 +284,9 @@ impl Book {
     fn insert(&mut self, req: ApprovalRequest) {
         self.by_binding.insert(req.binding.key(), req.id.clone());
         let (status, _) = watch::channel(req.status);
-        self.by_id.insert(req.id.clone(), Slot { req, status });
+        let step = Arc::new(Mutex::new(()));
+        self.by_id
+            .insert(req.id.clone(), Slot { req, status, step });
     }
 }
 
@@ -292,9 +297,17 @@ pub struct Approvals {
     settings: ApprovalSettings,
     /// Set on shutdown: held requests answer with the current state instead of waiting.
     closing: watch::Sender<bool>,
-    // One lock for every state change: approval traffic is human-paced, and serializing
-    // answers is what makes quorum counting and single use simple to get right.
-    book: Mutex<Book>,
+    /// What is in memory. Held only to read or swap entries, never across a durable write.
+    book: std::sync::Mutex<Book>,
+    /// Creating approvals is one step at a time: the bounds and the binding index are checked
+    /// and updated together. Answers do not take it.
+    admitting: Mutex<()>,
+}
+
+/// One approval locked for a step (see [`Approvals::step`]), with its state as of the lock.
+struct Step {
+    _guard: OwnedMutexGuard<()>,
+    req: ApprovalRequest,
 }
 
 impl Approvals {
@@ -329,7 +342,8 @@ impl Approvals {
             listener,
             settings,
             closing: watch::channel(false).0,
-            book: Mutex::new(book),
+            book: std::sync::Mutex::new(book),
+            admitting: Mutex::new(()),
         };
         approvals.expire_due().await;
         Ok(approvals)
@@ -354,50 +368,48 @@ impl Approvals {
         let key = binding.key();
         let now = now_ms();
         let reuse = self.settings.reuse_window.as_millis() as i64;
-        let mut book = self.book.lock().await;
-        if let Some(id) = book.by_binding.get(&key).cloned() {
-            self.expire_if_due(&mut book, &id, now).await?;
-            if let Some(slot) = book.by_id.get(&id) {
-                let req = &slot.req;
-                match req.status {
-                    ApprovalStatus::Pending => {
-                        return Ok(Clearance::Pending {
-                            view: req.view(),
-                            created: false,
-                        });
+        let _admitting = self.admitting.lock().await;
+        let existing = self.book().by_binding.get(&key).cloned();
+        if let Some(id) = existing
+            && let Some(step) = self.step(&id).await
+        {
+            let req = self.expire_if_due(step.req.clone(), now).await?;
+            match req.status {
+                ApprovalStatus::Pending => {
+                    return Ok(Clearance::Pending {
+                        view: req.view(),
+                        created: false,
+                    });
+                }
+                ApprovalStatus::Approved => {
+                    if usable(&req, now, reuse) {
+                        let view = self.use_approval(req, now).await?;
+                        return Ok(Clearance::Approved(view));
                     }
-                    ApprovalStatus::Approved => {
-                        if usable(req, now, reuse) {
-                            let view = self.use_approval(&mut book, &id, now).await?;
-                            return Ok(Clearance::Approved(view));
-                        }
-                    }
-                    ApprovalStatus::Denied | ApprovalStatus::Expired => {
-                        if req.resolved_ms.unwrap_or(0) + reuse >= now {
-                            return Ok(Clearance::Refused(req.view()));
-                        }
+                }
+                ApprovalStatus::Denied | ApprovalStatus::Expired => {
+                    if req.resolved_ms.unwrap_or(0) + reuse >= now {
+                        return Ok(Clearance::Refused(req.view()));
                     }
                 }
             }
         }
-        if let Some(limit) = self.limit(&mut book, &binding, now) {
+        if let Some(limit) = self.limit(&mut self.book(), &binding, now) {
             return Ok(Clearance::Limited(limit));
         }
         let agent = agent_key(&binding).to_string();
         let req = self.new_request(binding, new, now);
         let view = req.view();
-        self.record(
-            &req,
-            json!({"event": "requested", "approval_id": req.id, "decision_id": req.decision_id,
-                "action_hash": req.binding.action_hash, "policy_revision": req.binding.policy_revision,
-                "agent_id": req.binding.agent_id, "approvers": req.approvers, "quorum": req.quorum,
-                "expires_at": view.expires_at}),
-        )
-        .await?;
-        self.persist(&req).await?;
-        book.insert(req);
-        book.asked.entry(agent).or_default().push_back(now);
-        drop(book);
+        let requested = json!({"event": "requested", "approval_id": req.id,
+            "decision_id": req.decision_id, "action_hash": req.binding.action_hash,
+            "policy_revision": req.binding.policy_revision, "agent_id": req.binding.agent_id,
+            "approvers": req.approvers, "quorum": req.quorum, "expires_at": view.expires_at});
+        self.write(&req, vec![requested]).await?;
+        {
+            let mut book = self.book();
+            book.insert(req);
+            book.asked.entry(agent).or_default().push_back(now);
+        }
         self.listener.requested(&view);
         Ok(Clearance::Pending {
             view,
@@ -485,37 +497,30 @@ impl Approvals {
         }
     }
 
-    /// Record a use of an approved approval (the first use is audited and persisted).
+    /// Record a use of an approved approval (the first use is audited and persisted). The
+    /// caller holds the approval's step lock.
     async fn use_approval(
         &self,
-        book: &mut Book,
-        id: &str,
+        req: ApprovalRequest,
         now: i64,
     ) -> Result<ApprovalView, ApprovalError> {
-        let Some(slot) = book.by_id.get_mut(id) else {
-            return Err(ApprovalError::Storage(format!("approval {id} vanished")));
-        };
-        if slot.req.first_used_ms.is_none() {
-            let mut next = slot.req.clone();
-            next.first_used_ms = Some(now);
-            self.record(
-                &next,
-                json!({"event": "consumed", "approval_id": id, "action_hash": next.binding.action_hash}),
-            )
-            .await?;
-            self.persist(&next).await?;
-            slot.req = next;
+        if req.first_used_ms.is_some() {
+            return Ok(req.view());
         }
-        Ok(slot.req.view())
+        let mut next = req;
+        next.first_used_ms = Some(now);
+        let consumed = json!({"event": "consumed", "approval_id": next.id,
+            "action_hash": next.binding.action_hash});
+        self.write(&next, vec![consumed]).await?;
+        let view = next.view();
+        self.settle(next, None);
+        Ok(view)
     }
 
     /// Wait until the approval is no longer pending or `timeout` passes; `None` for an
     /// unknown id.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Option<ApprovalStatus> {
-        let mut rx = {
-            let book = self.book.lock().await;
-            book.by_id.get(id)?.status.subscribe()
-        };
+        let mut rx = self.book().by_id.get(id)?.status.subscribe();
         let mut closing = self.closing.subscribe();
         let settled = async {
             loop {
@@ -551,18 +556,17 @@ impl Approvals {
         }
         let now = now_ms();
         let reuse = self.settings.reuse_window.as_millis() as i64;
-        let mut book = self.book.lock().await;
-        self.expire_if_due(&mut book, id, now).await?;
-        let Some(slot) = book.by_id.get(id) else {
+        let Some(step) = self.step(id).await else {
             return Ok(None);
         };
-        let view = slot.req.view();
-        Ok(Some(match slot.req.status {
+        let req = self.expire_if_due(step.req.clone(), now).await?;
+        let view = req.view();
+        Ok(Some(match req.status {
             ApprovalStatus::Pending => Release::Pending(view),
-            ApprovalStatus::Approved if usable(&slot.req, now, reuse) => {
-                let constraints = slot.req.constraints.clone();
+            ApprovalStatus::Approved if usable(&req, now, reuse) => {
+                let constraints = req.constraints.clone();
                 Release::Allowed {
-                    view: self.use_approval(&mut book, id, now).await?,
+                    view: self.use_approval(req, now).await?,
                     constraints,
                 }
             }
@@ -574,31 +578,37 @@ impl Approvals {
     }
 
     /// One person's answer, from any channel. Rejections are audited and change nothing.
+    /// Answers to one approval are taken one at a time; answers to different approvals go on
+    /// side by side (their audit entries share group commits).
     pub async fn answer(
         &self,
         id: &str,
         input: AnswerInput,
     ) -> Result<ApprovalView, AnswerRejected> {
         let now = now_ms();
-        let mut book = self.book.lock().await;
-        if !book.by_id.contains_key(id) {
+        let in_memory = self.book().by_id.contains_key(id);
+        if !in_memory {
             // Possibly an old, resolved approval no longer kept in memory.
             match self.load(id).await? {
-                Some(req) => book.insert(req),
+                Some(req) => {
+                    let mut book = self.book();
+                    if !book.by_id.contains_key(id) {
+                        book.insert(req);
+                    }
+                }
                 None => {
-                    drop(book);
                     return Err(self
                         .reject(id, &input, AnswerRejected::NotFound(id.into()))
                         .await);
                 }
             }
         }
-        self.expire_if_due(&mut book, id, now).await?;
-        let slot = book
-            .by_id
-            .get_mut(id)
+        let step = self
+            .step(id)
+            .await
             .ok_or(ApprovalError::Storage(format!("approval {id} vanished")))?;
-        let mut next = slot.req.clone();
+        let req = self.expire_if_due(step.req.clone(), now).await?;
+        let mut next = req.clone();
         if let Some(url) = &input.reply_handle
             && !next.reply_handles.contains(url)
             && next.reply_handles.len() < 16
@@ -606,13 +616,11 @@ impl Approvals {
             next.reply_handles.push(url.clone());
         }
         if let Err(rejected) = self.check_answer(&next, &input) {
-            if next.reply_handles != slot.req.reply_handles {
-                // Keep the reply handle even from a rejected click, to update the message later.
-                if self.persist(&next).await.is_ok() {
-                    slot.req.reply_handles = next.reply_handles;
-                }
+            // Keep the reply handle even from a rejected click, to update the message later.
+            if next.reply_handles != req.reply_handles && self.persist(&next).await.is_ok() {
+                self.settle(next, None);
             }
-            drop(book);
+            drop(step);
             return Err(self.reject(id, &input, rejected).await);
         }
         next.answers.push(Answer {
@@ -630,33 +638,26 @@ impl Approvals {
             }
             Vote::Approve => None,
         };
-        self.record(
-            &next,
-            json!({"event": "answer", "approval_id": id, "approver": input.approver,
-                "vote": input.vote, "channel": input.channel, "credential": input.credential,
-                "reason": input.reason,
-                "approvals": next.approved_by().len(), "quorum": next.quorum}),
-        )
-        .await?;
+        let mut steps = vec![json!({"event": "answer", "approval_id": id,
+            "approver": input.approver, "vote": input.vote, "channel": input.channel,
+            "credential": input.credential, "reason": input.reason,
+            "approvals": next.approved_by().len(), "quorum": next.quorum})];
         if let Some(status) = resolved {
             next.status = status;
             next.resolved_ms = Some(now);
-            self.record(
-                &next,
+            steps.push(
                 json!({"event": "resolved", "approval_id": id, "status": status,
-                    "decided_by": next.decided_by(), "action_hash": next.binding.action_hash}),
-            )
-            .await?;
+                "decided_by": next.decided_by(), "action_hash": next.binding.action_hash}),
+            );
         }
-        self.persist(&next).await?;
-        slot.req = next;
-        let view = slot.req.view();
-        let urls = slot.req.reply_handles.clone();
-        if let Some(status) = resolved {
-            slot.status.send_replace(status);
-            self.observe_resolution(&slot.req);
+        self.write(&next, steps).await?;
+        let view = next.view();
+        let urls = next.reply_handles.clone();
+        if resolved.is_some() {
+            self.observe_resolution(&next);
         }
-        drop(book);
+        self.settle(next, resolved);
+        drop(step);
         if resolved.is_some() {
             self.listener.resolved(&view, &urls);
         }
@@ -781,8 +782,8 @@ impl Approvals {
     /// Expire every pending approval whose time is up. Returns how many expired.
     pub async fn expire_due(&self) -> usize {
         let now = now_ms();
-        let mut book = self.book.lock().await;
-        let due: Vec<String> = book
+        let due: Vec<String> = self
+            .book()
             .by_id
             .values()
             .filter(|s| s.req.status == ApprovalStatus::Pending && s.req.expires_ms <= now)
@@ -790,9 +791,13 @@ impl Approvals {
             .collect();
         let mut n = 0;
         for id in due {
-            match self.expire_if_due(&mut book, &id, now).await {
-                Ok(true) => n += 1,
-                Ok(false) => {}
+            let Some(step) = self.step(&id).await else {
+                continue;
+            };
+            let was_pending = step.req.status == ApprovalStatus::Pending;
+            match self.expire_if_due(step.req.clone(), now).await {
+                Ok(req) if was_pending && req.status == ApprovalStatus::Expired => n += 1,
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(approval_id = %id, error = %e, "could not expire approval")
                 }
@@ -800,6 +805,7 @@ impl Approvals {
         }
         // Forget old resolved approvals (they stay in the store for `show`).
         let before = now - KEEP_RESOLVED_MS;
+        let mut book = self.book();
         let old: Vec<String> = book
             .by_id
             .values()
@@ -817,35 +823,67 @@ impl Approvals {
         n
     }
 
-    /// Expire the approval if it is pending and its time is up; true if it expired now.
+    /// Expire the approval if it is pending and its time is up (recorded, persisted and
+    /// announced); the approval as it now stands. The caller holds its step lock.
     async fn expire_if_due(
         &self,
-        book: &mut Book,
-        id: &str,
+        req: ApprovalRequest,
         now: i64,
-    ) -> Result<bool, ApprovalError> {
-        let Some(slot) = book.by_id.get_mut(id) else {
-            return Ok(false);
-        };
-        if slot.req.status != ApprovalStatus::Pending || slot.req.expires_ms > now {
-            return Ok(false);
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        if req.status != ApprovalStatus::Pending || req.expires_ms > now {
+            return Ok(req);
         }
-        let mut next = slot.req.clone();
+        let mut next = req;
         next.status = ApprovalStatus::Expired;
         next.resolved_ms = Some(now);
-        self.record(
-            &next,
-            json!({"event": "expired", "approval_id": id, "expires_at": rfc3339(next.expires_ms),
-                "approvals": next.approved_by().len(), "quorum": next.quorum}),
-        )
-        .await?;
-        self.persist(&next).await?;
-        slot.req = next;
-        slot.status.send_replace(ApprovalStatus::Expired);
-        self.observe_resolution(&slot.req);
-        self.listener
-            .resolved(&slot.req.view(), &slot.req.reply_handles);
-        Ok(true)
+        let expired = json!({"event": "expired", "approval_id": next.id,
+            "expires_at": rfc3339(next.expires_ms), "approvals": next.approved_by().len(),
+            "quorum": next.quorum});
+        self.write(&next, vec![expired]).await?;
+        self.observe_resolution(&next);
+        self.settle(next.clone(), Some(ApprovalStatus::Expired));
+        self.listener.resolved(&next.view(), &next.reply_handles);
+        Ok(next)
+    }
+
+    /// The in-memory book, for a read or a swap (never held across an await).
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lock one approval for a step and read it as it stands under the lock; `None` when it
+    /// is not in memory.
+    async fn step(&self, id: &str) -> Option<Step> {
+        let lock = self.book().by_id.get(id)?.step.clone();
+        let guard = lock.lock_owned().await;
+        let req = self.book().by_id.get(id)?.req.clone();
+        Some(Step { _guard: guard, req })
+    }
+
+    /// A step's outcome, once durable, becomes what memory holds (and wakes waiters when it
+    /// resolved the approval).
+    fn settle(&self, next: ApprovalRequest, resolved: Option<ApprovalStatus>) {
+        let mut book = self.book();
+        if let Some(slot) = book.by_id.get_mut(&next.id) {
+            slot.req = next;
+            if let Some(status) = resolved {
+                slot.status.send_replace(status);
+            }
+        }
+    }
+
+    /// One step made durable: its audit entries in one commit, then the approval's new state.
+    /// Audit first, so nothing takes effect that the log does not show.
+    async fn write(&self, next: &ApprovalRequest, steps: Vec<Value>) -> Result<(), ApprovalError> {
+        let events: Vec<AuditEvent> = steps
+            .into_iter()
+            .map(|fields| events::approval(fields, next.run_id.as_deref()))
+            .collect();
+        self.audit
+            .append_all(events)
+            .await
+            .map_err(|e| ApprovalError::Audit(e.to_string()))?;
+        self.persist(next).await
     }
 
     fn observe_resolution(&self, req: &ApprovalRequest) {
@@ -876,19 +914,16 @@ impl Approvals {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<ApprovalView>, ApprovalError> {
-        {
-            let book = self.book.lock().await;
-            if let Some(slot) = book.by_id.get(id) {
-                return Ok(Some(slot.req.view()));
-            }
+        if let Some(slot) = self.book().by_id.get(id) {
+            return Ok(Some(slot.req.view()));
         }
         Ok(self.load(id).await?.map(|r| r.view()))
     }
 
     /// Approvals in memory (pending ones and those resolved in the last day), newest first.
     pub async fn list(&self, status: Option<ApprovalStatus>) -> Vec<ApprovalView> {
-        let book = self.book.lock().await;
-        let mut out: Vec<ApprovalView> = book
+        let mut out: Vec<ApprovalView> = self
+            .book()
             .by_id
             .values()
             .filter(|s| status.is_none_or(|st| s.req.status == st))
@@ -899,8 +934,8 @@ impl Approvals {
     }
 
     pub async fn pending_count(&self) -> usize {
-        let book = self.book.lock().await;
-        book.by_id
+        self.book()
+            .by_id
             .values()
             .filter(|s| s.req.status == ApprovalStatus::Pending)
             .count()
@@ -940,15 +975,6 @@ impl Approvals {
         tokio::task::spawn_blocking(move || store.remember(&key, now, &stored, forget))
             .await
             .map_err(|e| ApprovalError::Storage(e.to_string()))?
-    }
-
-    async fn record(&self, req: &ApprovalRequest, fields: Value) -> Result<(), ApprovalError> {
-        let event = events::approval(fields, req.run_id.as_deref());
-        self.audit
-            .append(event)
-            .await
-            .map(|_| ())
-            .map_err(|e| ApprovalError::Audit(e.to_string()))
     }
 
     async fn persist(&self, req: &ApprovalRequest) -> Result<(), ApprovalError> {
