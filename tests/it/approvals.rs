@@ -1555,3 +1555,67 @@ async fn one_person_known_by_several_ids_is_one_approver_and_never_approves_thei
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["approval"]["status"], "approved", "{v}");
 }
+
+/// Answers to many approvals arrive at once, three people racing on each approval that needs
+/// two: per approval exactly two answers count, the third finds it resolved, and the
+/// resolution is recorded once, in the same commit as the answer that caused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_answers_count_once_per_approval_and_resolve_each_exactly_once() {
+    let e = std::sync::Arc::new(
+        env_with(|c| {
+            c.approval.new_per_agent_per_minute = 1000;
+            c.approval.max_pending_per_agent = 1000;
+        })
+        .await,
+    );
+    let mut ids = Vec::new();
+    for v in 0..12 {
+        ids.push(
+            e.pending("deploy", json!({"service": "api", "version": v}))
+                .await,
+        );
+    }
+    let mut answers = tokio::task::JoinSet::new();
+    for id in &ids {
+        for who in ["U_ALICE", "U_BOB", "U_CAROL"] {
+            let (e, id) = (e.clone(), id.clone());
+            answers.spawn(async move {
+                let (code, v) = e.operator(&id, who, "approve", &approver_token(who)).await;
+                (id, code, v)
+            });
+        }
+    }
+    let mut accepted: std::collections::HashMap<String, usize> = Default::default();
+    while let Some(done) = answers.join_next().await {
+        let (id, code, v) = done.unwrap();
+        match code {
+            200 => *accepted.entry(id).or_default() += 1,
+            409 => assert_eq!(v["error"]["code"], "approval_resolved", "{v}"),
+            other => panic!("answer got {other}: {v}"),
+        }
+    }
+    for id in &ids {
+        assert_eq!(accepted.get(id), Some(&2), "approval {id}: {accepted:?}");
+        let wait = e.wait(id, "1").await;
+        assert_eq!(wait["decision"], "allow", "{wait}");
+    }
+    let all = e.approval_events();
+    for id in &ids {
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|x| x["approval_id"] == id.as_str())
+            .collect();
+        let answered = mine.iter().filter(|x| x["event"] == "answer").count();
+        let resolved: Vec<&&Value> = mine.iter().filter(|x| x["event"] == "resolved").collect();
+        assert_eq!((answered, resolved.len()), (2, 1), "{mine:#?}");
+        // The resolution sits right after the answer that caused it: one commit.
+        let seq = resolved[0]["seq"].as_u64().unwrap();
+        let before = all
+            .iter()
+            .find(|x| x["seq"].as_u64() == Some(seq - 1))
+            .unwrap();
+        assert_eq!(before["event"], "answer", "{before:#}");
+        assert_eq!(before["approval_id"], id.as_str());
+        assert_eq!(before["approvals"], 2);
+    }
+}
