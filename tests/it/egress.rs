@@ -5,6 +5,7 @@
 //! nothing needs DNS and nothing leaves the machine.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::receiver::{Receiver, Reply};
@@ -1279,4 +1280,96 @@ async fn json_bodies_with_a_repeated_key_are_refused() {
         );
     }
     assert_eq!(decisions(&s, "http").len(), 2);
+}
+
+/// An HTTP/1.1 upstream on 127.0.0.2 answering "ok" to everything; counts the connections it
+/// accepted. `keep_alive: false` closes each connection after one answer, without saying so
+/// (as an upstream timing out an idle connection does).
+async fn counting_upstream(keep_alive: bool) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = tcp.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(answer).await.is_err() || !keep_alive {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_reuses_upstream_connections_per_judged_destination() {
+    use std::sync::atomic::Ordering;
+    let s = sidecar().await;
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy(&s)).unwrap())
+        .build()
+        .unwrap();
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let resp = client.get(&url).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+
+    // Sequential requests to one destination share one upstream connection; every one of
+    // them is still judged and recorded.
+    let (port, accepted) = counting_upstream(true).await;
+    for i in 0..5 {
+        let got = get(format!("http://allowed.test:{port}/r{i}")).await;
+        assert_eq!(got, (200, "ok".to_string()));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection"
+    );
+    let judged = decisions(&s, "http")
+        .into_iter()
+        .filter(|d| d["action"]["dest"]["port"] == port)
+        .count();
+    assert_eq!(judged, 5);
+    results(&s, 5).await;
+
+    // The same address under another name is another destination: not shared.
+    let (port2, accepted2) = counting_upstream(true).await;
+    let got = get(format!("http://127.0.0.2:{port2}/a")).await;
+    assert_eq!(got.0, 200);
+    let got = get(format!("http://allowed.test:{port2}/b")).await;
+    assert_eq!(got.0, 200);
+    assert_eq!(accepted2.load(Ordering::SeqCst), 2);
+
+    // An upstream that closes each connection after one answer: every request still gets
+    // its answer (on a new connection), none fails on a dead kept one.
+    let (port3, accepted3) = counting_upstream(false).await;
+    for i in 0..4 {
+        let got = get(format!("http://allowed.test:{port3}/c{i}")).await;
+        assert_eq!(got, (200, "ok".to_string()), "request {i}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted3.load(Ordering::SeqCst), 4);
 }

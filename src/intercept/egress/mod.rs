@@ -7,6 +7,7 @@
 
 pub(crate) mod destination;
 pub(crate) mod inspect;
+mod pool;
 pub(crate) mod tunnel;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct EgressProxy {
     max_request_body: usize,
     keep_bytes: usize,
     inspector: Option<Inspector>,
+    /// Idle upstream connections of the plain-HTTP path.
+    upstreams: Arc<pool::UpstreamPool>,
 }
 
 /// Where an allowed request goes.
@@ -87,6 +90,7 @@ impl EgressProxy {
             max_request_body: egress.max_request_body_bytes,
             keep_bytes: config.audit.blob_max_bytes,
             inspector,
+            upstreams: Arc::default(),
         })
     }
 
@@ -349,14 +353,33 @@ impl EgressProxy {
             match route {
                 Route::Tunnel(upstream) => upstream.send(outgoing).await,
                 Route::Direct => {
-                    let stream = destination::connect(dest, self.connect_timeout.min(timeout))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    http1_sender(stream)
-                        .await?
+                    let key = pool::PoolKey::of(dest);
+                    let (mut sender, outgoing) = match self.upstreams.take(&key) {
+                        Some(mut kept) => match kept.try_send_request(outgoing).await {
+                            Ok(resp) => {
+                                self.upstreams.keep(key, kept);
+                                return Ok(resp);
+                            }
+                            // The upstream closed the kept connection before reading the
+                            // request: send it again on a new one.
+                            Err(mut e) => match e.take_message() {
+                                Some(again) => (self.connect_direct(dest, timeout).await?, again),
+                                None => {
+                                    return Err(format!(
+                                        "the upstream did not answer: {}",
+                                        e.into_error()
+                                    ));
+                                }
+                            },
+                        },
+                        None => (self.connect_direct(dest, timeout).await?, outgoing),
+                    };
+                    let resp = sender
                         .send_request(outgoing)
                         .await
-                        .map_err(|e| format!("the upstream did not answer: {e}"))
+                        .map_err(|e| format!("the upstream did not answer: {e}"))?;
+                    self.upstreams.keep(key, sender);
+                    Ok(resp)
                 }
             }
         };
@@ -392,6 +415,18 @@ impl EgressProxy {
         );
         forward::finish_when_done(permit, head.status.as_u16(), report);
         Response::from_parts(head, metered.boxed())
+    }
+
+    /// A new HTTP/1.1 connection to an address policy judged.
+    async fn connect_direct(
+        &self,
+        dest: &Resolved,
+        timeout: Duration,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+        let stream = destination::connect(dest, self.connect_timeout.min(timeout))
+            .await
+            .map_err(|e| e.to_string())?;
+        http1_sender(stream).await
     }
 
     /// The verdict's time limit (or the configured one) and its size limit.
