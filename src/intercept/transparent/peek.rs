@@ -1,0 +1,140 @@
+//! What a redirected connection opens with, read without consuming it (`MSG_PEEK`): a TLS
+//! ClientHello (its server name), an HTTP/1 request head, or anything else (raw TCP). The
+//! bytes stay in the socket for whoever serves the connection next.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+/// Largest opening looked at: a whole HTTP/1 request head (the other listeners allow 64 KiB),
+/// or a ClientHello spread over several TLS records.
+pub const MAX_PEEK: usize = 64 * 1024;
+
+/// What the connection opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// A TLS ClientHello, with its server name (SNI) when it sent one.
+    Tls { sni: Option<String> },
+    /// A complete HTTP/1.x request head.
+    Http,
+    /// Anything else: judged by its address alone.
+    Raw,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeekError {
+    #[error("the client sent nothing within {0} ms")]
+    Silent(u128),
+    #[error("the client's opening was not complete within {0} ms")]
+    Incomplete(u128),
+    #[error("the client closed the connection before sending anything complete")]
+    Closed,
+    #[error("the client's opening is larger than {MAX_PEEK} bytes")]
+    TooLarge,
+    #[error("cannot read the connection: {0}")]
+    Io(String),
+}
+
+/// Classify the bytes seen so far: `None` means they are the start of something that needs
+/// more bytes to tell.
+pub fn classify(bytes: &[u8]) -> Option<Opening> {
+    match bytes.first() {
+        None => None,
+        // A TLS handshake record (content type 22).
+        Some(0x16) => tls(bytes),
+        Some(_) => http(bytes),
+    }
+}
+
+fn tls(bytes: &[u8]) -> Option<Opening> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut rd = bytes;
+    while !rd.is_empty() {
+        match acceptor.read_tls(&mut rd) {
+            Ok(0) => break,
+            Ok(_) => {}
+            // Its buffer is full: more than any ClientHello needs.
+            Err(_) => return Some(Opening::Tls { sni: None }),
+        }
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => Some(Opening::Tls {
+            sni: accepted
+                .client_hello()
+                .server_name()
+                .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
+        }),
+        Ok(None) => None,
+        // Not a ClientHello rustls can read: no name to go by, judged by address.
+        Err(_) => Some(Opening::Raw),
+    }
+}
+
+fn http(bytes: &[u8]) -> Option<Opening> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => Some(Opening::Http),
+        Ok(httparse::Status::Partial) => None,
+        // Too many headers for a look: let the HTTP server read it and answer.
+        Err(httparse::Error::TooManyHeaders) => Some(Opening::Http),
+        Err(_) => Some(Opening::Raw),
+    }
+}
+
+/// Peek at `stream` until its opening can be classified, for at most `timeout` in all. A
+/// client that sends nothing, or half an opening, is refused when the time is up (fail
+/// closed: a connection is never passed on unjudged).
+pub async fn peek_opening(stream: &TcpStream, timeout: Duration) -> Result<Opening, PeekError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; MAX_PEEK];
+    let mut seen = 0usize;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await;
+        let n = match peeked {
+            Err(_) if seen == 0 => return Err(PeekError::Silent(timeout.as_millis())),
+            Err(_) => return Err(PeekError::Incomplete(timeout.as_millis())),
+            Ok(Err(e)) => return Err(PeekError::Io(e.to_string())),
+            Ok(Ok(0)) => return Err(PeekError::Closed),
+            Ok(Ok(n)) => n,
+        };
+        if n > seen {
+            seen = n;
+            pause = Duration::from_millis(1);
+            if let Some(opening) = classify(&buf[..n]) {
+                return Ok(opening);
+            }
+            if n == buf.len() {
+                return Err(PeekError::TooLarge);
+            }
+        } else {
+            // Peeking again returns the same bytes at once until more arrive: wait a little
+            // (backing off to 20 ms) instead of spinning.
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(PeekError::Incomplete(timeout.as_millis()));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_heads_and_other_bytes() {
+        assert_eq!(classify(b""), None);
+        assert_eq!(classify(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Opening::Http)
+        );
+        assert_eq!(classify(b"SSH-2.0-OpenSSH_9.6\r\n"), Some(Opening::Raw));
+        assert_eq!(classify(b"\x00\x01binary"), Some(Opening::Raw));
+        // A TLS record header alone needs more bytes.
+        assert_eq!(classify(b"\x16\x03\x01\x02\x00"), None);
+    }
+}
