@@ -103,6 +103,34 @@ fn steps(a: &RulesArgs, v6: bool) -> Vec<Step> {
                 "-j",
                 "RETURN",
             ]));
+            // The kernel's own replies go out on kernel sockets (root's, without a file):
+            // resets for closed ports, and IPv6 neighbour discovery, without which clawgate
+            // itself reaches no IPv6 neighbour. None carries data a user could choose.
+            out.push(rule(&[
+                "-p",
+                "tcp",
+                "--tcp-flags",
+                "RST",
+                "RST",
+                "-j",
+                "RETURN",
+            ]));
+            if v6 {
+                for kind in [
+                    "router-solicitation",
+                    "neighbour-solicitation",
+                    "neighbour-advertisement",
+                ] {
+                    out.push(rule(&[
+                        "-p",
+                        "ipv6-icmp",
+                        "--icmpv6-type",
+                        kind,
+                        "-j",
+                        "RETURN",
+                    ]));
+                }
+            }
             for (proto, port) in [
                 ("tcp", &tp),
                 ("tcp", &dns),
@@ -110,8 +138,10 @@ fn steps(a: &RulesArgs, v6: bool) -> Vec<Step> {
                 ("tcp", &agent),
                 ("tcp", &egress),
             ] {
+                // (No `-o lo`: at this hook a redirected packet still carries the route of the
+                // address it was sent to.)
                 out.push(rule(&[
-                    "-o", "lo", "-d", lo, "-p", proto, "--dport", port, "-j", "ACCEPT",
+                    "-d", lo, "-p", proto, "--dport", port, "-j", "ACCEPT",
                 ]));
             }
             out.push(rule(&["-j", "DROP"]));
@@ -261,7 +291,7 @@ mod tests {
             "ip6tables -t nat -A CLAWGATE_OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053"
         ));
         assert!(s.contains(
-            "ip6tables -t filter -A CLAWGATE_OUTPUT -o lo -d ::1 -p tcp --dport 15001 -j ACCEPT"
+            "ip6tables -t filter -A CLAWGATE_OUTPUT -d ::1 -p tcp --dport 15001 -j ACCEPT"
         ));
         assert!(s.contains("iptables -t filter -A CLAWGATE_OUTPUT -j DROP"));
         assert!(s.contains(
