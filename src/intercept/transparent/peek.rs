@@ -70,7 +70,37 @@ fn tls(bytes: &[u8]) -> Option<Opening> {
     }
 }
 
+/// Request methods that make an opening plain HTTP (RFC 9110, PATCH, WebDAV). An opening
+/// with another first word is raw TCP at once: a short greeting (`ping`) is not held back
+/// waiting to become an HTTP request.
+const METHODS: &[&[u8]] = &[
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"CONNECT",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"REPORT",
+    b"SEARCH",
+];
+
 fn http(bytes: &[u8]) -> Option<Opening> {
+    match bytes.iter().position(|&b| b == b' ') {
+        None if METHODS.iter().any(|m| m.starts_with(bytes)) => return None,
+        None => return Some(Opening::Raw),
+        Some(end) if !METHODS.contains(&&bytes[..end]) => return Some(Opening::Raw),
+        Some(_) => {}
+    }
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
@@ -134,6 +164,10 @@ mod tests {
         );
         assert_eq!(classify(b"SSH-2.0-OpenSSH_9.6\r\n"), Some(Opening::Raw));
         assert_eq!(classify(b"\x00\x01binary"), Some(Opening::Raw));
+        // A greeting that is no method is raw at once; a method's prefix waits for more.
+        assert_eq!(classify(b"ping"), Some(Opening::Raw));
+        assert_eq!(classify(b"HELO mail.example\r\n"), Some(Opening::Raw));
+        assert_eq!(classify(b"PO"), None);
         // A TLS record header alone needs more bytes.
         assert_eq!(classify(b"\x16\x03\x01\x02\x00"), None);
     }
