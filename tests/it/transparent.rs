@@ -366,7 +366,7 @@ fn dns_query(lab: &NetLab, name: &str) -> Option<(ResponseCode, Vec<IpAddr>)> {
     Some((m.metadata.response_code, ips))
 }
 
-fn decision_for<'a>(decisions: &'a [Value], pred: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn decision_for(decisions: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<&Value> {
     decisions.iter().filter(|d| pred(&d["action"])).collect()
 }
 
