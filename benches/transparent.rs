@@ -128,24 +128,34 @@ fn main() {
         .args(["net", "rules", "--uid", "0", "--apply"])
         .output()
         .expect("net rules");
-    assert!(rules.status.success(), "{}", String::from_utf8_lossy(&rules.stderr));
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stderr)
+    );
 
     // clawgate on runtime threads that live in the agent namespace (created from a thread that
     // entered it), as root: exempt from the rules.
     let state = bench_tempdir();
-    let policy = copy_bundle(&source_bundle(), &state.path().join("policy"), |name, text| {
-        if name != "data.json" {
-            return text;
-        }
-        patch_data(&text, |data| {
-            let network = &mut data["clawgate"]["network"];
-            network["allowed_cidrs"] = json!([format!("{}/32", netns::UP)]);
-            network["unusual_port_rule"]["effect"] = json!("allow");
-            raise_rate_limits(data);
-        })
-    });
-    let mut config = clawgate::config::Config::default();
-    config.data_dir = state.path().join("data");
+    let policy = copy_bundle(
+        &source_bundle(),
+        &state.path().join("policy"),
+        |name, text| {
+            if name != "data.json" {
+                return text;
+            }
+            patch_data(&text, |data| {
+                let network = &mut data["clawgate"]["network"];
+                network["allowed_cidrs"] = json!([format!("{}/32", netns::UP)]);
+                network["unusual_port_rule"]["effect"] = json!("allow");
+                raise_rate_limits(data);
+            })
+        },
+    );
+    let mut config = clawgate::config::Config {
+        data_dir: state.path().join("data"),
+        ..Default::default()
+    };
     config.policy.dir = Some(policy);
     config.policy.watch = false;
     config.listeners.transparent = Some(clawgate::config::TransparentConfig {
