@@ -179,7 +179,11 @@ struct Clawgate {
 
 impl Clawgate {
     fn start(lab: &NetLab) -> Clawgate {
-        let dir = tempfile::tempdir().unwrap();
+        Clawgate::start_in(lab, tempfile::tempdir().unwrap(), "")
+    }
+
+    /// Start with its state in `dir` and `egress` lines added to the `[egress]` table.
+    fn start_in(lab: &NetLab, dir: tempfile::TempDir, egress: &str) -> Clawgate {
         let policy = bundle(dir.path());
         let config = dir.path().join("clawgate.toml");
         std::fs::write(
@@ -188,7 +192,7 @@ impl Clawgate {
                 "data_dir = \"{data}\"\nenvironment = \"production\"\n\
                  [policy]\ndir = \"{policy}\"\n\
                  [approval]\nhold_s = 0\n\
-                 [egress]\nresolve_timeout_ms = 1000\n\
+                 [egress]\nresolve_timeout_ms = 1000\n{egress}\n\
                  [egress.resolve]\n\"allowed.test\" = [\"{UP}\", \"{UP6}\"]\n\"trusted.test\" = [\"{UP}\"]\n\
                  [listeners.transparent]\npeek_timeout_ms = 500\ndns_upstream = \"{UP}:53\"\n",
                 data = dir.path().join("data").display(),
@@ -366,6 +370,28 @@ fn dns_query(lab: &NetLab, name: &str) -> Option<(ResponseCode, Vec<IpAddr>)> {
     Some((m.metadata.response_code, ips))
 }
 
+/// A DNS query for `name` over TCP port 53 (two-byte length prefix) from the agent: the
+/// answer's code.
+fn dns_query_tcp(lab: &NetLab, name: &str) -> Option<ResponseCode> {
+    let mut q = Message::new(0x4343, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii(name).unwrap(),
+        RecordType::TXT,
+    ));
+    let bytes = q.to_vec().unwrap();
+    let mut s = agent_connect(lab, SocketAddr::new(IpAddr::V4(UP), 53));
+    let len = u16::try_from(bytes.len()).unwrap().to_be_bytes();
+    s.write_all(&len).ok()?;
+    s.write_all(&bytes).ok()?;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).ok()?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(head))];
+    s.read_exact(&mut answer).ok()?;
+    let m = Message::from_vec(&answer).ok()?;
+    assert_eq!(m.metadata.id, 0x4343);
+    Some(m.metadata.response_code)
+}
+
 fn decision_for(decisions: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<&Value> {
     decisions.iter().filter(|d| pred(&d["action"])).collect()
 }
@@ -526,6 +552,9 @@ async fn nothing_leaves_the_agent_namespace_except_through_the_gate() {
     assert_eq!(answer, Some((ResponseCode::Refused, vec![])));
     let dns_hits = hits.lock().unwrap().iter().filter(|h| h.port == 53).count();
     assert_eq!(dns_hits, 1, "only the allowed query reached the resolver");
+    // Over TCP too (the forwarder refuses before asking anyone).
+    let answer = tokio::task::block_in_place(|| dns_query_tcp(&lab, exfil));
+    assert_eq!(answer, Some(ResponseCode::Refused));
 
     // 10. UDP to any other port never leaves the namespace.
     let sent = lab.within(&lab.agent, Some(AGENT_UID), || {
@@ -564,7 +593,7 @@ async fn nothing_leaves_the_agent_namespace_except_through_the_gate() {
     assert_eq!(raw[0]["decision"], "deny");
     assert_eq!(raw[0]["action"]["dest"]["host_from"], "address");
     let dns = decision_for(&decisions, |a| {
-        a["kind"] == "dns" && a["dns"]["name"] == exfil
+        a["kind"] == "dns" && a["dns"]["name"] == exfil && a["dns"]["type"] == "A"
     });
     assert_eq!(dns.len(), 1, "{decisions:?}");
     assert_eq!(dns[0]["decision"], "deny");
@@ -576,4 +605,159 @@ async fn nothing_leaves_the_agent_namespace_except_through_the_gate() {
     let log = cg.log();
     assert!(log.contains("not redirected"), "{log}");
     drop(cg);
+}
+
+/// An HTTPS canary on [::]:443 in the upstream namespace with a certificate for
+/// `allowed.test` from `ca`; answers "secure ok" and records each request's method and path.
+fn start_https_canary(
+    lab: &NetLab,
+    ca: &clawgate::tls::ca::CertificateAuthority,
+) -> Arc<Mutex<Vec<String>>> {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let issued = ca.issue_server(&["allowed.test".to_string()], 1).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(clawgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![issued.cert_der, ca.cert_der().clone()], issued.key_der)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = lab.within(&lab.up, None, || {
+        let l = std::net::TcpListener::bind(("::", 443)).expect("https canary bind");
+        l.set_nonblocking(true).unwrap();
+        l
+    });
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {}", req.method(), req.uri().path()));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"secure ok")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    seen
+}
+
+/// With `egress.tls_inspect`, a redirected TLS connection is terminated like a CONNECT tunnel:
+/// the agent sees clawgate's minted leaf, every request inside is an `http` action, and the
+/// upstream's real certificate is verified for the SNI name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_inspection_judges_each_request_of_a_redirected_connection() {
+    let lab = NetLab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let init = std::process::Command::new(BIN)
+        .args(["certs", "init", "--host", "allowed.test", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let (ca_pem, ca_key) = (certs.join("ca.pem"), certs.join("ca.key"));
+    let ca = clawgate::tls::ca::CertificateAuthority::load(&ca_pem, &ca_key).unwrap();
+    let seen = start_https_canary(&lab, &ca);
+    let rules = lab
+        .command(&lab.agent, None, BIN)
+        .args([
+            "net",
+            "rules",
+            "--uid",
+            &CLAWGATE_UID.to_string(),
+            "--apply",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stderr)
+    );
+    // The agent may read the CA certificate (only that) to trust clawgate's leaves.
+    let agent_ca = std::env::temp_dir().join(format!(
+        "clawgate-transparent-ca-{}.pem",
+        std::process::id()
+    ));
+    std::fs::copy(&ca_pem, &agent_ca).unwrap();
+    let egress = format!(
+        "tls_inspect = true\nca_cert = \"{}\"\nca_key = \"{}\"\nextra_roots = [\"{}\"]",
+        ca_pem.display(),
+        ca_key.display(),
+        ca_pem.display()
+    );
+    let cg = Clawgate::start_in(&lab, dir, &egress);
+    let resolve = format!("allowed.test:443:{UP}");
+    let cacert = agent_ca.display().to_string();
+
+    let (code, out) = tokio::task::block_in_place(|| {
+        curl(
+            &lab,
+            &[
+                "--cacert",
+                &cacert,
+                "--resolve",
+                &resolve,
+                "https://allowed.test/inspected",
+            ],
+        )
+    });
+    assert_eq!(code, 0, "{out}\n{}", cg.log());
+    assert!(out.ends_with("secure ok\n200"), "{out}");
+    // A mutation inside the same kind of connection needs approval: 403 inside the tunnel.
+    let (_, out) = tokio::task::block_in_place(|| {
+        curl(
+            &lab,
+            &[
+                "--cacert",
+                &cacert,
+                "--resolve",
+                &resolve,
+                "-X",
+                "DELETE",
+                "https://allowed.test/danger",
+            ],
+        )
+    });
+    assert!(out.ends_with("403"), "{out}");
+    assert!(out.contains("approval_pending"), "{out}");
+    assert_eq!(*seen.lock().unwrap(), vec!["GET /inspected".to_string()]);
+
+    let decisions = tokio::task::block_in_place(|| cg.decisions(&lab));
+    let connects = decision_for(&decisions, |a| a["kind"] == "connect");
+    assert_eq!(connects.len(), 2, "{decisions:?}");
+    assert_eq!(connects[0]["action"]["dest"]["host_from"], "sni");
+    assert_eq!(connects[0]["action"]["dest"]["host_resolves"], true);
+    let inside = decision_for(&decisions, |a| {
+        a["kind"] == "http" && a["http"]["scheme"] == "https"
+    });
+    let paths: Vec<_> = inside
+        .iter()
+        .map(|d| (d["action"]["http"]["path"].clone(), d["decision"].clone()))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            (json!("/inspected"), json!("allow")),
+            (json!("/danger"), json!("pending"))
+        ]
+    );
+    let _ = std::fs::remove_file(&agent_ca);
 }
