@@ -522,6 +522,21 @@ impl Config {
             for (key, message, fix) in t.problems() {
                 problems.push(ConfigProblem { key, message, fix });
             }
+            let taken = self.listeners.named().map(|(name, l)| (name, l.addr));
+            for (key, addr) in t
+                .addrs
+                .iter()
+                .map(|a| ("addrs", a))
+                .chain(t.dns_addrs.iter().map(|a| ("dns_addrs", a)))
+            {
+                if let Some((name, _)) = taken.iter().find(|(_, a)| a == addr && addr.port() != 0) {
+                    problems.push(ConfigProblem {
+                        key: format!("listeners.transparent.{key}"),
+                        message: format!("{addr} is also listeners.{name}.addr"),
+                        fix: "give the transparent listener and the DNS forwarder ports of their own (defaults 15001 and 15053)".into(),
+                    });
+                }
+            }
         }
         problems
     }

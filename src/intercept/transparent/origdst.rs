@@ -83,3 +83,29 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
         v4 => v4,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_read_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:443".parse().unwrap();
+        assert_eq!(canonical(mapped), "10.0.0.1:443".parse().unwrap());
+        let v6: SocketAddr = "[fd00::1]:443".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_was_not_redirected_has_no_other_destination() {
+        // Without NAT the kernel reports the listener's own address, or no entry at all.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        match original_destination(&server) {
+            Ok(orig) => assert_eq!(canonical(orig), addr),
+            Err(e) => assert!(e.raw_os_error().is_some(), "{e}"),
+        }
+    }
+}

@@ -154,6 +154,66 @@ pub async fn peek_opening(stream: &TcpStream, timeout: Duration) -> Result<Openi
 mod tests {
     use super::*;
 
+    fn client_hello(name: &str) -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), server).unwrap();
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn client_hellos_whole_split_and_nameless() {
+        let hello = client_hello("API.Example.com");
+        assert_eq!(
+            classify(&hello),
+            Some(Opening::Tls {
+                sni: Some("api.example.com".into())
+            })
+        );
+        // Part of it: wait for the rest, never guess.
+        assert_eq!(classify(&hello[..hello.len() / 2]), None);
+        // rustls sends no SNI for an address.
+        assert_eq!(
+            classify(&client_hello("192.0.2.1")),
+            Some(Opening::Tls { sni: None })
+        );
+        // A handshake record that is no ClientHello.
+        let mut bogus = hello.clone();
+        bogus[5] = 0x02;
+        assert_eq!(classify(&bogus), Some(Opening::Raw));
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_given_up_on_in_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let started = std::time::Instant::now();
+        let got = peek_opening(&server, Duration::from_millis(100)).await;
+        assert_eq!(got, Err(PeekError::Silent(100)));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Half an HTTP head, then silence: incomplete, also bounded.
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\nHost: a")
+            .await
+            .unwrap();
+        let got = peek_opening(&server, Duration::from_millis(100)).await;
+        assert_eq!(got, Err(PeekError::Incomplete(100)));
+        // The bytes are still there for whoever reads next.
+        let mut buf = [0u8; 3];
+        let n = server.peek(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"GET");
+    }
+
     #[test]
     fn http_heads_and_other_bytes() {
         assert_eq!(classify(b""), None);

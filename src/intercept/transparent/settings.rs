@@ -125,4 +125,22 @@ mod tests {
         );
         assert_eq!(first_nameserver("options ndots:5\n"), None);
     }
+
+    #[test]
+    fn problems_name_their_key() {
+        let mut c = TransparentConfig::default();
+        assert!(c.problems().is_empty());
+        c.peek_timeout_ms = 0;
+        c.dns_upstream = c.dns_addrs.first().copied();
+        c.addrs.clear();
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "listeners.transparent.addrs",
+                "listeners.transparent.peek_timeout_ms",
+                "listeners.transparent.dns_upstream"
+            ]
+        );
+    }
 }
