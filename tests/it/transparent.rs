@@ -349,10 +349,12 @@ fn dns_query(lab: &NetLab, name: &str) -> Option<(ResponseCode, Vec<IpAddr>)> {
     q.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
     let bytes = q.to_vec().unwrap();
     let answer = lab.within(&lab.agent, Some(AGENT_UID), move || {
+        // Connected, as a stub resolver's socket is: only an answer that comes back from the
+        // address asked (the kernel un-NATs clawgate's reply) is received.
         let s = UdpSocket::bind("0.0.0.0:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.send_to(&bytes, SocketAddr::new(IpAddr::V4(UP), 53))
-            .ok()?;
+        s.connect(SocketAddr::new(IpAddr::V4(UP), 53)).ok()?;
+        s.send(&bytes).ok()?;
         let mut buf = [0u8; 4096];
         let n = s.recv(&mut buf).ok()?;
         Some(buf[..n].to_vec())
