@@ -1,5 +1,5 @@
-# Network: HTTP requests seen by the egress proxy (kind "http"), CONNECT tunnels
-# (kind "connect"), and every URL of a call (input.facts.urls: tool URL
+# Network: HTTP requests seen by the egress proxy or the transparent listener (kind
+# "http"), CONNECT tunnels and redirected connections (kind "connect"), and every URL of a call (input.facts.urls: tool URL
 # parameters, MCP URL arguments, URLs and host arguments of shell commands).
 # URLs are parsed by the facts stage with WHATWG semantics: lower-case host
 # without a trailing dot, IPv4 in any form (2852039166, 0xa9fea9fe, 127.1,
@@ -142,9 +142,24 @@ http_url := u if {
 	u.source == "action.http"
 }
 
-# The host: the parsed URL's, else http.host (the egress proxy sets it to the destination it
+# Transparent interception (dest.host_from present): the name the client gave (TLS SNI or
+# the Host field) is a claim; when clawgate's resolver does not map it to the address the
+# client dialled (dest.host_resolves false), the connection is judged as that address, so a
+# claimed trusted name earns nothing.
+claim_unverified if input.action.dest.host_resolves == false
+
+unverified_host_findings := {f |
+	claim_unverified
+	ip := input.action.dest.ips[0]
+	f := finding("net.unverified_host", tier_effect("low"), "low", sprintf("the client named %s (%s) but dialled %s, which that name does not resolve to; judged as the address", [input.action.dest.host, object.get(input.action.dest, "host_from", "?"), ip]))
+}
+
+# The host: an unverified claim's dialled address, else the parsed URL's, else http.host (the egress proxy sets it to the destination it
 # connects to), else the host connected to.
-http_host := h if {
+http_host := ip if {
+	claim_unverified
+	ip := input.action.dest.ips[0]
+} else := h if {
 	input.action.kind == "http"
 	h := http_url.host
 } else := normalize_host(input.action.http.host) if {
@@ -214,7 +229,7 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := (((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings
+	fs := ((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | unverified_host_findings
 }
 
 http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {
@@ -242,13 +257,13 @@ port_label := x if {
 # limits come from network.connect_constraints rather than the per-request tier limits.
 connect_core := {"findings": fs, "rate_subject": subjects[0], "limits": object.get(network_data, "connect_constraints", {})} if {
 	a := input.action
-	hosts := [normalize_host(h) | h := a.dest.host; is_string(h)]
+	hosts := [h | h := http_host; is_string(h)]
 	labels := array.concat(hosts, ["(no host)"])
 	label_host := labels[0]
 	subjects := array.concat(hosts, ["unknown"])
 	url_ips := {ip | some u in object.get(facts, "urls", []); u.source == "action.dest"; some ip in u.ips}
 	dest_fs := destination_findings({"host": label_host, "ips": {ip | some ip in a.dest.ips; is_string(ip)} | url_ips, "block_private": true, "where": "connect destination"})
-	fs := (((dest_fs | connect_base_findings) | connect_port_findings) | connect_no_host_findings) | sidecar_url_findings
+	fs := ((((dest_fs | connect_base_findings) | connect_port_findings) | connect_no_host_findings) | sidecar_url_findings) | unverified_host_findings
 }
 
 connect_base_findings := {f |

@@ -1,6 +1,6 @@
 # clawgate default policy bundle: the combining layer.
 #
-# Every concern file (tools, exec, files, mcp, http) adds "findings" to one set.
+# Every concern file (tools, exec, files, mcp, http, dns) adds "findings" to one set.
 # A finding is {"rule", "effect", "risk", "reason"}. This file folds them into the
 # single decision object the gate reads at data.clawgate.decision:
 #   effect: any deny wins, else any require_approval, else allow
@@ -10,7 +10,7 @@
 #
 # Never define a rule whose name is also a key of data.clawgate in data.json
 # (settings, tiers, aliases, tools, exec, commands, paths, credentials, mcp,
-# http, network): rules and data share one namespace.
+# http, network, dns): rules and data share one namespace.
 #
 # Every rule judges input.facts, which clawgate's facts stage states before
 # policy runs (parsed shell commands, normalised paths, WHATWG-parsed URLs); no
@@ -19,7 +19,7 @@
 # Performance: the gate's budget is tens of microseconds per decision (see
 # "Performance" in docs/policy-guide.md). So:
 #   * core dispatches on action.kind once; a call only evaluates the rules of its
-#     own kind (tool_core, mcp_core, http_core, connect_core);
+#     own kind (tool_core, mcp_core, http_core, connect_core, dns_core);
 #   * knowledge is looked up by key (a program name, a path prefix), not scanned.
 package clawgate
 
@@ -130,16 +130,19 @@ core := c if {
 } else := c if {
 	input.action.kind == "connect"
 	c := connect_core
+} else := c if {
+	input.action.kind == "dns"
+	c := dns_core
 } else := {"findings": {input_finding}, "rate_subject": "unknown", "limits": {}}
 
-known_kinds := {"tool", "mcp", "http", "connect"}
+known_kinds := {"tool", "mcp", "http", "connect", "dns"}
 
 action_kind := k if {
 	k := input.action.kind
 	is_string(k)
 }
 
-input_finding := finding("input.unknown_kind", "deny", "high", sprintf("action.kind '%s' is not one of tool, mcp, http, connect", [k])) if {
+input_finding := finding("input.unknown_kind", "deny", "high", sprintf("action.kind '%s' is not one of tool, mcp, http, connect, dns", [k])) if {
 	k := action_kind
 } else := finding("input.malformed", "deny", "high", "input has no action.kind; the request cannot be classified")
 

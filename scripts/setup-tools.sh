@@ -6,8 +6,11 @@
 #   .tools/openclaw OpenClaw from the npm registry
 #   curl            the HTTP client the egress and TLS tests drive (from Debian's packages when
 #                   the machine has none)
+#   netns           iproute2 (`ip netns`, veth) and iptables/ip6tables for the transparent-mode
+#                   tests (from Debian's packages when missing; root only: those tests need root
+#                   and fail saying so without it)
 # Idempotent: a stamp file per part records the pinned versions; reruns are instant.
-# Usage: scripts/setup-tools.sh [py|openclaw|curl|all]   (default all)
+# Usage: scripts/setup-tools.sh [py|openclaw|curl|netns|all]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,10 +84,24 @@ setup_curl() {
     $sudo apt-get update -qq && $sudo apt-get install -y -qq curl >/dev/null
 }
 
+setup_netns() {
+    local missing=()
+    command -v ip >/dev/null || missing+=(iproute2)
+    { command -v iptables >/dev/null && command -v ip6tables >/dev/null; } || missing+=(iptables)
+    command -v setpriv >/dev/null || missing+=(util-linux)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup-tools.sh: the transparent-mode tests need root and ${missing[*]}; not installing as $(id -un)" >&2
+        return 0
+    fi
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 case $what in
     py) setup_py ;;
     openclaw) setup_openclaw ;;
     curl) setup_curl ;;
-    all) setup_py; setup_openclaw; setup_curl ;;
-    *) echo "usage: $0 [py|openclaw|curl|all]" >&2; exit 2 ;;
+    netns) setup_netns ;;
+    all) setup_py; setup_openclaw; setup_curl; setup_netns ;;
+    *) echo "usage: $0 [py|openclaw|curl|netns|all]" >&2; exit 2 ;;
 esac

@@ -10,7 +10,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== clawgate policy test policies/"
 cargo run --locked --quiet -- policy test policies/
-echo "== test tools (curl for the egress and TLS tests; Python, Node and OpenClaw load on demand)"
+echo "== test tools (curl for the egress and TLS tests, iproute2 and iptables for the transparent-mode tests; Python, Node and OpenClaw load on demand)"
 scripts/setup-tools.sh curl
+scripts/setup-tools.sh netns
 echo "== cargo test"
 cargo test --locked

@@ -16,8 +16,11 @@ pub enum ActionKind {
     Mcp,
     /// An HTTP request crossing the egress proxy.
     Http,
-    /// A CONNECT tunnel crossing the egress proxy.
+    /// A CONNECT tunnel crossing the egress proxy, or a connection the kernel redirected to
+    /// the transparent listener.
     Connect,
+    /// A DNS query the agent sent, seen by the transparent mode's DNS forwarder.
+    Dns,
 }
 
 impl ActionKind {
@@ -27,6 +30,7 @@ impl ActionKind {
             ActionKind::Mcp => "mcp",
             ActionKind::Http => "http",
             ActionKind::Connect => "connect",
+            ActionKind::Dns => "dns",
         }
     }
 }
@@ -44,6 +48,18 @@ pub struct Action {
     pub http: Option<HttpRequest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<Destination>,
+    /// The query of a `dns` action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsQuery>,
+}
+
+/// One DNS question: the name (lower case, no trailing dot) and the record type (`A`,
+/// `AAAA`, `TXT`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuery {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,12 +80,23 @@ pub struct HttpRequest {
     pub body_sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Destination {
     pub host: String,
     pub port: u16,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ips: Vec<String>,
+    /// Transparent interception only: where `host` came from. `"sni"` (the TLS ClientHello's
+    /// server name) and `"http_host"` (a plain HTTP request's `Host`) are claims the client
+    /// made; `"address"` means the client named nothing and `host` is the dialled address.
+    /// Absent on the egress proxy, whose host is the one clawgate resolved and connects to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_from: Option<String>,
+    /// Transparent interception only, with a claimed `host`: whether that name resolves
+    /// (through clawgate's resolver) to the address the client actually dialled (`ips`).
+    /// `false` means the name is only a claim: judge the connection by its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_resolves: Option<bool>,
 }
 
 /// Who is acting: the OpenClaw agent, its session and run, and (once identities exist)
@@ -117,6 +144,7 @@ impl Action {
             server: None,
             http: None,
             dest: None,
+            dns: None,
         }
     }
 
@@ -129,6 +157,7 @@ impl Action {
             server: Some(server.to_string()),
             http: None,
             dest: None,
+            dns: None,
         }
     }
 
@@ -141,6 +170,7 @@ impl Action {
             server: None,
             http: Some(http),
             dest: Some(dest),
+            dns: None,
         }
     }
 
@@ -153,6 +183,23 @@ impl Action {
             server: None,
             http: None,
             dest: Some(dest),
+            dns: None,
+        }
+    }
+
+    /// A DNS query seen by the transparent mode's DNS forwarder.
+    pub fn dns(name: impl Into<String>, qtype: impl Into<String>) -> Action {
+        Action {
+            kind: ActionKind::Dns,
+            tool: None,
+            params: None,
+            server: None,
+            http: None,
+            dest: None,
+            dns: Some(DnsQuery {
+                name: name.into(),
+                qtype: qtype.into(),
+            }),
         }
     }
 

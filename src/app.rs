@@ -61,6 +61,8 @@ pub enum ServeError {
     Notify(#[from] NotifyError),
     #[error("notify.webhook.secret: {0}")]
     WebhookSecret(#[source] crate::approvers::SignatureError),
+    #[error("transparent listener: {0}")]
+    Transparent(String),
     #[error("cannot watch policy directory {path}: {source}")]
     Watch {
         path: PathBuf,
@@ -74,6 +76,9 @@ pub struct Running {
     pub agent_addr: SocketAddr,
     pub egress_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The transparent listener's bound addresses and the DNS forwarder's (empty when off).
+    pub transparent_addrs: Vec<SocketAddr>,
+    pub dns_addrs: Vec<SocketAddr>,
     pub gate: Arc<Gate>,
     pub config: Arc<Config>,
     shutdown: watch::Sender<bool>,
@@ -234,9 +239,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         max_body: config.limits.max_body_bytes,
         hold: Duration::from_secs(config.approval.hold_s),
     });
+    let proxy = Arc::new(EgressProxy::new(&config, gate.clone())?);
     let egress_routes = Arc::new(EgressRoutes {
         identities,
-        proxy: Arc::new(EgressProxy::new(&config, gate.clone())?),
+        proxy: proxy.clone(),
     });
     let up = [
         ("agent", Arc::default()),
@@ -277,6 +283,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         let routes = egress_routes.clone();
         async move { routes.route(req).await }
     }));
+    let (transparent_addrs, dns_addrs) =
+        start_transparent(&config, &gate, &proxy, &mut tasks, &shutdown_rx).await?;
     tasks.spawn(listen::serve(admin, shutdown_rx, admin_up, move |req| {
         let state = admin_state.clone();
         async move { admin::route(&state, req).await }
@@ -287,6 +295,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         agent_addr,
         egress_addr,
         admin_addr,
+        transparent_addrs,
+        dns_addrs,
         gate,
         config: Arc::new(config),
         shutdown,
@@ -294,6 +304,68 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         refusals,
         _watcher: watcher,
     })
+}
+
+/// Start `[listeners.transparent]` (the transparent listener and the DNS forwarder) when
+/// configured; their bound addresses.
+async fn start_transparent(
+    config: &Config,
+    gate: &Arc<Gate>,
+    proxy: &Arc<EgressProxy>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), ServeError> {
+    use crate::intercept::transparent::{Transparent, bind_all, dns, settings};
+    let Some(t) = &config.listeners.transparent else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let fail = |e: std::io::Error| ServeError::Transparent(e.to_string());
+    let listeners = bind_all(&t.addrs).await.map_err(fail)?;
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let transparent = Arc::new(Transparent::new(t, proxy.clone(), addrs.clone()));
+    for l in listeners {
+        tasks.spawn(transparent.clone().serve(l, shutdown.clone()));
+    }
+    let mut dns_addrs = Vec::new();
+    if !t.dns_addrs.is_empty() {
+        let upstream = match t.dns_upstream {
+            Some(u) => u,
+            None => std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .as_deref()
+                .and_then(settings::first_nameserver)
+                .ok_or_else(|| {
+                    ServeError::Transparent(
+                        "no nameserver in /etc/resolv.conf for the DNS forwarder; set listeners.transparent.dns_upstream".into(),
+                    )
+                })?,
+        };
+        let forwarder = Arc::new(dns::DnsForwarder::new(
+            gate.clone(),
+            upstream,
+            Duration::from_millis(t.dns_timeout_ms),
+        ));
+        let tcp = bind_all(&t.dns_addrs).await.map_err(fail)?;
+        for l in tcp {
+            let addr = l.local_addr().map_err(fail)?;
+            // The same port over UDP (port 0: the one TCP got).
+            let udp = tokio::net::UdpSocket::bind(addr).await.map_err(fail)?;
+            if addr == upstream {
+                return Err(ServeError::Transparent(format!(
+                    "the DNS forwarder at {addr} would forward to itself; set listeners.transparent.dns_upstream"
+                )));
+            }
+            dns_addrs.push(addr);
+            tasks.spawn(forwarder.clone().serve_tcp(l, shutdown.clone()));
+            tasks.spawn(forwarder.clone().serve_udp(udp, shutdown.clone()));
+        }
+        tracing::info!(dns = ?dns_addrs, %upstream, "DNS forwarder listening");
+    }
+    tracing::info!(transparent = ?addrs, "transparent listener accepting redirected connections");
+    Ok((addrs, dns_addrs))
 }
 
 /// Serve until SIGINT or SIGTERM; reload policy on SIGHUP.

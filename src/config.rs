@@ -14,6 +14,7 @@ pub use crate::approvers::{NotifyConfig, SlackConfig, WebhookConfig};
 pub use crate::audit::{AuditConfig, RedactConfig};
 use crate::gate::Mode;
 pub use crate::gate::approval::{ApprovalConfig, Person};
+pub use crate::intercept::transparent::TransparentConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,6 +124,10 @@ pub struct Listeners {
     pub agent: Listener,
     pub egress: Listener,
     pub admin: Listener,
+    /// Transparent interception and the DNS forwarder (`[listeners.transparent]`); off
+    /// unless the section is present. See `docs/egress.md`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparent: Option<TransparentConfig>,
 }
 
 impl Listeners {
@@ -231,6 +236,7 @@ impl Default for Listeners {
             agent: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9480))),
             egress: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9481))),
             admin: Listener::plain(SocketAddr::from(([127, 0, 0, 1], 9482))),
+            transparent: None,
         }
     }
 }
@@ -512,6 +518,26 @@ impl Config {
             }
         }
         problems.extend(self.validate_egress());
+        if let Some(t) = &self.listeners.transparent {
+            for (key, message, fix) in t.problems() {
+                problems.push(ConfigProblem { key, message, fix });
+            }
+            let taken = self.listeners.named().map(|(name, l)| (name, l.addr));
+            for (key, addr) in t
+                .addrs
+                .iter()
+                .map(|a| ("addrs", a))
+                .chain(t.dns_addrs.iter().map(|a| ("dns_addrs", a)))
+            {
+                if let Some((name, _)) = taken.iter().find(|(_, a)| a == addr && addr.port() != 0) {
+                    problems.push(ConfigProblem {
+                        key: format!("listeners.transparent.{key}"),
+                        message: format!("{addr} is also listeners.{name}.addr"),
+                        fix: "give the transparent listener and the DNS forwarder ports of their own (defaults 15001 and 15053)".into(),
+                    });
+                }
+            }
+        }
         problems
     }
 

@@ -156,6 +156,8 @@ pub fn egress_request(data: &[u8]) {
             host: host.to_string(),
             port,
             addrs: vec![std::net::IpAddr::from([93, 184, 215, 14])],
+            host_from: None,
+            host_resolves: None,
         };
         let described = crate::intercept::egress::describe_request(
             &parts.method,
@@ -171,6 +173,7 @@ pub fn egress_request(data: &[u8]) {
                 host: host.to_string(),
                 port,
                 ips: resolved.policy_ips(),
+                ..Default::default()
             },
         );
         let _ = action.canonical_hash();

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod cli;
 
-use cli::{approvals, audit, certs, config, mcp_stdio, mode, openclaw_config, policy, serve};
+use cli::{approvals, audit, certs, config, mcp_stdio, mode, net, openclaw_config, policy, serve};
 
 // Request handling allocates many small JSON values; mimalloc serves them faster than glibc.
 #[global_allocator]
@@ -59,6 +59,10 @@ enum Command {
     /// Print the OpenClaw config fragment (plugin entry, MCP servers, egress proxy, agent
     /// credential) for this configuration.
     OpenclawConfig(openclaw_config::OpenclawConfigArgs),
+    /// Transparent mode: the iptables/ip6tables rules that redirect every other user's TCP
+    /// to the transparent listener and DNS to the DNS forwarder, and drop the rest.
+    #[command(subcommand)]
+    Net(net::NetCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,5 +100,6 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Certs(cmd) => certs::run(cmd),
         Command::McpStdio(args) => mcp_stdio::run(args),
         Command::OpenclawConfig(args) => openclaw_config::run(args),
+        Command::Net(cmd) => net::run(cmd),
     }
 }

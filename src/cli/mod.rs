@@ -8,6 +8,7 @@ pub mod certs;
 pub mod config;
 pub mod mcp_stdio;
 pub mod mode;
+pub mod net;
 pub mod openclaw_config;
 pub mod policy;
 pub mod serve;

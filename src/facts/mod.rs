@@ -10,6 +10,7 @@
 //! [`Limits::max_depth`], or with more commands than [`Limits::max_commands`] is stated as
 //! `truncated` (with a `parse_error` when nothing of it was parsed), never silently dropped.
 
+pub mod dns;
 pub mod glob;
 pub mod path;
 pub mod roles;
@@ -173,6 +174,9 @@ pub struct Facts {
     /// A limit stopped collection: the lists above are not everything the action holds.
     pub truncated: bool,
     pub sidecar: SidecarFacts,
+    /// The queried name of a `dns` action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<dns::DnsFact>,
 }
 
 /// State the facts of one action.
@@ -255,6 +259,9 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                     facts.urls.push(u);
                 }
             }
+        }
+        ActionKind::Dns => {
+            facts.dns = action.dns.as_ref().map(|q| dns::DnsFact::new(&q.name));
         }
     }
     facts

@@ -98,6 +98,8 @@ pub fn out_of_scope(
                 }
             }
         }
+        // A name lookup reaches no host; the connection that follows is judged on its own.
+        ActionKind::Dns => {}
         ActionKind::Http | ActionKind::Connect => {
             if let Some(patterns) = &scopes.egress_hosts {
                 // The host clawgate connects to (the egress proxy refuses requests that name

@@ -6,3 +6,4 @@ pub mod egress;
 pub(crate) mod forward;
 pub mod mcp;
 pub(crate) mod routes;
+pub mod transparent;

@@ -75,6 +75,14 @@ fn everything_set() -> Config {
     ] {
         listener.tls = Some(tls.clone());
     }
+    c.listeners.transparent = Some(clawgate::config::TransparentConfig {
+        addrs: vec!["127.0.0.1:15001".parse().unwrap()],
+        peek_timeout_ms: 1,
+        max_connections: 1,
+        dns_addrs: vec!["127.0.0.1:15053".parse().unwrap()],
+        dns_upstream: Some("192.0.2.53:53".parse().unwrap()),
+        dns_timeout_ms: 1,
+    });
     c.policy = PolicyConfig {
         dir: Some("policies".into()),
         eval_timeout_ms: 50,

@@ -22,3 +22,4 @@ mod operations;
 mod policy_reload;
 mod redteam;
 mod tls;
+mod transparent;

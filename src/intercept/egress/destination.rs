@@ -31,6 +31,11 @@ pub struct Resolved {
     pub port: u16,
     /// The addresses the connection may use, in resolver order.
     pub addrs: Vec<IpAddr>,
+    /// Transparent interception: where `host` came from (`sni`, `http_host`, `address`) and
+    /// whether that claim resolves to the dialled address (`action.dest.host_from`,
+    /// `action.dest.host_resolves`). `None` on the egress proxy.
+    pub host_from: Option<&'static str>,
+    pub host_resolves: Option<bool>,
 }
 
 impl Resolved {
@@ -102,7 +107,13 @@ impl Resolver {
         if addrs.is_empty() {
             return Err(DestinationError::NoAddresses { host });
         }
-        Ok(Resolved { host, port, addrs })
+        Ok(Resolved {
+            host,
+            port,
+            addrs,
+            host_from: None,
+            host_resolves: None,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::action::{Action, AgentIdentity, Destination, HttpRequest};
 use crate::config::Config;
-use crate::gate::{CheckRequest, Decision, Gate, Outcome, Ruling};
+use crate::gate::{CheckRequest, Decision, Gate, Outcome, Permit, Ruling};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, json_response};
 use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, MeteredBody};
@@ -46,7 +46,7 @@ pub struct EgressProxy {
 }
 
 /// Where an allowed request goes.
-enum Route<'a> {
+pub(crate) enum Route<'a> {
     /// A new connection to an address policy judged (plain `http://` proxying).
     Direct,
     /// The upstream connection of an inspected tunnel.
@@ -125,21 +125,11 @@ impl EgressProxy {
             Ok(d) => d,
             Err(e) => return destination_error(e),
         };
-        let request = CheckRequest {
-            action: Action::connect(destination(&dest)),
-            agent,
-            requester: None,
-        };
-        let ruling = self.gate.rule(&request, self.hold).await;
-        let decision = ruling.decision();
-        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
-            host = %dest.host, port, "egress CONNECT");
-        let permit = match ruling {
+        let permit = match self.rule_connect(&agent, &dest, "egress CONNECT").await {
             Ruling::Allowed(permit) => permit,
             Ruling::Refused(decision) => return refusal(&decision),
         };
-        let (timeout, max_bytes) = self.limits(permit.decision());
-        let upstream = match destination::connect(&dest, self.connect_timeout.min(timeout)).await {
+        let upstream = match self.dial(&permit, &dest).await {
             Ok(s) => s,
             Err(e) => {
                 let message = e.to_string();
@@ -149,7 +139,6 @@ impl EgressProxy {
         };
         let upgrade = hyper::upgrade::on(&mut req);
         let proxy = self.clone();
-        let agent = request.agent;
         tokio::spawn(async move {
             let client = match upgrade.await {
                 Ok(u) => TokioIo::new(u),
@@ -160,23 +149,77 @@ impl EgressProxy {
                     return;
                 }
             };
-            let report = match &proxy.inspector {
-                Some(inspector) if inspector.inspects(&dest.host) => {
-                    proxy
-                        .serve_inspected(inspector, agent, client, dest, upstream)
-                        .await
-                }
-                _ => {
-                    let deadline = tokio::time::Instant::now() + timeout;
-                    tunnel::splice(client, upstream, max_bytes, deadline).await
-                }
-            };
-            // The action runs (for concurrency limits) until the tunnel closes.
-            tunnel::finish(permit, report).await;
+            proxy
+                .carry_tunnel(permit, agent, client, dest, upstream)
+                .await;
         });
         let mut resp = Response::new(empty_body());
         *resp.status_mut() = StatusCode::OK;
         resp
+    }
+
+    /// Decide a `connect` action to `dest`: a CONNECT tunnel, or a connection the kernel
+    /// redirected to the transparent listener (`front` says which, for the log).
+    pub(crate) async fn rule_connect(
+        &self,
+        agent: &AgentIdentity,
+        dest: &Resolved,
+        front: &'static str,
+    ) -> Ruling {
+        let request = CheckRequest {
+            action: Action::connect(destination(dest)),
+            agent: agent.clone(),
+            requester: None,
+        };
+        let ruling = self.gate.rule(&request, self.hold).await;
+        let decision = ruling.decision();
+        tracing::info!(action_id = %decision.id, run_id = "", decision = decision.outcome.as_str(),
+            host = %dest.host, port = dest.port, host_from = dest.host_from.unwrap_or(""), front);
+        ruling
+    }
+
+    /// Open the upstream connection of an allowed tunnel, to an address policy judged.
+    pub(crate) async fn dial(
+        &self,
+        permit: &Permit,
+        dest: &Resolved,
+    ) -> Result<tokio::net::TcpStream, DestinationError> {
+        let (timeout, _) = self.limits(permit.decision());
+        destination::connect(dest, self.connect_timeout.min(timeout)).await
+    }
+
+    /// Carry an allowed tunnel until it closes: terminated and inspected when TLS inspection
+    /// covers its host, else spliced as bytes; then its result pointer. The action runs (for
+    /// concurrency limits) until the tunnel closes.
+    pub(crate) async fn carry_tunnel<IO>(
+        self: &Arc<Self>,
+        permit: Permit,
+        agent: AgentIdentity,
+        client: IO,
+        dest: Resolved,
+        upstream: tokio::net::TcpStream,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (timeout, max_bytes) = self.limits(permit.decision());
+        // A redirected connection without a server name has nothing to mint a leaf for.
+        let named = dest.host_from.is_none_or(|from| from == "sni");
+        let report = match &self.inspector {
+            Some(inspector) if named && inspector.inspects(&dest.host) => {
+                self.serve_inspected(inspector, agent, client, dest, upstream)
+                    .await
+            }
+            _ => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                tunnel::splice(client, upstream, max_bytes, deadline).await
+            }
+        };
+        tunnel::finish(permit, report).await;
+    }
+
+    /// The name resolver the proxy judges destinations with.
+    pub(crate) fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// An absolute-form `http://` request: decide it with its method, path, headers and body,
@@ -289,7 +332,7 @@ impl EgressProxy {
 
     /// Decide one request with its method, path, headers and body; send an allowed one along
     /// `route` and stream the answer back, metered and recorded.
-    async fn relay(
+    pub(crate) async fn relay(
         self: &Arc<Self>,
         agent: AgentIdentity,
         scheme: &'static str,
@@ -471,6 +514,8 @@ fn destination(dest: &Resolved) -> Destination {
         host: dest.host.clone(),
         port: dest.port,
         ips: dest.policy_ips(),
+        host_from: dest.host_from.map(str::to_string),
+        host_resolves: dest.host_resolves,
     }
 }
 
@@ -558,7 +603,7 @@ impl HostError {
     }
 
     /// 400 with the reason: the request reaches nobody and is not decided.
-    fn into_response(self) -> Response<ResponseBody> {
+    pub(crate) fn into_response(self) -> Response<ResponseBody> {
         proxy_error(StatusCode::BAD_REQUEST, self.code(), self.to_string())
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod mcp;
 pub mod model;
+pub mod netns;
 pub mod openclaw;
 pub mod receiver;
 

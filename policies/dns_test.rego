@@ -1,0 +1,106 @@
+# Tests for dns.rego: lookups pass, names carrying data and metadata names do not.
+package clawgate
+
+import rego.v1
+
+dns_input(name, qtype) := {
+	"action": {"kind": "dns", "dns": {"name": name, "type": qtype}},
+	"agent": {},
+	"environment": "production",
+}
+
+test_dns_lookup_allowed if {
+	d := decide(dns_input("api.github.com", "A"))
+	d.effect == "allow"
+	fired(d, "dns.lookup")
+	d.constraints.rate.key == "agent:unknown:dns:github.com"
+	d.constraints.rate.per_minute == 600
+}
+
+test_dns_ordinary_long_names_allowed if {
+	effect_of(dns_input("my-load-balancer-1234567890.us-west-2.elb.amazonaws.com", "AAAA")) == "allow"
+	effect_of(dns_input("d1a2b3c4d5e6f7.cloudfront.net", "A")) == "allow"
+}
+
+test_dns_long_label_denied if {
+	d := decide(dns_input("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x.evil.example", "A"))
+	d.effect == "deny"
+	fired(d, "dns.long_label")
+}
+
+test_dns_random_label_denied if {
+	d := decide(dns_input("nbswy3dpeb3w64tmmqqhi2ltebuxgidbebzw.x.evil.example", "TXT"))
+	d.effect == "deny"
+	fired(d, "dns.random_label")
+}
+
+test_dns_long_name_denied if {
+	label := "abcdefghij"
+	name := concat(".", [label | some _ in numbers.range(1, 15)])
+	d := decide(dns_input(sprintf("%s.example", [name]), "A"))
+	d.effect == "deny"
+	fired(d, "dns.long_name")
+}
+
+test_dns_metadata_and_zone_transfer_denied if {
+	fired(decide(dns_input("metadata.google.internal", "A")), "dns.cloud_metadata")
+	fired(decide(dns_input("example.com", "AXFR")), "dns.blocked_type")
+	effect_of(dns_input("example.com", "AXFR")) == "deny"
+}
+
+test_dns_blocked_names_from_data if {
+	d := decide(dns_input("x.tunnel.example", "A")) with data.clawgate.dns.blocked_names as ["**.tunnel.example"]
+	d.effect == "deny"
+	fired(d, "dns.blocked_name")
+}
+
+test_dns_without_name_denied if {
+	d := decide({"action": {"kind": "dns", "dns": {"name": "", "type": "A"}}, "environment": "production"})
+	d.effect == "deny"
+	fired(d, "dns.no_name")
+}
+
+# ---- transparent interception: claimed names -----------------------------------------
+
+transparent_connect(host, from, resolves, ips) := {
+	"action": {"kind": "connect", "dest": {"host": host, "port": 443, "ips": ips, "host_from": from, "host_resolves": resolves}},
+	"agent": {},
+	"environment": "production",
+}
+
+test_transparent_sni_that_resolves_is_judged_by_name if {
+	d := decide(transparent_connect("api.github.com", "sni", true, public_ip))
+	d.effect == "allow"
+	not fired(d, "net.unverified_host")
+	d.constraints.rate.key == "agent:unknown:api.github.com"
+}
+
+test_transparent_sni_that_does_not_resolve_is_judged_as_the_address if {
+	d := decide(transparent_connect("api.github.com", "sni", false, public_ip))
+	fired(d, "net.unverified_host")
+	d.constraints.rate.key == "agent:unknown:140.82.112.6"
+}
+
+test_transparent_allowed_sni_to_a_blocked_address_denied if {
+	d := decide(transparent_connect("api.github.com", "sni", false, ["10.0.0.5"]))
+	d.effect == "deny"
+	fired(d, "net.private_address")
+}
+
+test_transparent_lying_host_earns_no_trusted_host if {
+	inp := {
+		"action": {
+			"kind": "http",
+			"http": {"method": "POST", "scheme": "http", "host": "api.openai.com", "port": 80, "path": "/x", "query": "", "headers": {}},
+			"dest": {"host": "api.openai.com", "port": 80, "ips": public_ip, "host_from": "http_host", "host_resolves": false},
+		},
+		"agent": {"id": "main"},
+		"environment": "production",
+	}
+	d := decide(inp)
+	not fired(d, "http.trusted_host")
+	fired(d, "net.unverified_host")
+	d.effect == "require_approval"
+	truthful := json.patch(inp, [{"op": "replace", "path": "/action/dest/host_resolves", "value": true}])
+	fired(decide(truthful), "http.trusted_host")
+}
