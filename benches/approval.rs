@@ -697,7 +697,8 @@ struct Served {
 }
 
 impl Served {
-    fn start() -> Served {
+    /// `connections`: the most the agent listener accepts, from all peers and from one.
+    fn start(connections: usize) -> Served {
         let bin = env!("CARGO_BIN_EXE_clawgate");
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = write_policy(dir.path());
@@ -706,6 +707,8 @@ impl Served {
         let config = format!(
             "data_dir = \"{data}\"\n\
              [listeners.agent]\naddr = \"127.0.0.1:{agent_port}\"\n\
+             [listeners.agent.connections]\nmax_connections = {conns}\n\
+             max_connections_per_peer = {conns}\n\
              [listeners.egress]\naddr = \"127.0.0.1:{egress_port}\"\n\
              [listeners.admin]\naddr = \"127.0.0.1:{admin_port}\"\n\
              [policy]\ndir = \"{policy}\"\nwatch = false\n\
@@ -717,6 +720,9 @@ impl Served {
             data = dir.path().join("data").display(),
             policy = policy.display(),
             token = AdminToken::hash_hex(ADMIN_TOKEN),
+            // Every held request and reference connection comes from one loopback peer: raise
+            // the per-peer cap (1,024 by default) above what the section opens.
+            conns = connections,
         );
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("clawgate.log")).expect("create log file");
@@ -810,7 +816,7 @@ fn held_section(s: &Settings, client: &Runtime) {
     let k = s.held_approvals;
     raise_fd_limit(held_n as u64 + 512);
     let bin = env!("CARGO_BIN_EXE_clawgate");
-    let served = Served::start();
+    let served = Served::start(held_n + 1024);
     let pid = served.pid();
     let (agent, admin_addr) = (served.agent, served.admin);
     let secret = WebhookSecret::parse(WEBHOOK_SECRET).expect("webhook secret");
@@ -1003,7 +1009,7 @@ fn held_section(s: &Settings, client: &Runtime) {
     // Reference in a fresh process (the first one keeps the memory it used): as many
     // connections as there were held requests, each answered one allowed check and then left
     // open and idle. What a held request costs beyond this is the hold itself.
-    let reference = Served::start();
+    let reference = Served::start(held_n + 1024);
     let rpid = reference.pid();
     let (ragent, radmin) = (reference.agent, reference.admin);
     let result = client.block_on(async {
