@@ -104,3 +104,42 @@ test_transparent_lying_host_earns_no_trusted_host if {
 	truthful := json.patch(inp, [{"op": "replace", "path": "/action/dest/host_resolves", "value": true}])
 	fired(decide(truthful), "http.trusted_host")
 }
+
+# Data that stays under the per-label limits: split over several labels, or hex-encoded.
+test_dns_data_split_over_labels_denied if {
+	d := decide(dns_input("a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p.q9w8e7r6t5y4u3i2o1p0a9s8d7f6g5h.evil.com", "A"))
+	d.effect == "deny"
+	fired(d, "dns.encoded_name")
+	not fired(d, "dns.random_label")
+}
+
+test_dns_hex_data_denied if {
+	d := decide(dns_input("3f2a9c81d4e7b6051c8a2f9e3d7b4c6a1e5f8d2b.evil.com", "TXT"))
+	d.effect == "deny"
+	fired(d, "dns.hex_data")
+	fired(decide(dns_input("3f2a9c81d4e7.b6051c8a2f9e.evil.com", "A")), "dns.hex_data")
+}
+
+test_dns_everyday_names_are_not_data if {
+	every name in [
+		"abcdef0123.execute-api.us-east-1.amazonaws.com",
+		"my-bucket-name-123.s3.us-west-2.amazonaws.com",
+		"my-service.my-namespace.svc.cluster.local",
+		"e6858.dsce9.akamaiedge.net",
+		"3f2a9c8.preview.example.com",
+		"r4---sn-ab5l6nrz.googlevideo.com",
+		"ec2-52-1-2-3.compute-1.amazonaws.com",
+	] {
+		effect_of(dns_input(name, "A")) == "allow"
+	}
+}
+
+test_dns_allowed_names_refuse_everything_else if {
+	allowed := ["github.com", "*.github.com"]
+	effect_of(dns_input("api.github.com", "A")) == "allow" with data.clawgate.dns.allowed_names as allowed
+	effect_of(dns_input("github.com", "A")) == "allow" with data.clawgate.dns.allowed_names as allowed
+	d := decide(dns_input("short.evil.com", "A")) with data.clawgate.dns.allowed_names as allowed
+	d.effect == "deny"
+	fired(d, "dns.not_allowed")
+	effect_of(dns_input("github.com.evil.com", "A")) == "deny" with data.clawgate.dns.allowed_names as allowed
+}

@@ -23,6 +23,15 @@ pub struct DnsFact {
     /// The name's last two labels (`evil.example` of `a.b.evil.example`), the part a query
     /// for data usually carries to its own server.
     pub registered_part: String,
+    /// Characters in the labels before the registered part (dots not counted): how much a
+    /// query can carry however it splits the data over labels.
+    pub subdomain_length: usize,
+    /// Shannon entropy of those characters taken together, in hundredths of a bit.
+    pub subdomain_entropy_centibits: u32,
+    /// Characters in labels before the registered part that are hexadecimal with at least one
+    /// digit (`3f2a9c81…`): hex-encoded data stays under entropy thresholds (at most 4 bits
+    /// per character) however random it is.
+    pub subdomain_hex_chars: usize,
 }
 
 impl DnsFact {
@@ -34,8 +43,20 @@ impl DnsFact {
             name.split('.').collect()
         };
         let longest = labels.iter().copied().max_by_key(|l| l.len()).unwrap_or("");
-        let registered_part = labels[labels.len().saturating_sub(2)..].join(".");
+        let split = labels.len().saturating_sub(2);
+        let registered_part = labels[split..].join(".");
+        let subdomain: String = labels[..split].concat();
+        let subdomain_hex_chars = labels[..split]
+            .iter()
+            .filter(|l| {
+                l.bytes().all(|b| b.is_ascii_hexdigit()) && l.bytes().any(|b| b.is_ascii_digit())
+            })
+            .map(|l| l.len())
+            .sum();
         DnsFact {
+            subdomain_length: subdomain.len(),
+            subdomain_entropy_centibits: entropy_centibits(&subdomain),
+            subdomain_hex_chars,
             length: name.len(),
             labels: labels.len(),
             longest_label: longest.len(),
@@ -83,5 +104,19 @@ mod tests {
         assert_eq!(encoded.longest_label, 44);
         assert!(encoded.longest_label_entropy_centibits > 380);
         assert_eq!(DnsFact::new("").labels, 0);
+    }
+
+    #[test]
+    fn data_split_over_labels_or_hex_encoded_is_counted_whole() {
+        let split = DnsFact::new("a1b2c3d4e5f6g7h8.q9w8e7r6t5y4u3i2.evil.com");
+        assert_eq!(split.longest_label, 16);
+        assert_eq!(split.subdomain_length, 32);
+        assert!(split.subdomain_entropy_centibits > 400, "{split:?}");
+        let hex = DnsFact::new("3f2a9c81d4e7.b6051c8a2f9e.cafe.www.evil.com");
+        // `cafe` is hex but has no digit: a word, not data. `www` is not hex.
+        assert_eq!(hex.subdomain_hex_chars, 24);
+        let plain = DnsFact::new("api.github.com");
+        assert_eq!((plain.subdomain_length, plain.subdomain_hex_chars), (3, 0));
+        assert_eq!(DnsFact::new("com").subdomain_length, 0);
     }
 }
