@@ -221,8 +221,7 @@ where
         // Bound before it is claimed: a delivery posted to the wrong approval is refused and
         // can still be posted where it belongs.
         if let Some(e) = unbound(id, &parsed, true) {
-            gate
-                .record_refused_callback(Channel::Webhook, Some(id), &e.message)
+            gate.record_refused_callback(Channel::Webhook, Some(id), &e.message)
                 .await;
             return Err(e);
         }
@@ -259,8 +258,7 @@ where
                 }
                 _ => {
                     let why = format!("webhook-id {msg_id} was already used for a different body");
-                    gate
-                        .record_refused_callback(Channel::Webhook, Some(id), &why)
+                    gate.record_refused_callback(Channel::Webhook, Some(id), &why)
                         .await;
                     why
                 }
@@ -289,8 +287,7 @@ where
             };
             if let Some(other) = claimed.filter(|c| *c != me) {
                 let e = not_authenticated_as(&other, &me);
-                gate
-                    .record_refused_callback(Channel::Cli, Some(id), &e.message)
+                gate.record_refused_callback(Channel::Cli, Some(id), &e.message)
                     .await;
                 return Err(e);
             }
@@ -324,8 +321,7 @@ where
             response: response.clone(),
         };
         let bytes = serde_json::to_vec(&seen).unwrap_or_default();
-        gate
-            .remember_callback(&key, bytes, REPLAY_WINDOW)
+        gate.remember_callback(&key, bytes, REPLAY_WINDOW)
             .await
             .map_err(unavailable)?;
     }

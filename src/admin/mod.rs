@@ -10,7 +10,7 @@ pub mod refusals;
 mod settings;
 
 pub use audit::MAX_ENTRIES_PAGE as MAX_AUDIT_ENTRIES_PAGE;
-pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential};
+pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential, approver_problems};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -143,7 +143,8 @@ impl AnonymousRefusals {
     /// stays bounded: reasons and endpoints are fixed sets, and only the first
     /// [`ANONYMOUS_PEERS_KEPT`] peer addresses of a window are named.
     pub fn record(&self, endpoint: Endpoint, reason: Reason, peer: Option<IpAddr>) {
-        self.metrics.anonymous_refusal(endpoint.as_str(), reason.as_str());
+        self.metrics
+            .anonymous_refusal(endpoint.as_str(), reason.as_str());
         tracing::debug!(
             endpoint = endpoint.as_str(),
             reason = reason.as_str(),

@@ -23,8 +23,8 @@ use super::webhook::{
     REQUESTED, REQUESTED_BATCH, RESOLVED, WebhookSecret, webhook_batch_event, webhook_event,
 };
 use crate::audit::AuditLog;
-use crate::metrics::Metrics;
 use crate::gate::approval::{ApprovalListener, ApprovalView};
+use crate::metrics::Metrics;
 
 /// Deliveries with a request open at once. More wait their turn in the background, so a
 /// flood of approvals cannot open unbounded connections.

@@ -25,7 +25,7 @@ pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
     now_ms, rfc3339,
 };
-pub use settings::{ApprovalConfig, Person};
+pub use settings::{ApprovalConfig, Person, people_problems};
 use store::ApprovalStore;
 
 /// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both
