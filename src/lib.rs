@@ -17,7 +17,7 @@ pub mod identity;
 pub mod intercept;
 pub(crate) mod listen;
 pub(crate) mod metrics;
-pub mod settings;
+pub(crate) mod settings;
 pub mod tls;
 pub mod token;
 
