@@ -81,6 +81,8 @@ pub struct Running {
     pub dns_addrs: Vec<SocketAddr>,
     pub gate: Arc<Gate>,
     pub config: Arc<Config>,
+    audit: Arc<AuditLog>,
+    approvals: Arc<Approvals>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     refusals: Arc<AnonymousRefusals>,
@@ -88,26 +90,26 @@ pub struct Running {
 }
 
 impl Running {
+    /// The sidecar's audit log.
     pub fn audit(&self) -> &Arc<AuditLog> {
-        self.gate.audit()
+        &self.audit
     }
 
     /// Stop accepting, let in-flight requests finish (up to `grace`), record the shutdown,
     /// sign a final checkpoint and close the audit log.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
-        self.gate.approvals().stop_holding();
+        self.approvals.stop_holding();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!("in-flight requests did not finish within the grace period");
             self.tasks.abort_all();
         }
         self.refusals.close_window().await;
-        let audit = self.gate.audit();
-        if let Err(e) = audit.append(events::shutdown()).await {
+        if let Err(e) = self.audit.append(events::shutdown()).await {
             tracing::error!(error = %e, "could not record the shutdown");
         }
-        audit.close().await;
+        self.audit.close().await;
     }
 }
 
@@ -192,8 +194,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             Arc::new(Notifier::new(
                 &config.notify,
                 audit.clone(),
+                metrics.clone(),
                 admin_public_url(&config, admin_addr),
             )?),
+            metrics.clone(),
         )
         .await?,
     );
@@ -204,6 +208,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             config.environment.clone(),
             audit.clone(),
             approvals.clone(),
+            metrics.clone(),
         )
         .with_facts(facts_context(&config), &identity_homes(&config)),
     );
@@ -249,7 +254,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         ("egress", Arc::default()),
         ("admin", Arc::default()),
     ];
-    let refusals = Arc::new(AnonymousRefusals::new(audit.clone()));
+    let refusals = Arc::new(AnonymousRefusals::new(audit.clone(), metrics.clone()));
     let admin_state = Arc::new(AdminState {
         gate: gate.clone(),
         admin_token,
@@ -260,6 +265,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         listeners: up.to_vec(),
         refusals: refusals.clone(),
         approver_tokens: approver_tokens(&config),
+        metrics,
     });
     let [(_, agent_up), (_, egress_up), (_, admin_up)] = up;
 
@@ -299,6 +305,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         dns_addrs,
         gate,
         config: Arc::new(config),
+        audit,
+        approvals,
         shutdown,
         tasks,
         refusals,

@@ -14,7 +14,12 @@ pub use crate::approvers::{NotifyConfig, SlackConfig, WebhookConfig};
 pub use crate::audit::{AuditConfig, RedactConfig};
 use crate::gate::Mode;
 pub use crate::gate::approval::{ApprovalConfig, Person};
+pub use crate::gate::policy::PolicyConfig;
+pub use crate::intercept::egress::EgressConfig;
+pub use crate::intercept::mcp::{McpConfig, McpServerConfig};
 pub use crate::intercept::transparent::TransparentConfig;
+pub use crate::settings::ConfigProblem;
+pub use crate::tls::ListenerTls;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,79 +48,6 @@ pub struct Config {
     pub approvers: std::collections::BTreeMap<String, crate::admin::ApproverCredential>,
     /// People known by several ids (`[people.NAME]`).
     pub people: std::collections::BTreeMap<String, Person>,
-}
-
-/// The egress forward proxy (`listeners.egress`), OpenClaw's `proxy.proxyUrl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EgressConfig {
-    /// Time limit for opening the upstream TCP connection (milliseconds).
-    pub connect_timeout_ms: u64,
-    /// Time limit for resolving a destination name (milliseconds).
-    pub resolve_timeout_ms: u64,
-    /// Time limit of a forwarded exchange or tunnel when the verdict names none (milliseconds).
-    pub upstream_timeout_ms: u64,
-    /// Largest request body the proxy reads (it reads bodies whole to show them to policy).
-    pub max_request_body_bytes: usize,
-    /// Names resolved without DNS, like curl's --resolve: `"api.internal" = ["10.0.0.7"]`.
-    /// Policy still judges the addresses.
-    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
-    /// Terminate CONNECT tunnels with certificates from the clawgate CA and decide every
-    /// request inside as an `http` action (needs `ca_cert` and `ca_key`).
-    pub tls_inspect: bool,
-    /// The CA that signs inspection certificates (`clawgate certs init` writes one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_key: Option<PathBuf>,
-    /// Hosts tunnelled uninspected even with `tls_inspect` (patterns: `*` one label, `**` any).
-    pub pass_through: Vec<String>,
-    /// PEM files of extra roots trusted for upstream certificates, besides the webpki roots.
-    pub extra_roots: Vec<PathBuf>,
-}
-
-impl Default for EgressConfig {
-    fn default() -> Self {
-        EgressConfig {
-            connect_timeout_ms: 10_000,
-            resolve_timeout_ms: 5_000,
-            upstream_timeout_ms: 300_000,
-            max_request_body_bytes: 8 * 1024 * 1024,
-            resolve: Default::default(),
-            tls_inspect: false,
-            ca_cert: None,
-            ca_key: None,
-            pass_through: Vec::new(),
-            extra_roots: Vec::new(),
-        }
-    }
-}
-
-/// MCP servers reached through the gateway at `/mcp/{name}` on the agent listener.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct McpConfig {
-    pub servers: std::collections::BTreeMap<String, McpServerConfig>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct McpServerConfig {
-    /// The upstream MCP streamable HTTP endpoint, e.g. `https://mcp.example.com/mcp`.
-    pub url: String,
-    /// Headers added to every upstream request (credentials the agent never holds).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// Name of an environment variable holding a bearer token for the upstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_env: Option<String>,
-    /// Upstream time limit per request when the verdict names none (milliseconds).
-    #[serde(default = "default_mcp_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-fn default_mcp_timeout_ms() -> u64 {
-    60_000
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,38 +97,6 @@ impl Listener {
     }
 }
 
-/// TLS on one listener; with `client_ca`, clients may (or with `require_client_cert`, must)
-/// present a certificate issued by it, whose subject CN becomes `agent.authenticated_as`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerTls {
-    /// PEM server certificate chain (leaf first), e.g. `certs/server.pem`.
-    pub cert: PathBuf,
-    /// PEM private key of that certificate, e.g. `certs/server.key`.
-    pub key: PathBuf,
-    /// PEM CA certificate(s) that client certificates must chain to, e.g. `certs/ca.pem`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_ca: Option<PathBuf>,
-    /// Refuse the handshake of a client without a valid certificate (needs `client_ca`).
-    #[serde(default)]
-    pub require_client_cert: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// A directory of `.rego` files and `data.json` that replaces the embedded bundle.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dir: Option<PathBuf>,
-    /// Time budget of one policy evaluation; over it, the action is denied.
-    pub eval_timeout_ms: u64,
-    /// Reload the bundle when its files change (SIGHUP always reloads).
-    pub watch: bool,
-    /// Verdicts remembered for identical calls (0 turns the cache off). Only the parts of the
-    /// input the bundle reads are compared; bundles using time or randomness are not cached.
-    pub decision_cache_entries: usize,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -241,38 +141,12 @@ impl Default for Listeners {
     }
 }
 
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            dir: None,
-            eval_timeout_ms: 50,
-            watch: true,
-            decision_cache_entries: 10_000,
-        }
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
         }
-    }
-}
-
-/// One thing wrong with a config file: where, what, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Dotted key path (`policy.eval_timeout_ms`), or `line N` for syntax errors.
-    pub key: String,
-    pub message: String,
-    pub fix: String,
-}
-
-impl std::fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} (fix: {})", self.key, self.message, self.fix)
     }
 }
 
@@ -407,23 +281,7 @@ impl Config {
                 fix: "set a label such as \"production\" or \"staging\"".into(),
             });
         }
-        if self.policy.eval_timeout_ms == 0 || self.policy.eval_timeout_ms > 10_000 {
-            problems.push(ConfigProblem {
-                key: "policy.eval_timeout_ms".into(),
-                message: format!("{} is out of range", self.policy.eval_timeout_ms),
-                fix: "use a value between 1 and 10000 (default 50)".into(),
-            });
-        }
-        if let Some(dir) = &self.policy.dir
-            && !dir.is_dir()
-        {
-            problems.push(ConfigProblem {
-                key: "policy.dir".into(),
-                message: format!("{} is not a directory", dir.display()),
-                fix: "point it at a folder of .rego files, or remove it to use the embedded bundle"
-                    .into(),
-            });
-        }
+        problems.extend(self.policy.problems());
         if self.limits.max_body_bytes < 1024 || self.limits.max_body_bytes > 64 * 1024 * 1024 {
             problems.push(ConfigProblem {
                 key: "limits.max_body_bytes".into(),
@@ -431,43 +289,25 @@ impl Config {
                 fix: "use a value between 1024 and 67108864 (default 1048576)".into(),
             });
         }
-        if self.audit.checkpoint_every == 0 {
-            problems.push(ConfigProblem {
-                key: "audit.checkpoint_every".into(),
-                message: "must be at least 1".into(),
-                fix: "use a positive entry count (default 1000)".into(),
-            });
-        }
-        if self.audit.checkpoint_interval_s == 0 {
-            problems.push(ConfigProblem {
-                key: "audit.checkpoint_interval_s".into(),
-                message: "must be at least 1".into(),
-                fix: "use a positive number of seconds (default 60)".into(),
-            });
-        }
-        if self.audit.max_batch == 0 || self.audit.max_batch > 65_536 {
-            problems.push(ConfigProblem {
-                key: "audit.max_batch".into(),
-                message: format!("{} is out of range", self.audit.max_batch),
-                fix: "use a value between 1 and 65536 (default 1024)".into(),
-            });
-        }
-        for (name, pattern) in &self.audit.redact.patterns {
-            if let Err(e) = regex::Regex::new(pattern) {
-                problems.push(ConfigProblem {
-                    key: format!("audit.redact.patterns.{name}"),
-                    message: format!(
-                        "not a valid regex: {}",
-                        e.to_string().lines().last().unwrap_or("")
-                    ),
-                    fix: "write a Rust regex (no look-around)".into(),
-                });
-            }
-        }
-        problems.extend(self.validate_approvals());
-        problems.extend(self.validate_mcp());
-        problems.extend(self.validate_identities());
-        problems.extend(self.validate_approvers_and_people());
+        problems.extend(self.audit.problems());
+        // [approval], [admin] and [notify] interleaved in the order `config check` has always
+        // listed them.
+        problems.extend(self.approval.range_problems());
+        problems.extend(self.admin.range_problems());
+        problems.extend(self.notify.range_problems());
+        problems.extend(self.approval.name_problems());
+        problems.extend(self.notify.url_problems());
+        problems.extend(self.admin.url_problems());
+        problems.extend(self.notify.secret_problems());
+        problems.extend(self.admin.token_problems());
+        problems.extend(self.mcp.problems());
+        problems.extend(crate::identity::identity_problems(&self.identities));
+        problems.extend(crate::admin::approver_problems(
+            &self.approvers,
+            self.admin.token_sha256.as_deref(),
+            &self.approval.local_operator,
+        ));
+        problems.extend(crate::gate::approval::people_problems(&self.people));
         let facts_problems = self.facts.problems().into_iter().chain(
             self.identities
                 .iter()
@@ -507,7 +347,7 @@ impl Config {
         }
         for (name, listener) in self.listeners.named() {
             if let Some(tls) = &listener.tls {
-                problems.extend(validate_listener_tls(name, tls));
+                problems.extend(tls.problems(name));
             }
             if let Some(message) = listener.connections.problem() {
                 problems.push(ConfigProblem {
@@ -517,11 +357,9 @@ impl Config {
                 });
             }
         }
-        problems.extend(self.validate_egress());
+        problems.extend(self.egress.problems());
         if let Some(t) = &self.listeners.transparent {
-            for (key, message, fix) in t.problems() {
-                problems.push(ConfigProblem { key, message, fix });
-            }
+            problems.extend(t.problems());
             let taken = self.listeners.named().map(|(name, l)| (name, l.addr));
             for (key, addr) in t
                 .addrs
@@ -541,421 +379,10 @@ impl Config {
         problems
     }
 
-    fn validate_egress(&self) -> Vec<ConfigProblem> {
-        let e = &self.egress;
-        let mut problems = Vec::new();
-        let ranges = [
-            ("connect_timeout_ms", e.connect_timeout_ms, 10_000),
-            ("resolve_timeout_ms", e.resolve_timeout_ms, 5_000),
-            ("upstream_timeout_ms", e.upstream_timeout_ms, 300_000),
-        ];
-        for (key, value, default) in ranges {
-            if value == 0 || value > 86_400_000 {
-                problems.push(ConfigProblem {
-                    key: format!("egress.{key}"),
-                    message: format!("{value} is out of range"),
-                    fix: format!("use a value between 1 and 86400000 (default {default})"),
-                });
-            }
-        }
-        if e.max_request_body_bytes == 0 || e.max_request_body_bytes > 1024 * 1024 * 1024 {
-            problems.push(ConfigProblem {
-                key: "egress.max_request_body_bytes".into(),
-                message: format!("{} is out of range", e.max_request_body_bytes),
-                fix: "use a value between 1 and 1073741824 (default 8388608)".into(),
-            });
-        }
-        for (name, ips) in &e.resolve {
-            if ips.is_empty() || name.trim().is_empty() {
-                problems.push(ConfigProblem {
-                    key: format!("egress.resolve.{name}"),
-                    message: "needs a host name and at least one address".into(),
-                    fix: "write \"host.example\" = [\"192.0.2.10\"]".into(),
-                });
-            }
-        }
-        if e.tls_inspect {
-            for (key, path) in [("ca_cert", &e.ca_cert), ("ca_key", &e.ca_key)] {
-                match path {
-                    None => problems.push(ConfigProblem {
-                        key: format!("egress.{key}"),
-                        message: "is required when egress.tls_inspect = true".into(),
-                        fix: "run `clawgate certs init --dir certs` and point egress.ca_cert / egress.ca_key at certs/ca.pem and certs/ca.key".into(),
-                    }),
-                    Some(p) if !p.is_file() => problems.push(ConfigProblem {
-                        key: format!("egress.{key}"),
-                        message: format!("{} is not a file", p.display()),
-                        fix: "run `clawgate certs init --dir certs` or fix the path".into(),
-                    }),
-                    Some(_) => {}
-                }
-            }
-        }
-        for pattern in &e.pass_through {
-            if !crate::gate::scope::valid_host_pattern(pattern) {
-                problems.push(ConfigProblem {
-                    key: "egress.pass_through".into(),
-                    message: format!("{pattern:?} is not a host pattern"),
-                    fix: "write host names with `*` for one label or `**` for any, e.g. \"**.googleapis.com\"".into(),
-                });
-            }
-        }
-        for path in &e.extra_roots {
-            if !path.is_file() {
-                problems.push(ConfigProblem {
-                    key: "egress.extra_roots".into(),
-                    message: format!("{} is not a file", path.display()),
-                    fix: "list PEM files of CA certificates".into(),
-                });
-            }
-        }
-        problems
-    }
-
-    fn validate_mcp(&self) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        for (name, server) in &self.mcp.servers {
-            let key = |k: &str| format!("mcp.servers.{name}.{k}");
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-            if !name_ok {
-                problems.push(ConfigProblem {
-                    key: format!("mcp.servers.{name}"),
-                    message: "server names are used in URLs (/mcp/{name})".into(),
-                    fix: "use letters, digits, '-', '_' and '.' only".into(),
-                });
-            }
-            if reqwest::Url::parse(&server.url)
-                .map(|u| u.scheme() != "http" && u.scheme() != "https")
-                .unwrap_or(true)
-            {
-                problems.push(ConfigProblem {
-                    key: key("url"),
-                    message: format!("{:?} is not an http(s) URL", server.url),
-                    fix: "write the upstream's full streamable HTTP endpoint, e.g. https://mcp.example.com/mcp".into(),
-                });
-            }
-            for header in server.headers.keys() {
-                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    problems.push(ConfigProblem {
-                        key: key("headers"),
-                        message: format!("{header:?} is not a valid header name"),
-                        fix: "use a token such as X-Api-Key".into(),
-                    });
-                }
-            }
-            if server.timeout_ms == 0 || server.timeout_ms > 3_600_000 {
-                problems.push(ConfigProblem {
-                    key: key("timeout_ms"),
-                    message: format!("{} is out of range", server.timeout_ms),
-                    fix: "use a value between 1 and 3600000 (default 60000)".into(),
-                });
-            }
-        }
-        problems
-    }
-
-    fn validate_approvers_and_people(&self) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        let mut seen = std::collections::BTreeMap::new();
-        let admin = self
-            .admin
-            .token_sha256
-            .as_deref()
-            .map(str::to_ascii_lowercase);
-        for (name, approver) in &self.approvers {
-            let key = format!("approvers.{name}");
-            if name.trim().is_empty()
-                || name.trim() != name
-                || name.starts_with("group:")
-                || name.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                problems.push(ConfigProblem {
-                    key: key.clone(),
-                    message: format!("{name:?} is not an approver id (one word, not group:NAME)"),
-                    fix: "name the approver as policy does, e.g. [approvers.U0123ABCD]".into(),
-                });
-            }
-            if *name == self.approval.local_operator {
-                problems.push(ConfigProblem {
-                    key: key.clone(),
-                    message: "is the local operator, who answers with the admin token".into(),
-                    fix: "give this approver another id, or set approval.local_operator".into(),
-                });
-            }
-            let hash = approver.token_sha256.trim().to_ascii_lowercase();
-            if crate::token::TokenHash::from_hex(&hash).is_none() {
-                problems.push(ConfigProblem {
-                    key: format!("{key}.token_sha256"),
-                    message: "must be 64 hex characters".into(),
-                    fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
-                });
-            } else if admin.as_deref() == Some(hash.as_str()) {
-                problems.push(ConfigProblem {
-                    key: format!("{key}.token_sha256"),
-                    message: "is the admin token's hash".into(),
-                    fix: "give each approver a token of their own".into(),
-                });
-            } else if let Some(other) = seen.insert(hash, name) {
-                problems.push(ConfigProblem {
-                    key: format!("{key}.token_sha256"),
-                    message: format!("is also approvers.{other}'s token"),
-                    fix: "give each approver a token of their own".into(),
-                });
-            }
-        }
-        let mut owner = std::collections::BTreeMap::new();
-        for (name, person) in &self.people {
-            let key = format!("people.{name}.ids");
-            if person.ids.is_empty() || person.ids.iter().any(|i| i.trim().is_empty()) {
-                problems.push(ConfigProblem {
-                    key: key.clone(),
-                    message: "must list ids, none of them empty".into(),
-                    fix: "list the person's ids on every channel, e.g. ids = [\"U0123ABCD\", \"ops-alice\"]".into(),
-                });
-            }
-            for id in &person.ids {
-                if let Some(other) = owner.insert(id.as_str(), name) {
-                    problems.push(ConfigProblem {
-                        key: key.clone(),
-                        message: format!("{id:?} is also listed for people.{other}"),
-                        fix: "list each id under one person".into(),
-                    });
-                }
-            }
-        }
-        problems
-    }
-
-    fn validate_identities(&self) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        let mut subjects = std::collections::BTreeMap::new();
-        for (name, identity) in &self.identities {
-            let key = |k: &str| format!("identities.{name}.{k}");
-            if name.is_empty() || name.chars().any(|c| c.is_control() || c == ':') {
-                problems.push(ConfigProblem {
-                    key: format!("identities.{name}"),
-                    message: "identity names must be non-empty and contain no ':'".into(),
-                    fix: "use a name such as openclaw-main".into(),
-                });
-            }
-            if identity.token_sha256.is_none() && identity.cert_subject.is_none() {
-                problems.push(ConfigProblem {
-                    key: format!("identities.{name}"),
-                    message: "has no credential, so nothing can authenticate as it".into(),
-                    fix: "set token_sha256 (printf %s TOKEN | sha256sum) and/or cert_subject"
-                        .into(),
-                });
-            }
-            if let Some(hash) = &identity.token_sha256
-                && crate::token::TokenHash::from_hex(hash).is_none()
-            {
-                problems.push(ConfigProblem {
-                    key: key("token_sha256"),
-                    message: "must be 64 hex characters".into(),
-                    fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
-                });
-            }
-            if let Some(subject) = &identity.cert_subject {
-                if subject.trim().is_empty() {
-                    problems.push(ConfigProblem {
-                        key: key("cert_subject"),
-                        message: "must not be empty".into(),
-                        fix: "write the client certificate's common name".into(),
-                    });
-                } else if let Some(other) = subjects.insert(subject.clone(), name.clone()) {
-                    problems.push(ConfigProblem {
-                        key: key("cert_subject"),
-                        message: format!("{subject:?} is also the subject of identities.{other}"),
-                        fix: "give each identity its own client certificate".into(),
-                    });
-                }
-            }
-            if let Some(hosts) = &identity.scopes.egress_hosts
-                && let Some(bad) = hosts
-                    .iter()
-                    .find(|h| !crate::gate::scope::valid_host_pattern(h))
-            {
-                problems.push(ConfigProblem {
-                    key: key("scopes.egress_hosts"),
-                    message: format!("{bad:?} is not a host pattern"),
-                    fix:
-                        "write host names where * is one label and ** any labels, e.g. *.github.com"
-                            .into(),
-                });
-            }
-        }
-        problems
-    }
-
-    fn validate_approvals(&self) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        let mut range = |key: &str, value: u64, min: u64, max: u64, default: u64| {
-            if value < min || value > max {
-                problems.push(ConfigProblem {
-                    key: key.into(),
-                    message: format!("{value} is out of range"),
-                    fix: format!("use a value between {min} and {max} (default {default})"),
-                });
-            }
-        };
-        let a = &self.approval;
-        range("approval.timeout_s", a.timeout_s, 1, 7 * 86_400, 300);
-        range("approval.max_wait_s", a.max_wait_s, 0, 3_600, 30);
-        range("approval.hold_s", a.hold_s, 0, 3_600, 20);
-        range("approval.reuse_window_s", a.reuse_window_s, 0, 86_400, 60);
-        range(
-            "approval.max_pending_per_agent",
-            a.max_pending_per_agent,
-            1,
-            10_000,
-            20,
-        );
-        range("approval.max_pending", a.max_pending, 1, 100_000, 200);
-        range(
-            "approval.new_per_agent_per_minute",
-            a.new_per_agent_per_minute,
-            1,
-            10_000,
-            10,
-        );
-        range(
-            "admin.anonymous_window_s",
-            self.admin.anonymous_window_s,
-            1,
-            86_400,
-            crate::admin::ANONYMOUS_WINDOW_S,
-        );
-        let n = &self.notify;
-        range("notify.max_attempts", n.max_attempts.into(), 1, 50, 5);
-        range(
-            "notify.initial_backoff_ms",
-            n.initial_backoff_ms,
-            1,
-            600_000,
-            500,
-        );
-        range(
-            "notify.max_backoff_ms",
-            n.max_backoff_ms,
-            1,
-            3_600_000,
-            30_000,
-        );
-        range("notify.timeout_ms", n.timeout_ms, 1, 600_000, 5_000);
-        range("notify.batch_after", n.batch_after, 1, 1_000, 5);
-        range("notify.batch_window_s", n.batch_window_s, 1, 3_600, 60);
-        let operator = a.local_operator.trim();
-        if operator.is_empty()
-            || operator != a.local_operator
-            || operator.starts_with("group:")
-            || operator.chars().any(char::is_whitespace)
-        {
-            problems.push(ConfigProblem {
-                key: "approval.local_operator".into(),
-                message: format!(
-                    "{:?} is not an approver id (one word, not group:NAME)",
-                    a.local_operator
-                ),
-                fix: "name the admin token's holder, e.g. local_operator = \"ops-alice\"".into(),
-            });
-        }
-        for (name, members) in &a.groups {
-            if name.is_empty() || members.iter().any(|m| m.trim().is_empty()) {
-                problems.push(ConfigProblem {
-                    key: format!("approval.groups.{name}"),
-                    message: "group names and member ids must not be empty".into(),
-                    fix: "list approver ids, e.g. sre = [\"U0123ABCD\"]".into(),
-                });
-            }
-        }
-        let urls = [
-            ("notify.slack.webhook_url", &n.slack.webhook_url),
-            ("notify.webhook.url", &n.webhook.url),
-            ("admin.public_url", &self.admin.public_url),
-        ];
-        for (key, url) in urls {
-            if let Some(url) = url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                problems.push(ConfigProblem {
-                    key: key.into(),
-                    message: format!("{url:?} is not an http(s) URL"),
-                    fix: "write the full URL, starting with https://".into(),
-                });
-            }
-        }
-        if let Some(secret) = &n.webhook.secret
-            && crate::approvers::webhook::WebhookSecret::parse(secret).is_err()
-        {
-            problems.push(ConfigProblem {
-                key: "notify.webhook.secret".into(),
-                message: "not a Standard Webhooks secret".into(),
-                fix: "use whsec_ followed by base64 of at least 24 random bytes".into(),
-            });
-        }
-        if let Some(hash) = &self.admin.token_sha256
-            && (hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            problems.push(ConfigProblem {
-                key: "admin.token_sha256".into(),
-                message: "must be 64 hex characters".into(),
-                fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
-            });
-        }
-        problems
-    }
-
     /// The embedded defaults as TOML, for `clawgate config default`.
     pub fn default_toml() -> String {
         toml::to_string_pretty(&Config::default()).unwrap_or_default()
     }
-}
-
-fn validate_listener_tls(listener: &str, tls: &ListenerTls) -> Vec<ConfigProblem> {
-    let key = |k: &str| format!("listeners.{listener}.tls.{k}");
-    let mut problems = Vec::new();
-    let files = [
-        (
-            "cert",
-            Some(&tls.cert),
-            "a PEM certificate chain, e.g. certs/server.pem",
-        ),
-        (
-            "key",
-            Some(&tls.key),
-            "its PEM private key, e.g. certs/server.key",
-        ),
-        (
-            "client_ca",
-            tls.client_ca.as_ref(),
-            "a PEM CA certificate, e.g. certs/ca.pem",
-        ),
-    ];
-    for (name, path, what) in files {
-        if let Some(path) = path
-            && !path.is_file()
-        {
-            problems.push(ConfigProblem {
-                key: key(name),
-                message: format!("{} is not a readable file", path.display()),
-                fix: format!("point it at {what} (`clawgate certs init` makes them)"),
-            });
-        }
-    }
-    if tls.require_client_cert && tls.client_ca.is_none() {
-        problems.push(ConfigProblem {
-            key: key("require_client_cert"),
-            message: "client certificates are required but no client_ca verifies them".into(),
-            fix: format!(
-                "set {} to the CA that issued the client certificates",
-                key("client_ca")
-            ),
-        });
-    }
-    problems
 }
 
 fn syntax_problem(text: &str, err: &toml::de::Error) -> ConfigProblem {

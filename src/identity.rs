@@ -13,6 +13,7 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::http_api::{ApiError, ResponseBody};
+use crate::settings::ConfigProblem;
 use crate::token::{TokenHash, credential};
 
 /// The transport facts of the connection a request arrived on.
@@ -75,6 +76,67 @@ pub struct IdentityConfig {
     /// (what `~` and `$HOME` mean in its commands and paths).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub home: Option<String>,
+}
+
+/// `[identities.NAME]`: checks that types alone cannot express (a credential each, one
+/// identity per certificate subject, valid host patterns).
+pub fn identity_problems(identities: &BTreeMap<String, IdentityConfig>) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut subjects = std::collections::BTreeMap::new();
+    for (name, identity) in identities {
+        let key = |k: &str| format!("identities.{name}.{k}");
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c == ':') {
+            problems.push(ConfigProblem {
+                key: format!("identities.{name}"),
+                message: "identity names must be non-empty and contain no ':'".into(),
+                fix: "use a name such as openclaw-main".into(),
+            });
+        }
+        if identity.token_sha256.is_none() && identity.cert_subject.is_none() {
+            problems.push(ConfigProblem {
+                key: format!("identities.{name}"),
+                message: "has no credential, so nothing can authenticate as it".into(),
+                fix: "set token_sha256 (printf %s TOKEN | sha256sum) and/or cert_subject".into(),
+            });
+        }
+        if let Some(hash) = &identity.token_sha256
+            && crate::token::TokenHash::from_hex(hash).is_none()
+        {
+            problems.push(ConfigProblem {
+                key: key("token_sha256"),
+                message: "must be 64 hex characters".into(),
+                fix: "put the output of `printf %s TOKEN | sha256sum` here".into(),
+            });
+        }
+        if let Some(subject) = &identity.cert_subject {
+            if subject.trim().is_empty() {
+                problems.push(ConfigProblem {
+                    key: key("cert_subject"),
+                    message: "must not be empty".into(),
+                    fix: "write the client certificate's common name".into(),
+                });
+            } else if let Some(other) = subjects.insert(subject.clone(), name.clone()) {
+                problems.push(ConfigProblem {
+                    key: key("cert_subject"),
+                    message: format!("{subject:?} is also the subject of identities.{other}"),
+                    fix: "give each identity its own client certificate".into(),
+                });
+            }
+        }
+        if let Some(hosts) = &identity.scopes.egress_hosts
+            && let Some(bad) = hosts
+                .iter()
+                .find(|h| !crate::gate::scope::valid_host_pattern(h))
+        {
+            problems.push(ConfigProblem {
+                key: key("scopes.egress_hosts"),
+                message: format!("{bad:?} is not a host pattern"),
+                fix: "write host names where * is one label and ** any labels, e.g. *.github.com"
+                    .into(),
+            });
+        }
+    }
+    problems
 }
 
 /// Which header carries the agent's credential: the agent listener reads `Authorization`,

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod intercept;
 pub(crate) mod listen;
 pub(crate) mod metrics;
+pub(crate) mod settings;
 pub mod tls;
 pub mod token;
 

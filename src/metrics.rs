@@ -1,10 +1,11 @@
 //! Prometheus metrics: every series clawgate exports, registered once in one [`Metrics`] and
 //! served as OpenMetrics text on the admin listener's `/metrics`.
 //!
-//! The sidecar makes one `Metrics` at start and hands it to the audit log
-//! ([`crate::audit::AuditOptions::metrics`]); the gate, approvals and notifier record through
-//! the log they already hold ([`crate::audit::AuditLog::metrics`]). Recording is atomics only
-//! (label families take a read lock once the series exists).
+//! The composition root (`app.rs`) makes one `Metrics` at start and hands the same handle to
+//! each room that records: the gate, approvals, the notifier, the admin listener's refusals
+//! and `/metrics`, and the audit log for its own append latency and batch sizes
+//! ([`crate::audit::AuditOptions::metrics`]). Recording is atomics only (label families take a
+//! read lock once the series exists).
 
 use std::time::Duration;
 

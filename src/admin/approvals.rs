@@ -85,7 +85,7 @@ async fn list<B>(state: &AdminState, req: &Request<B>) -> Result<Response<Respon
             }
         }
     }
-    let approvals = state.gate.approvals().list(status).await;
+    let approvals = state.gate.list_approvals(status).await;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "approvals": approvals }),
@@ -98,7 +98,7 @@ async fn show<B>(
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.answerer(req, Endpoint::Approvals)?;
-    match state.gate.approvals().get(id).await {
+    match state.gate.approval(id).await {
         Ok(Some(view)) => Ok(json_response(StatusCode::OK, &view)),
         Ok(None) => Err(not_found(id)),
         Err(e) => Err(ApiError::new(
@@ -181,7 +181,7 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let approvals = state.gate.approvals();
+    let gate = &state.gate;
     let headers = req.headers().clone();
     let peer = peer_ip(&req);
     let anonymous = |reason: Reason| {
@@ -221,8 +221,7 @@ where
         // Bound before it is claimed: a delivery posted to the wrong approval is refused and
         // can still be posted where it belongs.
         if let Some(e) = unbound(id, &parsed, true) {
-            approvals
-                .record_refused_callback(Channel::Webhook, Some(id), &e.message)
+            gate.record_refused_callback(Channel::Webhook, Some(id), &e.message)
                 .await;
             return Err(e);
         }
@@ -234,7 +233,7 @@ where
             response: Value::Null,
         };
         let claim = serde_json::to_vec(&claim).map_err(unavailable)?;
-        if let Some(stored) = approvals
+        if let Some(stored) = gate
             .claim_callback(&key, claim, REPLAY_WINDOW)
             .await
             .map_err(unavailable)?
@@ -259,8 +258,7 @@ where
                 }
                 _ => {
                     let why = format!("webhook-id {msg_id} was already used for a different body");
-                    approvals
-                        .record_refused_callback(Channel::Webhook, Some(id), &why)
+                    gate.record_refused_callback(Channel::Webhook, Some(id), &why)
                         .await;
                     why
                 }
@@ -284,13 +282,12 @@ where
     let (approver, credential) = match answerer {
         Some(answerer) => {
             let (me, credential) = match answerer {
-                Answerer::Admin => (approvals.settings().local_operator.clone(), "admin".into()),
+                Answerer::Admin => (gate.local_operator().to_string(), "admin".into()),
                 Answerer::Approver(name) => (name.clone(), format!("approver:{name}")),
             };
             if let Some(other) = claimed.filter(|c| *c != me) {
                 let e = not_authenticated_as(&other, &me);
-                approvals
-                    .record_refused_callback(Channel::Cli, Some(id), &e.message)
+                gate.record_refused_callback(Channel::Cli, Some(id), &e.message)
                     .await;
                 return Err(e);
             }
@@ -307,7 +304,7 @@ where
         reply_handle: None,
         credential,
     };
-    let (status, response) = match approvals.answer(id, input).await {
+    let (status, response) = match gate.answer_approval(id, input).await {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
         Err(rejected) => {
             let e = rejection(&rejected);
@@ -324,8 +321,7 @@ where
             response: response.clone(),
         };
         let bytes = serde_json::to_vec(&seen).unwrap_or_default();
-        approvals
-            .remember_callback(&key, bytes, REPLAY_WINDOW)
+        gate.remember_callback(&key, bytes, REPLAY_WINDOW)
             .await
             .map_err(unavailable)?;
     }
@@ -384,7 +380,7 @@ where
     B: http_body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let approvals = state.gate.approvals();
+    let gate = &state.gate;
     let Some(secret) = &state.slack_signing_secret else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -416,7 +412,7 @@ where
     }
     // Claimed before the click is applied: of concurrent copies exactly one goes on.
     let key = format!("slack:{sig}");
-    if approvals
+    if gate
         .claim_callback(&key, Vec::new(), REPLAY_WINDOW)
         .await
         .map_err(unavailable)?
@@ -443,7 +439,7 @@ where
     // Slack shows nothing for a block_actions response body; the message update through
     // response_url (sent when the approval resolves) is what approvers see. The body still
     // says what happened, for logs and tests.
-    let text = match approvals.answer(&action.approval_id, input).await {
+    let text = match gate.answer_approval(&action.approval_id, input).await {
         Ok(view) => match view.status {
             ApprovalStatus::Pending => format!(
                 "Recorded. {} of {} approvals so far.",

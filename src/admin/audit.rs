@@ -19,10 +19,10 @@ use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 const CHUNK: usize = 64 * 1024;
 
 pub fn pubkey(state: &AdminState) -> Response<ResponseBody> {
-    let audit = state.audit();
+    let (verifier_key, origin) = state.gate.audit_identity();
     json_response(
         StatusCode::OK,
-        &json!({"verifier_key": audit.verifier_key(), "origin": audit.origin()}),
+        &json!({"verifier_key": verifier_key, "origin": origin}),
     )
 }
 
@@ -46,16 +46,7 @@ pub async fn export(state: &AdminState, query: Option<&str>) -> Response<Respons
             }
         }
     }
-    let audit = state.audit();
-    if let Err(e) = audit.checkpoint_now().await {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            e.to_string(),
-        )
-        .into_response();
-    }
-    let reader = match audit.reader() {
+    let reader = match state.gate.signed_audit_reader().await {
         Ok(r) => r,
         Err(e) => {
             return ApiError::new(
@@ -181,7 +172,7 @@ async fn read_blocking(
         )
         .into_response()
     };
-    let reader = match state.audit().reader() {
+    let reader = match state.gate.audit_reader() {
         Ok(r) => r,
         Err(e) => return unavailable(e.to_string()),
     };

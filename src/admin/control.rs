@@ -89,7 +89,7 @@ pub async fn reload_policy<B>(state: &AdminState, req: Request<B>) -> Response<R
         ),
         ReloadOutcome::Unchanged => json_response(
             StatusCode::OK,
-            &json!({"outcome": "unchanged", "revision": state.gate.policy().revision(), "audit_seq": seq}),
+            &json!({"outcome": "unchanged", "revision": state.gate.policy_revision(), "audit_seq": seq}),
         ),
         ReloadOutcome::Rejected { error, serving } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,7 +10,7 @@ pub mod refusals;
 mod settings;
 
 pub use audit::MAX_ENTRIES_PAGE as MAX_AUDIT_ENTRIES_PAGE;
-pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential};
+pub use settings::{ANONYMOUS_WINDOW_S, AdminConfig, ApproverCredential, approver_problems};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +20,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
 use crate::approvers::webhook::WebhookSecret;
-use crate::audit::AuditLog;
 use crate::gate::Gate;
+use crate::metrics::Metrics;
 
 use crate::http_api::{ApiError, ResponseBody, full_body, json_response};
 use crate::token::TokenHash;
@@ -46,6 +46,8 @@ pub struct AdminState {
     pub refusals: Arc<refusals::AnonymousRefusals>,
     /// `[approvers.NAME]`: each approver's name and token hash.
     pub approver_tokens: Vec<(String, TokenHash)>,
+    /// The series `/metrics` serves.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Who a bearer token on the approvals API proves the caller is.
@@ -58,10 +60,6 @@ pub enum Answerer {
 }
 
 impl AdminState {
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        self.gate.audit()
-    }
-
     /// `Ok` when the request carries the admin token; else the 401 every admin endpoint
     /// answers, counted as an anonymous refusal of `endpoint` (not an audit entry of its own).
     pub fn authorize<B>(&self, req: &Request<B>, endpoint: Endpoint) -> Result<(), ApiError> {
@@ -160,7 +158,7 @@ fn only_get(method: &Method, f: impl FnOnce() -> Response<ResponseBody>) -> Resp
 /// log takes writes, the data directory is writable and every listener accepts.
 fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let data_dir_writable = state.data_dir_writable();
-    let health = state.audit().health();
+    let health = state.gate.audit_health();
     let audit_writable = health.writable();
     let listeners: serde_json::Map<String, serde_json::Value> = (state.listeners.iter())
         .map(|(name, up)| (name.to_string(), up.load(Ordering::Relaxed).into()))
@@ -190,11 +188,10 @@ fn readiness(state: &AdminState) -> Response<ResponseBody> {
 
 /// The Prometheus scrape: unauthenticated, like the probes (it holds counts, not content).
 async fn metrics(state: &AdminState) -> Response<ResponseBody> {
-    let pending = state.gate.approvals().pending_count().await;
+    let pending = state.gate.pending_approvals().await;
     let text = state
-        .audit()
-        .metrics()
-        .encode(pending, state.audit().health().size());
+        .metrics
+        .encode(pending, state.gate.audit_health().size());
     let mut resp = Response::new(full_body(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -204,7 +201,8 @@ async fn metrics(state: &AdminState) -> Response<ResponseBody> {
 }
 
 fn status(state: &AdminState) -> Response<ResponseBody> {
-    let bundle = state.gate.policy().bundle();
+    let bundle = state.gate.policy_bundle();
+    let (verifier_key, origin) = state.gate.audit_identity();
     json_response(
         StatusCode::OK,
         &json!({
@@ -217,9 +215,9 @@ fn status(state: &AdminState) -> Response<ResponseBody> {
                 "files": bundle.file_count,
             },
             "audit": {
-                "entries": state.audit().health().size(),
-                "origin": state.audit().origin(),
-                "verifier_key": state.audit().verifier_key(),
+                "entries": state.gate.audit_health().size(),
+                "origin": origin,
+                "verifier_key": verifier_key,
             },
         }),
     )

@@ -22,6 +22,7 @@ use crate::audit::AuditLog;
 use crate::audit::events::{self, ANONYMOUS_PEERS_KEPT, AnonymousWindow};
 use crate::gate::approval::{now_ms, rfc3339};
 use crate::identity::PeerInfo;
+use crate::metrics::Metrics;
 
 /// The admin endpoint that refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,7 @@ impl Window {
 /// Counts anonymous refusals and writes one audit entry per window that saw any.
 pub struct AnonymousRefusals {
     audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
     window: Mutex<Window>,
 }
 
@@ -129,9 +131,10 @@ impl std::fmt::Debug for AnonymousRefusals {
 }
 
 impl AnonymousRefusals {
-    pub fn new(audit: Arc<AuditLog>) -> AnonymousRefusals {
+    pub fn new(audit: Arc<AuditLog>, metrics: Arc<Metrics>) -> AnonymousRefusals {
         AnonymousRefusals {
             audit,
+            metrics,
             window: Mutex::new(Window::opened_at(now_ms())),
         }
     }
@@ -140,8 +143,7 @@ impl AnonymousRefusals {
     /// stays bounded: reasons and endpoints are fixed sets, and only the first
     /// [`ANONYMOUS_PEERS_KEPT`] peer addresses of a window are named.
     pub fn record(&self, endpoint: Endpoint, reason: Reason, peer: Option<IpAddr>) {
-        self.audit
-            .metrics()
+        self.metrics
             .anonymous_refusal(endpoint.as_str(), reason.as_str());
         tracing::debug!(
             endpoint = endpoint.as_str(),

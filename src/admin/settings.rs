@@ -1,6 +1,10 @@
 //! `[admin]`: the admin listener's public URL, token, and how anonymous refusals are counted.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::settings::{ConfigProblem, bad_token_hash, not_http_url, out_of_range};
 
 /// The admin listener's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,4 +47,87 @@ pub struct ApproverCredential {
     /// Hex SHA-256 of the approver's token, presented as `Authorization: Bearer <token>` to
     /// `POST /v1/approvals/{id}/decision` (`clawgate approvals approve ID --token ...`).
     pub token_sha256: String,
+}
+
+impl AdminConfig {
+    /// The anonymous refusal window out of its range.
+    pub fn range_problems(&self) -> Vec<ConfigProblem> {
+        let window = self.anonymous_window_s;
+        out_of_range(
+            "admin.anonymous_window_s",
+            window,
+            1,
+            86_400,
+            ANONYMOUS_WINDOW_S,
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// A public URL that is not http(s).
+    pub fn url_problems(&self) -> Vec<ConfigProblem> {
+        not_http_url("admin.public_url", self.public_url.as_ref())
+            .into_iter()
+            .collect()
+    }
+
+    /// A token hash that is not 64 hex characters.
+    pub fn token_problems(&self) -> Vec<ConfigProblem> {
+        let bad = (self.token_sha256.as_deref())
+            .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()));
+        bad.then(|| bad_token_hash("admin.token_sha256".into()))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// `[approvers.NAME]`: each an approver id other than the local operator's, each with a token
+/// of their own (not another approver's, not the admin token).
+pub fn approver_problems(
+    approvers: &BTreeMap<String, ApproverCredential>,
+    admin_token_sha256: Option<&str>,
+    local_operator: &str,
+) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeMap::new();
+    let admin = admin_token_sha256.map(str::to_ascii_lowercase);
+    for (name, approver) in approvers {
+        let key = format!("approvers.{name}");
+        if name.trim().is_empty()
+            || name.trim() != name
+            || name.starts_with("group:")
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            problems.push(ConfigProblem::new(
+                key.clone(),
+                format!("{name:?} is not an approver id (one word, not group:NAME)"),
+                "name the approver as policy does, e.g. [approvers.U0123ABCD]",
+            ));
+        }
+        if name == local_operator {
+            problems.push(ConfigProblem::new(
+                key.clone(),
+                "is the local operator, who answers with the admin token",
+                "give this approver another id, or set approval.local_operator",
+            ));
+        }
+        let hash = approver.token_sha256.trim().to_ascii_lowercase();
+        let own_token = "give each approver a token of their own";
+        if crate::token::TokenHash::from_hex(&hash).is_none() {
+            problems.push(bad_token_hash(format!("{key}.token_sha256")));
+        } else if admin.as_deref() == Some(hash.as_str()) {
+            problems.push(ConfigProblem::new(
+                format!("{key}.token_sha256"),
+                "is the admin token's hash",
+                own_token,
+            ));
+        } else if let Some(other) = seen.insert(hash, name) {
+            problems.push(ConfigProblem::new(
+                format!("{key}.token_sha256"),
+                format!("is also approvers.{other}'s token"),
+                own_token,
+            ));
+        }
+    }
+    problems
 }

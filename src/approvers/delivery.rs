@@ -24,6 +24,7 @@ use super::webhook::{
 };
 use crate::audit::AuditLog;
 use crate::gate::approval::{ApprovalListener, ApprovalView};
+use crate::metrics::Metrics;
 
 /// Deliveries with a request open at once. More wait their turn in the background, so a
 /// flood of approvals cannot open unbounded connections.
@@ -68,6 +69,7 @@ struct Inner {
     webhook: Option<(Url, WebhookSecret)>,
     callback_base: String,
     audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
     retry: Retry,
     in_flight: Semaphore,
     batch: Batcher,
@@ -200,6 +202,7 @@ impl Notifier {
     pub fn new(
         cfg: &NotifyConfig,
         audit: Arc<AuditLog>,
+        metrics: Arc<Metrics>,
         callback_base: String,
     ) -> Result<Notifier, NotifyError> {
         let slack_url = cfg
@@ -232,6 +235,7 @@ impl Notifier {
                 webhook,
                 callback_base: callback_base.trim_end_matches('/').to_string(),
                 audit,
+                metrics,
                 retry: Retry {
                     max_attempts: cfg.max_attempts.max(1),
                     initial: Duration::from_millis(cfg.initial_backoff_ms),
@@ -370,7 +374,7 @@ impl Inner {
                     }
                     // Nothing to send to; still an outcome worth recording.
                     _ => {
-                        self.audit.metrics().notification_failed("slack_update");
+                        self.metrics.notification_failed("slack_update");
                         self.record(
                             view.id.as_str(),
                             view.run_id.as_deref(),
@@ -470,7 +474,7 @@ impl Inner {
             Err((status, error)) => {
                 tracing::warn!(approval_id = %d.approval_id, channel = d.channel, attempts, ?status,
                     %error, "approval notification failed");
-                self.audit.metrics().notification_failed(d.channel);
+                self.metrics.notification_failed(d.channel);
                 fields["event"] = json!("notify_failed");
                 fields["error"] = json!(error);
                 if let Some(status) = status {

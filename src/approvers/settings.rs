@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::{ConfigProblem, not_http_url, out_of_range};
+
 /// Where approval requests are sent. Secrets may also come from the environment
 /// (`CLAWGATE_SLACK_WEBHOOK_URL`, `CLAWGATE_SLACK_SIGNING_SECRET`, `CLAWGATE_WEBHOOK_SECRET`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,4 +60,62 @@ pub struct WebhookConfig {
     /// Shared secret (`whsec_` + base64), for outgoing signatures and incoming callbacks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+impl NotifyConfig {
+    /// Delivery limits out of their range.
+    pub fn range_problems(&self) -> Vec<ConfigProblem> {
+        let ranges = [
+            ("notify.max_attempts", self.max_attempts.into(), 1, 50, 5),
+            (
+                "notify.initial_backoff_ms",
+                self.initial_backoff_ms,
+                1,
+                600_000,
+                500,
+            ),
+            (
+                "notify.max_backoff_ms",
+                self.max_backoff_ms,
+                1,
+                3_600_000,
+                30_000,
+            ),
+            ("notify.timeout_ms", self.timeout_ms, 1, 600_000, 5_000),
+            ("notify.batch_after", self.batch_after, 1, 1_000, 5),
+            ("notify.batch_window_s", self.batch_window_s, 1, 3_600, 60),
+        ];
+        ranges
+            .into_iter()
+            .filter_map(|(key, value, min, max, default)| {
+                out_of_range(key, value, min, max, default)
+            })
+            .collect()
+    }
+
+    /// Receivers that are not http(s) URLs.
+    pub fn url_problems(&self) -> Vec<ConfigProblem> {
+        [
+            not_http_url("notify.slack.webhook_url", self.slack.webhook_url.as_ref()),
+            not_http_url("notify.webhook.url", self.webhook.url.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// A webhook secret that is not a Standard Webhooks secret.
+    pub fn secret_problems(&self) -> Vec<ConfigProblem> {
+        let bad = (self.webhook.secret.as_deref())
+            .is_some_and(|s| super::webhook::WebhookSecret::parse(s).is_err());
+        bad.then(|| {
+            ConfigProblem::new(
+                "notify.webhook.secret",
+                "not a Standard Webhooks secret",
+                "use whsec_ followed by base64 of at least 24 random bytes",
+            )
+        })
+        .into_iter()
+        .collect()
+    }
 }

@@ -90,8 +90,8 @@ pub struct AuditOptions {
     pub checkpoint_interval: Duration,
     /// Most entries committed in one write transaction.
     pub max_batch: usize,
-    /// Where the log records its append latency and batch sizes; shared with everything that
-    /// holds the log ([`AuditLog::metrics`]).
+    /// Where the log records its own append latency and batch sizes (only these: other rooms
+    /// get the sidecar's metrics from the composition root, not from the log).
     pub metrics: Arc<Metrics>,
 }
 
@@ -220,11 +220,6 @@ impl AuditLog {
 
     pub fn health(&self) -> &Arc<AuditHealth> {
         &self.health
-    }
-
-    /// The sidecar's metrics, for everything that records through this log.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 
     /// The checkpoint verifier key (`clawgate audit pubkey`).

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::{ConfigProblem, out_of_range};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
@@ -38,5 +40,46 @@ impl Default for AuditConfig {
             blob_max_bytes: 64 * 1024,
             redact: RedactConfig::default(),
         }
+    }
+}
+
+impl AuditConfig {
+    /// Checks that types alone cannot express.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if self.checkpoint_every == 0 {
+            problems.push(ConfigProblem::new(
+                "audit.checkpoint_every",
+                "must be at least 1",
+                "use a positive entry count (default 1000)",
+            ));
+        }
+        if self.checkpoint_interval_s == 0 {
+            problems.push(ConfigProblem::new(
+                "audit.checkpoint_interval_s",
+                "must be at least 1",
+                "use a positive number of seconds (default 60)",
+            ));
+        }
+        problems.extend(out_of_range(
+            "audit.max_batch",
+            self.max_batch as u64,
+            1,
+            65_536,
+            1024,
+        ));
+        for (name, pattern) in &self.redact.patterns {
+            if let Err(e) = regex::Regex::new(pattern) {
+                problems.push(ConfigProblem::new(
+                    format!("audit.redact.patterns.{name}"),
+                    format!(
+                        "not a valid regex: {}",
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                    "write a Rust regex (no look-around)",
+                ));
+            }
+        }
+        problems
     }
 }

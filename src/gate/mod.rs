@@ -6,6 +6,7 @@
 pub mod approval;
 pub(crate) mod constraints;
 mod mode;
+mod operations;
 mod permit;
 pub mod policy;
 pub(crate) mod scope;
@@ -25,6 +26,7 @@ use tracing::Instrument;
 use crate::action::{Action, AgentIdentity, Requester};
 use crate::audit::{AuditError, AuditEvent, AuditLog, events};
 use crate::facts::FactsContext;
+use crate::metrics::Metrics;
 use approval::{
     ApprovalBinding, ApprovalStatus, ApprovalView, Approvals, Clearance, NewApproval, Shown,
 };
@@ -160,6 +162,8 @@ pub struct Gate {
     audit: Arc<AuditLog>,
     approvals: Arc<Approvals>,
     constraints: Arc<ConstraintState>,
+    /// The sidecar's metrics: decisions, policy loads, approval bounds reached.
+    metrics: Arc<Metrics>,
     /// Holds of actions allowed through `/v1/check`, which run inside OpenClaw: kept until
     /// their `/v1/results` report or [`CHECK_HOLD_LIMIT`] (or the verdict's `timeout_ms`).
     checks_running: Arc<Mutex<HashMap<String, Arc<ConstraintHold>>>>,
@@ -207,6 +211,7 @@ impl Gate {
         environment: String,
         audit: Arc<AuditLog>,
         approvals: Arc<Approvals>,
+        metrics: Arc<Metrics>,
     ) -> Gate {
         Gate {
             policy,
@@ -215,6 +220,7 @@ impl Gate {
             audit,
             approvals,
             constraints: ConstraintState::new(),
+            metrics,
             checks_running: Arc::default(),
             facts: FactsContext::default(),
             homes: HashMap::new(),
@@ -241,21 +247,26 @@ impl Gate {
             .unwrap_or(&self.facts)
     }
 
-    /// The state of the rate and concurrency limits, for front doors that dispatch.
+    // The gate's parts, whole. The sidecar's own rooms go through the narrow operations
+    // (`operations.rs`); these stay for the benches, which measure the parts directly.
+    #[doc(hidden)]
     pub fn constraints(&self) -> &Arc<ConstraintState> {
         &self.constraints
     }
 
-    pub fn approvals(&self) -> &Arc<Approvals> {
-        &self.approvals
-    }
-
+    #[doc(hidden)]
     pub fn audit(&self) -> &Arc<AuditLog> {
         &self.audit
     }
 
+    #[doc(hidden)]
     pub fn policy(&self) -> &Arc<PolicyEngine> {
         &self.policy
+    }
+
+    /// The serving policy revision.
+    pub fn policy_revision(&self) -> String {
+        self.policy.revision()
     }
 
     pub fn mode(&self) -> Mode {
@@ -321,7 +332,7 @@ impl Gate {
         let event = match &outcome {
             ReloadOutcome::Unchanged if !matches!(trigger, ReloadTrigger::Admin) => {
                 tracing::debug!(trigger = trigger_name, "policy bundle unchanged");
-                self.audit.metrics().policy_load(outcome.as_str());
+                self.metrics.policy_load(outcome.as_str());
                 return Ok(PolicyReload {
                     outcome,
                     audit_seq: None,
@@ -348,7 +359,7 @@ impl Gate {
             tracing::info!(trigger = trigger_name, revision = %self.policy.revision(),
                 "policy bundle reloaded");
         }
-        self.audit.metrics().policy_load(outcome.as_str());
+        self.metrics.policy_load(outcome.as_str());
         Ok(PolicyReload {
             outcome,
             audit_seq: Some(receipt.seq),
@@ -407,7 +418,7 @@ impl Gate {
             .instrument(span.clone())
             .await;
         span.record("decision", decision.outcome.as_str());
-        self.audit.metrics().decision(
+        self.metrics.decision(
             req.action.kind.as_str(),
             decision.outcome.as_str(),
             decision.effect.as_str(),
@@ -611,7 +622,7 @@ impl Gate {
             }
             Ok(Clearance::Limited(limit)) => {
                 tracing::warn!(action_id = %d.id, bound = limit.bound(), "approval flood bound reached; denying");
-                self.audit.metrics().approval_limited(limit.bound());
+                self.metrics.approval_limited(limit.bound());
                 d.outcome = Outcome::Deny;
                 d.reasons.push(limit.to_string());
             }

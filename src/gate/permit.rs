@@ -95,7 +95,7 @@ impl Gate {
         timeout: Duration,
         caller: AgentIdentity,
     ) -> Result<Option<Waited>, ApprovalError> {
-        let (view, constraints) = match self.approvals().wait_and_release(id, timeout).await? {
+        let (view, constraints) = match self.approvals.wait_and_release(id, timeout).await? {
             None => return Ok(None),
             Some(Release::Pending(view)) => return Ok(Some(Waited::Pending(view))),
             Some(Release::Refused { view, reason }) => {

@@ -195,7 +195,7 @@ fn validate_report(report: ResultReport) -> Result<ResultReport, ApiError> {
 /// Read a hold time in seconds from the query (`wait` or `timeout`), bounded by
 /// `approval.max_wait_s`. Absent means no hold.
 fn wait_param(query: Option<&str>, name: &str, gate: &Gate) -> Result<Duration, ApiError> {
-    let max = gate.approvals().settings().max_wait;
+    let max = gate.approval_max_wait();
     let mut wait = Duration::ZERO;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if k != name {
@@ -288,7 +288,7 @@ pub async fn handle_wait<B>(
         .into_response()
     };
     // Only the identity an approval is bound to may wait on (and so release) it.
-    match gate.approvals().get(id).await {
+    match gate.approval(id).await {
         Ok(Some(view)) if view.authenticated_as.as_deref() == auth.name() => {}
         Ok(_) => return not_found(),
         Err(e) => {

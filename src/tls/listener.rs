@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
+use super::ListenerTls;
 use super::{TlsError, load_certificates, load_private_key, provider};
-use crate::config::ListenerTls;
 use crate::identity::ClientCertificate;
 
 /// The rustls server configuration of one listener: its certificate and key, client

@@ -8,6 +8,9 @@
 pub mod ca;
 pub mod init;
 pub(crate) mod listener;
+mod settings;
+
+pub use settings::ListenerTls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

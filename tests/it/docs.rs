@@ -267,3 +267,142 @@ fn the_pod_manifest_config_passes_config_check() {
         String::from_utf8_lossy(&test.stdout)
     );
 }
+
+const POLICY_GUIDE: &str = include_str!("../../docs/policy-guide.md");
+
+/// What each helper docs/policy-guide.md offers for custom rules means, as a Rego test body
+/// (`main_test.rego`'s `tool_call`, `exec_call` and `with_facts` build the inputs).
+const HELPER_CHECKS: &[(&str, &str)] = &[
+    (
+        "action_kind",
+        r#"action_kind == "mcp" with input as {"action": {"kind": "mcp", "server": "gh", "tool": "get_issue"}}"#,
+    ),
+    (
+        "params",
+        r#"params.action == "send" with input as tool_call("message", {"action": "send"}, "staging")"#,
+    ),
+    (
+        "environment",
+        r#"environment == "staging" with input as tool_call("read", {}, "staging")"#,
+    ),
+    (
+        "is_production",
+        r#"is_production with input as tool_call("read", {}, "production")
+	not is_production with input as tool_call("read", {}, "staging")"#,
+    ),
+    (
+        "tool_name",
+        r#"tool_name == "message" with input as tool_call("message", {"action": "send"}, "staging")"#,
+    ),
+    (
+        "tool_action",
+        r#"tool_action == "send" with input as tool_call("message", {"action": "send"}, "staging")"#,
+    ),
+    (
+        "tool_mutates",
+        r#"tool_mutates with input as tool_call("message", {"action": "send"}, "staging")
+	not tool_mutates with input as tool_call("message", {"action": "read"}, "staging")"#,
+    ),
+    (
+        "facts",
+        r#"facts.home == "/home/dev" with input as with_facts(exec_call("ls", "staging"))"#,
+    ),
+    (
+        "fact_commands",
+        r#"names := {c.name | some c in fact_commands} with input as with_facts(exec_call("ls && git status", "staging"))
+	names == {"ls", "git"}"#,
+    ),
+    (
+        "command_read_only(c)",
+        r#"read_only := {c.name | some c in fact_commands; command_read_only(c)} with input as with_facts(exec_call("ls; rm -rf x", "staging"))
+	read_only == {"ls"}"#,
+    ),
+    (
+        "subcommand_of(c)",
+        r#"subs := {s | some c in fact_commands; s := subcommand_of(c)} with input as with_facts(exec_call("git status", "staging"))
+	subs == {"status"}"#,
+    ),
+    (
+        "exec_read_only",
+        r#"exec_read_only with input as with_facts(exec_call("ls -la", "staging"))
+	not exec_read_only with input as with_facts(exec_call("rm -rf build", "staging"))"#,
+    ),
+    (
+        "mcp_call",
+        r#"mcp_call == {"server": "gh", "tool": "get_issue", "args": {"n": 1}} with input as {"action": {"kind": "mcp", "server": "gh", "tool": "get_issue", "params": {"n": 1}}}"#,
+    ),
+    (
+        "http_host",
+        r#"http_host == "api.example.com" with input as {"action": {"kind": "http", "http": {"method": "post", "host": "api.example.com"}, "dest": {"host": "api.example.com", "port": 443}}}"#,
+    ),
+    (
+        "http_method",
+        r#"http_method == "POST" with input as {"action": {"kind": "http", "http": {"method": "post", "host": "api.example.com"}, "dest": {"host": "api.example.com", "port": 443}}}"#,
+    ),
+];
+
+/// The guide's "Changing the policy" keeps its word for a custom bundle: its example rule,
+/// added to the embedded bundle, denies what it says, and every helper it lists exists and
+/// means what its name says.
+#[test]
+fn the_policy_guides_example_rule_and_helpers_work_in_a_custom_bundle() {
+    // Not `section`: the example's Rego comments start with `#` too.
+    let changing = POLICY_GUIDE
+        .split("To add logic")
+        .nth(1)
+        .expect("the guide shows how to add logic");
+    let example = fenced(changing, "rego");
+    let listed = changing
+        .split("Useful helpers:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the guide lists its helpers");
+    let helpers: BTreeSet<&str> = listed.split('`').skip(1).step_by(2).collect();
+    let checked: BTreeSet<&str> = HELPER_CHECKS.iter().map(|(h, _)| *h).collect();
+    assert_eq!(helpers, checked, "every helper the guide lists is checked");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("policies");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        &bundle,
+    );
+    // The example changes what the bundle decides, so the bundle's own tests of those
+    // decisions do not apply; main_test.rego stays for its input builders.
+    for entry in std::fs::read_dir(&bundle).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("_test.rego") && name != "main_test.rego" {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    std::fs::write(bundle.join("custom.rego"), example).unwrap();
+    let mut tests = String::from(
+        "package clawgate\n\nimport rego.v1\n\n\
+         test_guide_example_denies_a_non_owner_message if {\n\
+         \td := decide(tool_call(\"message\", {\"action\": \"send\"}, \"staging\"))\n\
+         \tfired(d, \"custom.non_owner_message\")\n\
+         \td.effect == \"deny\"\n}\n",
+    );
+    for (helper, body) in HELPER_CHECKS {
+        let name: String = helper.chars().take_while(|c| *c != '(').collect();
+        tests.push_str(&format!("\ntest_guide_helper_{name} if {{\n\t{body}\n}}\n"));
+    }
+    std::fs::write(bundle.join("custom_test.rego"), &tests).unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "test"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{tests}");
+    let written = tests.matches("\ntest_").count() + 1;
+    let summary = stdout.lines().last().unwrap_or_default();
+    let passed: usize = summary
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap();
+    assert!(passed >= written, "the custom tests ran: {summary}");
+}

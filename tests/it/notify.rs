@@ -154,6 +154,7 @@ async fn slack_message_has_buttons_and_is_replaced_once_decided() {
     let notifier = Notifier::new(
         &with_slack(config(), slack_url),
         audit.clone(),
+        Default::default(),
         CALLBACK_BASE.into(),
     )
     .unwrap();
@@ -246,7 +247,13 @@ async fn webhook_events_are_signed_per_standard_webhooks() {
     let rx = Receiver::start(Reply::ok(), &[]).await;
     let secret = WebhookSecret::generate();
     let cfg = with_webhook(config(), rx.url("/hooks/clawgate"), &secret);
-    let notifier = Notifier::new(&cfg, audit.clone(), format!("{CALLBACK_BASE}/")).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        format!("{CALLBACK_BASE}/"),
+    )
+    .unwrap();
     assert_eq!(notifier.channels(), ["webhook"]);
 
     let mut req = request(2);
@@ -307,7 +314,13 @@ async fn server_errors_are_retried_under_the_same_webhook_id() {
     let rx = Receiver::start(Reply::ok(), &[Reply::status(500), Reply::status(503)]).await;
     let secret = WebhookSecret::generate();
     let cfg = with_webhook(config(), rx.url("/hooks"), &secret);
-    let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
 
     let req = request(3);
     notifier.requested(&req.view());
@@ -344,7 +357,13 @@ async fn rate_limits_wait_for_retry_after_capped_at_max_backoff() {
     let rx = Receiver::start(Reply::ok(), &[limited]).await;
     let mut cfg = with_slack(config(), rx.url("/slack"));
     cfg.max_backoff_ms = 300;
-    let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
 
     notifier.requested(&request(4).view());
     let entries = wait_for_entries(&audit, 1).await;
@@ -371,6 +390,7 @@ async fn a_receiver_that_keeps_failing_is_recorded_after_the_last_attempt() {
     let notifier = Notifier::new(
         &with_slack(config(), rx.url("/slack")),
         audit.clone(),
+        Default::default(),
         CALLBACK_BASE.into(),
     )
     .unwrap();
@@ -404,6 +424,7 @@ async fn client_errors_are_not_retried() {
     let notifier = Notifier::new(
         &with_slack(config(), rx.url("/slack")),
         audit.clone(),
+        Default::default(),
         CALLBACK_BASE.into(),
     )
     .unwrap();
@@ -431,6 +452,7 @@ async fn unreachable_and_slow_receivers_are_retried() {
             format!("http://127.0.0.1:{port}/services/unreachable-token"),
         ),
         audit.clone(),
+        Default::default(),
         CALLBACK_BASE.into(),
     )
     .unwrap();
@@ -458,7 +480,13 @@ async fn unreachable_and_slow_receivers_are_retried() {
     let rx = Receiver::start(Reply::ok(), &[slow]).await;
     let mut cfg = with_slack(config(), rx.url("/slack"));
     cfg.timeout_ms = 2_000;
-    let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
     notifier.requested(&request(8).view());
     let entries = wait_for_entries(&audit, 2).await;
     assert_eq!(entries[1]["event"], "notified");
@@ -483,7 +511,13 @@ async fn requested_returns_before_the_receiver_answers() {
         &secret,
     );
     cfg.timeout_ms = 20_000;
-    let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
     assert_eq!(notifier.channels(), ["slack", "webhook"]);
 
     let req = request(9);
@@ -520,7 +554,13 @@ async fn a_flood_of_approvals_opens_a_bounded_number_of_connections() {
     cfg.timeout_ms = 20_000;
     // One message per approval (no batching), so that 100 deliveries compete for connections.
     cfg.batch_after = 1_000;
-    let notifier = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
 
     for n in 0..100 {
         notifier.requested(&request(100 + n).view());
@@ -546,16 +586,34 @@ async fn configuration_mistakes_are_refused_without_echoing_secrets() {
 
     let mut cfg = config();
     cfg.webhook.url = Some("https://example.com/hooks".into());
-    let err = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap_err();
+    let err = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap_err();
     assert!(matches!(err, NotifyError::MissingWebhookSecret));
     assert!(err.to_string().contains("notify.webhook.secret"), "{err}");
 
     cfg.webhook.secret = Some("not-a-secret".into());
-    let err = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap_err();
+    let err = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap_err();
     assert!(matches!(err, NotifyError::WebhookSecret(_)), "{err}");
 
     let cfg = with_slack(config(), "hooks.slack.com/services/T0/B0/xoxsecret".into());
-    let err = Notifier::new(&cfg, audit.clone(), CALLBACK_BASE.into()).unwrap_err();
+    let err = Notifier::new(
+        &cfg,
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("notify.slack.webhook_url"),
         "{err}"
@@ -563,7 +621,13 @@ async fn configuration_mistakes_are_refused_without_echoing_secrets() {
     assert!(!err.to_string().contains("xoxsecret"), "{err}");
 
     // Nothing configured: nothing sent, nothing recorded.
-    let notifier = Notifier::new(&config(), audit.clone(), CALLBACK_BASE.into()).unwrap();
+    let notifier = Notifier::new(
+        &config(),
+        audit.clone(),
+        Default::default(),
+        CALLBACK_BASE.into(),
+    )
+    .unwrap();
     assert!(notifier.channels().is_empty());
     notifier.requested(&request(10).view());
     notifier.resolved(&request(10).view(), &[]);

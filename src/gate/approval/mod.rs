@@ -20,11 +20,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::audit::{AuditEvent, AuditLog, events};
 use crate::gate::policy::{ApprovalSpec, Constraints, Risk};
+use crate::metrics::Metrics;
 pub use model::{
     Answer, ApprovalBinding, ApprovalRequest, ApprovalStatus, ApprovalView, Channel, Shown, Vote,
     now_ms, rfc3339,
 };
-pub use settings::{ApprovalConfig, Person};
+pub use settings::{ApprovalConfig, Person, people_problems};
 use store::ApprovalStore;
 
 /// What approver channels hear from the approval rules (`src/approvers/` subscribes). Both
@@ -294,6 +295,7 @@ pub struct Approvals {
     store: ApprovalStore,
     audit: Arc<AuditLog>,
     listener: Arc<dyn ApprovalListener>,
+    metrics: Arc<Metrics>,
     settings: ApprovalSettings,
     /// Set on shutdown: held requests answer with the current state instead of waiting.
     closing: watch::Sender<bool>,
@@ -318,6 +320,7 @@ impl Approvals {
         settings: ApprovalSettings,
         audit: Arc<AuditLog>,
         listener: Arc<dyn ApprovalListener>,
+        metrics: Arc<Metrics>,
     ) -> Result<Approvals, ApprovalError> {
         let path = path.to_path_buf();
         let (store, all) = tokio::task::spawn_blocking(move || {
@@ -340,6 +343,7 @@ impl Approvals {
             store,
             audit,
             listener,
+            metrics,
             settings,
             closing: watch::channel(false).0,
             book: std::sync::Mutex::new(book),
@@ -889,9 +893,7 @@ impl Approvals {
     fn observe_resolution(&self, req: &ApprovalRequest) {
         let took = req.resolved_ms.unwrap_or(req.created_ms) - req.created_ms;
         let took = Duration::from_millis(u64::try_from(took).unwrap_or(0));
-        self.audit
-            .metrics()
-            .approval_resolved(req.status.as_str(), took);
+        self.metrics.approval_resolved(req.status.as_str(), took);
     }
 
     /// Expire overdue approvals every `period` until `stop` fires.

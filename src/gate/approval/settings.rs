@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::{ConfigProblem, out_of_range};
+
 /// How `require_approval` verdicts are held and answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,4 +62,99 @@ impl Default for ApprovalConfig {
 #[serde(deny_unknown_fields)]
 pub struct Person {
     pub ids: Vec<String>,
+}
+
+impl ApprovalConfig {
+    /// The time limits and flood bounds out of their range.
+    pub fn range_problems(&self) -> Vec<ConfigProblem> {
+        let ranges = [
+            ("approval.timeout_s", self.timeout_s, 1, 7 * 86_400, 300),
+            ("approval.max_wait_s", self.max_wait_s, 0, 3_600, 30),
+            ("approval.hold_s", self.hold_s, 0, 3_600, 20),
+            (
+                "approval.reuse_window_s",
+                self.reuse_window_s,
+                0,
+                86_400,
+                60,
+            ),
+            (
+                "approval.max_pending_per_agent",
+                self.max_pending_per_agent,
+                1,
+                10_000,
+                20,
+            ),
+            ("approval.max_pending", self.max_pending, 1, 100_000, 200),
+            (
+                "approval.new_per_agent_per_minute",
+                self.new_per_agent_per_minute,
+                1,
+                10_000,
+                10,
+            ),
+        ];
+        ranges
+            .into_iter()
+            .filter_map(|(key, value, min, max, default)| {
+                out_of_range(key, value, min, max, default)
+            })
+            .collect()
+    }
+
+    /// The local operator and group members must be approver ids.
+    pub fn name_problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let operator = self.local_operator.trim();
+        if operator.is_empty()
+            || operator != self.local_operator
+            || operator.starts_with("group:")
+            || operator.chars().any(char::is_whitespace)
+        {
+            problems.push(ConfigProblem::new(
+                "approval.local_operator",
+                format!(
+                    "{:?} is not an approver id (one word, not group:NAME)",
+                    self.local_operator
+                ),
+                "name the admin token's holder, e.g. local_operator = \"ops-alice\"",
+            ));
+        }
+        for (name, members) in &self.groups {
+            if name.is_empty() || members.iter().any(|m| m.trim().is_empty()) {
+                problems.push(ConfigProblem::new(
+                    format!("approval.groups.{name}"),
+                    "group names and member ids must not be empty",
+                    "list approver ids, e.g. sre = [\"U0123ABCD\"]",
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// `[people.NAME]`: every person lists ids, and each id belongs to one person.
+pub fn people_problems(people: &std::collections::BTreeMap<String, Person>) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut owner = std::collections::BTreeMap::new();
+    for (name, person) in people {
+        let key = format!("people.{name}.ids");
+        if person.ids.is_empty() || person.ids.iter().any(|i| i.trim().is_empty()) {
+            problems.push(ConfigProblem::new(
+                key.clone(),
+                "must list ids, none of them empty",
+                "list the person's ids on every channel, e.g. ids = [\"U0123ABCD\", \"ops-alice\"]",
+            ));
+        }
+        for id in &person.ids {
+            if let Some(other) = owner.insert(id.as_str(), name) {
+                problems.push(ConfigProblem::new(
+                    key.clone(),
+                    format!("{id:?} is also listed for people.{other}"),
+                    "list each id under one person",
+                ));
+            }
+        }
+    }
+    problems
 }

@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod cache;
 pub mod pool;
+mod settings;
 pub mod testing;
 pub mod watch;
 
@@ -18,6 +19,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleFiles, BundleSource, ENTRYPOINT};
+pub use settings::PolicyConfig;
 
 use crate::facts::{Facts, FactsContext};
 

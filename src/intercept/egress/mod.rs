@@ -8,6 +8,7 @@
 pub(crate) mod destination;
 pub(crate) mod inspect;
 mod pool;
+mod settings;
 pub(crate) mod tunnel;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, MeteredBody};
 use destination::{DestinationError, Resolved, Resolver};
 use inspect::{Inspector, TunnelUpstream};
+pub use settings::EgressConfig;
 
 /// The egress proxy's settings and its shared state.
 pub struct EgressProxy {

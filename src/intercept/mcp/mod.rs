@@ -7,6 +7,7 @@
 //! through untouched. Upstream credentials are added on the way out; the agent never has them.
 
 pub(crate) mod jsonrpc;
+mod settings;
 pub mod stdio;
 
 use std::collections::HashMap;
@@ -20,12 +21,13 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::action::{Action, AgentIdentity};
-use crate::config::{Config, McpServerConfig};
+use crate::config::Config;
 use crate::gate::{CheckRequest, Decision, Gate, Outcome, Permit, Ruling};
 use crate::http_api::{BodyError, BoxError, ResponseBody, collect_limited, full_body};
 use crate::identity::Authenticated;
 use crate::intercept::forward::{self, BodyLimits, MeteredBody};
 use jsonrpc::{RoutingHeaders, is_stateless};
+pub use settings::{McpConfig, McpServerConfig};
 
 /// Headers naming the agent behind an MCP client (OpenClaw sets them from its MCP server
 /// config); stripped before forwarding.

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::ConfigProblem;
+
 /// Transparent interception: the agent's TCP connections redirected by the kernel
 /// (`clawgate net rules`) and its DNS queries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,45 +52,45 @@ impl Default for TransparentConfig {
 }
 
 impl TransparentConfig {
-    /// What is wrong with this section, as (key, message, fix).
-    pub fn problems(&self) -> Vec<(String, String, String)> {
+    /// Checks that types alone cannot express.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
         let key = |k: &str| format!("listeners.transparent.{k}");
         let mut out = Vec::new();
         if self.addrs.is_empty() {
-            out.push((
+            out.push(ConfigProblem::new(
                 key("addrs"),
-                "must name at least one address".into(),
-                "use [\"127.0.0.1:15001\", \"[::1]:15001\"] (the defaults), or remove [listeners.transparent]".into(),
+                "must name at least one address",
+                "use [\"127.0.0.1:15001\", \"[::1]:15001\"] (the defaults), or remove [listeners.transparent]",
             ));
         }
         if self.peek_timeout_ms == 0 || self.peek_timeout_ms > 60_000 {
-            out.push((
+            out.push(ConfigProblem::new(
                 key("peek_timeout_ms"),
                 format!("{} is out of range", self.peek_timeout_ms),
-                "use a value between 1 and 60000 (default 3000)".into(),
+                "use a value between 1 and 60000 (default 3000)",
             ));
         }
         if self.max_connections == 0 {
-            out.push((
+            out.push(ConfigProblem::new(
                 key("max_connections"),
-                "must be at least 1".into(),
-                "use a positive count (default 4096)".into(),
+                "must be at least 1",
+                "use a positive count (default 4096)",
             ));
         }
         if self.dns_timeout_ms == 0 || self.dns_timeout_ms > 60_000 {
-            out.push((
+            out.push(ConfigProblem::new(
                 key("dns_timeout_ms"),
                 format!("{} is out of range", self.dns_timeout_ms),
-                "use a value between 1 and 60000 (default 5000)".into(),
+                "use a value between 1 and 60000 (default 5000)",
             ));
         }
         if let Some(up) = self.dns_upstream
             && self.dns_addrs.contains(&up)
         {
-            out.push((
+            out.push(ConfigProblem::new(
                 key("dns_upstream"),
                 format!("{up} is the forwarder's own address"),
-                "name the resolver queries go to, not a listener of clawgate".into(),
+                "name the resolver queries go to, not a listener of clawgate",
             ));
         }
         out
@@ -133,7 +135,7 @@ mod tests {
         c.peek_timeout_ms = 0;
         c.dns_upstream = c.dns_addrs.first().copied();
         c.addrs.clear();
-        let keys: Vec<String> = c.problems().into_iter().map(|(k, _, _)| k).collect();
+        let keys: Vec<String> = c.problems().into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
             [
