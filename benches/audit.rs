@@ -1106,7 +1106,7 @@ fn main() {
         let gate = running.gate.clone();
         println!(
             "  policy: {bundle} bundle, revision {}; mode enforce; decision cache: {}",
-            gate.policy().revision(),
+            gate.policy_bundle().revision,
             settings
                 .decision_cache
                 .map_or_else(|| "config default".into(), |n| n.to_string())
@@ -1163,7 +1163,7 @@ fn main() {
             "  (evaluate's latency is the call alone; decide's includes waiting for the group \
              commit. The HTTP path adds the check benchmark's baseline on top of either.)"
         );
-        if let Some(bytes) = average_entry_bytes(gate.audit()) {
+        if let Some(bytes) = average_entry_bytes(running.audit()) {
             println!(
                 "  the decision entries Gate::decide wrote for this mix average {bytes} bytes of canonical JSON"
             );

@@ -809,7 +809,7 @@ fn load_section(
         .block_on(clawgate::app::start(config))
         .expect("clawgate starts");
     let claw_addr = running.agent_addr;
-    let revision = running.gate.policy().revision();
+    let revision = running.gate.policy_bundle().revision.clone();
 
     let base_rt = server_runtime("baseline-srv", settings.server_threads);
     let base_addr = base_rt.block_on(async {
@@ -1335,8 +1335,7 @@ mod identity {
             .as_ref()
             .expect("running")
             .gate
-            .constraints()
-            .running(&format!("bench-agent-{}", settings.identities - 1));
+            .actions_running(&format!("bench-agent-{}", settings.identities - 1));
         println!(
             "(every answer was 200 with the probe's decision for its kind. (b)'s allowed checks \
              keep a concurrency slot until /v1/results or the verdict's timeout_ms, and the \

@@ -857,7 +857,7 @@ fn main() {
         "  clawgate: egress proxy on {proxy}, policy revision {} (embedded bundle copy: \
          127.0.0.2/32 allowed, any port, rate limits raised), decision cache {}, durable audit \
          in a temp dir ({}); {UPSTREAM_NAME} pinned to 127.0.0.2",
-        claw.running().gate.policy().revision(),
+        claw.running().gate.policy_bundle().revision,
         s.decision_cache
             .map_or_else(|| "config default".to_string(), |n| n.to_string()),
         std::env::var_os("CLAWGATE_BENCH_DIR")

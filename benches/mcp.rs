@@ -425,7 +425,7 @@ impl Clawgate {
 
     fn revision(&self) -> String {
         let r = self.running.as_ref().expect("running");
-        r.gate.policy().revision().to_string()
+        r.gate.policy_bundle().revision.clone()
     }
 }
 

@@ -4,7 +4,8 @@
 //! returns a [`Decision`]. Anything that goes wrong on the way is a deny with a reason.
 
 pub mod approval;
-pub(crate) mod constraints;
+// Public: the constraint layers are tower layers any dispatch service can be wrapped in.
+pub mod constraints;
 mod mode;
 mod operations;
 mod permit;
@@ -245,23 +246,6 @@ impl Gate {
             .as_ref()
             .and_then(|a| self.homes.get(a))
             .unwrap_or(&self.facts)
-    }
-
-    // The gate's parts, whole. The sidecar's own rooms go through the narrow operations
-    // (`operations.rs`); these stay for the benches, which measure the parts directly.
-    #[doc(hidden)]
-    pub fn constraints(&self) -> &Arc<ConstraintState> {
-        &self.constraints
-    }
-
-    #[doc(hidden)]
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.audit
-    }
-
-    #[doc(hidden)]
-    pub fn policy(&self) -> &Arc<PolicyEngine> {
-        &self.policy
     }
 
     /// The serving policy revision.

@@ -82,6 +82,11 @@ impl Gate {
         self.approvals.remember_callback(key, stored, keep).await
     }
 
+    /// How many actions of `agent` hold a concurrency slot now.
+    pub fn actions_running(&self, agent: &str) -> u32 {
+        self.constraints.running(agent)
+    }
+
     /// The serving policy bundle (revision, source, file count).
     pub fn policy_bundle(&self) -> Arc<Bundle> {
         self.policy.bundle()
