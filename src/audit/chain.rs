@@ -37,7 +37,7 @@ const RUN_CACHE: usize = 65_536;
 
 /// One event to record. Its fields become the entry's top-level fields beside `seq`, `prev`,
 /// `ts` and `kind`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     pub kind: String,
     pub fields: Map<String, Value>,

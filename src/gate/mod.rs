@@ -383,7 +383,7 @@ impl Gate {
         let started = std::time::Instant::now();
         let span = decide_span(req);
         let decision = self.judge(req).instrument(span.clone()).await;
-        self.conclude(req, decision, started, span).await
+        self.conclude(req, decision, None, started, span).await
     }
 
     /// The end of every decision, evaluated ([`Gate::decide`]) or released through its
@@ -393,12 +393,13 @@ impl Gate {
         &self,
         req: &CheckRequest,
         decision: Decision,
+        consumed: Option<AuditEvent>,
         started: std::time::Instant,
         span: tracing::Span,
     ) -> Decision {
         span.record("action_id", decision.id.as_str());
         let decision = self
-            .record_decision(req, decision)
+            .record_decision(req, decision, consumed)
             .instrument(span.clone())
             .await;
         span.record("decision", decision.outcome.as_str());
@@ -461,16 +462,24 @@ impl Gate {
     }
 
     /// Ask for approval if needed, then record the decision durably (or deny it).
-    async fn record_decision(&self, req: &CheckRequest, mut decision: Decision) -> Decision {
+    /// `consumed`: the first use of the approval that released this action, recorded in the
+    /// same commit as the decision (a release is one durable write).
+    async fn record_decision(
+        &self,
+        req: &CheckRequest,
+        mut decision: Decision,
+        mut consumed: Option<AuditEvent>,
+    ) -> Decision {
         if decision.outcome == Outcome::Pending {
-            self.ask_for_approval(req, &mut decision).await;
+            consumed = self.ask_for_approval(req, &mut decision).await;
         }
         if decision.outcome == Outcome::Allow {
             self.admit(req, &mut decision).await;
         }
-        let event = decision_event(req, &decision, &self.environment);
-        match self.audit.append(event).await {
-            Ok(receipt) => decision.audit_seq = Some(receipt.seq),
+        let mut events: Vec<AuditEvent> = consumed.into_iter().collect();
+        events.push(decision_event(req, &decision, &self.environment));
+        match self.audit.append_all(events).await {
+            Ok(receipts) => decision.audit_seq = receipts.last().map(|r| r.seq),
             Err(e) => {
                 tracing::error!(action_id = %decision.id, error = %e, "decision not recorded; denying");
                 decision.outcome = Outcome::Deny;
@@ -575,7 +584,8 @@ impl Gate {
 
     /// Bind a `require_approval` verdict to an approval: an approved one lets the action
     /// through, a recently denied or expired one refuses it, otherwise it stays pending.
-    async fn ask_for_approval(&self, req: &CheckRequest, d: &mut Decision) {
+    /// Returns the `consumed` entry when an approval for this exact action let it through.
+    async fn ask_for_approval(&self, req: &CheckRequest, d: &mut Decision) -> Option<AuditEvent> {
         let binding = ApprovalBinding {
             action_hash: d.action_hash.clone(),
             policy_revision: d.policy_revision.clone(),
@@ -597,7 +607,10 @@ impl Gate {
             shown: self.shown(req, redacted),
         };
         match self.approvals.admit(binding, new).await {
-            Ok(Clearance::Approved(view)) => approve(d, &view),
+            Ok(Clearance::Approved { view, consumed }) => {
+                approve(d, &view);
+                return consumed;
+            }
             Ok(Clearance::Refused(view)) => {
                 d.outcome = Outcome::Deny;
                 d.reasons.push(approval::refusal_reason(&view));
@@ -630,6 +643,7 @@ impl Gate {
                     .push(format!("approval could not be requested ({e}); denied"));
             }
         }
+        None
     }
 
     /// Whether an MCP tool should be listed to the model: false when policy denies it

@@ -95,14 +95,19 @@ impl Gate {
         timeout: Duration,
         caller: AgentIdentity,
     ) -> Result<Option<Waited>, ApprovalError> {
-        let (view, constraints) = match self.approvals.wait_and_release(id, timeout).await? {
-            None => return Ok(None),
-            Some(Release::Pending(view)) => return Ok(Some(Waited::Pending(view))),
-            Some(Release::Refused { view, reason }) => {
-                return Ok(Some(Waited::Refused { view, reason }));
-            }
-            Some(Release::Allowed { view, constraints }) => (view, constraints),
-        };
+        let (view, constraints, consumed) =
+            match self.approvals.wait_and_release(id, timeout).await? {
+                None => return Ok(None),
+                Some(Release::Pending(view)) => return Ok(Some(Waited::Pending(view))),
+                Some(Release::Refused { view, reason }) => {
+                    return Ok(Some(Waited::Refused { view, reason }));
+                }
+                Some(Release::Allowed {
+                    view,
+                    constraints,
+                    consumed,
+                }) => (view, constraints, consumed.map(|c| *c)),
+            };
         // The action as the approval keeps it (redacted): what the decision entry shows. Its
         // hash is the binding's, of the unredacted action that was judged.
         let action = match serde_json::from_value::<Action>(view.action.clone()) {
@@ -125,7 +130,7 @@ impl Gate {
         let started = Instant::now();
         let span = super::decide_span(&req);
         let decision = span.in_scope(|| self.approved_decision(&view, constraints, &req));
-        let decision = self.conclude(&req, decision, started, span).await;
+        let decision = self.conclude(&req, decision, consumed, started, span).await;
         Ok(Some(Waited::Ruled {
             ruling: Box::new(self.ruling(decision, &req.agent)),
             view,

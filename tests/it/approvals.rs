@@ -1618,4 +1618,23 @@ async fn concurrent_answers_count_once_per_approval_and_resolve_each_exactly_onc
         assert_eq!(before["approval_id"], id.as_str());
         assert_eq!(before["approvals"], 2);
     }
+    // Each release is one commit too: the approval's first use, then the decision it led to.
+    let reader = e.s.running.audit().reader().unwrap();
+    let mut log = Vec::new();
+    reader
+        .for_each_entry(0, None, |_, _, json| {
+            log.push(serde_json::from_slice::<Value>(json).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    for id in &ids {
+        let at = log
+            .iter()
+            .position(|x| x["event"] == "consumed" && x["approval_id"] == id.as_str())
+            .expect("the release recorded the approval's use");
+        let decision = &log[at + 1];
+        assert_eq!(decision["kind"], "decision", "{decision:#}");
+        assert_eq!(decision["decision"], "allow", "{decision:#}");
+        assert_eq!(decision["approval_id"], id.as_str(), "{decision:#}");
+    }
 }

@@ -141,8 +141,12 @@ pub struct NewApproval {
 /// What the gate should do with a `require_approval` verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Clearance {
-    /// An approval for exactly this action is granted: let it through.
-    Approved(ApprovalView),
+    /// An approval for exactly this action is granted: let it through. `consumed` is the
+    /// audit entry of its first use, for the caller to record with its decision.
+    Approved {
+        view: ApprovalView,
+        consumed: Option<AuditEvent>,
+    },
     /// A recent approval for exactly this action was denied or expired.
     Refused(ApprovalView),
     /// Waiting for people. `created` is false when an existing request was reused.
@@ -183,11 +187,13 @@ impl ApprovalLimit {
 /// The outcome of waiting on an approval from the agent side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Release {
-    /// Approved, and recorded as a use; the gate admits the call with the verdict's
-    /// constraints before it may run.
+    /// Approved, and its use marked; the gate records the use with its decision and admits
+    /// the call with the verdict's constraints before it may run.
     Allowed {
         view: ApprovalView,
         constraints: Option<Constraints>,
+        /// The audit entry of the approval's first use, recorded with the release's decision.
+        consumed: Option<Box<AuditEvent>>,
     },
     /// Denied, expired, or already used outside the reuse window.
     Refused {
@@ -387,8 +393,8 @@ impl Approvals {
                 }
                 ApprovalStatus::Approved => {
                     if usable(&req, now, reuse) {
-                        let view = self.use_approval(req, now).await?;
-                        return Ok(Clearance::Approved(view));
+                        let (view, consumed) = self.use_approval(req, now).await?;
+                        return Ok(Clearance::Approved { view, consumed });
                     }
                 }
                 ApprovalStatus::Denied | ApprovalStatus::Expired => {
@@ -501,24 +507,29 @@ impl Approvals {
         }
     }
 
-    /// Record a use of an approved approval (the first use is audited and persisted). The
-    /// caller holds the approval's step lock.
+    /// Mark the first use of an approved approval (persisted), and hand back its `consumed`
+    /// audit entry: the caller records it in one commit with the decision the use leads to,
+    /// and denies if that commit fails (the use then lets nothing run). The caller holds the
+    /// approval's step lock.
     async fn use_approval(
         &self,
         req: ApprovalRequest,
         now: i64,
-    ) -> Result<ApprovalView, ApprovalError> {
+    ) -> Result<(ApprovalView, Option<AuditEvent>), ApprovalError> {
         if req.first_used_ms.is_some() {
-            return Ok(req.view());
+            return Ok((req.view(), None));
         }
         let mut next = req;
         next.first_used_ms = Some(now);
-        let consumed = json!({"event": "consumed", "approval_id": next.id,
-            "action_hash": next.binding.action_hash});
-        self.write(&next, vec![consumed]).await?;
+        let consumed = events::approval(
+            json!({"event": "consumed", "approval_id": next.id,
+                "action_hash": next.binding.action_hash}),
+            next.run_id.as_deref(),
+        );
+        self.persist(&next).await?;
         let view = next.view();
         self.settle(next, None);
-        Ok(view)
+        Ok((view, Some(consumed)))
     }
 
     /// Wait until the approval is no longer pending or `timeout` passes; `None` for an
@@ -569,9 +580,11 @@ impl Approvals {
             ApprovalStatus::Pending => Release::Pending(view),
             ApprovalStatus::Approved if usable(&req, now, reuse) => {
                 let constraints = req.constraints.clone();
+                let (view, consumed) = self.use_approval(req, now).await?;
                 Release::Allowed {
-                    view: self.use_approval(req, now).await?,
+                    view,
                     constraints,
+                    consumed: consumed.map(Box::new),
                 }
             }
             _ => Release::Refused {
