@@ -475,3 +475,27 @@ test_find_exec_is_as_read_only_as_the_command_it_runs if {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
 }
+
+# less/more type a +command into the pager at start: `!` runs a shell, `|` pipes to one.
+# Line numbers, G, F and searches only move.
+test_pager_start_commands_that_run_are_not_read_only if {
+	every cmd in ["less +'!rm -rf ~' notes.txt", "less '+G|sh' notes.txt", "less ++G notes.txt", "more '+!id' notes.txt", "less '+v' notes.txt"] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect != "allow"
+	}
+	every cmd in ["less +G notes.txt", "less +F app.log", "less +120 notes.txt", "less +/TODO notes.txt", "more +10 notes.txt"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
+# find states the files it selects by name, so reading them through -exec or xargs is
+# judged by the name rules.
+test_find_selecting_credential_files_is_held if {
+	every cmd in ["find ~ -name 'id_*' -exec cat {} +", "find . -iname '*.KEY' | xargs cat", "cat $(find ~ -name .env)"] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect != "allow"
+	}
+	every cmd in ["find . -name '*.rs'", "find src -name '*.ts' | xargs grep -l useEffect"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}

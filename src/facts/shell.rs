@@ -772,6 +772,40 @@ impl Walker<'_, '_> {
             fact.argv.push(w.text);
         }
         fact.literal = fact.dynamic.is_empty();
+        if fact.name == "find" {
+            self.find_selections(fact, &base, &source);
+        }
+    }
+
+    /// The files a `find` selects by name, as a glob per starting point: what `-exec cat {} +`
+    /// or `| xargs cat` then reads is named by no argument, so the selection is stated as a
+    /// path it touches. `find ~ -name '*.pem'` is stated as `~/*.pem`: its name is what the
+    /// name rules (key files, credential file names) judge; the directories in between are
+    /// unknown and left out, so a search of a tree is not taken for a touch of all of it.
+    fn find_selections(&mut self, fact: &mut CommandFact, base: &PathBase, source: &str) {
+        let argv = fact.argv.clone();
+        let mut starts: Vec<&str> = argv[1..]
+            .iter()
+            .take_while(|w| !w.starts_with('-') && *w != "(" && *w != "!")
+            .map(String::as_str)
+            .collect();
+        if starts.is_empty() {
+            starts.push(".");
+        }
+        for pair in argv.windows(2) {
+            let pattern = match pair[0].as_str() {
+                "-name" => pair[1].clone(),
+                "-iname" => pair[1].to_ascii_lowercase(),
+                _ => continue,
+            };
+            if pattern.is_empty() || pattern.contains('/') {
+                continue;
+            }
+            for start in &starts {
+                let glob = format!("{}/{pattern}", start.trim_end_matches('/'));
+                self.add_path(fact, &glob, true, base, source);
+            }
+        }
     }
 
     fn add_path(
@@ -1829,6 +1863,27 @@ mod tests {
                 .unwrap()
                 .effects
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn find_states_what_it_selects_by_name() {
+        let f = facts("find ~ -name 'id_*' -exec cat {} +");
+        assert!(
+            f.paths.iter().any(|p| p.path == "/home/dev/id_*" && p.glob),
+            "{:?}",
+            f.paths
+        );
+        let f = facts("find src . -iname '*.KEY'");
+        for p in ["/home/dev/project/src/*.key", "/home/dev/project/*.key"] {
+            assert!(f.paths.iter().any(|x| x.path == p), "{p}: {:?}", f.paths);
+        }
+        // Without a starting point, find starts at the working directory.
+        let f = facts("find -name '*.rs'");
+        assert!(
+            f.paths.iter().any(|p| p.path == "/home/dev/project/*.rs"),
+            "{:?}",
+            f.paths
         );
     }
 
