@@ -95,20 +95,26 @@ const METHODS: &[&[u8]] = &[
 ];
 
 fn http(bytes: &[u8]) -> Option<Opening> {
-    match bytes.iter().position(|&b| b == b' ') {
-        None if METHODS.iter().any(|m| m.starts_with(bytes)) => return None,
+    // Servers skip empty lines before a request line (RFC 9112, 2.2), so this does too: a
+    // request that opens with CRLF must not pass as raw bytes.
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let rest = &bytes[start..];
+    // The method ends at any whitespace: lenient servers split request lines on tabs too.
+    match rest.iter().position(|b| b.is_ascii_whitespace()) {
+        None if METHODS.iter().any(|m| m.starts_with(rest)) => return None,
         None => return Some(Opening::Raw),
-        Some(end) if !METHODS.contains(&&bytes[..end]) => return Some(Opening::Raw),
+        Some(end) if !METHODS.contains(&&rest[..end]) => return Some(Opening::Raw),
         Some(_) => {}
     }
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => Some(Opening::Http),
         Ok(httparse::Status::Partial) => None,
-        // Too many headers for a look: let the HTTP server read it and answer.
-        Err(httparse::Error::TooManyHeaders) => Some(Opening::Http),
-        Err(_) => Some(Opening::Raw),
+        // Complete, too many headers for a look, or malformed: a request line that opens
+        // with a method is HTTP, and the HTTP server reads it (refusing what it cannot
+        // parse). Passed on as raw bytes, a head this parser rejects but a lenient upstream
+        // accepts would reach it judged only by its address.
+        Ok(httparse::Status::Complete(_)) | Err(_) => Some(Opening::Http),
     }
 }
 
@@ -228,6 +234,21 @@ mod tests {
         assert_eq!(classify(b"ping"), Some(Opening::Raw));
         assert_eq!(classify(b"HELO mail.example\r\n"), Some(Opening::Raw));
         assert_eq!(classify(b"PO"), None);
+        // Openings a lenient server takes for a request are requests here too: a leading
+        // empty line, a tab after the method, a head httparse refuses.
+        assert_eq!(classify(b"\r\n"), None);
+        assert_eq!(
+            classify(b"\r\nPOST /deploy HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Opening::Http)
+        );
+        assert_eq!(
+            classify(b"POST\t/deploy HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Opening::Http)
+        );
+        assert_eq!(
+            classify(b"POST /deploy HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+            Some(Opening::Http)
+        );
         // A TLS record header alone needs more bytes.
         assert_eq!(classify(b"\x16\x03\x01\x02\x00"), None);
     }
