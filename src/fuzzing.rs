@@ -24,6 +24,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_toml", config_toml),
     ("audit_export", audit_export),
     ("facts", facts),
+    ("transparent_opening", transparent_opening),
+    ("dns_query", dns_query),
 ];
 
 /// The embedded bundle's parameter roles, read once.
@@ -214,5 +216,22 @@ pub fn facts(data: &[u8]) {
         Action::tool("web_fetch", Some(serde_json::json!({ "url": text }))),
     ] {
         let _ = crate::facts::facts_for(&action, roles(), &context());
+    }
+}
+
+/// The first bytes of a redirected connection, as the transparent listener classifies them.
+pub fn transparent_opening(data: &[u8]) {
+    let _ = crate::intercept::transparent::peek::classify(data);
+}
+
+/// A DNS query message from the agent: parsed, its question read as the forwarder reads it,
+/// and the `dns` action's facts stated.
+pub fn dns_query(data: &[u8]) {
+    let Ok(msg) = hickory_proto::op::Message::from_vec(data) else {
+        return;
+    };
+    for q in msg.queries.iter().take(4) {
+        let (name, qtype) = crate::intercept::transparent::dns::asked(q);
+        let _ = crate::facts::facts_for(&Action::dns(name, qtype), roles(), &context());
     }
 }

@@ -135,13 +135,7 @@ impl DnsForwarder {
             // Updates, notifies and multi-question messages are not lookups: refused unjudged.
             return error(id, op, ResponseCode::Refused, Some(&msg));
         }
-        let q = &msg.queries[0];
-        let name = q
-            .name()
-            .to_ascii()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        let qtype = q.query_type().to_string();
+        let (name, qtype) = asked(&msg.queries[0]);
         let request = CheckRequest {
             action: Action::dns(name.clone(), qtype.clone()),
             agent: AgentIdentity::default(),
@@ -218,6 +212,17 @@ impl DnsForwarder {
             )),
         }
     }
+}
+
+/// What a question asks: its name as policy sees it (presentation form, lower case, no
+/// trailing dot; bytes that are not printable stay escaped, `\\000`) and its type.
+pub fn asked(q: &hickory_proto::op::Query) -> (String, String) {
+    let name = q
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    (name, q.query_type().to_string())
 }
 
 /// An answer with no records: `rcode` for the question of `query` (when it has one).
