@@ -265,6 +265,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         listeners: up.to_vec(),
         refusals: refusals.clone(),
         approver_tokens: approver_tokens(&config),
+        approver_webhook_secrets: approver_webhook_secrets(&config),
         metrics,
     });
     let [(_, agent_up), (_, egress_up), (_, admin_up)] = up;
@@ -472,6 +473,20 @@ fn approver_tokens(config: &Config) -> Vec<(String, crate::token::TokenHash)> {
         .iter()
         .filter_map(|(name, a)| {
             crate::token::TokenHash::from_hex(&a.token_sha256).map(|h| (name.clone(), h))
+        })
+        .collect()
+}
+
+/// `[approvers.NAME] webhook_secret` as names and secrets (validated with the config; one
+/// that does not parse is left out, and that approver's callbacks then verify against
+/// nothing of theirs).
+fn approver_webhook_secrets(config: &Config) -> Vec<(String, WebhookSecret)> {
+    config
+        .approvers
+        .iter()
+        .filter_map(|(name, a)| {
+            let secret = WebhookSecret::parse(a.webhook_secret.as_deref()?).ok()?;
+            Some((name.clone(), secret))
         })
         .collect()
 }

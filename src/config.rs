@@ -306,6 +306,7 @@ impl Config {
             &self.approvers,
             self.admin.token_sha256.as_deref(),
             &self.approval.local_operator,
+            self.notify.webhook.secret.as_deref(),
         ));
         problems.extend(crate::gate::approval::people_problems(&self.people));
         let facts_problems = self.facts.problems().into_iter().chain(
@@ -555,6 +556,34 @@ mod tests {
         }
         let fix = named("approval.max_pending_per_agent").map(|p| p.fix.as_str());
         assert_eq!(fix, Some("use a value between 1 and 10000 (default 20)"));
+    }
+
+    #[test]
+    fn approver_webhook_secrets_are_their_own() {
+        let shared = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let own = "whsec_Ym9iJ3Mgb3duIHdlYmhvb2sgc2VjcmV0IDMyIGJ5dGVzIQ==";
+        let text = format!(
+            "[notify.webhook]\nsecret = \"{shared}\"\n\
+             [approvers.U_A]\ntoken_sha256 = \"{a}\"\nwebhook_secret = \"{own}\"\n\
+             [approvers.U_B]\ntoken_sha256 = \"{b}\"\nwebhook_secret = \"{own}\"\n\
+             [approvers.U_C]\ntoken_sha256 = \"{c}\"\nwebhook_secret = \"{shared}\"\n\
+             [approvers.U_D]\ntoken_sha256 = \"{d}\"\nwebhook_secret = \"not a secret\"\n",
+            a = "a".repeat(64),
+            b = "b".repeat(64),
+            c = "c".repeat(64),
+            d = "d".repeat(64),
+        );
+        let problems = Config::parse(&text).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "approvers.U_B.webhook_secret",
+                "approvers.U_C.webhook_secret",
+                "approvers.U_D.webhook_secret"
+            ],
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -202,14 +202,34 @@ where
     };
     let body = read_json_body(req, state.max_body).await?;
     let mut seen_key = None;
+    let mut webhook_credential = "webhook".to_string();
     let parsed;
     if let Some(msg_id) = webhook_id {
-        let Some(secret) = &state.webhook_secret else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "webhook_not_configured",
-                "signed callbacks need notify.webhook.secret (or CLAWGATE_WEBHOOK_SECRET)",
-            ));
+        // An approver with a webhook secret of their own is answered for only with it: the
+        // approver the body names (read before the signature is checked, to pick the key)
+        // decides which secret must have signed it.
+        let named = parse_json::<DecisionBody>(&body)
+            .ok()
+            .and_then(|b| b.approver)
+            .map(|a| a.trim().to_string());
+        let personal = named.as_deref().and_then(|n| {
+            (state.approver_webhook_secrets.iter()).find(|(name, _)| name.as_str() == n)
+        });
+        let secret = match personal {
+            Some((name, secret)) => {
+                webhook_credential = format!("webhook:{name}");
+                secret
+            }
+            None => match &state.webhook_secret {
+                Some(secret) => secret,
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "webhook_not_configured",
+                        "signed callbacks need notify.webhook.secret (or CLAWGATE_WEBHOOK_SECRET)",
+                    ));
+                }
+            },
         };
         let ts = header("webhook-timestamp").unwrap_or_default();
         let sig = header("webhook-signature").unwrap_or_default();
@@ -277,8 +297,9 @@ where
         }
     }
     let claimed = parsed.approver.map(|a| a.trim().to_string());
-    // A token answers as whom it proves; a signed webhook names its approver, and whoever it
-    // names, its approvals count once toward a quorum (one shared secret).
+    // A token answers as whom it proves; a signed webhook names its approver: signed with that
+    // approver's own secret it is theirs, signed with the shared secret its approvals count
+    // once toward a quorum whoever it names.
     let (approver, credential) = match answerer {
         Some(answerer) => {
             let (me, credential) = match answerer {
@@ -293,7 +314,7 @@ where
             }
             (me, credential)
         }
-        None => (claimed.unwrap_or_default(), "webhook".to_string()),
+        None => (claimed.unwrap_or_default(), webhook_credential),
     };
     let input = AnswerInput {
         approver,

@@ -46,6 +46,9 @@ pub struct AdminState {
     pub refusals: Arc<refusals::AnonymousRefusals>,
     /// `[approvers.NAME]`: each approver's name and token hash.
     pub approver_tokens: Vec<(String, TokenHash)>,
+    /// `[approvers.NAME] webhook_secret`: the approvers whose signed callbacks must be signed
+    /// with a secret of their own.
+    pub approver_webhook_secrets: Vec<(String, WebhookSecret)>,
     /// The series `/metrics` serves.
     pub metrics: Arc<Metrics>,
 }

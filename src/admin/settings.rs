@@ -47,6 +47,11 @@ pub struct ApproverCredential {
     /// Hex SHA-256 of the approver's token, presented as `Authorization: Bearer <token>` to
     /// `POST /v1/approvals/{id}/decision` (`clawgate approvals approve ID --token ...`).
     pub token_sha256: String,
+    /// A Standard Webhooks secret (`whsec_` + base64) of this approver's own: a signed
+    /// callback that names this approver must be signed with it (the shared
+    /// `notify.webhook.secret` no longer answers for them), and then counts as theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 impl AdminConfig {
@@ -87,9 +92,11 @@ pub fn approver_problems(
     approvers: &BTreeMap<String, ApproverCredential>,
     admin_token_sha256: Option<&str>,
     local_operator: &str,
+    shared_webhook_secret: Option<&str>,
 ) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     let mut seen = BTreeMap::new();
+    let mut seen_secrets: BTreeMap<&str, &str> = BTreeMap::new();
     let admin = admin_token_sha256.map(str::to_ascii_lowercase);
     for (name, approver) in approvers {
         let key = format!("approvers.{name}");
@@ -127,6 +134,29 @@ pub fn approver_problems(
                 format!("is also approvers.{other}'s token"),
                 own_token,
             ));
+        }
+        if let Some(secret) = approver.webhook_secret.as_deref() {
+            let secret_key = format!("{key}.webhook_secret");
+            let own_secret = "give each approver's client a webhook secret of its own";
+            if crate::approvers::webhook::WebhookSecret::parse(secret).is_err() {
+                problems.push(ConfigProblem::new(
+                    secret_key,
+                    "not a Standard Webhooks secret",
+                    "use whsec_ followed by base64, e.g. whsec_$(openssl rand -base64 32)",
+                ));
+            } else if shared_webhook_secret == Some(secret) {
+                problems.push(ConfigProblem::new(
+                    secret_key,
+                    "is notify.webhook.secret, which every webhook receiver holds",
+                    own_secret,
+                ));
+            } else if let Some(other) = seen_secrets.insert(secret, name) {
+                problems.push(ConfigProblem::new(
+                    secret_key,
+                    format!("is also approvers.{other}'s webhook secret"),
+                    own_secret,
+                ));
+            }
         }
     }
     problems

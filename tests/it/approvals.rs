@@ -1460,7 +1460,10 @@ fn add_approver(c: &mut clawgate::config::Config, name: &str) {
     let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(&approver_token(name));
     c.approvers.insert(
         name.into(),
-        clawgate::admin::ApproverCredential { token_sha256 },
+        clawgate::admin::ApproverCredential {
+            token_sha256,
+            webhook_secret: None,
+        },
     );
 }
 
@@ -1637,4 +1640,71 @@ async fn concurrent_answers_count_once_per_approval_and_resolve_each_exactly_onc
         assert_eq!(decision["decision"], "allow", "{decision:#}");
         assert_eq!(decision["approval_id"], id.as_str(), "{decision:#}");
     }
+}
+
+/// An approver with a webhook secret of their own: the shared secret no longer answers for
+/// them, their own does, and it is their credential, so two such approvers fill a quorum of
+/// two over webhooks (the shared secret alone never can).
+#[tokio::test]
+async fn an_approvers_own_webhook_secret_is_the_only_one_that_answers_as_them() {
+    const BOB_SECRET: &str = "whsec_Ym9iJ3Mgb3duIHdlYmhvb2sgc2VjcmV0IDMyIGJ5dGVzIQ==";
+    const CAROL_SECRET: &str = "whsec_Y2Fyb2wncyBvd24gd2ViaG9vayBzZWNyZXQgMzIgYnl0ZXM=";
+    let e = env_with(|c| {
+        for (name, secret) in [("U_BOB", BOB_SECRET), ("U_CAROL", CAROL_SECRET)] {
+            if let Some(a) = c.approvers.get_mut(name) {
+                a.webhook_secret = Some(secret.into());
+            }
+        }
+    })
+    .await;
+    let id = e.pending("deploy", json!({"service": "billing"})).await;
+    let answer = |who: &str| json!({"approval_id": id, "decision": "approve", "approver": who});
+
+    // The shared secret naming U_BOB: refused before anything is applied.
+    let (code, v) = e
+        .webhook(&id, "msg_b1", &answer("U_BOB"), WEBHOOK_SECRET, now())
+        .await;
+    assert_eq!(code, 401, "{v}");
+    // U_CAROL's secret naming U_BOB: refused too.
+    let (code, _) = e
+        .webhook(&id, "msg_b2", &answer("U_BOB"), CAROL_SECRET, now())
+        .await;
+    assert_eq!(code, 401);
+    assert_eq!(e.events("answer").len(), 0, "nothing was applied");
+
+    // Each with their own secret: two credentials, the quorum of two is met.
+    let (code, v) = e
+        .webhook(&id, "msg_b3", &answer("U_BOB"), BOB_SECRET, now())
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "pending");
+    let (code, v) = e
+        .webhook(&id, "msg_c1", &answer("U_CAROL"), CAROL_SECRET, now())
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    let credentials: Vec<Value> = e
+        .events("answer")
+        .iter()
+        .map(|a| a["credential"].clone())
+        .collect();
+    assert_eq!(
+        credentials,
+        vec![json!("webhook:U_BOB"), json!("webhook:U_CAROL")]
+    );
+
+    // An approver without a secret of their own is still answered for by the shared one.
+    let other = e
+        .pending("write", json!({"path": "/srv/x", "content": "y"}))
+        .await;
+    let (code, v) = e
+        .webhook(
+            &other,
+            "msg_a1",
+            &json!({"approval_id": other, "decision": "approve", "approver": "U_ALICE"}),
+            WEBHOOK_SECRET,
+            now(),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
 }

@@ -106,6 +106,7 @@ fn everything_set() -> Config {
         name(),
         clawgate::admin::ApproverCredential {
             token_sha256: "1".repeat(64),
+            webhook_secret: Some("whsec_y".into()),
         },
     );
     c.people.insert(

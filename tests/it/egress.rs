@@ -62,7 +62,10 @@ async fn sidecar_with(extra: impl FnOnce(&mut Config)) -> Sidecar {
         let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(APPROVER_TOKEN);
         c.approvers.insert(
             "U_OPS".into(),
-            clawgate::admin::ApproverCredential { token_sha256 },
+            clawgate::admin::ApproverCredential {
+                token_sha256,
+                webhook_secret: None,
+            },
         );
         let pin = |name: &str, ip: &str| (name.to_string(), vec![ip.parse().unwrap()]);
         c.egress.resolve = [

@@ -72,7 +72,10 @@ async fn gateway(
         let token_sha256 = clawgate::admin::auth::AdminToken::hash_hex(APPROVER_TOKEN);
         c.approvers.insert(
             "U_ALICE".into(),
-            clawgate::admin::ApproverCredential { token_sha256 },
+            clawgate::admin::ApproverCredential {
+                token_sha256,
+                webhook_secret: None,
+            },
         );
         extra(c);
     })
