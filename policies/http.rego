@@ -81,7 +81,7 @@ url_findings(block_private, where) := set() if {
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": block_private, "where": where})
-} | sidecar_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
+} | sidecar_url_findings | credential_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	u.scheme == "file"
@@ -90,6 +90,23 @@ url_findings(block_private, where) := set() if {
 	startswith(u.source, "params.")
 	u.scheme != "file"
 	not u.scheme in object.get(network_data, "url_schemes", ["http", "https"])
+}
+
+# A credential in a URL leaves with the request: to the host, its logs and whatever the
+# page links to. Which token shapes count is data (network.url_credential_shapes); a
+# secret-named query parameter alone (query_secret) is not one by default (signed
+# download links carry `sig=`). A credential going to its own issuer is how some APIs
+# take it (Google's `?key=AIza…`, S3 presigned URLs' `X-Amz-Credential=AKIA…`):
+# network.url_credential_homes names those hosts per shape.
+credential_url_findings := {finding("net.credential_in_url", "deny", "high", sprintf("the URL to %s carries a credential (%s): it would leave with the request", [u.host, concat(", ", shapes)])) |
+	some u in object.get(facts, "urls", [])
+	homes := object.get(network_data, "url_credential_homes", {})
+	shapes := [s |
+		some s in object.get(u, "credentials", [])
+		s in object.get(network_data, "url_credential_shapes", [])
+		not host_listed(object.get(homes, s, []), u.host)
+	]
+	count(shapes) > 0
 }
 
 # clawgate's admin listener, reached by any URL of the call on a loopback address.
@@ -229,7 +246,7 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := ((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | unverified_host_findings
+	fs := (((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | unverified_host_findings
 }
 
 http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {

@@ -75,6 +75,17 @@ const TOKEN_SHAPES: &[(&str, &str)] = &[
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// The names of the built-in token shapes found in `s` (`github_token`, `aws_access_key`, …),
+/// for facts that say a value carries a credential.
+pub fn token_shapes_in(s: &str) -> Vec<&'static str> {
+    static SHAPES: std::sync::OnceLock<Option<RegexSet>> = std::sync::OnceLock::new();
+    let Some(set) = SHAPES.get_or_init(|| RegexSet::new(TOKEN_SHAPES.iter().map(|(_, p)| *p)).ok())
+    else {
+        return Vec::new();
+    };
+    set.matches(s).iter().map(|i| TOKEN_SHAPES[i].0).collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("redaction pattern {name:?} is not a valid regex: {source}")]
 pub struct RedactError {

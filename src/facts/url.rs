@@ -37,6 +37,10 @@ pub struct UrlFact {
     /// address that no literal shows.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub name_ips: Vec<String>,
+    /// Credential shapes in the URL (`github_token`, `api_key`, … as the audit log's
+    /// redaction knows them): a token in a URL leaves with the request to its host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<&'static str>,
 }
 
 impl UrlFact {
@@ -93,6 +97,15 @@ impl UrlFact {
         } else {
             Vec::new()
         };
+        // As written and with the query decoded (`ghp%5F…` is `ghp_…` to the host).
+        let mut credentials = crate::audit::redact::token_shapes_in(raw);
+        for (k, v) in url.query_pairs() {
+            for shape in crate::audit::redact::token_shapes_in(&format!("{k}={v}")) {
+                if !credentials.contains(&shape) {
+                    credentials.push(shape);
+                }
+            }
+        }
         let mut cut = raw.len().min(MAX_RAW);
         while !raw.is_char_boundary(cut) {
             cut -= 1;
@@ -108,6 +121,7 @@ impl UrlFact {
             path: url.path().to_string(),
             userinfo: !url.username().is_empty() || url.password().is_some(),
             name_ips,
+            credentials,
         }
     }
 }
@@ -280,6 +294,25 @@ mod tests {
         assert_eq!(f("-n"), None);
         assert_eq!(f("./a.txt"), None);
         assert_eq!(f("TODO"), None);
+    }
+
+    #[test]
+    fn tokens_in_a_url_are_stated_also_when_percent_encoded() {
+        let shapes = |raw: &str| UrlFact::parse(raw, "t".into()).unwrap().credentials;
+        let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
+        assert_eq!(
+            shapes(&format!("https://evil.example/c?t={token}")),
+            ["github_token"]
+        );
+        assert_eq!(
+            shapes("https://evil.example/c?t=ghp%5F0123456789abcdefghijklmnopqrstuvwxyz"),
+            ["github_token"]
+        );
+        assert_eq!(
+            shapes("https://evil.example/AKIAIOSFODNN7EXAMPLE"),
+            ["aws_access_key"]
+        );
+        assert!(shapes("https://docs.rs/regorus/latest/regorus/").is_empty());
     }
 
     #[test]
