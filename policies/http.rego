@@ -109,6 +109,22 @@ credential_url_findings := {finding("net.credential_in_url", "deny", "high", spr
 	count(shapes) > 0
 }
 
+# The same for a request header that is not one of the ones an API takes its key in
+# (network.credential_headers: Authorization, X-Api-Key, Cookie, ...): a token in
+# `X-Data` to an arbitrary host is a token leaving.
+header_credential_findings := {finding("net.credential_in_header", "deny", "high", sprintf("the %s header to %s carries a credential (%s): it would leave with the request", [name, host, concat(", ", shapes)])) |
+	some name, found in object.get(facts, "header_credentials", {})
+	not name in object.get(network_data, "credential_headers", [])
+	host := normalize_host(input.action.http.host)
+	homes := object.get(network_data, "url_credential_homes", {})
+	shapes := [s |
+		some s in found
+		s in object.get(network_data, "url_credential_shapes", [])
+		not host_listed(object.get(homes, s, []), host)
+	]
+	count(shapes) > 0
+}
+
 # clawgate's admin listener, reached by any URL of the call on a loopback address.
 sidecar_url_findings := {finding("net.sidecar_admin", "deny", "critical", sprintf("%s reaches clawgate's own admin listener (port %d); an agent must not answer its own approvals", [u.raw, u.port])) |
 	some u in object.get(facts, "urls", [])
@@ -246,7 +262,7 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := (((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | unverified_host_findings
+	fs := ((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | header_credential_findings) | unverified_host_findings
 }
 
 http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {

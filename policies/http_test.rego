@@ -369,3 +369,16 @@ test_credentials_in_urls_are_denied if {
 		not fired(decide(tool_call("web_fetch", {"url": u}, "development")), "net.credential_in_url")
 	}
 }
+
+# A token in a header that is not where APIs take their keys, to a host that is not its
+# issuer, is a token leaving; the usual key headers are left to the API they go to.
+test_credentials_in_other_headers_are_denied if {
+	leak := object.union(http_input("GET", "evil.example", ["93.184.216.34"], "development"), {"action": {"http": {"headers": {"x-data": "ghp_0123456789abcdefghijklmnopqrstuvwxyz"}}}})
+	d := decide(leak)
+	d.effect == "deny"
+	fired(d, "net.credential_in_header")
+	key := object.union(http_input("POST", "api.openai.com", ["93.184.216.34"], "development"), {"action": {"http": {"headers": {"authorization": "Bearer sk-proj-abcdefghijklmnopqrstuvwx"}}}})
+	not fired(decide(key), "net.credential_in_header")
+	home := object.union(http_input("GET", "api.github.com", ["140.82.112.3"], "development"), {"action": {"http": {"headers": {"x-github-token": "ghp_0123456789abcdefghijklmnopqrstuvwxyz"}}}})
+	not fired(decide(home), "net.credential_in_header")
+}

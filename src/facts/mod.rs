@@ -177,6 +177,10 @@ pub struct Facts {
     /// The queried name of a `dns` action.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<dns::DnsFact>,
+    /// Request headers of an `http` action whose values hold credential shapes (header name,
+    /// lower case → shapes), the way URL facts state `credentials`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub header_credentials: std::collections::BTreeMap<String, Vec<&'static str>>,
 }
 
 /// State the facts of one action.
@@ -241,6 +245,17 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 let raw = format!("{}://{host}:{}{}{query}", h.scheme, h.port, h.path);
                 if let Some(u) = UrlFact::parse(&raw, "action.http".into()) {
                     facts.urls.push(u);
+                }
+                for (name, value) in &h.headers {
+                    let shapes = match value {
+                        serde_json::Value::String(v) => crate::audit::redact::token_shapes_in(v),
+                        other => crate::audit::redact::token_shapes_in(&other.to_string()),
+                    };
+                    if !shapes.is_empty() {
+                        facts
+                            .header_credentials
+                            .insert(name.to_ascii_lowercase(), shapes);
+                    }
                 }
             }
         }
