@@ -251,8 +251,10 @@ fn oversized_fd_number(text: &str) -> bool {
 }
 
 /// Whether a `<<` here-document's delimiter is made of quotes only (`<<''`, `<<""`,
-/// `<<- $''`). brush's parser never returns on some of them (`cat <<'' #`, found by
-/// libFuzzer), and no real script needs one, so such text is not parsed (and is held).
+/// `<<- $''`) or missing (`<<` then the end, a newline or an operator). brush's parser never
+/// returns on some of the first (`cat <<'' #`) and ran out of memory on one of the second
+/// (`$(<<` then tabs), both found by libFuzzer; no real script needs either (bash refuses the
+/// second), so such text is not parsed (and is held).
 /// Lexical on purpose, like [`nesting`]: it may also match inside quotes, which only makes
 /// the command unparsed.
 fn empty_heredoc_delimiter(text: &str) -> bool {
@@ -276,7 +278,6 @@ fn empty_heredoc_delimiter(text: &str) -> bool {
         while bytes.get(j).is_some_and(|b| *b == b' ' || *b == b'\t') {
             j += 1;
         }
-        let start = j;
         while bytes
             .get(j)
             .is_some_and(|b| matches!(b, b'\'' | b'"' | b'$' | b'\\'))
@@ -287,11 +288,30 @@ fn empty_heredoc_delimiter(text: &str) -> bool {
             b.is_ascii_whitespace()
                 || matches!(b, b';' | b'|' | b'&' | b'<' | b'>' | b'#' | b'(' | b')')
         });
-        if j > start && ends {
+        // Quotes and nothing else (`<<''`), or no word at all before the end, a newline or an
+        // operator (`$(<<` then tabs): brush ran out of memory on the latter (libFuzzer).
+        if ends {
             return true;
         }
     }
     false
+}
+
+/// Whether the text holds a `<<` here-document with no line after it (so no body), or one
+/// and more `(` than `)`: brush allocated gigabytes on such here-documents inside `$(…)`
+/// (`$(<<  O `, `"$(<<\t\t\x0f)"`, found by libFuzzer). A here-document needs a body on the
+/// lines that follow, and bash refuses an unclosed bracket, so such text is not parsed (and
+/// is held). Lexical, like [`nesting`]; a `<<` followed by a digit or `=` is an arithmetic
+/// shift (`$((1 << 2))`), not a here-document.
+fn heredoc_in_unclosed_bracket(text: &str) -> bool {
+    let mut heredocs = text.match_indices("<<").filter(|(at, _)| {
+        let after = text[at + 2..].trim_start_matches(['-', ' ', '\t']);
+        !text[*at..].starts_with("<<<")
+            && !text[..*at].ends_with('<')
+            && !after.starts_with(|c: char| c.is_ascii_digit() || c == '=')
+    });
+    let unclosed = text.matches('(').count() > text.matches(')').count();
+    heredocs.any(|(at, _)| unclosed || !text[at..].contains('\n'))
 }
 
 /// Deepest bracket nesting in the raw text (quotes ignored: this only bounds the parser's
@@ -351,7 +371,12 @@ impl Walker<'_, '_> {
         } else if oversized_fd_number(text) {
             Some("a redirection's file descriptor number is too large; not parsed".to_string())
         } else if empty_heredoc_delimiter(text) {
-            Some("a here-document with an empty delimiter; not parsed".to_string())
+            Some("a here-document with an empty or missing delimiter; not parsed".to_string())
+        } else if heredoc_in_unclosed_bracket(text) {
+            Some(
+                "a here-document without a body or inside an unclosed bracket; not parsed"
+                    .to_string(),
+            )
         } else if nesting(text) > limits.max_nesting {
             Some(format!(
                 "brackets nested more than {} deep; not parsed",
@@ -1636,6 +1661,17 @@ mod tests {
             "cat <<\"\" #",
             "cat <<- '' x",
             "a <<$''",
+            // Found by libFuzzer: brush allocated gigabytes on a missing delimiter in `$(`.
+            "$(<<\t\t",
+            "x $(cat <<)",
+            "cat <<",
+            "cat << ;",
+            // And on a here-document inside an unclosed `$(`.
+            "$(<<  O ",
+            "$(<<\t\tEOF ",
+            "x \"$(cat <<EOF\nx\nEOF",
+            "\"$(<<\t\t\x0f)\" ",
+            "cat <<EOF",
         ] {
             let f = facts(text);
             assert!(f.scripts[0].parse_error.is_some(), "{text}");
@@ -1645,6 +1681,9 @@ mod tests {
             "cat <<<'x'",
             "cat <<< \"\" ",
             "cat <<-EOF\nx\nEOF",
+            "echo $((1 << 2))",
+            "((a <<= 2))",
+            "x \"$(cat <<EOF\nx\nEOF\n)\"",
         ] {
             let f = facts(text);
             assert!(f.scripts[0].parse_error.is_none(), "{text}");
