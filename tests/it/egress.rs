@@ -478,46 +478,12 @@ async fn tls_upstream(
     ca: &clawgate::tls::ca::CertificateAuthority,
     hosts: &[&str],
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-    let issued = ca.issue_server(&hosts, 1).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(clawgate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![issued.cert_der, ca.cert_der().clone()], issued.key_der)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, log) = (acceptor.clone(), log.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{} {}", req.method(), req.uri().path()));
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::from_static(b"secure ok")),
-                        ))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (port, seen)
+    (
+        port,
+        crate::common::serve_https_recording(listener, ca, hosts),
+    )
 }
 
 struct Inspection {

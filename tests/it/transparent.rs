@@ -404,22 +404,7 @@ async fn nothing_leaves_the_agent_namespace_except_through_the_gate() {
     let hits: Hits = Arc::default();
     start_tcp_canaries(&lab, &hits);
     start_udp_canaries(&lab, &hits);
-    let rules = lab
-        .command(&lab.agent, None, BIN)
-        .args([
-            "net",
-            "rules",
-            "--uid",
-            &CLAWGATE_UID.to_string(),
-            "--apply",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rules.status.success(),
-        "net rules --apply: {}",
-        String::from_utf8_lossy(&rules.stderr)
-    );
+    apply_net_rules(&lab);
     let cg = Clawgate::start(&lab);
     let up = IpAddr::V4(UP);
     let blocked = IpAddr::V4(UP_BLOCKED);
@@ -609,55 +594,40 @@ async fn nothing_leaves_the_agent_namespace_except_through_the_gate() {
     drop(cg);
 }
 
+/// `clawgate net rules --uid CLAWGATE_UID --apply` in the agent namespace, as the pod's init
+/// container runs it.
+fn apply_net_rules(lab: &NetLab) {
+    let rules = lab
+        .command(&lab.agent, None, BIN)
+        .args([
+            "net",
+            "rules",
+            "--uid",
+            &CLAWGATE_UID.to_string(),
+            "--apply",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        rules.status.success(),
+        "net rules --apply: {}",
+        String::from_utf8_lossy(&rules.stderr)
+    );
+}
+
 /// An HTTPS canary on [::]:443 in the upstream namespace with a certificate for
 /// `allowed.test` from `ca`; answers "secure ok" and records each request's method and path.
 fn start_https_canary(
     lab: &NetLab,
     ca: &clawgate::tls::ca::CertificateAuthority,
 ) -> Arc<Mutex<Vec<String>>> {
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    let issued = ca.issue_server(&["allowed.test".to_string()], 1).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(clawgate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![issued.cert_der, ca.cert_der().clone()], issued.key_der)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = lab.within(&lab.up, None, || {
         let l = std::net::TcpListener::bind(("::", 443)).expect("https canary bind");
         l.set_nonblocking(true).unwrap();
         l
     });
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, log) = (acceptor.clone(), log.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{} {}", req.method(), req.uri().path()));
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::from_static(b"secure ok")),
-                        ))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    seen
+    crate::common::serve_https_recording(listener, ca, &["allowed.test"])
 }
 
 /// With `egress.tls_inspect`, a redirected TLS connection is terminated like a CONNECT tunnel:
@@ -677,22 +647,7 @@ async fn tls_inspection_judges_each_request_of_a_redirected_connection() {
     let (ca_pem, ca_key) = (certs.join("ca.pem"), certs.join("ca.key"));
     let ca = clawgate::tls::ca::CertificateAuthority::load(&ca_pem, &ca_key).unwrap();
     let seen = start_https_canary(&lab, &ca);
-    let rules = lab
-        .command(&lab.agent, None, BIN)
-        .args([
-            "net",
-            "rules",
-            "--uid",
-            &CLAWGATE_UID.to_string(),
-            "--apply",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rules.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rules.stderr)
-    );
+    apply_net_rules(&lab);
     // The agent may read the CA certificate (only that) to trust clawgate's leaves.
     let agent_ca = std::env::temp_dir().join(format!(
         "clawgate-transparent-ca-{}.pem",
