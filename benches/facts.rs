@@ -48,7 +48,7 @@ fn main() {
         "{:<10} {:>10} {:>10} {:>11} {:>11} {:>10} {:>10}",
         "case", "facts p50", "facts p99", "policy p50", "policy p99", "both p50", "both p99"
     );
-    for (name, action) in cases {
+    for (name, action) in cases.clone() {
         let input = json!({"action": action, "agent": {"id": "main"}, "environment": "production",
                            "now": "2026-12-03T10:00:00Z"});
         let (mut facts_ns, mut policy_ns, mut both_ns) = (Vec::new(), Vec::new(), Vec::new());
@@ -77,4 +77,24 @@ fn main() {
             "{name:<10} {f50:>10.1} {f99:>10.1} {p50:>11.1} {p99:>11.1} {b50:>10.1} {b99:>10.1}"
         );
     }
+    // The binary parses shell text in a worker process (`clawgate parse-worker`): the same
+    // exec's facts again, the parse crossing the pipe to the release binary as it ships.
+    clawgate::facts::parser_worker::enable(std::path::PathBuf::from(env!(
+        "CARGO_BIN_EXE_clawgate"
+    )));
+    let (_, exec) = &cases[0];
+    let mut worker_ns = Vec::new();
+    for i in 0..iters + iters / 10 {
+        let t = Instant::now();
+        let facts = engine.facts(exec, &ctx);
+        if i >= iters / 10 {
+            worker_ns.push(t.elapsed().as_nanos() as u64);
+        }
+        assert!(facts.scripts.iter().all(|s| s.parse_error.is_none()));
+    }
+    let (w50, w99) = percentiles(worker_ns);
+    println!(
+        "{:<10} {w50:>10.1} {w99:>10.1}   (shell parse in a worker process)",
+        "exec"
+    );
 }

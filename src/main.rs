@@ -63,11 +63,27 @@ enum Command {
     /// to the transparent listener and DNS to the DNS forwarder, and drop the rest.
     #[command(subcommand)]
     Net(net::NetCommand),
+    /// Internal: answer shell parse requests on stdin under a memory ceiling (the sidecar
+    /// starts these itself).
+    #[command(name = "parse-worker", hide = true)]
+    ParseWorker {
+        #[arg(long)]
+        memory_mib: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::ParseWorker { memory_mib } = cli.command {
+        return match clawgate::facts::parser_worker::serve(memory_mib) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     init_logging(cli.log_format);
+    // Shell text from agents is parsed in memory-capped worker processes of this executable
+    // (by its kernel handle, so replacing the file on disk changes nothing that runs).
+    clawgate::facts::parser_worker::enable(std::path::PathBuf::from("/proc/self/exe"));
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -101,5 +117,6 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::McpStdio(args) => mcp_stdio::run(args),
         Command::OpenclawConfig(args) => openclaw_config::run(args),
         Command::Net(cmd) => net::run(cmd),
+        Command::ParseWorker { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -115,7 +115,7 @@ fn eval(
     let engine = PolicyEngine::load(dir.as_deref(), Duration::from_millis(1000))?;
     let ctx = clawgate::facts::FactsConfig {
         home: home.map(String::from),
-        workspace: None,
+        ..Default::default()
     }
     .context(Vec::new(), Vec::new());
     if input.get("facts").is_none() {

@@ -12,6 +12,7 @@
 
 pub mod dns;
 pub mod glob;
+pub mod parser_worker;
 pub mod path;
 pub mod roles;
 pub mod shell;
@@ -41,6 +42,19 @@ pub struct Limits {
     pub max_commands: usize,
     pub max_paths: usize,
     pub max_urls: usize,
+    /// Address space of a shell parser worker ([`parser_worker`]), in MiB.
+    pub parse_memory_mib: u64,
+    /// How long one script's parse may take in a worker.
+    pub parse_timeout_ms: u64,
+}
+
+impl Limits {
+    pub fn parse_budget(&self) -> parser_worker::Budget {
+        parser_worker::Budget {
+            memory_mib: self.parse_memory_mib,
+            timeout: std::time::Duration::from_millis(self.parse_timeout_ms),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -54,6 +68,8 @@ impl Default for Limits {
             max_commands: 256,
             max_paths: 128,
             max_urls: 64,
+            parse_memory_mib: 256,
+            parse_timeout_ms: 2_000,
         }
     }
 }
@@ -112,6 +128,13 @@ pub struct FactsConfig {
     /// `<home>/.openclaw/workspace`, OpenClaw's default workspace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// Address space of one shell parser worker, in MiB (default 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_memory_mib: Option<u64>,
+    /// How long one script's parse may take, in ms (default 2000); past it the script is not
+    /// parsed (and policy holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_timeout_ms: Option<u64>,
 }
 
 impl FactsConfig {
@@ -131,6 +154,12 @@ impl FactsConfig {
                 },
             );
         }
+        if let Some(mib) = self.parse_memory_mib {
+            ctx.limits.parse_memory_mib = mib;
+        }
+        if let Some(ms) = self.parse_timeout_ms {
+            ctx.limits.parse_timeout_ms = ms;
+        }
         ctx.sidecar_paths = sidecar_paths;
         ctx.sidecar_ports = sidecar_ports;
         ctx
@@ -149,6 +178,23 @@ impl FactsConfig {
             {
                 out.push((key.to_string(), format!("{v:?} is not an absolute path")));
             }
+        }
+        // A worker needs room for the executable it runs; a parse needs more than a tick.
+        if let Some(mib) = self.parse_memory_mib
+            && mib < 128
+        {
+            out.push((
+                "facts.parse_memory_mib".into(),
+                format!("{mib} MiB is below the 128 MiB a parser worker needs"),
+            ));
+        }
+        if let Some(ms) = self.parse_timeout_ms
+            && !(10..=60_000).contains(&ms)
+        {
+            out.push((
+                "facts.parse_timeout_ms".into(),
+                format!("{ms} ms is outside 10..=60000"),
+            ));
         }
         out
     }

@@ -219,7 +219,7 @@ struct Walker<'s, 'a> {
     vars: HashMap<String, String>,
 }
 
-fn parser_options() -> brush_parser::ParserOptions {
+pub(super) fn parser_options() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions {
         // Tilde expansion is done here, with the configured home.
         tilde_expansion_at_word_start: true,
@@ -230,7 +230,9 @@ fn parser_options() -> brush_parser::ParserOptions {
 /// A brush parse whose panic is a parse failure (brush unwraps in places: an fd number
 /// that overflows an int, the index of `~11111111111`; found by libFuzzer), never the end
 /// of the request.
-fn unpanicked<T, E: std::fmt::Display>(parse: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+pub(super) fn unpanicked<T, E: std::fmt::Display>(
+    parse: impl FnOnce() -> Result<T, E>,
+) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
         .map_err(|_| "the shell parser failed on this text".to_string())?
         .map_err(|e| e.to_string())
@@ -394,9 +396,7 @@ impl Walker<'_, '_> {
             return;
         }
         self.sink.parsed_bytes += text.len();
-        match unpanicked(|| {
-            brush_parser::Parser::new(text.as_bytes(), &parser_options()).parse_program()
-        }) {
+        match super::parser_worker::parse(text, limits.parse_budget()) {
             Ok(program) => {
                 let scope = Scope {
                     script: index,

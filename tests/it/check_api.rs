@@ -351,3 +351,65 @@ async fn cached_verdicts_still_depend_on_every_input_field_the_policy_reads() {
         }
     }
 }
+
+/// brush allocates without bound on some here-documents (libFuzzer found 84 bytes taking
+/// 2.9 GB, and lexical guards leave shapes like `<<<<<-x$(( )`). The binary parses in
+/// memory-capped worker processes: such text is held as unparsed, the sidecar's own memory
+/// stays small, the workers stay few, and ordinary commands keep parsing.
+#[tokio::test]
+async fn shell_text_that_exhausts_the_parser_is_held_and_the_sidecar_keeps_answering() {
+    let mut sc = crate::common::BinarySidecar::configure(
+        // A deadline far past what filling the memory cap takes, even in a debug build on a
+        // busy machine, so that the memory cap is the bound this test sees.
+        "[facts]\nparse_memory_mib = 192\nparse_timeout_ms = 30000\n",
+    );
+    sc.start().await;
+    let http = reqwest::Client::new();
+    let url = sc.agent_url("/v1/check");
+    for text in [
+        "<<<<<-x$(( )",
+        "echo hi && sh -c '<<<<<-x$(( )'",
+        "git status; bash -c \"$(printf x) <<<<<-y\\$(( )\"",
+    ] {
+        let answer =
+            crate::common::post_json(&http, &url, &check_body("exec", json!({"command": text})))
+                .await;
+        assert_ne!(answer["decision"], "allow", "{text}: {answer}");
+        assert!(
+            answer["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().contains("192 MiB memory budget")),
+            "{text}: {answer}"
+        );
+    }
+    let pid = sc.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rss_kib < 150 * 1024, "the sidecar holds {rss_kib} KiB");
+    // One worker per parsing thread at most (the failed ones were reaped, not kept).
+    let mut children = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let list =
+            std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+        children += list.split_whitespace().count();
+    }
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        children <= cores,
+        "{children} parser workers for {cores} cores"
+    );
+    let answer = crate::common::post_json(
+        &http,
+        &url,
+        &check_body("exec", json!({"command": "ls -la && git status"})),
+    )
+    .await;
+    assert_eq!(answer["decision"], "allow", "{answer}");
+}

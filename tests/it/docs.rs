@@ -150,6 +150,8 @@ fn everything_set() -> Config {
     );
     c.facts.home = Some("/home/agent".into());
     c.facts.workspace = Some("/home/agent/work".into());
+    c.facts.parse_memory_mib = Some(256);
+    c.facts.parse_timeout_ms = Some(2000);
     c
 }
 

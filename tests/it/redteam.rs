@@ -59,6 +59,7 @@ fn decide(engine: &PolicyEngine, case: &Value) -> (String, String, Vec<String>) 
 
 #[test]
 fn the_default_bundle_holds_evasions_and_allows_everyday_work() {
+    crate::common::isolate_shell_parser();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/redteam/cases.json"

@@ -29,6 +29,7 @@ pub fn test_config(dir: &Path) -> Config {
 }
 
 pub async fn start_with(edit: impl FnOnce(&mut Config, &Path)) -> Sidecar {
+    isolate_shell_parser();
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     edit(&mut config, dir.path());
@@ -421,4 +422,11 @@ pub fn serve_https_recording(
         }
     });
     seen
+}
+
+/// Parse shell text in worker processes of the clawgate binary, as the binary itself does
+/// (`clawgate::facts::parser_worker`): tests that evaluate in this process then neither take
+/// a different path from the sidecar nor run brush's unbounded inputs in the test process.
+pub fn isolate_shell_parser() {
+    clawgate::facts::parser_worker::enable(PathBuf::from(BIN));
 }
