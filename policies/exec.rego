@@ -358,6 +358,24 @@ device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", 
 	block_device(r.target)
 }
 
+# A redirection to /dev/tcp/HOST/PORT or /dev/udp/HOST/PORT makes bash open a
+# network connection, read or write alike, and no egress rule sees it; a target
+# whose value is only known at run time under /dev/ may be one.
+device_findings contains exec_rule_finding("exec.raw_socket", sprintf("%s %s %s", [c.name, r.op, r.target])) if {
+	some c in fact_commands
+	some r in c.redirects
+	raw_socket_target(r)
+}
+
+raw_socket_target(r) if startswith(r.target, "/dev/tcp/")
+
+raw_socket_target(r) if startswith(r.target, "/dev/udp/")
+
+raw_socket_target(r) if {
+	r.literal == false
+	startswith(r.target, "/dev/")
+}
+
 # A command that talks to the cloud metadata service steals instance credentials.
 metadata_command_findings contains exec_rule_finding("exec.cloud_metadata", u.raw) if {
 	some u in object.get(facts, "urls", [])

@@ -31,6 +31,8 @@ test_credential_paths_denied_on_read if {
 		"certs/server.key", "tls/tls-key.pem", "secrets/service-account-private-key.json", "store.p12",
 		"/etc/shadow", "/etc/sudoers", "~/.openclaw/credentials/oauth.json", "~/.openclaw/gateway.token",
 		"~/.openclaw/agents/main/agent/auth-profiles.json", "~/.azure/msal_token_cache.json",
+		"~/.config/rclone/rclone.conf", "~/.m2/settings.xml", "~/.gradle/gradle.properties", "~/.config/hub",
+		"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key",
 	] {
 		d := read_path(p, "development")
 		d.effect == "deny"
@@ -51,7 +53,8 @@ test_credential_near_misses_allowed if {
 	every p in [
 		".env.example", "config/.env.sample", ".env.template", "src/environment.ts", "docs/ssh.md",
 		"src/crypto/private_key.rs", "certs/ca-cert.pem", "keyboard.rs", "README.md", "aws/credentials.md",
-		"kube/configmap.yaml", "/etc/hosts", "src/.envoy.yaml",
+		"kube/configmap.yaml", "/etc/hosts", "src/.envoy.yaml", "/etc/ssh/sshd_config",
+		"/etc/ssh/ssh_host_ed25519_key.pub", "~/.gradle/init.gradle", "~/.m2/repository/x.pom",
 	] {
 		d := read_path(p, "production")
 		d.effect == "allow"

@@ -215,9 +215,23 @@ struct Walker<'s, 'a> {
     /// The working directory as far as the text shows (`cd` with a literal target moves it).
     cwd: String,
     home: String,
-    /// Variables assigned a literal value earlier in the text.
-    vars: HashMap<String, String>,
+    /// Variables assigned a literal value earlier in the text, or bound by a `for` loop.
+    vars: HashMap<String, Bound>,
 }
+
+/// What a shell variable is known to hold.
+#[derive(Debug, Clone)]
+struct Bound {
+    text: String,
+    /// A `for` list's unquoted glob (`for f in ~/.ssh/*`): the variable holds a name it
+    /// matches, so the glob stays live wherever the variable is expanded.
+    pattern: Option<String>,
+}
+
+/// A `for` body is walked once per value of its list (so each value is judged where the
+/// variable is used), for at most this many values; a longer list leaves the facts
+/// `truncated`.
+const MAX_LOOP_VALUES: usize = 64;
 
 pub(super) fn parser_options() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions {
@@ -549,11 +563,36 @@ impl Walker<'_, '_> {
                 (self.cwd, self.vars) = saved;
             }
             ast::CompoundCommand::ForClause(f) => {
+                let mut values = Vec::new();
                 for w in f.values.iter().flatten() {
-                    self.word(&w.value, usize::MAX, scope);
+                    values.extend(self.word(&w.value, usize::MAX, scope));
                 }
-                self.vars.remove(&f.variable_name);
-                self.compound_list(&f.body.list, scope);
+                // Values the text spells out (globs and braces included) are bound one by
+                // one: `for f in README.md ~/.ssh/id_rsa; do cat "$f"; done` reads both.
+                // A list the text does not spell out leaves the variable unknown.
+                let spelled = f.values.is_some()
+                    && !values.is_empty()
+                    && values
+                        .iter()
+                        .all(|v| v.kinds.iter().all(|k| matches!(*k, "glob" | "brace")));
+                if !spelled {
+                    self.vars.remove(&f.variable_name);
+                    self.compound_list(&f.body.list, scope);
+                    return;
+                }
+                if values.len() > MAX_LOOP_VALUES {
+                    self.sink.truncated = true;
+                    values.truncate(MAX_LOOP_VALUES);
+                }
+                for v in values {
+                    let glob = v.kinds.contains(&"glob");
+                    let bound = Bound {
+                        pattern: glob.then_some(v.pattern),
+                        text: v.text,
+                    };
+                    self.vars.insert(f.variable_name.clone(), bound);
+                    self.compound_list(&f.body.list, scope);
+                }
             }
             ast::CompoundCommand::CaseClause(c) => {
                 self.word(&c.value.value, usize::MAX, scope);
@@ -733,7 +772,13 @@ impl Walker<'_, '_> {
         if words.is_empty() {
             for (name, value) in assigned {
                 match value {
-                    Some(v) => self.vars.insert(name, v),
+                    Some(text) => self.vars.insert(
+                        name,
+                        Bound {
+                            text,
+                            pattern: None,
+                        },
+                    ),
                     None => self.vars.remove(&name),
                 };
             }
@@ -1116,12 +1161,18 @@ impl Walker<'_, '_> {
                     match name {
                         Some("HOME") => w.push(&self.home.clone(), true),
                         Some(n) if self.vars.contains_key(n) => {
-                            let v = self.vars[n].clone();
-                            // An unquoted value is split and globbed again by the shell.
-                            if !quoted && v.contains(['*', '?', '[', ' ', '\t', '\n']) {
-                                w.kind("variable");
+                            let Bound { text, pattern } = self.vars[n].clone();
+                            if let Some(pattern) = pattern {
+                                w.kind("glob");
+                                w.text.push_str(&text);
+                                w.pattern.push_str(&pattern);
+                            } else {
+                                // An unquoted value is split and globbed again by the shell.
+                                if !quoted && text.contains(['*', '?', '[', ' ', '\t', '\n']) {
+                                    w.kind("variable");
+                                }
+                                w.push(&text, true);
                             }
-                            w.push(&v, true);
                         }
                         _ => {
                             w.push(raw, true);
@@ -1582,6 +1633,30 @@ mod tests {
             .iter()
             .map(|c| format!("{}|{}", c.name, c.argv.join(" ")))
             .collect()
+    }
+
+    #[test]
+    fn a_for_loop_body_is_stated_once_per_value_of_its_list() {
+        assert_eq!(
+            shown(r#"for f in notes.txt ~/.aws/credentials; do cat "$f"; done"#),
+            ["cat|cat notes.txt", "cat|cat /home/dev/.aws/credentials"]
+        );
+        // A glob in the list stays a glob where the variable is used, quoted or not.
+        let f = facts(r#"for f in ~/.ssh/id_*; do cat "$f"; done"#);
+        let globbed: Vec<_> = f.paths.iter().filter(|p| p.glob).map(|p| &p.path).collect();
+        assert_eq!(globbed, ["/home/dev/.ssh/id_*"]);
+        // A list known only at run time leaves the variable unknown, as before.
+        let f = facts(r#"for f in $(ls); do cat "$f"; done"#);
+        assert_eq!(f.commands.len(), 2);
+        assert!(!f.commands[1].dynamic.is_empty());
+        // Past the bound the facts say they are not everything.
+        let many = (0..70)
+            .map(|i| format!("f{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let f = facts(&format!("for f in {many}; do cat $f; done"));
+        assert_eq!(f.commands.len(), 64);
+        assert!(f.truncated);
     }
 
     #[test]
