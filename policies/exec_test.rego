@@ -537,3 +537,16 @@ test_for_loop_values_are_judged_where_the_variable_is_used if {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
+
+# host=gateway/node overrides the configured exec host; auto and sandbox inherit it.
+test_exec_host_override_needs_approval_in_production if {
+	every host in ["gateway", "node"] {
+		d := decide({"action": {"kind": "tool", "tool": "exec", "params": {"command": "ls", "host": host}}, "environment": "production"})
+		d.effect == "require_approval"
+		fired(d, "exec.host_override")
+	}
+	every host in ["auto", "sandbox"] {
+		decide({"action": {"kind": "tool", "tool": "exec", "params": {"command": "ls", "host": host}}, "environment": "production"}).effect == "allow"
+	}
+	decide({"action": {"kind": "tool", "tool": "exec", "params": {"command": "ls", "host": "gateway"}}, "environment": "development"}).effect == "allow"
+}

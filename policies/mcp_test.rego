@@ -137,6 +137,15 @@ test_mcp_url_argument_is_checked if {
 	effect_of(mcp_input("fetch", "fetch", {"url": "https://example.com/"}, "production")) == "allow"
 }
 
+# A bare host or address under a host-like key is a destination too, in every IPv4 spelling.
+test_mcp_host_arguments_are_checked if {
+	every args in [{"target": "169.254.169.254"}, {"host": "169.254.169.254:80"}, {"ip": "2852039166"}, {"baseUrl": "http://0xa9fea9fe/"}] {
+		fired(mcp_decide("fetch", "fetch", args, "development"), "net.cloud_metadata")
+	}
+	fired(mcp_decide("fetch", "fetch", {"address": "127.0.0.1:9482"}, "development"), "net.private_address")
+	effect_of(mcp_input("fetch", "fetch", {"host": "github.com"}, "production")) == "allow"
+}
+
 test_mcp_missing_tool_denied if {
 	d := decide({"action": {"kind": "mcp", "server": "github"}, "environment": "development"})
 	d.effect == "deny"

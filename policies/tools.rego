@@ -150,7 +150,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
-	exec_fs := {f | name == "exec"; f := elevated_finding; is_object(f)} | {f | name == "exec"; f := no_command_finding; is_object(f)}
+	exec_fs := exec_param_findings(name)
 	fs := ({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {

@@ -10,7 +10,8 @@
 # New inputs go to fuzz/work/TARGET (ignored); fuzz/corpus/TARGET holds the committed seeds.
 # A crash or hang is written to fuzz/artifacts/TARGET/ and the script stops with its path:
 # add the input to fuzz/corpus/TARGET/ and a regression test, then fix it.
-# The test suite runs a short smoke of every target in-process (tests/it/fuzz.rs).
+# The test suite runs a short smoke of every target in-process (tests/it/fuzz.rs), with the
+# parser workers of the debug binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,13 @@ if [[ ! -x .tools/cargo/bin/cargo-fuzz ]]; then
     cargo install --locked --root .tools/cargo "cargo-fuzz@$CARGO_FUZZ_VERSION"
 fi
 export PATH="$PWD/.tools/cargo/bin:$PATH"
+
+# Shell text is parsed in the workers of a release clawgate binary, as the sidecar parses it
+# (src/facts/parser_worker.rs); FUZZ_PARSE_IN_PROCESS=1 fuzzes brush's parser itself in-process.
+if [[ -z ${FUZZ_PARSE_IN_PROCESS:-} ]]; then
+    cargo build --release --locked --bin clawgate
+    export CLAWGATE_FUZZ_PARSE_WORKER="$PWD/target/release/clawgate"
+fi
 
 for target in "${targets[@]}"; do
     if [[ ! -f fuzz/fuzz_targets/$target.rs ]]; then

@@ -36,7 +36,17 @@ fn roles() -> &'static ParamRoles {
 }
 
 /// The context policy tests state facts in (a home, a workspace, clawgate's own files).
+/// With `CLAWGATE_FUZZ_PARSE_WORKER` naming a clawgate binary (`scripts/fuzz.sh` does),
+/// shell text is parsed in its workers as the sidecar parses it, so a run explores what the
+/// facts stage makes of brush's answers instead of stopping at an input brush allocates on
+/// without bound (which the workers bound, `facts::parser_worker`).
 fn context() -> FactsContext {
+    static WORKER: std::sync::Once = std::sync::Once::new();
+    WORKER.call_once(|| {
+        if let Some(program) = std::env::var_os("CLAWGATE_FUZZ_PARSE_WORKER") {
+            crate::facts::parser_worker::enable(program.into());
+        }
+    });
     crate::gate::policy::bundle::test_facts_context()
 }
 
