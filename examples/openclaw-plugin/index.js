@@ -9,18 +9,29 @@
 //   anything else (unreachable, timeout, non-2xx, garbage) -> block (fail closed)
 // after_tool_call  -> POST {sidecarUrl}/v1/results, fire-and-forget
 //
-// Settings (plugins.entries.clawgate.config): sidecarUrl, token, waitSeconds, requestTimeoutMs.
+// Settings (plugins.entries.clawgate.config): sidecarUrl, token, waitSeconds, requestTimeoutMs,
+// sidecarCaFile.
 // token (the agent's [identities.NAME] token) goes on every request as Authorization: Bearer:
 // the check, the approval wait and the result report all go through call().
 // Keep plugins.entries.clawgate.hooks.timeouts.before_tool_call (ms) above waitSeconds, or
 // OpenClaw gives up on the hook first (which also blocks the call, with a less useful reason).
+//
+// sidecarCaFile pins the sidecar: sidecarUrl must then be https and the listener's certificate
+// must chain to that CA and no other (the system store is not consulted), so a process that
+// binds the port while clawgate restarts gets no request, no token, and no say: every call
+// fails closed until the real sidecar answers. A CA file that cannot be read, or an http
+// sidecarUrl with it, blocks every call too.
 
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 
 const PLUGIN_ID = "clawgate";
 const DEFAULTS = { sidecarUrl: "http://127.0.0.1:9480", waitSeconds: 25, requestTimeoutMs: 5000 };
 /** Decision ids of calls let through, by tool call id, for the result report. */
 const MAX_TRACKED = 4096;
+/** The largest answer read from a pinned sidecar (clawgate's answers are a few KiB). */
+const MAX_ANSWER_BYTES = 1 << 20;
 
 function settings(raw) {
   const cfg = raw && typeof raw === "object" ? raw : {};
@@ -30,7 +41,48 @@ function settings(raw) {
     token: typeof cfg.token === "string" && cfg.token !== "" ? cfg.token : undefined,
     waitSeconds: num(cfg.waitSeconds, DEFAULTS.waitSeconds),
     requestTimeoutMs: Math.max(100, num(cfg.requestTimeoutMs, DEFAULTS.requestTimeoutMs)),
+    sidecarCaFile: typeof cfg.sidecarCaFile === "string" && cfg.sidecarCaFile !== "" ? cfg.sidecarCaFile : undefined,
   };
+}
+
+/** The pinned CA ({ca}) or why every call fails closed ({error}); undefined when not pinned. */
+function pinOf(cfg) {
+  if (!cfg.sidecarCaFile) return undefined;
+  if (!cfg.sidecarUrl.startsWith("https://")) {
+    return { error: `sidecarCaFile is set but sidecarUrl ${cfg.sidecarUrl} is not https` };
+  }
+  try {
+    return { ca: readFileSync(cfg.sidecarCaFile) };
+  } catch (e) {
+    return { error: `the sidecar CA file ${cfg.sidecarCaFile} cannot be read (${e?.code || e?.message || e})` };
+  }
+}
+
+/** fetch's subset call() uses, over node:https trusting only the pinned CA. */
+function pinnedFetch(url, { method, headers, body, signal }, ca) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, headers, ca, signal }, (res) => {
+      const chunks = [];
+      let size = 0;
+      res.on("data", (chunk) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) {
+          req.destroy(new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, text: async () => text });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
 }
 
 function failClosed(what) {
@@ -69,16 +121,19 @@ async function call(cfg, method, path, body, holdMs, abortSignal) {
   if (cfg.token) headers.authorization = `Bearer ${cfg.token}`;
   const signals = [AbortSignal.timeout(holdMs + cfg.requestTimeoutMs)];
   if (abortSignal) signals.push(abortSignal);
+  if (cfg.pin?.error) throw new Error(cfg.pin.error);
+  const init = {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.any(signals),
+  };
   let resp;
   try {
-    resp = await fetch(cfg.sidecarUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.any(signals),
-    });
+    resp = cfg.pin ? await pinnedFetch(cfg.sidecarUrl + path, init, cfg.pin.ca) : await fetch(cfg.sidecarUrl + path, init);
   } catch (e) {
-    const why = e?.name === "TimeoutError" ? "timed out" : `is unreachable (${e?.cause?.code || e?.message || e})`;
+    const timedOut = e?.name === "TimeoutError" || e?.cause?.name === "TimeoutError";
+    const why = timedOut ? "timed out" : `is unreachable (${e?.cause?.code || e?.code || e?.message || e})`;
     throw new Error(`the sidecar at ${cfg.sidecarUrl} ${why}`);
   }
   let text;
@@ -109,7 +164,9 @@ async function call(cfg, method, path, body, holdMs, abortSignal) {
 
 function register(api) {
   const cfg = settings(api.pluginConfig);
+  cfg.pin = pinOf(cfg);
   const log = api.logger ?? console;
+  if (cfg.pin?.error) log.error?.(`clawgate: ${cfg.pin.error}; every tool call will be blocked`);
   const decisions = new Map();
   const remember = (toolCallId, decisionId) => {
     if (!toolCallId || !decisionId) return;

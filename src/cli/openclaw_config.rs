@@ -219,6 +219,11 @@ pub fn fragment(config: &Config, plugin_path: &Path, agent: &str, cred: &Credent
     if let Some(token) = cred.token() {
         plugin_config["token"] = json!(token);
     }
+    // The plugin trusts only this CA for the agent listener, so a process that takes the port
+    // while clawgate restarts gets no request and no token (threat model, finding 11).
+    if let Some(ca) = ca_beside(&config.listeners.agent) {
+        plugin_config["sidecarCaFile"] = json!(ca.display().to_string());
+    }
     let egress = &config.listeners.egress;
     let mut proxy = json!({"proxyUrl": listener_url(egress, &cred.userinfo())});
     if let Some(ca) = ca_beside(egress) {
@@ -432,6 +437,17 @@ mod tests {
             f["plugins"]["entries"][PLUGIN_ID]["config"]["sidecarUrl"],
             "http://[::1]:9480"
         );
+        assert!(
+            f["plugins"]["entries"][PLUGIN_ID]["config"]
+                .get("sidecarCaFile")
+                .is_none()
+        );
+        // A TLS agent listener: the plugin pins the CA beside its certificate.
+        config.listeners.agent.tls = config.listeners.egress.tls.clone();
+        let f = fragment(&config, Path::new("/p"), "main", &Credential::None);
+        let plugin = &f["plugins"]["entries"][PLUGIN_ID]["config"];
+        assert_eq!(plugin["sidecarUrl"], "https://[::1]:9480");
+        assert_eq!(plugin["sidecarCaFile"], "/etc/clawgate/certs/ca.pem");
         assert_eq!(f["proxy"]["proxyUrl"], "https://127.0.0.1:3128");
         assert_eq!(f["proxy"]["tls"]["caFile"], "/etc/clawgate/certs/ca.pem");
         assert!(f.get("mcp").is_none());

@@ -19,6 +19,7 @@ mod mcp_gateway;
 mod notify;
 mod openclaw_e2e;
 mod operations;
+mod plugin;
 mod policy_reload;
 mod redteam;
 mod tls;
