@@ -1120,6 +1120,7 @@ mod identity {
                         IdentityConfig {
                             token_sha256: Some(TokenHash::hex_of(&format!("{TOKEN_PREFIX}{i}"))),
                             cert_subject: None,
+                            uid: None,
                             scopes: scopes.clone(),
                             home: None,
                         },

@@ -246,7 +246,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     });
     let proxy = Arc::new(EgressProxy::new(&config, gate.clone())?);
     let egress_routes = Arc::new(EgressRoutes {
-        identities,
+        identities: identities.clone(),
         proxy: proxy.clone(),
     });
     let up = [
@@ -290,8 +290,15 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         let routes = egress_routes.clone();
         async move { routes.route(req).await }
     }));
-    let (transparent_addrs, dns_addrs) =
-        start_transparent(&config, &gate, &proxy, &mut tasks, &shutdown_rx).await?;
+    let (transparent_addrs, dns_addrs) = start_transparent(
+        &config,
+        &gate,
+        &proxy,
+        &identities,
+        &mut tasks,
+        &shutdown_rx,
+    )
+    .await?;
     tasks.spawn(listen::serve(admin, shutdown_rx, admin_up, move |req| {
         let state = admin_state.clone();
         async move { admin::route(&state, req).await }
@@ -321,6 +328,7 @@ async fn start_transparent(
     config: &Config,
     gate: &Arc<Gate>,
     proxy: &Arc<EgressProxy>,
+    identities: &Arc<Identities>,
     tasks: &mut JoinSet<()>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), ServeError> {
@@ -334,7 +342,12 @@ async fn start_transparent(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let transparent = Arc::new(Transparent::new(t, proxy.clone(), addrs.clone()));
+    let transparent = Arc::new(Transparent::new(
+        t,
+        proxy.clone(),
+        identities.clone(),
+        addrs.clone(),
+    ));
     for l in listeners {
         tasks.spawn(transparent.clone().serve(l, shutdown.clone()));
     }

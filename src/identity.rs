@@ -71,6 +71,11 @@ pub struct IdentityConfig {
     /// The common name of the mTLS client certificate that authenticates as this identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_subject: Option<String>,
+    /// The Unix user the agent runs as. Connections the kernel redirects to the transparent
+    /// listener (`[listeners.transparent]`) carry no credential; the user that owns the
+    /// connecting socket is the kernel's word for who opened it, so they are this identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     pub scopes: Scopes,
     /// The home directory of the agent acting as this identity, when it is not `[facts] home`
     /// (what `~` and `$HOME` mean in its commands and paths).
@@ -83,6 +88,7 @@ pub struct IdentityConfig {
 pub fn identity_problems(identities: &BTreeMap<String, IdentityConfig>) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     let mut subjects = std::collections::BTreeMap::new();
+    let mut uids = std::collections::BTreeMap::new();
     for (name, identity) in identities {
         let key = |k: &str| format!("identities.{name}.{k}");
         if name.is_empty() || name.chars().any(|c| c.is_control() || c == ':') {
@@ -92,11 +98,24 @@ pub fn identity_problems(identities: &BTreeMap<String, IdentityConfig>) -> Vec<C
                 fix: "use a name such as openclaw-main".into(),
             });
         }
-        if identity.token_sha256.is_none() && identity.cert_subject.is_none() {
+        if identity.token_sha256.is_none()
+            && identity.cert_subject.is_none()
+            && identity.uid.is_none()
+        {
             problems.push(ConfigProblem {
                 key: format!("identities.{name}"),
                 message: "has no credential, so nothing can authenticate as it".into(),
-                fix: "set token_sha256 (printf %s TOKEN | sha256sum) and/or cert_subject".into(),
+                fix: "set token_sha256 (printf %s TOKEN | sha256sum), cert_subject, and/or uid (transparent mode)"
+                    .into(),
+            });
+        }
+        if let Some(uid) = identity.uid
+            && let Some(other) = uids.insert(uid, name.clone())
+        {
+            problems.push(ConfigProblem {
+                key: key("uid"),
+                message: format!("uid {uid} is also the uid of identities.{other}"),
+                fix: "run each agent as a user of its own".into(),
             });
         }
         if let Some(hash) = &identity.token_sha256
@@ -234,6 +253,7 @@ struct Identity {
     name: String,
     token: Option<TokenHash>,
     cert_subject: Option<String>,
+    uid: Option<u32>,
     scopes: Arc<Scopes>,
 }
 
@@ -265,6 +285,7 @@ impl Identities {
                     name: name.clone(),
                     token,
                     cert_subject: c.cert_subject.clone(),
+                    uid: c.uid,
                     scopes: Arc::new(c.scopes.clone()),
                 })
             })
@@ -333,6 +354,17 @@ impl Identities {
         })
     }
 
+    /// The identity whose `uid` owns a connection's socket (transparent mode).
+    pub fn by_uid(&self, uid: u32) -> Option<Authenticated> {
+        self.identities
+            .iter()
+            .find(|i| i.uid == Some(uid))
+            .map(|i| Authenticated::Identity {
+                name: i.name.clone(),
+                scopes: i.scopes.clone(),
+            })
+    }
+
     /// Authenticate a request whose [`PeerInfo`] the listener put in its extensions.
     pub fn authenticate_request<B>(
         &self,
@@ -380,6 +412,7 @@ mod tests {
             IdentityConfig {
                 token_sha256: Some(TokenHash::hex_of("ci-token")),
                 cert_subject: Some("ci.agents.example".into()),
+                uid: Some(61_002),
                 scopes: Scopes::default(),
                 home: None,
             },
@@ -392,6 +425,27 @@ mod tests {
             },
         );
         Identities::new(&config).unwrap()
+    }
+
+    #[test]
+    fn a_uid_names_its_identity_and_is_a_credential_of_its_own() {
+        let ids = identities();
+        assert_eq!(
+            ids.by_uid(61_002).and_then(|a| a.name().map(String::from)),
+            Some("ci".into())
+        );
+        assert!(ids.by_uid(61_003).is_none());
+        let mut config = BTreeMap::new();
+        let by_uid = IdentityConfig {
+            uid: Some(7),
+            ..IdentityConfig::default()
+        };
+        config.insert("a".to_string(), by_uid.clone());
+        assert!(identity_problems(&config).is_empty());
+        config.insert("b".to_string(), by_uid);
+        let problems = identity_problems(&config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "identities.b.uid");
     }
 
     fn peer(addr: &str, cn: Option<&str>) -> PeerInfo {

@@ -139,6 +139,7 @@ fn everything_set() -> Config {
         IdentityConfig {
             token_sha256: Some("0".repeat(64)),
             cert_subject: Some("cn".into()),
+            uid: Some(61_002),
             scopes: Scopes {
                 tool_groups: Some(vec![]),
                 mcp_servers: Some(vec![]),

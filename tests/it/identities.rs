@@ -19,6 +19,7 @@ fn identities(c: &mut Config) {
         IdentityConfig {
             token_sha256: Some(TokenHash::hex_of(CI_TOKEN)),
             cert_subject: None,
+            uid: None,
             scopes: Scopes {
                 tool_groups: Some(vec!["fs".into()]),
                 mcp_servers: Some(vec!["github".into()]),

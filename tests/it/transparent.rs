@@ -179,11 +179,12 @@ struct Clawgate {
 
 impl Clawgate {
     fn start(lab: &NetLab) -> Clawgate {
-        Clawgate::start_in(lab, tempfile::tempdir().unwrap(), "")
+        Clawgate::start_in(lab, tempfile::tempdir().unwrap(), "", "")
     }
 
-    /// Start with its state in `dir` and `egress` lines added to the `[egress]` table.
-    fn start_in(lab: &NetLab, dir: tempfile::TempDir, egress: &str) -> Clawgate {
+    /// Start with its state in `dir`, `egress` lines added to the `[egress]` table and
+    /// `extra` tables at the end.
+    fn start_in(lab: &NetLab, dir: tempfile::TempDir, egress: &str, extra: &str) -> Clawgate {
         let policy = bundle(dir.path());
         let config = dir.path().join("clawgate.toml");
         std::fs::write(
@@ -194,7 +195,7 @@ impl Clawgate {
                  [approval]\nhold_s = 0\n\
                  [egress]\nresolve_timeout_ms = 1000\n{egress}\n\
                  [egress.resolve]\n\"allowed.test\" = [\"{UP}\", \"{UP6}\"]\n\"trusted.test\" = [\"{UP}\"]\n\
-                 [listeners.transparent]\npeek_timeout_ms = 500\ndns_upstream = \"{UP}:53\"\n",
+                 [listeners.transparent]\npeek_timeout_ms = 500\ndns_upstream = \"{UP}:53\"\n{extra}",
                 data = dir.path().join("data").display(),
                 policy = policy.display(),
             ),
@@ -660,7 +661,7 @@ async fn tls_inspection_judges_each_request_of_a_redirected_connection() {
         ca_key.display(),
         ca_pem.display()
     );
-    let cg = Clawgate::start_in(&lab, dir, &egress);
+    let cg = Clawgate::start_in(&lab, dir, &egress, "");
     let resolve = format!("allowed.test:443:{UP}");
     let cacert = agent_ca.display().to_string();
 
@@ -717,4 +718,86 @@ async fn tls_inspection_judges_each_request_of_a_redirected_connection() {
         ]
     );
     let _ = std::fs::remove_file(&agent_ca);
+}
+
+/// A redirected connection carries no credential; the user owning the agent's socket names
+/// the identity (`[identities.NAME] uid`), whose scopes then apply, and a user no identity
+/// names is judged as `uid:N`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirected_connections_are_the_identity_of_the_user_that_opened_them() {
+    const OTHER_UID: u32 = 61_003;
+    let lab = NetLab::new();
+    let hits: Hits = Arc::default();
+    start_tcp_canaries(&lab, &hits);
+    apply_net_rules(&lab);
+    let cg = Clawgate::start_in(
+        &lab,
+        tempfile::tempdir().unwrap(),
+        "",
+        &format!(
+            "[identities.sandboxed]\nuid = {AGENT_UID}\n\
+             [identities.sandboxed.scopes]\negress_hosts = [\"trusted.test\"]\n"
+        ),
+    );
+    let run_as = |uid: u32, args: &[&str]| {
+        let mut all = vec!["-sS", "-m", "10", "--noproxy", "*", "-w", "\n%{http_code}"];
+        all.extend_from_slice(args);
+        let out = lab
+            .command(&lab.agent, Some(uid), "curl")
+            .args(&all)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    // The agent's user, to the host its scope names (trusted.test is UP): passes.
+    let out = tokio::task::block_in_place(|| {
+        run_as(
+            AGENT_UID,
+            &["-H", "Host: trusted.test", &format!("http://{UP}/in-scope")],
+        )
+    });
+    assert!(out.ends_with("200"), "{out}");
+    // The same user to the bare address: outside its egress_hosts, refused, never sent.
+    let out =
+        tokio::task::block_in_place(|| run_as(AGENT_UID, &[&format!("http://{UP}/out-of-scope")]));
+    assert!(out.ends_with("403"), "{out}");
+    assert!(out.contains("not scoped for egress host"), "{out}");
+    // Another user no identity names: judged unscoped, as uid:61003.
+    let out =
+        tokio::task::block_in_place(|| run_as(OTHER_UID, &[&format!("http://{UP}/other-user")]));
+    assert!(out.ends_with("200"), "{out}");
+    let paths: Vec<String> = hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| String::from_utf8_lossy(&h.first).into_owned())
+        .collect();
+    assert!(paths.iter().any(|p| p.starts_with("GET /in-scope")));
+    assert!(paths.iter().any(|p| p.starts_with("GET /other-user")));
+    assert!(
+        !paths.iter().any(|p| p.contains("/out-of-scope")),
+        "{paths:?}"
+    );
+
+    let decisions = cg.decisions(&lab);
+    let by_path = |path: &str| {
+        decision_for(&decisions, |a| {
+            a["kind"] == "http" && a["http"]["path"] == path
+        })
+        .first()
+        .map(|d| d["agent"].clone())
+        .unwrap_or_else(|| panic!("no decision for {path}: {decisions:?}"))
+    };
+    for path in ["/in-scope", "/out-of-scope"] {
+        let agent = by_path(path);
+        assert_eq!(agent["authenticated_as"], "sandboxed", "{path}: {agent}");
+        assert_eq!(agent["id"], "sandboxed", "{path}: {agent}");
+    }
+    let other = by_path("/other-user");
+    assert_eq!(other["id"], format!("uid:{OTHER_UID}"), "{other}");
+    assert!(other.get("authenticated_as").is_none(), "{other}");
 }

@@ -733,7 +733,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Who is behind the proxy request. OpenClaw's proxy routing sends no agent headers, so the
 /// authenticated identity (`Proxy-Authorization`, or the client certificate) names the agent;
 /// without identities the agent stays unnamed.
-fn agent_identity(auth: &Authenticated) -> AgentIdentity {
+pub(crate) fn agent_identity(auth: &Authenticated) -> AgentIdentity {
     let mut agent = AgentIdentity {
         id: auth.name().map(str::to_string),
         ..AgentIdentity::default()

@@ -12,10 +12,14 @@
 //!   and relayed by the egress proxy's own code; TLS and anything else is a `connect` action,
 //!   carried as a CONNECT tunnel is (terminated and inspected when TLS inspection covers it).
 //!
+//! The agent is the identity whose `uid` owns the connecting socket ([`owner`]); a user no
+//! identity names is judged as the unnamed agent `uid:N`.
+//!
 //! Refusals close the connection (403 on plain HTTP). DNS queries go to [`dns`].
 
 pub mod dns;
 pub mod origdst;
+pub mod owner;
 pub mod peek;
 pub mod settings;
 
@@ -32,14 +36,16 @@ use tokio::sync::{Semaphore, watch};
 use crate::action::AgentIdentity;
 use crate::gate::Ruling;
 use crate::http_api::ResponseBody;
+use crate::identity::Identities;
 use crate::intercept::egress::destination::{Resolved, normalize_host};
-use crate::intercept::egress::{EgressProxy, Route, names_only};
+use crate::intercept::egress::{EgressProxy, Route, agent_identity, names_only};
 use peek::Opening;
 pub use settings::TransparentConfig;
 
 /// The transparent listener's shared state.
 pub struct Transparent {
     proxy: Arc<EgressProxy>,
+    identities: Arc<Identities>,
     peek_timeout: Duration,
     slots: Arc<Semaphore>,
     /// The listener's own bound addresses: a connection whose original destination is one of
@@ -77,10 +83,12 @@ impl Transparent {
     pub fn new(
         config: &TransparentConfig,
         proxy: Arc<EgressProxy>,
+        identities: Arc<Identities>,
         own: Vec<SocketAddr>,
     ) -> Transparent {
         Transparent {
             proxy,
+            identities,
             peek_timeout: Duration::from_millis(config.peek_timeout_ms),
             slots: Arc::new(Semaphore::new(config.max_connections)),
             own: own.into_iter().map(origdst::canonical).collect(),
@@ -143,10 +151,29 @@ impl Transparent {
                 return;
             }
         };
+        let uid = tokio::task::spawn_blocking(move || owner::connecting_uid(peer, orig))
+            .await
+            .ok()
+            .flatten();
+        let agent = self.agent_of(uid);
         match opening {
-            Opening::Http => self.serve_http(stream, orig).await,
-            Opening::Tls { sni: Some(name) } => self.tunnel(stream, orig, Some(name)).await,
-            Opening::Tls { sni: None } | Opening::Raw => self.tunnel(stream, orig, None).await,
+            Opening::Http => self.serve_http(stream, orig, agent).await,
+            Opening::Tls { sni: Some(name) } => self.tunnel(stream, orig, Some(name), agent).await,
+            Opening::Tls { sni: None } | Opening::Raw => {
+                self.tunnel(stream, orig, None, agent).await
+            }
+        }
+    }
+
+    /// The agent behind a connection whose socket `uid` owns: the identity with that `uid`,
+    /// else an unnamed agent called `uid:N` (or nothing, when the owner is unknown).
+    fn agent_of(&self, uid: Option<u32>) -> AgentIdentity {
+        match uid.and_then(|u| self.identities.by_uid(u)) {
+            Some(auth) => agent_identity(&auth),
+            None => AgentIdentity {
+                id: uid.map(|u| format!("uid:{u}")),
+                ..AgentIdentity::default()
+            },
         }
     }
 
@@ -180,11 +207,16 @@ impl Transparent {
     }
 
     /// TLS or raw TCP: one `connect` action; allowed, carried like a CONNECT tunnel.
-    async fn tunnel(&self, stream: TcpStream, orig: SocketAddr, sni: Option<String>) {
+    async fn tunnel(
+        &self,
+        stream: TcpStream,
+        orig: SocketAddr,
+        sni: Option<String>,
+        agent: AgentIdentity,
+    ) {
         let dest = self
             .destination(orig, sni.as_deref().map(|s| (s, "sni")))
             .await;
-        let agent = AgentIdentity::default();
         let permit = match self.proxy.rule_connect(&agent, &dest, "transparent").await {
             Ruling::Allowed(p) => p,
             // Dropped with its opening unread: the client gets a reset.
@@ -203,11 +235,17 @@ impl Transparent {
     }
 
     /// Plain HTTP: serve the connection, each request decided on its own as on the proxy.
-    async fn serve_http(self: &Arc<Self>, stream: TcpStream, orig: SocketAddr) {
+    async fn serve_http(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        orig: SocketAddr,
+        agent: AgentIdentity,
+    ) {
         let this = self.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let this = this.clone();
-            async move { Ok::<_, std::convert::Infallible>(this.http_request(req, orig).await) }
+            let agent = agent.clone();
+            async move { Ok::<_, std::convert::Infallible>(this.http_request(req, orig, agent).await) }
         });
         let served = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -223,6 +261,7 @@ impl Transparent {
         &self,
         req: Request<Incoming>,
         orig: SocketAddr,
+        agent: AgentIdentity,
     ) -> Response<ResponseBody> {
         // The claim: the absolute-form URL's host, else the Host field.
         let claim = req
@@ -243,9 +282,7 @@ impl Transparent {
         }
         let dest = self.destination(orig, Some((&claim, "http_host"))).await;
         let proxy = self.proxy.clone();
-        proxy
-            .relay(AgentIdentity::default(), "http", req, &dest, Route::Direct)
-            .await
+        proxy.relay(agent, "http", req, &dest, Route::Direct).await
     }
 }
 

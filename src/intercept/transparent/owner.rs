@@ -1,0 +1,53 @@
+//! Who opened a redirected connection: the user that owns the connecting socket.
+//!
+//! A redirected connection carries no credential, but the kernel keeps the owner of every
+//! socket. The agent's socket is the row of this network namespace's TCP table
+//! (`/proc/self/net/tcp`, `tcp6`) whose local address is the peer the listener accepted and
+//! whose remote address is the original destination (REDIRECT rewrites packets, not the
+//! socket). Its uid names the identity (`[identities.NAME] uid`).
+
+use std::net::SocketAddr;
+
+use super::origdst::canonical;
+
+/// The uid owning the socket that connected from `peer` to `orig`; `None` when no row
+/// matches (the socket is gone already, or it lives in another network namespace) or the
+/// table cannot be read.
+pub fn connecting_uid(peer: SocketAddr, orig: SocketAddr) -> Option<u32> {
+    let (peer, orig) = (canonical(peer), canonical(orig));
+    // An IPv4 socket can also be an IPv6 one with mapped addresses: look in both tables.
+    let tables = match peer {
+        SocketAddr::V4(_) => [procfs::net::tcp(), procfs::net::tcp6()],
+        SocketAddr::V6(_) => [procfs::net::tcp6(), procfs::net::tcp()],
+    };
+    tables
+        .into_iter()
+        .filter_map(|t| {
+            t.map_err(|e| tracing::debug!(error = %e, "cannot read the TCP socket table"))
+                .ok()
+        })
+        .flatten()
+        .find(|row| canonical(row.local_address) == peer && canonical(row.remote_address) == orig)
+        .map(|row| row.uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn the_owner_of_a_loopback_connection_is_this_process_user() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let client = TcpStream::connect(to).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // SAFETY: getuid has no preconditions and touches no memory.
+        let me = unsafe { libc::getuid() };
+        assert_eq!(connecting_uid(peer, to), Some(me));
+        // Another destination: not this socket.
+        let elsewhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(connecting_uid(peer, elsewhere), None);
+    }
+}
