@@ -488,6 +488,27 @@ delete_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [
 
 find_rule_findings(c) := {exec_rule_finding("exec.recursive_delete", "find -delete") |
 	"-delete" in c.flags
+} | {exec_rule_finding("exec.rm_root", sprintf("find %s deleting all it finds", [p])) |
+	find_deletes(c)
+	not find_selects_by_name(c)
+	some p in c.paths
+	protected_dir(p)
+}
+
+# find deletes what it finds: -delete, or a delete command run on it (-exec rm -rf {} +).
+find_deletes(c) if "-delete" in c.flags
+
+find_deletes(c) if {
+	inner := fact_commands[c.runs]
+	exec_data.kinds[inner.name] == "delete"
+}
+
+# A name or path test picks some files (find ~ -name '*.pyc' -delete), and -empty only
+# empty ones; without either, find under the home directory or / deletes the tree like
+# rm -rf ~ does.
+find_selects_by_name(c) if {
+	some f in c.flags
+	f in {"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex", "-lname", "-ilname", "-empty"}
 }
 
 disk_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", c.name)}

@@ -550,3 +550,16 @@ test_exec_host_override_needs_approval_in_production if {
 	}
 	decide({"action": {"kind": "tool", "tool": "exec", "params": {"command": "ls", "host": "gateway"}}, "environment": "development"}).effect == "allow"
 }
+
+# find under ~ or / that deletes everything it finds is rm -rf ~ (denied everywhere); a
+# name or path test makes it a selective cleanup (recursive_delete: held in production).
+test_find_deleting_a_protected_tree_is_rm_root if {
+	every cmd in ["find ~ -delete", "find / -type f -delete", "find ~ -maxdepth 0 -exec rm -rf {} +", "find /home/dev -mindepth 1 -exec rm -r {} \\;", "find /etc -exec unlink {} +"] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "exec.rm_root")
+	}
+	every cmd in ["find ~ -name '*.pyc' -delete", "find . -delete", "find ~/project/build -delete", "find / -path '*/node_modules/.cache' -exec rm -rf {} +", "find ~ -type d -empty -delete"] {
+		none_fires([cmd], "exec.rm_root")
+	}
+}
