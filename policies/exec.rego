@@ -390,6 +390,11 @@ metadata_destination(u) if {
 	is_metadata_ip(ip)
 }
 
+parse_findings contains exec_rule_finding("exec.unfinished_line", s.source) if {
+	some s in facts.scripts
+	s.unfinished_line == true
+}
+
 parse_findings contains exec_rule_finding("exec.unparsed", sprintf("%s: %s", [s.source, s.parse_error])) if {
 	some s in facts.scripts
 	s.parse_error

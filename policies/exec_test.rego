@@ -418,6 +418,7 @@ exec_examples := {
 	"exec.unparsed": "echo 'unterminated",
 	"exec.dynamic_program": "$TOOL --version",
 	"exec.cloud_metadata": "curl http://169.254.169.254/",
+	"exec.unfinished_line": "",
 	"cred.k8s_secret": "kubectl get secret db -o json",
 	"cred.recursive_read": "grep -r token ~",
 	"net.local_file_url": "",
@@ -432,7 +433,8 @@ test_every_exec_rule_has_an_example if {
 	}
 }
 
-# An empty example: the rule is about tool URLs, tested in http_test.rego.
+# An empty example: the rule is not about exec commands (tool URLs: http_test.rego; typed
+# input: tools_test.rego).
 example_fires(_, cmd) if cmd == ""
 
 example_fires(id, cmd) if {

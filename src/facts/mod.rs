@@ -16,6 +16,7 @@ pub mod parser_worker;
 pub mod path;
 pub mod roles;
 pub mod shell;
+pub mod typed;
 pub mod url;
 pub mod wrappers;
 
@@ -269,6 +270,7 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
             if action.kind == ActionKind::Tool {
                 let own = roles.tool(tool);
                 spec.command.extend(own.command.iter().cloned());
+                spec.typed.extend(own.typed.iter().cloned());
                 spec.path.extend(own.path.iter().cloned());
                 spec.url.extend(own.url.iter().cloned());
                 spec.patch.extend(own.patch.iter().cloned());
@@ -419,6 +421,31 @@ fn params_facts(
     for key in &spec.command {
         for text in params.get(key).map(strings).unwrap_or_default() {
             shell::add_script(&mut sink, &text, format!("params.{key}"), &base);
+        }
+    }
+    // Input typed into a live terminal: what its shell reads, unless the input edits it.
+    if let Some(typed) = typed::typed(params, &spec.typed) {
+        let keys: Vec<&str> = spec
+            .typed
+            .iter()
+            .filter(|k| params.contains_key(k.as_str()))
+            .map(String::as_str)
+            .collect();
+        let source = format!("params.{}", keys.join("+"));
+        let first = sink.scripts.len();
+        match typed.edited {
+            None => shell::add_script(&mut sink, &typed.text, source, &base),
+            Some(edit) => shell::add_unparsed(
+                &mut sink,
+                &typed.text,
+                source,
+                format!(
+                    "the typed input edits its line ({edit}), so the shell runs something other than the text typed; not parsed"
+                ),
+            ),
+        }
+        if let Some(script) = sink.scripts.get_mut(first) {
+            script.unfinished_line = typed.unfinished;
         }
     }
     // Variables the call sets for the command (exec's `env`) reach every program it runs, as

@@ -11,6 +11,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolParams {
     pub command: Vec<String>,
+    /// Input typed into a live terminal (`facts::typed`): text parameters, `hex` bytes and
+    /// `keys` tokens, in the order they are sent.
+    pub typed: Vec<String>,
     pub path: Vec<String>,
     pub url: Vec<String>,
     pub patch: Vec<String>,
@@ -32,6 +35,7 @@ impl ToolParams {
         };
         ToolParams {
             command: names("command_params"),
+            typed: names("typed_params"),
             path: names("path_params"),
             url: names("url_params"),
             patch: names("patch_params"),

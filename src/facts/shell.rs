@@ -37,6 +37,10 @@ pub struct ScriptFact {
     /// How the script's commands are joined: `pipe`, `and`, `or`, `sequence`, `background`,
     /// `subshell`.
     pub joins: Vec<&'static str>,
+    /// Typed input that leaves its line for later input to finish (`facts::typed`): what the
+    /// shell runs is not known from this call alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished_line: bool,
 }
 
 /// A word that is not plain literal text after quote removal.
@@ -154,6 +158,30 @@ pub(super) fn add_script(sink: &mut Sink, text: &str, source: String, base: &Pat
         vars: HashMap::new(),
     };
     walker.script(text, source, &Scope::top());
+}
+
+/// State text that is not parsed, and why (typed input that edits its own line).
+pub(super) fn add_unparsed(sink: &mut Sink, text: &str, source: String, reason: String) {
+    if sink.scripts.len() >= sink.limits.max_scripts {
+        sink.truncated = true;
+        return;
+    }
+    sink.scripts.push(ScriptFact {
+        source,
+        bytes: text.len(),
+        parse_error: Some(reason),
+        text: Some(unparsed_head(text)),
+        ..Default::default()
+    });
+}
+
+/// The first 4 KiB of text that was not parsed (on a character boundary), kept in its fact.
+fn unparsed_head(text: &str) -> String {
+    let mut cut = text.len().min(4096);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text[..cut].to_string()
 }
 
 /// Where the commands being walked sit.
@@ -427,13 +455,9 @@ impl Walker<'_, '_> {
                 self.sink.truncated |= before;
             }
             Err(e) => {
-                let mut cut = text.len().min(4096);
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
                 let script = &mut self.sink.scripts[index];
                 script.parse_error = Some(e);
-                script.text = Some(text[..cut].to_string());
+                script.text = Some(unparsed_head(text));
             }
         }
     }
