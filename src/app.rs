@@ -367,6 +367,7 @@ async fn start_transparent(
         };
         let forwarder = Arc::new(dns::DnsForwarder::new(
             gate.clone(),
+            identities.clone(),
             upstream,
             Duration::from_millis(t.dns_timeout_ms),
         ));

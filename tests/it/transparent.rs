@@ -729,6 +729,7 @@ async fn redirected_connections_are_the_identity_of_the_user_that_opened_them() 
     let lab = NetLab::new();
     let hits: Hits = Arc::default();
     start_tcp_canaries(&lab, &hits);
+    start_udp_canaries(&lab, &hits);
     apply_net_rules(&lab);
     let cg = Clawgate::start_in(
         &lab,
@@ -800,4 +801,18 @@ async fn redirected_connections_are_the_identity_of_the_user_that_opened_them() 
     let other = by_path("/other-user");
     assert_eq!(other["id"], format!("uid:{OTHER_UID}"), "{other}");
     assert!(other.get("authenticated_as").is_none(), "{other}");
+
+    // DNS queries are the querying socket's owner's too, over UDP and TCP.
+    let udp = tokio::task::block_in_place(|| dns_query(&lab, "www.allowed.test"));
+    assert!(udp.is_some());
+    let tcp = tokio::task::block_in_place(|| dns_query_tcp(&lab, "tcp.allowed.test"));
+    assert!(tcp.is_some());
+    let decisions = cg.decisions(&lab);
+    for name in ["www.allowed.test", "tcp.allowed.test"] {
+        let dns = decision_for(&decisions, |a| {
+            a["kind"] == "dns" && a["dns"]["name"] == name
+        });
+        assert_eq!(dns.len(), 1, "{name}: {decisions:?}");
+        assert_eq!(dns[0]["agent"]["authenticated_as"], "sandboxed", "{name}");
+    }
 }

@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::action::{Action, AgentIdentity};
 use crate::gate::{CheckRequest, Dispatched, Gate, Ruling};
+use crate::identity::Identities;
 
 /// Largest DNS message over UDP that is read (EDNS allows up to 64 KiB; answers above
 /// 4096 bytes are rare and come over TCP).
@@ -25,15 +26,22 @@ const MAX_UDP: usize = 4096;
 /// The forwarder's settings and shared state.
 pub struct DnsForwarder {
     gate: Arc<Gate>,
+    identities: Arc<Identities>,
     upstream: SocketAddr,
     timeout: Duration,
     slots: Arc<Semaphore>,
 }
 
 impl DnsForwarder {
-    pub fn new(gate: Arc<Gate>, upstream: SocketAddr, timeout: Duration) -> DnsForwarder {
+    pub fn new(
+        gate: Arc<Gate>,
+        identities: Arc<Identities>,
+        upstream: SocketAddr,
+        timeout: Duration,
+    ) -> DnsForwarder {
         DnsForwarder {
             gate,
+            identities,
             upstream,
             timeout,
             slots: Arc::new(Semaphore::new(1024)),
@@ -67,7 +75,12 @@ impl DnsForwarder {
             let query = buf[..n].to_vec();
             let (this, socket) = (self.clone(), socket.clone());
             tokio::spawn(async move {
-                if let Some(answer) = this.answer(&query, false).await {
+                let uid = tokio::task::spawn_blocking(move || super::owner::sending_uid(peer))
+                    .await
+                    .ok()
+                    .flatten();
+                let agent = super::owner::agent_owning(&this.identities, uid);
+                if let Some(answer) = this.answer(&query, false, agent).await {
                     let _ = socket.send_to(&answer, peer).await;
                 }
                 drop(slot);
@@ -86,20 +99,42 @@ impl DnsForwarder {
                 a = listener.accept() => a,
                 _ = shutdown.changed() => return,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let Ok((stream, peer)) = accepted else {
+                continue;
+            };
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 continue;
             };
             let this = self.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(30), this.tcp_connection(stream))
-                    .await;
+                let orig = super::origdst::original_destination(&stream)
+                    .ok()
+                    .map(super::origdst::canonical);
+                let uid = match orig {
+                    Some(orig) => tokio::task::spawn_blocking(move || {
+                        super::owner::connecting_uid(peer, orig)
+                    })
+                    .await
+                    .ok()
+                    .flatten(),
+                    None => None,
+                };
+                let agent = super::owner::agent_owning(&this.identities, uid);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    this.tcp_connection(stream, agent),
+                )
+                .await;
                 drop(slot);
             });
         }
     }
 
-    async fn tcp_connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+    async fn tcp_connection(
+        &self,
+        mut stream: TcpStream,
+        agent: AgentIdentity,
+    ) -> std::io::Result<()> {
         loop {
             let len = match stream.read_u16().await {
                 Ok(n) => usize::from(n),
@@ -107,7 +142,7 @@ impl DnsForwarder {
             };
             let mut query = vec![0u8; len];
             stream.read_exact(&mut query).await?;
-            let Some(answer) = self.answer(&query, true).await else {
+            let Some(answer) = self.answer(&query, true, agent.clone()).await else {
                 return Ok(());
             };
             let Ok(n) = u16::try_from(answer.len()) else {
@@ -121,7 +156,7 @@ impl DnsForwarder {
     /// The answer to one query message: the upstream's when policy allows the question,
     /// `REFUSED` when it does not, `FORMERR` for a message that is not one plain question.
     /// `None`: not even a header to answer to.
-    pub async fn answer(&self, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    pub async fn answer(&self, query: &[u8], tcp: bool, agent: AgentIdentity) -> Option<Vec<u8>> {
         let id = u16::from_be_bytes([*query.first()?, *query.get(1)?]);
         let msg = match Message::from_vec(query) {
             Ok(m) => m,
@@ -138,7 +173,7 @@ impl DnsForwarder {
         let (name, qtype) = asked(&msg.queries[0]);
         let request = CheckRequest {
             action: Action::dns(name.clone(), qtype.clone()),
-            agent: AgentIdentity::default(),
+            agent,
             requester: None,
         };
         // Nothing waits for an approval: a held lookup is answered REFUSED at once.

@@ -12,8 +12,8 @@
 //!   and relayed by the egress proxy's own code; TLS and anything else is a `connect` action,
 //!   carried as a CONNECT tunnel is (terminated and inspected when TLS inspection covers it).
 //!
-//! The agent is the identity whose `uid` owns the connecting socket ([`owner`]); a user no
-//! identity names is judged as the unnamed agent `uid:N`.
+//! The agent is the identity whose `uid` owns the connecting socket ([`owner`]), for DNS
+//! queries too; a user no identity names is judged as the unnamed agent `uid:N`.
 //!
 //! Refusals close the connection (403 on plain HTTP). DNS queries go to [`dns`].
 
@@ -38,7 +38,7 @@ use crate::gate::Ruling;
 use crate::http_api::ResponseBody;
 use crate::identity::Identities;
 use crate::intercept::egress::destination::{Resolved, normalize_host};
-use crate::intercept::egress::{EgressProxy, Route, agent_identity, names_only};
+use crate::intercept::egress::{EgressProxy, Route, names_only};
 use peek::Opening;
 pub use settings::TransparentConfig;
 
@@ -155,25 +155,13 @@ impl Transparent {
             .await
             .ok()
             .flatten();
-        let agent = self.agent_of(uid);
+        let agent = owner::agent_owning(&self.identities, uid);
         match opening {
             Opening::Http => self.serve_http(stream, orig, agent).await,
             Opening::Tls { sni: Some(name) } => self.tunnel(stream, orig, Some(name), agent).await,
             Opening::Tls { sni: None } | Opening::Raw => {
                 self.tunnel(stream, orig, None, agent).await
             }
-        }
-    }
-
-    /// The agent behind a connection whose socket `uid` owns: the identity with that `uid`,
-    /// else an unnamed agent called `uid:N` (or nothing, when the owner is unknown).
-    fn agent_of(&self, uid: Option<u32>) -> AgentIdentity {
-        match uid.and_then(|u| self.identities.by_uid(u)) {
-            Some(auth) => agent_identity(&auth),
-            None => AgentIdentity {
-                id: uid.map(|u| format!("uid:{u}")),
-                ..AgentIdentity::default()
-            },
         }
     }
 

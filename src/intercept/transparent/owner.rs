@@ -4,11 +4,46 @@
 //! socket. The agent's socket is the row of this network namespace's TCP table
 //! (`/proc/self/net/tcp`, `tcp6`) whose local address is the peer the listener accepted and
 //! whose remote address is the original destination (REDIRECT rewrites packets, not the
-//! socket). Its uid names the identity (`[identities.NAME] uid`).
+//! socket); a DNS query over UDP comes from the row of the UDP table whose local address is
+//! the query's source. Its uid names the identity (`[identities.NAME] uid`).
 
 use std::net::SocketAddr;
 
 use super::origdst::canonical;
+use crate::action::AgentIdentity;
+use crate::identity::Identities;
+use crate::intercept::egress::agent_identity;
+
+/// The agent behind traffic whose socket `uid` owns: the identity with that `uid`, else an
+/// unnamed agent called `uid:N` (or nothing, when the owner is unknown).
+pub fn agent_owning(identities: &Identities, uid: Option<u32>) -> AgentIdentity {
+    match uid.and_then(|u| identities.by_uid(u)) {
+        Some(auth) => agent_identity(&auth),
+        None => AgentIdentity {
+            id: uid.map(|u| format!("uid:{u}")),
+            ..AgentIdentity::default()
+        },
+    }
+}
+
+/// The uid owning the UDP socket that sent from `peer` (a DNS query); `None` when no row
+/// matches.
+pub fn sending_uid(peer: SocketAddr) -> Option<u32> {
+    let peer = canonical(peer);
+    let tables = match peer {
+        SocketAddr::V4(_) => [procfs::net::udp(), procfs::net::udp6()],
+        SocketAddr::V6(_) => [procfs::net::udp6(), procfs::net::udp()],
+    };
+    tables
+        .into_iter()
+        .filter_map(|t| {
+            t.map_err(|e| tracing::debug!(error = %e, "cannot read the UDP socket table"))
+                .ok()
+        })
+        .flatten()
+        .find(|row| canonical(row.local_address) == peer)
+        .map(|row| row.uid)
+}
 
 /// The uid owning the socket that connected from `peer` to `orig`; `None` when no row
 /// matches (the socket is gone already, or it lives in another network namespace) or the
@@ -49,5 +84,14 @@ mod tests {
         // Another destination: not this socket.
         let elsewhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(connecting_uid(peer, elsewhere), None);
+    }
+
+    #[test]
+    fn the_owner_of_a_udp_sender_is_this_process_user() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // SAFETY: getuid has no preconditions and touches no memory.
+        let me = unsafe { libc::getuid() };
+        assert_eq!(sending_uid(sender.local_addr().unwrap()), Some(me));
+        drop(sender);
     }
 }
