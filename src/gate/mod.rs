@@ -562,10 +562,11 @@ impl Gate {
 
     /// What approvers are told besides the redacted arguments: the redacted paths (relative
     /// to the action) and the programs its shell commands run, from the facts stage.
-    fn shown(&self, req: &CheckRequest, redacted: Vec<String>) -> Shown {
+    async fn shown(&self, req: &CheckRequest, redacted: Vec<String>) -> Shown {
         let facts = self
             .policy
-            .facts(&req.action, self.facts_context(&req.agent));
+            .facts_off_thread(&req.action, self.facts_context(&req.agent))
+            .await;
         let mut programs: Vec<String> = Vec::new();
         for c in &facts.commands {
             if !c.name.is_empty() && !programs.contains(&c.name) {
@@ -604,7 +605,7 @@ impl Gate {
             reasons: d.reasons.clone(),
             spec: d.approval.clone(),
             constraints: d.constraints.clone(),
-            shown: self.shown(req, redacted),
+            shown: self.shown(req, redacted).await,
         };
         match self.approvals.admit(binding, new).await {
             Ok(Clearance::Approved { view, consumed }) => {

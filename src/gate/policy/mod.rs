@@ -222,6 +222,26 @@ impl PolicyEngine {
         crate::facts::facts_for(action, &self.current.load().param_roles, ctx)
     }
 
+    /// [`PolicyEngine::facts`] on the evaluation threads when the engine has them: stating
+    /// facts can wait on a shell parser worker, which an async worker must not.
+    pub async fn facts_off_thread(
+        &self,
+        action: &crate::action::Action,
+        ctx: &FactsContext,
+    ) -> Facts {
+        let Some(pool) = &self.pool else {
+            return self.facts(action, ctx);
+        };
+        let (bundle, action, ctx) = (self.current.load_full(), action.clone(), ctx.clone());
+        pool.run(move || crate::facts::facts_for(&action, &bundle.param_roles, &ctx))
+            .await
+            // The thread stopped: say the facts are not everything, rather than nothing.
+            .unwrap_or_else(|| Facts {
+                truncated: true,
+                ..Facts::default()
+            })
+    }
+
     /// Decide an action: through the decision cache, else by stating its facts (with the
     /// serving bundle's parameter roles) into `input.facts` and evaluating, on this thread.
     /// `input` is the policy input without facts; `action_hash` the canonical hash of
