@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -156,16 +156,16 @@ pub(crate) async fn serve<F, Fut>(
 {
     let graceful = GracefulShutdown::new();
     let limits = listener.limits.clone();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builders = Arc::new(Builders { http1, http2 });
     let idle = Duration::from_secs(limits.idle_timeout_s);
     let counts = ConnectionCounts::new(&limits);
     up.store(true, Ordering::Relaxed);
@@ -189,15 +189,15 @@ pub(crate) async fn serve<F, Fut>(
                 let _ = stream.set_nodelay(true);
                 let activity = Arc::new(Activity::new());
                 let stream = Watched { inner: stream, activity: activity.clone() };
-                let (handler, builder, watcher) = (handler.clone(), builder.clone(), graceful.watcher());
-                let tls = listener.tls.clone();
+                let (handler, builders, watcher) = (handler.clone(), builders.clone(), graceful.watcher());
+                let (tls, stopping) = (listener.tls.clone(), shutdown.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let conn = Conn { watcher, activity, idle };
+                    let conn = Conn { watcher, stopping, activity, idle };
                     let result = match tls {
                         None => {
                             let peer = PeerInfo { remote, client_cert: None };
-                            serve_connection(&builder, conn, TokioIo::new(stream), peer, handler).await
+                            serve_connection(&builders, conn, stream, peer, handler).await
                         }
                         Some(tls) => {
                             let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
@@ -213,7 +213,7 @@ pub(crate) async fn serve<F, Fut>(
                             };
                             let client_cert = crate::tls::listener::client_certificate(stream.get_ref().1);
                             let peer = PeerInfo { remote, client_cert };
-                            serve_connection(&builder, conn, TokioIo::new(stream), peer, handler).await
+                            serve_connection(&builders, conn, stream, peer, handler).await
                         }
                     };
                     if let Err(e) = result {
@@ -229,24 +229,35 @@ pub(crate) async fn serve<F, Fut>(
     graceful.shutdown().await;
 }
 
+/// How a listener serves HTTP/1.1 and HTTP/2, shared by its connections.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
 /// What a connection's task needs besides its IO.
 struct Conn {
     watcher: hyper_util::server::graceful::Watcher,
+    /// The listener's shutdown: a connection still waiting for its opening bytes ends then.
+    stopping: watch::Receiver<bool>,
     activity: Arc<Activity>,
     idle: Duration,
 }
 
 /// Serve one connection (plain or TLS), inserting `peer` into every request, until it ends
-/// or has been idle (no bytes, no request being answered) for `conn.idle`.
-async fn serve_connection<I, F, Fut>(
-    builder: &auto::Builder<TokioExecutor>,
+/// or has been idle (no bytes, no request being answered) for `conn.idle`. A connection
+/// that opens with the HTTP/2 preface is served as HTTP/2, any other as HTTP/1.1 (with
+/// upgrades), as `hyper_util`'s `auto` builder would, but without its rewinding reader (see
+/// [`Opened`]).
+async fn serve_connection<S, F, Fut>(
+    builders: &Builders,
     conn: Conn,
-    io: I,
+    stream: S,
     peer: PeerInfo,
     handler: F,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Result<(), ConnError>
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
@@ -255,29 +266,234 @@ where
         req.extensions_mut().insert(peer.clone());
         let handler = handler.clone();
         let busy = InFlight::start(&activity);
-        async move {
+        // hyper keeps room for the service's future in every connection (`in_flight`), from
+        // the first request until the connection closes. Boxed, that room is a pointer, and
+        // the future itself is freed once answered: an idle keep-alive connection no longer
+        // keeps a handler's state (it was ~11 KB on the agent listener).
+        Box::pin(async move {
             let response = handler(req).await;
             drop(busy);
-            Ok::<_, Infallible>(response)
-        }
+            Ok::<_, Infallible>(response.map(Sent))
+        })
     });
-    let served = conn.watcher.watch(
-        builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned(),
-    );
+    let Conn {
+        watcher,
+        mut stopping,
+        activity,
+        idle,
+    } = conn;
+    let served = async move {
+        // The listener's drain (`GracefulShutdown`) waits for this connection until it ends.
+        let _watcher = watcher;
+        let opened = tokio::select! {
+            opened = Opened::read(stream) => match opened {
+                Ok(opened) => opened,
+                Err(e) => return Err(boxed(e)),
+            },
+            // Shutting down before the client said anything: nothing to drain.
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        };
+        if opened.http2 {
+            // Boxed: the HTTP/2 state does not make every HTTP/1 connection's task larger.
+            let conn = builders
+                .http2
+                .serve_connection(TokioIo::new(opened), service);
+            Box::pin(until_stopped(conn, stopping, |c| c.graceful_shutdown()))
+                .await
+                .map_err(boxed)
+        } else {
+            let conn = builders
+                .http1
+                .serve_connection(TokioIo::new(opened), service)
+                .with_upgrades();
+            until_stopped(conn, stopping, |c| c.graceful_shutdown())
+                .await
+                .map_err(boxed)
+        }
+    };
     tokio::pin!(served);
-    let check = (conn.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let check = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         tokio::select! {
             result = &mut served => return result,
             _ = tokio::time::sleep(check) => {
-                if conn.activity.idle_for() >= conn.idle {
-                    tracing::debug!(idle_s = conn.idle.as_secs(), "closing an idle connection");
+                if activity.idle_for() >= idle {
+                    tracing::debug!(idle_s = idle.as_secs(), "closing an idle connection");
                     return Ok(());
                 }
             }
         }
+    }
+}
+
+/// A response body as hyper gets it: the same frames, its error a named type. With the
+/// boxed `dyn Error` of [`ResponseBody`] as the body's error, rustc cannot prove the
+/// connection's future `Send` once hyper's connection is awaited inside this generic
+/// function ("implementation of `From` is not general enough").
+struct Sent(ResponseBody);
+
+impl http_body::Body for Sent {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, BodyError>>> {
+        Pin::new(&mut self.0).poll_frame(cx).map_err(BodyError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// The error of a response body; the original is its source (hyper looks there for an
+/// HTTP/2 reset reason).
+#[derive(Debug)]
+struct BodyError(crate::http_api::BoxError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// Why a connection ended early (logged at debug level).
+type ConnError = Box<dyn std::error::Error + Send + Sync>;
+
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> ConnError {
+    Box::new(e)
+}
+
+/// Drive a connection until it ends; once the listener stops, ask it (`stop`) to finish the
+/// requests it is answering and close, and drive it until it has.
+async fn until_stopped<C: Future>(
+    conn: C,
+    mut stopping: watch::Receiver<bool>,
+    stop: impl FnOnce(Pin<&mut C>),
+) -> C::Output {
+    tokio::pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => return done,
+        _ = stopping.wait_for(|stop| *stop) => stop(conn.as_mut()),
+    }
+    conn.await
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection whose opening bytes were read to tell HTTP/2 from HTTP/1: it reads them
+/// again first, then the stream.
+///
+/// Unlike `hyper_util`'s rewinding reader, the read that returns the opening bytes also
+/// takes whatever else has arrived. hyper's HTTP/1 read buffer starts at 8 KiB for one
+/// read; a first read of only the opening bytes made it grow to 16 KiB for the life of
+/// every connection.
+struct Opened<S> {
+    inner: S,
+    opening: [u8; H2_PREFACE.len()],
+    /// `opening[at..len]` is still to be read.
+    at: usize,
+    len: usize,
+    /// Whether the opening bytes are the HTTP/2 preface.
+    http2: bool,
+    /// An error of the stream met after the opening bytes were returned; the next read gets it.
+    error: Option<std::io::Error>,
+}
+
+impl<S: AsyncRead + Unpin> Opened<S> {
+    /// Read until the bytes are the HTTP/2 preface or cannot be (as `hyper_util`'s `auto`
+    /// builder does: the end of the stream, or a byte off the preface, means HTTP/1).
+    async fn read(mut inner: S) -> std::io::Result<Opened<S>> {
+        let mut opening = [0u8; H2_PREFACE.len()];
+        let mut len = 0;
+        let mut http2 = true;
+        while len < opening.len() {
+            let n = inner.read(&mut opening[len..]).await?;
+            let before = len;
+            len += n;
+            if n == 0 || opening[before..len] != H2_PREFACE[before..len] {
+                http2 = false;
+                break;
+            }
+        }
+        Ok(Opened {
+            inner,
+            opening,
+            at: 0,
+            len,
+            http2,
+            error: None,
+        })
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Opened<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Err(e));
+        }
+        if this.at == this.len {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let rest = &this.opening[this.at..this.len];
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        this.at += n;
+        if this.at == this.len && buf.remaining() > 0 {
+            // The bytes that came with the opening ones, in the same read; none yet is fine.
+            if let Poll::Ready(Err(e)) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+                this.error = Some(e);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Opened<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -130,7 +130,8 @@ impl Gate {
         let started = Instant::now();
         let span = super::decide_span(&req);
         let decision = span.in_scope(|| self.approved_decision(&view, constraints, &req));
-        let decision = self.conclude(&req, decision, consumed, started, span).await;
+        // In its own allocation, so that the future waiting above stays small.
+        let decision = Box::pin(self.conclude(&req, decision, consumed, started, span)).await;
         Ok(Some(Waited::Ruled {
             ruling: Box::new(self.ruling(decision, &req.agent)),
             view,

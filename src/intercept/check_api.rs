@@ -105,7 +105,8 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let wait = wait_param(req.uri().query(), "wait", gate)?;
-    let mut request = read_json::<CheckBody, _>(req, max_body)
+    // Read and parsed in its own allocation, freed before the decision (and any hold).
+    let mut request = Box::pin(read_json::<CheckBody, _>(req, max_body))
         .await?
         .into_request()?;
     auth.apply_to(&mut request.agent);

@@ -39,17 +39,20 @@ impl AgentRoutes {
             }
         };
         let (gate, max_body) = (&self.gate, self.max_body);
+        // Each front door's future is allocated on its own, at its own size: a request held
+        // for approval (up to `approval.max_wait_s`, thousands at once) keeps only what its
+        // own handler needs, not room for the largest of them.
         match req.uri().path() {
-            "/v1/check" => check_api::handle(gate, &auth, req, max_body).await,
-            "/v1/results" => check_api::handle_result(gate, &auth, req, max_body).await,
+            "/v1/check" => Box::pin(check_api::handle(gate, &auth, req, max_body)).await,
+            "/v1/results" => Box::pin(check_api::handle_result(gate, &auth, req, max_body)).await,
             "/v1/mcp/visible-tools" => {
-                check_api::handle_visible_tools(gate, &auth, req, max_body).await
+                Box::pin(check_api::handle_visible_tools(gate, &auth, req, max_body)).await
             }
             path if path.starts_with("/v1/approvals/") => {
-                check_api::handle_wait(gate, &auth, req).await
+                Box::pin(check_api::handle_wait(gate, &auth, req)).await
             }
             path if path.starts_with("/mcp/") => {
-                mcp::handle(&self.mcp, gate, &auth, self.hold, req).await
+                Box::pin(mcp::handle(&self.mcp, gate, &auth, self.hold, req)).await
             }
             path => ApiError::not_found(path).into_response(),
         }

@@ -569,6 +569,12 @@ impl Approvals {
         if self.wait(id, timeout).await.is_none() {
             return Ok(None);
         }
+        // Released in its own allocation: the waiting future stays small.
+        Box::pin(self.release(id)).await
+    }
+
+    /// An approval no longer waited for, released once if approved and still usable.
+    async fn release(&self, id: &str) -> Result<Option<Release>, ApprovalError> {
         let now = now_ms();
         let reuse = self.settings.reuse_window.as_millis() as i64;
         let Some(step) = self.step(id).await else {

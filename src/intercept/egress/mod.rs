@@ -428,7 +428,9 @@ impl EgressProxy {
                 }
             }
         };
-        let failed = match tokio::time::timeout_at(deadline, sent).await {
+        // Sending runs in its own allocation: the future that holds a request for its
+        // approval does not carry the upstream exchange's state as well.
+        let failed = match tokio::time::timeout_at(deadline, Box::pin(sent)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err((StatusCode::BAD_GATEWAY, "upstream_failed", message)),
             Err(_) => Err((

@@ -189,7 +189,7 @@ where
     match parts.method {
         Method::POST => {}
         Method::GET | Method::DELETE => {
-            return forward(gw, upstream, &parts, Bytes::new(), None).await;
+            return Box::pin(forward(gw, upstream, &parts, Bytes::new(), None)).await;
         }
         ref m => {
             return crate::http_api::ApiError::method_not_allowed(m, "POST, GET or DELETE")
@@ -242,12 +242,20 @@ where
                 agent,
                 requester: None,
             };
+            // A call held for approval keeps the action and the bytes to forward, not the
+            // parsed message as well.
+            drop(message);
             let ruling = gate.rule(&request, hold).await;
             let decision = ruling.decision();
             tracing::info!(action_id = %decision.id, run_id = request.agent.run_id.as_deref().unwrap_or(""),
-                decision = decision.outcome.as_str(), server = %server, tool, "mcp tools/call");
+                decision = decision.outcome.as_str(), server = %server,
+                tool = request.action.tool.as_deref().unwrap_or(""), "mcp tools/call");
             match ruling {
-                Ruling::Allowed(permit) => forward(gw, upstream, &parts, body, Some(permit)).await,
+                // Forwarding runs in its own allocation: the future that holds a call for its
+                // approval does not carry the upstream request's state as well.
+                Ruling::Allowed(permit) => {
+                    Box::pin(forward(gw, upstream, &parts, body, Some(permit))).await
+                }
                 Ruling::Refused(decision) => {
                     let text = decision_refusal(&decision);
                     rpc_response(
@@ -258,10 +266,10 @@ where
             }
         }
         Some("tools/list") => {
-            let resp = forward(gw, upstream, &parts, body, None).await;
+            let resp = Box::pin(forward(gw, upstream, &parts, body, None)).await;
             filter_list(gate, &server, &agent, resp).await
         }
-        _ => forward(gw, upstream, &parts, body, None).await,
+        _ => Box::pin(forward(gw, upstream, &parts, body, None)).await,
     }
 }
 
