@@ -114,7 +114,34 @@ credential_url_findings := {finding("net.credential_in_url", "deny", "high", spr
 # `X-Data` to an arbitrary host is a token leaving.
 header_credential_findings := {finding("net.credential_in_header", "deny", "high", sprintf("the %s header to %s carries a credential (%s): it would leave with the request", [name, host, concat(", ", shapes)])) |
 	some name, found in object.get(facts, "header_credentials", {})
+	host := normalize_host(input.action.http.host)
+	shapes := [s |
+		some s in found
+		leaves_in_header(name, s, host)
+	]
+	count(shapes) > 0
+}
+
+# In a header APIs take keys in (Authorization, Cookie, ...), a key is normal, but a key
+# whose issuer is known (network.url_credential_homes) goes to that issuer only: a GitHub
+# token in `Authorization` to an arbitrary host is that token leaving.
+leaves_in_header(name, shape, host) if {
 	not name in object.get(network_data, "credential_headers", [])
+	shape in object.get(network_data, "url_credential_shapes", [])
+	not host_listed(object.get(object.get(network_data, "url_credential_homes", {}), shape, []), host)
+}
+
+leaves_in_header(name, shape, host) if {
+	name in object.get(network_data, "credential_headers", [])
+	homes := object.get(network_data, "url_credential_homes", {})
+	shape in object.keys(homes)
+	not host_listed(homes[shape], host)
+}
+
+# A credential in a JSON request body to a host that is not its issuer.
+body_credential_findings := {finding("net.credential_in_body", "deny", "high", sprintf("the request body to %s carries a credential (%s): it would leave with the request", [host, concat(", ", shapes)])) |
+	found := object.get(facts, "body_credentials", [])
+	count(found) > 0
 	host := normalize_host(input.action.http.host)
 	homes := object.get(network_data, "url_credential_homes", {})
 	shapes := [s |
@@ -262,7 +289,7 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := ((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | header_credential_findings) | unverified_host_findings
+	fs := (((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | header_credential_findings) | body_credential_findings) | unverified_host_findings
 }
 
 http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {

@@ -228,6 +228,9 @@ pub struct Facts {
     /// lower case → shapes), the way URL facts state `credentials`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub header_credentials: std::collections::BTreeMap<String, Vec<&'static str>>,
+    /// The credential shapes in an `http` action's JSON body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub body_credentials: Vec<&'static str>,
 }
 
 /// State the facts of one action.
@@ -304,6 +307,12 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                             .header_credentials
                             .insert(name.to_ascii_lowercase(), shapes);
                     }
+                }
+                // A JSON body is scanned as its text (its strings, escaped as JSON writes
+                // them, which leaves token shapes intact).
+                if let Some(body) = &h.body {
+                    facts.body_credentials =
+                        crate::audit::redact::token_shapes_in(&body.to_string());
                 }
             }
         }
