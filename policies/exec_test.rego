@@ -371,10 +371,15 @@ test_exec_without_command_held if {
 	d2.effect == "require_approval"
 }
 
+# A command that is not a string is held; its words are still judged as an argv.
 test_exec_command_not_a_string_held if {
-	d := decide(tool_call("exec", {"command": ["rm", "-rf", "/"]}, "development"))
+	d := decide(tool_call("exec", {"command": ["ls", "-la"]}, "development"))
 	d.effect == "require_approval"
 	fired(d, "exec.no_command")
+	r := decide(tool_call("exec", {"command": ["rm", "-rf", "/"]}, "development"))
+	r.effect == "deny"
+	fired(r, "exec.no_command")
+	fired(r, "exec.rm_root")
 }
 
 # Code Mode sends JavaScript, which does not parse as a shell command: held for a

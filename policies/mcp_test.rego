@@ -146,6 +146,21 @@ test_mcp_host_arguments_are_checked if {
 	effect_of(mcp_input("fetch", "fetch", {"host": "github.com"}, "production")) == "allow"
 }
 
+# Past the depth the facts stage reads, the call is held; inside it, judged. Keys are
+# matched whatever their case, plural URL keys count, and an argv array is judged as one
+# command as well as a list of commands.
+test_mcp_arguments_past_what_is_read_are_held if {
+	deep := {"a": {"b": {"c": {"d": {"e": {"path": "/home/dev/.ssh/id_rsa"}}}}}}
+	d := mcp_decide("fs", "read", deep, "production")
+	d.effect == "require_approval"
+	fired(d, "args.unread")
+	not fired(mcp_decide("fs", "read", {"a": {"b": {"path": "README.md"}}}, "production"), "args.unread")
+	fired(mcp_decide("shell", "run", {"CMD": "rm -rf ~"}, "development"), "exec.rm_root")
+	fired(mcp_decide("shell", "run", {"argv": ["rm", "-rf", "/home/dev"]}, "development"), "exec.rm_root")
+	fired(mcp_decide("shell", "run", {"command": ["ls", "rm -rf ~"]}, "development"), "exec.rm_root")
+	fired(mcp_decide("web", "fetch", {"urls": ["https://ok.example", "http://169.254.169.254/"]}, "development"), "net.cloud_metadata")
+}
+
 test_mcp_missing_tool_denied if {
 	d := decide({"action": {"kind": "mcp", "server": "github"}, "environment": "development"})
 	d.effect == "deny"

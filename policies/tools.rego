@@ -183,7 +183,15 @@ unknown_blocks_private := true if {
 } else := false
 
 # Findings from the facts of the call: its shell commands, paths and URLs.
-fact_findings(tool_writes, block_private, where) := (command_findings | path_findings(tool_writes)) | url_findings(block_private, where)
+fact_findings(tool_writes, block_private, where) := ((command_findings | path_findings(tool_writes)) | url_findings(block_private, where)) | unread_findings
+
+# Arguments nested deeper, or more of them, than the facts stage reads (facts.truncated
+# with no command to blame): a path five levels down is as much a path, so the call is
+# held rather than judged on part of it.
+unread_findings := {finding("args.unread", "require_approval", "high", "the call's arguments are nested deeper (or hold more values) than clawgate reads, so part of them is not judged")} if {
+	facts.truncated == true
+	count(object.get(facts, "scripts", [])) == 0
+} else := set()
 
 # An exec mutation says which commands are not read-only.
 mutation_finding(base, mutates, spec) := object.union(base, {"reason": sprintf("%s: %s", [base.reason, mutation_detail])}) if {

@@ -255,11 +255,12 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
             let tool = action.tool.as_deref().unwrap_or_default();
             let is_mcp = action.kind == ActionKind::Mcp
                 || (action.kind == ActionKind::Tool && roles.is_bundle_mcp(tool));
-            let (nested, mut spec) = if is_mcp {
+            let (nested, mut spec, cut) = if is_mcp {
                 roles.mcp(params)
             } else {
-                (Vec::new(), ToolParams::default())
+                (Vec::new(), ToolParams::default(), false)
             };
+            facts.truncated |= cut;
             // Nested MCP arguments are looked up under their dotted path beside the others;
             // only a call that has some pays for a copy of its arguments.
             let params: std::borrow::Cow<'_, serde_json::Map<String, Value>> = if nested.is_empty()
@@ -428,8 +429,28 @@ fn params_facts(
         parsed_bytes: 0,
     };
     for key in &spec.command {
-        for text in params.get(key).map(strings).unwrap_or_default() {
-            shell::add_script(&mut sink, &text, format!("params.{key}"), &base);
+        let source = format!("params.{key}");
+        let value = params.get(key);
+        for text in value.map(strings).unwrap_or_default() {
+            shell::add_script(&mut sink, &text, source.clone(), &base);
+        }
+        // An array of strings may be commands or one command's argv (`["rm", "-rf", "~"]`);
+        // which one the server runs is not known, so it is judged as both.
+        if let Some(Value::Array(words)) = value
+            && words.len() > 1
+            && words.iter().all(Value::is_string)
+        {
+            let words: Vec<&str> = words.iter().filter_map(Value::as_str).collect();
+            let source = format!("{source} (argv)");
+            match shlex::try_join(words.iter().copied()) {
+                Ok(text) => shell::add_script(&mut sink, &text, source, &base),
+                Err(e) => shell::add_unparsed(
+                    &mut sink,
+                    &words.join(" "),
+                    source,
+                    format!("an argv word cannot be written as shell text ({e}); not parsed"),
+                ),
+            }
         }
     }
     // Input typed into a live terminal: what its shell reads, unless the input edits it.

@@ -119,10 +119,17 @@ impl ParamRoles {
         let mut any = false;
         for (has, list) in [
             (
-                self.mcp_command_keys.iter().any(|k| k == key),
+                self.mcp_command_keys
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key)),
                 &mut p.command,
             ),
-            (self.mcp_url_keys.iter().any(|k| k == key), &mut p.url),
+            (
+                self.mcp_url_keys
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key)),
+                &mut p.url,
+            ),
             (
                 self.mcp_path_key.as_ref().is_some_and(|r| r.is_match(key)),
                 &mut p.path,
@@ -140,16 +147,18 @@ impl ParamRoles {
     /// name, and those nested in objects and arrays by their own key under their dotted
     /// path (`options.path`, `files.1.path`), since a path or URL one level down is as much
     /// a path or URL as one at the top. Returns the nested arguments that have a role, to be
-    /// looked up under their dotted path beside the top-level ones.
+    /// looked up under their dotted path beside the top-level ones, and whether some were
+    /// too deep or too many to read (then the facts are not everything the call holds).
     pub fn mcp<'a>(
         &self,
         arguments: &'a serde_json::Map<String, Value>,
-    ) -> (Vec<(String, &'a Value)>, ToolParams) {
+    ) -> (Vec<(String, &'a Value)>, ToolParams, bool) {
         let mut roles = ToolParams::default();
         let mut below = Vec::new();
+        let mut cut = false;
         for (key, value) in arguments {
             self.add_mcp_argument(key, key, &mut roles);
-            lift(key, value, 1, &mut below);
+            cut |= lift(key, value, 1, &mut below);
         }
         let mut nested = Vec::new();
         for (dotted, value) in below {
@@ -158,7 +167,7 @@ impl ParamRoles {
                 nested.push((dotted, value));
             }
         }
-        (nested, roles)
+        (nested, roles, cut)
     }
 
     /// Whether a tool name is an OpenClaw bundle-mcp tool (`<server>__<tool>`) the catalog
@@ -170,16 +179,20 @@ impl ParamRoles {
     }
 }
 
-/// Nested arguments go this deep, and no more of them are read; past that they are not
-/// judged (the default bundle holds MCP calls it cannot classify by name anyway).
+/// Nested arguments go this deep, and no more of them are read; past that the facts say
+/// `truncated` (a path five levels down is as much a path, and the default bundle holds
+/// what it could not read).
 const MAX_NESTING: usize = 4;
 const MAX_LIFTED: usize = 256;
 
-/// Every value below `value` (not `value` itself) under its dotted path.
-fn lift<'a>(path: &str, value: &'a Value, depth: usize, out: &mut Vec<(String, &'a Value)>) {
-    if depth > MAX_NESTING {
-        return;
-    }
+/// Every value below `value` (not `value` itself) under its dotted path; whether anything
+/// below was left unread (deeper than [`MAX_NESTING`], or past [`MAX_LIFTED`] values).
+fn lift<'a>(
+    path: &str,
+    value: &'a Value,
+    depth: usize,
+    out: &mut Vec<(String, &'a Value)>,
+) -> bool {
     let children: Vec<(String, &Value)> = match value {
         Value::Object(m) => m.iter().map(|(k, v)| (format!("{path}.{k}"), v)).collect(),
         Value::Array(a) => a
@@ -188,13 +201,21 @@ fn lift<'a>(path: &str, value: &'a Value, depth: usize, out: &mut Vec<(String, &
             .filter(|(_, v)| v.is_object() || v.is_array())
             .map(|(i, v)| (format!("{path}.{i}"), v))
             .collect(),
-        _ => return,
+        _ => return false,
     };
+    if children.is_empty() {
+        return false;
+    }
+    if depth > MAX_NESTING {
+        return true;
+    }
+    let mut cut = false;
     for (child, v) in children {
         if out.len() >= MAX_LIFTED {
-            return;
+            return true;
         }
         out.push((child.clone(), v));
-        lift(&child, v, depth + 1, out);
+        cut |= lift(&child, v, depth + 1, out);
     }
+    cut
 }
