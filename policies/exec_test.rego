@@ -570,3 +570,13 @@ test_find_deleting_a_protected_tree_is_rm_root if {
 		none_fires([cmd], "exec.rm_root")
 	}
 }
+
+# The environment holds the agent's API keys: jq/yq/awk printing it are as held as printenv.
+test_environment_dumps_are_not_read_only if {
+	every cmd in ["jq -n env", "jq -n '$ENV.AWS_SECRET_ACCESS_KEY'", "jq 'env.HOME'", "yq -n 'strenv(GITHUB_TOKEN)'", "yq '.a = load(\"x.yml\")' b.yml", "awk 'BEGIN{for(k in ENVIRON) print k, ENVIRON[k]}'", "printenv"] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+	every cmd in ["jq .version package.json", "jq '.environment' config.json", "jq '.envs[0]' c.json", "yq '.spec.containers[0].env' deploy.yaml", "awk '{print $1}' access.log"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}

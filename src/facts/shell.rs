@@ -71,7 +71,7 @@ pub struct RedirectFact {
 pub struct InlineCode {
     pub language: &'static str,
     pub text: String,
-    /// For awk: `system`, `getline`, `pipe`, `redirect` when the program uses them.
+    /// For awk: `system`, `getline`, `pipe`, `redirect`, `environ` when the program uses them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<&'static str>,
 }
@@ -1603,6 +1603,10 @@ fn awk_effects(program: &str) -> Vec<&'static str> {
     if code.contains("getline") {
         out.push("getline");
     }
+    // The process environment (API keys, tokens), as `env` or `printenv` would print it.
+    if code.contains("ENVIRON") {
+        out.push("environ");
+    }
     // `print | "cmd"`, `print > "file"`: an output after print/printf on the same statement.
     for stmt in code.split([';', '\n', '{', '}']) {
         let s = stmt.trim_start();
@@ -1991,6 +1995,8 @@ mod tests {
         }
         let f = facts(r#"awk '{ system("id") }' f"#);
         assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["system"]);
+        let f = facts(r#"awk 'BEGIN { print ENVIRON["GITHUB_TOKEN"] }'"#);
+        assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["environ"]);
         let f = facts(r#"awk '{ print > "/tmp/x" }' f"#);
         assert_eq!(f.commands[0].code.as_ref().unwrap().effects, ["redirect"]);
         // A comparison in a pattern is not an output redirection.
