@@ -346,8 +346,10 @@ fn empty_heredoc_delimiter(text: &str) -> bool {
 /// (`$(<<  O `, `"$(<<\t\t\x0f)"`, found by libFuzzer). A here-document needs a body on the
 /// lines that follow, and bash refuses an unclosed bracket, so such text is not parsed (and
 /// is held). Lexical, like [`nesting`]; a `<<` followed by a digit or `=` is an arithmetic
-/// shift (`$((1 << 2))`), not a here-document.
-fn heredoc_in_unclosed_bracket(text: &str) -> bool {
+/// shift (`$((1 << 2))`), not a here-document. A cheap refusal of the shapes found so far:
+/// the bound on what brush may do with the rest is the parser worker's
+/// ([`super::parser_worker`]).
+fn unfinished_heredoc(text: &str) -> bool {
     let mut heredocs = text.match_indices("<<").filter(|(at, _)| {
         let after = text[at + 2..].trim_start_matches(['-', ' ', '\t']);
         !text[*at..].starts_with("<<<")
@@ -416,7 +418,7 @@ impl Walker<'_, '_> {
             Some("a redirection's file descriptor number is too large; not parsed".to_string())
         } else if empty_heredoc_delimiter(text) {
             Some("a here-document with an empty or missing delimiter; not parsed".to_string())
-        } else if heredoc_in_unclosed_bracket(text) {
+        } else if unfinished_heredoc(text) {
             Some(
                 "a here-document without a body or inside an unclosed bracket; not parsed"
                     .to_string(),
