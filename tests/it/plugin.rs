@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::mcp::root;
 use crate::common::{Sidecar, TOY_POLICY, audit_entries, start_with, write_bundle};
-use clawgate::config::ListenerTls;
-use clawgate::tls::init::{InitOptions, init};
+use crate::tls::{make_certs, server_tls};
 use serde_json::{Value, json};
 
 /// A sidecar whose agent listener serves TLS from a CA of its own (in `certs/` of its dir),
@@ -16,21 +15,8 @@ use serde_json::{Value, json};
 async fn tls_sidecar() -> (Sidecar, PathBuf) {
     let mut certs = PathBuf::new();
     let sidecar = start_with(|config, dir| {
-        certs = dir.join("certs");
-        init(&InitOptions {
-            dir: certs.clone(),
-            hosts: vec!["localhost".into(), "127.0.0.1".into()],
-            agents: vec![],
-            days: 2,
-            force: false,
-        })
-        .expect("certs init");
-        config.listeners.agent.tls = Some(ListenerTls {
-            cert: certs.join("server.pem"),
-            key: certs.join("server.key"),
-            client_ca: None,
-            require_client_cert: false,
-        });
+        certs = make_certs(dir);
+        config.listeners.agent.tls = Some(server_tls(&certs, false));
         config.policy.dir = Some(write_bundle(
             &dir.join("policy"),
             &[("main.rego", TOY_POLICY)],

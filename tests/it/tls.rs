@@ -11,7 +11,7 @@ use clawgate::tls::init::{InitOptions, init};
 use serde_json::json;
 
 /// Certificates for one test: CA, server certificate for loopback, client certificate `main`.
-fn make_certs(dir: &Path) -> PathBuf {
+pub fn make_certs(dir: &Path) -> PathBuf {
     let certs = dir.join("certs");
     init(&InitOptions {
         dir: certs.clone(),
@@ -24,7 +24,9 @@ fn make_certs(dir: &Path) -> PathBuf {
     certs
 }
 
-fn server_tls(certs: &Path, client_ca: bool) -> ListenerTls {
+/// A listener serving `certs/server.pem`, requiring client certificates from the CA when
+/// `client_ca`.
+pub fn server_tls(certs: &Path, client_ca: bool) -> ListenerTls {
     ListenerTls {
         cert: certs.join("server.pem"),
         key: certs.join("server.key"),

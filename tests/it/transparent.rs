@@ -272,10 +272,10 @@ impl Drop for Clawgate {
     }
 }
 
-/// Run a command as the agent in its namespace: exit code and output.
-fn agent_run(lab: &NetLab, program: &str, args: &[&str]) -> (i32, String) {
+/// Run a command as `uid` in the agent namespace: exit code and output.
+fn run_as(lab: &NetLab, uid: u32, program: &str, args: &[&str]) -> (i32, String) {
     let out = lab
-        .command(&lab.agent, Some(AGENT_UID), program)
+        .command(&lab.agent, Some(uid), program)
         .args(args)
         .output()
         .unwrap();
@@ -288,9 +288,14 @@ fn agent_run(lab: &NetLab, program: &str, args: &[&str]) -> (i32, String) {
 }
 
 fn curl(lab: &NetLab, args: &[&str]) -> (i32, String) {
+    curl_as(lab, AGENT_UID, args)
+}
+
+/// curl as `uid`, ignoring every proxy setting, with the status code on the last line.
+fn curl_as(lab: &NetLab, uid: u32, args: &[&str]) -> (i32, String) {
     let mut all = vec!["-sS", "-m", "10", "--noproxy", "*", "-w", "\n%{http_code}"];
     all.extend_from_slice(args);
-    agent_run(lab, "curl", &all)
+    run_as(lab, uid, "curl", &all)
 }
 
 fn hits_on(hits: &Hits, port: u16, local: IpAddr) -> Vec<Hit> {
@@ -740,20 +745,7 @@ async fn redirected_connections_are_the_identity_of_the_user_that_opened_them() 
              [identities.sandboxed.scopes]\negress_hosts = [\"trusted.test\"]\n"
         ),
     );
-    let run_as = |uid: u32, args: &[&str]| {
-        let mut all = vec!["-sS", "-m", "10", "--noproxy", "*", "-w", "\n%{http_code}"];
-        all.extend_from_slice(args);
-        let out = lab
-            .command(&lab.agent, Some(uid), "curl")
-            .args(&all)
-            .output()
-            .unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let run_as = |uid: u32, args: &[&str]| curl_as(&lab, uid, args).1;
     // The agent's user, to the host its scope names (trusted.test is UP): passes.
     let out = tokio::task::block_in_place(|| {
         run_as(

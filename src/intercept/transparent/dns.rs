@@ -75,11 +75,7 @@ impl DnsForwarder {
             let query = buf[..n].to_vec();
             let (this, socket) = (self.clone(), socket.clone());
             tokio::spawn(async move {
-                let uid = tokio::task::spawn_blocking(move || super::owner::sending_uid(peer))
-                    .await
-                    .ok()
-                    .flatten();
-                let agent = super::owner::agent_owning(&this.identities, uid);
+                let agent = super::owner::datagram_agent(&this.identities, peer).await;
                 if let Some(answer) = this.answer(&query, false, agent).await {
                     let _ = socket.send_to(&answer, peer).await;
                 }
@@ -107,19 +103,10 @@ impl DnsForwarder {
             };
             let this = self.clone();
             tokio::spawn(async move {
-                let orig = super::origdst::original_destination(&stream)
-                    .ok()
-                    .map(super::origdst::canonical);
-                let uid = match orig {
-                    Some(orig) => tokio::task::spawn_blocking(move || {
-                        super::owner::connecting_uid(peer, orig)
-                    })
-                    .await
-                    .ok()
-                    .flatten(),
-                    None => None,
+                let agent = match super::origdst::original_destination(&stream) {
+                    Ok(orig) => super::owner::connection_agent(&this.identities, peer, orig).await,
+                    Err(_) => AgentIdentity::default(),
                 };
-                let agent = super::owner::agent_owning(&this.identities, uid);
                 let _ = tokio::time::timeout(
                     Duration::from_secs(30),
                     this.tcp_connection(stream, agent),

@@ -151,11 +151,7 @@ impl Transparent {
                 return;
             }
         };
-        let uid = tokio::task::spawn_blocking(move || owner::connecting_uid(peer, orig))
-            .await
-            .ok()
-            .flatten();
-        let agent = owner::agent_owning(&self.identities, uid);
+        let agent = owner::connection_agent(&self.identities, peer, orig).await;
         match opening {
             Opening::Http => self.serve_http(stream, orig, agent).await,
             Opening::Tls { sni: Some(name) } => self.tunnel(stream, orig, Some(name), agent).await,

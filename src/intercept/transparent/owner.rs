@@ -14,9 +14,32 @@ use crate::action::AgentIdentity;
 use crate::identity::Identities;
 use crate::intercept::egress::agent_identity;
 
+/// The agent behind a redirected connection from `peer` to `orig` (the socket table is read
+/// on a blocking thread).
+pub async fn connection_agent(
+    identities: &Identities,
+    peer: SocketAddr,
+    orig: SocketAddr,
+) -> AgentIdentity {
+    let uid = tokio::task::spawn_blocking(move || connecting_uid(peer, orig))
+        .await
+        .ok()
+        .flatten();
+    agent_owning(identities, uid)
+}
+
+/// The agent behind a datagram from `peer` (a DNS query over UDP).
+pub async fn datagram_agent(identities: &Identities, peer: SocketAddr) -> AgentIdentity {
+    let uid = tokio::task::spawn_blocking(move || sending_uid(peer))
+        .await
+        .ok()
+        .flatten();
+    agent_owning(identities, uid)
+}
+
 /// The agent behind traffic whose socket `uid` owns: the identity with that `uid`, else an
 /// unnamed agent called `uid:N` (or nothing, when the owner is unknown).
-pub fn agent_owning(identities: &Identities, uid: Option<u32>) -> AgentIdentity {
+fn agent_owning(identities: &Identities, uid: Option<u32>) -> AgentIdentity {
     match uid.and_then(|u| identities.by_uid(u)) {
         Some(auth) => agent_identity(&auth),
         None => AgentIdentity {
@@ -34,15 +57,9 @@ pub fn sending_uid(peer: SocketAddr) -> Option<u32> {
         SocketAddr::V4(_) => [procfs::net::udp(), procfs::net::udp6()],
         SocketAddr::V6(_) => [procfs::net::udp6(), procfs::net::udp()],
     };
-    tables
-        .into_iter()
-        .filter_map(|t| {
-            t.map_err(|e| tracing::debug!(error = %e, "cannot read the UDP socket table"))
-                .ok()
-        })
-        .flatten()
-        .find(|row| canonical(row.local_address) == peer)
-        .map(|row| row.uid)
+    first_owner(tables, "UDP", |row| {
+        (canonical(row.local_address) == peer).then_some(row.uid)
+    })
 }
 
 /// The uid owning the socket that connected from `peer` to `orig`; `None` when no row
@@ -55,15 +72,27 @@ pub fn connecting_uid(peer: SocketAddr, orig: SocketAddr) -> Option<u32> {
         SocketAddr::V4(_) => [procfs::net::tcp(), procfs::net::tcp6()],
         SocketAddr::V6(_) => [procfs::net::tcp6(), procfs::net::tcp()],
     };
+    first_owner(tables, "TCP", |row| {
+        (canonical(row.local_address) == peer && canonical(row.remote_address) == orig)
+            .then_some(row.uid)
+    })
+}
+
+/// The uid of the first row of the socket tables that `owner_of` picks; a table that
+/// cannot be read is skipped (and logged).
+fn first_owner<R>(
+    tables: [procfs::ProcResult<Vec<R>>; 2],
+    protocol: &str,
+    owner_of: impl Fn(&R) -> Option<u32>,
+) -> Option<u32> {
     tables
         .into_iter()
         .filter_map(|t| {
-            t.map_err(|e| tracing::debug!(error = %e, "cannot read the TCP socket table"))
+            t.map_err(|e| tracing::debug!(error = %e, "cannot read the {protocol} socket table"))
                 .ok()
         })
         .flatten()
-        .find(|row| canonical(row.local_address) == peer && canonical(row.remote_address) == orig)
-        .map(|row| row.uid)
+        .find_map(|row| owner_of(&row))
 }
 
 #[cfg(test)]
