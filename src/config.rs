@@ -309,25 +309,20 @@ impl Config {
             self.notify.webhook.secret.as_deref(),
         ));
         problems.extend(crate::gate::approval::people_problems(&self.people));
-        let facts_problems = self.facts.problems().into_iter().chain(
+        problems.extend(self.facts.problems());
+        problems.extend(
             self.identities
                 .iter()
                 .filter_map(|(name, i)| i.home.as_ref().map(|h| (name, h)))
                 .filter(|(_, h)| !h.starts_with('/'))
                 .map(|(name, h)| {
-                    (
+                    ConfigProblem::new(
                         format!("identities.{name}.home"),
                         format!("{h:?} is not an absolute path"),
+                        crate::facts::ABSOLUTE_PATH_FIX,
                     )
                 }),
         );
-        for (key, message) in facts_problems {
-            problems.push(ConfigProblem {
-                key,
-                message,
-                fix: "write an absolute path such as \"/home/agent\"".into(),
-            });
-        }
         let l = &self.listeners;
         let named = [
             ("agent", l.agent.addr),

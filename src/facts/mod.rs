@@ -24,6 +24,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::action::{Action, ActionKind};
+use crate::settings::ConfigProblem;
+
+/// What to do about a home or workspace that is not absolute.
+pub const ABSOLUTE_PATH_FIX: &str = "write an absolute path such as \"/home/agent\"";
 pub use path::{PathBase, PathFact};
 pub use roles::{ParamRoles, ToolParams};
 pub use shell::{CommandFact, ScriptFact};
@@ -167,7 +171,7 @@ impl FactsConfig {
     }
 
     /// Problems with the values, for config validation.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         for (key, v) in [
             ("facts.home", &self.home),
@@ -177,24 +181,30 @@ impl FactsConfig {
                 && !v.starts_with('/')
                 && !(key == "facts.workspace" && v.starts_with('~'))
             {
-                out.push((key.to_string(), format!("{v:?} is not an absolute path")));
+                out.push(ConfigProblem::new(
+                    key,
+                    format!("{v:?} is not an absolute path"),
+                    ABSOLUTE_PATH_FIX,
+                ));
             }
         }
         // A worker needs room for the executable it runs; a parse needs more than a tick.
         if let Some(mib) = self.parse_memory_mib
             && mib < 128
         {
-            out.push((
-                "facts.parse_memory_mib".into(),
+            out.push(ConfigProblem::new(
+                "facts.parse_memory_mib",
                 format!("{mib} MiB is below the 128 MiB a parser worker needs"),
+                "use 128 or more (default 256)",
             ));
         }
-        if let Some(ms) = self.parse_timeout_ms
-            && !(10..=60_000).contains(&ms)
-        {
-            out.push((
-                "facts.parse_timeout_ms".into(),
-                format!("{ms} ms is outside 10..=60000"),
+        if let Some(ms) = self.parse_timeout_ms {
+            out.extend(crate::settings::out_of_range(
+                "facts.parse_timeout_ms",
+                ms,
+                10,
+                60_000,
+                Limits::default().parse_timeout_ms,
             ));
         }
         out
@@ -573,6 +583,39 @@ mod bounds {
         assert!(f.scripts.len() <= l.max_scripts);
         assert!(f.paths.len() <= l.max_paths);
         assert!(f.urls.len() <= l.max_urls);
+    }
+
+    #[test]
+    fn config_problems_say_how_to_fix_each_setting() {
+        let config = FactsConfig {
+            home: Some("home/agent".into()),
+            parse_memory_mib: Some(64),
+            parse_timeout_ms: Some(5),
+            ..FactsConfig::default()
+        };
+        let problems = config.problems();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "facts.home",
+                "facts.parse_memory_mib",
+                "facts.parse_timeout_ms"
+            ]
+        );
+        assert_eq!(problems[0].fix, ABSOLUTE_PATH_FIX);
+        assert!(problems[1].fix.contains("128"), "{}", problems[1].fix);
+        assert!(
+            problems[2].fix.contains("between 10 and 60000"),
+            "{}",
+            problems[2].fix
+        );
+        let fine = FactsConfig {
+            parse_memory_mib: Some(128),
+            parse_timeout_ms: Some(60_000),
+            ..FactsConfig::default()
+        };
+        assert!(fine.problems().is_empty());
     }
 
     #[test]
