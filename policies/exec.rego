@@ -163,6 +163,7 @@ spec_read_only(c, spec, operands) if {
 	needs_met(c, spec)
 	code_allowed(c, spec)
 	not unsafe_operand(c, spec)
+	program_text_allowed(c, spec)
 }
 
 # A flag that runs another command (find -exec, fd -x) is fine when the facts
@@ -226,6 +227,8 @@ spec_has_danger(spec) if count(object.get(spec, "short_writes", [])) > 0
 spec_has_danger(spec) if count(object.get(spec, "short_runs", [])) > 0
 
 spec_has_danger(spec) if spec.unsafe_operand
+
+spec_has_danger(spec) if spec.safe_program
 
 spec_has_danger(spec) if spec.runs_judged
 
@@ -296,6 +299,19 @@ code_allowed(c, spec) if {
 	c.code.language == "awk"
 	c.code.text != ""
 	count(object.get(c.code, "effects", [])) == 0
+}
+
+# A program whose script language can write, read files or run commands (sed's
+# w, r, e) is read-only only when the facts stage read its program text
+# (commands.<name>.pattern_operand) and every piece of it is in safe_program.
+program_text_allowed(_, spec) if not spec.safe_program
+
+program_text_allowed(c, spec) if {
+	spec.safe_program
+	count(c.program_text) > 0
+	every t in c.program_text {
+		regex.match(spec.safe_program, t)
+	}
 }
 
 unsafe_operand(c, spec) if {

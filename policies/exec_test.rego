@@ -580,3 +580,61 @@ test_environment_dumps_are_not_read_only if {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
+
+# sed takes w, r and e (and s///w, s///e) with or without a space, after any
+# address form: a sed script is read-only only when all of it is in the
+# whitelist (commands.sed.safe_program), so a write, a file read or a command
+# hidden in it is held.
+test_sed_scripts_that_write_read_or_run_are_not_read_only if {
+	every cmd in [
+		"sed -n '1w/tmp/x' notes.txt", "sed -n '1wout.txt' notes.txt", "sed '1eid' notes.txt",
+		"sed 'e id' notes.txt", "sed 'r /home/dev/.ssh/id_rsa' notes.txt",
+		"sed '1r/home/dev/.aws/credentials' notes.txt", "sed 'R/etc/shadow' notes.txt",
+		"sed '$!N;1 r /etc/shadow' notes.txt", "sed 's/a/b/w out' notes.txt",
+		"sed 's/a/b/gw/tmp/x' notes.txt", "sed 's/x/y/e' notes.txt", "sed '/a/Iw /tmp/x' notes.txt",
+		"sed '1~1w/tmp/x' notes.txt", "sed '0,/x/w /tmp/o' notes.txt", "sed '\\%x%w /tmp/o' notes.txt",
+		"sed -e p -e '1w/tmp/x' notes.txt", "sed --expression='1eid' notes.txt", "sed -n $S notes.txt",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+	every cmd in [
+		"sed -n 1,5p notes.txt", "sed '1!G;h;$!d' notes.txt", "sed -n '/start/,/end/p' notes.txt",
+		"sed 's|a/b|c|g' notes.txt", "sed -E 's/([0-9]+)/<\\1>/g' notes.txt", "sed '/^#/d;/^$/d' notes.txt",
+		"sed -n '$p' notes.txt", "sed 'y/abc/xyz/' notes.txt", "sed ':a;N;$!ba;s/\\n/ /g' notes.txt",
+		"sed -e 's/a/b/' -e 's/c/d/' notes.txt",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
+# gawk takes its program from -e/--source texts (all of them) or files (-f, -E):
+# the program judged is every text, and a program from a file is unknown.
+test_awk_programs_in_every_form_are_judged if {
+	every cmd in [
+		"gawk --source='BEGIN{system(\"id\")}'", "gawk -e 'BEGIN{print 1}' -e 'BEGIN{system(\"id\")}'",
+		"gawk -E /tmp/p.awk", "gawk --exec=/tmp/p.awk", "gawk -l filefuncs 'BEGIN{}'",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+	every cmd in ["awk -F, '{print $1}' data.csv", "gawk -e '{print $2}' data.txt", "awk -v n=3 'NR<=n' notes.txt"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
+# grep's regex, jq's and yq's filter, sed's script are not files: a pattern that
+# names a secret is a search for it, not a read of it. Where the grammar cannot
+# tell, every operand is a file.
+test_pattern_operands_are_not_paths if {
+	every cmd in [
+		"grep -rn id_rsa src/", "rg '\\.env' .", "yq '.env' deploy.yaml", "rg -n 'aws/credentials' src",
+		"grep -l '\\.ssh' -r .", "jq '.kube.config' settings.json",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in [
+		"grep ~/.ssh/id_rsa -e x", "grep --rege=x ~/.ssh/id_rsa", "jq --rawfile k ~/.ssh/id_rsa -n .",
+		"yq ~/.kube/config", "yq e ~/.kube/config", "rg --files ~/.ssh", "grep $X ~/.ssh/id_rsa",
+	] {
+		decide(exec_call(cmd, "production")).effect == "deny"
+	}
+}

@@ -434,6 +434,7 @@ fn params_facts(
         paths: &mut facts.paths,
         urls: &mut facts.urls,
         limits: &ctx.limits,
+        roles,
         pipelines: 0,
         truncated: false,
         parsed_bytes: 0,

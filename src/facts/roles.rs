@@ -3,7 +3,7 @@
 //! `url_params`, `patch_params`, `settings.unknown_tool`, `mcp.*_argument_*`), so the facts
 //! stage and the policy agree on what each parameter is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -55,6 +55,186 @@ pub struct ParamRoles {
     mcp_path_key: Option<regex::Regex>,
     /// Parameters that name the directory a command runs in.
     pub workdir_params: Vec<String>,
+    /// Programs whose first operand is a pattern or program text, not a file
+    /// (`data.clawgate.commands.<name>.pattern_operand`).
+    pattern_operands: HashMap<String, PatternOperand>,
+}
+
+/// How a program's arguments divide into its pattern or program text (grep's regex, jq's
+/// filter, sed's script, awk's program) and the files it reads, from its option grammar as
+/// data. Only what is known is trusted: an option it does not list, a word whose value is
+/// known only at run time, or an option that reads the program from a file (`sed -f`,
+/// `jq -f`) anywhere in the argv (GNU getopt takes options after operands) leaves the program
+/// unknown and every operand a file.
+#[derive(Debug, Clone, Default)]
+pub struct PatternOperand {
+    /// Options that read the program from a file: the program is unknown.
+    unless: HashSet<String>,
+    /// Options whose value is program text (`sed -e SCRIPT`, `grep -e REGEX`): with one, the
+    /// first operand is a file.
+    program_values: HashSet<String>,
+    /// Options followed by one value.
+    values: HashSet<String>,
+    /// Options followed by two values (`jq --arg NAME VALUE`).
+    pairs: HashSet<String>,
+    /// Options that take no value.
+    flags: HashSet<String>,
+    /// Words taken before the pattern (`yq eval`).
+    subcommands: HashSet<String>,
+    /// A lone operand may be a file (`yq FILE` reads it with the filter `.`).
+    alone_is_file: bool,
+}
+
+/// The program text of one command, as its option grammar reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramText {
+    /// The index in argv of the operand that is program text, not a file, if one is.
+    pub operand: Option<usize>,
+    /// Every piece of program text, in order: option values and the operand.
+    pub texts: Vec<String>,
+}
+
+impl PatternOperand {
+    fn from_spec(spec: &Value) -> PatternOperand {
+        let set = |field: &str| -> HashSet<String> {
+            spec[field]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        PatternOperand {
+            unless: set("unless"),
+            program_values: set("program_values"),
+            values: set("values"),
+            pairs: set("pairs"),
+            flags: set("flags"),
+            subcommands: set("subcommands"),
+            alone_is_file: spec["alone_is_file"].as_bool().unwrap_or(false),
+        }
+    }
+
+    /// Whether the long option `name` (without `--`) names, or abbreviates as getopt
+    /// allows (`--rege` for `--regexp`), one of `set`.
+    fn long_in(set: &HashSet<String>, name: &str) -> bool {
+        set.iter()
+            .any(|o| o.strip_prefix("--").is_some_and(|o| o.starts_with(name)))
+    }
+
+    /// The program text of `words` (the program first; each with whether it is known only
+    /// at run time), when the whole argv is understood.
+    pub fn program(&self, words: &[(&str, bool)]) -> Option<ProgramText> {
+        let mut out = ProgramText::default();
+        let mut given = false;
+        let mut operands = Vec::new();
+        let mut subcommand = false;
+        let mut after_dashdash = false;
+        let mut i = 1;
+        while i < words.len() {
+            let (w, dynamic) = words[i];
+            // A word known only at run time may be an option, or several words or none.
+            if dynamic {
+                return None;
+            }
+            i += 1;
+            if after_dashdash || w == "-" || !w.starts_with('-') {
+                if operands.is_empty() && !subcommand && self.subcommands.contains(w) {
+                    subcommand = true;
+                } else {
+                    operands.push(i - 1);
+                }
+                continue;
+            }
+            if w == "--" {
+                after_dashdash = true;
+                continue;
+            }
+            if let Some(long) = w.strip_prefix("--") {
+                let (name, attached) = match long.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (long, None),
+                };
+                if Self::long_in(&self.unless, name) {
+                    return None;
+                }
+                let full = format!("--{name}");
+                if self.program_values.contains(&full) {
+                    given = true;
+                    match attached {
+                        Some(v) => out.texts.push(v.to_string()),
+                        None => {
+                            let (v, dynamic) = *words.get(i)?;
+                            if dynamic {
+                                return None;
+                            }
+                            out.texts.push(v.to_string());
+                            i += 1;
+                        }
+                    }
+                    continue;
+                }
+                // An abbreviation of an option that gives program text is not understood.
+                if Self::long_in(&self.program_values, name) {
+                    return None;
+                }
+                if attached.is_some() {
+                    // `--name=value` never takes the next word, whatever the option is.
+                    continue;
+                }
+                if self.pairs.contains(&full) {
+                    i += 2;
+                } else if self.values.contains(&full) {
+                    i += 1;
+                } else if !self.flags.contains(&full) {
+                    return None;
+                }
+                continue;
+            }
+            // A cluster of short options; a value option takes the rest of the cluster, or
+            // the next word when it ends it.
+            let letters: Vec<char> = w.chars().skip(1).collect();
+            for (at, c) in letters.iter().enumerate() {
+                let name = format!("-{c}");
+                if self.unless.contains(&name) || self.pairs.contains(&name) {
+                    return None;
+                }
+                let program = self.program_values.contains(&name);
+                if program || self.values.contains(&name) {
+                    let rest: String = letters[at + 1..].iter().collect();
+                    let value = if rest.is_empty() {
+                        let (v, dynamic) = *words.get(i)?;
+                        if dynamic {
+                            return None;
+                        }
+                        i += 1;
+                        v.to_string()
+                    } else {
+                        rest
+                    };
+                    if program {
+                        given = true;
+                        out.texts.push(value);
+                    }
+                    break;
+                }
+                if !self.flags.contains(&name) {
+                    return None;
+                }
+            }
+        }
+        if !given {
+            let first = *operands.first()?;
+            if self.alone_is_file && operands.len() == 1 {
+                return None;
+            }
+            out.operand = Some(first);
+            out.texts.push(words[first].0.to_string());
+        }
+        Some(out)
+    }
 }
 
 impl ParamRoles {
@@ -101,6 +281,23 @@ impl ParamRoles {
             }
             if let Some(keys) = strings(&c["facts"]["workdir_params"]) {
                 roles.workdir_params = keys;
+            }
+            if let Some(commands) = c["commands"].as_object() {
+                for (name, spec) in commands {
+                    let grammar = match &spec["pattern_operand"] {
+                        g @ Value::Object(_) => g,
+                        // `"pattern_operand": "grep"`: egrep reads grep's options.
+                        Value::String(like) => &commands
+                            .get(like)
+                            .map_or(Value::Null, |s| s["pattern_operand"].clone()),
+                        _ => continue,
+                    };
+                    if grammar.is_object() {
+                        roles
+                            .pattern_operands
+                            .insert(name.clone(), PatternOperand::from_spec(grammar));
+                    }
+                }
             }
         }
         roles
@@ -168,6 +365,12 @@ impl ParamRoles {
             }
         }
         (nested, roles, cut)
+    }
+
+    /// The option grammar of a program whose first operand is a pattern, when the bundle
+    /// has one.
+    pub fn pattern_operand(&self, program: &str) -> Option<&PatternOperand> {
+        self.pattern_operands.get(program)
     }
 
     /// Whether a tool name is an OpenClaw bundle-mcp tool (`<server>__<tool>`) the catalog

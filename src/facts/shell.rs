@@ -134,6 +134,11 @@ pub struct CommandFact {
     pub pipe_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<InlineCode>,
+    /// The pattern or program text of grep, rg, jq, yq, sed and awk (the first operand, or
+    /// the values of `-e`), when their option grammar (`commands.<name>.pattern_operand`)
+    /// reads the whole argv; that operand is then not stated as a path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_text: Option<Vec<String>>,
 }
 
 /// Where the facts of commands go, with the budget they may use.
@@ -143,6 +148,8 @@ pub(super) struct Sink<'a> {
     pub paths: &'a mut Vec<PathFact>,
     pub urls: &'a mut Vec<UrlFact>,
     pub limits: &'a Limits,
+    /// Which programs' first operand is a pattern rather than a file.
+    pub roles: &'a super::ParamRoles,
     pub pipelines: usize,
     pub truncated: bool,
     /// Bytes handed to the parser so far for this action.
@@ -821,6 +828,18 @@ impl Walker<'_, '_> {
     fn fill(&mut self, fact: &mut CommandFact, words: Vec<WordOut>) {
         let base = self.base();
         let source = format!("command {}", fact.id);
+        // grep's regex, jq's filter, sed's script and awk's program are not files it reads.
+        let program = words.first().and_then(|program| {
+            let name = program.text.rsplit('/').next().unwrap_or_default();
+            let grammar = self.sink.roles.pattern_operand(name)?;
+            let argv: Vec<(&str, bool)> = words
+                .iter()
+                .map(|w| (w.text.as_str(), !w.kinds.is_empty()))
+                .collect();
+            grammar.program(&argv)
+        });
+        let pattern = program.as_ref().and_then(|p| p.operand);
+        fact.program_text = program.map(|p| p.texts);
         let mut after_dashdash = false;
         for (i, w) in words.into_iter().enumerate() {
             if !w.kinds.is_empty() {
@@ -861,9 +880,11 @@ impl Walker<'_, '_> {
                 fact.flags.push(flag);
             } else {
                 fact.operands.push(w.text.clone());
-                let pattern = if is_glob { &w.pattern } else { &w.text };
-                self.add_path(fact, pattern, is_glob, &base, &source);
-                self.add_url(&w.text, &source);
+                if pattern != Some(i) {
+                    let glob = if is_glob { &w.pattern } else { &w.text };
+                    self.add_path(fact, glob, is_glob, &base, &source);
+                    self.add_url(&w.text, &source);
+                }
             }
             fact.argv.push(w.text);
         }
@@ -1278,6 +1299,21 @@ impl Walker<'_, '_> {
         }
         let name = fact.name.as_str();
         let argv = &fact.argv;
+        if AWKS.contains(&name) {
+            // Every `-e`/`--source` text and the program operand; a program from a file
+            // (`-f`, `-E`) or an argv the grammar does not read is code of unknown text.
+            let text = fact
+                .program_text
+                .as_ref()
+                .map(|t| t.join("\n"))
+                .unwrap_or_default();
+            self.sink.commands[id].code = Some(InlineCode {
+                language: "awk",
+                effects: awk_effects(&text),
+                text,
+            });
+            return;
+        }
         match super::wrappers::inner(name, argv) {
             super::wrappers::Inner::Command(start) if start < argv.len() => {
                 self.wrapped(id, scope, &argv[start..], name);
@@ -1300,15 +1336,10 @@ impl Walker<'_, '_> {
                 }
             }
             super::wrappers::Inner::Code(language, text) => {
-                let effects = if language == "awk" {
-                    awk_effects(&text)
-                } else {
-                    Vec::new()
-                };
                 self.sink.commands[id].code = Some(InlineCode {
                     language,
                     text,
-                    effects,
+                    effects: Vec::new(),
                 });
             }
             _ => {}
@@ -1583,6 +1614,9 @@ fn ansi_c(s: &str) -> String {
     out
 }
 
+/// The awk implementations: their program is inline code.
+const AWKS: [&str; 5] = ["awk", "gawk", "mawk", "nawk", "busybox-awk"];
+
 /// What an awk program can do beyond reading: call commands or write files.
 fn awk_effects(program: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
@@ -1642,10 +1676,17 @@ mod tests {
         }
     }
 
+    /// The shipped bundle's roles (its option grammars among them), exec reduced to its
+    /// command and workdir.
     fn roles() -> ParamRoles {
-        ParamRoles::from_data([&json!({"clawgate": {"tools": {
-            "exec": {"command_params": ["command"], "path_params": ["workdir"]}
-        }}})])
+        let shipped: serde_json::Value =
+            serde_json::from_str(include_str!("../../policies/data.json")).expect("data.json");
+        ParamRoles::from_data([
+            &shipped,
+            &json!({"clawgate": {"tools": {
+                "exec": {"command_params": ["command"], "path_params": ["workdir"]}
+            }}}),
+        ])
     }
 
     fn facts(cmd: &str) -> Facts {
@@ -2010,6 +2051,84 @@ mod tests {
                 .effects
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_awk_program_is_every_text_its_grammar_gives_or_unknown() {
+        let code = |cmd: &str| facts(cmd).commands[0].code.clone().expect("awk is code");
+        // -e/--source texts are the program, all of them; the first operand is then a file.
+        let c = code(r#"gawk -e 'BEGIN{print 1}' -e 'BEGIN{system("id")}' f"#);
+        assert_eq!(c.effects, ["system"]);
+        assert_eq!(
+            code(r#"gawk --source='BEGIN{system("id")}'"#).effects,
+            ["system"]
+        );
+        assert_eq!(code("awk -F, -v x=1 '{print $1}' f").text, "{print $1}");
+        // A program from a file, or options the grammar does not know: text unknown.
+        for cmd in [
+            "gawk -E /tmp/p.awk",
+            "gawk --exec=/tmp/p.awk",
+            "awk -f p.awk f",
+            "awk --unknown '{print}' f",
+        ] {
+            assert_eq!(code(cmd).text, "", "{cmd}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_operand_is_program_text_not_a_path() {
+        let paths = |cmd: &str| -> Vec<String> {
+            facts(cmd).paths.iter().map(|p| p.path.clone()).collect()
+        };
+        let cwd = "/home/dev/project";
+        // The regex, filter or script is not a file the command reads.
+        for (cmd, text, files) in [
+            ("grep -rn id_rsa src/", "id_rsa", vec!["src"]),
+            ("yq '.env' deploy.yaml", ".env", vec!["deploy.yaml"]),
+            (
+                "jq --arg k v .token resp.json",
+                ".token",
+                vec!["k", "v", "resp.json"],
+            ),
+            ("rg -g '*.rs' -- -x lib", "-x", vec!["*.rs", "lib"]),
+            ("yq e .a x.yaml", ".a", vec!["e", "x.yaml"]),
+            ("sed -n 1,5p README.md", "1,5p", vec!["README.md"]),
+        ] {
+            let f = facts(cmd);
+            assert_eq!(
+                f.commands[0].program_text.as_deref(),
+                Some(&[text.to_string()][..]),
+                "{cmd}"
+            );
+            let want: Vec<String> = files.iter().map(|p| format!("{cwd}/{p}")).collect();
+            assert_eq!(paths(cmd), want, "{cmd}");
+        }
+        // Where the program comes from elsewhere, every operand is a file: after `-e`
+        // (even given after the operands, as GNU getopt allows, or abbreviated), with a
+        // program file, an option the grammar does not know, a word known only at run
+        // time, or a lone yq operand (yq reads an existing file with the filter `.`).
+        for cmd in [
+            "grep ~/.ssh/id_rsa -e x",
+            "grep --rege=x ~/.ssh/id_rsa",
+            "grep --fil ~/.ssh/id_rsa x",
+            "grep -rex ~/.ssh/id_rsa",
+            "grep $X ~/.ssh/id_rsa",
+            "grep ~/.ssh/id_rsa $X",
+            "jq -f ~/.ssh/id_rsa x",
+            "jq --rawfile k ~/.ssh/id_rsa -n .",
+            "sed -e p ~/.ssh/id_rsa",
+            "sed -s -f x ~/.ssh/id_rsa",
+            "yq ~/.ssh/id_rsa",
+            "yq -s . ~/.ssh/id_rsa",
+            "rg --files ~/.ssh/id_rsa",
+            "grep -5 ~/.ssh/id_rsa x",
+        ] {
+            assert!(
+                paths(cmd).contains(&"/home/dev/.ssh/id_rsa".to_string()),
+                "{cmd}: {:?}",
+                paths(cmd)
+            );
+        }
     }
 
     #[test]

@@ -266,14 +266,8 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
         "pwsh" | "powershell" | "powershell.exe" => {
             code_after(argv, &["-c", "-command", "-Command"], "powershell", "")
         }
-        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => {
-            if argv.iter().any(|w| w == "-f" || w.starts_with("--file")) {
-                return Inner::Code("awk", String::new());
-            }
-            let i = first_operand(argv, 1, &g("Fvf", &["field-separator", "assign"]));
-            argv.get(i)
-                .map_or(Inner::Nothing, |p| Inner::Code("awk", p.clone()))
-        }
+        // awk's program is read with its option grammar from the bundle's data (the
+        // command's `program_text`), by the walker.
         _ => Inner::Nothing,
     }
 }
@@ -442,7 +436,6 @@ mod tests {
             ("perl -e x", Inner::Code("perl", "x".into())),
             ("ruby -e x", Inner::Code("ruby", "x".into())),
             ("php -r x", Inner::Code("php", "x".into())),
-            ("awk -F: {print}", Inner::Code("awk", "{print}".into())),
             ("su -c rm root", Inner::Script("rm".into())),
             ("env -S rm", Inner::Script("rm".into())),
         ];
