@@ -638,3 +638,12 @@ test_pattern_operands_are_not_paths if {
 		decide(exec_call(cmd, "production")).effect == "deny"
 	}
 }
+
+# `${!name}` expands the variable whose name `name` holds: any variable, a secret
+# among them (`x=OPENAI_API_KEY; echo ${!x}`); `${!PREFIX*}` lists names only.
+test_indirect_expansion_may_print_a_secret if {
+	every cmd in ["x=OPENAI_API_KEY; echo ${!x}", "echo ${!x:-none}", "printf %s \"${!v}\""] {
+		fired(decide(exec_call(cmd, "production")), "cred.secret_env_var")
+	}
+	decide(exec_call("echo ${!OPENAI*}", "production")).effect == "allow"
+}
