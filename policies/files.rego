@@ -66,27 +66,50 @@ sensitive_entries(p) := {e |
 	some a in p.prefixes
 	e := paths_data.sensitive[a]
 } | {e |
-	e := paths_data.sensitive_names[p.name]
-	name_applies(p)
+	some n in judged_names(p)
+	e := paths_data.sensitive_names[n]
+	name_applies(p, n)
 } | {e |
 	some s in object.get(p, "segments", [])
 	loc := paths_data.sensitive_segments[s]
 	e := paths_data.sensitive[loc]
-} | key_file_entries(p) | glob_entries(p)
+} | key_file_entries(p) | name_pattern_entries(p) | glob_entries(p)
+
+# The names a file is judged by: its own, and without backup suffixes
+# (paths.backup_suffix): id_rsa.bak, .netrc~ and server.key.orig hold what the
+# original holds.
+judged_names(p) := {p.name, backup_stem(p)}
+
+backup_stem(p) := regex.replace(p.name, paths_data.backup_suffix, "") if {
+	not p.glob
+} else := p.name
 
 # Names that are only sensitive under a directory (environ under /proc).
-name_applies(p) if not paths_data.sensitive_name_under[p.name]
+name_applies(_, n) if not paths_data.sensitive_name_under[n]
 
-name_applies(p) if startswith(p.path, concat("", [paths_data.sensitive_name_under[p.name], "/"]))
+name_applies(p, n) if startswith(p.path, concat("", [paths_data.sensitive_name_under[n], "/"]))
 
 key_entry := {"id": "cred.private_key", "reason": "a private key or keystore file"}
 
 key_file_entries(p) := {key_entry |
-	strings.any_suffix_match(lower(p.name), paths_data.key_suffixes)
+	some n in judged_names(p)
+	strings.any_suffix_match(lower(n), paths_data.key_suffixes)
 } | {key_entry |
+	some n in judged_names(p)
 	# A cheap test first: only names with "key" in them are matched by pattern.
-	contains(lower(p.name), "key")
-	regex.match(paths_data.key_name_pattern, lower(p.name))
+	contains(lower(n), "key")
+	regex.match(paths_data.key_name_pattern, lower(n))
+}
+
+# Families of names that hold secrets (paths.sensitive_name_patterns): .env
+# files of any stage (templates aside), kubeconfig files, cloud service-account
+# keys.
+name_pattern_entries(p) := {e |
+	# The name without backup suffixes only: .env.sample.bak is a template's copy.
+	n := backup_stem(p)
+	some e in paths_data.sensitive_name_patterns
+	regex.match(e.pattern, lower(n))
+	not regex.match(object.get(e, "unless", "^$"), lower(n))
 }
 
 # A glob reaches a sensitive location when one of its wildcard prefixes matches

@@ -19,6 +19,32 @@ test_sensitive_entries_are_complete if {
 		data.clawgate.paths.sensitive[loc]
 	}
 	regex.is_valid(data.clawgate.paths.key_name_pattern)
+	regex.is_valid(data.clawgate.paths.backup_suffix)
+	every e in data.clawgate.paths.sensitive_name_patterns {
+		startswith(e.id, "cred.")
+		e.reason != ""
+		regex.is_valid(e.pattern)
+	}
+}
+
+# Copies under backup names, .env files of any stage, kubeconfig files and cloud
+# key files hold the secrets their families do; templates and public keys do not.
+test_secret_file_families_and_backups_are_denied if {
+	every p in [
+		".env.qa", "app/.env.uat", ".env.bak", ".env.prod.bak", ".env~", ".env.swp", "prod.env", "deploy/secrets.env",
+		"id_rsa.bak", "~/.ssh-backup/id_ed25519.orig", "keys/id_rsa~", ".netrc.bak", "~/.npmrc.old", ".pgpass~",
+		"server.key.orig", "terraform.tfstate.1234.backup", "kubeconfig", "ops/prod.kubeconfig", "kubeconfig.yaml",
+		"credentials.json", "service-account.json", "gcp-key.json", "sa-key.json",
+		"client_secret_123.apps.googleusercontent.com.json",
+	] {
+		read_path(p, "production").effect == "deny"
+	}
+	every p in [
+		".env.example", ".env.sample.bak", ".env.dist", "id_rsa.pub", "src/env.ts", "environment.prod.ts",
+		"package.json", "keys.json", "docs/kubeconfig.md", "backup.sh", "notes.txt.bak",
+	] {
+		read_path(p, "production").effect == "allow"
+	}
 }
 
 test_credential_paths_denied_on_read if {
