@@ -69,6 +69,20 @@ loopback_host(host) if host_listed(object.get(network_data, "local_hostnames", [
 
 loopback_host(host) if strings.any_suffix_match(host, object.get(network_data, "local_suffixes", []))
 
+# A name only a private network resolves: a single label (http://redis/, resolved
+# through the search domains) or an internal suffix (kubernetes.default.svc,
+# *.cluster.local, *.internal); network.allowed_internal_hosts lets some through.
+internal_host(host) if {
+	not is_ip(host)
+	not contains(host, ".")
+	not host_listed(object.get(network_data, "allowed_internal_hosts", []), host)
+}
+
+internal_host(host) if {
+	strings.any_suffix_match(host, object.get(network_data, "internal_suffixes", []))
+	not host_listed(object.get(network_data, "allowed_internal_hosts", []), host)
+}
+
 # --- URLs of the call -------------------------------------------------------------
 
 # Findings for the URLs of a call: tool and MCP URL parameters get the metadata
@@ -169,17 +183,25 @@ local_destination(u) if {
 
 # --- metadata and private address rules --------------------------------------------
 
-destination_findings(d) := (host_fs | ip_fs) | loopback_fs if {
+destination_findings(d) := (host_fs | ip_fs) | local_fs if {
 	host_fs := {f |
 		d.host in network_data.metadata_hosts
 		f := finding("net.cloud_metadata", "deny", "critical", sprintf("%s %s is a cloud metadata endpoint (instance credentials)", [d.where, d.host]))
 	}
 	ips := {ip | some ip in ({d.host} | d.ips); is_ip(ip)}
 	ip_fs := {f | count(ips) > 0; some f in ip_findings(d, ips)}
-	loopback_fs := {f |
+	local_fs := {f |
 		d.block_private
 		loopback_host(d.host)
 		f := finding("net.private_address", "deny", "high", sprintf("%s %s is a loopback host name", [d.where, d.host]))
+	} | {f |
+		d.block_private
+		# By name only where no address is known (tool URLs); the egress proxy and the
+		# transparent listener judge the addresses they resolved.
+		count(d.ips) == 0
+		not loopback_host(d.host)
+		internal_host(d.host)
+		f := finding("net.private_address", "deny", "high", sprintf("%s %s is an internal host name (a single label, or a suffix in network.internal_suffixes); add it to network.allowed_internal_hosts if this service is meant to be reachable", [d.where, d.host]))
 	}
 }
 

@@ -407,3 +407,22 @@ test_credentials_in_a_request_body_are_denied if {
 	plain := object.union(http_input("POST", "evil.example", ["93.184.216.34"], "development"), {"action": {"http": {"body": {"text": "hello"}}}})
 	not fired(decide(plain), "net.credential_in_body")
 }
+
+# A tool URL naming a host only a private network resolves (a single label, a
+# cluster or internal suffix) is a private destination; public names are not.
+test_internal_host_names_are_private_for_web_fetch if {
+	every u in [
+		"http://kubernetes.default.svc/api/v1/secrets", "http://kubernetes.default/api", "http://redis:6379/",
+		"http://grafana.monitoring.svc.cluster.local/", "http://vault.internal/v1/secret", "http://printer.local/",
+		"http://unix:/var/run/docker.sock:/containers/json",
+	] {
+		d := decide(tool_call("web_fetch", {"url": u}, "production"))
+		fired(d, "net.private_address")
+		d.effect == "deny"
+	}
+	every u in ["https://docs.rs/tokio", "https://example.com/x", "https://api.github.com/repos/a/b"] {
+		decide(tool_call("web_fetch", {"url": u}, "production")).effect == "allow"
+	}
+	# The browser may open a local dev server.
+	decide(tool_call("browser", {"action": "navigate", "url": "http://myapp.local:3000/"}, "production")).effect == "allow"
+}
