@@ -195,3 +195,24 @@ test_nested_mcp_arguments_are_judged if {
 	d2.effect == "deny"
 	fired(d2, "net.cloud_metadata")
 }
+
+# Servers name their arguments freely: a value that is an absolute, home or
+# dot-relative path, or a URL with a scheme, is judged as one whatever its key.
+test_mcp_arguments_are_judged_by_shape_whatever_their_key if {
+	every args in [
+		{"pathname": "/home/dev/.ssh/id_rsa"}, {"location": "~/.aws/credentials"}, {"name": "/home/dev/.ssh/id_rsa"},
+		{"key": "../../.ssh/id_rsa"}, {"opts": {"resource": "/home/dev/.kube/config"}}, {"items": ["a.txt", "/etc/shadow"]},
+		{"link": "http://169.254.169.254/latest/meta-data/"}, {"q": "http://metadata.google.internal/"},
+	] {
+		mcp_decide("fs", "read_file", args, "production").effect == "deny"
+	}
+	every args in [{"query": "how to read a file"}, {"name": "README.md"}, {"route": "/api/v1/users"}, {"owner": "a", "repo": "b"}] {
+		mcp_decide("docs", "search_docs", args, "production").effect == "allow"
+	}
+}
+
+test_mcp_command_keys_cover_common_spellings if {
+	every args in [{"commandLine": "rm -rf /"}, {"shell_command": "rm -rf /"}, {"cmdline": "rm -rf ~"}] {
+		mcp_decide("shell", "run", args, "development").effect == "deny"
+	}
+}

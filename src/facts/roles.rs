@@ -354,13 +354,17 @@ impl ParamRoles {
         let mut below = Vec::new();
         let mut cut = false;
         for (key, value) in arguments {
-            self.add_mcp_argument(key, key, &mut roles);
+            if !self.add_mcp_argument(key, key, &mut roles) {
+                add_by_shape(key, value, &mut roles);
+            }
             cut |= lift(key, value, 1, &mut below);
         }
         let mut nested = Vec::new();
         for (dotted, value) in below {
             let key = dotted.rsplit('.').next().unwrap_or_default();
-            if self.add_mcp_argument(key, &dotted, &mut roles) {
+            if self.add_mcp_argument(key, &dotted, &mut roles)
+                || add_by_shape(&dotted, value, &mut roles)
+            {
                 nested.push((dotted, value));
             }
         }
@@ -380,6 +384,47 @@ impl ParamRoles {
         let name = self.aliases.get(&low).unwrap_or(&low);
         !self.tools.contains_key(name) && name.contains("__")
     }
+}
+
+/// Give an argument whose key says nothing the role its value's shape does: servers name
+/// their arguments freely (`pathname`, `location`, `href`, `q`), and a value that is an
+/// absolute, home or dot-relative path, or a URL with a scheme, is one whatever its key.
+/// Whether it has one.
+fn add_by_shape(name: &str, value: &Value, p: &mut ToolParams) -> bool {
+    let texts: Vec<&str> = match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => return false,
+    };
+    let url = texts.iter().any(|t| looks_like_url(t));
+    let path = texts.iter().any(|t| looks_like_path(t));
+    if url {
+        p.url.push(name.to_string());
+    }
+    if path {
+        p.path.push(name.to_string());
+    }
+    url || path
+}
+
+fn looks_like_path(text: &str) -> bool {
+    let t = text.trim();
+    !t.contains('\n')
+        && (t.starts_with('/')
+            || t == "~"
+            || t.starts_with("~/")
+            || t.starts_with("./")
+            || t.starts_with("../"))
+}
+
+fn looks_like_url(text: &str) -> bool {
+    let t = text.trim_start();
+    t.find("://").is_some_and(|at| {
+        at > 0
+            && t[..at]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    })
 }
 
 /// Nested arguments go this deep, and no more of them are read; past that the facts say
