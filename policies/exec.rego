@@ -347,7 +347,7 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 command_findings := set() if {
 	# Most calls carry no command at all: skip every command rule at once.
 	count(object.get(facts, "scripts", [])) == 0
-} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((device_findings | metadata_command_findings) | recursive_read_findings)
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | (((device_findings | metadata_command_findings) | recursive_read_findings) | constructed_text_findings)
 
 # A recursive read of a directory that holds a sensitive location (grep -r x ~,
 # tar c /home) reads the credentials too.
@@ -373,6 +373,75 @@ device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", 
 	r.mode in {"write", "append", "read_write"}
 	block_device(r.target)
 }
+
+# Text built at run time from literal text through a transformer, then used as
+# words of another command: `cat $(base64 -d <<< L2hvbWU…)`, `f=$(rev <<< …)`,
+# `echo … | base64 -d | xargs cat`. The words it makes are hidden from every
+# rule (exec.text_builders; the facts stage evaluates plain echo/printf).
+constructed_text_findings contains exec_rule_finding("exec.constructed_text", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) if {
+	some c in fact_commands
+	builds_text(c)
+	becomes_words(c)
+}
+
+builds_text(c) if {
+	spec := exec_data.text_builders[c.name]
+	is_object(spec)
+	not spec.short
+	not spec.flags
+	not spec.operand
+}
+
+builds_text(c) if {
+	spec := exec_data.text_builders[c.name]
+	short_in(c, spec, object.get(spec, "short", []))
+}
+
+builds_text(c) if {
+	spec := exec_data.text_builders[c.name]
+	flag_in(c, object.get(spec, "flags", []))
+}
+
+builds_text(c) if {
+	spec := exec_data.text_builders[c.name]
+	some w in c.operands
+	regex.match(spec.operand, w)
+}
+
+# Any program fed literal text (a here-string or here-document, or echo/printf
+# before it in the pipe) transforms it, unless it only passes it on (cat).
+builds_text(c) if {
+	not c.name in exec_data.identity_programs
+	c.name != ""
+	fed_literal_text(c)
+}
+
+fed_literal_text(c) if {
+	some r in c.redirects
+	r.op in {"<<<", "<<", "<<-"}
+}
+
+fed_literal_text(c) if {
+	c.pipe_index > 0
+	some first in fact_commands
+	first.pipeline == c.pipeline
+	first.pipe_index == 0
+	first.name in {"echo", "printf"}
+}
+
+becomes_words(c) if c.via == "substitution"
+
+becomes_words(c) if {
+	some n in fact_commands
+	n.pipeline == c.pipeline
+	n.pipe_index > c.pipe_index
+	n.via != "wrapper"
+	takes_words(n)
+}
+
+takes_words(n) if n.name in {"xargs", "eval", "source", "."}
+
+takes_words(n) if n.name in exec_data.shells
 
 # A redirection to /dev/tcp/HOST/PORT or /dev/udp/HOST/PORT makes bash open a
 # network connection, read or write alike, and no egress rule sees it; a target

