@@ -73,9 +73,44 @@ command_read_only(c) if {
 	c.name != ""
 	spec := command_specs[c.name]
 	not program_dynamic(c)
+	not program_elsewhere(c)
 	not redirect_writes(c)
 	not unsafe_assignment(c)
+	not sets_code_variable(c)
 	command_spec_read_only(c, spec)
+}
+
+# A program named by a path outside the system's directories (./ls, bin/cat,
+# /tmp/x/grep, ~/bin/rg) runs whatever file is there, not the program its name
+# says (exec.system_program_path).
+program_elsewhere(c) if {
+	contains(c.program, "/")
+	not regex.match(exec_data.system_program_path, c.program)
+}
+
+# Builtins that set variables by name (read PATH, printf -v PATH, mapfile):
+# a name in environment.runs_code changes what later commands run, as PATH=…
+# does.
+sets_code_variable(c) if {
+	spec := exec_data.variable_setters[c.name]
+	spec.operands == true
+	some w in c.operands
+	code_assignment(w)
+}
+
+sets_code_variable(c) if {
+	spec := exec_data.variable_setters[c.name]
+	some i, w in c.argv
+	w == spec.flag
+	code_assignment(c.argv[i + 1])
+}
+
+sets_code_variable(c) if {
+	spec := exec_data.variable_setters[c.name]
+	some w in c.argv
+	startswith(w, spec.flag)
+	w != spec.flag
+	code_assignment(substring(w, count(spec.flag), -1))
 }
 
 # NAME=value before a program (or given to its env/sudo wrapper): anything but a
@@ -327,6 +362,10 @@ not_read_only_why(c) := sprintf("%s has a program name only known at run time", 
 	redirect_writes(c)
 } else := sprintf("%s runs with %s set, which can make it run other code", [shown_name(c), concat(", ", c.assignments)]) if {
 	unsafe_assignment(c)
+} else := sprintf("%s runs the file %s, not the system's %s (exec.system_program_path)", [c.name, c.program, c.name]) if {
+	program_elsewhere(c)
+} else := sprintf("%s sets a variable that changes what later commands run", [c.name]) if {
+	sets_code_variable(c)
 } else := sprintf("%s is not a known read-only program (data.clawgate.commands)", [c.name]) if {
 	not command_specs[c.name]
 } else := sprintf("%s runs inline %s code", [c.name, c.code.language]) if {

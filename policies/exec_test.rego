@@ -669,3 +669,19 @@ test_words_built_from_literal_text_are_held if {
 		not "exec.constructed_text" in exec_rules_for(cmd, "production")
 	}
 }
+
+# A program named by a path outside the system's directories runs whatever file
+# is there; variables set by builtins (read, printf -v) change later commands as
+# PATH=… does; tree -o and file -C write.
+test_programs_elsewhere_and_variable_setters_are_not_read_only if {
+	every cmd in [
+		"./ls", "bin/cat notes.txt", "/tmp/x/cat notes.txt", "~/bin/grep foo", "../cat x", "/usr/bin/../../tmp/cat x",
+		"printf -v PATH /tmp/evil; ls", "printf -vPATH /tmp/evil; ls", "read -r PATH <<< /tmp/evil; ls",
+		"mapfile LD_PRELOAD < x; ls", "tree -o /home/dev/.bashrc", "tree -L 2 -o out.txt", "file -C -m x",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+	every cmd in ["/usr/bin/cat notes.txt", "/bin/ls -la", "/usr/local/bin/rg TODO", "read -r line <<< x", "printf -v out %s x", "tree -L 2", "file notes.txt"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
