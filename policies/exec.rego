@@ -386,7 +386,7 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 command_findings := set() if {
 	# Most calls carry no command at all: skip every command rule at once.
 	count(object.get(facts, "scripts", [])) == 0
-} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | (((device_findings | metadata_command_findings) | recursive_read_findings) | constructed_text_findings)
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | (((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings))
 
 # A recursive read of a directory that holds a sensitive location (grep -r x ~,
 # tar c /home) reads the credentials too.
@@ -417,6 +417,19 @@ device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", 
 # words of another command: `cat $(base64 -d <<< L2hvbWU…)`, `f=$(rev <<< …)`,
 # `echo … | base64 -d | xargs cat`. The words it makes are hidden from every
 # rule (exec.text_builders; the facts stage evaluates plain echo/printf).
+# A function that calls itself in a pipe or in the background multiplies
+# processes until the host has none left.
+fork_bomb_findings contains exec_rule_finding("exec.fork_bomb", sprintf("%s calls itself", [c.function])) if {
+	some c in fact_commands
+	c.function
+	c.name == c.function
+	forks(c)
+}
+
+forks(c) if c.background == true
+
+forks(c) if c.pipeline != null
+
 constructed_text_findings contains exec_rule_finding("exec.constructed_text", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) if {
 	some c in fact_commands
 	builds_text(c)

