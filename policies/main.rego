@@ -120,6 +120,10 @@ findings contains f if {
 #   limits        per-scope limits (tools.<name>.constraints, mcp.servers.<name>.constraints)
 core := c if {
 	input.action.kind == "tool"
+	inner := dispatched_action
+	c := dispatch_core(inner)
+} else := c if {
+	input.action.kind == "tool"
 	c := tool_core
 } else := c if {
 	input.action.kind == "mcp"

@@ -57,6 +57,29 @@ tool_spec := s if {
 
 tool_known if tool_spec
 
+# A dispatcher (tools.<name>.dispatches: OpenClaw's tool_call) runs the tool it
+# names with the arguments it carries; it is judged as that call, whose facts the
+# facts stage states in its place.
+dispatched_action := a if {
+	spec := tool_spec.dispatches
+	names := [n | some k in spec.tool_params; n := params[k]; is_string(n); n != ""]
+	count(names) > 0
+	argss := array.concat([x | some k in spec.argument_params; x := params[k]; is_object(x)], [{}])
+	a := {"kind": "tool", "tool": names[0], "params": argss[0]}
+}
+
+# The dispatched call's own evaluation; a dispatcher that names a dispatcher is
+# refused (each level would hide the next).
+dispatch_core(inner) := c if {
+	not resolve_tool(inner.tool).spec.dispatches
+	ic := tool_core with input.action as inner
+	c := {"findings": ic.findings, "rate_subject": ic.rate_subject, "limits": ic.limits}
+} else := {
+	"findings": {finding("tool.nested_dispatch", "deny", "high", sprintf("%s dispatches to %s, another dispatcher: the call it finally makes cannot be judged", [tool_name, inner.tool]))},
+	"rate_subject": tool_name,
+	"limits": {},
+}
+
 # MCP tools exposed through OpenClaw's bundle-mcp arrive as "<server>__<tool>";
 # those are classified by mcp.rego instead of being "unknown".
 tool_is_mcp_bundle if {

@@ -360,3 +360,21 @@ test_unknown_tool_fallback_data_can_deny if {
 		with data.clawgate.settings.unknown_tool.effect as "deny"
 	d.effect == "deny"
 }
+
+# A dispatcher (tool_call) is judged as the call it makes; one that dispatches
+# to a dispatcher is denied.
+test_a_dispatcher_is_judged_as_the_call_it_makes if {
+	denied := [
+		{"name": "exec", "arguments": {"command": "rm -rf /"}},
+		{"tool": "exec", "args": {"command": "cat ~/.ssh/id_rsa"}},
+		{"name": "read", "input": {"path": "~/.aws/credentials"}},
+		{"name": "web_fetch", "arguments": {"url": "http://169.254.169.254/latest/"}},
+		{"name": "tool_call", "arguments": {"name": "exec", "arguments": {"command": "ls"}}},
+	]
+	every p in denied {
+		decide(tool_call("tool_call", p, "production")).effect == "deny"
+	}
+	decide(tool_call("tool_call", {"name": "write", "arguments": {"path": "x.txt", "content": "x"}}, "production")).effect == "require_approval"
+	decide(tool_call("tool_call", {"name": "read", "arguments": {"path": "README.md"}}, "production")).effect == "allow"
+	decide(tool_call("tool_call", {"query": "x"}, "production")).effect == "allow"
+}

@@ -245,6 +245,13 @@ pub struct Facts {
 
 /// State the facts of one action.
 pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Facts {
+    // A dispatcher (tool_call) is judged as the call it makes; one that dispatches to a
+    // dispatcher is refused by policy, and stated as itself.
+    if let Some(inner) = roles.dispatched(action)
+        && roles.dispatched(&inner).is_none()
+    {
+        return facts_for(&inner, roles, ctx);
+    }
     let mut facts = Facts {
         home: ctx.home.clone(),
         cwd: ctx.workspace.clone(),

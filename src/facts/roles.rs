@@ -19,20 +19,26 @@ pub struct ToolParams {
     pub patch: Vec<String>,
     /// Objects of environment variables the command runs with (exec's `env`).
     pub env: Vec<String>,
+    /// A dispatcher (`dispatches`: OpenClaw's `tool_call`): the parameters naming the tool
+    /// it runs, and those holding that tool's arguments.
+    pub dispatch_tool: Vec<String>,
+    pub dispatch_args: Vec<String>,
+}
+
+/// The strings of a JSON array (none when it is not one).
+fn strings_at(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl ToolParams {
     fn from_spec(spec: &Value) -> ToolParams {
-        let names = |field: &str| -> Vec<String> {
-            spec[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let names = |field: &str| strings_at(&spec[field]);
         ToolParams {
             command: names("command_params"),
             typed: names("typed_params"),
@@ -40,6 +46,8 @@ impl ToolParams {
             url: names("url_params"),
             patch: names("patch_params"),
             env: names("env_params"),
+            dispatch_tool: strings_at(&spec["dispatches"]["tool_params"]),
+            dispatch_args: strings_at(&spec["dispatches"]["argument_params"]),
         }
     }
 }
@@ -369,6 +377,29 @@ impl ParamRoles {
             }
         }
         (nested, roles, cut)
+    }
+
+    /// The call a dispatcher tool makes (`tool_call {name, arguments}`), when the action is
+    /// one and names a tool: it is judged as that call.
+    pub fn dispatched(&self, action: &crate::action::Action) -> Option<crate::action::Action> {
+        if action.kind != crate::action::ActionKind::Tool {
+            return None;
+        }
+        let spec = self.tool(action.tool.as_deref()?);
+        let params = action.params.as_ref()?.as_object()?;
+        let name = spec.dispatch_tool.iter().find_map(|k| {
+            params
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+        })?;
+        let args = spec
+            .dispatch_args
+            .iter()
+            .find_map(|k| params.get(k).filter(|v| v.is_object()))
+            .cloned()
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        Some(crate::action::Action::tool(name, Some(args)))
     }
 
     /// The option grammar of a program whose first operand is a pattern, when the bundle

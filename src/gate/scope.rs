@@ -76,14 +76,19 @@ pub fn out_of_scope(
     match action.kind {
         ActionKind::Tool => {
             if let Some(groups) = &scopes.tool_groups {
-                let tool = action.tool.as_deref().unwrap_or("");
                 let bundle = bundle();
-                let group = bundle.tool_catalog.group_of(tool);
-                if !groups.iter().any(|g| g == group) {
-                    return Some(format!(
-                        "identity {who} is not scoped for tool group {group:?} (tool {tool:?}; scopes.tool_groups: {})",
-                        list(groups)
-                    ));
+                // A dispatcher (tool_call) needs the scope of the tool it runs as well.
+                let inner = bundle.param_roles.dispatched(action);
+                let tools = std::iter::once(action.tool.as_deref().unwrap_or(""))
+                    .chain(inner.as_ref().and_then(|a| a.tool.as_deref()));
+                for tool in tools {
+                    let group = bundle.tool_catalog.group_of(tool);
+                    if !groups.iter().any(|g| g == group) {
+                        return Some(format!(
+                            "identity {who} is not scoped for tool group {group:?} (tool {tool:?}; scopes.tool_groups: {})",
+                            list(groups)
+                        ));
+                    }
                 }
             }
         }

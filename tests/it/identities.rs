@@ -21,7 +21,7 @@ fn identities(c: &mut Config) {
             cert_subject: None,
             uid: None,
             scopes: Scopes {
-                tool_groups: Some(vec!["fs".into()]),
+                tool_groups: Some(vec!["fs".into(), "other".into()]),
                 mcp_servers: Some(vec!["github".into()]),
                 egress_hosts: None,
                 environments: Some(vec!["production".into()]),
@@ -148,6 +148,36 @@ async fn out_of_scope_actions_are_denied_naming_the_scope_and_audited() {
         "{unknown}"
     );
 
+    // A dispatcher needs the scope of the tool it runs: tool_call is in "other", exec is
+    // not in ci's groups, read is.
+    let (_, dispatched, _) = check_as(
+        &s,
+        Some(CI_TOKEN),
+        &check_body(
+            "tool_call",
+            json!({"name": "exec", "arguments": {"command": "ls"}}),
+        ),
+    )
+    .await;
+    assert_eq!(dispatched["decision"], "deny", "{dispatched}");
+    assert!(
+        dispatched["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("tool group \"runtime\" (tool \"exec\""),
+        "{dispatched}"
+    );
+    let (_, read, _) = check_as(
+        &s,
+        Some(CI_TOKEN),
+        &check_body(
+            "tool_call",
+            json!({"name": "read", "arguments": {"path": "README.md"}}),
+        ),
+    )
+    .await;
+    assert_eq!(read["decision"], "allow", "{read}");
+
     let mut mcp = check_body("create_issue", json!({"title": "x"}));
     mcp["kind"] = json!("mcp");
     mcp["server"] = json!("jira");
@@ -180,8 +210,8 @@ async fn out_of_scope_actions_are_denied_naming_the_scope_and_audited() {
         .into_iter()
         .filter(|e| e["decision"] == "deny")
         .collect();
-    assert_eq!(denied.len(), 4);
-    assert_eq!(denied[3]["agent"]["authenticated_as"], "staging-bot");
+    assert_eq!(denied.len(), 5);
+    assert_eq!(denied[4]["agent"]["authenticated_as"], "staging-bot");
 }
 
 #[tokio::test]
@@ -205,7 +235,7 @@ decision := {"effect": "allow", "risk": "low",
         &check_body("read", json!({"path": "a"})),
     )
     .await;
-    assert_eq!(answer["reasons"][0], "ci may use [\"fs\"]", "{answer}");
+    assert_eq!(answer["reasons"][0], "ci may use [\"fs\", \"other\"]", "{answer}");
 }
 
 #[tokio::test]
