@@ -237,3 +237,22 @@ test_every_command_pattern_has_an_example if {
 		fired(decide(exec_call(cmd, "development")), id)
 	}
 }
+
+# A parameter the catalog does not name is judged by its value's shape: a
+# path-shaped word is a path the call names (not the file a write writes), prose
+# that mentions a path is not.
+test_unnamed_parameters_are_judged_by_shape if {
+	every call in [
+		["read", {"filePath": "/home/dev/.ssh/id_rsa"}], ["read", {"paths": ["~/.aws/credentials"]}],
+		["view_image", {"image": "/home/dev/.ssh/id_rsa"}], ["image_generate", {"prompt": "x", "image": "~/.kube/config"}],
+		["message", {"action": "send", "to": "x", "media": "/home/dev/.ssh/id_ed25519"}],
+	] {
+		decide(tool_call(call[0], call[1], "development")).effect == "deny"
+	}
+	every call in [
+		["write", {"path": "run.sh", "content": "/usr/local/bin/start"}],
+		["write", {"path": "notes.md", "content": "keys live in /home/dev/.ssh/id_rsa"}],
+	] {
+		decide(tool_call(call[0], call[1], "development")).effect == "allow"
+	}
+}

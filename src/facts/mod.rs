@@ -296,6 +296,9 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 spec.url.extend(own.url.iter().cloned());
                 spec.patch.extend(own.patch.iter().cloned());
                 spec.env.extend(own.env.iter().cloned());
+                // A parameter the catalog does not name (`filePath`, `media`, `image`) is
+                // judged by its value's shape, as an MCP argument is.
+                roles.roles_by_shape(&params, &mut spec);
             }
             params_facts(&mut facts, &params, &spec, roles, ctx);
         }
@@ -398,12 +401,13 @@ fn params_facts(
             _ => Vec::new(),
         }
     };
-    for key in &spec.path {
+    let shaped = spec.shaped_path.iter().map(|k| (k, "argument"));
+    for (key, access) in spec.path.iter().map(|k| (k, "param")).chain(shaped) {
         for raw in params.get(key).map(strings).unwrap_or_default() {
             let access = if roles.workdir_params.contains(key) {
                 "workdir"
             } else {
-                "param"
+                access
             };
             let p = PathFact::new(
                 &raw.replace('\\', "/"),

@@ -23,6 +23,9 @@ pub struct ToolParams {
     /// it runs, and those holding that tool's arguments.
     pub dispatch_tool: Vec<String>,
     pub dispatch_args: Vec<String>,
+    /// Parameters no key names but whose value is path-shaped: judged as paths the call
+    /// names (access `argument`), not as the file it writes.
+    pub shaped_path: Vec<String>,
 }
 
 /// The strings of a JSON array (none when it is not one).
@@ -48,6 +51,7 @@ impl ToolParams {
             env: names("env_params"),
             dispatch_tool: strings_at(&spec["dispatches"]["tool_params"]),
             dispatch_args: strings_at(&spec["dispatches"]["argument_params"]),
+            shaped_path: Vec::new(),
         }
     }
 }
@@ -379,6 +383,28 @@ impl ParamRoles {
         (nested, roles, cut)
     }
 
+    /// Give the parameters `spec` names in no role the role their value's shape has.
+    pub fn roles_by_shape(&self, params: &serde_json::Map<String, Value>, spec: &mut ToolParams) {
+        for (key, value) in params {
+            let named = [
+                &spec.command,
+                &spec.typed,
+                &spec.path,
+                &spec.url,
+                &spec.patch,
+                &spec.env,
+                &spec.dispatch_tool,
+                &spec.dispatch_args,
+                &spec.shaped_path,
+            ]
+            .iter()
+            .any(|list| list.contains(key));
+            if !named {
+                add_by_shape(key, value, spec);
+            }
+        }
+    }
+
     /// The call a dispatcher tool makes (`tool_call {name, arguments}`), when the action is
     /// one and names a tool: it is judged as that call.
     pub fn dispatched(&self, action: &crate::action::Action) -> Option<crate::action::Action> {
@@ -433,14 +459,16 @@ fn add_by_shape(name: &str, value: &Value, p: &mut ToolParams) -> bool {
         p.url.push(name.to_string());
     }
     if path {
-        p.path.push(name.to_string());
+        p.shaped_path.push(name.to_string());
     }
     url || path
 }
 
+/// One path-shaped word: prose that mentions a path (a file's content, a message) is not
+/// one.
 fn looks_like_path(text: &str) -> bool {
     let t = text.trim();
-    !t.contains('\n')
+    !t.contains(char::is_whitespace)
         && (t.starts_with('/')
             || t == "~"
             || t.starts_with("~/")
@@ -449,13 +477,14 @@ fn looks_like_path(text: &str) -> bool {
 }
 
 fn looks_like_url(text: &str) -> bool {
-    let t = text.trim_start();
-    t.find("://").is_some_and(|at| {
-        at > 0
-            && t[..at]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-    })
+    let t = text.trim();
+    !t.contains(char::is_whitespace)
+        && t.find("://").is_some_and(|at| {
+            at > 0
+                && t[..at]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        })
 }
 
 /// Nested arguments go this deep, and no more of them are read; past that the facts say

@@ -235,7 +235,10 @@ decision := {"effect": "allow", "risk": "low",
         &check_body("read", json!({"path": "a"})),
     )
     .await;
-    assert_eq!(answer["reasons"][0], "ci may use [\"fs\", \"other\"]", "{answer}");
+    assert_eq!(
+        answer["reasons"][0], "ci may use [\"fs\", \"other\"]",
+        "{answer}"
+    );
 }
 
 #[tokio::test]
