@@ -298,9 +298,9 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	dest_fs := {f | some d in dests; some f in destination_findings(d)}
 
 	# Methods: reads, trusted API hosts, mutations, production hosts.
-	methods := array.concat([upper(m) | m := a.http.method; is_string(m)], ["(no method)"])
-	method := methods[0]
 	hc := object.union_n([x | x := data.clawgate.http; is_object(x)])
+	methods := array.concat(array.concat(method_overrides(hc), [upper(m) | m := a.http.method; is_string(m)]), ["(no method)"])
+	method := methods[0]
 	mutating := count([1 | method in hc.safe_methods]) == 0
 	label := sprintf("%s %s", [method, label_host])
 	method_fs := http_method_finding(mutating, hc, hosts, label)
@@ -313,6 +313,20 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
 	fs := (((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | header_credential_findings) | body_credential_findings) | unverified_host_findings
 }
+
+# The method a server acts on when the request asks for another: frameworks honour
+# X-HTTP-Method-Override and its kin (http.method_override_headers) and Rails' or
+# Laravel's `_method` query parameter (http.method_override_params), so a GET
+# carrying `DELETE` there is judged as a DELETE.
+method_overrides(hc) := array.concat([upper(v) |
+	some name, v in object.get(input.action.http, "headers", {})
+	lower(name) in object.get(hc, "method_override_headers", [])
+	is_string(v)
+	v != ""
+], [upper(m[2]) |
+	some p in object.get(hc, "method_override_params", [])
+	some m in regex.find_all_string_submatch_n(sprintf(`(^|&)%s=([A-Za-z]+)`, [p]), object.get(input.action.http, "query", ""), -1)
+])
 
 http_method_finding(mutating, hc, hosts, label) := {finding("http.read", tier_effect("low"), "low", sprintf("%s is a read", [label]))} if {
 	mutating == false

@@ -426,3 +426,18 @@ test_internal_host_names_are_private_for_web_fetch if {
 	# The browser may open a local dev server.
 	decide(tool_call("browser", {"action": "navigate", "url": "http://myapp.local:3000/"}, "production")).effect == "allow"
 }
+
+# A GET that asks the server for another method (X-HTTP-Method-Override and kin,
+# Rails' _method) is judged as that method.
+test_method_overrides_are_judged_as_the_method_asked_for if {
+	base := http_input("GET", "api.example.com", ["93.184.216.34"], "production")
+	every h in [{"x-http-method-override": "DELETE"}, {"x-http-method": "put"}, {"x-method-override": "PATCH"}] {
+		d := decide(object.union(base, {"action": object.union(base.action, {"http": object.union(base.action.http, {"headers": h})})}))
+		d.effect == "require_approval"
+		fired(d, "http.mutation")
+	}
+	q := object.union(base, {"action": object.union(base.action, {"http": object.union(base.action.http, {"query": "id=1&_method=DELETE"})})})
+	decide(q).effect == "require_approval"
+	plain := object.union(base, {"action": object.union(base.action, {"http": object.union(base.action.http, {"query": "method=delete&x=1", "headers": {"accept": "application/json"}})})})
+	decide(plain).effect == "allow"
+}
