@@ -80,6 +80,18 @@ command_read_only(c) if {
 	command_spec_read_only(c, spec)
 }
 
+# Asking a program for its version runs nothing else (`cargo --version`,
+# `java -version`), whether or not the program is listed.
+command_read_only(c) if {
+	c.name != ""
+	count(c.argv) == 2
+	c.argv[1] in exec_data.version_flags
+	not program_dynamic(c)
+	not program_elsewhere(c)
+	not redirect_writes(c)
+	not unsafe_assignment(c)
+}
+
 # A program named by a path outside the system's directories (./ls, bin/cat,
 # /tmp/x/grep, ~/bin/rg) runs whatever file is there, not the program its name
 # says (exec.system_program_path).

@@ -697,3 +697,12 @@ test_fork_bombs_are_denied if {
 		not "exec.fork_bomb" in exec_rules_for(cmd, "development")
 	}
 }
+
+test_version_queries_are_read_only if {
+	every cmd in ["cargo --version", "java -version", "mvn -V", "terraform --version", "/usr/bin/gcc --version"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["./build --version", "terraform --version > ~/.bashrc", "PAGER=x git --version", "rm --version -rf /"] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
