@@ -192,6 +192,10 @@ test_path_not_a_string_is_ignored if {
 
 # One example per credential rule id, so a pattern edit that stops matching fails here.
 credential_examples := {
+	"cred.cli_tokens": "~/.config/doctl/config.yaml",
+	"cred.ai_tokens": "/home/u/.codex/auth.json",
+	"cred.encryption_keys": "~/.config/sops/age/keys.txt",
+	"cred.system_keys": "/etc/wireguard/wg0.conf",
 	"cred.ssh": "/home/u/.ssh/config",
 	"cred.ssh_key": "backup/id_ecdsa",
 	"cred.dotenv": "services/api/.env.staging",
