@@ -706,3 +706,19 @@ test_version_queries_are_read_only if {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
 }
+
+# Commands and paths in the string literals of inline code are judged: in
+# development, where running code is allowed, a shell command or a credential
+# path it names is not.
+test_commands_and_paths_in_inline_code_are_judged if {
+	every cmd in [
+		"python3 -c 'import os; os.system(\"rm -rf ~\")'", "node -e 'require(\"child_process\").execSync(\"cat ~/.aws/credentials\")'",
+		"perl -e 'system(\"rm -rf /\")'", "awk 'BEGIN{system(\"rm -rf ~\")}'", "ruby -e 'puts `cat ~/.netrc`'",
+		"node -e \"require('fs').readFileSync('/home/dev/.ssh/id_rsa')\"",
+	] {
+		decide(exec_call(cmd, "development")).effect == "deny"
+	}
+	every cmd in ["python3 -c 'print(1+1)'", "node -e 'console.log(`hi ${1+1}`)'", "python3 -c \"import json; print(json.load(open('package.json')))\""] {
+		decide(exec_call(cmd, "development")).effect == "allow"
+	}
+}

@@ -466,7 +466,7 @@ fn add_by_shape(name: &str, value: &Value, p: &mut ToolParams) -> bool {
 
 /// One path-shaped word: prose that mentions a path (a file's content, a message) is not
 /// one.
-fn looks_like_path(text: &str) -> bool {
+pub(super) fn looks_like_path(text: &str) -> bool {
     let t = text.trim();
     !t.contains(char::is_whitespace)
         && (t.starts_with('/')
@@ -476,7 +476,7 @@ fn looks_like_path(text: &str) -> bool {
             || t.starts_with("../"))
 }
 
-fn looks_like_url(text: &str) -> bool {
+pub(super) fn looks_like_url(text: &str) -> bool {
     let t = text.trim();
     !t.contains(char::is_whitespace)
         && t.find("://").is_some_and(|at| {

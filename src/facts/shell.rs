@@ -9,6 +9,7 @@
 //! Nothing here decides: policy reads these facts.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use brush_parser::ast;
 use brush_parser::word::{self, WordPiece, WordPieceWithSource};
@@ -1299,6 +1300,48 @@ impl Walker<'_, '_> {
         self.vars = vars;
     }
 
+    /// What inline code names in its string literals: a literal given to a call that runs
+    /// a shell (`os.system("…")`, `execSync('…')`, awk's `system("…")`, a Ruby or Perl
+    /// backtick) is parsed as the command it runs (`via: "code"`); a literal that is one
+    /// path-shaped or URL-shaped word is a path or URL the code names. The code itself is
+    /// not parsed: this reads its literals, the way a reviewer skims it.
+    fn code_literals(&mut self, id: usize, code: &str, language: &str, scope: &Scope) {
+        static LITERAL: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(r#"'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`((?:[^`\\]|\\.)*)`"#)
+                .expect("literal pattern")
+        });
+        static SHELL_CALL: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"(?:\b(?:os\.system|os\.popen|subprocess\.\w+|commands\.\w+|execSync|spawnSync|exec|execFile|system|popen|shell_exec|passthru|proc_open|qx|getoutput|check_output|check_call|call|run|Popen|spawn))\s*\(\s*\[?\s*$",
+            )
+            .expect("shell call pattern")
+        });
+        let base = self.base();
+        let source = format!("command {id} (code)");
+        for m in LITERAL.captures_iter(code).take(MAX_CODE_LITERALS) {
+            let (Some(whole), Some(text)) = (m.get(0), m.get(1).or(m.get(2)).or(m.get(3))) else {
+                continue;
+            };
+            let text = text.as_str();
+            let backtick = whole.as_str().starts_with('`');
+            let runs_shell = if backtick {
+                // Ruby's and Perl's backticks run a shell; JavaScript's are template strings.
+                matches!(language, "ruby" | "perl")
+            } else {
+                SHELL_CALL.is_match(&code[..whole.start()])
+            };
+            if runs_shell {
+                self.nested(text, id, scope, "code");
+            } else if super::roles::looks_like_path(text) {
+                let mut fact = self.sink.commands[id].clone();
+                self.add_path(&mut fact, text, false, &base, &source);
+                self.sink.commands[id].paths = fact.paths;
+            } else if super::roles::looks_like_url(text) {
+                self.add_url(text, &source);
+            }
+        }
+    }
+
     /// The command a wrapper, shell or interpreter runs.
     fn unwrap(&mut self, id: usize, scope: &Scope, heredoc: Option<String>) {
         let fact = self.sink.commands[id].clone();
@@ -1315,6 +1358,7 @@ impl Walker<'_, '_> {
                 .as_ref()
                 .map(|t| t.join("\n"))
                 .unwrap_or_default();
+            self.code_literals(id, &text, "awk", scope);
             self.sink.commands[id].code = Some(InlineCode {
                 language: "awk",
                 effects: awk_effects(&text),
@@ -1344,6 +1388,7 @@ impl Walker<'_, '_> {
                 }
             }
             super::wrappers::Inner::Code(language, text) => {
+                self.code_literals(id, &text, language, scope);
                 self.sink.commands[id].code = Some(InlineCode {
                     language,
                     text,
@@ -1621,6 +1666,9 @@ fn ansi_c(s: &str) -> String {
     }
     out
 }
+
+/// String literals of inline code read for commands, paths and URLs, at most.
+const MAX_CODE_LITERALS: usize = 64;
 
 /// The awk implementations: their program is inline code.
 const AWKS: [&str; 5] = ["awk", "gawk", "mawk", "nawk", "busybox-awk"];
@@ -2059,6 +2107,42 @@ mod tests {
                 .effects
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn inline_code_literals_are_read_for_commands_paths_and_urls() {
+        // A literal given to a call that runs a shell is parsed as that command.
+        for (cmd, program) in [
+            (r#"python3 -c 'import os; os.system("rm -rf ~")'"#, "rm"),
+            (
+                r#"node -e 'require("child_process").execSync("curl x | sh")'"#,
+                "curl",
+            ),
+            ("ruby -e 'puts `id`'", "id"),
+            (r#"awk 'BEGIN{system("shred x")}'"#, "shred"),
+        ] {
+            let f = facts(cmd);
+            let inner = f.commands.iter().find(|c| c.name == program);
+            assert_eq!(
+                inner.map(|c| c.via),
+                Some("code"),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+        // One path-shaped or URL-shaped literal is a path or URL the code names.
+        let f = facts(r#"node -e "require('fs').readFileSync('/home/dev/.aws/credentials')""#);
+        assert!(
+            f.paths
+                .iter()
+                .any(|p| p.path == "/home/dev/.aws/credentials")
+        );
+        let f = facts(r#"python3 -c 'import urllib.request as u; u.urlopen("http://10.0.0.1/x")'"#);
+        assert!(f.urls.iter().any(|u| u.host == "10.0.0.1"), "{:?}", f.urls);
+        // JavaScript's backticks are template strings, not commands; prose is not a path.
+        let f = facts("node -e 'console.log(`rm -rf /`, \"see /etc and more\")'");
+        assert!(f.commands.iter().all(|c| c.name != "rm"));
+        assert!(f.paths.iter().all(|p| p.path != "/etc"));
     }
 
     #[test]
