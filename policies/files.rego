@@ -80,8 +80,11 @@ sensitive_entries(p) := {e |
 # original holds.
 judged_names(p) := {p.name, backup_stem(p)}
 
+# Most names end in a letter other than a backup suffix's, so the regex runs only
+# for names ending like one (`~`, a digit, or the suffixes' last letters).
 backup_stem(p) := regex.replace(p.name, paths_data.backup_suffix, "") if {
 	not p.glob
+	regex.match(`[~0-9pdkgveyow]$`, p.name)
 } else := p.name
 
 # Names that are only sensitive under a directory (environ under /proc).
@@ -106,10 +109,11 @@ key_file_entries(p) := {key_entry |
 # keys.
 name_pattern_entries(p) := {e |
 	# The name without backup suffixes only: .env.sample.bak is a template's copy.
-	n := backup_stem(p)
+	n := lower(backup_stem(p))
 	some e in paths_data.sensitive_name_patterns
-	regex.match(e.pattern, lower(n))
-	not regex.match(object.get(e, "unless", "^$"), lower(n))
+	contains(n, e.hint)
+	regex.match(e.pattern, n)
+	not regex.match(object.get(e, "unless", "^$"), n)
 }
 
 # A glob reaches a sensitive location when one of its wildcard prefixes matches

@@ -22,6 +22,7 @@ test_sensitive_entries_are_complete if {
 	regex.is_valid(data.clawgate.paths.backup_suffix)
 	every e in data.clawgate.paths.sensitive_name_patterns {
 		startswith(e.id, "cred.")
+		is_string(e.hint)
 		e.reason != ""
 		regex.is_valid(e.pattern)
 	}
