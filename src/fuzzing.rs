@@ -228,6 +228,12 @@ pub fn facts(data: &[u8]) {
         Action::tool("exec", Some(serde_json::json!({ "command": text }))),
         Action::tool("read", Some(serde_json::json!({ "path": text }))),
         Action::tool("web_fetch", Some(serde_json::json!({ "url": text }))),
+        // A dispatched call, and a parameter judged by its shape.
+        Action::tool(
+            "tool_call",
+            Some(serde_json::json!({ "name": "exec", "arguments": { "command": text } })),
+        ),
+        Action::tool("message", Some(serde_json::json!({ "media": text }))),
     ] {
         let _ = crate::facts::facts_for(&action, roles(), &context());
     }
