@@ -1,7 +1,9 @@
-//! Appending to the audit log: one writer thread owns the redb file and commits many callers'
-//! entries in one durable write transaction (group commit). A caller's `append` returns only
-//! once its entry is on disk, so the action it records may run; if the write fails, the caller
-//! gets the error and nothing is silently dropped.
+//! Appending to the audit log: a writer thread commits many callers' entries in one durable
+//! write transaction (group commit); a caller that finds itself the only append under way
+//! commits its own entries instead, on its own thread, with the same transaction (no hand-off
+//! to the writer and back). Either way one commit runs at a time, under the writer's lock. A
+//! caller's `append` returns only once its entry is on disk, so the action it records may run;
+//! if the write fails, the caller gets the error and nothing is silently dropped.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,11 @@ const RESERVED: &[&str] = &["seq", "prev", "ts", "kind", "redacted"];
 /// How long the writer may hold a batch open for appends that are under way but not yet queued
 /// (see [`Writer::run`]).
 const LINGER: Duration = Duration::from_micros(300);
+
+/// The chain head (`meta`/`head`) is stored with every checkpoint and at least once per this many
+/// entries, not with every commit: a commit that writes it dirties one more table. Entries
+/// committed after the stored head (at most this many plus one batch) are read back on open.
+const HEAD_EVERY: u64 = 1024;
 
 /// Run ids the writer remembers the first seq of, so that most entries of a run skip the
 /// `run_ids` lookup; cleared when full (a miss only costs that lookup).
@@ -161,8 +168,13 @@ enum Msg {
 /// Handle to the audit log. Cheap to share; the writer thread stops on [`AuditLog::close`].
 pub struct AuditLog {
     tx: flume::Sender<Msg>,
+    /// The writer's state, shared by the writer thread and callers that commit their own
+    /// entries (see [`AuditLog::commit_inline`]); one commit at a time.
+    writer_state: Arc<Mutex<Writer>>,
     /// `append` calls under way (preparing, queued or waiting for their commit).
     in_flight: Arc<AtomicUsize>,
+    /// Of those, the ones committing on their own thread (never more than one).
+    inline: Arc<AtomicUsize>,
     /// Shared with the writer thread; dropped on close so the file is released.
     db: Mutex<Option<Arc<Database>>>,
     health: Arc<AuditHealth>,
@@ -188,6 +200,7 @@ impl AuditLog {
         let (tx, rx) = flume::bounded(65_536);
         let db = Arc::new(db);
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let inline = Arc::new(AtomicUsize::new(0));
         let metrics = opts.metrics.clone();
         let writer = Writer::new(
             db.clone(),
@@ -196,15 +209,22 @@ impl AuditLog {
             origin.clone(),
             opts,
             health.clone(),
-            in_flight.clone(),
         )?;
+        let writer_state = Arc::new(Mutex::new(writer));
+        let thread = WriterThread {
+            state: writer_state.clone(),
+            in_flight: in_flight.clone(),
+            inline: inline.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("clawgate-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || thread.run(rx))
             .map_err(|e| AuditError::Storage(format!("cannot start the audit writer: {e}")))?;
         let log = AuditLog {
             tx,
+            writer_state,
             in_flight,
+            inline,
             db: Mutex::new(Some(db)),
             health,
             metrics,
@@ -264,6 +284,15 @@ impl AuditLog {
     async fn append_inner(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
         let _in_flight = InFlight::enter(&self.in_flight);
         let prepared = prepare(&self.redactor, event)?;
+        let prepared = match self.commit_inline(vec![prepared]) {
+            Ok(result) => {
+                return result.and_then(|mut receipts| receipts.pop().ok_or(AuditError::Closed));
+            }
+            Err(mut group) => match group.pop() {
+                Some(p) => p,
+                None => return Err(AuditError::Closed),
+            },
+        };
         let (reply, wait) = oneshot::channel();
         self.tx
             .send_async(Msg::Append(prepared, reply))
@@ -284,15 +313,23 @@ impl AuditLog {
 
     async fn append_all_inner(&self, events: Vec<AuditEvent>) -> Result<Vec<Receipt>, AuditError> {
         let _in_flight = InFlight::enter(&self.in_flight);
-        let mut group = Vec::with_capacity(events.len());
-        let mut waits = Vec::with_capacity(events.len());
+        let mut prepared = Vec::with_capacity(events.len());
         for event in events {
-            let (reply, wait) = oneshot::channel();
-            group.push((prepare(&self.redactor, event)?, reply));
-            waits.push(wait);
+            prepared.push(prepare(&self.redactor, event)?);
         }
-        if group.is_empty() {
+        if prepared.is_empty() {
             return Ok(Vec::new());
+        }
+        let prepared = match self.commit_inline(prepared) {
+            Ok(result) => return result,
+            Err(group) => group,
+        };
+        let mut group = Vec::with_capacity(prepared.len());
+        let mut waits = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let (reply, wait) = oneshot::channel();
+            group.push((p, reply));
+            waits.push(wait);
         }
         self.tx
             .send_async(Msg::AppendAll(group))
@@ -303,6 +340,40 @@ impl AuditLog {
             receipts.push(wait.await.map_err(|_| self.closed())??);
         }
         Ok(receipts)
+    }
+
+    /// Commit a group on the caller's thread when it is the only append under way and the
+    /// writer is idle, so that a lone caller (one check at a time) does not wake the writer
+    /// thread and wait to be woken by it: two thread hand-offs per entry on top of the commit.
+    /// The commit is the same one the writer makes (one write transaction, durable before this
+    /// returns); the tokio worker hands its other tasks to another thread meanwhile
+    /// (`block_in_place`). Gives the group back when the writer thread should take it: other
+    /// appends under way (they group-commit), a commit in progress, or a runtime that cannot
+    /// block in place (current-thread).
+    fn commit_inline(
+        &self,
+        group: Vec<Prepared>,
+    ) -> Result<Result<Vec<Receipt>, AuditError>, Vec<Prepared>> {
+        if self.in_flight.load(Ordering::Relaxed) != 1 || !self.tx.is_empty() {
+            return Err(group);
+        }
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            return Err(group);
+        }
+        // A poisoned lock (a panic during a commit) also goes to the writer thread, which
+        // stops on it: appends then fail as on a closed log.
+        let Ok(mut writer) = self.writer_state.try_lock() else {
+            return Err(group);
+        };
+        if writer.db.is_none() {
+            return Ok(Err(self.closed()));
+        }
+        let _inline = InFlight::enter(&self.inline);
+        Ok(tokio::task::block_in_place(|| {
+            writer.commit(&group.iter().collect::<Vec<_>>())
+        }))
     }
 
     fn closed(&self) -> AuditError {
@@ -446,34 +517,95 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         };
         meta.insert("instance_id", instance_id.as_bytes())
             .map_err(store_err)?;
-        let head: ChainHead = match meta.get("head").map_err(store_err)? {
+        let stored: ChainHead = match meta.get("head").map_err(store_err)? {
             Some(v) => serde_json::from_slice(v.value()).map_err(store_err)?,
             None => ChainHead {
                 last_hash: ZERO_HASH.into(),
                 ..ChainHead::default()
             },
         };
-        let last = entries.last().map_err(store_err)?;
-        let consistent = match &last {
-            None => head.size == 0,
-            Some((k, v)) => {
-                k.value() + 1 == head.size
-                    && split_entry(v.value()).map(|(h, _)| hex::encode(h))
-                        == Some(head.last_hash.clone())
-            }
-        };
-        if !consistent {
-            return Err(AuditError::Corrupt(format!(
-                "{}: the chain head does not match the last entry; run `clawgate audit verify --db {}`",
+        let head = catch_up(&entries, stored).map_err(|why| {
+            AuditError::Corrupt(format!(
+                "{}: {why}; run `clawgate audit verify --db {}`",
                 path.display(),
                 path.display()
-            )));
-        }
+            ))
+        })?;
+        meta.insert(
+            "head",
+            serde_json::to_vec(&head).map_err(store_err)?.as_slice(),
+        )
+        .map_err(store_err)?;
         (head, instance_id)
     };
     migrate_legacy_runs(&txn)?;
     txn.commit().map_err(store_err)?;
     Ok((db, head, instance_id))
+}
+
+/// The head of the chain as the entries make it: the stored head, which must name an entry
+/// that is there with the hash it records, carried over the entries committed after it (a
+/// head is stored every [`HEAD_EVERY`] entries and with each checkpoint, so after a crash it
+/// may be behind the last commit). Each of those entries must sit at the next seq and
+/// carry the hash of its bytes.
+fn catch_up(
+    entries: &impl ReadableTable<u64, &'static [u8]>,
+    stored: ChainHead,
+) -> Result<ChainHead, String> {
+    if stored.size > 0 {
+        let recorded = entries
+            .get(stored.size - 1)
+            .map_err(|e| e.to_string())?
+            .and_then(|v| split_entry(v.value()).map(|(h, _)| hex::encode(h)));
+        if recorded.as_deref() != Some(stored.last_hash.as_str()) {
+            return Err(format!(
+                "the chain head records {} entries ending in {}, but entry {} {}",
+                stored.size,
+                stored.last_hash,
+                stored.size - 1,
+                if recorded.is_some() {
+                    "has another hash"
+                } else {
+                    "is missing"
+                }
+            ));
+        }
+    }
+    let frontier = stored
+        .frontier
+        .iter()
+        .map(|h| decode_hash(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut tree = MerkleAccumulator::from_frontier(stored.size, frontier)
+        .map_err(|e| format!("stored Merkle frontier: {e}"))?;
+    let mut last = None;
+    for item in entries.range(stored.size..).map_err(|e| e.to_string())? {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let seq = k.value();
+        if seq != tree.size() {
+            return Err(format!(
+                "entry {} is missing after the chain head (the next one is {seq})",
+                tree.size()
+            ));
+        }
+        match split_entry(v.value()) {
+            Some((hash, json)) if leaf_hash(json) == hash => {
+                tree.push(hash);
+                last = Some(hash);
+            }
+            _ => return Err(format!("entry {seq} does not match its recorded hash")),
+        }
+    }
+    let Some(last) = last else {
+        return Ok(stored);
+    };
+    Ok(ChainHead {
+        size: tree.size(),
+        last_hash: hex::encode(last),
+        frontier: tree.frontier().iter().map(hex::encode).collect(),
+        checkpoint_size: stored.checkpoint_size,
+    })
 }
 
 /// Move a `runs` multimap index (run id → seqs), written before `run_ids`/`run_entries`
@@ -509,8 +641,12 @@ fn migrate_legacy_runs(txn: &WriteTransaction) -> Result<(), AuditError> {
 }
 
 struct Writer {
-    db: Arc<Database>,
+    /// `None` once the log is closed: the file is released and commits fail with `Closed`.
+    db: Option<Arc<Database>>,
+    /// The chain as committed (size, last hash, checkpoint size; the frontier is `tree`'s).
     head: ChainHead,
+    /// Size of the head last stored in `meta` (see [`HEAD_EVERY`]).
+    stored_head: u64,
     prev: Hash,
     tree: MerkleAccumulator,
     signer: NoteSigner,
@@ -518,7 +654,6 @@ struct Writer {
     opts: AuditOptions,
     health: Arc<AuditHealth>,
     last_checkpoint_at: Instant,
-    in_flight: Arc<AtomicUsize>,
     /// Run id → seq of the run's first entry, for runs committed before (see [`RUN_CACHE`]).
     runs: HashMap<String, u64>,
 }
@@ -531,7 +666,6 @@ impl Writer {
         origin: String,
         opts: AuditOptions,
         health: Arc<AuditHealth>,
-        in_flight: Arc<AtomicUsize>,
     ) -> Result<Writer, AuditError> {
         let prev = decode_hash(&head.last_hash)?;
         let frontier = head
@@ -542,7 +676,8 @@ impl Writer {
         let tree = MerkleAccumulator::from_frontier(head.size, frontier)
             .map_err(|e| AuditError::Corrupt(format!("stored Merkle frontier: {e}")))?;
         Ok(Writer {
-            db,
+            db: Some(db),
+            stored_head: head.size,
             head,
             prev,
             tree,
@@ -551,85 +686,43 @@ impl Writer {
             opts,
             health,
             last_checkpoint_at: Instant::now(),
-            in_flight,
             runs: HashMap::new(),
         })
     }
 
-    fn run(mut self, rx: flume::Receiver<Msg>) {
-        loop {
-            let wait = self
-                .opts
-                .checkpoint_interval
-                .saturating_sub(self.last_checkpoint_at.elapsed())
-                .max(Duration::from_millis(1));
-            let first = match rx.recv_timeout(wait) {
-                Ok(m) => m,
-                Err(flume::RecvTimeoutError::Timeout) => {
-                    let _ = self.timed_checkpoint();
-                    continue;
-                }
-                Err(flume::RecvTimeoutError::Disconnected) => {
-                    self.final_checkpoint();
-                    return;
-                }
-            };
-            let mut batch = Vec::new();
-            let mut close = None;
-            let mut checkpoint_waiters = Vec::new();
-            let mut next = Some(first);
-            // Appends under way that are not queued yet are mostly the callers the last commit
-            // just answered, preparing their next entry. Taking only what is queued splits
-            // steady load into two alternating half-size batches; waiting a little for the
-            // rest makes fewer, larger commits. Never when this batch holds every append under
-            // way (a lone caller pays nothing), and never longer than LINGER.
-            let mut linger_until = None;
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Append(p, r) => batch.push((p, r)),
-                    Msg::AppendAll(group) => batch.extend(group),
-                    Msg::Checkpoint(r) => checkpoint_waiters.push(r),
-                    Msg::Close(r) => close = Some(r),
-                }
-                if close.is_some() || batch.len() >= self.opts.max_batch {
-                    break;
-                }
-                next = rx.try_recv().ok();
-                if next.is_none()
-                    && !batch.is_empty()
-                    && self.in_flight.load(Ordering::Relaxed) > batch.len()
-                {
-                    let until = *linger_until.get_or_insert_with(|| Instant::now() + LINGER);
-                    next = rx.recv_deadline(until).ok();
-                }
-            }
-            if !batch.is_empty() {
-                self.opts.metrics.audit_batch(batch.len());
-                self.commit_batch(batch);
-            }
-            if !checkpoint_waiters.is_empty() {
-                let result = self.timed_checkpoint();
-                for w in checkpoint_waiters {
-                    let _ = w.send(result.clone());
-                }
-            }
-            if self.last_checkpoint_at.elapsed() >= self.opts.checkpoint_interval {
-                let _ = self.timed_checkpoint();
-            }
-            if let Some(reply) = close {
-                self.final_checkpoint();
-                let _ = reply.send(());
-                // Anything still queued is refused rather than left waiting forever.
-                drop(rx);
-                return;
-            }
-        }
-    }
-
+    /// Commit a batch and answer each of its callers.
     fn commit_batch(
         &mut self,
         batch: Vec<(Prepared, oneshot::Sender<Result<Receipt, AuditError>>)>,
     ) {
+        let result = self.commit(&batch.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        match result {
+            Ok(receipts) => {
+                for ((_, reply), receipt) in batch.into_iter().zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Sign a final checkpoint (if the tree grew) and release the file.
+    fn close(&mut self) {
+        self.final_checkpoint();
+        self.db = None;
+    }
+
+    /// One durable write transaction holding `batch`, in order; the chain moves on only if it
+    /// commits.
+    fn commit(&mut self, batch: &[&Prepared]) -> Result<Vec<Receipt>, AuditError> {
+        if self.db.is_none() {
+            return Err(AuditError::Closed);
+        }
+        self.opts.metrics.audit_batch(batch.len());
         let ts = format!(
             "\"{}\"",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -639,7 +732,7 @@ impl Writer {
         let mut size = self.head.size;
         let mut rows = Vec::with_capacity(batch.len());
         let mut receipts = Vec::with_capacity(batch.len());
-        for (p, _) in &batch {
+        for p in batch {
             let (hash, value) = entry_value(p, size, &prev, ts.as_bytes());
             tree.push(hash);
             rows.push((size, value));
@@ -651,20 +744,20 @@ impl Writer {
             size += 1;
         }
         let checkpoint_due = size - self.head.checkpoint_size >= self.opts.checkpoint_every;
-        let head = ChainHead {
-            size,
-            last_hash: hex::encode(prev),
-            frontier: tree.frontier().iter().map(hex::encode).collect(),
-            checkpoint_size: if checkpoint_due {
-                size
-            } else {
-                self.head.checkpoint_size
-            },
+        let head_due = checkpoint_due || size - self.stored_head >= HEAD_EVERY;
+        let checkpoint_size = if checkpoint_due {
+            size
+        } else {
+            self.head.checkpoint_size
         };
+        let head = chain_head(&tree, &prev, checkpoint_size, head_due);
         let result = checkpoint_due
             .then(|| self.sign(&tree))
             .transpose()
-            .and_then(|note| self.write(&batch, &rows, &head, note.as_deref().map(|n| (size, n))));
+            .and_then(|note| {
+                let stored = head_due.then_some(&head);
+                self.write(batch, &rows, stored, note.as_deref().map(|n| (size, n)))
+            });
         self.health.record(result.as_ref().map(|_| size));
         match result {
             Ok(new_runs) => {
@@ -675,18 +768,17 @@ impl Writer {
                 self.tree = tree;
                 self.prev = prev;
                 self.head = head;
+                if head_due {
+                    self.stored_head = size;
+                }
                 if checkpoint_due {
                     self.last_checkpoint_at = Instant::now();
                 }
-                for ((_, reply), receipt) in batch.into_iter().zip(receipts) {
-                    let _ = reply.send(Ok(receipt));
-                }
+                Ok(receipts)
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = batch.len(), "audit write failed; the actions are denied");
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                Err(e)
             }
         }
     }
@@ -695,50 +787,67 @@ impl Writer {
     /// the run cache once the commit stands.
     fn write(
         &self,
-        batch: &[(Prepared, oneshot::Sender<Result<Receipt, AuditError>>)],
+        batch: &[&Prepared],
         rows: &[(u64, Vec<u8>)],
-        head: &ChainHead,
+        head: Option<&ChainHead>,
         checkpoint: Option<(u64, &str)>,
     ) -> Result<Vec<(String, u64)>, AuditError> {
-        let txn = self.db.begin_write().map_err(store_err)?;
+        let db = self.db.as_ref().ok_or(AuditError::Closed)?;
+        let txn = db.begin_write().map_err(store_err)?;
         let mut new_runs = Vec::new();
         {
+            // Only the tables this commit changes are opened: each one opened costs a lookup
+            // in redb's table tree, and its root is compared again at commit.
             let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
-            let mut run_ids = txn.open_table(RUN_IDS).map_err(store_err)?;
-            let mut run_entries = txn.open_table(RUN_ENTRIES).map_err(store_err)?;
-            let mut blobs = txn.open_table(BLOBS).map_err(store_err)?;
-            for ((p, _), (seq, value)) in batch.iter().zip(rows) {
+            let mut run_ids = None;
+            let mut run_entries = None;
+            let mut blobs = None;
+            for (p, (seq, value)) in batch.iter().zip(rows) {
                 entries.insert(*seq, value.as_slice()).map_err(store_err)?;
                 if let Some(run) = &p.run_id {
                     // The table is read on a cache miss, so it also sees runs started earlier
                     // in this transaction.
-                    let known = match self.runs.get(run) {
-                        Some(first) => Some(*first),
-                        None => run_ids
-                            .get(run.as_str())
-                            .map_err(store_err)?
-                            .map(|v| v.value()),
-                    };
-                    let first = match known {
-                        Some(first) => first,
+                    let first = match self.runs.get(run) {
+                        Some(first) => *first,
                         None => {
-                            run_ids.insert(run.as_str(), *seq).map_err(store_err)?;
-                            new_runs.push((run.clone(), *seq));
-                            *seq
+                            let ids = match &mut run_ids {
+                                Some(t) => t,
+                                None => run_ids.insert(txn.open_table(RUN_IDS).map_err(store_err)?),
+                            };
+                            let known =
+                                ids.get(run.as_str()).map_err(store_err)?.map(|v| v.value());
+                            match known {
+                                Some(first) => first,
+                                None => {
+                                    ids.insert(run.as_str(), *seq).map_err(store_err)?;
+                                    new_runs.push((run.clone(), *seq));
+                                    *seq
+                                }
+                            }
                         }
                     };
-                    run_entries.insert((first, *seq), ()).map_err(store_err)?;
+                    let index = match &mut run_entries {
+                        Some(t) => t,
+                        None => run_entries.insert(txn.open_table(RUN_ENTRIES).map_err(store_err)?),
+                    };
+                    index.insert((first, *seq), ()).map_err(store_err)?;
                 }
                 if let Some((hash, body)) = &p.blob {
+                    let blobs = match &mut blobs {
+                        Some(t) => t,
+                        None => blobs.insert(txn.open_table(BLOBS).map_err(store_err)?),
+                    };
                     blobs
                         .insert(hash.as_str(), body.as_slice())
                         .map_err(store_err)?;
                 }
             }
-            let mut meta = txn.open_table(META).map_err(store_err)?;
-            let head_json = serde_json::to_vec(head).map_err(store_err)?;
-            meta.insert("head", head_json.as_slice())
-                .map_err(store_err)?;
+            if let Some(head) = head {
+                let mut meta = txn.open_table(META).map_err(store_err)?;
+                let head_json = serde_json::to_vec(head).map_err(store_err)?;
+                meta.insert("head", head_json.as_slice())
+                    .map_err(store_err)?;
+            }
             if let Some((size, note)) = checkpoint {
                 let mut cps = txn.open_table(CHECKPOINTS).map_err(store_err)?;
                 cps.insert(size, note).map_err(store_err)?;
@@ -765,13 +874,11 @@ impl Writer {
             return Ok(());
         }
         let note = self.sign(&self.tree)?;
-        let head = ChainHead {
-            checkpoint_size: self.head.size,
-            ..self.head.clone()
-        };
-        match self.write(&[], &[], &head, Some((head.size, note.as_str()))) {
+        let head = chain_head(&self.tree, &self.prev, self.head.size, true);
+        match self.write(&[], &[], Some(&head), Some((head.size, note.as_str()))) {
             Ok(_) => {
                 self.head = head;
+                self.stored_head = self.head.size;
                 Ok(())
             }
             Err(e) => {
@@ -788,6 +895,131 @@ impl Writer {
             size = self.head.size,
             "audit log closed with a final checkpoint"
         );
+    }
+}
+
+/// The writer thread: takes queued appends, groups them into batches and commits each batch
+/// under the writer's lock; signs timed checkpoints; closes the log.
+struct WriterThread {
+    state: Arc<Mutex<Writer>>,
+    /// `append` calls under way, and how many of them commit on their own thread.
+    in_flight: Arc<AtomicUsize>,
+    inline: Arc<AtomicUsize>,
+}
+
+impl WriterThread {
+    /// Runs `f` on the writer's state; `None` if a commit panicked while holding it.
+    fn with<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> Option<T> {
+        self.state.lock().ok().map(|mut w| f(&mut w))
+    }
+
+    fn run(self, rx: flume::Receiver<Msg>) {
+        let Some((interval, max_batch)) =
+            self.with(|w| (w.opts.checkpoint_interval, w.opts.max_batch))
+        else {
+            return;
+        };
+        loop {
+            let Some(since) = self.with(|w| w.last_checkpoint_at.elapsed()) else {
+                return;
+            };
+            let wait = interval.saturating_sub(since).max(Duration::from_millis(1));
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(flume::RecvTimeoutError::Timeout) => {
+                    if self.with(|w| w.timed_checkpoint()).is_none() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(flume::RecvTimeoutError::Disconnected) => {
+                    self.with(Writer::close);
+                    return;
+                }
+            };
+            let mut batch = Vec::new();
+            let mut close = None;
+            let mut checkpoint_waiters = Vec::new();
+            let mut next = Some(first);
+            // Appends under way that are not queued yet are mostly the callers the last commit
+            // just answered, preparing their next entry. Taking only what is queued splits
+            // steady load into two alternating half-size batches; waiting a little for the
+            // rest makes fewer, larger commits. Never when this batch holds every append under
+            // way that may still be queued (a lone caller pays nothing; one committing on its
+            // own thread never comes here), and never longer than LINGER.
+            let mut linger_until = None;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append(p, r) => batch.push((p, r)),
+                    Msg::AppendAll(group) => batch.extend(group),
+                    Msg::Checkpoint(r) => checkpoint_waiters.push(r),
+                    Msg::Close(r) => close = Some(r),
+                }
+                if close.is_some() || batch.len() >= max_batch {
+                    break;
+                }
+                next = rx.try_recv().ok();
+                let queued_later = self
+                    .in_flight
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(self.inline.load(Ordering::Relaxed));
+                if next.is_none() && !batch.is_empty() && queued_later > batch.len() {
+                    let until = *linger_until.get_or_insert_with(|| Instant::now() + LINGER);
+                    next = rx.recv_deadline(until).ok();
+                }
+            }
+            let done = self.with(|w| {
+                if !batch.is_empty() {
+                    w.commit_batch(batch);
+                }
+                if !checkpoint_waiters.is_empty() {
+                    let result = w.timed_checkpoint();
+                    for waiter in checkpoint_waiters {
+                        let _ = waiter.send(result.clone());
+                    }
+                }
+                if w.last_checkpoint_at.elapsed() >= interval {
+                    let _ = w.timed_checkpoint();
+                }
+                if close.is_some() {
+                    w.close();
+                }
+            });
+            if done.is_none() {
+                return;
+            }
+            if let Some(reply) = close {
+                let _ = reply.send(());
+                // Anything still queued is refused rather than left waiting forever.
+                drop(rx);
+                return;
+            }
+        }
+    }
+}
+
+/// The head of a chain of `tree.size()` entries ending in `prev`. Without `full`, only its size
+/// and checkpoint size are filled in: the hex hash and frontier are made only when the head is
+/// stored (see [`HEAD_EVERY`]).
+fn chain_head(
+    tree: &MerkleAccumulator,
+    prev: &Hash,
+    checkpoint_size: u64,
+    full: bool,
+) -> ChainHead {
+    ChainHead {
+        size: tree.size(),
+        last_hash: if full {
+            hex::encode(prev)
+        } else {
+            String::new()
+        },
+        frontier: if full {
+            tree.frontier().iter().map(hex::encode).collect()
+        } else {
+            Vec::new()
+        },
+        checkpoint_size,
     }
 }
 

@@ -826,3 +826,175 @@ async fn a_group_of_entries_is_one_commit_and_stands_or_falls_together() {
     );
     log.close().await;
 }
+
+/// The chain head is stored with checkpoints and every 1,024 entries, not with every commit, so
+/// after a crash it can be behind the last entry. Such a file (here: a real log whose stored
+/// head and checkpoints are put back to an earlier point, which is what a crash leaves) still
+/// verifies, and opening it brings the head up to the last entry and continues the chain.
+/// A head that names an entry that is not there, or one with another hash, is still refused.
+#[tokio::test]
+async fn a_head_behind_the_last_entry_is_caught_up_on_open() {
+    use clawgate::audit::AuditEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.redb");
+    let log = crate::common::open_audit_log(dir.path(), 1000, Duration::from_secs(60)).await;
+    for n in 0..3 {
+        log.append(AuditEvent::new("test", json!({"n": n})))
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    let early = AuditReader::open(&db).unwrap().head().unwrap();
+    assert_eq!(early.size, 4, "the key entry and three");
+    // The file as the current layout leaves it after a clean close: the head is exact. This is
+    // also every file written before the head was stored less often (each commit wrote it).
+    let log = crate::common::open_audit_log(dir.path(), 1000, Duration::from_secs(60)).await;
+    for n in 3..10 {
+        log.append(AuditEvent::new("test", json!({"n": n})).with_run(Some("run-a")))
+            .await
+            .unwrap();
+    }
+    let verifier = NoteVerifier::parse(log.verifier_key()).unwrap();
+    log.close().await;
+    let full = AuditReader::open(&db).unwrap().head().unwrap();
+    assert_eq!(full.size, 12);
+
+    let tamper = |head: &Value, keep_checkpoints_to: u64| {
+        let file = redb::Database::create(&db).unwrap();
+        let txn = file.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("head", serde_json::to_vec(head).unwrap().as_slice())
+                .unwrap();
+            let mut cps = txn.open_table(CHECKPOINTS).unwrap();
+            cps.retain(|size, _| size <= keep_checkpoints_to).unwrap();
+        }
+        txn.commit().unwrap();
+    };
+    // What a crash leaves: the head and checkpoints of size 4, entries up to 11.
+    tamper(&serde_json::to_value(&early).unwrap(), early.size);
+    let summary = verify_db(&db, verifier.clone(), |_, _| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.entries, 12);
+    assert_eq!(AuditReader::open(&db).unwrap().head().unwrap().size, 4);
+
+    // Opening catches the head up to entry 11 (hash and Merkle frontier as the clean close
+    // stored them) and the chain continues from there.
+    let log = crate::common::open_audit_log(dir.path(), 1000, Duration::from_secs(60)).await;
+    let head = log.reader().unwrap().head().unwrap();
+    assert_eq!(head.size, 12);
+    assert_eq!(head.last_hash, full.last_hash);
+    assert_eq!(head.frontier, full.frontier);
+    let receipt = log
+        .append(AuditEvent::new("test", json!({"n": 10})))
+        .await
+        .unwrap();
+    assert_eq!(receipt.seq, 13, "after the loaded key entry");
+    assert_eq!(
+        log.reader().unwrap().run_seqs("run-a").unwrap(),
+        (5..12).collect::<Vec<_>>()
+    );
+    log.close().await;
+    let summary = verify_db(&db, verifier.clone(), |_, _| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.entries, 14);
+
+    // A head beyond the last entry, or naming another hash, is refused on open.
+    let good = AuditReader::open(&db).unwrap().head().unwrap();
+    let mut beyond = serde_json::to_value(&good).unwrap();
+    beyond["size"] = json!(good.size + 1);
+    tamper(&beyond, u64::MAX);
+    let err = clawgate::audit::AuditLog::open(
+        crate::common::audit_options(dir.path(), 1000, Duration::from_secs(60)),
+        clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap(),
+    )
+    .await
+    .err()
+    .expect("a head beyond the entries is refused");
+    assert!(err.to_string().contains("is missing"), "{err}");
+    let mut other = serde_json::to_value(&good).unwrap();
+    other["last_hash"] = json!("ab".repeat(32));
+    tamper(&other, u64::MAX);
+    let err = clawgate::audit::AuditLog::open(
+        crate::common::audit_options(dir.path(), 1000, Duration::from_secs(60)),
+        clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap(),
+    )
+    .await
+    .err()
+    .expect("a head naming another hash is refused");
+    assert!(err.to_string().contains("another hash"), "{err}");
+}
+
+/// On a multi-thread runtime an append that is the only one under way commits on its own
+/// thread, and concurrent ones go through the writer thread's group commit. Mixed, every entry
+/// lands exactly once, a group stays together, and the log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_and_concurrent_appends_make_one_chain() {
+    use clawgate::audit::AuditEvent;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let log =
+        Arc::new(crate::common::open_audit_log(dir.path(), 50, Duration::from_secs(60)).await);
+    // One at a time: one commit per append.
+    let before = log.health().batches();
+    for n in 0..20 {
+        let receipt = log
+            .append(AuditEvent::new("test", json!({"n": n})))
+            .await
+            .unwrap();
+        assert_eq!(receipt.seq, 1 + n, "after the key entry");
+    }
+    assert_eq!(log.health().batches() - before, 20);
+    // Eight at a time, single entries and groups of two.
+    let mut tasks = Vec::new();
+    for task in 0..8u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..25u64 {
+                if n % 5 == 0 {
+                    let receipts = log
+                        .append_all(vec![
+                            AuditEvent::new("test", json!({"task": task, "n": n, "part": 1})),
+                            AuditEvent::new("test", json!({"task": task, "n": n, "part": 2})),
+                        ])
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        receipts[1].seq,
+                        receipts[0].seq + 1,
+                        "a group is one commit"
+                    );
+                    seqs.extend(receipts.iter().map(|r| r.seq));
+                } else {
+                    seqs.push(
+                        log.append(AuditEvent::new("test", json!({"task": task, "n": n})))
+                            .await
+                            .unwrap()
+                            .seq,
+                    );
+                }
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (21..21 + 8 * 30).collect::<Vec<_>>());
+    let verifier = NoteVerifier::parse(log.verifier_key()).unwrap();
+    log.close().await;
+    let err = log
+        .append(AuditEvent::new("test", json!({"late": true})))
+        .await
+        .expect_err("closed");
+    assert_eq!(err, clawgate::audit::AuditError::Closed);
+    let summary = verify_db(&dir.path().join("audit.redb"), verifier, |_, _| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.entries, 21 + 8 * 30);
+}

@@ -339,6 +339,22 @@ pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value
         .unwrap()
 }
 
+/// The options `open_audit_log` opens a log in `dir` with.
+pub fn audit_options(
+    dir: &Path,
+    checkpoint_every: u64,
+    checkpoint_interval: std::time::Duration,
+) -> clawgate::audit::AuditOptions {
+    clawgate::audit::AuditOptions {
+        path: dir.join("audit.redb"),
+        key_path: dir.join("audit-signing.key"),
+        checkpoint_every,
+        checkpoint_interval,
+        max_batch: 64,
+        metrics: Default::default(),
+    }
+}
+
 /// An audit log of its own in `dir` (`audit.redb`, `audit-signing.key`) that signs a
 /// checkpoint every `checkpoint_every` entries or `checkpoint_interval`, redacting nothing.
 pub async fn open_audit_log(
@@ -346,14 +362,7 @@ pub async fn open_audit_log(
     checkpoint_every: u64,
     checkpoint_interval: std::time::Duration,
 ) -> clawgate::audit::AuditLog {
-    let opts = clawgate::audit::AuditOptions {
-        path: dir.join("audit.redb"),
-        key_path: dir.join("audit-signing.key"),
-        checkpoint_every,
-        checkpoint_interval,
-        max_batch: 64,
-        metrics: Default::default(),
-    };
+    let opts = audit_options(dir, checkpoint_every, checkpoint_interval);
     let redactor = clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap();
     clawgate::audit::AuditLog::open(opts, redactor)
         .await
