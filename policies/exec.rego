@@ -444,8 +444,8 @@ forks(c) if c.pipeline != null
 
 constructed_text_findings contains exec_rule_finding("exec.constructed_text", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) if {
 	some c in fact_commands
-	builds_text(c)
 	becomes_words(c)
+	builds_text(c)
 }
 
 builds_text(c) if {

@@ -62,23 +62,28 @@ sensitive_path_findings(p) := {credential_finding(e, path_label(p)) |
 	some e in sensitive_entries(p)
 }
 
-sensitive_entries(p) := {e |
+sensitive_entries(p) := location_entries(p) | name_entries(p, stem) if {
+	stem := backup_stem(p)
+}
+
+location_entries(p) := {e |
 	some a in p.prefixes
 	e := paths_data.sensitive[a]
-} | {e |
-	some n in judged_names(p)
-	e := paths_data.sensitive_names[n]
-	name_applies(p, n)
 } | {e |
 	some s in object.get(p, "segments", [])
 	loc := paths_data.sensitive_segments[s]
 	e := paths_data.sensitive[loc]
-} | key_file_entries(p) | name_pattern_entries(p) | glob_entries(p)
+} | glob_entries(p)
 
-# The names a file is judged by: its own, and without backup suffixes
-# (paths.backup_suffix): id_rsa.bak, .netrc~ and server.key.orig hold what the
-# original holds.
-judged_names(p) := {p.name, backup_stem(p)}
+# A file is judged by its name, and by its name without backup suffixes
+# (paths.backup_suffix, the stem): id_rsa.bak, .netrc~ and server.key.orig hold
+# what the original holds. Name families are judged on the stem only
+# (.env.sample.bak is a template's copy).
+name_entries(p, stem) := {e |
+	some n in {p.name, stem}
+	e := paths_data.sensitive_names[n]
+	name_applies(p, n)
+} | key_file_entries({lower(p.name), lower(stem)}) | name_pattern_entries(lower(stem))
 
 # Most names end in a letter other than a backup suffix's, so the regex runs only
 # for names ending like one (`~`, a digit, or the suffixes' last letters).
@@ -94,22 +99,21 @@ name_applies(p, n) if startswith(p.path, concat("", [paths_data.sensitive_name_u
 
 key_entry := {"id": "cred.private_key", "reason": "a private key or keystore file"}
 
-key_file_entries(p) := {key_entry |
-	some n in judged_names(p)
-	strings.any_suffix_match(lower(n), paths_data.key_suffixes)
+# Private-key names, among lower-case names.
+key_file_entries(names) := {key_entry |
+	some n in names
+	strings.any_suffix_match(n, paths_data.key_suffixes)
 } | {key_entry |
-	some n in judged_names(p)
+	some n in names
 	# A cheap test first: only names with "key" in them are matched by pattern.
-	contains(lower(n), "key")
-	regex.match(paths_data.key_name_pattern, lower(n))
+	contains(n, "key")
+	regex.match(paths_data.key_name_pattern, n)
 }
 
 # Families of names that hold secrets (paths.sensitive_name_patterns): .env
 # files of any stage (templates aside), kubeconfig files, cloud service-account
-# keys.
-name_pattern_entries(p) := {e |
-	# The name without backup suffixes only: .env.sample.bak is a template's copy.
-	n := lower(backup_stem(p))
+# keys; `n` is a lower-case stem.
+name_pattern_entries(n) := {e |
 	some e in paths_data.sensitive_name_patterns
 	contains(n, e.hint)
 	regex.match(e.pattern, n)

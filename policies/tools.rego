@@ -138,10 +138,8 @@ tier_mutation_effect(risk) := e if {
 # Everything about a tool call, in one rule (see core in main.rego). The common
 # path is written out inline: in regorus every rule evaluated costs ~10 us and
 # every function call a few.
-tool_core := tool_core_for(resolve_tool(raw)) if {
-	raw := input.action.tool
-	is_string(raw)
-	raw != ""
+tool_core := tool_core_for(tool_call) if {
+	tool_call
 } else := {
 	"findings": {finding("tool.missing_name", "deny", "high", "action.kind is tool but action.tool is missing or empty")} | fact_findings(false, unknown_blocks_private, "tool url"),
 	"rate_subject": "unknown",
