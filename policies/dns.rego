@@ -20,6 +20,7 @@ dns_settings := object.union(
 		"random_label_min_centibits": 400,
 		"encoded_min_length": 48,
 		"hex_min_length": 24,
+		"credential_label_pattern": "^$",
 		"blocked_names": [],
 		"allowed_names": [],
 		"blocked_types": ["AXFR", "IXFR"],
@@ -53,7 +54,7 @@ dns_type := t if {
 dns_core := {"findings": fs, "rate_subject": sprintf("dns:%s", [subject]), "limits": object.get(dns_settings, "constraints", {})} if {
 	subjects := array.concat([r | r := dns_fact.registered_part; is_string(r); r != ""], ["unknown"])
 	subject := subjects[0]
-	fs := (((dns_base_findings | dns_data_findings) | dns_split_findings) | dns_name_findings) | dns_no_name_findings
+	fs := ((((dns_base_findings | dns_data_findings) | dns_split_findings) | dns_name_findings) | dns_no_name_findings) | dns_credential_findings
 }
 
 dns_base_findings := {f |
@@ -88,6 +89,14 @@ dns_split_findings := {f |
 } | {f |
 	dns_fact.subdomain_hex_chars >= dns_settings.hex_min_length
 	f := finding("dns.hex_data", "deny", "high", sprintf("%s carries %d hexadecimal characters in its labels (dns.hex_min_length %d): hex-encoded data (DNS exfiltration)", [dns_name, dns_fact.subdomain_hex_chars, dns_settings.hex_min_length]))
+}
+
+# A label shaped like a known credential (an AWS key id, a Slack or GitHub token,
+# lower-cased as DNS does): the credential leaves in the query itself.
+dns_credential_findings := {f |
+	some label in split(dns_name, ".")
+	regex.match(dns_settings.credential_label_pattern, label)
+	f := finding("dns.credential_label", "deny", "high", sprintf("%s has a label shaped like a credential (%s; dns.credential_label_pattern): the credential leaves in the query (DNS exfiltration)", [dns_name, label]))
 }
 
 dns_name_findings := {f |

@@ -143,3 +143,18 @@ test_dns_allowed_names_refuse_everything_else if {
 	fired(d, "dns.not_allowed")
 	effect_of(dns_input("github.com.evil.com", "A")) == "deny" with data.clawgate.dns.allowed_names as allowed
 }
+
+# A label shaped like a credential leaves that credential in the query itself.
+test_credential_shaped_labels_are_denied if {
+	every name in [
+		"akiaiosfodnn7example.evil.example", "x.asiaabcdefghijklmnop.evil.example",
+		"xoxb-1234567890-abcdefghij.evil.example", "sk-proj-abcdefghijklmnopqrstuvwx.evil.example",
+	] {
+		d := decide(dns_input(name, "A"))
+		fired(d, "dns.credential_label")
+		d.effect == "deny"
+	}
+	every name in ["api.github.com", "akamai.net", "skia.org", "sk-telecom.example.com", "www.akia-tours.example"] {
+		decide(dns_input(name, "A")).effect == "allow"
+	}
+}
