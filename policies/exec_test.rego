@@ -715,6 +715,7 @@ test_commands_and_paths_in_inline_code_are_judged if {
 		"python3 -c 'import os; os.system(\"rm -rf ~\")'", "node -e 'require(\"child_process\").execSync(\"cat ~/.aws/credentials\")'",
 		"perl -e 'system(\"rm -rf /\")'", "awk 'BEGIN{system(\"rm -rf ~\")}'", "ruby -e 'puts `cat ~/.netrc`'",
 		"node -e \"require('fs').readFileSync('/home/dev/.ssh/id_rsa')\"",
+		"python3 -c 'import subprocess; subprocess.run([\"rm\", \"-rf\", \"/\"])'",
 	] {
 		decide(exec_call(cmd, "development")).effect == "deny"
 	}

@@ -1316,12 +1316,23 @@ impl Walker<'_, '_> {
             )
             .expect("shell call pattern")
         });
+        // A list of literals closed by `]`: an argv (`subprocess.run(["rm", "-rf", "/"])`).
+        static ARGV_LIST: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r#"^(?:(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*,\s*)*(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*,?\s*\]"#,
+            )
+            .expect("argv list pattern")
+        });
         let base = self.base();
         let source = format!("command {id} (code)");
+        let mut argv_end = 0;
         for m in LITERAL.captures_iter(code).take(MAX_CODE_LITERALS) {
             let (Some(whole), Some(text)) = (m.get(0), m.get(1).or(m.get(2)).or(m.get(3))) else {
                 continue;
             };
+            if whole.start() < argv_end {
+                continue;
+            }
             let text = text.as_str();
             let backtick = whole.as_str().starts_with('`');
             let runs_shell = if backtick {
@@ -1330,7 +1341,22 @@ impl Walker<'_, '_> {
             } else {
                 SHELL_CALL.is_match(&code[..whole.start()])
             };
-            if runs_shell {
+            let before = code[..whole.start()].trim_end();
+            if runs_shell
+                && before.ends_with('[')
+                && let Some(list) = ARGV_LIST.find(&code[whole.start()..])
+            {
+                // The words of the argv, as one command line.
+                let words: Vec<&str> = LITERAL
+                    .captures_iter(list.as_str())
+                    .filter_map(|w| w.get(1).or(w.get(2)).map(|t| t.as_str()))
+                    .collect();
+                argv_end = whole.start() + list.end();
+                match shlex::try_join(words.iter().copied()) {
+                    Ok(line) => self.nested(&line, id, scope, "code"),
+                    Err(_) => self.nested(&words.join(" "), id, scope, "code"),
+                }
+            } else if runs_shell {
                 self.nested(text, id, scope, "code");
             } else if super::roles::looks_like_path(text) {
                 let mut fact = self.sink.commands[id].clone();
@@ -2120,6 +2146,10 @@ mod tests {
             ),
             ("ruby -e 'puts `id`'", "id"),
             (r#"awk 'BEGIN{system("shred x")}'"#, "shred"),
+            (
+                r#"python3 -c 'import subprocess; subprocess.run(["rm", "-rf", "/"])'"#,
+                "rm",
+            ),
         ] {
             let f = facts(cmd);
             let inner = f.commands.iter().find(|c| c.name == program);
