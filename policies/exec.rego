@@ -72,10 +72,7 @@ command_read_only(c) if {
 command_read_only(c) if {
 	c.name != ""
 	spec := command_specs[c.name]
-	not program_dynamic(c)
-	not program_elsewhere(c)
-	not redirect_writes(c)
-	not unsafe_assignment(c)
+	runs_as_named(c)
 	not sets_code_variable(c)
 	command_spec_read_only(c, spec)
 }
@@ -86,6 +83,12 @@ command_read_only(c) if {
 	c.name != ""
 	count(c.argv) == 2
 	c.argv[1] in exec_data.version_flags
+	runs_as_named(c)
+}
+
+# The program its name says runs, and nothing around it writes a file or
+# changes what it runs.
+runs_as_named(c) if {
 	not program_dynamic(c)
 	not program_elsewhere(c)
 	not redirect_writes(c)

@@ -108,16 +108,8 @@ pub struct ProgramText {
 
 impl PatternOperand {
     fn from_spec(spec: &Value) -> PatternOperand {
-        let set = |field: &str| -> HashSet<String> {
-            spec[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let set =
+            |field: &str| -> HashSet<String> { strings_at(&spec[field]).into_iter().collect() };
         PatternOperand {
             unless: set("unless"),
             program_values: set("program_values"),
@@ -275,13 +267,8 @@ impl ParamRoles {
             if c["settings"]["unknown_tool"].is_object() {
                 roles.unknown_tool = ToolParams::from_spec(&c["settings"]["unknown_tool"]);
             }
-            let strings = |v: &Value| -> Option<Vec<String>> {
-                v.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-            };
+            // A list the document gives replaces the default; one it does not, keeps it.
+            let strings = |v: &Value| v.is_array().then(|| strings_at(v));
             if let Some(keys) = strings(&c["mcp"]["command_argument_keys"]) {
                 roles.mcp_command_keys = keys;
             }
@@ -479,12 +466,8 @@ pub(super) fn looks_like_path(text: &str) -> bool {
 pub(super) fn looks_like_url(text: &str) -> bool {
     let t = text.trim();
     !t.contains(char::is_whitespace)
-        && t.find("://").is_some_and(|at| {
-            at > 0
-                && t[..at]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-        })
+        && t.find("://")
+            .is_some_and(|at| at > 0 && t[..at].chars().all(super::url::is_scheme_char))
 }
 
 /// Nested arguments go this deep, and no more of them are read; past that the facts say

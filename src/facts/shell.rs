@@ -957,7 +957,7 @@ impl Walker<'_, '_> {
                 let start = word[..at]
                     .char_indices()
                     .rev()
-                    .find(|(_, c)| !(c.is_ascii_alphanumeric() || "+.-".contains(*c)))
+                    .find(|(_, c)| !super::url::is_scheme_char(*c))
                     .map_or(0, |(i, c)| i + c.len_utf8());
                 UrlFact::parse(&word[start..], source.to_string())
             }
@@ -1306,6 +1306,8 @@ impl Walker<'_, '_> {
     /// path-shaped or URL-shaped word is a path or URL the code names. The code itself is
     /// not parsed: this reads its literals, the way a reviewer skims it.
     fn code_literals(&mut self, id: usize, code: &str, language: &str, scope: &Scope) {
+        // A quoted literal: '…' or "…" on one line, escapes kept.
+        const QUOTED: &str = r#"'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*""#;
         static LITERAL: LazyLock<regex::Regex> = LazyLock::new(|| {
             regex::Regex::new(r#"'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`((?:[^`\\]|\\.)*)`"#)
                 .expect("literal pattern")
@@ -1318,10 +1320,8 @@ impl Walker<'_, '_> {
         });
         // A list of literals closed by `]`: an argv (`subprocess.run(["rm", "-rf", "/"])`).
         static ARGV_LIST: LazyLock<regex::Regex> = LazyLock::new(|| {
-            regex::Regex::new(
-                r#"^(?:(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*,\s*)*(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")\s*,?\s*\]"#,
-            )
-            .expect("argv list pattern")
+            regex::Regex::new(&format!(r"^(?:(?:{QUOTED})\s*,\s*)*(?:{QUOTED})\s*,?\s*\]"))
+                .expect("argv list pattern")
         });
         let base = self.base();
         let source = format!("command {id} (code)");
@@ -1359,9 +1359,9 @@ impl Walker<'_, '_> {
             } else if runs_shell {
                 self.nested(text, id, scope, "code");
             } else if super::roles::looks_like_path(text) {
-                let mut fact = self.sink.commands[id].clone();
+                let mut fact = std::mem::take(&mut self.sink.commands[id]);
                 self.add_path(&mut fact, text, false, &base, &source);
-                self.sink.commands[id].paths = fact.paths;
+                self.sink.commands[id] = fact;
             } else if super::roles::looks_like_url(text) {
                 self.add_url(text, &source);
             }

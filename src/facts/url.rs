@@ -171,6 +171,11 @@ fn special_ipv4(host: &str) -> Option<Ipv4Addr> {
 }
 
 /// Lower case, no IPv6 brackets, no trailing dot: the form policy and the pin map compare.
+/// A character a URL scheme may hold (RFC 3986: letters, digits, `+`, `-`, `.`).
+pub fn is_scheme_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+.-".contains(c)
+}
+
 pub fn normalize_host(host: &str) -> String {
     host.trim_start_matches('[')
         .trim_end_matches(']')
