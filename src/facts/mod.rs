@@ -241,6 +241,10 @@ pub struct Facts {
     /// The credential shapes in an `http` action's JSON body.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub body_credentials: Vec<&'static str>,
+    /// The credential shapes in the strings of a tool or MCP call's arguments (a token in a
+    /// message, a search query, text typed into a page), whichever parameter holds them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub param_credentials: Vec<&'static str>,
 }
 
 /// State the facts of one action.
@@ -301,6 +305,7 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 roles.roles_by_shape(&params, &mut spec);
             }
             params_facts(&mut facts, &params, &spec, roles, ctx);
+            facts.param_credentials = credential_shapes_in_strings(&params);
         }
         ActionKind::Http => {
             if let Some(h) = &action.http {
@@ -358,6 +363,40 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
         }
     }
     facts
+}
+
+/// The token shapes in every string of `params` (keys and values, as written: a JSON text
+/// would hide a key block's line breaks behind escapes), each shape once. Nesting past
+/// `MAX_CREDENTIAL_DEPTH` is scanned as its JSON text, so nothing deeper goes unread.
+fn credential_shapes_in_strings(params: &serde_json::Map<String, Value>) -> Vec<&'static str> {
+    const MAX_CREDENTIAL_DEPTH: usize = 16;
+    fn add(text: &str, found: &mut Vec<&'static str>) {
+        for shape in crate::audit::redact::token_shapes_in(text) {
+            if !found.contains(&shape) {
+                found.push(shape);
+            }
+        }
+    }
+    fn object(o: &serde_json::Map<String, Value>, depth: usize, found: &mut Vec<&'static str>) {
+        for (k, x) in o {
+            add(k, found);
+            value(x, depth + 1, found);
+        }
+    }
+    fn value(v: &Value, depth: usize, found: &mut Vec<&'static str>) {
+        match v {
+            Value::String(s) => add(s, found),
+            Value::Array(_) | Value::Object(_) if depth >= MAX_CREDENTIAL_DEPTH => {
+                add(&v.to_string(), found)
+            }
+            Value::Array(a) => a.iter().for_each(|x| value(x, depth + 1, found)),
+            Value::Object(o) => object(o, depth, found),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    object(params, 0, &mut found);
+    found
 }
 
 fn params_facts(

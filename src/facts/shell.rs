@@ -1789,6 +1789,28 @@ mod tests {
     }
 
     #[test]
+    fn credential_shapes_in_tool_arguments_are_stated_wherever_they_are() {
+        let key = format!("AKIA{}", "IOSFODNN7EXAMPLE");
+        let of = |params: serde_json::Value| {
+            facts_for(&Action::tool("message", Some(params)), &roles(), &ctx()).param_credentials
+        };
+        assert_eq!(
+            of(json!({"message": format!("see {key}")})),
+            ["aws_access_key"]
+        );
+        // Nested, in a list, in a key, and past the depth the walk follows.
+        let mut deep = json!(format!("-----BEGIN RSA PRIVATE KEY-----\nMIIE"));
+        for _ in 0..40 {
+            deep = json!({ "x": [deep] });
+        }
+        assert_eq!(of(json!({"a": deep})), ["private_key_header"]);
+        assert_eq!(of(json!({"a": [{ key.clone(): 1 }]})), ["aws_access_key"]);
+        // Each shape once; a string that only mentions a shape's prefix is none.
+        assert_eq!(of(json!({"a": key, "b": key})), ["aws_access_key"]);
+        assert!(of(json!({"message": "rotate the AKIA key and the ghp_ token"})).is_empty());
+    }
+
+    #[test]
     fn a_for_loop_body_is_stated_once_per_value_of_its_list() {
         assert_eq!(
             shown(r#"for f in notes.txt ~/.aws/credentials; do cat "$f"; done"#),
