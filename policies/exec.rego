@@ -186,6 +186,37 @@ command_spec_read_only(c, spec) if {
 	spec_read_only(c, sub, [w | some j, w in c.argv; j > i; not startswith(w, "-")])
 }
 
+# A subcommand with its own subcommands (git stash list, gh pr view, gcloud compute
+# instances list): the next word that is not an option names the spec that decides,
+# two levels below the program at most.
+command_spec_read_only(c, spec) if {
+	spec.subcommands
+	i := subcommand_index(c, spec)
+	sub := spec.subcommands[c.argv[i]]
+	j := next_word_index(c, i)
+	sub2 := sub.subcommands[c.argv[j]]
+	not flag_in(c, object.get(spec, "runs", []))
+	not flag_in(c, object.get(spec, "writes", []))
+	spec_read_only(c, sub2, [w | some k, w in c.argv; k > j; not startswith(w, "-")])
+}
+
+command_spec_read_only(c, spec) if {
+	spec.subcommands
+	i := subcommand_index(c, spec)
+	sub := spec.subcommands[c.argv[i]]
+	j := next_word_index(c, i)
+	sub2 := sub.subcommands[c.argv[j]]
+	k := next_word_index(c, j)
+	sub3 := sub2.subcommands[c.argv[k]]
+	not flag_in(c, object.get(spec, "runs", []))
+	not flag_in(c, object.get(spec, "writes", []))
+	spec_read_only(c, sub3, [w | some m, w in c.argv; m > k; not startswith(w, "-")])
+}
+
+next_word_index(c, i) := js[0] if {
+	js := [j | some j, w in c.argv; j > i; not startswith(w, "-")]
+}
+
 # The index in argv of the subcommand: the first word that is not an option nor
 # the value of one of the program's value_flags.
 subcommand_index(c, _) := 1 if {
@@ -214,6 +245,98 @@ spec_read_only(c, spec, operands) if {
 	code_allowed(c, spec)
 	not unsafe_operand(c, spec)
 	program_text_allowed(c, spec)
+	only_listed_flags(c, spec)
+	not bad_flag_value(c, spec)
+	operands_shaped(c, spec, operands)
+	urls_public(c, spec)
+}
+
+# A program read-only only with the options it lists (curl, wget: most of their
+# options send, write or read files): every long option in only_flags, every
+# letter of a short cluster in only_short ("--" ends the options).
+only_listed_flags(_, spec) if not spec.only_flags
+
+only_listed_flags(c, spec) if {
+	spec.only_flags
+	every f in c.flags {
+		listed_flag(f, spec)
+	}
+}
+
+listed_flag(f, _) if f == "--"
+
+listed_flag(f, spec) if {
+	startswith(f, "--")
+	f in spec.only_flags
+}
+
+listed_flag(f, spec) if {
+	not startswith(f, "--")
+	every l in split(substring(f, 1, -1), "") {
+		l in object.get(spec, "only_short", [])
+	}
+}
+
+# flag_values: an option whose value must match a pattern (curl -H is a header
+# unless it starts with @, which reads a file), given as the next word or after =.
+bad_flag_value(c, spec) if {
+	some i, w in c.argv
+	pattern := spec.flag_values[w]
+	not regex.match(pattern, word_after(c, i))
+}
+
+word_after(c, i) := c.argv[i + 1] if {
+	count(c.argv) > i + 1
+} else := ""
+
+bad_flag_value(c, spec) if {
+	some w in c.argv
+	startswith(w, "--")
+	parts := split(w, "=")
+	count(parts) > 1
+	pattern := spec.flag_values[parts[0]]
+	not regex.match(pattern, substring(w, count(parts[0]) + 1, -1))
+}
+
+# operand_pattern: every operand has this shape (curl's are http(s) URLs); min_operands:
+# at least that many (printenv without a name prints every variable).
+operands_shaped(c, spec, operands) if {
+	not spec.operand_pattern
+	not spec.min_operands
+}
+
+operands_shaped(c, spec, operands) if {
+	not spec.operand_pattern
+	spec.min_operands
+	count(real_operands(c, spec, operands)) >= spec.min_operands
+}
+
+operands_shaped(c, spec, operands) if {
+	spec.operand_pattern
+	words := real_operands(c, spec, operands)
+	count(words) >= object.get(spec, "min_operands", 0)
+	every o in words {
+		regex.match(spec.operand_pattern, o)
+	}
+}
+
+# public_urls: every URL the command names goes to a public destination (a read of
+# a private or internal address is not a plain read: admin APIs answer GETs).
+urls_public(_, spec) if not spec.public_urls
+
+urls_public(c, spec) if {
+	spec.public_urls
+	source := sprintf("command %d", [c.id])
+	every u in object.get(facts, "urls", []) {
+		public_url_of(u, source)
+	}
+}
+
+public_url_of(u, source) if u.source != source
+
+public_url_of(u, source) if {
+	u.source == source
+	count(destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": true, "where": "url"})) == 0
 }
 
 # A flag that runs another command (find -exec, fd -x) is fine when the facts
@@ -281,6 +404,10 @@ spec_has_danger(spec) if spec.unsafe_operand
 spec_has_danger(spec) if spec.safe_program
 
 spec_has_danger(spec) if spec.runs_judged
+
+spec_has_danger(spec) if spec.only_flags
+
+spec_has_danger(spec) if spec.operand_pattern
 
 requires_met(c, spec) if {
 	not spec.requires
