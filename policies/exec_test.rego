@@ -784,3 +784,17 @@ test_nested_subcommands_are_read_only_only_as_listed if {
 		d.effect != "allow"
 	}
 }
+
+# An interpreter that reads its program from stdin (a here-string, a here-document,
+# piped text) runs code like -c: its literals are judged in every environment.
+test_code_given_to_an_interpreter_on_stdin_is_judged if {
+	every cmd in [
+		"node <<< \"console.log(require('fs').readFileSync('/home/dev/.ssh/id_rsa','utf8'))\"",
+		"python3 <<< 'import os; os.system(\"rm -rf ~\")'",
+		"python3 - <<'PY'\nimport os\nos.system(\"rm -rf ~\")\nPY",
+		"echo 'print(open(\"/home/dev/.aws/credentials\").read())' | python3 -",
+	] {
+		decide(exec_call(cmd, "development")).effect == "deny"
+	}
+	decide(exec_call("python3 <<< 'print(1)'", "production")).effect == "require_approval"
+}

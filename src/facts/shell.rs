@@ -1413,6 +1413,18 @@ impl Walker<'_, '_> {
                     self.nested(&text, id, scope, "stdin");
                 }
             }
+            super::wrappers::Inner::CodeStdin(language) => {
+                // Code from a here-document or piped text is code like `-c`'s; with no
+                // text known the interpreter runs code nobody saw (not read-only either way).
+                if let Some(text) = heredoc.or_else(|| self.piped_text(&fact)) {
+                    self.code_literals(id, &text, language, scope);
+                    self.sink.commands[id].code = Some(InlineCode {
+                        language,
+                        text,
+                        effects: Vec::new(),
+                    });
+                }
+            }
             super::wrappers::Inner::Code(language, text) => {
                 self.code_literals(id, &text, language, scope);
                 self.sink.commands[id].code = Some(InlineCode {
@@ -2172,6 +2184,16 @@ mod tests {
                 r#"python3 -c 'import subprocess; subprocess.run(["rm", "-rf", "/"])'"#,
                 "rm",
             ),
+            // A program read from stdin: a here-document, a here-string, piped text.
+            (
+                "python3 - <<'PY'\nimport os\nos.system(\"rm -rf ~\")\nPY",
+                "rm",
+            ),
+            (
+                r#"node <<< 'require("child_process").execSync("shred x")'"#,
+                "shred",
+            ),
+            (r#"echo 'system("mkfs /dev/sda")' | perl"#, "mkfs"),
         ] {
             let f = facts(cmd);
             let inner = f.commands.iter().find(|c| c.name == program);
@@ -2191,6 +2213,12 @@ mod tests {
         );
         let f = facts(r#"python3 -c 'import urllib.request as u; u.urlopen("http://10.0.0.1/x")'"#);
         assert!(f.urls.iter().any(|u| u.host == "10.0.0.1"), "{:?}", f.urls);
+        // An interpreter given its program on stdin runs code, whatever the text says.
+        let f = facts("python3 <<< 'print(1)'");
+        assert_eq!(
+            f.commands[0].code.as_ref().map(|c| c.language),
+            Some("python")
+        );
         // JavaScript's backticks are template strings, not commands; prose is not a path.
         let f = facts("node -e 'console.log(`rm -rf /`, \"see /etc and more\")'");
         assert!(f.commands.iter().all(|c| c.name != "rm"));

@@ -21,6 +21,9 @@ pub enum Inner {
     Stdin,
     /// Inline code for an interpreter.
     Code(&'static str, String),
+    /// An interpreter that reads its program from stdin (`python3`, `node -`, `perl`
+    /// with no script operand): the code is a here-document, a here-string or piped text.
+    CodeStdin(&'static str),
 }
 
 /// How a wrapper's options read: which short letters and long names take a value.
@@ -321,7 +324,10 @@ fn code_after(
     let mut i = 1;
     while i < argv.len() {
         let w = argv[i].as_str();
-        if w == "--" || !w.starts_with('-') || w == "-" {
+        if w == "-" {
+            return Inner::CodeStdin(language);
+        }
+        if w == "--" || !w.starts_with('-') {
             return Inner::Nothing;
         }
         for f in flags {
@@ -352,7 +358,8 @@ fn code_after(
         let takes_value = w.len() == 2 && value_letters.contains(&w[1..]);
         i += if takes_value { 2 } else { 1 };
     }
-    Inner::Nothing
+    // Options only, no script: the program comes from stdin.
+    Inner::CodeStdin(language)
 }
 
 fn is_assignment(w: &str) -> bool {
@@ -430,6 +437,10 @@ mod tests {
             ),
             ("python -Ic x", Inner::Code("python", "x".into())),
             ("python script.py", Inner::Nothing),
+            ("python3", Inner::CodeStdin("python")),
+            ("python3 -u -", Inner::CodeStdin("python")),
+            ("node -", Inner::CodeStdin("javascript")),
+            ("perl -w", Inner::CodeStdin("perl")),
             ("node -e x", Inner::Code("javascript", "x".into())),
             ("node --eval=x", Inner::Code("javascript", "x".into())),
             ("perl -ne x", Inner::Code("perl", "x".into())),
