@@ -801,6 +801,10 @@ dd_rule_findings(c) := {exec_rule_finding("exec.disk_wipe", sprintf("dd %s", [o]
 	some o in c.operands
 	startswith(o, "of=")
 	block_device(trim_prefix(o, "of="))
+} | {credential_finding(raw_disk_entry, sprintf("dd %s", [o])) |
+	some o in c.operands
+	startswith(o, "if=")
+	block_device(trim_prefix(o, "if="))
 }
 
 kubectl_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", "kubectl delete") |
@@ -808,8 +812,14 @@ kubectl_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", "kubectl d
 } | {exec_rule_finding("cred.k8s_secret", "kubectl get secret -o") |
 	subcommand_of(c) == "get"
 	some o in c.operands
-	startswith(o, "secret")
+	some kind in split(lower(o), ",")
+	startswith(kind, "secret")
 	output_flag(c)
+} | {exec_rule_finding("cred.k8s_secret", "kubectl get --raw …/secrets") |
+	# The API path of secrets, read raw (values included).
+	"--raw" in c.flags
+	some w in c.argv
+	contains(lower(w), "/secrets")
 }
 
 helm_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", sprintf("helm %s", [sub])) |

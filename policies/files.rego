@@ -52,7 +52,27 @@ path_findings(tool_writes) := set() if {
 	some f in path_findings_one(p, tool_writes)
 }
 
-path_findings_one(p, tool_writes) := (sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)
+path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | raw_disk_findings(p)
+
+raw_disk_entry := {"id": "cred.raw_disk", "reason": "a disk read or written as a raw device (every file on it, whatever the path rules say)"}
+
+# A disk read as a device (head -c … /dev/sda, hexdump /dev/nvme0n1) is every file on
+# it, secrets included, past every path rule (exec.block_devices).
+raw_disk_findings(p) := {credential_finding(raw_disk_entry, path_label(p)) |
+	startswith(p.path, "/dev/")
+	some prefix in data.clawgate.exec.block_devices
+	startswith(p.path, prefix)
+	not names_device_only(p)
+}
+
+# A program that takes a device by name and reads its metadata, not its blocks
+# (lsblk /dev/sda, blkid, df; exec.device_metadata_programs).
+names_device_only(p) if {
+	parts := split(p.source, " ")
+	parts[0] == "command"
+	c := fact_commands[to_number(parts[1])]
+	c.name in data.clawgate.exec.device_metadata_programs
+}
 
 path_label(p) := sprintf("path '%s'", [p.path]) if {
 	p.path == p.raw
