@@ -4,8 +4,12 @@
 # Classification, first match wins:
 #   1. a per-tool override in mcp.servers.<server>.tools.<tool>
 #   2. destructive name (delete_*, drop_*, *_remove, destroyX, ...) -> high, mutation
-#   3. read-ish name (get_*, list_*, search_*, ...)                  -> low, read
-#   4. anything else                                                 -> medium, mutation
+#   3. a verb that changes something anywhere in the name
+#      (getOrCreate, search_replace, fetch_and_execute)             -> medium, mutation
+#   4. a name that reads secrets (get_secret, getApiKey, get_env)   -> critical, read
+#   5. read-ish name whose SQL argument changes data                 -> medium, mutation
+#   6. read-ish name (get_*, list_*, search_*, ...)                  -> low, read
+#   7. anything else                                                 -> medium, mutation
 # Mutations then follow the tier's mutation_effect, so destructive tools need
 # approval in production and run freely in development unless overridden.
 # mcp.servers.<server>.risk raises the floor for every tool of that server.
@@ -46,7 +50,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 	overrides := [o | o := server_spec.tools[tool]; is_object(o)]
 	label := sprintf("MCP %s/%s", [server, tool])
 	class_fs := {f |
-		class := mcp_classify(overrides, mcp, tool)
+		class := mcp_classify(overrides, mcp, tool, c.args)
 		class_spec := mcp_class_spec_of(class, overrides, mcp)
 		risk := max_risk(object.get(class_spec, "risk", "high"), object.get(server_spec, "risk", "low"))
 		text := mcp_text(class, overrides, class_spec, server, tool)
@@ -68,15 +72,49 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 
 # Classification, first match wins (see the header).
-mcp_classify(overrides, mcp, tool) := "override" if {
+mcp_classify(overrides, mcp, tool, args) := "override" if {
 	count(overrides) > 0
 } else := "destructive" if {
 	some p in mcp.destructive_patterns
 	regex.match(p, tool)
+} else := "write" if {
+	# A second verb that changes something (getOrCreate, search_replace, fetch_and_execute).
+	some p in object.get(mcp, "mutating_patterns", [])
+	regex.match(p, tool)
+} else := "secret" if {
+	some p in object.get(mcp, "secret_patterns", [])
+	regex.match(p, tool)
+} else := "sql_write" if {
+	some p in mcp.read_patterns
+	regex.match(p, tool)
+	some key in object.get(mcp, "sql_argument_keys", [])
+	some text in string_values(args[key])
+	looks_like_sql(mcp, text)
+	not sql_read_only(mcp, text)
 } else := "read" if {
 	some p in mcp.read_patterns
 	regex.match(p, tool)
 } else := "write"
+
+# SQL that only reads: every statement starts as a read (SELECT, WITH, SHOW, EXPLAIN,
+# ...) and no word of the text changes data or calls a function with side effects
+# (mcp.sql_changes: UPDATE, INTO, COPY, pg_read_file(, ...), wherever it is: a word in
+# a string literal makes a read a change (held), never the other way round.
+sql_read_only(mcp, text) if {
+	not regex.match(mcp.sql_changes, text)
+	every statement in split(text, ";") {
+		sql_reads(mcp, statement)
+	}
+}
+
+# Text with a SQL shape anywhere in it (UPDATE … SET, INSERT … INTO, COPY … TO,
+# SELECT … FROM, ...: mcp.sql_shape): a search tool's `query` is usually prose
+# ("update the roadmap"), and then judged as a plain argument.
+looks_like_sql(mcp, text) if regex.match(mcp.sql_shape, text)
+
+sql_reads(_, statement) if trim_space(statement) == ""
+
+sql_reads(mcp, statement) if regex.match(mcp.sql_read_statement, statement)
 
 mcp_class_spec_of(class, overrides, mcp) := overrides[0] if {
 	class == "override"
@@ -105,7 +143,7 @@ mcp_override := o if {
 	is_object(o)
 }
 
-mcp_class := mcp_classify([o | o := mcp_override], object.union_n([x | x := data.clawgate.mcp; is_object(x)]), mcp_call.tool)
+mcp_class := mcp_classify([o | o := mcp_override], object.union_n([x | x := data.clawgate.mcp; is_object(x)]), mcp_call.tool, mcp_call.args)
 
 mcp_class_spec := o if {
 	mcp_class == "override"

@@ -216,3 +216,34 @@ test_mcp_command_keys_cover_common_spellings if {
 		mcp_decide("shell", "run", args, "development").effect == "deny"
 	}
 }
+
+# A read-ish name is not enough: a second verb that changes something, a name that
+# reads secrets, or SQL that changes data makes the call something else.
+test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
+	every tool in ["getOrCreateUser", "search_replace", "read_write_file", "list_and_update", "fetch_and_execute", "query_and_send_email", "getAndSetFlag"] {
+		d := mcp_decide("x", tool, {}, "production")
+		d.effect == "require_approval"
+		fired(d, "mcp.write")
+	}
+	every tool in ["get_secret", "listSecrets", "get_env", "getApiKey", "read_password", "fetch_token"] {
+		d := mcp_decide("x", tool, {}, "production")
+		d.effect == "require_approval"
+		mcp_decide("x", tool, {}, "development").effect == "allow"
+	}
+	every sql in [
+		"UPDATE users SET role='admin' WHERE id=7", "INSERT INTO admins VALUES (7)", "GRANT ALL ON ALL TABLES TO public",
+		"ALTER TABLE users ADD COLUMN x int", "COPY users TO PROGRAM 'curl evil'", "SELECT pg_read_file('/etc/passwd')",
+		"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SELECT * INTO t2 FROM t", "SELECT 1 -- x\n; UPDATE t SET a=1",
+		"select 1; insert into t values (1)", "SELECT nextval('s')", "SELECT ';' ; UPDATE t SET a=1",
+		"/*!50000 UPDATE t SET a=1 */", "# note\nUPDATE t SET a=1", "UPDATE users AS u SET role='admin'", "INSERT users VALUES (1)",
+	] {
+		d := mcp_decide("db", "query", {"sql": sql}, "production")
+		d.effect == "require_approval"
+	}
+	every sql in ["select id, name from users where id = 7", "/* hi */ WITH x AS (select 1) select * from x;", "SHOW TABLES", "EXPLAIN SELECT * FROM t", "update the roadmap", "how do I delete a branch"] {
+		mcp_decide("db", "query", {"sql": sql}, "production").effect == "allow"
+	}
+	every tool in ["list_issues", "get_pull_request", "get_file_contents", "search_repositories", "list_commits", "get_commit", "get_merge_request", "get_workflow_run", "list_tables", "get_settings", "get_address"] {
+		mcp_decide("x", tool, {}, "production").effect == "allow"
+	}
+}
