@@ -95,7 +95,7 @@ url_findings(block_private, where) := set() if {
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": block_private, "where": where})
-} | sidecar_url_findings | credential_url_findings | {exec_rule_finding("net.local_file_url", u.raw) |
+} | sidecar_url_findings | (credential_url_findings | credential_host_findings) | {exec_rule_finding("net.local_file_url", u.raw) |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	u.scheme == "file"
@@ -121,6 +121,17 @@ credential_url_findings := {finding("net.credential_in_url", "deny", "high", spr
 		not host_listed(object.get(homes, s, []), u.host)
 	]
 	count(shapes) > 0
+}
+
+# A host name with a label shaped like a credential (dns.credential_label_pattern, the
+# DNS rule's pattern: akiaiosfodnn7example.evil.example): the name is resolved and
+# logged by every resolver on the way before any request is sent.
+credential_host_findings := {finding("net.credential_in_host", "deny", "high", sprintf("the host %s has a label shaped like a credential (%s; dns.credential_label_pattern): it leaves in the name lookup", [u.host, label])) |
+	some u in object.get(facts, "urls", [])
+	u.host_kind == "domain"
+	some label in split(u.host, ".")
+	count(label) >= 20
+	regex.match(dns_settings.credential_label_pattern, label)
 }
 
 # The same for a request header that is not one of the ones an API takes its key in
@@ -311,7 +322,7 @@ http_core := {"findings": fs, "rate_subject": subjects[0], "limits": {}} if {
 		f := finding("http.production_host", rule.effect, rule.risk, sprintf("%s changes state on a production host (http.production_hosts)", [label]))
 	}
 	no_host_fs := {f | count(hosts) == 0; f := finding("http.no_host", "deny", "high", "HTTP request without a host")}
-	fs := (((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | credential_url_findings) | header_credential_findings) | body_credential_findings) | unverified_host_findings
+	fs := (((((((dest_fs | method_fs) | production_fs) | no_host_fs) | sidecar_url_findings) | (credential_url_findings | credential_host_findings)) | header_credential_findings) | body_credential_findings) | unverified_host_findings
 }
 
 # The method a server acts on when the request asks for another: frameworks honour

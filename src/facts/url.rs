@@ -97,10 +97,16 @@ impl UrlFact {
         } else {
             Vec::new()
         };
-        // As written and with the query decoded (`ghp%5F…` is `ghp_…` to the host).
+        // As written, with the query decoded (`ghp%5F…` is `ghp_…` to the host) and with
+        // the path decoded (`/%41KIA…` is `/AKIA…` in the server's log).
         let mut credentials = crate::audit::redact::token_shapes_in(raw);
-        for (k, v) in url.query_pairs() {
-            for shape in crate::audit::redact::token_shapes_in(&format!("{k}={v}")) {
+        let decoded_path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+        let decoded = url
+            .query_pairs()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(std::iter::once(decoded_path.into_owned()));
+        for text in decoded {
+            for shape in crate::audit::redact::token_shapes_in(&text) {
                 if !credentials.contains(&shape) {
                     credentials.push(shape);
                 }
