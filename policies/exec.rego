@@ -842,6 +842,12 @@ git_rule_findings(c) := {exec_rule_finding("exec.git_force_push", "git push") |
 } | {exec_rule_finding("exec.git_discard", sprintf("git %s", [sub])) |
 	sub := subcommand_of(c)
 	git_discard(c, sub)
+} | {exec_rule_finding("exec.git_config_code", sprintf("git config %s", [key])) |
+	# A key that runs a command, set (not read: --get, --list); also as key=value to -c.
+	subcommand_of(c) == "config"
+	not command_read_only(c)
+	some key in c.operands
+	regex.match(exec_data.git_code_config_key, key)
 }
 
 database_rule_findings(c) := {exec_rule_finding("exec.sql_drop", c.name) |

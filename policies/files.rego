@@ -52,7 +52,41 @@ path_findings(tool_writes) := set() if {
 	some f in path_findings_one(p, tool_writes)
 }
 
-path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | raw_disk_findings(p)
+path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | (raw_disk_findings(p) | persistence_findings(p, tool_writes))
+
+# A change to what runs later, outside the call (paths.persistence: shell start-up
+# files, autostart and systemd user units, crontabs, user bin directories, git's
+# config; and any repository's .git/hooks and .git/config): held in every environment.
+# Written means a redirection or a writing tool's path, or an argument of a command that
+# is not read-only (cp x ~/.bashrc, sed -i … ~/.profile); `source ~/.bashrc` only reads.
+persistence_findings(p, tool_writes) := {f |
+	persistence_path(p)
+	persistence_write(p, tool_writes)
+	rule := paths_data.persistence_rule
+	f := finding(rule.id, rule.effect, rule.risk, sprintf("%s %s", [path_label(p), rule.reason]))
+}
+
+persistence_path(p) if {
+	some a in p.prefixes
+	a in object.get(paths_data, "persistence", [])
+}
+
+persistence_path(p) if {
+	some i, s in object.get(p, "segments", [])
+	s == ".git"
+	p.segments[i + 1] in {"hooks", "config"}
+}
+
+persistence_write(p, tool_writes) if path_written(p, tool_writes)
+
+persistence_write(p, _) if {
+	p.access == "argument"
+	parts := split(p.source, " ")
+	parts[0] == "command"
+	c := fact_commands[to_number(parts[1])]
+	not command_read_only(c)
+	not c.name in exec_data.runners_of_code
+}
 
 raw_disk_entry := {"id": "cred.raw_disk", "reason": "a disk read or written as a raw device (every file on it, whatever the path rules say)"}
 

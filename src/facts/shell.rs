@@ -810,6 +810,16 @@ impl Walker<'_, '_> {
                 }
             }
         }
+        // A command line given to a variable some program runs later (PROMPT_COMMAND,
+        // GIT_SSH_COMMAND, PAGER) is parsed as the code it is.
+        let commands: Vec<String> = assigned
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.as_ref()?;
+                super::wrappers::command_variable_value(&format!("{name}={value}"))
+                    .map(String::from)
+            })
+            .collect();
         // A command of assignments only sets shell variables for what follows.
         if words.is_empty() {
             for (name, value) in assigned {
@@ -830,6 +840,9 @@ impl Walker<'_, '_> {
             self.change_dir(&fact);
         }
         self.sink.commands[id] = fact;
+        for text in commands {
+            self.nested(&text, id, scope, "variable");
+        }
         self.unwrap(id, scope, heredoc);
     }
 
@@ -1291,6 +1304,7 @@ impl Walker<'_, '_> {
         let vars = self.vars.clone();
         if owner != usize::MAX
             && via != "substitution"
+            && via != "variable"
             && let Some(c) = self.sink.commands.get_mut(owner)
         {
             c.runs_script = Some(self.sink.scripts.len());
@@ -1407,6 +1421,11 @@ impl Walker<'_, '_> {
                 self.nested(&text, id, scope, "shell_c");
             }
             super::wrappers::Inner::Eval(text) => self.nested(&text, id, scope, "eval"),
+            super::wrappers::Inner::Scripts(texts) => {
+                for text in texts {
+                    self.nested(&text, id, scope, "shell_c");
+                }
+            }
             super::wrappers::Inner::Stdin => {
                 let text = heredoc.or_else(|| self.piped_text(&fact));
                 if let Some(text) = text {

@@ -21,6 +21,8 @@ pub enum Inner {
     Stdin,
     /// Inline code for an interpreter.
     Code(&'static str, String),
+    /// Several pieces of shell code (`alias a='…' b='…'`, `export PROMPT_COMMAND='…'`).
+    Scripts(Vec<String>),
     /// An interpreter that reads its program from stdin (`python3`, `node -`, `perl`
     /// with no script operand): the code is a here-document, a here-string or piped text.
     CodeStdin(&'static str),
@@ -68,6 +70,38 @@ fn has_flag(argv: &[String], short: char, long: &str) -> Option<usize> {
         w == &format!("--{long}")
             || (w.starts_with('-') && !w.starts_with("--") && w[1..].contains(short))
     })
+}
+
+/// Variables whose value is a command line some program runs later (bash before each
+/// prompt, git for ssh, pagers and editors, less's input filter).
+pub const COMMAND_VARIABLES: &[&str] = &[
+    "PROMPT_COMMAND",
+    "GIT_SSH_COMMAND",
+    "GIT_PAGER",
+    "GIT_EDITOR",
+    "GIT_SEQUENCE_EDITOR",
+    "PAGER",
+    "MANPAGER",
+    "SYSTEMD_PAGER",
+    "EDITOR",
+    "VISUAL",
+    "FCEDIT",
+    "BROWSER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "RSYNC_RSH",
+    "CVS_RSH",
+];
+
+/// The command line a `NAME=value` word gives a command variable, if it is one
+/// (LESSOPEN's leading `|` marks a pipe, not part of the command).
+pub fn command_variable_value(word: &str) -> Option<&str> {
+    let name = assignment_name(word)?;
+    if !COMMAND_VARIABLES.contains(&name) {
+        return None;
+    }
+    let value = &word[name.len() + 1..];
+    Some(value.trim_start_matches(['|', ' ']))
 }
 
 const SHELLS: &[&str] = &[
@@ -248,6 +282,85 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
             Inner::Commands(ranges)
         }
         "eval" => Inner::Eval(argv[1..].join(" ")),
+        // `trap CODE SIGNAL...`: the code runs when the signal (or EXIT) comes.
+        "trap" => {
+            let i = first_operand(argv, 1, &g("", &[]));
+            match argv.get(i) {
+                Some(code) if code != "-" && i + 1 < argv.len() => Inner::Script(code.clone()),
+                _ => Inner::Nothing,
+            }
+        }
+        // An alias's value is the command its name runs from then on.
+        "alias" => Inner::Scripts(
+            argv[1..]
+                .iter()
+                .filter_map(|w| w.split_once('=').map(|(_, v)| v.to_string()))
+                .collect(),
+        ),
+        "export" | "declare" | "typeset" | "local" | "readonly" => Inner::Scripts(
+            argv[1..]
+                .iter()
+                .filter_map(|w| command_variable_value(w).map(String::from))
+                .collect(),
+        ),
+        // A callback run for lines read (mapfile -C) or to complete a word (complete -C).
+        "mapfile" | "readarray" | "complete" | "compgen" => {
+            match argv.iter().position(|w| w == "-C") {
+                Some(i) => argv
+                    .get(i + 1)
+                    .map_or(Inner::Nothing, |c| Inner::Script(c.clone())),
+                None => Inner::Nothing,
+            }
+        }
+        // at and batch read the job from stdin unless -f names a file.
+        "at" | "batch" => {
+            if argv
+                .iter()
+                .skip(1)
+                .any(|w| w == "-f" || w.starts_with("-f"))
+            {
+                Inner::Nothing
+            } else {
+                Inner::Stdin
+            }
+        }
+        "screen" => {
+            let i = first_operand(argv, 1, &g("cehpsStTX", &["Logfile"]));
+            if i < argv.len() {
+                Inner::Command(i)
+            } else {
+                Inner::Nothing
+            }
+        }
+        // tmux's commands that start a shell command take it as their last word.
+        "tmux" => {
+            let starts = [
+                "new",
+                "new-session",
+                "new-window",
+                "neww",
+                "split-window",
+                "splitw",
+                "respawn-pane",
+                "respawnp",
+                "respawn-window",
+                "respawnw",
+                "run-shell",
+                "run",
+                "display-popup",
+                "popup",
+            ];
+            let sub = argv
+                .iter()
+                .skip(1)
+                .position(|w| starts.contains(&w.as_str()));
+            match (sub, argv.last()) {
+                (Some(k), Some(last)) if k + 1 < argv.len() - 1 && !last.starts_with('-') => {
+                    Inner::Script(last.clone())
+                }
+                _ => Inner::Nothing,
+            }
+        }
         n if SHELLS.contains(&n) => shell(argv),
         n if n.starts_with("python") || n.starts_with("pypy") => {
             code_after(argv, &["-c"], "python", "WXOQm")
@@ -380,7 +493,7 @@ mod tests {
     use super::*;
 
     fn run(cmd: &str) -> Inner {
-        let argv: Vec<String> = cmd.split(' ').map(String::from).collect();
+        let argv: Vec<String> = shlex::split(cmd).expect("a test command line");
         inner(&argv[0], &argv)
     }
 
@@ -438,6 +551,22 @@ mod tests {
             ("python -Ic x", Inner::Code("python", "x".into())),
             ("python script.py", Inner::Nothing),
             ("python3", Inner::CodeStdin("python")),
+            ("trap 'rm -rf ~' EXIT", Inner::Script("rm -rf ~".into())),
+            ("trap - EXIT", Inner::Nothing),
+            (
+                "alias ls='rm -rf ~' ll='ls -l'",
+                Inner::Scripts(vec!["rm -rf ~".into(), "ls -l".into()]),
+            ),
+            (
+                "export PATH=/x PROMPT_COMMAND='curl x|sh'",
+                Inner::Scripts(vec!["curl x|sh".into()]),
+            ),
+            ("mapfile -C 'rm x' -c 1 a", Inner::Script("rm x".into())),
+            ("at now", Inner::Stdin),
+            ("at -f job.sh now", Inner::Nothing),
+            ("screen -dmS s bash -c id", Inner::Command(3)),
+            ("tmux new -d 'rm -rf ~'", Inner::Script("rm -rf ~".into())),
+            ("tmux ls", Inner::Nothing),
             ("python3 -u -", Inner::CodeStdin("python")),
             ("node -", Inner::CodeStdin("javascript")),
             ("perl -w", Inner::CodeStdin("perl")),
