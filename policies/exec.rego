@@ -731,7 +731,18 @@ kind_rule_findings(kind, c) := delete_rule_findings(c) if {
 	kind == "privilege"
 } else := powershell_rule_findings(c) if {
 	kind == "powershell"
+} else := move_rule_findings(c) if {
+	kind == "move"
 } else := set()
+
+# Moving / , the home directory or a system directory away (mv ~ /tmp/x) removes it
+# from where everything expects it, as rm -rf would.
+move_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.name, p])) |
+	count(c.paths) > 1
+	some i, p in c.paths
+	i < count(c.paths) - 1
+	protected_dir(p)
+}
 
 # Paths of a command's operands, with ~ written out.
 home_dir := object.get(facts, "home", "")
@@ -744,6 +755,13 @@ protected_dir(p) if {
 protected_dir(p) if {
 	some d in exec_data.protected_dirs
 	p == concat("", [trim_suffix(expand_home(d), "/"), "/*"])
+}
+
+# A glob that can match one of them (rm -rf /e?? is rm -rf /etc).
+protected_dir(p) if {
+	regex.match(`[*?\[]`, p)
+	some d in exec_data.protected_dirs
+	glob.match(p, ["/"], expand_home(d))
 }
 
 expand_home(d) := concat("", [home_dir, trim_prefix(d, "~")]) if {

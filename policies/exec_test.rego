@@ -30,7 +30,7 @@ test_exec_rules_have_required_fields if {
 
 test_every_command_kind_has_rules if {
 	every _, kind in data.clawgate.exec.kinds {
-		kind in {"delete", "find", "disk", "dd", "kubectl", "helm", "terraform", "git", "database", "dropdb", "chmod", "permission", "privilege", "powershell"}
+		kind in {"delete", "find", "disk", "dd", "kubectl", "helm", "terraform", "git", "database", "dropdb", "chmod", "permission", "privilege", "powershell", "move"}
 	}
 }
 
@@ -858,4 +858,27 @@ test_code_that_runs_later_is_judged_now if {
 		decide(exec_call(cmd, "development")).effect == "allow"
 	}
 	decide(tool_call("read", {"path": "/home/dev/.bashrc"}, "development")).effect == "allow"
+}
+
+# The home directory and system directories reached through the working directory
+# ($PWD, ~+), a glob, a move, or a command variable of exec's env are still them.
+test_protected_directories_behind_pwd_globs_moves_and_env_code if {
+	every a in [
+		{"command": "rm -rf $PWD/..", "workdir": "/home/dev/project"},
+		{"command": "rm -rf ~+/..", "workdir": "/home/dev/project"},
+		{"command": "cd ..; rm -rf \"$PWD\"", "workdir": "/home/dev/project"},
+		{"command": "rm -rf /e??"},
+		{"command": "rm -rf /???"},
+		{"command": "mv ~ /tmp/x"},
+		{"command": "mv /etc /tmp/x"},
+		{"command": "git log", "env": {"GIT_PAGER": "rm -rf ~"}},
+		{"command": "git fetch", "env": {"GIT_SSH_COMMAND": "cat ~/.ssh/id_rsa"}},
+	] {
+		d := decide(tool_call("exec", a, "development"))
+		d.effect == "deny"
+	}
+	every cmd in ["mv a.txt b.txt", "mv src/ lib/", "rm -rf build/*", "rm -rf /tmp/x*", "mv ~/x ~/y"] {
+		not fired(decide(exec_call(cmd, "development")), "exec.rm_root")
+	}
+	decide(tool_call("exec", {"command": "git log", "env": {"GIT_PAGER": "less -R"}}, "development")).effect == "allow"
 }

@@ -489,6 +489,21 @@ fn params_facts(
         truncated: false,
         parsed_bytes: 0,
     };
+    // A command line the call gives a variable that programs run (exec's `env`:
+    // GIT_PAGER, GIT_SSH_COMMAND, PROMPT_COMMAND) is code, like the command itself.
+    for key in &spec.env {
+        let Some(vars) = params.get(key).and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, value) in vars {
+            let Some(value) = value.as_str() else {
+                continue;
+            };
+            if let Some(text) = wrappers::command_variable_value(&format!("{name}={value}")) {
+                shell::add_script(&mut sink, text, format!("params.{key}.{name}"), &base);
+            }
+        }
+    }
     for key in &spec.command {
         let source = format!("params.{key}");
         let value = params.get(key);

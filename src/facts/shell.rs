@@ -1210,6 +1210,8 @@ impl Walker<'_, '_> {
                 WordPiece::TildeExpansion(t) => match t {
                     word::TildeExpr::Home => w.push(&self.home.clone(), true),
                     word::TildeExpr::UserHome(u) if u == "root" => w.push("/root", true),
+                    // `~+` is the working directory (`rm -rf ~+/..`).
+                    word::TildeExpr::WorkingDir => w.push(&self.cwd.clone(), true),
                     word::TildeExpr::UserHome(u) => {
                         w.push(&format!("/home/{u}"), true);
                         w.kind("tilde_user");
@@ -1229,6 +1231,10 @@ impl Walker<'_, '_> {
                     };
                     match name {
                         Some("HOME") => w.push(&self.home.clone(), true),
+                        // The working directory as the walker tracks it (`rm -rf $PWD/..`).
+                        Some("PWD") if !self.vars.contains_key("PWD") => {
+                            w.push(&self.cwd.clone(), true)
+                        }
                         Some(n) if self.vars.contains_key(n) => {
                             let Bound { text, pattern } = self.vars[n].clone();
                             if let Some(pattern) = pattern {
