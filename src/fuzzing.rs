@@ -234,6 +234,12 @@ pub fn facts(data: &[u8]) {
             Some(serde_json::json!({ "name": "exec", "arguments": { "command": text } })),
         ),
         Action::tool("message", Some(serde_json::json!({ "media": text }))),
+        // A command line in exec's env, and credential shapes in an outbound tool's text.
+        Action::tool(
+            "exec",
+            Some(serde_json::json!({ "command": "git log", "env": { "GIT_PAGER": text } })),
+        ),
+        Action::tool("web_search", Some(serde_json::json!({ "query": text }))),
     ] {
         let _ = crate::facts::facts_for(&action, roles(), &context());
     }
