@@ -767,6 +767,8 @@ test_nested_subcommands_are_read_only_only_as_listed if {
 		"aws s3 ls", "aws sts get-caller-identity", "aws ec2 describe-instances --region us-east-1",
 		"gcloud config list", "gcloud compute instances list --project p1", "az account show", "az vm list -o table",
 		"ip addr", "ip -br a", "ip route show", "ip route get 1.1.1.1", "printenv HOME", "cal", "history | tail",
+		"git remote show origin", "kubectl config current-context", "kubectl config view", "docker compose ps",
+		"docker-compose logs --tail=50", "terraform state list", "zcat logs.gz | head", "gzip -l f.gz", "gzip -dc x.gz | head",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect == "allow"
@@ -780,6 +782,8 @@ test_nested_subcommands_are_read_only_only_as_listed if {
 		"gcloud config list --impersonate-service-account=x@y", "az storage account keys list -n a", "az --debug account show",
 		"ip addr add 10.0.0.1/24 dev eth0", "ip link set eth0 down", "ip -b cmds.txt", "ip -batch - addr", "ip route flush all",
 		"printenv", "printenv AWS_SECRET_ACCESS_KEY", "printenv DATABASE_URL", "history -c", "history -w /tmp/h",
+		"kubectl config use-context prod", "kubectl config view --raw", "terraform state rm x", "gzip file", "gzip -c x > y.gz",
+		"git remote add evil https://x", "docker compose up -d",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect != "allow"
