@@ -243,7 +243,14 @@ test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
 	every sql in ["select id, name from users where id = 7", "/* hi */ WITH x AS (select 1) select * from x;", "SHOW TABLES", "EXPLAIN SELECT * FROM t", "update the roadmap", "how do I delete a branch"] {
 		mcp_decide("db", "query", {"sql": sql}, "production").effect == "allow"
 	}
-	every tool in ["list_issues", "get_pull_request", "get_file_contents", "search_repositories", "list_commits", "get_commit", "get_merge_request", "get_workflow_run", "list_tables", "get_settings", "get_address"] {
+	every tool in ["create_snapshot", "startWorkflow", "run_report_list", "browser_click", "kubectl_get", "shell_exec_status"] {
+		mcp_decide("x", tool, {}, "production").effect == "require_approval"
+	}
+	every tool in [
+		"list_issues", "get_pull_request", "get_file_contents", "search_repositories", "list_commits", "get_commit", "get_merge_request",
+		"get_workflow_run", "list_tables", "get_settings", "get_address", "pods_list", "brave_web_search", "git_status", "git_log",
+		"browser_snapshot", "userList", "issueDetails",
+	] {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
 }
