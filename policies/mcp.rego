@@ -4,11 +4,11 @@
 # Classification, first match wins:
 #   1. a per-tool override in mcp.servers.<server>.tools.<tool>
 #   2. destructive name (delete_*, drop_*, *_remove, destroyX, ...) -> high, mutation
-#   3. a verb that changes something anywhere in the name
-#      (getOrCreate, search_replace, fetch_and_execute)             -> medium, mutation
+#   3. a verb that changes something, first or anywhere in the name
+#      (create_snapshot, getOrCreate, search_replace)               -> medium, mutation
 #   4. a name that reads secrets (get_secret, getApiKey, get_env)   -> critical, read
 #   5. read-ish name whose SQL argument changes data                 -> medium, mutation
-#   6. read-ish name (get_*, list_*, search_*, ...)                  -> low, read
+#   6. read-ish name (get_*, list_*, search_*, ..., pods_list)       -> low, read
 #   7. anything else                                                 -> medium, mutation
 # Mutations then follow the tier's mutation_effect, so destructive tools need
 # approval in production and run freely in development unless overridden.
