@@ -540,6 +540,22 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
 }
 
+# find looking for a file name that credential directories hold (paths.credential_file_names:
+# credentials, hosts.yml, config.json, ...) in a tree that holds one of them (find ~ -name
+# credentials -exec cat {} +): the selection reaches ~/.aws/credentials though no
+# argument names it.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("find %s -name %s can select a file of %s", [p, name, loc])) if {
+	some c in fact_commands
+	c.name == "find"
+	some i, w in c.argv
+	w in {"-name", "-iname"}
+	name := lower(c.argv[i + 1])
+	name in object.get(paths_data, "credential_file_names", [])
+	some p in c.paths
+	some loc, _ in data.clawgate.paths.sensitive
+	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
+}
+
 recursive_reader(c) if c.name in exec_data.recursive_readers.always
 
 recursive_reader(c) if {

@@ -886,3 +886,16 @@ test_protected_directories_behind_pwd_globs_moves_and_env_code if {
 	}
 	decide(tool_call("exec", {"command": "git log", "env": {"GIT_PAGER": "less -R"}}, "development")).effect == "allow"
 }
+
+# find looking for a credential file's name in a tree that holds a credential directory
+# selects it though no argument names it.
+test_find_selecting_credential_file_names_in_a_credential_tree_is_held if {
+	every cmd in ["find ~ -name credentials -exec cat {} \\;", "find / -name credentials | xargs cat", "find ~ -iname HOSTS.YML"] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect == "require_approval"
+		fired(d, "cred.recursive_read")
+	}
+	every cmd in ["find . -name config.json", "find . -name credentials", "find src -name config", "find ~/project -name '*.py'"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
