@@ -68,8 +68,11 @@ persistence_findings(p, tool_writes) := {f |
 
 persistence_path(p) if {
 	some a in p.prefixes
-	a in object.get(paths_data, "persistence", [])
+	persistence_locations[a]
 }
+
+# paths.persistence as a set, built once per evaluation: a lookup, not a scan.
+persistence_locations := {x | some x in object.get(paths_data, "persistence", [])}
 
 persistence_path(p) if {
 	some i, s in object.get(p, "segments", [])
@@ -179,13 +182,18 @@ name_pattern_entries(n) := {e |
 glob_entries(p) := set() if {
 	not p.glob
 } else := {e |
-	some loc, e in paths_data.sensitive
-	target := expand_home(loc)
 	some g in p.glob_prefixes
+	head := literal_head(g)
+	some target, e in sensitive_targets
+	# A glob matches nothing that does not start with its text before the first
+	# wildcard; the cheap test spares glob.match (which compiles the glob every call).
+	startswith(target, head)
 	glob.match(g, ["/"], target)
 } | {e |
-	some name, e in paths_data.sensitive_names
 	regex.match(`[^*?\[\]]`, p.name)
+	head := literal_head(p.name)
+	some name, e in paths_data.sensitive_names
+	startswith(name, head)
 	glob.match(p.name, [], name)
 	name_applies_to_glob(p, name)
 } | {e |
@@ -196,6 +204,15 @@ glob_entries(p) := set() if {
 }
 
 name_applies_to_glob(_, name) if not paths_data.sensitive_name_under[name]
+
+# paths.sensitive with ~ written out, built once per evaluation.
+sensitive_targets := {expand_home(loc): e | some loc, e in paths_data.sensitive}
+
+# The text of a glob before its first wildcard (all of it when it has none).
+literal_head(g) := substring(g, 0, min(found)) if {
+	found := [i | some ch in ["*", "?", "["]; i := indexof(g, ch); i >= 0]
+	count(found) > 0
+} else := g
 
 # clawgate's own files: the admin token, the signing key, the audit log, policy.
 sidecar_path_findings(p) := {credential_finding(paths_data.sidecar_rule, path_label(p)) |
