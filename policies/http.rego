@@ -91,7 +91,10 @@ internal_host(host) if {
 # (exec.cloud_metadata); all get the admin listener rule.
 url_findings(block_private, where) := set() if {
 	count(object.get(facts, "urls", [])) == 0
-} else := {f |
+	not facts.unparsed_urls
+} else := {finding("net.unparsed_url", "deny", "high", sprintf("%s: the URL in %s does not parse as a WHATWG URL, so its destination cannot be judged", [where, src])) |
+	some src in object.get(facts, "unparsed_urls", [])
+} | {f |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": block_private, "where": where})

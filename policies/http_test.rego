@@ -458,3 +458,15 @@ test_a_credential_shaped_host_label_is_denied if {
 		not fired(decide(tool_call("web_fetch", {"url": sprintf("https://%s/", [host])}, "development")), "net.credential_in_host")
 	}
 }
+
+# A URL parameter written as a URL that does not parse cannot be judged (an IPv6 zone
+# index, a space in the host): denied; a name in a URL-like key is not a URL.
+test_a_url_parameter_that_does_not_parse_is_denied if {
+	every u in ["http://[fe80::a9fe:a9fe%25eth0]/", "http://exa mple.com/", "http://[::1/"] {
+		d := decide(tool_call("web_fetch", {"url": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.unparsed_url")
+	}
+	not fired(decide({"action": {"kind": "mcp", "server": "git", "tool": "git_log", "params": {"target": "main"}}, "environment": "production"}), "net.unparsed_url")
+	not fired(decide(tool_call("web_fetch", {"url": "example.com"}, "production")), "net.unparsed_url")
+}

@@ -241,6 +241,10 @@ pub struct Facts {
     /// The credential shapes in an `http` action's JSON body.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub body_credentials: Vec<&'static str>,
+    /// URL parameters whose value is written as a URL (`scheme://…`) but does not parse as
+    /// one, by source (`params.url`): a destination that cannot be judged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unparsed_urls: Vec<String>,
     /// The credential shapes in the strings of a tool or MCP call's arguments (a token in a
     /// message, a search query, text typed into a page), whichever parameter holds them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -470,11 +474,15 @@ fn params_facts(
         for raw in params.get(key).map(strings).unwrap_or_default() {
             let source = format!("params.{key}");
             let u = UrlFact::parse(&raw, source.clone())
-                .or_else(|| UrlFact::from_bare_operand(raw.trim(), source));
-            if let Some(u) = u
-                && facts.urls.len() < ctx.limits.max_urls
-            {
-                facts.urls.push(u);
+                .or_else(|| UrlFact::from_bare_operand(raw.trim(), source.clone()));
+            match u {
+                Some(u) if facts.urls.len() < ctx.limits.max_urls => facts.urls.push(u),
+                Some(_) => {}
+                // Only what says it is a URL (a scheme and `//`): `target: "main"` is a name.
+                None if raw.contains("://") && !facts.unparsed_urls.contains(&source) => {
+                    facts.unparsed_urls.push(source)
+                }
+                None => {}
             }
         }
     }
