@@ -1084,7 +1084,7 @@ powershell_download_run(text) if {
 }
 
 # Secrets printed or expanded by a command.
-secret_findings contains credential_finding(s, sprintf("%s %s", [c.name, concat(" ", s.words)])) if {
+secret_findings contains finding(s.id, object.get(s, "effect", credential_effect), object.get(s, "risk", credential_risk), sprintf("%s %s %s", [c.name, concat(" ", s.words), s.reason])) if {
 	some c in fact_commands
 	some s in exec_data.secret_commands[c.name]
 	every w in s.words {

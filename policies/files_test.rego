@@ -220,6 +220,7 @@ credential_examples := {
 }
 
 command_credential_examples := {
+	"cred.governance": "openclaw plugins disable clawgate",
 	"cred.cli_token": "az account get-access-token",
 	"cred.k8s_secret": "kubectl -n prod get secret api-keys --output json",
 	"cred.secret_store": "vault kv get secret/prod/db",

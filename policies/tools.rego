@@ -172,7 +172,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
 	exec_fs := exec_param_findings(name)
-	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | outbound_credential_findings(spec, label)
+	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | (outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label))
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
 	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
@@ -226,6 +226,21 @@ outbound_credential_findings(spec, label) := {finding("tool.credential_outbound"
 	shapes := [s | some s in found; s in object.get(network_data, "outbound_credential_shapes", [])]
 	count(shapes) > 0
 }
+
+# A call that changes OpenClaw's own configuration or switches plugins off
+# (tools.<name>.governance_actions: gateway config.apply/patch/set, plugins
+# uninstall/disable; tools.<name>.governance: every change the tool makes, the openclaw
+# setup helper) can switch off the guard itself: denied like a write to
+# ~/.openclaw/openclaw.json (cred.governance), whatever the environment. Installing or
+# updating stays a critical or high mutation a person can approve.
+governance_findings(spec, action, mutates, label) := {finding("cred.governance", credential_effect, "critical", sprintf("%s changes OpenClaw's own configuration or plugins (the guard among them); an agent must not reconfigure what gates it", [label])) |
+	mutates == true
+	governs(spec, action)
+}
+
+governs(spec, _) if spec.governance == true
+
+governs(spec, action) if action in object.get(spec, "governance_actions", [])
 
 # An exec mutation says which commands are not read-only.
 mutation_finding(base, mutates, spec) := object.union(base, {"reason": sprintf("%s: %s", [base.reason, mutation_detail])}) if {

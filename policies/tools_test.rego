@@ -192,7 +192,30 @@ test_gateway_update_needs_approval_in_production if {
 }
 
 test_gateway_unknown_action_counts_as_mutation if {
-	effect_of(tool_call("gateway", {"action": "config.apply", "raw": "{}"}, "production")) == "require_approval"
+	effect_of(tool_call("gateway", {"action": "frobnicate"}, "production")) == "require_approval"
+}
+
+# Changing OpenClaw's configuration or switching plugins off can switch off the guard:
+# denied in every environment, by tool and by the openclaw CLI; reads, installs and
+# updates keep their tiers.
+test_reconfiguring_openclaw_is_denied if {
+	every call in [
+		["gateway", {"action": "config.apply", "raw": "{}"}], ["gateway", {"action": "config.patch", "raw": "{plugins:{entries:{clawgate:{enabled:false}}}}"}],
+		["plugins", {"action": "disable", "id": "clawgate"}], ["plugins", {"action": "uninstall", "id": "clawgate"}],
+		["openclaw", {"action": "doctor", "fix": true}],
+	] {
+		d := decide(tool_call(call[0], call[1], "development"))
+		d.effect == "deny"
+		fired(d, "cred.governance")
+	}
+	every cmd in ["openclaw plugins disable clawgate", "openclaw config set plugins.entries.clawgate.enabled false", "openclaw doctor --fix", "openclaw onboard"] {
+		fired(decide(exec_call(cmd, "development")), "cred.governance")
+	}
+	effect_of(tool_call("gateway", {"action": "config.get"}, "production")) == "allow"
+	effect_of(tool_call("gateway", {"action": "restart"}, "development")) == "allow"
+	effect_of(tool_call("plugins", {"action": "list"}, "production")) == "allow"
+	not fired(decide(exec_call("openclaw plugins list", "development")), "cred.governance")
+	not fired(decide(exec_call("openclaw config get gateway.port", "development")), "cred.governance")
 }
 
 test_plugin_install_is_critical_everywhere if {
