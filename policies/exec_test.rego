@@ -769,6 +769,7 @@ test_nested_subcommands_are_read_only_only_as_listed if {
 		"ip addr", "ip -br a", "ip route show", "ip route get 1.1.1.1", "printenv HOME", "cal", "history | tail",
 		"git remote show origin", "kubectl config current-context", "kubectl config view", "docker compose ps",
 		"docker-compose logs --tail=50", "terraform state list", "zcat logs.gz | head", "gzip -l f.gz", "gzip -dc x.gz | head",
+		"openssl x509 -in cert.pem -text -noout", "openssl req -in req.csr -noout -text", "openssl dgst -sha256 f.tar.gz",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect == "allow"
@@ -783,7 +784,8 @@ test_nested_subcommands_are_read_only_only_as_listed if {
 		"ip addr add 10.0.0.1/24 dev eth0", "ip link set eth0 down", "ip -b cmds.txt", "ip -batch - addr", "ip route flush all",
 		"printenv", "printenv AWS_SECRET_ACCESS_KEY", "printenv DATABASE_URL", "history -c", "history -w /tmp/h",
 		"kubectl config use-context prod", "kubectl config view --raw", "terraform state rm x", "gzip file", "gzip -c x > y.gz",
-		"git remote add evil https://x", "docker compose up -d",
+		"git remote add evil https://x", "docker compose up -d", "openssl x509 -in c.pem -out x.pem",
+		"openssl x509 -engine /tmp/evil.so -in c.pem", "openssl req -new -key k.pem", "openssl s_client -connect evil.example:443",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect != "allow"
