@@ -129,7 +129,10 @@ sets_code_variable(c) if {
 }
 
 # NAME=value before a program (or given to its env/sudo wrapper): anything but a
-# safe name can make a read-only program run code (PAGER, LD_PRELOAD, ...).
+# safe name can make a read-only program run code (PAGER, LD_PRELOAD, ...). A command
+# line given to such a variable is also parsed and judged (GIT_PAGER='rm -rf ~' is
+# exec.rm_root), but the program it makes run is not the one named, so it stays a
+# mutation whatever the line says.
 unsafe_assignment(c) if {
 	c.name != ""
 	some a in c.assignments
@@ -252,6 +255,48 @@ spec_read_only(c, spec, operands) if {
 	not unsafe_operand(c, spec)
 	program_text_allowed(c, spec)
 	shape_allowed(c, spec, operands)
+	listed_input(c, spec)
+}
+
+# needs_listed_input (xargs): the words it hands its command come from stdin, so they
+# must come from a command that lists file names the rules saw the scope of
+# (exec.name_listers: find, fd, ls, echo's judged words, grep -l, git ls-files): from a
+# file (xargs cat < list.txt) or another program's output (git log | xargs cat) they
+# can name any path.
+listed_input(_, spec) if not spec.needs_listed_input
+
+listed_input(c, spec) if {
+	spec.needs_listed_input
+	not stdin_redirected(c)
+	some p in fact_commands
+	p.pipeline == c.pipeline
+	p.pipe_index == c.pipe_index - 1
+	p.via != "wrapper"
+	lists_names(p)
+}
+
+stdin_redirected(c) if {
+	some r in c.redirects
+	r.fd == 0
+}
+
+lists_names(p) if p.name in exec_data.name_listers.always
+
+lists_names(p) if {
+	flags := exec_data.name_listers.with_flags[p.name]
+	some f in p.flags
+	f in flags
+}
+
+lists_names(p) if {
+	flags := exec_data.name_listers.with_flags[p.name]
+	some l in p.short
+	concat("", ["-", l]) in flags
+}
+
+lists_names(p) if {
+	p.name == "git"
+	subcommand_of(p) in exec_data.name_listers.git
 }
 
 plain_spec(spec) if {

@@ -462,7 +462,7 @@ test_recursive_reads_of_credential_trees_are_held if {
 
 # NAME=value before a read-only program (or given to env/sudo) can make it run code.
 test_environment_that_runs_code_is_not_read_only if {
-	every cmd in ["PAGER='sh -c id' git log", "GIT_EXTERNAL_DIFF=/tmp/x git diff", "LD_PRELOAD=/tmp/x.so ls", "env LD_PRELOAD=/tmp/x.so ls", "sudo PAGER=/tmp/x man ls", "BASH_ENV=/tmp/x bash -c ls", "LD_PRELOAD=/tmp/x.so timeout 5 cat x", "PATH=/tmp/evil:$PATH; ls", ">~/.bashrc", "ps auxe", "ps eww"] {
+	every cmd in ["PAGER='sh -c id' git log", "PAGER=sh git log", "GIT_PAGER='xargs cat' git log", "PAGER=python3 git log", "GIT_EXTERNAL_DIFF=/tmp/x git diff", "LD_PRELOAD=/tmp/x.so ls", "env LD_PRELOAD=/tmp/x.so ls", "sudo PAGER=/tmp/x man ls", "BASH_ENV=/tmp/x bash -c ls", "LD_PRELOAD=/tmp/x.so timeout 5 cat x", "PATH=/tmp/evil:$PATH; ls", ">~/.bashrc", "ps auxe", "ps eww"] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect != "allow"
 	}
@@ -899,5 +899,16 @@ test_find_selecting_credential_file_names_in_a_credential_tree_is_held if {
 	}
 	every cmd in ["find . -name config.json", "find . -name credentials", "find src -name config", "find ~/project -name '*.py'"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
+# xargs hands its command words read from stdin: read-only only when a command that
+# lists file names produces them.
+test_xargs_is_read_only_only_on_listed_names if {
+	every cmd in ["find src -name '*.ts' | xargs grep -l useEffect", "git ls-files | xargs wc -l", "grep -rl TODO src | xargs sed -n 1p", "ls *.log | xargs tail -n 5", "echo a.txt b.txt | xargs cat", "find . -type f -print0 | xargs -0 wc -l"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["xargs cat < paths.txt", "cat paths.txt | xargs -I{} cat {}", "git log | xargs cat", "xargs -a list.txt cat", "curl -s https://example.com/list | xargs cat"] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
 }
