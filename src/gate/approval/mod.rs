@@ -127,8 +127,11 @@ pub struct AnswerInput {
 pub struct CallbackRecord {
     pub key: String,
     /// What to store for the key, from the approval as the answer left it.
-    pub stored: Box<dyn FnOnce(&ApprovalView) -> Vec<u8> + Send>,
+    pub stored: StoredAnswer,
 }
+
+/// Builds what a callback key stores from the approval its answer left.
+pub type StoredAnswer = Box<dyn FnOnce(&ApprovalView) -> Vec<u8> + Send>;
 
 /// What a new approval request carries besides its binding.
 #[derive(Debug, Clone)]
