@@ -287,3 +287,58 @@ fn commit(db: &Database, ops: &[Op], sweep: bool) -> Result<Vec<Option<Vec<u8>>>
     tx.commit().map_err(storage)?;
     Ok(answers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_of_one_key_claim_it_once_and_expired_keys_count_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.redb");
+        let store = Arc::new(ApprovalStore::open(&path).unwrap());
+        // Queued together, the claims share commits; exactly one finds the key free.
+        let claims: Vec<_> = (0..32u8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.claim("webhook:a", 1_000, vec![i], 0).await })
+            })
+            .collect();
+        let mut free = 0;
+        for claim in claims {
+            if claim.await.unwrap().unwrap().is_none() {
+                free += 1;
+            }
+        }
+        assert_eq!(free, 1);
+        // Seen before the window the caller keeps: absent, and claimed anew.
+        assert_eq!(
+            store
+                .claim("webhook:a", 5_000, vec![9], 2_000)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .claim("webhook:a", 5_001, vec![8], 2_000)
+                .await
+                .unwrap(),
+            Some(vec![9])
+        );
+        // What is written survives closing and opening the file again.
+        store
+            .remember("webhook:b", 5_002, vec![7], 2_000)
+            .await
+            .unwrap();
+        drop(store);
+        let store = ApprovalStore::open(&path).unwrap();
+        assert_eq!(
+            store
+                .claim("webhook:b", 5_003, vec![], 2_000)
+                .await
+                .unwrap(),
+            Some(vec![7])
+        );
+    }
+}
