@@ -80,6 +80,9 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::from(1),
         };
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        no_huge_pages();
+    }
     init_logging(cli.log_format);
     // Shell text from agents is parsed in memory-capped worker processes of this executable
     // (by its kernel handle, so replacing the file on disk changes nothing that runs).
@@ -91,6 +94,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Transparent huge pages off for the sidecar (and the parse workers it starts, which inherit
+/// it). mimalloc asks for huge pages on its arenas (`MADV_HUGEPAGE`), so with THP in the usual
+/// `madvise` mode every 2 MiB of arena a connection's buffers touch became resident whole:
+/// 10,000 held requests took ~100 MiB more (benches/README.md, held memory). mimalloc's own
+/// switch (`MIMALLOC_ALLOW_THP=0`) is read when the process loads, before `main`, and so is the
+/// first arena reserved with it; the process-wide flag set here applies to every later fault.
+fn no_huge_pages() {
+    // SAFETY: takes no pointers. Failing (a kernel without it) costs memory, nothing else.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
 fn init_logging(format: LogFormat) {

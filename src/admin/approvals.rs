@@ -12,7 +12,10 @@ use super::refusals::{Endpoint, Reason, peer_ip};
 use super::{AdminState, Answerer};
 use crate::approvers::signature::MAX_SKEW_S;
 use crate::approvers::slack::{BlockAction, InteractionError, verify_slack};
-use crate::gate::approval::{AnswerInput, AnswerRejected, ApprovalStatus, Channel, Vote, now_ms};
+use crate::gate::approval::{
+    AnswerInput, AnswerRejected, ApprovalStatus, ApprovalView, CallbackRecord, Channel, Vote,
+    now_ms,
+};
 use crate::http_api::{
     ApiError, ResponseBody, json_response, parse_json, read_body, read_json_body,
 };
@@ -325,7 +328,25 @@ where
         reply_handle: None,
         credential,
     };
-    let (status, response) = match gate.answer_approval(id, input).await {
+    let answered = match seen_key.clone() {
+        // A counted answer stores what this delivery answered under its key in the answer's
+        // own commit; anything else is remembered below.
+        Some((key, body_sha256)) => {
+            let stored = Box::new(move |view: &ApprovalView| {
+                let seen = SeenCallback {
+                    body_sha256,
+                    status: Some(StatusCode::OK.as_u16()),
+                    response: json!({"approval": view}),
+                };
+                serde_json::to_vec(&seen).unwrap_or_default()
+            });
+            let callback = CallbackRecord { key, stored };
+            gate.answer_approval_callback(id, input, callback).await
+        }
+        None => gate.answer_approval(id, input).await,
+    };
+    let counted = answered.is_ok();
+    let (status, response) = match answered {
         Ok(view) => (StatusCode::OK, json!({"approval": view})),
         Err(rejected) => {
             let e = rejection(&rejected);
@@ -335,7 +356,7 @@ where
             )
         }
     };
-    if let Some((key, body_sha256)) = seen_key {
+    if let Some((key, body_sha256)) = seen_key.filter(|_| !counted) {
         let seen = SeenCallback {
             body_sha256,
             status: Some(status.as_u16()),

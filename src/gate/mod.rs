@@ -598,20 +598,30 @@ impl Gate {
             authenticated_as: req.agent.authenticated_as.clone(),
             requester: req.requester.clone(),
         };
-        // People read the action; secrets are redacted as they are for the audit log.
-        let mut shown = serde_json::json!({ "action": to_value(&req.action) });
-        let redacted = self.audit.redactor().redact(&mut shown);
-        let new = NewApproval {
-            decision_id: d.id.clone(),
-            run_id: req.agent.run_id.clone(),
-            action: shown["action"].take(),
-            risk: d.risk,
-            reasons: d.reasons.clone(),
-            spec: d.approval.clone(),
-            constraints: d.constraints.clone(),
-            shown: self.shown(req, redacted).await,
+        // An approval for exactly this action answers without what a new one needs (the
+        // redacted action and its facts): the checks held on an approval, released together,
+        // each come back here.
+        let cleared = match self.approvals.reuse(&binding).await {
+            Ok(Some(clearance)) => Ok(clearance),
+            Ok(None) => {
+                // People read the action; secrets are redacted as they are for the audit log.
+                let mut shown = serde_json::json!({ "action": to_value(&req.action) });
+                let redacted = self.audit.redactor().redact(&mut shown);
+                let new = NewApproval {
+                    decision_id: d.id.clone(),
+                    run_id: req.agent.run_id.clone(),
+                    action: shown["action"].take(),
+                    risk: d.risk,
+                    reasons: d.reasons.clone(),
+                    spec: d.approval.clone(),
+                    constraints: d.constraints.clone(),
+                    shown: self.shown(req, redacted).await,
+                };
+                self.approvals.admit(binding, new).await
+            }
+            Err(e) => Err(e),
         };
-        match self.approvals.admit(binding, new).await {
+        match cleared {
             Ok(Clearance::Approved { view, consumed }) => {
                 approve(d, &view);
                 return consumed;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::Gate;
 use super::approval::{
-    AnswerInput, AnswerRejected, ApprovalError, ApprovalStatus, ApprovalView, Channel,
+    AnswerInput, AnswerRejected, ApprovalError, ApprovalStatus, ApprovalView, CallbackRecord,
+    Channel,
 };
 use super::policy::Bundle;
 use crate::audit::{AuditError, AuditHealth, AuditReader};
@@ -36,7 +37,18 @@ impl Gate {
         id: &str,
         input: AnswerInput,
     ) -> Result<ApprovalView, AnswerRejected> {
-        self.approvals.answer(id, input).await
+        self.approvals.answer(id, input, None).await
+    }
+
+    /// [`Gate::answer_approval`] for a callback whose replay key was claimed: an answer that
+    /// counts stores what the callback answered under that key in the same durable write.
+    pub async fn answer_approval_callback(
+        &self,
+        id: &str,
+        input: AnswerInput,
+        callback: CallbackRecord,
+    ) -> Result<ApprovalView, AnswerRejected> {
+        self.approvals.answer(id, input, Some(callback)).await
     }
 
     /// Who answers with the admin token (`approval.local_operator`).

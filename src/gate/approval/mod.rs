@@ -121,6 +121,18 @@ pub struct AnswerInput {
     pub credential: String,
 }
 
+/// A claimed callback key (see [`Approvals::claim_callback`]) to remember in the same commit
+/// as the answer the callback brought, with what the callback answered: one durable write
+/// fewer per callback. Only an answer that counts stores it; the caller remembers the others.
+pub struct CallbackRecord {
+    pub key: String,
+    /// What to store for the key, from the approval as the answer left it.
+    pub stored: StoredAnswer,
+}
+
+/// Builds what a callback key stores from the approval its answer left.
+pub type StoredAnswer = Box<dyn FnOnce(&ApprovalView) -> Vec<u8> + Send>;
+
 /// What a new approval request carries besides its binding.
 #[derive(Debug, Clone)]
 pub struct NewApproval {
@@ -298,7 +310,7 @@ impl Book {
 }
 
 pub struct Approvals {
-    store: ApprovalStore,
+    store: Arc<ApprovalStore>,
     audit: Arc<AuditLog>,
     listener: Arc<dyn ApprovalListener>,
     metrics: Arc<Metrics>,
@@ -332,7 +344,7 @@ impl Approvals {
         let (store, all) = tokio::task::spawn_blocking(move || {
             let store = ApprovalStore::open(&path)?;
             let all = store.load_all()?;
-            Ok::<_, ApprovalError>((store, all))
+            Ok::<_, ApprovalError>((Arc::new(store), all))
         })
         .await
         .map_err(|e| ApprovalError::Storage(e.to_string()))??;
@@ -368,8 +380,22 @@ impl Approvals {
         &self.settings
     }
 
-    /// Called by the gate for an enforced `require_approval` verdict: reuse the approval
-    /// bound to exactly this action, or create (and announce) a new one.
+    /// Called by the gate for an enforced `require_approval` verdict, before [`Approvals::admit`]:
+    /// what the approval bound to exactly this action says, if one does (pending, approved and
+    /// usable: marked used, or recently refused). `None` when a new approval is needed.
+    ///
+    /// Takes only that approval's step lock, not the lock that creating approvals takes: the
+    /// checks held on many approvals, released at once, go on side by side.
+    pub async fn reuse(
+        &self,
+        binding: &ApprovalBinding,
+    ) -> Result<Option<Clearance>, ApprovalError> {
+        self.existing(&binding.key(), now_ms()).await
+    }
+
+    /// Create (and announce) a new approval for `binding`, unless one bound to exactly this
+    /// action now says otherwise (see [`Approvals::reuse`]; looked at again here, since another
+    /// check may have created it meanwhile).
     pub async fn admit(
         &self,
         binding: ApprovalBinding,
@@ -377,32 +403,9 @@ impl Approvals {
     ) -> Result<Clearance, ApprovalError> {
         let key = binding.key();
         let now = now_ms();
-        let reuse = self.settings.reuse_window.as_millis() as i64;
         let _admitting = self.admitting.lock().await;
-        let existing = self.book().by_binding.get(&key).cloned();
-        if let Some(id) = existing
-            && let Some(step) = self.step(&id).await
-        {
-            let req = self.expire_if_due(step.req.clone(), now).await?;
-            match req.status {
-                ApprovalStatus::Pending => {
-                    return Ok(Clearance::Pending {
-                        view: req.view(),
-                        created: false,
-                    });
-                }
-                ApprovalStatus::Approved => {
-                    if usable(&req, now, reuse) {
-                        let (view, consumed) = self.use_approval(req, now).await?;
-                        return Ok(Clearance::Approved { view, consumed });
-                    }
-                }
-                ApprovalStatus::Denied | ApprovalStatus::Expired => {
-                    if req.resolved_ms.unwrap_or(0) + reuse >= now {
-                        return Ok(Clearance::Refused(req.view()));
-                    }
-                }
-            }
+        if let Some(clearance) = self.existing(&key, now).await? {
+            return Ok(clearance);
         }
         if let Some(limit) = self.limit(&mut self.book(), &binding, now) {
             return Ok(Clearance::Limited(limit));
@@ -424,6 +427,35 @@ impl Approvals {
         Ok(Clearance::Pending {
             view,
             created: true,
+        })
+    }
+
+    /// What the latest approval for binding `key` says about a new check of its action;
+    /// `None` when it says nothing (there is none, or it is no longer usable).
+    async fn existing(&self, key: &str, now: i64) -> Result<Option<Clearance>, ApprovalError> {
+        let reuse = self.settings.reuse_window.as_millis() as i64;
+        let Some(id) = self.book().by_binding.get(key).cloned() else {
+            return Ok(None);
+        };
+        let Some(step) = self.step(&id).await else {
+            return Ok(None);
+        };
+        let req = self.expire_if_due(step.req.clone(), now).await?;
+        Ok(match req.status {
+            ApprovalStatus::Pending => Some(Clearance::Pending {
+                view: req.view(),
+                created: false,
+            }),
+            ApprovalStatus::Approved if usable(&req, now, reuse) => {
+                let (view, consumed) = self.use_approval(req, now).await?;
+                Some(Clearance::Approved { view, consumed })
+            }
+            ApprovalStatus::Denied | ApprovalStatus::Expired
+                if req.resolved_ms.unwrap_or(0) + reuse >= now =>
+            {
+                Some(Clearance::Refused(req.view()))
+            }
+            _ => None,
         })
     }
 
@@ -607,6 +639,7 @@ impl Approvals {
         &self,
         id: &str,
         input: AnswerInput,
+        callback: Option<CallbackRecord>,
     ) -> Result<ApprovalView, AnswerRejected> {
         let now = now_ms();
         let in_memory = self.book().by_id.contains_key(id);
@@ -673,8 +706,9 @@ impl Approvals {
                 "decided_by": next.decided_by(), "action_hash": next.binding.action_hash}),
             );
         }
-        self.write(&next, steps).await?;
         let view = next.view();
+        let seen = callback.map(|c| (c.key, now_ms(), (c.stored)(&view)));
+        self.write_with(&next, steps, seen).await?;
         let urls = next.reply_handles.clone();
         if resolved.is_some() {
             self.observe_resolution(&next);
@@ -898,6 +932,17 @@ impl Approvals {
     /// One step made durable: its audit entries in one commit, then the approval's new state.
     /// Audit first, so nothing takes effect that the log does not show.
     async fn write(&self, next: &ApprovalRequest, steps: Vec<Value>) -> Result<(), ApprovalError> {
+        self.write_with(next, steps, None).await
+    }
+
+    /// [`Approvals::write`], remembering a callback key (key, unix ms, what is stored) with
+    /// the approval's new state.
+    async fn write_with(
+        &self,
+        next: &ApprovalRequest,
+        steps: Vec<Value>,
+        seen: Option<(String, i64, Vec<u8>)>,
+    ) -> Result<(), ApprovalError> {
         let events: Vec<AuditEvent> = steps
             .into_iter()
             .map(|fields| events::approval(fields, next.run_id.as_deref()))
@@ -906,7 +951,7 @@ impl Approvals {
             .append_all(events)
             .await
             .map_err(|e| ApprovalError::Audit(e.to_string()))?;
-        self.persist(next).await
+        self.store.put(next, seen).await
     }
 
     fn observe_resolution(&self, req: &ApprovalRequest) {
@@ -963,8 +1008,8 @@ impl Approvals {
     }
 
     /// Callback replay protection, before the callback is applied: remember `key` durably
-    /// with `stored` unless it is already known (insert-if-absent in one transaction, so of
-    /// concurrent copies of one delivery exactly one claims it). `None` when this call claimed
+    /// with `stored` unless it is already known (insert-if-absent, applied one write at a time,
+    /// so of concurrent copies of one delivery exactly one claims it). `None` when this call claimed
     /// it; else what was stored for it. Keys older than `keep` are forgotten.
     pub async fn claim_callback(
         &self,
@@ -972,13 +1017,9 @@ impl Approvals {
         stored: Vec<u8>,
         keep: Duration,
     ) -> Result<Option<Vec<u8>>, ApprovalError> {
-        let store = self.store.clone();
-        let key = key.to_string();
         let now = now_ms();
         let forget = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
-        tokio::task::spawn_blocking(move || store.claim(&key, now, &stored, forget))
-            .await
-            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+        self.store.claim(key, now, stored, forget).await
     }
 
     /// Remember a callback key (durably) with what was answered for it; keys older than
@@ -989,21 +1030,13 @@ impl Approvals {
         stored: Vec<u8>,
         keep: Duration,
     ) -> Result<(), ApprovalError> {
-        let store = self.store.clone();
-        let key = key.to_string();
         let now = now_ms();
         let forget = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
-        tokio::task::spawn_blocking(move || store.remember(&key, now, &stored, forget))
-            .await
-            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+        self.store.remember(key, now, stored, forget).await
     }
 
     async fn persist(&self, req: &ApprovalRequest) -> Result<(), ApprovalError> {
-        let store = self.store.clone();
-        let req = req.clone();
-        tokio::task::spawn_blocking(move || store.put(&req))
-            .await
-            .map_err(|e| ApprovalError::Storage(e.to_string()))?
+        self.store.put(req, None).await
     }
 
     async fn load(&self, id: &str) -> Result<Option<ApprovalRequest>, ApprovalError> {
