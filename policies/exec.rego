@@ -186,33 +186,27 @@ command_spec_read_only(c, spec) if {
 	sub := spec.subcommands[c.argv[i]]
 	not flag_in(c, object.get(spec, "runs", []))
 	not flag_in(c, object.get(spec, "writes", []))
+	subcommand_read_only(c, sub, i)
+}
+
+# The subcommand's spec decides; a subcommand with its own subcommands (git stash list,
+# gh pr view, gcloud compute instances list) hands over to the spec the next word that is
+# not an option names, two levels below the program at most. (Written as one else
+# chain: the subcommand is found once, and most have no subcommands of their own.)
+subcommand_read_only(c, sub, i) if {
 	spec_read_only(c, sub, [w | some j, w in c.argv; j > i; not startswith(w, "-")])
-}
-
-# A subcommand with its own subcommands (git stash list, gh pr view, gcloud compute
-# instances list): the next word that is not an option names the spec that decides,
-# two levels below the program at most.
-command_spec_read_only(c, spec) if {
-	spec.subcommands
-	i := subcommand_index(c, spec)
-	sub := spec.subcommands[c.argv[i]]
+} else if {
+	sub.subcommands
 	j := next_word_index(c, i)
 	sub2 := sub.subcommands[c.argv[j]]
-	not flag_in(c, object.get(spec, "runs", []))
-	not flag_in(c, object.get(spec, "writes", []))
 	spec_read_only(c, sub2, [w | some k, w in c.argv; k > j; not startswith(w, "-")])
-}
-
-command_spec_read_only(c, spec) if {
-	spec.subcommands
-	i := subcommand_index(c, spec)
-	sub := spec.subcommands[c.argv[i]]
+} else if {
+	sub.subcommands
 	j := next_word_index(c, i)
 	sub2 := sub.subcommands[c.argv[j]]
+	sub2.subcommands
 	k := next_word_index(c, j)
 	sub3 := sub2.subcommands[c.argv[k]]
-	not flag_in(c, object.get(spec, "runs", []))
-	not flag_in(c, object.get(spec, "writes", []))
 	spec_read_only(c, sub3, [w | some m, w in c.argv; m > k; not startswith(w, "-")])
 }
 
