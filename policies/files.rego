@@ -52,7 +52,18 @@ path_findings(tool_writes) := set() if {
 	some f in path_findings_one(p, tool_writes)
 }
 
-path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | (raw_disk_findings(p) | persistence_findings(p, tool_writes))
+path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | rare_path_findings(p, tool_writes)
+
+# Devices and persistence locations, behind cheap tests: most paths are neither, and
+# every function call costs the interpreter.
+rare_path_findings(p, tool_writes) := raw_disk_findings(p) if {
+	startswith(p.path, "/dev/")
+} else := persistence_findings(p, tool_writes) if {
+	some a in p.prefixes
+	paths_data.persistence[a]
+} else := persistence_findings(p, tool_writes) if {
+	".git" in object.get(p, "segments", [])
+} else := set()
 
 # A change to what runs later, outside the call (paths.persistence: shell start-up
 # files, autostart and systemd user units, crontabs, user bin directories, git's
@@ -68,11 +79,8 @@ persistence_findings(p, tool_writes) := {f |
 
 persistence_path(p) if {
 	some a in p.prefixes
-	persistence_locations[a]
+	paths_data.persistence[a]
 }
-
-# paths.persistence as a set, built once per evaluation: a lookup, not a scan.
-persistence_locations := {x | some x in object.get(paths_data, "persistence", [])}
 
 persistence_path(p) if {
 	some i, s in object.get(p, "segments", [])

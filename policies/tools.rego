@@ -172,7 +172,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
 	exec_fs := exec_param_findings(name)
-	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | (outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label))
+	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | catalog_flag_findings(spec, action, mutates, label)
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
 	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
@@ -213,6 +213,14 @@ unread_findings := {finding("args.unread", "require_approval", "high", "the call
 	facts.truncated == true
 	count(object.get(facts, "scripts", [])) == 0
 } else := set()
+
+# The findings a tool's catalog flags ask for (outbound, governance), behind one test:
+# most tools have neither, and every function call costs the interpreter.
+catalog_flag_findings(spec, action, mutates, label) := set() if {
+	not spec.outbound
+	not spec.governance
+	not spec.governance_actions
+} else := outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)
 
 # A tool that sends its arguments out of the host (tools.<name>.outbound: a message, a
 # search query, text typed into a page or a desktop app, a prompt to a generator; MCP
