@@ -249,7 +249,6 @@ spec_read_only(c, spec, operands) if {
 	not unsafe_operand(c, spec)
 	program_text_allowed(c, spec)
 	shape_allowed(c, spec, operands)
-	listed_input(c, spec)
 }
 
 # needs_listed_input (xargs): the words it hands its command come from stdin, so they
@@ -300,18 +299,20 @@ plain_spec(spec) if {
 }
 
 # The whitelist keys (only_flags, flag_values, operand_pattern, min_operands,
-# public_urls): most specs have none, and one test skips them all.
+# public_urls) and needs_listed_input: most specs have none, and one test skips them all.
 shape_allowed(c, spec, operands) if {
 	not spec.only_flags
 	not spec.flag_values
 	not spec.operand_pattern
 	not spec.min_operands
 	not spec.public_urls
+	not spec.needs_listed_input
 } else if {
 	only_listed_flags(c, spec)
 	not bad_flag_value(c, spec)
 	operands_shaped(c, spec, operands)
 	urls_public(c, spec)
+	listed_input(c, spec)
 }
 
 # A program read-only only with the options it lists (curl, wget: most of their
@@ -599,8 +600,13 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	some c in fact_commands
 	recursive_reader(c)
 	some p in c.paths
+	some loc in sensitive_locations_under(p)
+}
+
+# The sensitive locations (as written in paths.sensitive) inside directory `dir`.
+sensitive_locations_under(dir) := {loc |
 	some loc, _ in data.clawgate.paths.sensitive
-	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
+	startswith(expand_home(loc), concat("", [trim_suffix(dir, "/"), "/"]))
 }
 
 # find looking for a file name that credential directories hold (paths.credential_file_names:
@@ -615,8 +621,7 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	name := lower(c.argv[i + 1])
 	name in object.get(paths_data, "credential_file_names", [])
 	some p in c.paths
-	some loc, _ in data.clawgate.paths.sensitive
-	startswith(expand_home(loc), concat("", [trim_suffix(p, "/"), "/"]))
+	some loc in sensitive_locations_under(p)
 }
 
 recursive_reader(c) if c.name in exec_data.recursive_readers.always

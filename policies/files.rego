@@ -92,9 +92,7 @@ persistence_write(p, tool_writes) if path_written(p, tool_writes)
 
 persistence_write(p, _) if {
 	p.access == "argument"
-	parts := split(p.source, " ")
-	parts[0] == "command"
-	c := fact_commands[to_number(parts[1])]
+	c := source_command(p)
 	not command_read_only(c)
 	not c.name in exec_data.runners_of_code
 }
@@ -105,18 +103,18 @@ raw_disk_entry := {"id": "cred.raw_disk", "reason": "a disk read or written as a
 # it, secrets included, past every path rule (exec.block_devices).
 raw_disk_findings(p) := {credential_finding(raw_disk_entry, path_label(p)) |
 	startswith(p.path, "/dev/")
-	some prefix in data.clawgate.exec.block_devices
-	startswith(p.path, prefix)
+	block_device(p.path)
 	not names_device_only(p)
 }
 
 # A program that takes a device by name and reads its metadata, not its blocks
 # (lsblk /dev/sda, blkid, df; exec.device_metadata_programs).
-names_device_only(p) if {
+names_device_only(p) if source_command(p).name in exec_data.device_metadata_programs
+
+# The command whose argument a path is (source "command N", or "command N (code)").
+source_command(p) := fact_commands[to_number(parts[1])] if {
 	parts := split(p.source, " ")
 	parts[0] == "command"
-	c := fact_commands[to_number(parts[1])]
-	c.name in data.clawgate.exec.device_metadata_programs
 }
 
 path_label(p) := sprintf("path '%s'", [p.path]) if {

@@ -507,7 +507,7 @@ fn params_facts(
             let Some(value) = value.as_str() else {
                 continue;
             };
-            if let Some(text) = wrappers::command_variable_value(&format!("{name}={value}")) {
+            if let Some(text) = wrappers::command_line_of(name, value) {
                 shell::add_script(&mut sink, text, format!("params.{key}.{name}"), &base);
             }
         }

@@ -816,8 +816,7 @@ impl Walker<'_, '_> {
             .iter()
             .filter_map(|(name, value)| {
                 let value = value.as_ref()?;
-                super::wrappers::command_variable_value(&format!("{name}={value}"))
-                    .map(String::from)
+                super::wrappers::command_line_of(name, value).map(String::from)
             })
             .collect();
         // A command of assignments only sets shell variables for what follows.

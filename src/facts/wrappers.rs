@@ -93,15 +93,12 @@ pub const COMMAND_VARIABLES: &[&str] = &[
     "CVS_RSH",
 ];
 
-/// The command line a `NAME=value` word gives a command variable, if it is one
-/// (LESSOPEN's leading `|` marks a pipe, not part of the command).
-pub fn command_variable_value(word: &str) -> Option<&str> {
-    let name = assignment_name(word)?;
-    if !COMMAND_VARIABLES.contains(&name) {
-        return None;
-    }
-    let value = &word[name.len() + 1..];
-    Some(value.trim_start_matches(['|', ' ']))
+/// The command line `value` is when variable `name` holds one, if it does (LESSOPEN's leading
+/// `|` marks a pipe, not part of the command).
+pub fn command_line_of<'a>(name: &str, value: &'a str) -> Option<&'a str> {
+    COMMAND_VARIABLES
+        .contains(&name)
+        .then(|| value.trim_start_matches(['|', ' ']))
 }
 
 const SHELLS: &[&str] = &[
@@ -300,7 +297,10 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
         "export" | "declare" | "typeset" | "local" | "readonly" => Inner::Scripts(
             argv[1..]
                 .iter()
-                .filter_map(|w| command_variable_value(w).map(String::from))
+                .filter_map(|w| {
+                    let name = assignment_name(w)?;
+                    command_line_of(name, &w[name.len() + 1..]).map(String::from)
+                })
                 .collect(),
         ),
         // A callback run for lines read (mapfile -C) or to complete a word (complete -C).
@@ -314,11 +314,7 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
         }
         // at and batch read the job from stdin unless -f names a file.
         "at" | "batch" => {
-            if argv
-                .iter()
-                .skip(1)
-                .any(|w| w == "-f" || w.starts_with("-f"))
-            {
+            if argv.iter().skip(1).any(|w| w.starts_with("-f")) {
                 Inner::Nothing
             } else {
                 Inner::Stdin

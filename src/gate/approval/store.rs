@@ -42,18 +42,14 @@ enum Op {
         json: Vec<u8>,
         seen: Option<(String, i64, Vec<u8>)>,
     },
-    /// Insert-if-absent; answered with what was stored for the key, if anything.
-    Claim {
+    /// A callback key and what to store for it: insert-if-absent (`claim`, answered with
+    /// what was stored for the key, if anything), or replace.
+    Seen {
         key: String,
         at_ms: i64,
         stored: Vec<u8>,
         forget_before_ms: i64,
-    },
-    Remember {
-        key: String,
-        at_ms: i64,
-        stored: Vec<u8>,
-        forget_before_ms: i64,
+        claim: bool,
     },
 }
 
@@ -137,11 +133,12 @@ impl ApprovalStore {
         stored: Vec<u8>,
         forget_before_ms: i64,
     ) -> Result<Option<Vec<u8>>, ApprovalError> {
-        self.write(Op::Claim {
+        self.write(Op::Seen {
             key: key.to_string(),
             at_ms,
             stored,
             forget_before_ms,
+            claim: true,
         })
         .await
     }
@@ -155,11 +152,12 @@ impl ApprovalStore {
         stored: Vec<u8>,
         forget_before_ms: i64,
     ) -> Result<(), ApprovalError> {
-        self.write(Op::Remember {
+        self.write(Op::Seen {
             key: key.to_string(),
             at_ms,
             stored,
             forget_before_ms,
+            claim: false,
         })
         .await
         .map(drop)
@@ -227,10 +225,7 @@ fn commit(db: &Database, ops: &[Op], sweep: bool) -> Result<Vec<Option<Vec<u8>>>
         let mut seen = tx.open_table(SEEN).map_err(storage)?;
         if sweep {
             let forget = ops.iter().find_map(|op| match op {
-                Op::Claim {
-                    forget_before_ms, ..
-                }
-                | Op::Remember {
+                Op::Seen {
                     forget_before_ms, ..
                 } => Some(*forget_before_ms),
                 Op::Put { .. } => None,
@@ -255,31 +250,28 @@ fn commit(db: &Database, ops: &[Op], sweep: bool) -> Result<Vec<Option<Vec<u8>>>
                     }
                     None
                 }
-                Op::Claim {
+                Op::Seen {
                     key,
                     at_ms,
                     stored,
                     forget_before_ms,
+                    claim,
                 } => {
-                    let existing = match seen.get(key.as_str()).map_err(storage)? {
-                        Some(row) => {
+                    // A claim finds what a key seen within the window stored; a replace
+                    // overwrites whatever is there.
+                    let existing = if *claim {
+                        seen.get(key.as_str()).map_err(storage)?.and_then(|row| {
                             let (at, stored) = row.value();
                             (at >= *forget_before_ms).then(|| stored.to_vec())
-                        }
-                        None => None,
+                        })
+                    } else {
+                        None
                     };
                     if existing.is_none() {
                         seen.insert(key.as_str(), (*at_ms, stored.as_slice()))
                             .map_err(storage)?;
                     }
                     existing
-                }
-                Op::Remember {
-                    key, at_ms, stored, ..
-                } => {
-                    seen.insert(key.as_str(), (*at_ms, stored.as_slice()))
-                        .map_err(storage)?;
-                    None
                 }
             });
         }
