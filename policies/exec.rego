@@ -82,9 +82,14 @@ command_read_only(c) if {
 command_read_only(c) if {
 	c.name != ""
 	count(c.argv) == 2
-	c.argv[1] in exec_data.version_flags
+	version_flag(c.name, c.argv[1])
 	runs_as_named(c)
 }
+
+version_flag(_, flag) if flag in exec_data.version_flags
+
+# A program's own short form (npm -v; -v is verbose elsewhere): exec.version_flags_of.
+version_flag(name, flag) if flag in object.get(exec_data.version_flags_of, name, [])
 
 # The program its name says runs, and nothing around it writes a file or
 # changes what it runs.

@@ -700,12 +700,24 @@ test_fork_bombs_are_denied if {
 }
 
 test_version_queries_are_read_only if {
-	every cmd in ["cargo --version", "java -version", "mvn -V", "terraform --version", "/usr/bin/gcc --version"] {
+	every cmd in ["cargo --version", "java -version", "mvn -V", "terraform --version", "/usr/bin/gcc --version", "npm -v", "pnpm -v"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
-	every cmd in ["./build --version", "terraform --version > ~/.bashrc", "PAGER=x git --version", "rm --version -rf /"] {
+	every cmd in ["./build --version", "terraform --version > ~/.bashrc", "PAGER=x git --version", "rm --version -rf /", "ruby -v", "npm -v x"] {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
+}
+
+# Name lookups and pings of public hosts are reads; a file of queries, chosen packet
+# bytes, a flood, an internal name or a computed name are not plain reads.
+test_lookups_of_public_names_are_read_only if {
+	every cmd in ["dig +short example.com", "dig -t TXT example.com", "dig @8.8.8.8 example.com MX", "host -t mx example.com", "nslookup example.com", "ping -c1 -W2 example.com"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["dig -f names.txt", "dig $(whoami).evil.example", "dig kubernetes.default.svc", "nslookup", "ping -p ff00 example.com", "ping -f example.com", "ping -c 3 10.0.0.1"] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+	decide(exec_call("ping -c1 169.254.169.254", "production")).effect == "deny"
 }
 
 # Commands and paths in the string literals of inline code are judged: in
@@ -860,6 +872,18 @@ test_code_that_runs_later_is_judged_now if {
 	}
 	fired(decide(tool_call("write", {"path": "/home/dev/.bashrc", "content": "x"}, "development")), "fs.persistence")
 	fired(decide(tool_call("edit", {"path": ".git/config", "oldText": "a", "newText": "b"}, "development")), "fs.persistence")
+	every path in [
+		"/home/dev/.openclaw/extensions/x/index.js", "/home/dev/.openclaw/workspace/skills/x/SKILL.md",
+		"/home/dev/.openclaw/workspace/AGENTS.md", "/home/dev/.openclaw/workspace/HEARTBEAT.md",
+		"/home/dev/.openclaw/hooks/x/handler.ts", "project/.husky/pre-commit", "project/.envrc",
+		"/home/dev/src/app/.vscode/tasks.json",
+	] {
+		fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
+	}
+	every path in ["/home/dev/.openclaw/workspace/MEMORY.md", "project/.vscode/settings.json", "project/husky.md", "project/.git/HEAD"] {
+		not fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
+	}
+	decide(tool_call("read", {"path": "/home/dev/.openclaw/workspace/AGENTS.md"}, "production")).effect == "allow"
 	every cmd in ["cat ~/.bashrc", "grep alias ~/.bashrc", "git config --get core.pager", "git config --list", "trap - EXIT", "echo x > notes.txt"] {
 		decide(exec_call(cmd, "development")).effect == "allow"
 	}

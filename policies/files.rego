@@ -62,12 +62,15 @@ rare_path_findings(p, tool_writes) := raw_disk_findings(p) if {
 	some a in p.prefixes
 	paths_data.persistence[a]
 } else := persistence_findings(p, tool_writes) if {
-	".git" in object.get(p, "segments", [])
+	some s in object.get(p, "segments", [])
+	paths_data.persistence_segments[s]
 } else := set()
 
 # A change to what runs later, outside the call (paths.persistence: shell start-up
 # files, autostart and systemd user units, crontabs, user bin directories, git's
-# config; and any repository's .git/hooks and .git/config): held in every environment.
+# config, OpenClaw's plugins, hooks, skills and standing instructions; and
+# paths.persistence_segments anywhere: a repository's .git/hooks and .git/config, husky
+# hooks, direnv's .envrc, VS Code's tasks.json): held in every environment.
 # Written means a redirection or a writing tool's path, or an argument of a command that
 # is not read-only (cp x ~/.bashrc, sed -i … ~/.profile); `source ~/.bashrc` only reads.
 persistence_findings(p, tool_writes) := {f |
@@ -82,10 +85,19 @@ persistence_path(p) if {
 	paths_data.persistence[a]
 }
 
+# paths.persistence_segments: a name anywhere in a path (.husky, .envrc), or a name and
+# the one after it (.git/hooks, .vscode/tasks.json).
 persistence_path(p) if {
 	some i, s in object.get(p, "segments", [])
-	s == ".git"
-	p.segments[i + 1] in {"hooks", "config"}
+	next := paths_data.persistence_segments[s]
+	persistence_segment_matches(next, p.segments, i)
+}
+
+persistence_segment_matches(next, _, _) if next == true
+
+persistence_segment_matches(next, segments, i) if {
+	is_array(next)
+	segments[i + 1] in next
 }
 
 persistence_write(p, tool_writes) if path_written(p, tool_writes)

@@ -258,8 +258,11 @@ test_connect_without_port_or_ips if {
 
 url_host(u) := h if {
 	some f in with_facts(tool_call("web_fetch", {"url": u}, "production")).facts.urls
+	not f.reading
 	h := f.host
 }
+
+url_hosts(u) := {f.host | some f in with_facts(tool_call("web_fetch", {"url": u}, "production")).facts.urls}
 
 test_url_host_parsing if {
 	url_host("https://Example.com/path?q=1") == "example.com"
@@ -268,6 +271,9 @@ test_url_host_parsing if {
 	url_host("http://example.com@10.0.0.1/") == "10.0.0.1"
 	url_host("https://metadata.google.internal./x") == "metadata.google.internal"
 	url_host("http://evil.com\\@127.0.0.1/") == "evil.com"
+	# ... which curl and Python read as 127.0.0.1: both readings are facts.
+	url_hosts("http://evil.com\\@127.0.0.1/") == {"evil.com", "127.0.0.1"}
+	url_hosts("//169.254.169.254/x") == {"169.254.169.254"}
 	url_host("http://2852039166/latest") == "169.254.169.254"
 	url_host("http://0xa9fea9fe/") == "169.254.169.254"
 	url_host("http://127.1:9482/") == "127.0.0.1"

@@ -473,11 +473,20 @@ fn params_facts(
     for key in &spec.url {
         for raw in params.get(key).map(strings).unwrap_or_default() {
             let source = format!("params.{key}");
-            let u = UrlFact::parse(&raw, source.clone())
-                .or_else(|| UrlFact::from_bare_operand(raw.trim(), source.clone()));
+            let u = UrlFact::parse(&raw, source.clone()).or_else(|| {
+                // `//host/path` (scheme-relative) names a host as much as `host/path`.
+                let bare = raw.trim();
+                UrlFact::from_bare_operand(bare.strip_prefix("//").unwrap_or(bare), source.clone())
+            });
             match u {
-                Some(u) if facts.urls.len() < ctx.limits.max_urls => facts.urls.push(u),
-                Some(_) => {}
+                Some(u) => {
+                    let other = u.other_reading();
+                    for u in std::iter::once(u).chain(other) {
+                        if facts.urls.len() < ctx.limits.max_urls {
+                            facts.urls.push(u);
+                        }
+                    }
+                }
                 // Only what says it is a URL (a scheme and `//`): `target: "main"` is a name.
                 None if raw.contains("://") && !facts.unparsed_urls.contains(&source) => {
                     facts.unparsed_urls.push(source)

@@ -975,11 +975,14 @@ impl Walker<'_, '_> {
             }
             None => UrlFact::from_bare_operand(word, source.to_string()),
         };
-        if let Some(u) = found
-            && self.sink.urls.len() < self.sink.limits.max_urls
-            && !self.sink.urls.contains(&u)
-        {
-            self.sink.urls.push(u);
+        let readings = found.into_iter().flat_map(|u| {
+            let other = u.other_reading();
+            std::iter::once(u).chain(other)
+        });
+        for u in readings {
+            if self.sink.urls.len() < self.sink.limits.max_urls && !self.sink.urls.contains(&u) {
+                self.sink.urls.push(u);
+            }
         }
     }
 

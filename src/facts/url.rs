@@ -41,6 +41,11 @@ pub struct UrlFact {
     /// redaction knows them): a token in a URL leaves with the request to its host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<&'static str>,
+    /// `rfc3986` on the second fact stated for a text that RFC 3986 parsers (curl, Python's
+    /// urllib, many libraries) read with another host than WHATWG does
+    /// (`http://a.example\@169.254.169.254/`); absent on the WHATWG reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading: Option<&'static str>,
 }
 
 impl UrlFact {
@@ -48,6 +53,28 @@ impl UrlFact {
     pub fn parse(raw: &str, source: String) -> Option<UrlFact> {
         let url = Url::parse(raw.trim()).ok()?;
         Some(UrlFact::from_url(&url, raw, source, true))
+    }
+
+    /// The same text as an RFC 3986 parser reads it, when that names another host: WHATWG ends
+    /// the authority of a special scheme at a `\` as well as at `/`, `?` and `#`, so
+    /// `http://a.example\@169.254.169.254/` is `a.example` to a browser or Node and
+    /// `169.254.169.254` to curl or Python. Both readings are judged.
+    pub fn other_reading(&self) -> Option<UrlFact> {
+        let raw = self.raw.trim();
+        let (scheme, rest) = raw.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if !authority.contains('\\') {
+            return None;
+        }
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let url = Url::parse(&format!("{scheme}://{host_port}/")).ok()?;
+        let mut other = UrlFact::from_url(&url, raw, self.source.clone(), self.scheme.is_some());
+        if other.host == self.host {
+            return None;
+        }
+        other.path = self.path.clone();
+        other.reading = Some("rfc3986");
+        Some(other)
     }
 
     /// A command argument that names a host without a scheme (`curl 2852039166/latest`,
@@ -128,6 +155,7 @@ impl UrlFact {
             userinfo: !url.username().is_empty() || url.password().is_some(),
             name_ips,
             credentials,
+            reading: None,
         }
     }
 }
@@ -289,6 +317,34 @@ mod tests {
         // Non-special schemes keep an opaque host; the numbers are still read as an address.
         assert_eq!(host("gopher2://0xa9fea9fe/x").0, "169.254.169.254");
         assert!(UrlFact::parse("not a url", "t".into()).is_none());
+    }
+
+    #[test]
+    fn a_backslash_in_the_authority_states_both_readings() {
+        let other = |raw: &str| {
+            let u = UrlFact::parse(raw, "t".into()).unwrap();
+            (
+                u.host.clone(),
+                u.other_reading().map(|o| (o.host, o.ips, o.reading)),
+            )
+        };
+        let (host, o) = other("http://a.example\\@169.254.169.254/latest");
+        assert_eq!(host, "a.example");
+        assert_eq!(
+            o,
+            Some((
+                "169.254.169.254".into(),
+                vec!["169.254.169.254".into()],
+                Some("rfc3986")
+            ))
+        );
+        // Numeric forms are read the same way in the other reading.
+        let (_, o) = other("https://docs.example\\@0xa9fea9fe:80/x");
+        assert_eq!(o.map(|o| o.0).as_deref(), Some("169.254.169.254"));
+        // Only a backslash before the authority ends makes a difference.
+        assert_eq!(other("http://a.example/x\\@169.254.169.254").1, None);
+        assert_eq!(other("http://user@a.example/").1, None);
+        assert_eq!(other("http://a.example#\\@169.254.169.254/").1, None);
     }
 
     #[test]
