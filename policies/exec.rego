@@ -958,12 +958,15 @@ git_rule_findings(c) := {exec_rule_finding("exec.git_force_push", "git push") |
 }
 
 database_rule_findings(c) := {exec_rule_finding("exec.sql_drop", c.name) |
-	some w in sql_texts(c)
+	some w in sql_texts_uncommented(c)
 	regex.match(exec_data.sql_drop, w)
 } | {exec_rule_finding("exec.sql_delete_all", c.name) |
-	some w in sql_texts(c)
+	some w in sql_texts_uncommented(c)
 	regex.match(exec_data.sql_delete_all, w)
 }
+
+# As written and with SQL comments taken out (DROP/**/TABLE; see mcp.rego).
+sql_texts_uncommented(c) := {t | some w in sql_texts(c); some t in {w, sql_uncommented(data.clawgate.mcp, w)}}
 
 # The SQL a database client gets: its arguments, and what echo/printf pipe into it.
 sql_texts(c) := {w | some i, w in c.argv; i > 0} | {w |

@@ -63,7 +63,8 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 	args := c.args
 	sql_fs := {f |
 		some key in object.get(mcp, "sql_argument_keys", [])
-		some text in string_values(args[key])
+		some written in string_values(args[key])
+		some text in {written, sql_uncommented(mcp, written)}
 		some f in sql_findings(text)
 	}
 	outbound := {"outbound": object.get(server_spec, "local", false) != true}
@@ -101,6 +102,11 @@ mcp_classify(overrides, mcp, tool, args) := "override" if {
 # (mcp.sql_changes: UPDATE, INTO, COPY, pg_read_file(, ...), wherever it is: a word in
 # a string literal makes a read a change (held), never the other way round.
 sql_read_only(mcp, text) if {
+	sql_read_only_as_written(mcp, text)
+	sql_read_only_as_written(mcp, sql_uncommented(mcp, text))
+}
+
+sql_read_only_as_written(mcp, text) if {
 	not regex.match(mcp.sql_changes, text)
 	every statement in split(text, ";") {
 		sql_reads(mcp, statement)
@@ -111,6 +117,14 @@ sql_read_only(mcp, text) if {
 # SELECT … FROM, ...: mcp.sql_shape): a search tool's `query` is usually prose
 # ("update the roadmap"), and then judged as a plain argument.
 looks_like_sql(mcp, text) if regex.match(mcp.sql_shape, text)
+
+looks_like_sql(mcp, text) if regex.match(mcp.sql_shape, sql_uncommented(mcp, text))
+
+# The text with its comments taken out (mcp.sql_comment), MySQL's executable
+# `/*!50000 … */` comments opened: `DELETE/**/FROM` and `/*!DELETE*/ FROM` are SQL. A
+# comment marker inside a string literal is not one, so text is judged both as
+# written and uncommented: SQL in either, a read only in both.
+sql_uncommented(mcp, text) := regex.replace(text, mcp.sql_comment, " ")
 
 sql_reads(_, statement) if trim_space(statement) == ""
 

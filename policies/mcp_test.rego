@@ -236,11 +236,12 @@ test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
 		"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SELECT * INTO t2 FROM t", "SELECT 1 -- x\n; UPDATE t SET a=1",
 		"select 1; insert into t values (1)", "SELECT nextval('s')", "SELECT ';' ; UPDATE t SET a=1",
 		"/*!50000 UPDATE t SET a=1 */", "# note\nUPDATE t SET a=1", "UPDATE users AS u SET role='admin'", "INSERT users VALUES (1)",
+		"/**/dElEtE/**/FROM users", "/*!50000DELETE*/ FROM users", "update--x\nusers set a=1", "select '--'; delete from users",
 	] {
 		d := mcp_decide("db", "query", {"sql": sql}, "production")
 		d.effect == "require_approval"
 	}
-	every sql in ["select id, name from users where id = 7", "/* hi */ WITH x AS (select 1) select * from x;", "SHOW TABLES", "EXPLAIN SELECT * FROM t", "update the roadmap", "how do I delete a branch"] {
+	every sql in ["select id, name from users where id = 7", "/* hi */ WITH x AS (select 1) select * from x;", "SHOW TABLES", "EXPLAIN SELECT * FROM t", "update the roadmap", "how do I delete a branch", "select/**/id/**/from users", "SELECT id FROM users -- newest\n"] {
 		mcp_decide("db", "query", {"sql": sql}, "production").effect == "allow"
 	}
 	every tool in ["create_snapshot", "startWorkflow", "run_report_list", "browser_click", "kubectl_get", "shell_exec_status"] {
