@@ -213,6 +213,7 @@ credential_examples := {
 	"cred.openclaw": "/home/u/.openclaw/secrets.json",
 	"cred.governance": "/home/u/.openclaw/exec-approvals.json",
 	"cred.container_secrets": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+	"cred.sidecar": "/srv/clawgate-state/admin.token",
 	"cred.secret_store": "/home/u/.password-store/work/db.gpg",
 	"cred.history": "/home/u/.bash_history",
 	"cred.browser": "/home/u/.mozilla/firefox/abc.default/logins.json",
