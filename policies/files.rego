@@ -142,6 +142,11 @@ sensitive_entries(p) := location_entries(p) | name_entries(p, stem) if {
 }
 
 location_entries(p) := {e |
+	some e in all_location_entries(p)
+	not public_name(p, e)
+}
+
+all_location_entries(p) := {e |
 	some a in p.prefixes
 	e := paths_data.sensitive[a]
 } | {e |
@@ -149,6 +154,10 @@ location_entries(p) := {e |
 	loc := paths_data.sensitive_segments[s]
 	e := paths_data.sensitive[loc]
 } | glob_entries(p)
+
+# A location's files that are public by name (public_names: ~/.ssh/*.pub keys); a glob
+# whose name ends so matches only such files.
+public_name(p, e) if regex.match(e.public_names, p.name)
 
 # A file is judged by its name, and by its name without backup suffixes
 # (paths.backup_suffix, the stem): id_rsa.bak, .netrc~ and server.key.orig hold

@@ -82,10 +82,17 @@ test_credential_near_misses_allowed if {
 		"src/crypto/private_key.rs", "certs/ca-cert.pem", "keyboard.rs", "README.md", "aws/credentials.md",
 		"kube/configmap.yaml", "/etc/hosts", "src/.envoy.yaml", "/etc/ssh/sshd_config",
 		"/etc/ssh/ssh_host_ed25519_key.pub", "~/.gradle/init.gradle", "~/.m2/repository/x.pom",
+		"~/.ssh/id_ed25519.pub", "/home/dev/.ssh/*.pub",
 	] {
 		d := read_path(p, "production")
 		d.effect == "allow"
 	}
+
+	# Public keys only: the rest of ~/.ssh, a backup of a .pub, a glob that could reach a key.
+	every p in ["~/.ssh/known_hosts", "~/.ssh/config", "~/.ssh/id_rsa.pub.bak", "~/.ssh/id_rsa[.]pub", "~/.ssh/*", "~/.ssh"] {
+		read_path(p, "production").effect == "deny"
+	}
+	decide(exec_call("echo key >> ~/.ssh/authorized_keys", "development")).effect == "deny"
 }
 
 test_file_path_alias_is_checked if {
