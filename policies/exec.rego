@@ -191,7 +191,16 @@ command_spec_read_only(c, spec) if {
 	sub := spec.subcommands[c.argv[i]]
 	not flag_in(c, object.get(spec, "runs", []))
 	not flag_in(c, object.get(spec, "writes", []))
+	program_flag_values_allowed(c, spec)
 	subcommand_read_only(c, sub, i)
+}
+
+# The program's own options whose values must match a pattern (git -c: display keys only).
+program_flag_values_allowed(_, spec) if not spec.flag_values
+
+program_flag_values_allowed(c, spec) if {
+	spec.flag_values
+	not bad_flag_value(c, spec)
 }
 
 # The subcommand's spec decides; a subcommand with its own subcommands (git stash list,

@@ -708,6 +708,23 @@ test_version_queries_are_read_only if {
 	}
 }
 
+# git -c with a key that only changes how output looks is still a read; keys that run
+# programs (core.pager with a command, pager.*, alias.*, core.fsmonitor, diff.external),
+# load other config (include.path) or redirect fetches (url.*.insteadOf) are not.
+test_git_display_config_is_read_only if {
+	every cmd in ["git -c color.ui=false log", "git -c core.pager=cat log -3", "git -c core.quotepath=off status", "git -c log.date=iso -c color.ui=never log"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in [
+		"git -c core.pager='sh -c id' log", "git -c core.pager=id log", "git -c pager.log='sh -c id' log",
+		"git -c alias.x='!id' x", "git -c include.path=/tmp/x log", "git -c core.hooksPath=/tmp/h status",
+		"git -c color.ui=false -c diff.external=/tmp/x diff", "git -c color.ui=$(id) log",
+		"git -c url.https://evil.example/.insteadOf=https://github.com/ log",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
+
 # Name lookups and pings of public hosts are reads; a file of queries, chosen packet
 # bytes, a flood, an internal name or a computed name are not plain reads.
 test_lookups_of_public_names_are_read_only if {
