@@ -284,10 +284,14 @@ test_exec_credential_reads_denied if {
 		"gh auth token", "gcloud auth print-access-token", "aws configure get aws_secret_access_key",
 		"kubectl get secret db -o yaml", "security find-generic-password -s x -w", "op read op://vault/item/pw",
 		"cat /etc/shadow", "cat /proc/1/environ", "tar czf /tmp/k.tgz ~/.gnupg", "cat ~/.docker/config.json",
+		"helm get values prod", "helm get manifest prod -n apps",
 	] {
 		d := decide(exec_call(cmd, "development"))
 		d.effect == "deny"
 		d.risk == "critical"
+	}
+	every cmd in ["helm get notes prod", "helm status prod", "helm list -A"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
 
