@@ -85,6 +85,11 @@ mcp_classify(overrides, mcp, tool, args) := "override" if {
 } else := "secret" if {
 	some p in object.get(mcp, "secret_patterns", [])
 	regex.match(p, tool)
+} else := "secret_kind" if {
+	# A generic getter asked for a secret kind (get_resource {kind: "Secret"}).
+	some key in object.get(mcp, "secret_kind_argument_keys", [])
+	some v in string_values(args[key])
+	regex.match(mcp.secret_kind_pattern, v)
 } else := "sql_write" if {
 	some p in mcp.read_patterns
 	regex.match(p, tool)

@@ -244,13 +244,20 @@ test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
 	every sql in ["select id, name from users where id = 7", "/* hi */ WITH x AS (select 1) select * from x;", "SHOW TABLES", "EXPLAIN SELECT * FROM t", "update the roadmap", "how do I delete a branch", "select/**/id/**/from users", "SELECT id FROM users -- newest\n"] {
 		mcp_decide("db", "query", {"sql": sql}, "production").effect == "allow"
 	}
-	every tool in ["create_snapshot", "startWorkflow", "run_report_list", "browser_click", "kubectl_get", "shell_exec_status"] {
+	every args in [{"kind": "Secret", "name": "db"}, {"resourceType": "secrets"}, {"resource": "secret/db"}] {
+		d := mcp_decide("k8s", "get_resource", args, "production")
+		d.effect == "require_approval"
+		d.risk == "critical"
+	}
+	mcp_decide("k8s", "get_resource", {"kind": "Deployment", "name": "web"}, "production").effect == "allow"
+	every tool in ["create_snapshot", "startWorkflow", "run_report_list", "browser_click", "kubectl_get", "resources_get", "shell_exec_status"] {
 		mcp_decide("x", tool, {}, "production").effect == "require_approval"
 	}
 	every tool in [
 		"list_issues", "get_pull_request", "get_file_contents", "search_repositories", "list_commits", "get_commit", "get_merge_request",
 		"get_workflow_run", "list_tables", "get_settings", "get_address", "pods_list", "brave_web_search", "git_status", "git_log",
-		"browser_snapshot", "userList", "issueDetails",
+		"browser_snapshot", "userList", "issueDetails", "directory_tree", "git_diff_unstaged",
+		"puppeteer_screenshot", "sequentialthinking", "resolve-library-id",
 	] {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
