@@ -143,6 +143,10 @@ pub struct CommandFact {
     /// The shell function whose body holds this command (`f() { …; }`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// The here-document or here-string it reads, kept only so that a shell it is piped
+    /// into (`cat <<EOF | sh`) parses what it runs; the redirection itself is a fact.
+    #[serde(skip)]
+    pub stdin_text: Option<String>,
 }
 
 /// Where the facts of commands go, with the budget they may use.
@@ -838,6 +842,7 @@ impl Walker<'_, '_> {
         if fact.name == "cd" || fact.name == "pushd" {
             self.change_dir(&fact);
         }
+        fact.stdin_text.clone_from(&heredoc);
         self.sink.commands[id] = fact;
         for text in commands {
             self.nested(&text, id, scope, "variable");
@@ -1482,6 +1487,8 @@ impl Walker<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
+            // `cat <<EOF | sh`: cat with no file passes its here-document on.
+            "cat" if prev.argv.len() == 1 => prev.stdin_text.clone(),
             _ => None,
         }
     }
@@ -1928,6 +1935,8 @@ mod tests {
             ("eval 'rm -rf x'", "rm", "eval"),
             ("echo 'rm -rf x' | sh", "rm", "stdin"),
             ("sh <<EOF\nrm -rf x\nEOF", "rm", "stdin"),
+            ("cat <<EOF | sh\nrm -rf x\nEOF", "rm", "stdin"),
+            ("cat <<< 'rm -rf x' | bash -s", "rm", "stdin"),
             ("echo ${X:-$(rm -rf x)}", "rm", "substitution"),
             ("echo $(( $(rm -rf x) ))", "rm", "substitution"),
         ] {
@@ -2104,10 +2113,30 @@ mod tests {
     }
 
     #[test]
+    fn only_text_passed_on_unchanged_is_a_piped_script() {
+        // cat with no file passes its here-document on; python's here-document is code,
+        // and what python prints is not known.
+        let f = facts("python3 - <<EOF | sh\nrm -rf x\nEOF");
+        assert!(
+            f.commands.iter().all(|c| c.name != "rm"),
+            "{:?}",
+            f.commands
+        );
+        let f = facts("cat notes.txt <<EOF | sh\nrm -rf x\nEOF");
+        assert!(
+            f.commands.iter().all(|c| c.name != "rm"),
+            "{:?}",
+            f.commands
+        );
+    }
+
+    #[test]
     fn wrappers_are_unwrapped_and_stay_commands() {
         for (cmd, wrappers) in [
             ("sudo -u root rm -rf /", vec!["sudo"]),
             ("env A=1 rm -rf /", vec!["env"]),
+            ("env - A=1 rm -rf /", vec!["env"]),
+            ("env -i - -u X rm -rf /", vec!["env"]),
             ("timeout 5 nice -n 5 rm -rf /", vec!["timeout", "nice"]),
             ("nohup stdbuf -oL rm -rf / &", vec!["nohup", "stdbuf"]),
             ("command exec rm -rf /", vec!["command", "exec"]),

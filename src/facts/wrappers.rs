@@ -187,7 +187,12 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
             if let Some(s) = argv.iter().find_map(|w| w.strip_prefix("--split-string=")) {
                 return Inner::Script(s.to_string());
             }
-            let mut i = first_operand(argv, 1, &g("uCS", &["unset", "chdir"]));
+            let options = g("uCS", &["unset", "chdir"]);
+            let mut i = first_operand(argv, 1, &options);
+            // A lone `-` is `-i` (an empty environment); options may follow it.
+            while argv.get(i).is_some_and(|w| w == "-") {
+                i = first_operand(argv, i + 1, &options);
+            }
             while i < argv.len() && is_assignment(&argv[i]) {
                 i += 1;
             }
