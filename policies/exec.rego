@@ -343,6 +343,10 @@ only_listed_flags(c, spec) if {
 
 listed_flag(f, _) if f == "--"
 
+# A single-dash option allowed only as a word of its own (curl's -o, whose value
+# flag_values then checks; inside a cluster, -sSo, the value would go unchecked).
+listed_flag(f, spec) if f in object.get(spec, "only_words", [])
+
 listed_flag(f, spec) if {
 	startswith(f, "--")
 	f in spec.only_flags

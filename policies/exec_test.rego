@@ -729,6 +729,24 @@ test_git_display_config_is_read_only if {
 	}
 }
 
+# Everyday status reads; their changing siblings stay mutations.
+test_status_reads_and_their_changing_siblings if {
+	every cmd in [
+		"git worktree list", "git submodule status", "git reflog -10", "git cherry -v", "bc <<< '2^10'", "kill -0 1234",
+		"curl -sS -o /dev/null -w '%{http_code}' https://example.com", "kubectl rollout status deploy/web",
+		"kubectl auth can-i list pods", "docker system df", "aws logs tail /aws/lambda/fn --since 1h", "npm audit", "go mod graph",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in [
+		"git worktree add ../x", "git submodule update", "git reflog expire --all", "kill 1234", "kill -9 1234",
+		"curl -sSo /dev/null https://example.com", "curl -o /tmp/x https://example.com", "curl -w @notes.txt https://example.com",
+		"kubectl rollout restart deploy/web", "docker system prune -f", "npm audit fix", "go mod tidy",
+	] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+}
+
 # Name lookups and pings of public hosts are reads; a file of queries, chosen packet
 # bytes, a flood, an internal name or a computed name are not plain reads.
 test_lookups_of_public_names_are_read_only if {
