@@ -149,6 +149,16 @@ pub struct CommandFact {
     pub stdin_text: Option<String>,
 }
 
+/// The absolute path written against a single-dash option cluster (`-f/etc/x`,
+/// `-xzf/tmp/a.tgz`): the letters before it are the options.
+fn attached_path(word: &str) -> Option<&str> {
+    if word.starts_with("--") {
+        return None;
+    }
+    let at = word.find('/')?;
+    (at >= 2 && word[1..at].bytes().all(|b| b.is_ascii_alphanumeric())).then(|| &word[at..])
+}
+
 /// Where the facts of commands go, with the budget they may use.
 pub(super) struct Sink<'a> {
     pub scripts: &'a mut Vec<ScriptFact>,
@@ -902,6 +912,10 @@ impl Walker<'_, '_> {
                 if let Some(v) = value.filter(|v| !v.is_empty()) {
                     self.add_path(fact, v, is_glob, &base, &source);
                     self.add_url(v, &source);
+                } else if let Some(v) = attached_path(&w.text) {
+                    // `-f/home/dev/.ssh/id_rsa`, `-xzf/tmp/a.tgz`: a short option's value
+                    // written against it.
+                    self.add_path(fact, v, is_glob, &base, &source);
                 }
                 fact.flags.push(flag);
             } else {
@@ -2398,6 +2412,22 @@ mod tests {
         );
         let f = facts("git diff --output=/home/dev/.bashrc");
         assert!(f.paths.iter().any(|p| p.path == "/home/dev/.bashrc"));
+        // A short option's value written against it.
+        for cmd in [
+            "grep -f/home/dev/.ssh/id_rsa x",
+            "tar -xzf/home/dev/.ssh/id_rsa",
+        ] {
+            let f = facts(cmd);
+            assert!(
+                f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"),
+                "{cmd}: {:?}",
+                f.paths
+            );
+        }
+        assert_eq!(super::attached_path("-I/usr/include"), Some("/usr/include"));
+        assert_eq!(super::attached_path("--x/y"), None);
+        assert_eq!(super::attached_path("-/x"), None);
+        assert_eq!(super::attached_path("-a.b/c"), None);
     }
 
     #[test]
