@@ -519,6 +519,14 @@ fn params_facts(
             if let Some(text) = wrappers::command_line_of(name, value) {
                 shell::add_script(&mut sink, text, format!("params.{key}.{name}"), &base);
             }
+            // A URL the command's programs read from a variable (HTTPS_PROXY, API_URL).
+            let source = format!("params.{key}.{name}");
+            if let Some(u) = UrlFact::parse(value, source.clone())
+                .or_else(|| UrlFact::from_bare_operand(value, source))
+                && sink.urls.len() < sink.limits.max_urls
+            {
+                sink.urls.push(u);
+            }
         }
     }
     for key in &spec.command {

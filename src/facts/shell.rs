@@ -833,6 +833,12 @@ impl Walker<'_, '_> {
                 super::wrappers::command_line_of(name, value).map(String::from)
             })
             .collect();
+        // A URL in a variable the program reads (ALL_PROXY=http://…, API_URL=…) is where it
+        // may connect.
+        let source = format!("command {id}");
+        for value in assigned.iter().filter_map(|(_, v)| v.as_deref()) {
+            self.add_url(value, &source);
+        }
         // A command of assignments only sets shell variables for what follows.
         if words.is_empty() {
             for (name, value) in assigned {
@@ -994,10 +1000,17 @@ impl Walker<'_, '_> {
             }
             None => UrlFact::from_bare_operand(word, source.to_string()),
         };
-        let readings = found.into_iter().flat_map(|u| {
-            let other = u.other_reading();
-            std::iter::once(u).chain(other)
-        });
+        let embedded = match found {
+            Some(_) => Vec::new(),
+            None => UrlFact::embedded_addresses(word, source),
+        };
+        let readings = found
+            .into_iter()
+            .flat_map(|u| {
+                let other = u.other_reading();
+                std::iter::once(u).chain(other)
+            })
+            .chain(embedded);
         for u in readings {
             if self.sink.urls.len() < self.sink.limits.max_urls && !self.sink.urls.contains(&u) {
                 self.sink.urls.push(u);

@@ -103,6 +103,16 @@ impl UrlFact {
         Some(UrlFact::from_url(&url, word, source, false))
     }
 
+    /// Dotted-quad addresses inside a word that is no URL itself (`--resolve
+    /// x:80:169.254.169.254`, `--connect-to ::10.0.0.5:`): programs connect to them all the
+    /// same.
+    pub fn embedded_addresses(word: &str, source: &str) -> Vec<UrlFact> {
+        word.split([':', '=', '@', ','])
+            .filter(|piece| piece.parse::<Ipv4Addr>().is_ok())
+            .filter_map(|piece| UrlFact::from_bare_operand(piece, source.to_string()))
+            .collect()
+    }
+
     fn from_url(url: &Url, raw: &str, source: String, with_scheme: bool) -> UrlFact {
         let (host, host_kind, ips) = match url.host() {
             Some(Host::Ipv4(ip)) => (ip.to_string(), "ipv4", vec![ip.to_string()]),
@@ -345,6 +355,20 @@ mod tests {
         assert_eq!(other("http://a.example/x\\@169.254.169.254").1, None);
         assert_eq!(other("http://user@a.example/").1, None);
         assert_eq!(other("http://a.example#\\@169.254.169.254/").1, None);
+    }
+
+    #[test]
+    fn addresses_inside_option_values_are_stated() {
+        let hosts = |w: &str| {
+            UrlFact::embedded_addresses(w, "t")
+                .into_iter()
+                .map(|u| u.host)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hosts("x:80:169.254.169.254"), ["169.254.169.254"]);
+        assert_eq!(hosts("::10.0.0.5:"), ["10.0.0.5"]);
+        assert!(hosts("1.2.3").is_empty());
+        assert!(hosts("version=2").is_empty());
     }
 
     #[test]
