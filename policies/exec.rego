@@ -642,6 +642,32 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	some loc in sensitive_locations_under(p)
 }
 
+# find handing on everything under a start point that holds a sensitive location (find ~
+# -exec cat {} +, find ~ -type f | xargs cat): with no -name test (whose selection the
+# path rules judge by name), every file of the tree goes to the command, ~/.ssh's too.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("find %s hands every file under it on, and it holds %s", [p, loc])) if {
+	some c in fact_commands
+	c.name == "find"
+	find_hands_on(c)
+	not find_name_tested(c)
+	some p in c.paths
+	some loc in sensitive_locations_under(p)
+}
+
+find_hands_on(c) if {
+	some f in c.flags
+	f in {"-exec", "-execdir", "-ok", "-okdir"}
+}
+
+find_hands_on(c) if c.pipeline != null
+
+find_hands_on(c) if c.via in {"substitution", "process_substitution"}
+
+find_name_tested(c) if {
+	some f in c.flags
+	f in {"-name", "-iname"}
+}
+
 recursive_reader(c) if c.name in exec_data.recursive_readers.always
 
 recursive_reader(c) if {

@@ -462,6 +462,22 @@ test_recursive_reads_of_credential_trees_are_held if {
 	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s"] {
 		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
+
+	# find handing on every file of such a tree (no -name test to judge the selection by).
+	every cmd in ["find ~ -exec cat {} +", "find ~ -type f | xargs cat", "cat $(find ~ -type f)", "find / -regex '.*ssh.*' -exec cat {} +"] {
+		"cred.recursive_read" in exec_rules_for(cmd, "development")
+	}
+	every cmd in ["find . -type f -exec wc -l {} +", "find ~/project -type f -exec grep -n TODO {} +", "find ~ -maxdepth 1 -type f"] {
+		not "cred.recursive_read" in exec_rules_for(cmd, "development")
+	}
+
+	# A find that only prints names reads no file: `find . -name .env` is a listing.
+	every cmd in ["find . -name .env", "find . -name '*.key' -o -name '*.pem'", "find ~ -name id_rsa"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["find . -name .env | xargs cat", "find . -name .env -exec cat {} +", "cat $(find . -name '*.key')", "find ~ -name id_rsa > /tmp/l"] {
+		decide(exec_call(cmd, "production")).effect == "deny"
+	}
 }
 
 # NAME=value before a read-only program (or given to env/sudo) can make it run code.

@@ -149,6 +149,34 @@ pub struct CommandFact {
     pub stdin_text: Option<String>,
 }
 
+/// find's tests whose value is a name or path pattern.
+const FIND_NAME_TESTS: [&str; 10] = [
+    "-name",
+    "-iname",
+    "-path",
+    "-ipath",
+    "-wholename",
+    "-iwholename",
+    "-regex",
+    "-iregex",
+    "-lname",
+    "-ilname",
+];
+
+/// Whether what a `find` selects is read or handed on: it runs a command on it, deletes or
+/// writes it out, or its output goes to a pipe, a substitution or a file. A `find` that
+/// only prints names (`find . -name .env`) touches no file's contents.
+fn find_output_used(fact: &CommandFact) -> bool {
+    const ACTIONS: [&str; 9] = [
+        "-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls",
+    ];
+    fact.flags.iter().any(|f| ACTIONS.contains(&f.as_str()))
+        || fact.pipeline.is_some()
+        || matches!(fact.via, "substitution" | "process_substitution")
+        || fact.parent.is_some()
+        || fact.redirects.iter().any(|r| r.mode != "read")
+}
+
 /// The absolute path written against a single-dash option cluster (`-f/etc/x`,
 /// `-xzf/tmp/a.tgz`): the letters before it are the options.
 fn attached_path(word: &str) -> Option<&str> {
@@ -883,6 +911,7 @@ impl Walker<'_, '_> {
         let pattern = program.as_ref().and_then(|p| p.operand);
         fact.program_text = program.map(|p| p.texts);
         let mut after_dashdash = false;
+        let mut find_patterns: Vec<(String, bool)> = Vec::new();
         for (i, w) in words.into_iter().enumerate() {
             if !w.kinds.is_empty() {
                 fact.dynamic.push(DynamicWord {
@@ -926,7 +955,17 @@ impl Walker<'_, '_> {
                 fact.flags.push(flag);
             } else {
                 fact.operands.push(w.text.clone());
-                if pattern != Some(i) {
+                // find's name tests take a pattern, not a path: what it selects by them is
+                // stated by find_selections when the selection is read or handed on.
+                let find_pattern = fact.name == "find"
+                    && fact
+                        .argv
+                        .last()
+                        .is_some_and(|prev| FIND_NAME_TESTS.contains(&prev.as_str()));
+                if find_pattern {
+                    let glob = if is_glob { &w.pattern } else { &w.text };
+                    find_patterns.push((glob.clone(), is_glob));
+                } else if pattern != Some(i) {
                     let glob = if is_glob { &w.pattern } else { &w.text };
                     self.add_path(fact, glob, is_glob, &base, &source);
                     self.add_url(&w.text, &source);
@@ -935,7 +974,12 @@ impl Walker<'_, '_> {
             fact.argv.push(w.text);
         }
         fact.literal = fact.dynamic.is_empty();
-        if fact.name == "find" {
+        if fact.name == "find" && find_output_used(fact) {
+            // Patterns as written (`-path '*/.ssh/*'`) and what they select under each
+            // starting point.
+            for (text, is_glob) in find_patterns {
+                self.add_path(fact, &text, is_glob, &base, &source);
+            }
             self.find_selections(fact, &base, &source);
         }
     }
@@ -2394,17 +2438,32 @@ mod tests {
             "{:?}",
             f.paths
         );
-        let f = facts("find src . -iname '*.KEY'");
+        let f = facts("find src . -iname '*.KEY' | xargs cat");
         for p in ["/home/dev/project/src/*.key", "/home/dev/project/*.key"] {
             assert!(f.paths.iter().any(|x| x.path == p), "{p}: {:?}", f.paths);
         }
         // Without a starting point, find starts at the working directory.
-        let f = facts("find -name '*.rs'");
+        let f = facts("cat $(find -name '*.rs')");
         assert!(
             f.paths.iter().any(|p| p.path == "/home/dev/project/*.rs"),
             "{:?}",
             f.paths
         );
+        // Handed on in other ways: a write of the list, a deletion.
+        for cmd in [
+            "find . -name '*.pem' > list.txt",
+            "find . -name '*.pem' -delete",
+        ] {
+            let f = facts(cmd);
+            assert!(
+                f.paths.iter().any(|p| p.path == "/home/dev/project/*.pem"),
+                "{cmd}: {:?}",
+                f.paths
+            );
+        }
+        // A find that only prints names touches no file's contents.
+        let f = facts("find . -name '*.pem' -o -name .env");
+        assert!(f.paths.iter().all(|p| !p.glob), "{:?}", f.paths);
     }
 
     #[test]
