@@ -675,6 +675,12 @@ recursive_reader(c) if {
 	recursive(c)
 }
 
+# Subcommands that search a tree (git grep, with --no-index any directory).
+recursive_reader(c) if {
+	subs := exec_data.recursive_readers.subcommands[c.name]
+	subcommand_of(c) in subs
+}
+
 # Output redirected onto a block device overwrites the disk.
 device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", [c.name, r.target])) if {
 	some c in fact_commands

@@ -455,11 +455,11 @@ example_fires(id, cmd) if {
 }
 
 test_recursive_reads_of_credential_trees_are_held if {
-	every cmd in ["grep -r token ~", "tar czf /tmp/h.tgz /home/dev", "rg -uu secret ~", "cp -r ~ /tmp/h", "grep -R x /etc"] {
+	every cmd in ["grep -r token ~", "tar czf /tmp/h.tgz /home/dev", "rg -uu secret ~", "cp -r ~ /tmp/h", "grep -R x /etc", "diff -r ~ /tmp/empty", "git grep --no-index -e . -- ~"] {
 		d := decide(exec_call(cmd, "development"))
 		d.effect != "allow"
 	}
-	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s"] {
+	every cmd in ["grep -r token src", "rg TODO", "tar czf /tmp/a.tgz dist", "cp -r src /tmp/s", "diff -r src /tmp/src", "git grep -n TODO -- src"] {
 		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
 
