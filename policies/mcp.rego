@@ -82,6 +82,12 @@ mcp_classify(overrides, mcp, tool, args) := "override" if {
 	# A second verb that changes something (getOrCreate, search_replace, fetch_and_execute).
 	some p in object.get(mcp, "mutating_patterns", [])
 	regex.match(p, tool)
+} else := "write" if {
+	# Two operations joined (fetch_and_store, getAndLock, read_then_mark): the second must
+	# be a read too.
+	some p in object.get(mcp, "joined_verb_patterns", [])
+	some m in regex.find_all_string_submatch_n(p, tool, -1)
+	not lower(m[1]) in object.get(mcp, "read_verbs", [])
 } else := "secret" if {
 	some p in object.get(mcp, "secret_patterns", [])
 	regex.match(p, tool)

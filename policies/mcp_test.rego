@@ -220,7 +220,7 @@ test_mcp_command_keys_cover_common_spellings if {
 # A read-ish name is not enough: a second verb that changes something, a name that
 # reads secrets, or SQL that changes data makes the call something else.
 test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
-	every tool in ["getOrCreateUser", "search_replace", "read_write_file", "list_and_update", "fetch_and_execute", "query_and_send_email", "getAndSetFlag"] {
+	every tool in ["getOrCreateUser", "search_replace", "read_write_file", "list_and_update", "fetch_and_execute", "query_and_send_email", "getAndSetFlag", "fetch_and_store", "getAndLock", "read_then_mark", "list_and_archive", "fetchOrNotify"] {
 		d := mcp_decide("x", tool, {}, "production")
 		d.effect == "require_approval"
 		fired(d, "mcp.write")
@@ -257,7 +257,7 @@ test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
 		"list_issues", "get_pull_request", "get_file_contents", "search_repositories", "list_commits", "get_commit", "get_merge_request",
 		"get_workflow_run", "list_tables", "get_settings", "get_address", "pods_list", "brave_web_search", "git_status", "git_log",
 		"browser_snapshot", "userList", "issueDetails", "directory_tree", "git_diff_unstaged",
-		"puppeteer_screenshot", "sequentialthinking", "resolve-library-id",
+		"puppeteer_screenshot", "sequentialthinking", "resolve-library-id", "search_and_filter", "getAndroidVersion", "list_orders", "search_andromeda",
 	] {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
