@@ -2215,6 +2215,8 @@ mod tests {
             ("watch -n 1 'rm -rf /'", vec![]),
             ("flock /tmp/l setsid rm -rf /", vec!["flock", "setsid"]),
             ("chroot /mnt rm -rf /", vec!["chroot"]),
+            ("pkexec --user root rm -rf /", vec!["pkexec"]),
+            ("run0 -u root rm -rf /", vec!["run0"]),
             ("doas time rm -rf /", vec!["doas", "time"]),
             ("ionice -c3 rm -rf /", vec!["ionice"]),
             ("find . -execdir rm -rf {} ;", vec!["find"]),

@@ -103,6 +103,7 @@ pub fn command_line_of<'a>(name: &str, value: &'a str) -> Option<&'a str> {
 
 const SHELLS: &[&str] = &[
     "sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "yash", "fish", "rbash", "tcsh", "csh",
+    "posh", "oksh", "loksh", "nu", "xonsh", "elvish",
 ];
 
 /// What the command `name` with `argv` runs.
@@ -152,6 +153,27 @@ pub fn inner(name: &str, argv: &[String]) -> Inner {
             )
         }
         "doas" => after(g("uC", &[]), 0),
+        // polkit's and systemd's sudo-likes.
+        "pkexec" => after(g("", &["user"]), 0),
+        "run0" => after(
+            g(
+                "uDg",
+                &[
+                    "user",
+                    "group",
+                    "chdir",
+                    "unit",
+                    "property",
+                    "description",
+                    "slice",
+                    "nice",
+                    "setenv",
+                    "background",
+                    "machine",
+                ],
+            ),
+            0,
+        ),
         "nohup" | "setsid" | "busybox" | "caffeinate" | "unbuffer" => after(g("", &[]), 0),
         "nice" => after(g("n", &["adjustment"]), 0),
         "ionice" => {
