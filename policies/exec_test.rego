@@ -285,12 +285,13 @@ test_exec_credential_reads_denied if {
 		"kubectl get secret db -o yaml", "security find-generic-password -s x -w", "op read op://vault/item/pw",
 		"cat /etc/shadow", "cat /proc/1/environ", "tar czf /tmp/k.tgz ~/.gnupg", "cat ~/.docker/config.json",
 		"helm get values prod", "helm get manifest prod -n apps",
+		"cat /pro?/self/environ", "cat /*/self/task/*/environ",
 	] {
 		d := decide(exec_call(cmd, "development"))
 		d.effect == "deny"
 		d.risk == "critical"
 	}
-	every cmd in ["helm get notes prod", "helm status prod", "helm list -A"] {
+	every cmd in ["helm get notes prod", "helm status prod", "helm list -A", "cat /tmp/*/environ"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }

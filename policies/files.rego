@@ -226,8 +226,18 @@ glob_entries(p) := set() if {
 } | {e |
 	some name, under in paths_data.sensitive_name_under
 	e := paths_data.sensitive_names[name]
-	startswith(p.path, concat("", [under, "/"]))
 	glob.match(p.name, [], name)
+	glob_under(p.path, under)
+}
+
+# A glob that can match a path under `under`: it starts with it, or its first segments
+# match it (/pro?/self/environ).
+glob_under(path, under) if startswith(path, concat("", [under, "/"]))
+
+glob_under(path, under) if {
+	not startswith(path, concat("", [under, "/"]))
+	n := count(split(under, "/"))
+	glob.match(concat("/", array.slice(split(path, "/"), 0, n)), ["/"], under)
 }
 
 name_applies_to_glob(_, name) if not paths_data.sensitive_name_under[name]
