@@ -1187,6 +1187,16 @@ secret_findings contains finding(s.id, object.get(s, "effect", credential_effect
 	every w in s.words {
 		w in c.argv
 	}
+	secret_operand_named(c, s)
+}
+
+# An entry with an operand_pattern is about some operands only (openclaw config get of a
+# token key, not of gateway.port).
+secret_operand_named(_, s) if not s.operand_pattern
+
+secret_operand_named(c, s) if {
+	some o in c.operands
+	regex.match(s.operand_pattern, o)
 }
 
 secret_findings contains f if {

@@ -291,7 +291,7 @@ test_exec_credential_reads_denied if {
 		d.effect == "deny"
 		d.risk == "critical"
 	}
-	every cmd in ["helm get notes prod", "helm status prod", "helm list -A", "cat /tmp/*/environ"] {
+	every cmd in ["helm get notes prod", "helm status prod", "helm list -A", "cat /tmp/*/environ", "openclaw status", "openclaw skills list", "openclaw sessions list"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }

@@ -208,7 +208,7 @@ test_reconfiguring_openclaw_is_denied if {
 		d.effect == "deny"
 		fired(d, "cred.governance")
 	}
-	every cmd in ["openclaw plugins disable clawgate", "openclaw config set plugins.entries.clawgate.enabled false", "openclaw doctor --fix", "openclaw onboard"] {
+	every cmd in ["openclaw plugins disable clawgate", "openclaw config set plugins.entries.clawgate.enabled false", "openclaw doctor --fix", "openclaw onboard", "openclaw config get gateway.auth.token"] {
 		fired(decide(exec_call(cmd, "development")), "cred.governance")
 	}
 	effect_of(tool_call("gateway", {"action": "config.get"}, "production")) == "allow"
