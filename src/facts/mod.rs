@@ -309,7 +309,7 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
                 roles.roles_by_shape(&params, &mut spec);
             }
             params_facts(&mut facts, &params, &spec, roles, ctx);
-            facts.param_credentials = credential_shapes_in_strings(&params);
+            facts.param_credentials = credential_shapes_in_strings(&params, &spec.url);
         }
         ActionKind::Http => {
             if let Some(h) = &action.http {
@@ -372,7 +372,13 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
 /// The token shapes in every string of `params` (keys and values, as written: a JSON text
 /// would hide a key block's line breaks behind escapes), each shape once. Nesting past
 /// `MAX_CREDENTIAL_DEPTH` is scanned as its JSON text, so nothing deeper goes unread.
-fn credential_shapes_in_strings(params: &serde_json::Map<String, Value>) -> Vec<&'static str> {
+/// The token shapes in the strings of `params`, but for the URL parameters that parse as
+/// URLs: those carry their shapes in their URL facts (`credentials`), where the rules know
+/// the issuer a key may go to (a presigned S3 URL's `X-Amz-Credential`).
+fn credential_shapes_in_strings(
+    params: &serde_json::Map<String, Value>,
+    url_keys: &[String],
+) -> Vec<&'static str> {
     const MAX_CREDENTIAL_DEPTH: usize = 16;
     fn add(text: &str, found: &mut Vec<&'static str>) {
         for shape in crate::audit::redact::token_shapes_in(text) {
@@ -399,7 +405,17 @@ fn credential_shapes_in_strings(params: &serde_json::Map<String, Value>) -> Vec<
         }
     }
     let mut found = Vec::new();
-    object(params, 0, &mut found);
+    for (k, x) in params {
+        let is_url = |v: &Value| {
+            v.as_str()
+                .is_some_and(|s| UrlFact::parse(s, String::new()).is_some())
+        };
+        if url_keys.contains(k) && is_url(x) {
+            continue;
+        }
+        add(k, &mut found);
+        value(x, 1, &mut found);
+    }
     found
 }
 
