@@ -446,3 +446,13 @@ test_outbound_tools_without_a_credential_and_local_tools_are_not_judged_for_one 
 	d.effect == "deny"
 	fired(d, "net.credential_in_url")
 }
+
+# A browser download is a write of the file it saves, at `path` if given.
+test_browser_downloads_are_writes_to_their_path if {
+	every action in ["download", "waitfordownload"] {
+		d := decide(tool_call("browser", {"action": action, "ref": "e1", "path": "/home/dev/.local/bin/git"}, "development"))
+		fired(d, "fs.persistence")
+		fired(decide(tool_call("browser", {"action": action, "ref": "e1"}, "production")), "tool.mutation")
+	}
+	decide(tool_call("browser", {"action": "snapshot"}, "production")).effect == "allow"
+}
