@@ -177,6 +177,45 @@ fn find_output_used(fact: &CommandFact) -> bool {
         || fact.redirects.iter().any(|r| r.mode != "read")
 }
 
+/// The one variable a `read` sets (`read -r f`), skipping its options and their values.
+fn read_target(argv: &[String]) -> Option<String> {
+    let mut names = Vec::new();
+    let mut skip = false;
+    for w in argv.iter().skip(1) {
+        if skip {
+            skip = false;
+        } else if w.len() > 1 && w.starts_with('-') {
+            skip = w.ends_with(['a', 'd', 'i', 'n', 'N', 'p', 't', 'u']);
+            if w.contains('a') {
+                return None;
+            }
+        } else {
+            names.push(w);
+        }
+    }
+    match names.as_slice() {
+        [one] if one.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Some(one.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The literal default of `${NAME:-word}`, `${NAME-word}`, `${NAME:=word}` or `${NAME=word}`
+/// when NAME is not bound in the script.
+fn default_of_unset(raw: &str, vars: &HashMap<String, Bound>) -> Option<String> {
+    let inner = raw.strip_prefix("${")?.strip_suffix('}')?;
+    let end = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|&i| i > 0)?;
+    let (name, rest) = inner.split_at(end);
+    let default = [":-", ":=", "-", "="]
+        .iter()
+        .find_map(|op| rest.strip_prefix(op))?;
+    let literal = !default.contains(['$', '`', '\\', '"', '\'', '{', '}']);
+    (literal && !vars.contains_key(name) && name != "HOME").then(|| default.to_string())
+}
+
 /// The absolute path written against a single-dash option cluster (`-f/etc/x`,
 /// `-xzf/tmp/a.tgz`): the letters before it are the options.
 fn attached_path(word: &str) -> Option<&str> {
@@ -886,6 +925,19 @@ impl Walker<'_, '_> {
         if fact.name == "cd" || fact.name == "pushd" {
             self.change_dir(&fact);
         }
+        // `read f <<< ~/.ssh/id_rsa`: f holds the line it reads.
+        if let (true, Some(text)) = (fact.name == "read", heredoc.as_ref())
+            && let Some(name) = read_target(&fact.argv)
+        {
+            let line = text.lines().next().unwrap_or_default().to_string();
+            self.vars.insert(
+                name,
+                Bound {
+                    text: line,
+                    pattern: None,
+                },
+            );
+        }
         fact.stdin_text.clone_from(&heredoc);
         self.sink.commands[id] = fact;
         for text in commands {
@@ -1326,6 +1378,13 @@ impl Walker<'_, '_> {
                                 }
                                 w.push(&text, true);
                             }
+                        }
+                        _ if default_of_unset(raw, &self.vars).is_some() => {
+                            // `${D:-.aws}` with D unknown: most likely the default, which is
+                            // what a path rule must see (`cat ~/${D:-.aws}/credentials`).
+                            let text = default_of_unset(raw, &self.vars).unwrap_or_default();
+                            w.push(&text, true);
+                            w.kind("variable");
                         }
                         _ => {
                             w.push(raw, true);
@@ -2498,6 +2557,26 @@ mod tests {
                 f.paths
             );
         }
+        // A variable read from a here-string, and a default for a variable the script
+        // never sets.
+        for cmd in [
+            "read -r f <<< ~/.ssh/id_rsa; cat \"$f\"",
+            "cat ~/${D:-.ssh}/id_rsa",
+            "cat ${K:=~/.ssh/id_rsa}",
+        ] {
+            let f = facts(cmd);
+            assert!(
+                f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"),
+                "{cmd}: {:?}",
+                f.paths
+            );
+        }
+        let f = facts("D=docs; cat ${D:-.ssh}/x");
+        assert!(
+            f.paths.iter().all(|p| p.path != "/home/dev/project/.ssh/x"),
+            "{:?}",
+            f.paths
+        );
         assert_eq!(super::attached_path("-I/usr/include"), Some("/usr/include"));
         assert_eq!(super::attached_path("--x/y"), None);
         assert_eq!(super::attached_path("-/x"), None);
