@@ -618,14 +618,16 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	some c in fact_commands
 	recursive_reader(c)
 	some p in c.paths
-	some loc in sensitive_locations_under(p)
+	loc := sensitive_location_under(p)
 }
 
-# The sensitive locations (as written in paths.sensitive) inside directory `dir`.
-sensitive_locations_under(dir) := {loc |
-	some loc, _ in data.clawgate.paths.sensitive
-	startswith(expand_home(loc), concat("", [trim_suffix(dir, "/"), "/"]))
-}
+# One sensitive location inside directory `dir` (the first in order; undefined when it
+# holds none): a finding per path, not one per location under it.
+sensitive_location_under(dir) := min({t |
+	prefix := concat("", [trim_suffix(dir, "/"), "/"])
+	some t, _ in sensitive_targets
+	startswith(t, prefix)
+})
 
 # find looking for a file name that credential directories hold (paths.credential_file_names:
 # credentials, hosts.yml, config.json, ...) in a tree that holds one of them (find ~ -name
@@ -639,7 +641,7 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	name := lower(c.argv[i + 1])
 	name in object.get(paths_data, "credential_file_names", [])
 	some p in c.paths
-	some loc in sensitive_locations_under(p)
+	loc := sensitive_location_under(p)
 }
 
 # find handing on everything under a start point that holds a sensitive location (find ~
@@ -651,7 +653,7 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	find_hands_on(c)
 	not find_name_tested(c)
 	some p in c.paths
-	some loc in sensitive_locations_under(p)
+	loc := sensitive_location_under(p)
 }
 
 find_hands_on(c) if {
