@@ -42,6 +42,13 @@ const HEAD_EVERY: u64 = 1024;
 /// `run_ids` lookup; cleared when full (a miss only costs that lookup).
 const RUN_CACHE: usize = 65_536;
 
+/// redb's page cache for the log (its default is 1 GiB). Every page a commit writes stays in
+/// that cache until it is full, so with the default a running sidecar grew by what it wrote,
+/// each new page a fresh, zero-filled allocation (a page fault); bounded, evicted pages make
+/// room for new ones. Appends touch only the right edge of each table's tree, and export and
+/// verification read the log in order once, so a small cache loses nothing measurable.
+const PAGE_CACHE_BYTES: usize = 32 << 20;
+
 /// One event to record. Its fields become the entry's top-level fields beside `seq`, `prev`,
 /// `ts` and `kind`.
 #[derive(Debug, Clone, PartialEq)]
@@ -501,6 +508,7 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         std::fs::create_dir_all(dir).map_err(store_err)?;
     }
     let db = redb::Builder::new()
+        .set_cache_size(PAGE_CACHE_BYTES)
         .create(path)
         .map_err(|e| open_err(path, e))?;
     let txn = db.begin_write().map_err(store_err)?;

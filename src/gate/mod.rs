@@ -356,8 +356,21 @@ impl Gate {
 
     /// The policy input document for a request (see ARCHITECTURE.md).
     pub fn policy_input(&self, req: &CheckRequest, now: chrono::DateTime<chrono::Utc>) -> Value {
+        let mut input = self.policy_input_but_action(req, now);
+        if let Value::Object(map) = &mut input {
+            map.insert("action".into(), to_value(&req.action));
+        }
+        input
+    }
+
+    /// [`Gate::policy_input`] without `action`: the decision cache keys on the action's hash,
+    /// and the policy engine adds the action itself when it evaluates (not on a cache hit).
+    fn policy_input_but_action(
+        &self,
+        req: &CheckRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Value {
         let mut input = Map::new();
-        input.insert("action".into(), to_value(&req.action));
         let mut agent = to_value(&req.agent);
         if let (Some(scopes), Value::Object(a)) = (&req.agent.scopes, &mut agent) {
             a.insert("scopes".into(), to_value(scopes.as_ref()));
@@ -716,7 +729,10 @@ impl Gate {
             let decision = self.apply_mode(verdict, self.policy.revision(), action_hash);
             return Asked::Answered(Box::new(decision));
         }
-        Asked::Evaluate(self.policy_input(req, chrono::Utc::now()), action_hash)
+        Asked::Evaluate(
+            self.policy_input_but_action(req, chrono::Utc::now()),
+            action_hash,
+        )
     }
 
     /// A verdict, or the failure that denies, under the current mode.

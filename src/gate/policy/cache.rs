@@ -6,9 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Verdict;
+use crate::audit::jcs;
 
 /// Builtins whose result depends on something besides the input and data.
 const IMPURE_BUILTINS: &[&str] = &[
@@ -69,23 +70,8 @@ impl InputProjection {
         facts_context: &str,
         input: &Value,
     ) -> Option<Vec<u8>> {
-        let mut projected = Map::new();
-        for (first, seconds) in &self.keys {
-            if first == "action" || first == "facts" {
-                continue;
-            }
-            let Some(v) = input.get(first) else { continue };
-            let v = match (seconds, v) {
-                (Some(set), Value::Object(obj)) => Value::Object(
-                    set.iter()
-                        .filter_map(|k| obj.get(k).map(|x| (k.clone(), x.clone())))
-                        .collect(),
-                ),
-                _ => v.clone(),
-            };
-            projected.insert(first.clone(), v);
-        }
-        let mut key = generation.to_be_bytes().to_vec();
+        let mut key = Vec::with_capacity(256);
+        key.extend_from_slice(&generation.to_be_bytes());
         let reads_facts = self.keys.contains_key("facts");
         if self.reads_action() || reads_facts {
             key.extend_from_slice(action_hash.as_bytes());
@@ -94,7 +80,42 @@ impl InputProjection {
             key.extend_from_slice(&(facts_context.len() as u64).to_be_bytes());
             key.extend_from_slice(facts_context.as_bytes());
         }
-        key.extend(serde_json_canonicalizer::to_vec(&projected).ok()?);
+        // The canonical JSON of the object of every other part read, written straight from the
+        // input (no copy of the parts): `{"first":value,...}` in the projection's key order,
+        // a second-level selection as an object of the keys present. Members absent from the
+        // input are left out, as the object would leave them out.
+        key.push(b'{');
+        let mut first_member = true;
+        for (first, seconds) in &self.keys {
+            if first == "action" || first == "facts" {
+                continue;
+            }
+            let Some(v) = input.get(first) else { continue };
+            if !first_member {
+                key.push(b',');
+            }
+            first_member = false;
+            jcs::write_str(first, &mut key);
+            key.push(b':');
+            match (seconds, v) {
+                (Some(set), Value::Object(obj)) => {
+                    key.push(b'{');
+                    let mut first_second = true;
+                    for (k, x) in set.iter().filter_map(|k| obj.get(k).map(|x| (k, x))) {
+                        if !first_second {
+                            key.push(b',');
+                        }
+                        first_second = false;
+                        jcs::write_str(k, &mut key);
+                        key.push(b':');
+                        jcs::write_value(x, &mut key).ok()?;
+                    }
+                    key.push(b'}');
+                }
+                _ => jcs::write_value(v, &mut key).ok()?,
+            }
+        }
+        key.push(b'}');
         Some(key)
     }
 }

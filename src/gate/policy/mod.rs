@@ -244,8 +244,8 @@ impl PolicyEngine {
 
     /// Decide an action: through the decision cache, else by stating its facts (with the
     /// serving bundle's parameter roles) into `input.facts` and evaluating, on this thread.
-    /// `input` is the policy input without facts; `action_hash` the canonical hash of
-    /// `input.action`.
+    /// `input` is the policy input without facts, with or without `action` (added from
+    /// `action` when absent); `action_hash` the canonical hash of `action`.
     pub fn evaluate_action(
         &self,
         input: serde_json::Value,
@@ -334,7 +334,8 @@ enum Lookup {
     Miss(Arc<Bundle>, Option<Vec<u8>>),
 }
 
-/// State the action's facts into `input.facts` and evaluate the bundle on it.
+/// State the action (unless `input` has it) and its facts into `input` and evaluate the bundle
+/// on it.
 fn judge(
     bundle: &Bundle,
     budget: Duration,
@@ -344,6 +345,12 @@ fn judge(
 ) -> Result<Verdict, EvalFailure> {
     let facts = crate::facts::facts_for(action, &bundle.param_roles, ctx);
     if let serde_json::Value::Object(map) = &mut input {
+        if !map.contains_key("action") {
+            map.insert(
+                "action".into(),
+                serde_json::to_value(action).unwrap_or(serde_json::Value::Null),
+            );
+        }
         map.insert(
             "facts".into(),
             serde_json::to_value(&facts).unwrap_or(serde_json::Value::Null),
