@@ -752,6 +752,7 @@ test_status_reads_and_their_changing_siblings if {
 		"git worktree list", "git submodule status", "git reflog -10", "git cherry -v", "bc <<< '2^10'", "kill -0 1234",
 		"curl -sS -o /dev/null -w '%{http_code}' https://example.com", "kubectl rollout status deploy/web",
 		"kubectl auth can-i list pods", "docker system df", "aws logs tail /aws/lambda/fn --since 1h", "npm audit", "go mod graph",
+		"cargo fmt --check", "gofmt -l .", "rustfmt --check src/main.rs", "black --check .", "ruff check .", "ruff format --check",
 	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
@@ -759,6 +760,7 @@ test_status_reads_and_their_changing_siblings if {
 		"git worktree add ../x", "git submodule update", "git reflog expire --all", "kill 1234", "kill -9 1234",
 		"curl -sSo /dev/null https://example.com", "curl -o /tmp/x https://example.com", "curl -w @notes.txt https://example.com",
 		"kubectl rollout restart deploy/web", "docker system prune -f", "npm audit fix", "go mod tidy",
+		"cargo fmt", "gofmt -w .", "black .", "ruff check --fix .", "ruff format",
 	] {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
