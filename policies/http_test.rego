@@ -288,7 +288,7 @@ test_web_fetch_metadata_denied if {
 }
 
 test_web_fetch_private_denied if {
-	every u in ["http://127.0.0.1:8080/", "http://localhost:3000", "http://[::1]/", "http://192.168.0.1/admin"] {
+	every u in ["http://127.0.0.1:8080/", "http://localhost:3000", "http://[::1]/", "http://192.168.0.1/admin", "http://localtest.me:9482/", "http://app.lvh.me/"] {
 		d := decide(tool_call("web_fetch", {"url": u}, "development"))
 		d.effect == "deny"
 		fired(d, "net.private_address")
