@@ -656,6 +656,36 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	loc := sensitive_location_under(p)
 }
 
+# ls handing the entries of such a directory to a command that opens them (ls -A ~ |
+# xargs cat, ls -a ~ | while read f; do cat ~/"$f"; done): a pipe into xargs or a shell,
+# or into a loop (a compound command, no simple command after it in the pipeline). A
+# pipe into grep, head or wc only shows names.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("ls %s hands its entries on, and it holds %s", [p, loc])) if {
+	some c in fact_commands
+	c.name == "ls"
+	c.pipeline != null
+	ls_hands_on(c)
+	some p in c.paths
+	loc := sensitive_location_under(p)
+}
+
+ls_hands_on(c) if {
+	some e in fact_commands
+	e.pipeline == c.pipeline
+	e.pipe_index > c.pipe_index
+	e.name in {"xargs", "parallel", "sh", "bash", "zsh", "dash"}
+}
+
+ls_hands_on(c) if {
+	not piped_to_a_command(c)
+}
+
+piped_to_a_command(c) if {
+	some e in fact_commands
+	e.pipeline == c.pipeline
+	e.pipe_index == c.pipe_index + 1
+}
+
 find_hands_on(c) if {
 	some f in c.flags
 	f in {"-exec", "-execdir", "-ok", "-okdir"}

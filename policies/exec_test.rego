@@ -468,6 +468,12 @@ test_recursive_reads_of_credential_trees_are_held if {
 	every cmd in ["find ~ -exec cat {} +", "find ~ -type f | xargs cat", "cat $(find ~ -type f)", "find / -regex '.*ssh.*' -exec cat {} +"] {
 		"cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
+	every cmd in ["ls -a ~ | xargs -I{} cat ~/{}", "cd ~ && ls -A | xargs cat", "ls -a ~ | while read f; do cat ~/\"$f\"; done"] {
+		"cred.recursive_read" in exec_rules_for(cmd, "development")
+	}
+	every cmd in ["ls -la ~ | grep bashrc", "ls ~ | head", "ls | xargs wc -l", "ls src | xargs -I{} wc -l src/{}"] {
+		not "cred.recursive_read" in exec_rules_for(cmd, "development")
+	}
 	every cmd in ["find . -type f -exec wc -l {} +", "find ~/project -type f -exec grep -n TODO {} +", "find ~ -maxdepth 1 -type f"] {
 		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}

@@ -1026,6 +1026,10 @@ impl Walker<'_, '_> {
             fact.argv.push(w.text);
         }
         fact.literal = fact.dynamic.is_empty();
+        // `ls` with no operand lists the working directory (`cd ~ && ls -A | xargs cat`).
+        if fact.name == "ls" && fact.operands.is_empty() && fact.dynamic.is_empty() {
+            self.add_path(fact, ".", false, &base, &source);
+        }
         if fact.name == "find" && find_output_used(fact) {
             // Patterns as written (`-path '*/.ssh/*'`) and what they select under each
             // starting point.
