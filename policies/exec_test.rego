@@ -759,6 +759,8 @@ test_status_reads_and_their_changing_siblings if {
 		"curl -sS -o /dev/null -w '%{http_code}' https://example.com", "kubectl rollout status deploy/web",
 		"kubectl auth can-i list pods", "docker system df", "aws logs tail /aws/lambda/fn --since 1h", "npm audit", "go mod graph",
 		"cargo fmt --check", "gofmt -l .", "rustfmt --check src/main.rs", "black --check .", "ruff check .", "ruff format --check",
+		"hostnamectl", "timedatectl", "dmesg | tail", "getent hosts example.com", "mount | column -t", "findmnt", "gh auth status",
+		"helm repo list", "docker network ls", "terraform workspace list", "uv pip list", "poetry show", "pip index versions requests",
 	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
@@ -767,6 +769,8 @@ test_status_reads_and_their_changing_siblings if {
 		"curl -sSo /dev/null https://example.com", "curl -o /tmp/x https://example.com", "curl -w @notes.txt https://example.com",
 		"kubectl rollout restart deploy/web", "docker system prune -f", "npm audit fix", "go mod tidy",
 		"cargo fmt", "gofmt -w .", "black .", "ruff check --fix .", "ruff format",
+		"hostnamectl set-hostname x", "timedatectl set-timezone UTC", "dmesg -C", "getent shadow", "mount /dev/sdb1 /mnt",
+		"docker network rm x", "terraform workspace new x",
 	] {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
