@@ -713,6 +713,47 @@ recursive_reader(c) if {
 	subcommand_of(c) in subs
 }
 
+# A container started with the host's powers (exec.host_escape): --privileged, the host's
+# root or runtime socket mounted, the host's namespaces, dangerous capabilities, no
+# confinement, a device. Held in every environment: the container owns the host.
+container_rule_findings(c) := {exec_rule_finding("exec.host_escape", sprintf("%s %s %s", [c.name, subcommand_of(c), w])) |
+	escape := exec_data.host_escape
+	subcommand_of(c) in escape.subcommands
+	some i, w in c.argv
+	host_escape_option(escape, w, option_value(c, i))
+}
+
+# The value of the option at argv[i]: after `=`, else the next word.
+option_value(c, i) := substring(c.argv[i], indexof(c.argv[i], "=") + 1, -1) if {
+	contains(c.argv[i], "=")
+} else := word_after(c, i)
+
+option_name(w) := split(w, "=")[0]
+
+host_escape_option(escape, w, _) if w in escape.flags
+
+host_escape_option(escape, w, v) if {
+	option_name(w) in escape.namespace_flags
+	v == "host"
+}
+
+host_escape_option(escape, w, v) if {
+	option_name(w) in escape.mount_flags
+	regex.match(escape.host_mount, v)
+}
+
+host_escape_option(escape, w, v) if {
+	option_name(w) in escape.capability_flags
+	regex.match(escape.capability, v)
+}
+
+host_escape_option(escape, w, v) if {
+	option_name(w) in escape.security_flags
+	regex.match(escape.security, v)
+}
+
+host_escape_option(escape, w, _) if option_name(w) in escape.device_flags
+
 # Output redirected onto a block device overwrites the disk.
 device_findings contains exec_rule_finding("exec.disk_wipe", sprintf("%s > %s", [c.name, r.target])) if {
 	some c in fact_commands
@@ -871,6 +912,8 @@ kind_findings contains f if {
 # dispatch on constant arguments, so the dispatch is written out).
 kind_rule_findings(kind, c) := delete_rule_findings(c) if {
 	kind == "delete"
+} else := container_rule_findings(c) if {
+	kind == "container"
 } else := find_rule_findings(c) if {
 	kind == "find"
 } else := disk_rule_findings(c) if {

