@@ -1047,7 +1047,17 @@ kubectl_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", "kubectl d
 	"--raw" in c.flags
 	some w in c.argv
 	contains(lower(w), "/secrets")
+} | {exec_rule_finding("exec.host_escape", sprintf("kubectl %s", [w])) |
+	# A debugging pod on a node (the node's root filesystem and namespaces), or a pod whose
+	# overrides ask for the host's powers.
+	subcommand_of(c) in {"debug", "run"}
+	some w in c.argv
+	kubectl_host_escape(w)
 }
+
+kubectl_host_escape(w) if startswith(lower(w), "node/")
+
+kubectl_host_escape(w) if regex.match(`"(privileged|hostPID|hostNetwork|hostIPC)"\s*:\s*true|"hostPath"`, w)
 
 helm_rule_findings(c) := {exec_rule_finding("exec.kubectl_delete", sprintf("helm %s", [sub])) |
 	sub := subcommand_of(c)

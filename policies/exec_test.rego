@@ -1019,11 +1019,12 @@ test_containers_with_the_hosts_powers_are_held_everywhere if {
 		"docker run --privileged alpine sh", "docker run --pid=host alpine", "docker run --net host nginx",
 		"docker run -v /var/run/docker.sock:/var/run/docker.sock docker", "docker run --mount type=bind,source=/,target=/h alpine",
 		"docker run --cap-add=SYS_ADMIN alpine", "docker run --security-opt seccomp=unconfined alpine", "podman run -v /etc:/e alpine",
-		"docker create -v /:/h alpine",
+		"docker create -v /:/h alpine", "kubectl debug node/worker-1 -it --image=busybox",
+		"kubectl run x --image=alpine --overrides='{\"spec\":{\"hostPID\":true}}'",
 	] {
 		"exec.host_escape" in exec_rules_for(cmd, "development")
 	}
-	every cmd in ["docker run --rm -v $PWD:/src -w /src node:20 npm test", "docker run --rm -p 8080:80 nginx", "docker run -v /tmp/data:/data alpine", "docker run --network mynet alpine", "docker ps"] {
+	every cmd in ["docker run --rm -v $PWD:/src -w /src node:20 npm test", "docker run --rm -p 8080:80 nginx", "docker run -v /tmp/data:/data alpine", "docker run --network mynet alpine", "docker ps", "kubectl debug pod/web -it --image=busybox", "kubectl run x --image=alpine"] {
 		not "exec.host_escape" in exec_rules_for(cmd, "development")
 	}
 }
