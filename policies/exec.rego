@@ -691,7 +691,11 @@ find_hands_on(c) if {
 	f in {"-exec", "-execdir", "-ok", "-okdir"}
 }
 
-find_hands_on(c) if c.pipeline != null
+# Piped like ls (ls_hands_on): into xargs, a shell or a loop, not into wc or head.
+find_hands_on(c) if {
+	c.pipeline != null
+	ls_hands_on(c)
+}
 
 find_hands_on(c) if c.via in {"substitution", "process_substitution"}
 

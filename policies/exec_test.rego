@@ -472,7 +472,7 @@ test_recursive_reads_of_credential_trees_are_held if {
 	every cmd in ["ls -a ~ | xargs -I{} cat ~/{}", "cd ~ && ls -A | xargs cat", "ls -a ~ | while read f; do cat ~/\"$f\"; done"] {
 		"cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
-	every cmd in ["ls -la ~ | grep bashrc", "ls ~ | head", "ls | xargs wc -l", "ls src | xargs -I{} wc -l src/{}"] {
+	every cmd in ["ls -la ~ | grep bashrc", "ls ~ | head", "ls | xargs wc -l", "ls src | xargs -I{} wc -l src/{}", "find ~ -type f | wc -l", "find ~ -maxdepth 2 -type d | head"] {
 		not "cred.recursive_read" in exec_rules_for(cmd, "development")
 	}
 	every cmd in ["find . -type f -exec wc -l {} +", "find ~/project -type f -exec grep -n TODO {} +", "find ~ -maxdepth 1 -type f"] {
