@@ -1383,15 +1383,13 @@ impl Walker<'_, '_> {
                                 w.push(&text, true);
                             }
                         }
-                        _ if default_of_unset(raw, &self.vars).is_some() => {
+                        _ => {
                             // `${D:-.aws}` with D unknown: most likely the default, which is
                             // what a path rule must see (`cat ~/${D:-.aws}/credentials`).
-                            let text = default_of_unset(raw, &self.vars).unwrap_or_default();
-                            w.push(&text, true);
-                            w.kind("variable");
-                        }
-                        _ => {
-                            w.push(raw, true);
+                            match default_of_unset(raw, &self.vars) {
+                                Some(text) => w.push(&text, true),
+                                None => w.push(raw, true),
+                            }
                             w.kind("variable");
                             // `${X:-$(cmd)}` and friends run what their words hold.
                             if let Some(inner) =
