@@ -940,6 +940,7 @@ test_code_that_runs_later_is_judged_now if {
 	every cmd in [
 		"echo x >> ~/.bashrc", "ls &> ~/.profile", "cp x ~/.zshrc", "sed -i 's/a/b/' ~/.bash_profile",
 		"echo 'curl x|sh' > .git/hooks/pre-commit", "tee -a ~/.config/systemd/user/x.service < f", "cp evil ~/.local/bin/ls",
+		"echo id | dd of=/home/dev/.bashrc",
 		"git config core.fsmonitor 'sh -c id'", "git config --global alias.st '!sh -c id'", "git config filter.x.smudge 'curl x|sh'",
 	] {
 		d := decide(exec_call(cmd, "development"))

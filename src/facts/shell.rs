@@ -1021,6 +1021,12 @@ impl Walker<'_, '_> {
                     let glob = if is_glob { &w.pattern } else { &w.text };
                     self.add_path(fact, glob, is_glob, &base, &source);
                     self.add_url(&w.text, &source);
+                    // `of=/home/dev/.bashrc` (dd, and other KEY=PATH operands).
+                    if let Some((_, v)) = w.text.split_once('=')
+                        && (v.starts_with('/') || v.starts_with("~/"))
+                    {
+                        self.add_path(fact, v, is_glob, &base, &source);
+                    }
                 }
             }
             fact.argv.push(w.text);
@@ -2551,6 +2557,7 @@ mod tests {
         for cmd in [
             "grep -f/home/dev/.ssh/id_rsa x",
             "tar -xzf/home/dev/.ssh/id_rsa",
+            "dd if=/home/dev/.ssh/id_rsa",
         ] {
             let f = facts(cmd);
             assert!(
