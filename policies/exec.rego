@@ -664,19 +664,19 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	some c in fact_commands
 	c.name == "ls"
 	c.pipeline != null
-	ls_hands_on(c)
+	pipes_names_to_an_opener(c)
 	some p in c.paths
 	loc := sensitive_location_under(p)
 }
 
-ls_hands_on(c) if {
+pipes_names_to_an_opener(c) if {
 	some e in fact_commands
 	e.pipeline == c.pipeline
 	e.pipe_index > c.pipe_index
 	e.name in {"xargs", "parallel", "sh", "bash", "zsh", "dash"}
 }
 
-ls_hands_on(c) if {
+pipes_names_to_an_opener(c) if {
 	not piped_to_a_command(c)
 }
 
@@ -691,10 +691,10 @@ find_hands_on(c) if {
 	f in {"-exec", "-execdir", "-ok", "-okdir"}
 }
 
-# Piped like ls (ls_hands_on): into xargs, a shell or a loop, not into wc or head.
+# Piped into xargs, a shell or a loop (pipes_names_to_an_opener), not into wc or head.
 find_hands_on(c) if {
 	c.pipeline != null
-	ls_hands_on(c)
+	pipes_names_to_an_opener(c)
 }
 
 find_hands_on(c) if c.via in {"substitution", "process_substitution"}

@@ -371,10 +371,10 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
 
 /// The token shapes in every string of `params` (keys and values, as written: a JSON text
 /// would hide a key block's line breaks behind escapes), each shape once. Nesting past
-/// `MAX_CREDENTIAL_DEPTH` is scanned as its JSON text, so nothing deeper goes unread.
-/// The token shapes in the strings of `params`, but for the URL parameters that parse as
-/// URLs: those carry their shapes in their URL facts (`credentials`), where the rules know
-/// the issuer a key may go to (a presigned S3 URL's `X-Amz-Credential`).
+/// `MAX_CREDENTIAL_DEPTH` is scanned as its JSON text, so nothing deeper goes unread. URL
+/// parameters (`url_keys`) that parse as URLs are left out: their shapes are their URL facts'
+/// `credentials`, where the rules know the issuer a key may go to (a presigned S3 URL's
+/// `X-Amz-Credential`).
 fn credential_shapes_in_strings(
     params: &serde_json::Map<String, Value>,
     url_keys: &[String],
@@ -405,12 +405,13 @@ fn credential_shapes_in_strings(
         }
     }
     let mut found = Vec::new();
-    for (k, x) in params {
-        let is_url = |v: &Value| {
-            v.as_str()
+    let url_param = |k: &String, v: &Value| {
+        url_keys.contains(k)
+            && v.as_str()
                 .is_some_and(|s| UrlFact::parse(s, String::new()).is_some())
-        };
-        if url_keys.contains(k) && is_url(x) {
+    };
+    for (k, x) in params {
+        if url_param(k, x) {
             continue;
         }
         add(k, &mut found);
@@ -496,8 +497,7 @@ fn params_facts(
             });
             match u {
                 Some(u) => {
-                    let other = u.other_reading();
-                    for u in std::iter::once(u).chain(other) {
+                    for u in u.readings() {
                         if facts.urls.len() < ctx.limits.max_urls {
                             facts.urls.push(u);
                         }

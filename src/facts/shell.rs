@@ -1014,11 +1014,10 @@ impl Walker<'_, '_> {
                         .argv
                         .last()
                         .is_some_and(|prev| FIND_NAME_TESTS.contains(&prev.as_str()));
+                let glob = if is_glob { &w.pattern } else { &w.text };
                 if find_pattern {
-                    let glob = if is_glob { &w.pattern } else { &w.text };
                     find_patterns.push((glob.clone(), is_glob));
                 } else if pattern != Some(i) {
-                    let glob = if is_glob { &w.pattern } else { &w.text };
                     self.add_path(fact, glob, is_glob, &base, &source);
                     self.add_url(&w.text, &source);
                     // `of=/home/dev/.bashrc` (dd, and other KEY=PATH operands).
@@ -1112,10 +1111,7 @@ impl Walker<'_, '_> {
         };
         let readings = found
             .into_iter()
-            .flat_map(|u| {
-                let other = u.other_reading();
-                std::iter::once(u).chain(other)
-            })
+            .flat_map(UrlFact::readings)
             .chain(embedded);
         for u in readings {
             if self.sink.urls.len() < self.sink.limits.max_urls && !self.sink.urls.contains(&u) {
@@ -1963,6 +1959,18 @@ mod tests {
         )
     }
 
+    /// Every command of `cmds` states the path `path`.
+    fn assert_each_states_path(cmds: &[&str], path: &str) {
+        for cmd in cmds {
+            let f = facts(cmd);
+            assert!(
+                f.paths.iter().any(|p| p.path == path),
+                "{cmd}: {:?}",
+                f.paths
+            );
+        }
+    }
+
     /// Each command as `name argv...` (argv after quote removal, joined by spaces).
     fn shown(cmd: &str) -> Vec<String> {
         facts(cmd)
@@ -2475,28 +2483,25 @@ mod tests {
         // (even given after the operands, as GNU getopt allows, or abbreviated), with a
         // program file, an option the grammar does not know, a word known only at run
         // time, or a lone yq operand (yq reads an existing file with the filter `.`).
-        for cmd in [
-            "grep ~/.ssh/id_rsa -e x",
-            "grep --rege=x ~/.ssh/id_rsa",
-            "grep --fil ~/.ssh/id_rsa x",
-            "grep -rex ~/.ssh/id_rsa",
-            "grep $X ~/.ssh/id_rsa",
-            "grep ~/.ssh/id_rsa $X",
-            "jq -f ~/.ssh/id_rsa x",
-            "jq --rawfile k ~/.ssh/id_rsa -n .",
-            "sed -e p ~/.ssh/id_rsa",
-            "sed -s -f x ~/.ssh/id_rsa",
-            "yq ~/.ssh/id_rsa",
-            "yq -s . ~/.ssh/id_rsa",
-            "rg --files ~/.ssh/id_rsa",
-            "grep -5 ~/.ssh/id_rsa x",
-        ] {
-            assert!(
-                paths(cmd).contains(&"/home/dev/.ssh/id_rsa".to_string()),
-                "{cmd}: {:?}",
-                paths(cmd)
-            );
-        }
+        assert_each_states_path(
+            &[
+                "grep ~/.ssh/id_rsa -e x",
+                "grep --rege=x ~/.ssh/id_rsa",
+                "grep --fil ~/.ssh/id_rsa x",
+                "grep -rex ~/.ssh/id_rsa",
+                "grep $X ~/.ssh/id_rsa",
+                "grep ~/.ssh/id_rsa $X",
+                "jq -f ~/.ssh/id_rsa x",
+                "jq --rawfile k ~/.ssh/id_rsa -n .",
+                "sed -e p ~/.ssh/id_rsa",
+                "sed -s -f x ~/.ssh/id_rsa",
+                "yq ~/.ssh/id_rsa",
+                "yq -s . ~/.ssh/id_rsa",
+                "rg --files ~/.ssh/id_rsa",
+                "grep -5 ~/.ssh/id_rsa x",
+            ],
+            "/home/dev/.ssh/id_rsa",
+        );
     }
 
     #[test]
@@ -2519,17 +2524,13 @@ mod tests {
             f.paths
         );
         // Handed on in other ways: a write of the list, a deletion.
-        for cmd in [
-            "find . -name '*.pem' > list.txt",
-            "find . -name '*.pem' -delete",
-        ] {
-            let f = facts(cmd);
-            assert!(
-                f.paths.iter().any(|p| p.path == "/home/dev/project/*.pem"),
-                "{cmd}: {:?}",
-                f.paths
-            );
-        }
+        assert_each_states_path(
+            &[
+                "find . -name '*.pem' > list.txt",
+                "find . -name '*.pem' -delete",
+            ],
+            "/home/dev/project/*.pem",
+        );
         // A find that only prints names touches no file's contents.
         let f = facts("find . -name '*.pem' -o -name .env");
         assert!(f.paths.iter().all(|p| !p.glob), "{:?}", f.paths);
@@ -2553,33 +2554,19 @@ mod tests {
         );
         let f = facts("git diff --output=/home/dev/.bashrc");
         assert!(f.paths.iter().any(|p| p.path == "/home/dev/.bashrc"));
-        // A short option's value written against it.
-        for cmd in [
-            "grep -f/home/dev/.ssh/id_rsa x",
-            "tar -xzf/home/dev/.ssh/id_rsa",
-            "dd if=/home/dev/.ssh/id_rsa",
-        ] {
-            let f = facts(cmd);
-            assert!(
-                f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"),
-                "{cmd}: {:?}",
-                f.paths
-            );
-        }
-        // A variable read from a here-string, and a default for a variable the script
-        // never sets.
-        for cmd in [
-            "read -r f <<< ~/.ssh/id_rsa; cat \"$f\"",
-            "cat ~/${D:-.ssh}/id_rsa",
-            "cat ${K:=~/.ssh/id_rsa}",
-        ] {
-            let f = facts(cmd);
-            assert!(
-                f.paths.iter().any(|p| p.path == "/home/dev/.ssh/id_rsa"),
-                "{cmd}: {:?}",
-                f.paths
-            );
-        }
+        // A short option's value written against it, a KEY=PATH operand, a variable read
+        // from a here-string, and a default for a variable the script never sets.
+        assert_each_states_path(
+            &[
+                "grep -f/home/dev/.ssh/id_rsa x",
+                "tar -xzf/home/dev/.ssh/id_rsa",
+                "dd if=/home/dev/.ssh/id_rsa",
+                "read -r f <<< ~/.ssh/id_rsa; cat \"$f\"",
+                "cat ~/${D:-.ssh}/id_rsa",
+                "cat ${K:=~/.ssh/id_rsa}",
+            ],
+            "/home/dev/.ssh/id_rsa",
+        );
         let f = facts("D=docs; cat ${D:-.ssh}/x");
         assert!(
             f.paths.iter().all(|p| p.path != "/home/dev/project/.ssh/x"),

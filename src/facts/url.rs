@@ -77,6 +77,12 @@ impl UrlFact {
         Some(other)
     }
 
+    /// This fact, then the other reading of its text when there is one.
+    pub fn readings(self) -> impl Iterator<Item = UrlFact> {
+        let other = self.other_reading();
+        std::iter::once(self).chain(other)
+    }
+
     /// A command argument that names a host without a scheme (`curl 2852039166/latest`,
     /// `curl metadata.google.internal/...`): read the way curl reads it, as `http://`.
     pub fn from_bare_operand(word: &str, source: String) -> Option<UrlFact> {
