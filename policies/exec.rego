@@ -67,6 +67,7 @@ command_read_only(c) if {
 	c.name == ""
 	not redirect_writes(c)
 	not unsafe_assignment(c)
+	not evaluates_subscript(c)
 }
 
 command_read_only(c) if {
@@ -98,7 +99,14 @@ runs_as_named(c) if {
 	not program_elsewhere(c)
 	not redirect_writes(c)
 	not unsafe_assignment(c)
+	not evaluates_subscript(c)
 }
+
+# Quoted text holding a command in an array subscript (`test -v 'a[$(id)]'`,
+# `printf -v 'a[$(id)]'`, `x='a[$(id)]'; echo $((x))`): bash runs it when it evaluates
+# the name or the arithmetic, hidden from a reader of the line. Its commands are judged
+# too; the form itself is never plainly read-only, whatever it runs.
+evaluates_subscript(c) if count(object.get(c, "evaluated_subscripts", [])) > 0
 
 # A program named by a path outside the system's directories (./ls, bin/cat,
 # /tmp/x/grep, ~/bin/rg) runs whatever file is there, not the program its name
@@ -588,6 +596,8 @@ not_read_only_why(c) := sprintf("%s has a program name only known at run time", 
 	unsafe_assignment(c)
 } else := sprintf("%s runs the file %s, not the system's %s (exec.system_program_path)", [c.name, c.program, c.name]) if {
 	program_elsewhere(c)
+} else := sprintf("%s holds a command in a quoted array subscript (%s), which bash runs when it evaluates it", [shown_name(c), concat(", ", c.evaluated_subscripts)]) if {
+	evaluates_subscript(c)
 } else := sprintf("%s sets a variable that changes what later commands run", [c.name]) if {
 	sets_code_variable(c)
 } else := sprintf("%s is not a known read-only program (data.clawgate.commands)", [c.name]) if {

@@ -716,6 +716,25 @@ test_programs_elsewhere_and_variable_setters_are_not_read_only if {
 	}
 }
 
+# A command in a quoted array subscript runs when bash evaluates the name or the
+# arithmetic (test -v, printf -v, read, a nameref, $((x))), whatever it is; awk's
+# fields and grep's patterns are not evaluated by the shell.
+test_commands_in_quoted_subscripts_are_not_read_only if {
+	every cmd in [
+		"test -v 'a[$(id)]'", "[[ -v 'a[$(id)]' ]]", "printf -v 'a[`id`]' %s x", "read 'a[$(id)]' <<< x",
+		"[ 1 -eq 'a[$(id)]' ]", "x='a[$(id)]'; echo $((x))", "declare -n r='a[$(id)]'; echo $r",
+		"test -v \"a[\\$(id)]$(true)\"",
+	] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect != "allow"
+		some r in d.reasons
+		contains(r, "quoted array subscript")
+	}
+	every cmd in ["awk '{c[$(NF)]++} END {for (k in c) print k}' data.txt", "rg -F 'a[$(id)]' src", "test -v 'a[1]'", "echo \"${arr[$((i+1))]}\""] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
 test_fork_bombs_are_denied if {
 	every cmd in [":(){ :|:& };:", "bomb(){ bomb | bomb & }; bomb", "f() { f & f; }; f"] {
 		d := decide(exec_call(cmd, "development"))

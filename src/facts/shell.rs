@@ -140,6 +140,12 @@ pub struct CommandFact {
     /// reads the whole argv; that operand is then not stated as a path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program_text: Option<Vec<String>>,
+    /// Command substitutions the shell does not run where they are written but when it
+    /// evaluates the word as a variable name or arithmetic: an array subscript in quoted
+    /// text (`test -v 'a[$(id)]'`, `printf -v 'a[$(id)]'`, `x='a[$(id)]'; echo $((x))`).
+    /// Each subscript's commands are parsed as substitutions of this command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evaluated_subscripts: Vec<String>,
     /// The shell function whose body holds this command (`f() { …; }`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
@@ -248,8 +254,13 @@ pub(super) fn add_script(sink: &mut Sink, text: &str, source: String, base: &Pat
         cwd: base.cwd.clone(),
         home: base.home.clone(),
         vars: HashMap::new(),
+        subscripts: Vec::new(),
     };
     walker.script(text, source, &Scope::top());
+    // Words outside any simple command (`for` lists, `case` words).
+    for (owner, text, scope) in std::mem::take(&mut walker.subscripts) {
+        walker.evaluate_subscript(owner, text, &scope);
+    }
 }
 
 /// State text that is not parsed, and why (typed input that edits its own line).
@@ -315,6 +326,10 @@ struct WordOut {
     /// The glob form: quoted metacharacters escaped, unquoted ones live.
     pattern: String,
     kinds: Vec<&'static str>,
+    /// The text of its literal pieces (quoted, escaped or plain text, and variables known
+    /// to hold literal text), with a space for each expansion: where a `$(` here is text
+    /// the shell does not run now, but may run later (`test -v 'a[$(id)]'`).
+    inert: String,
 }
 
 impl WordOut {
@@ -325,11 +340,19 @@ impl WordOut {
     }
     fn push(&mut self, s: &str, quoted: bool) {
         self.text.push_str(s);
+        self.inert.push_str(s);
         if quoted {
             self.pattern.push_str(&super::glob::escape(s));
         } else {
             self.pattern.push_str(s);
         }
+    }
+
+    /// An expansion, kept as written in the text.
+    fn push_expansion(&mut self, raw: &str) {
+        self.text.push_str(raw);
+        self.pattern.push_str(&super::glob::escape(raw));
+        self.inert.push(' ');
     }
 }
 
@@ -340,6 +363,10 @@ struct Walker<'s, 'a> {
     home: String,
     /// Variables assigned a literal value earlier in the text, or bound by a `for` loop.
     vars: HashMap<String, Bound>,
+    /// Array subscripts holding a command substitution in inert text, with the command
+    /// whose word holds them (`CommandFact::evaluated_subscripts`), until that command is
+    /// stated.
+    subscripts: Vec<(usize, String, Scope)>,
 }
 
 /// What a shell variable is known to hold.
@@ -373,6 +400,19 @@ pub(super) fn unpanicked<T, E: std::fmt::Display>(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
         .map_err(|_| "the shell parser failed on this text".to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Where an array subscript holding a command substitution starts in inert text
+/// (`a[$(id)]`, `x+a[`id`]`): bash expands the subscript when it evaluates the text as a
+/// variable name (`test -v`, `printf -v`, `read`, a nameref) or as arithmetic (`$((x))` of a
+/// variable holding it), so text that runs nothing where it is written runs it there.
+/// `$((` in a subscript is arithmetic, not a command.
+fn subscript_substitution(inert: &str) -> Option<usize> {
+    static SUBSCRIPT: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*(?:\$\([^(]|`)")
+            .expect("subscript pattern")
+    });
+    SUBSCRIPT.find(inert).map(|m| m.start())
 }
 
 /// Whether ten or more digits run straight into `<` or `>` (`99999999999>x`): brush reads
@@ -659,7 +699,11 @@ impl Walker<'_, '_> {
                 fact.name = "[[".into();
                 fact.literal = fact.dynamic.is_empty();
                 fact.argv = argv;
+                let subscripts = self.own_subscripts(&mut fact);
                 self.sink.commands[id] = fact;
+                for text in subscripts {
+                    self.substitutions_in(&text, id, scope);
+                }
             }
         }
     }
@@ -885,7 +929,7 @@ impl Walker<'_, '_> {
                         ast::ProcessSubstitutionKind::Write => ">(…)",
                     };
                     let mut w = WordOut::default();
-                    w.push(op, true);
+                    w.push_expansion(op);
                     w.kind("process_substitution");
                     words.push(w);
                 }
@@ -922,6 +966,7 @@ impl Walker<'_, '_> {
             }
         }
         self.fill(&mut fact, words);
+        let subscripts = self.own_subscripts(&mut fact);
         if fact.name == "cd" || fact.name == "pushd" {
             self.change_dir(&fact);
         }
@@ -940,6 +985,9 @@ impl Walker<'_, '_> {
         }
         fact.stdin_text.clone_from(&heredoc);
         self.sink.commands[id] = fact;
+        for text in subscripts {
+            self.substitutions_in(&text, id, scope);
+        }
         for text in commands {
             self.nested(&text, id, scope, "variable");
         }
@@ -1304,6 +1352,10 @@ impl Walker<'_, '_> {
                     w.kind("unparsed");
                 }
             }
+            if let Some(at) = subscript_substitution(&w.inert) {
+                self.subscripts
+                    .push((owner, w.inert[at..].to_string(), scope.clone()));
+            }
             out.push(w);
         }
         out
@@ -1353,7 +1405,7 @@ impl Walker<'_, '_> {
                         w.kind("tilde_user");
                     }
                     _ => {
-                        w.push(raw, true);
+                        w.push_expansion(raw);
                         w.kind("variable");
                     }
                 },
@@ -1390,7 +1442,7 @@ impl Walker<'_, '_> {
                             // what a path rule must see (`cat ~/${D:-.aws}/credentials`).
                             match default_of_unset(raw, &self.vars) {
                                 Some(text) => w.push(&text, true),
-                                None => w.push(raw, true),
+                                None => w.push_expansion(raw),
                             }
                             w.kind("variable");
                             // `${X:-$(cmd)}` and friends run what their words hold.
@@ -1404,16 +1456,42 @@ impl Walker<'_, '_> {
                 }
                 WordPiece::CommandSubstitution(body)
                 | WordPiece::BackquotedCommandSubstitution(body) => {
-                    w.push(raw, true);
+                    w.push_expansion(raw);
                     w.kind("command_substitution");
                     self.nested(body, owner, scope, "substitution");
                 }
                 WordPiece::ArithmeticExpression(expr) => {
-                    w.push(raw, true);
+                    w.push_expansion(raw);
                     w.kind("arithmetic");
                     self.substitutions_in(&expr.value, owner, scope);
                 }
             }
+        }
+    }
+
+    /// The subscripts found in the words of `fact` (`subscripts`), stated on it and
+    /// returned for parsing, unless the text is the command's own pattern or program
+    /// (awk's `c[$(NF)]` is a field, not a shell command).
+    fn own_subscripts(&mut self, fact: &mut CommandFact) -> Vec<String> {
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.subscripts)
+            .into_iter()
+            .partition(|(owner, _, _)| *owner == fact.id);
+        self.subscripts = others;
+        let programs = fact.program_text.as_deref().unwrap_or_default();
+        let texts: Vec<String> = mine
+            .into_iter()
+            .map(|(_, text, _)| text)
+            .filter(|text| !programs.iter().any(|p| p.contains(text.as_str())))
+            .collect();
+        fact.evaluated_subscripts.extend(texts.iter().cloned());
+        texts
+    }
+
+    /// A subscript of a word outside any simple command, stated on its owner.
+    fn evaluate_subscript(&mut self, owner: usize, text: String, scope: &Scope) {
+        if let Some(c) = self.sink.commands.get_mut(owner) {
+            c.evaluated_subscripts.push(text.clone());
+            self.substitutions_in(&text, owner, scope);
         }
     }
 
@@ -2090,6 +2168,53 @@ mod tests {
             let c = f.commands.iter().find(|c| c.name == inner);
             assert!(
                 c.is_some_and(|c| c.via == via && c.depth == 1),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+    }
+
+    #[test]
+    fn commands_in_quoted_array_subscripts_are_stated_on_the_word_that_holds_them() {
+        // bash runs `$(…)` in a subscript when it evaluates the text as a name or as
+        // arithmetic, though the quotes keep it from running where it is written.
+        for (cmd, owner) in [
+            ("test -v 'a[$(rm -rf x)]'", "test"),
+            ("[[ -v 'a[$(rm -rf x)]' ]]", "[["),
+            ("printf -v 'a[`rm -rf x`]' %s 1", "printf"),
+            ("read 'a[$(rm -rf x)]' <<< 1", "read"),
+            ("declare -n r='a[$(rm -rf x)]'", "declare"),
+            ("[ 1 -eq \"1+a[\\$(rm -rf x)]\" ]", "["),
+            // A real substitution beside it does not hide the inert one.
+            ("test -v \"a[\\$(rm -rf x)]$(true)\"", "test"),
+            ("x='a[$(rm -rf x)]'; echo $((x))", ""),
+            ("x='a[$(rm -rf x)]'; test -v \"$x\"", "test"),
+        ] {
+            let f = facts(cmd);
+            let held_by = |h: &super::CommandFact| {
+                f.commands
+                    .iter()
+                    .any(|r| r.name == "rm" && r.parent == Some(h.id) && r.via == "substitution")
+            };
+            assert!(
+                f.commands
+                    .iter()
+                    .any(|h| h.name == owner && !h.evaluated_subscripts.is_empty() && held_by(h)),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+        // Not a subscript the shell evaluates: awk's fields, a grep pattern, arithmetic in
+        // a subscript, a substitution that runs where it is written.
+        for cmd in [
+            "awk '{c[$(NF)]++} END {for (k in c) print k}' data.txt",
+            "rg -F 'a[$(id)]' src",
+            "echo \"${arr[$((i+1))]}\"",
+            "echo \"a[$(date)]\"",
+        ] {
+            let f = facts(cmd);
+            assert!(
+                f.commands.iter().all(|c| c.evaluated_subscripts.is_empty()),
                 "{cmd}: {:?}",
                 f.commands
             );
