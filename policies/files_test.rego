@@ -198,6 +198,24 @@ test_path_not_a_string_is_ignored if {
 	effect_of(tool_call("read", {"path": {"nested": "~/.ssh/id_rsa"}}, "production")) == "allow"
 }
 
+# Cluster, registry, Kerberos, password-manager and agent logins beyond the home
+# directory's usual dot-files (seventh round of probing).
+test_more_credential_stores_are_denied if {
+	every path in [
+		"/etc/rancher/k3s/k3s.yaml", "/var/lib/rancher/k3s/server/token", "/var/lib/kubelet/kubeconfig",
+		"/run/user/1000/containers/auth.json", "/home/u/.config/containers/auth.json", "/home/u/.talos/config",
+		"/tmp/krb5cc_1000", "/etc/krb5.keytab", "/var/lib/sss/db/cache_x.ldb", "/var/lib/tailscale/tailscaled.state",
+		"vault/team.kdbx", "/home/u/.config/Bitwarden CLI/data.json", "/home/u/.claude.json",
+		"/home/u/.cursor/mcp.json", "/home/u/.local/share/jupyter/runtime/kernel-1.json", "ansible/.vault_pass",
+		"/home/u/.passwd-s3fs", "/home/u/.smbcredentials", "/home/u/.pki/nssdb/key4.db", "/etc/salt/pki/master/master.pem",
+	] {
+		read_path(path, "development").effect == "deny"
+	}
+	every path in ["/run/user/1000/bus", "docs/auth.json", "/etc/rancher-notes.txt", "notes/krb5.conf"] {
+		read_path(path, "production").effect == "allow"
+	}
+}
+
 # One example per credential rule id, so a pattern edit that stops matching fails here.
 credential_examples := {
 	"cred.cli_tokens": "~/.config/doctl/config.yaml",
