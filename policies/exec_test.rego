@@ -971,11 +971,18 @@ test_code_that_runs_later_is_judged_now if {
 		"/home/dev/.openclaw/extensions/x/index.js", "/home/dev/.openclaw/workspace/skills/x/SKILL.md",
 		"/home/dev/.openclaw/workspace/AGENTS.md", "/home/dev/.openclaw/workspace/HEARTBEAT.md",
 		"/home/dev/.openclaw/hooks/x/handler.ts", "project/.husky/pre-commit", "project/.envrc",
-		"/home/dev/src/app/.vscode/tasks.json",
+		"/home/dev/src/app/.vscode/tasks.json", "/home/dev/.bash_aliases", "/home/dev/.tmux.conf",
+		"/home/dev/.openclaw/cron/jobs.json", "/home/dev/.ipython/profile_default/startup/00-x.py",
+		"project/.venv/lib/python3.12/site-packages/evil.pth", "project/sitecustomize.py",
+		"project/.github/workflows/ci.yml", "project/.pre-commit-config.yaml", "project/.devcontainer/devcontainer.json",
+		"/home/dev/.curlrc", "/home/dev/.yarnrc.yml", "/home/dev/.gradle/init.d/x.gradle",
 	] {
 		fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
 	}
-	every path in ["/home/dev/.openclaw/workspace/MEMORY.md", "project/.vscode/settings.json", "project/husky.md", "project/.git/HEAD"] {
+	every path in [
+		"/home/dev/.openclaw/workspace/MEMORY.md", "project/.vscode/settings.json", "project/husky.md", "project/.git/HEAD",
+		"project/.github/CODEOWNERS", "project/docs/site-packages.md",
+	] {
 		not fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
 	}
 	decide(tool_call("read", {"path": "/home/dev/.openclaw/workspace/AGENTS.md"}, "production")).effect == "allow"
