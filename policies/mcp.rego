@@ -6,8 +6,11 @@
 #   2. destructive name (delete_*, drop_*, *_remove, destroyX, ...) -> high, mutation
 #   3. a verb that changes something, first or anywhere in the name
 #      (create_snapshot, getOrCreate, search_replace)               -> medium, mutation
-#   4. a name that reads secrets (get_secret, getApiKey, get_env)   -> critical, read
+#   4. a name that reads secrets (get_secret, getApiKey, get_env), any read of a
+#      secret store's server (vault, doppler, 1password), SQL reading password
+#      hashes (pg_shadow, mysql.user), a getter asked for kind Secret -> critical, read
 #   5. read-ish name whose SQL argument changes data                 -> medium, mutation
+#      or whose query runs code on the server (MongoDB $where)      -> high, mutation
 #   6. read-ish name (get_*, list_*, search_*, ..., pods_list)       -> low, read
 #   7. anything else                                                 -> medium, mutation
 # Mutations then follow the tier's mutation_effect, so destructive tools need
@@ -50,7 +53,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 	overrides := [o | o := server_spec.tools[tool]; is_object(o)]
 	label := sprintf("MCP %s/%s", [server, tool])
 	class_fs := {f |
-		class := mcp_classify(overrides, mcp, tool, c.args)
+		class := mcp_classify(overrides, mcp, server, tool, c.args)
 		class_spec := mcp_class_spec_of(class, overrides, mcp)
 		risk := max_risk(object.get(class_spec, "risk", "high"), object.get(server_spec, "risk", "low"))
 		text := mcp_text(class, overrides, class_spec, server, tool)
@@ -73,7 +76,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 
 # Classification, first match wins (see the header).
-mcp_classify(overrides, mcp, tool, args) := "override" if {
+mcp_classify(overrides, mcp, server, tool, args) := "override" if {
 	count(overrides) > 0
 } else := "destructive" if {
 	some p in mcp.destructive_patterns
@@ -91,6 +94,14 @@ mcp_classify(overrides, mcp, tool, args) := "override" if {
 } else := "secret" if {
 	some p in object.get(mcp, "secret_patterns", [])
 	regex.match(p, tool)
+} else := "secret_server" if {
+	# Any read of a secret store's server (vault/read, doppler/get, onepassword/item_get).
+	regex.match(object.get(mcp, "secret_server_pattern", "^$"), server)
+} else := "secret_sql" if {
+	# SQL that reads the database's own password hashes or credential mappings.
+	some key in object.get(mcp, "sql_argument_keys", [])
+	some text in string_values(args[key])
+	regex.match(object.get(mcp, "sql_secret_pattern", "^$"), text)
 } else := "secret_kind" if {
 	# A generic getter asked for a secret kind (get_resource {kind: "Secret"}).
 	some key in object.get(mcp, "secret_kind_argument_keys", [])
@@ -103,6 +114,15 @@ mcp_classify(overrides, mcp, tool, args) := "override" if {
 	some text in string_values(args[key])
 	looks_like_sql(mcp, text)
 	not sql_read_only(mcp, text)
+} else := "server_code" if {
+	# A query that runs code on the database server (MongoDB's $where, $function,
+	# $accumulator), at any depth of the arguments.
+	some p in mcp.read_patterns
+	regex.match(p, tool)
+	keys := object.get(mcp, "server_code_keys", [])
+	walk(args, [path, _])
+	count(path) > 0
+	path[count(path) - 1] in keys
 } else := "read" if {
 	some p in mcp.read_patterns
 	regex.match(p, tool)
@@ -168,7 +188,7 @@ mcp_override := o if {
 	is_object(o)
 }
 
-mcp_class := mcp_classify([o | o := mcp_override], object.union_n([x | x := data.clawgate.mcp; is_object(x)]), mcp_call.tool, mcp_call.args)
+mcp_class := mcp_classify([o | o := mcp_override], object.union_n([x | x := data.clawgate.mcp; is_object(x)]), mcp_call.server, mcp_call.tool, mcp_call.args)
 
 mcp_class_spec := o if {
 	mcp_class == "override"

@@ -262,3 +262,30 @@ test_read_names_with_a_second_verb_secrets_or_writing_sql_are_not_reads if {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
 }
+
+# A secret store's server is read as secrets whatever the tool's name; SQL reading the
+# database's password hashes is a secret read; SQL functions that load code or touch
+# files are side effects; MongoDB queries that run JavaScript on the server are not reads.
+test_secret_stores_password_tables_and_server_code_are_not_plain_reads if {
+	every server in ["vault", "hashicorp-vault", "doppler", "1password", "onepassword-mcp", "secrets-manager", "infisical"] {
+		d := mcp_decide(server, "read", {"path": "secret/data/prod"}, "production")
+		d.effect == "require_approval"
+		d.risk == "critical"
+	}
+	mcp_decide("vaultwarden-docs", "search", {"query": "x"}, "production").effect == "allow"
+	every sql in ["select usename, passwd from pg_shadow", "SELECT rolpassword FROM pg_authid", "select user, authentication_string from mysql.user"] {
+		d := mcp_decide("db", "query", {"sql": sql}, "production")
+		d.effect == "require_approval"
+		d.risk == "critical"
+	}
+	every sql in ["SELECT load_extension('/tmp/x.so')", "SELECT readfile('/home/dev/.ssh/id_rsa')", "SELECT writefile('/home/dev/.bashrc', 'x')", "SELECT pg_ls_dir('/')"] {
+		mcp_decide("db", "read_query", {"query": sql}, "production").effect == "require_approval"
+	}
+	mcp_decide("db", "query", {"sql": "select name, shadow_price from items"}, "production").effect == "allow"
+	every args in [{"collection": "users", "filter": {"$where": "sleep(1000)"}}, {"collection": "u", "filter": {"$expr": {"$function": {"body": "x"}}}}] {
+		d := mcp_decide("mongo", "find", args, "production")
+		d.effect == "require_approval"
+		fired(d, "mcp.server_code")
+	}
+	mcp_decide("mongo", "find", {"collection": "users", "filter": {"age": {"$gt": 30}}}, "production").effect == "allow"
+}
