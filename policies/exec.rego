@@ -1309,13 +1309,25 @@ secret_findings contains f if {
 # Findings about exec's own parameters.
 exec_param_findings(name) := fs if {
 	name == "exec"
-	fs := ({f | f := elevated_finding; is_object(f)} | {f | f := host_finding; is_object(f)}) | {f | f := no_command_finding; is_object(f)}
+	fs := (({f | f := elevated_finding; is_object(f)} | {f | f := host_finding; is_object(f)}) | {f | f := no_command_finding; is_object(f)}) | {f | f := safety_override_finding; is_object(f)}
 } else := set()
 
 # host=gateway or host=node overrides the host OpenClaw is configured to run commands on
 # ("omit/auto: inherit configured host"): out of the sandbox, or onto another machine.
 host_finding := finding("exec.host_override", {"production": "require_approval", "default": "allow"}, "high", sprintf("exec asks to run on host=%s instead of the configured host (outside the sandbox or on another machine)", [input.action.params.host])) if {
 	input.action.params.host in {"gateway", "node"}
+}
+
+# security=full or ask=off asks OpenClaw to skip its own exec allowlist or approval
+# prompt for this call: the agent lowering the guard it runs under.
+safety_override_finding := finding("exec.safety_override", {"production": "require_approval", "default": "allow"}, "high", sprintf("exec asks OpenClaw to run without its own exec checks (%s)", [safety_override])) if {
+	safety_override
+}
+
+safety_override := "security=full" if {
+	input.action.params.security == "full"
+} else := "ask=off" if {
+	input.action.params.ask == "off"
 }
 
 # elevated=true asks OpenClaw to leave the sandbox and run on the host.

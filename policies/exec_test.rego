@@ -359,6 +359,18 @@ test_bash_alias_uses_exec_rules if {
 
 # ---- other exec parameters ---------------------------------------------------------------
 
+test_exec_lowering_openclaws_own_checks_needs_approval_in_production if {
+	every params in [{"command": "ls", "security": "full"}, {"command": "ls", "ask": "off"}] {
+		d := decide(tool_call("exec", params, "production"))
+		d.effect == "require_approval"
+		fired(d, "exec.safety_override")
+		decide(tool_call("exec", params, "development")).effect == "allow"
+	}
+	every params in [{"command": "ls", "security": "allowlist"}, {"command": "ls", "ask": "always"}] {
+		decide(tool_call("exec", params, "production")).effect == "allow"
+	}
+}
+
 test_elevated_exec_needs_approval_in_production if {
 	d := decide(tool_call("exec", {"command": "ls", "elevated": true}, "production"))
 	d.effect == "require_approval"
