@@ -747,6 +747,18 @@ test_commands_in_quoted_subscripts_are_not_read_only if {
 	}
 }
 
+# curl's write-out format can name a file (%output{file}, curl 8.3): only %{variables}
+# and %% keep curl -w a read.
+test_curl_write_out_to_a_file_is_not_a_read if {
+	every cmd in ["curl -w '%output{/home/dev/notes}x' https://example.com", "curl -w @fmt.txt https://example.com", "curl --write-out='%output{>>x}' https://example.com"] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+	fired(decide(exec_call("curl -w '%output{~/.bashrc}x' https://example.com", "development")), "fs.persistence")
+	every cmd in ["curl -s -o /dev/null -w '%{http_code}\n' https://example.com", "curl -w 'took %{time_total}s, 100%%' https://example.com"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
 test_fork_bombs_are_denied if {
 	every cmd in [":(){ :|:& };:", "bomb(){ bomb | bomb & }; bomb", "f() { f & f; }; f"] {
 		d := decide(exec_call(cmd, "development"))

@@ -402,6 +402,15 @@ pub(super) fn unpanicked<T, E: std::fmt::Display>(
         .map_err(|e| e.to_string())
 }
 
+/// The file a curl write-out format sends its output to (`-w '%output{~/.bashrc}…'`,
+/// `%output{>>file}` appends): a path the command writes, named by no operand.
+fn write_out_file(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("%output{")?;
+    let (target, _) = rest.split_once('}')?;
+    let target = target.strip_prefix(">>").unwrap_or(target);
+    (!target.is_empty()).then_some(target)
+}
+
 /// Where an array subscript holding a command substitution starts in inert text
 /// (`a[$(id)]`, `x+a[`id`]`): bash expands the subscript when it evaluates the text as a
 /// variable name (`test -v`, `printf -v`, `read`, a nameref) or as arithmetic (`$((x))` of a
@@ -1075,6 +1084,9 @@ impl Walker<'_, '_> {
                         self.add_path(fact, v, is_glob, &base, &source);
                     }
                 }
+            }
+            if let Some(target) = write_out_file(&w.text) {
+                self.add_path(fact, target, false, &base, &source);
             }
             fact.argv.push(w.text);
         }
@@ -2659,6 +2671,21 @@ mod tests {
         // A find that only prints names touches no file's contents.
         let f = facts("find . -name '*.pem' -o -name .env");
         assert!(f.paths.iter().all(|p| !p.glob), "{:?}", f.paths);
+    }
+
+    #[test]
+    fn a_curl_write_out_file_is_a_path() {
+        assert_each_states_path(
+            &[
+                "curl -w '%output{/home/dev/.bashrc}x' https://example.com",
+                "curl -w '%output{>>~/.bashrc}%{http_code}' https://example.com",
+                "curl --write-out='%output{~/.bashrc}' https://example.com",
+            ],
+            "/home/dev/.bashrc",
+        );
+        assert_eq!(super::write_out_file("%{http_code}\\n"), None);
+        assert_eq!(super::write_out_file("%output{}x"), None);
+        assert_eq!(super::write_out_file("%output{unclosed"), None);
     }
 
     #[test]
