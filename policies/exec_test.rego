@@ -720,10 +720,11 @@ test_programs_elsewhere_and_variable_setters_are_not_read_only if {
 		"./ls", "bin/cat notes.txt", "/tmp/x/cat notes.txt", "~/bin/grep foo", "../cat x", "/usr/bin/../../tmp/cat x",
 		"printf -v PATH /tmp/evil; ls", "printf -vPATH /tmp/evil; ls", "read -r PATH <<< /tmp/evil; ls",
 		"mapfile LD_PRELOAD < x; ls", "tree -o /home/dev/.bashrc", "tree -L 2 -o out.txt", "file -C -m x",
+		"ffprobe -report x.mp4", "ffprobe -o out.txt -show_format x.mp4",
 	] {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
-	every cmd in ["/usr/bin/cat notes.txt", "/bin/ls -la", "/usr/local/bin/rg TODO", "read -r line <<< x", "printf -v out %s x", "tree -L 2", "file notes.txt"] {
+	every cmd in ["/usr/bin/cat notes.txt", "/bin/ls -la", "/usr/local/bin/rg TODO", "read -r line <<< x", "printf -v out %s x", "tree -L 2", "file notes.txt", "ffprobe -show_format -of json x.mp4"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
