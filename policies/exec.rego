@@ -290,6 +290,13 @@ listed_input(c, spec) if {
 	lists_names(p)
 }
 
+# A command that only prints the words it is given (xargs echo, xargs -I{} printf …)
+# opens nothing they name, wherever they come from (exec.words_only).
+listed_input(c, spec) if {
+	spec.needs_listed_input
+	facts.commands[c.runs].name in object.get(exec_data, "words_only", [])
+}
+
 stdin_redirected(c) if {
 	some r in c.redirects
 	r.fd == 0
@@ -528,6 +535,14 @@ operands_allowed(c, spec, operands) if {
 	spec.max_operands
 	not spec.operand_prefix
 	count(real_operands(c, spec, operands)) <= spec.max_operands
+}
+
+# operands_with: flags that make the operands patterns to list, not names to create
+# (git tag --list 'v*', git branch --list 'feat/*').
+operands_allowed(c, spec, _) if {
+	spec.max_operands
+	not spec.operand_prefix
+	flag_in(c, object.get(spec, "operands_with", []))
 }
 
 operands_allowed(c, spec, operands) if {

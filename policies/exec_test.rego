@@ -1055,8 +1055,26 @@ test_find_selecting_credential_file_names_in_a_credential_tree_is_held if {
 
 # xargs hands its command words read from stdin: read-only only when a command that
 # lists file names produces them.
+# Read-only everyday forms found by probing: listing tags and branches by pattern, binary
+# inspection, process trees, a route to a public host, the terminal's width.
+test_more_everyday_reads_are_read_only if {
+	every cmd in [
+		"git tag --list 'v*'", "git branch --list 'feat/*'", "pstree -p", "yes | head -3", "nm -D lib.so",
+		"objdump -d bin/app | head", "readelf -h bin/app", "size bin/app", "tput cols", "traceroute example.com",
+		"tracepath -n example.com",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["git tag v1", "git tag -l -d v1", "git branch feat", "tput reset", "traceroute 10.0.0.1", "traceroute -s 10.0.0.1 example.com"] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
+
 test_xargs_is_read_only_only_on_listed_names if {
-	every cmd in ["find src -name '*.ts' | xargs grep -l useEffect", "git ls-files | xargs wc -l", "grep -rl TODO src | xargs sed -n 1p", "ls *.log | xargs tail -n 5", "echo a.txt b.txt | xargs cat", "find . -type f -print0 | xargs -0 wc -l"] {
+	every cmd in ["find src -name '*.ts' | xargs grep -l useEffect", "git ls-files | xargs wc -l", "grep -rl TODO src | xargs sed -n 1p", "ls *.log | xargs tail -n 5", "echo a.txt b.txt | xargs cat", "find . -type f -print0 | xargs -0 wc -l",
+		# A command that only prints its words opens nothing, whatever they are.
+		"seq 1 5 | xargs -I{} echo item {}", "xargs -n1 echo < list.txt", "git log --format=%h | xargs printf '%s\n'",
+	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 	every cmd in ["xargs cat < paths.txt", "cat paths.txt | xargs -I{} cat {}", "git log | xargs cat", "xargs -a list.txt cat", "curl -s https://example.com/list | xargs cat"] {
