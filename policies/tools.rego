@@ -9,6 +9,8 @@
 #   "mutating": true | false        always / never
 #   "read_only_actions": [...]      params.action outside the list (or missing) = mutation
 #   "mutating": "command"           exec: decided by the command (see exec.rego)
+#   "save_params": [...]            a read given one of these (a file to save to) = mutation
+#   "persistence_actions": [...]    actions held everywhere as persistence (cron add)
 # "action_risk" re-tiers single actions (message delete is high, list is low).
 #
 # Which parameters are file paths, command strings, URLs and patches is named per
@@ -123,6 +125,11 @@ tool_mutation(spec, action) := true if {
 } else := true if {
 	spec.mutating == "command"
 	not exec_read_only
+} else := true if {
+	# A read that saves its result where a parameter says (browser screenshot/pdf with
+	# a path, nodes screen_record to an outPath) writes that file.
+	some k in object.get(spec, "save_params", [])
+	is_string(input.action.params[k])
 } else := false
 
 # --- findings ----------------------------------------------------------------
@@ -220,7 +227,16 @@ catalog_flag_findings(spec, action, mutates, label) := set() if {
 	not spec.outbound
 	not spec.governance
 	not spec.governance_actions
-} else := outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)
+	not spec.persistence_actions
+} else := (outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)) | persistence_action_findings(spec, action, label)
+
+# An action that leaves something to run later, outside the call (tools.<name>.
+# persistence_actions: a scheduled agent run added or changed): held in every
+# environment, as a write to a shell start-up file is (paths.persistence_rule).
+persistence_action_findings(spec, action, label) := {finding(rule.id, rule.effect, rule.risk, sprintf("%s schedules what runs later, outside this call (%s)", [label, rule.reason])) |
+	action in object.get(spec, "persistence_actions", [])
+	rule := paths_data.persistence_rule
+}
 
 # A tool that sends its arguments out of the host (tools.<name>.outbound: a message, a
 # search query, text typed into a page or a desktop app, a prompt to a generator; MCP

@@ -237,13 +237,6 @@ test_browser_import_profile_is_critical if {
 	d.effect == "require_approval"
 }
 
-test_nodes_privacy_reads_are_high_but_allowed if {
-	d := decide(tool_call("nodes", {"action": "camera_snap", "node": "phone"}, "production"))
-	d.effect == "allow"
-	d.risk == "high"
-	effect_of(tool_call("nodes", {"action": "invoke", "node": "phone", "invokeCommand": "x"}, "production")) == "require_approval"
-}
-
 test_process_poll_is_low if {
 	d := decide(tool_call("process", {"action": "poll", "sessionId": "s1"}, "production"))
 	d.effect == "allow"
@@ -455,4 +448,45 @@ test_browser_downloads_are_writes_to_their_path if {
 		fired(decide(tool_call("browser", {"action": action, "ref": "e1"}, "production")), "tool.mutation")
 	}
 	decide(tool_call("browser", {"action": "snapshot"}, "production")).effect == "allow"
+}
+
+# A read that saves its result where a parameter says (browser screenshot or pdf with a
+# path, nodes screen_record to an outPath) is a write of that file; without one it stays
+# a read.
+test_reads_that_save_to_a_path_are_writes if {
+	every call in [
+		["browser", {"action": "screenshot", "path": "/home/dev/.bashrc"}],
+		["browser", {"action": "pdf", "path": "/home/dev/.config/autostart/x.desktop"}],
+		["nodes", {"action": "screen_record", "node": "mac", "outPath": "/home/dev/.profile"}],
+	] {
+		fired(decide(tool_call(call[0], call[1], "development")), "fs.persistence")
+	}
+	d := decide(tool_call("browser", {"action": "screenshot", "path": "shots/home.png"}, "production"))
+	d.effect == "require_approval"
+	fired(d, "tool.mutation")
+	decide(tool_call("browser", {"action": "screenshot"}, "production")).effect == "allow"
+}
+
+# Camera, screen and location reads of a paired device are critical: held in production.
+test_device_camera_screen_and_location_reads_are_held_in_production if {
+	every action in ["camera_snap", "camera_clip", "photos_latest", "screen_record", "screen_snapshot", "location_get"] {
+		decide(tool_call("nodes", {"action": action, "node": "phone"}, "production")).effect == "require_approval"
+		decide(tool_call("nodes", {"action": action, "node": "phone"}, "development")).effect == "allow"
+	}
+	decide(tool_call("nodes", {"action": "status"}, "production")).effect == "allow"
+	effect_of(tool_call("nodes", {"action": "invoke", "node": "phone", "invokeCommand": "x"}, "production")) == "require_approval"
+}
+
+# A scheduled agent run added or changed runs later, outside the call: persistence,
+# held in every environment; listing, running now and removing are not.
+test_scheduling_agent_runs_is_persistence if {
+	every tool in ["cron", "automations"] {
+		every action in ["add", "update"] {
+			d := decide(tool_call(tool, {"action": action, "job": {"name": "x"}}, "development"))
+			d.effect == "require_approval"
+			fired(d, "fs.persistence")
+		}
+	}
+	decide(tool_call("cron", {"action": "list"}, "production")).effect == "allow"
+	not fired(decide(tool_call("cron", {"action": "remove", "jobId": "x"}, "development")), "fs.persistence")
 }
