@@ -635,7 +635,46 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 command_findings := set() if {
 	# Most calls carry no command at all: skip every command rule at once.
 	count(object.get(facts, "scripts", [])) == 0
-} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | (((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings))
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings)) | persistence_command_findings)
+
+# Commands that leave something to run later, outside the call (exec.persistence_commands:
+# crontab installing a table, at/batch jobs, systemctl enable, systemd-run timers,
+# launchctl load, npm/pip config set, ssh-copy-id): fs.persistence, held in every
+# environment like a write to a shell start-up file. An entry matches when its
+# leading_operands start the command's operands (if given), one of its flags_any is
+# set (if given), and none of its unless_flags/unless_short is.
+persistence_command_findings contains finding(rule.id, rule.effect, rule.risk, sprintf("%s %s", [concat(" ", array.slice(c.argv, 0, 3)), rule.reason])) if {
+	some c in fact_commands
+	spec := exec_data.persistence_commands[c.name]
+	persistence_leading(c, spec)
+	persistence_flags(c, spec)
+	not persistence_excepted(c, spec)
+	rule := paths_data.persistence_rule
+}
+
+persistence_leading(_, spec) if not spec.leading_operands
+
+persistence_leading(c, spec) if {
+	some lead in spec.leading_operands
+	array.slice(c.operands, 0, count(lead)) == lead
+}
+
+persistence_flags(_, spec) if not spec.flags_any
+
+persistence_flags(c, spec) if {
+	some f in c.flags
+	f in spec.flags_any
+}
+
+persistence_excepted(c, spec) if {
+	some f in c.flags
+	f in object.get(spec, "unless_flags", [])
+}
+
+persistence_excepted(c, spec) if {
+	some l in c.short
+	l in object.get(spec, "unless_short", [])
+}
 
 # A recursive read of a directory that holds a sensitive location (grep -r x ~,
 # tar c /home) reads the credentials too.

@@ -760,6 +760,24 @@ test_curl_write_out_to_a_file_is_not_a_read if {
 	}
 }
 
+# Commands that leave something to run later are persistence, held in every environment;
+# their reading and removing forms are plain commands.
+test_commands_that_schedule_or_install_what_runs_later_are_persistence if {
+	every cmd in [
+		"crontab /tmp/cron.txt", "echo '* * * * * id' | crontab -", "at now + 1 minute <<< 'id'",
+		"systemctl --user enable x.service", "systemd-run --user --on-calendar=hourly id", "loginctl enable-linger dev",
+		"launchctl load ~/Library/LaunchAgents/x.plist", "npm config set ignore-scripts false",
+		"pip config set global.index-url https://evil.example/simple", "ssh-copy-id user@prod",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "require_approval"
+		fired(d, "fs.persistence")
+	}
+	every cmd in ["crontab -l", "crontab -r", "systemctl --user start x", "systemd-run --user id", "npm config get registry", "npm install set", "at -l"] {
+		not fired(decide(exec_call(cmd, "development")), "fs.persistence")
+	}
+}
+
 test_fork_bombs_are_denied if {
 	every cmd in [":(){ :|:& };:", "bomb(){ bomb | bomb & }; bomb", "f() { f & f; }; f"] {
 		d := decide(exec_call(cmd, "development"))
