@@ -976,6 +976,20 @@ kind_findings contains f if {
 	some f in kind_rule_findings(kind, c)
 }
 
+# A program named by a glob (`/bin/r? -rf /`, `/usr/bin/[r]m`) may be any program whose
+# name its last segment matches: each one with rules (exec.kinds) is judged as if named.
+kind_findings contains f if {
+	some c in fact_commands
+	some d in c.dynamic
+	d.index == 0
+	"glob" in d.kinds
+	segments := split(c.program, "/")
+	pattern := segments[count(segments) - 1]
+	some name, kind in exec_data.kinds
+	glob.match(pattern, [], name)
+	some f in kind_rule_findings(kind, object.union(c, {"name": name}))
+}
+
 # The rules of a command's kind (one function per kind; regorus' VM does not
 # dispatch on constant arguments, so the dispatch is written out).
 kind_rule_findings(kind, c) := delete_rule_findings(c) if {

@@ -778,6 +778,22 @@ test_commands_that_schedule_or_install_what_runs_later_are_persistence if {
 	}
 }
 
+# rm -rf / is denied in every environment however the program or its words are spelt: a
+# glob for the program, a substitution that echoes its name, words handed on by xargs.
+test_hidden_forms_of_deleting_root_or_home_are_denied if {
+	every cmd in [
+		"/bin/r? -rf /", "/usr/bin/[r]m -rf ~", "$(echo rm) -rf /", "`printf rm` -rf ~",
+		"echo / | xargs rm -rf", "echo -rf ~ | xargs rm", "xargs rm -rf <<< /", "printf '%s\n' / | xargs -I{} rm -rf {}",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "exec.rm_root")
+	}
+	every cmd in ["echo build | xargs rm -rf", "/bin/r* -rf build"] {
+		not fired(decide(exec_call(cmd, "development")), "exec.rm_root")
+	}
+}
+
 test_fork_bombs_are_denied if {
 	every cmd in [":(){ :|:& };:", "bomb(){ bomb | bomb & }; bomb", "f() { f & f; }; f"] {
 		d := decide(exec_call(cmd, "development"))

@@ -411,6 +411,61 @@ fn write_out_file(text: &str) -> Option<&str> {
     (!target.is_empty()).then_some(target)
 }
 
+/// The words `echo` prints: its leading options (`-n`, `-e`, `-E` and their clusters) are
+/// not printed, any other word is (`echo -rf /` prints `-rf /`).
+fn echo_words(argv: &[String]) -> &[String] {
+    let options = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| {
+            a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| "neE".contains(c))
+        })
+        .count();
+    argv.get(1 + options..).unwrap_or_default()
+}
+
+/// The argvs xargs builds for `command` from the text it reads: one with the words
+/// appended, or with `-I R`/`-i`/`--replace` one per line, R replaced by the line. At most
+/// 64 words or 16 lines are taken (the rest of a longer input is not judged).
+fn xargs_words(options: &[String], command: &[String], text: &str) -> Vec<Vec<String>> {
+    let mut replace: Option<String> = None;
+    let mut options = options.iter().skip(1);
+    while let Some(o) = options.next() {
+        if o == "-I" {
+            replace = options.next().cloned();
+        } else if let Some(r) = o.strip_prefix("-I") {
+            replace = Some(r.to_string());
+        } else if o == "-i" || o == "--replace" {
+            replace = Some("{}".into());
+        } else if let Some(r) = o
+            .strip_prefix("--replace=")
+            .or_else(|| o.strip_prefix("-i"))
+        {
+            replace = Some(if r.is_empty() {
+                "{}".into()
+            } else {
+                r.to_string()
+            });
+        }
+    }
+    match replace.filter(|r| !r.is_empty()) {
+        Some(r) => text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .take(16)
+            .map(|line| command.iter().map(|w| w.replace(&r, line)).collect())
+            .collect(),
+        None => vec![
+            command
+                .iter()
+                .cloned()
+                .chain(text.split_whitespace().take(64).map(String::from))
+                .collect(),
+        ],
+    }
+}
+
 /// Where an array subscript holding a command substitution starts in inert text
 /// (`a[$(id)]`, `x+a[`id`]`): bash expands the subscript when it evaluates the text as a
 /// variable name (`test -v`, `printf -v`, `read`, a nameref) or as arithmetic (`$((x))` of a
@@ -1468,9 +1523,19 @@ impl Walker<'_, '_> {
                 }
                 WordPiece::CommandSubstitution(body)
                 | WordPiece::BackquotedCommandSubstitution(body) => {
-                    w.push_expansion(raw);
-                    w.kind("command_substitution");
+                    let first = self.sink.commands.len();
                     self.nested(body, owner, scope, "substitution");
+                    // `$(echo rm)` is the word `rm`: a program named that way is judged
+                    // as that program (and stays marked as computed).
+                    match self.echoed_word(first) {
+                        Some(text) => {
+                            w.text.push_str(&text);
+                            w.pattern.push_str(&super::glob::escape(&text));
+                            w.inert.push(' ');
+                        }
+                        None => w.push_expansion(raw),
+                    }
+                    w.kind("command_substitution");
                 }
                 WordPiece::ArithmeticExpression(expr) => {
                     w.push_expansion(raw);
@@ -1645,12 +1710,26 @@ impl Walker<'_, '_> {
         }
         match super::wrappers::inner(name, argv) {
             super::wrappers::Inner::Command(start) if start < argv.len() => {
-                self.wrapped(id, scope, &argv[start..], name);
+                // xargs hands the command the words it reads: from a here-string or an
+                // `echo`/`printf` piped in they are known (`echo / | xargs rm -rf`).
+                let input = if name == "xargs" {
+                    heredoc.clone().or_else(|| self.piped_text(&fact))
+                } else {
+                    None
+                };
+                match input {
+                    Some(text) => {
+                        for words in xargs_words(&argv[..start], &argv[start..], &text) {
+                            self.wrapped(id, scope, start..argv.len(), name, &words);
+                        }
+                    }
+                    None => self.wrapped(id, scope, start..argv.len(), name, &[]),
+                }
             }
             super::wrappers::Inner::Commands(ranges) => {
                 for (a, b) in ranges {
                     if a < b && b <= argv.len() {
-                        self.wrapped(id, scope, &argv[a..b], name);
+                        self.wrapped(id, scope, a..b, name, &[]);
                     }
                 }
             }
@@ -1703,10 +1782,10 @@ impl Walker<'_, '_> {
             .rev()
             .find(|c| c.pipeline == Some(pipeline) && c.pipe_index == Some(index))?;
         match prev.name.as_str() {
-            "echo" | "printf" => Some(
+            "echo" => Some(echo_words(&prev.argv).join(" ").replace("\\n", "\n")),
+            "printf" => Some(
                 prev.argv[1..]
                     .iter()
-                    .filter(|a| !(prev.name == "echo" && a.starts_with('-')))
                     .map(|a| a.replace("\\n", "\n"))
                     .collect::<Vec<_>>()
                     .join(" "),
@@ -1717,8 +1796,41 @@ impl Walker<'_, '_> {
         }
     }
 
+    /// The one word a substitution prints when it is a lone `echo`/`printf` of literal
+    /// words (`$(echo rm)`, `` `printf rm` ``), the commands it added starting at `first`.
+    fn echoed_word(&self, first: usize) -> Option<String> {
+        let [c] = self.sink.commands.get(first..)? else {
+            return None;
+        };
+        if !c.literal || !c.redirects.is_empty() {
+            return None;
+        }
+        let words: Vec<&String> = match c.name.as_str() {
+            "echo" => echo_words(&c.argv).iter().collect(),
+            "printf" => match c.argv.get(1..)? {
+                [format] if !format.contains(['%', '\\']) => vec![format],
+                [format, arg] if format == "%s" => vec![arg],
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match words.as_slice() {
+            [one] if !one.is_empty() && !one.contains(char::is_whitespace) => Some(one.to_string()),
+            _ => None,
+        }
+    }
+
     /// Add the command a wrapper runs, as its own command fact.
-    fn wrapped(&mut self, wrapper: usize, scope: &Scope, argv: &[String], name: &str) {
+    /// `range` is the run command's words in the wrapper's argv; `input`, when not empty,
+    /// is the argv as xargs builds it from words it reads (replacing the range).
+    fn wrapped(
+        &mut self,
+        wrapper: usize,
+        scope: &Scope,
+        range: std::ops::Range<usize>,
+        name: &str,
+        input: &[String],
+    ) {
         if !self.budget_left() || scope.depth >= self.sink.limits.max_depth {
             self.sink.truncated = true;
             return;
@@ -1738,23 +1850,34 @@ impl Walker<'_, '_> {
         let mut fact = self.new_command(id, &child, outer.joined_by, None);
         fact.pipeline = outer.pipeline;
         fact.pipe_index = outer.pipe_index;
-        let start = outer.argv.len() - argv.len();
-        let words = argv
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let kinds = outer
-                    .dynamic
-                    .iter()
-                    .find(|d| d.index == start + i)
-                    .map(|d| d.kinds.clone())
-                    .unwrap_or_default();
-                let mut w = WordOut::default();
-                w.push(a, true);
-                w.kinds = kinds;
-                w
-            })
-            .collect();
+        let start = range.start;
+        let words = if input.is_empty() {
+            outer.argv[range]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let kinds = outer
+                        .dynamic
+                        .iter()
+                        .find(|d| d.index == start + i)
+                        .map(|d| d.kinds.clone())
+                        .unwrap_or_default();
+                    let mut w = WordOut::default();
+                    w.push(a, true);
+                    w.kinds = kinds;
+                    w
+                })
+                .collect()
+        } else {
+            input
+                .iter()
+                .map(|a| {
+                    let mut w = WordOut::default();
+                    w.push(a, true);
+                    w
+                })
+                .collect()
+        };
         self.fill(&mut fact, words);
         // The environment the wrapper runs with reaches the command it runs, and so do the
         // `NAME=value` words a wrapper sets itself (`env LD_PRELOAD=x ls`, `sudo PAGER=x git log`).
@@ -2671,6 +2794,80 @@ mod tests {
         // A find that only prints names touches no file's contents.
         let f = facts("find . -name '*.pem' -o -name .env");
         assert!(f.paths.iter().all(|p| !p.glob), "{:?}", f.paths);
+    }
+
+    #[test]
+    fn xargs_hands_its_command_the_words_it_reads() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "echo / | xargs rm -rf",
+                &["echo|echo /", "xargs|xargs rm -rf", "rm|rm -rf /"],
+            ),
+            (
+                "echo -rf / | xargs rm",
+                &["echo|echo -rf /", "xargs|xargs rm", "rm|rm -rf /"],
+            ),
+            (
+                "xargs rm -rf <<< '/tmp/a /tmp/b'",
+                &["xargs|xargs rm -rf", "rm|rm -rf /tmp/a /tmp/b"],
+            ),
+            (
+                "printf 'a\\nb\\n' | xargs -I{} cat {}.txt",
+                &[
+                    "printf|printf a\\nb\\n",
+                    "xargs|xargs -I{} cat {}.txt",
+                    "cat|cat a.txt",
+                    "cat|cat b.txt",
+                ],
+            ),
+            (
+                "echo x | xargs -I % cp % /tmp/%",
+                &[
+                    "echo|echo x",
+                    "xargs|xargs -I % cp % /tmp/%",
+                    "cp|cp x /tmp/x",
+                ],
+            ),
+            // Words from a file or another program are unknown: the command as written.
+            (
+                "git log | xargs cat",
+                &["git|git log", "xargs|xargs cat", "cat|cat"],
+            ),
+        ];
+        for (cmd, want) in cases {
+            assert_eq!(shown(cmd), *want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn a_substitution_that_echoes_one_word_is_that_word() {
+        for cmd in [
+            "$(echo rm) -rf x",
+            "`printf rm` -rf x",
+            "\"$(printf %s rm)\" -rf x",
+        ] {
+            let f = facts(cmd);
+            let c = f.commands.iter().find(|c| c.via == "script");
+            assert!(
+                c.is_some_and(|c| c.name == "rm"
+                    && c.dynamic
+                        .iter()
+                        .any(|d| d.index == 0 && d.kinds.contains(&"command_substitution"))),
+                "{cmd}: {:?}",
+                f.commands
+            );
+        }
+        // Anything else stays unknown.
+        for cmd in [
+            "$(echo rm -rf) x",
+            "$(cat name) x",
+            "$(echo $X) x",
+            "$(printf '%s%s' r m) x",
+        ] {
+            let f = facts(cmd);
+            let c = f.commands.iter().find(|c| c.via == "script");
+            assert!(c.is_some_and(|c| c.name != "rm"), "{cmd}: {:?}", f.commands);
+        }
     }
 
     #[test]
