@@ -252,6 +252,28 @@ command_credential_examples := {
 	"cred.secret_store": "vault kv get secret/prod/db",
 	"cred.secret_env_var": "echo $AWS_SECRET_ACCESS_KEY",
 	"cred.k8s_config": "kubectl config view --raw",
+	"cred.tfstate": "terraform state pull",
+}
+
+# CLIs that print or decrypt secrets (exec.secret_commands): Terraform state and outputs,
+# Pulumi's --show-secrets, platform config vars, sops/ansible-vault/gpg decryption,
+# Bitwarden and the desktop keyring.
+test_secret_printing_commands_are_credential_reads if {
+	every cmd in [
+		"terraform show -json", "tofu state pull", "pulumi stack output --show-secrets", "heroku config -a web",
+		"flyctl auth token", "vercel env pull", "doppler secrets", "sops -d secrets.enc.yaml", "ansible-vault view vault.yml",
+		"gpg --decrypt notes.asc", "bw get password github", "secret-tool lookup service x", "stripe config --list",
+	] {
+		decide(exec_call(cmd, "development")).effect == "deny"
+	}
+	every cmd in ["terraform output -json", "terraform output -raw url"] {
+		decide(exec_call(cmd, "development")).effect == "require_approval"
+	}
+	every cmd in ["terraform show", "terraform plan", "gpg --list-keys", "heroku apps"] {
+		d := decide(exec_call(cmd, "development"))
+		not fired(d, "cred.tfstate")
+		not fired(d, "cred.secret_store")
+	}
 }
 
 test_every_path_pattern_has_an_example if {
