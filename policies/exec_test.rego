@@ -1095,11 +1095,11 @@ test_more_everyday_reads_are_read_only if {
 	every cmd in [
 		"git tag --list 'v*'", "git branch --list 'feat/*'", "pstree -p", "yes | head -3", "nm -D lib.so",
 		"objdump -d bin/app | head", "readelf -h bin/app", "size bin/app", "tput cols", "traceroute example.com",
-		"tracepath -n example.com",
+		"tracepath -n example.com", "identify logo.png", "whois example.com",
 	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
-	every cmd in ["git tag v1", "git tag -l -d v1", "git branch feat", "tput reset", "traceroute 10.0.0.1", "traceroute -s 10.0.0.1 example.com"] {
+	every cmd in ["git tag v1", "git tag -l -d v1", "git branch feat", "tput reset", "traceroute 10.0.0.1", "traceroute -s 10.0.0.1 example.com", "whois -h 10.0.0.1 example.com"] {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
 }
