@@ -11,6 +11,8 @@
 #   "mutating": "command"           exec: decided by the command (see exec.rego)
 #   "save_params": [...]            a read given one of these (a file to save to) = mutation
 #   "persistence_actions": [...]    actions held everywhere as persistence (cron add)
+#   "agent_params", "session_params" parameters naming another agent, or its session
+#                                   (`agent:<id>:…`): held in production
 # "action_risk" re-tiers single actions (message delete is high, list is low).
 #
 # Which parameters are file paths, command strings, URLs and patches is named per
@@ -228,7 +230,35 @@ catalog_flag_findings(spec, action, mutates, label) := set() if {
 	not spec.governance
 	not spec.governance_actions
 	not spec.persistence_actions
-} else := (outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)) | persistence_action_findings(spec, action, label)
+	not spec.agent_params
+	not spec.session_params
+} else := ((outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)) | persistence_action_findings(spec, action, label)) | cross_agent_findings(spec, label)
+
+# A call that starts or talks to a session of another agent (tools.<name>.agent_params:
+# sessions_spawn's agentId, sessions_send's sessionKey `agent:<id>:…`) has that agent,
+# with its own capability scope, act for the requester: held in production.
+cross_agent_findings(spec, label) := {finding("tool.cross_agent", {"production": "require_approval", "default": "allow"}, "high", sprintf("%s has agent %s act for %s (another identity, with its own scope)", [label, other, requester])) |
+	some other in named_agents(spec)
+	requester := requesting_agent
+	other != requester
+}
+
+# Agent ids the call names: the value of an agent_params parameter, and the <id> of a
+# session_params key written `agent:<id>:<rest>` (a bare key is a session of the caller's).
+named_agents(spec) := {v | some k in object.get(spec, "agent_params", []); v := input.action.params[k]; is_string(v)} | {parts[1] |
+	some k in object.get(spec, "session_params", [])
+	v := input.action.params[k]
+	is_string(v)
+	parts := split(v, ":")
+	count(parts) > 2
+	parts[0] == "agent"
+}
+
+requesting_agent := a if {
+	a := input.agent.authenticated_as
+	is_string(a)
+	a != ""
+} else := agent_id
 
 # An action that leaves something to run later, outside the call (tools.<name>.
 # persistence_actions: a scheduled agent run added or changed): held in every

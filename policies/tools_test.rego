@@ -490,3 +490,23 @@ test_scheduling_agent_runs_is_persistence if {
 	decide(tool_call("cron", {"action": "list"}, "production")).effect == "allow"
 	not fired(decide(tool_call("cron", {"action": "remove", "jobId": "x"}, "development")), "fs.persistence")
 }
+
+# Starting or talking to a session of another agent has that agent, with its own scope,
+# act for the caller: held in production; the caller's own sessions are not.
+test_sessions_of_another_agent_are_held_in_production if {
+	every call in [
+		["sessions_spawn", {"task": "x", "agentId": "ops"}],
+		["sessions_send", {"sessionKey": "agent:ops:main", "message": "x"}],
+	] {
+		d := decide(tool_call(call[0], call[1], "production"))
+		d.effect == "require_approval"
+		fired(d, "tool.cross_agent")
+		decide(tool_call(call[0], call[1], "development")).effect == "allow"
+	}
+	every call in [
+		["sessions_spawn", {"task": "x"}], ["sessions_spawn", {"task": "x", "agentId": "main"}],
+		["sessions_send", {"sessionKey": "agent:main:sub-1", "message": "x"}], ["sessions_send", {"sessionKey": "main", "message": "x"}],
+	] {
+		decide(tool_call(call[0], call[1], "production")).effect == "allow"
+	}
+}
