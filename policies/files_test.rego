@@ -208,6 +208,10 @@ test_more_credential_stores_are_denied if {
 		"vault/team.kdbx", "/home/u/.config/Bitwarden CLI/data.json", "/home/u/.claude.json",
 		"/home/u/.cursor/mcp.json", "/home/u/.local/share/jupyter/runtime/kernel-1.json", "ansible/.vault_pass",
 		"/home/u/.passwd-s3fs", "/home/u/.smbcredentials", "/home/u/.pki/nssdb/key4.db", "/etc/salt/pki/master/master.pem",
+		# Other users' homes on macOS and Windows, and their own credential stores.
+		"/Users/ops/.openclaw/credentials/x.json", "/Users/ops/Library/Keychains/login.keychain-db",
+		"/Users/ops/Library/Application Support/Google/Chrome/Default/Cookies",
+		"C:\\Users\\ops\\AppData\\Roaming\\gcloud\\credentials.db", "/home/u/.config/Signal/config.json",
 	] {
 		read_path(path, "development").effect == "deny"
 	}

@@ -177,11 +177,21 @@ fn prefixes(path: &str, home: &str) -> Vec<String> {
         out.push(unescape(&format!("/{}", segs[..n].join("/"))));
     }
     // The `~` forms: under the configured home, and under any other user's home
-    // (`/root`, `/home/NAME`), since `~/.ssh` is sensitive in every home.
+    // (`/root`, `/home/NAME`, macOS' `/Users/NAME`, Windows' `C:/Users/NAME`), since
+    // `~/.ssh` is sensitive in every home.
     let home = home.trim_end_matches('/');
     let other_home = match segs.as_slice() {
         ["root", ..] => Some("/root".to_string()),
         ["home", user, ..] if !glob::has_wildcards(user) => Some(format!("/home/{user}")),
+        ["Users", user, ..] if !glob::has_wildcards(user) => Some(format!("/Users/{user}")),
+        [drive, users, user, ..]
+            if drive.len() == 2
+                && drive.ends_with(':')
+                && users.eq_ignore_ascii_case("users")
+                && !glob::has_wildcards(user) =>
+        {
+            Some(format!("/{drive}/{users}/{user}"))
+        }
         _ => None,
     };
     let mut homes: Vec<String> = Vec::new();
@@ -315,6 +325,20 @@ mod tests {
         );
         assert_eq!(f.name, "id_rsa");
         assert!(!f.glob);
+        // Any user's home, on Linux, macOS and Windows, has its `~` forms too.
+        for (path, tilde) in [
+            ("/root/.aws/credentials", "~/.aws"),
+            ("/home/ops/.aws/credentials", "~/.aws"),
+            ("/Users/ops/.aws/credentials", "~/.aws"),
+            ("C:/Users/ops/.aws/credentials", "~/.aws"),
+        ] {
+            let f = PathFact::new(path, false, &base(), "param", "t".into());
+            assert!(
+                f.prefixes.iter().any(|p| p == tilde),
+                "{path}: {:?}",
+                f.prefixes
+            );
+        }
     }
 
     #[test]
