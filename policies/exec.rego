@@ -106,7 +106,7 @@ runs_as_named(c) if {
 # `printf -v 'a[$(id)]'`, `x='a[$(id)]'; echo $((x))`): bash runs it when it evaluates
 # the name or the arithmetic, hidden from a reader of the line. Its commands are judged
 # too; the form itself is never plainly read-only, whatever it runs.
-evaluates_subscript(c) if count(object.get(c, "evaluated_subscripts", [])) > 0
+evaluates_subscript(c) if c.evaluated_subscripts
 
 # A program named by a path outside the system's directories (./ls, bin/cat,
 # /tmp/x/grep, ~/bin/rg) runs whatever file is there, not the program its name
@@ -687,11 +687,21 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 
 # One sensitive location inside directory `dir` (the first in order; undefined when it
 # holds none): a finding per path, not one per location under it.
-sensitive_location_under(dir) := min({t |
+sensitive_location_under(dir) := min(locs) if {
 	prefix := concat("", [trim_suffix(dir, "/"), "/"])
-	some t, _ in sensitive_targets
-	startswith(t, prefix)
-})
+	locs := {loc | some loc, _ in paths_data.sensitive; startswith(loc, prefix)} | home_locations_under(prefix)
+	count(locs) > 0
+}
+
+# The `~` locations of paths.sensitive under a directory (given as `prefix`, ending in
+# `/`): all of them when it holds the home directory, those under its `~` form when it is
+# inside it. (Matching the locations as written spares expanding every one per call.)
+home_locations_under(prefix) := {loc | some loc, _ in paths_data.sensitive; startswith(loc, "~/")} if {
+	startswith(concat("", [home_dir, "/"]), prefix)
+} else := {loc | some loc, _ in paths_data.sensitive; startswith(loc, tilde)} if {
+	startswith(prefix, concat("", [home_dir, "/"]))
+	tilde := concat("", ["~", trim_prefix(prefix, home_dir)])
+} else := set()
 
 # find looking for a file name that credential directories hold (paths.credential_file_names:
 # credentials, hosts.yml, config.json, ...) in a tree that holds one of them (find ~ -name

@@ -210,12 +210,13 @@ glob_entries(p) := set() if {
 	not p.glob
 } else := {e |
 	some g in p.glob_prefixes
-	head := literal_head(g)
-	some target, e in sensitive_targets
+	some form in glob_forms(g)
+	head := literal_head(form)
+	some loc, e in paths_data.sensitive
 	# A glob matches nothing that does not start with its text before the first
 	# wildcard; the cheap test spares glob.match (which compiles the glob every call).
-	startswith(target, head)
-	glob.match(g, ["/"], target)
+	startswith(loc, head)
+	glob.match(form, ["/"], loc)
 } | {e |
 	regex.match(`[^*?\[\]]`, p.name)
 	head := literal_head(p.name)
@@ -242,8 +243,16 @@ glob_under(path, under) if {
 
 name_applies_to_glob(_, name) if not paths_data.sensitive_name_under[name]
 
-# paths.sensitive with ~ written out, built once per evaluation.
-sensitive_targets := {expand_home(loc): e | some loc, e in paths_data.sensitive}
+# A glob prefix as written (for the absolute locations of paths.sensitive) and, when its
+# first segments can match the home directory, in its `~` form (for the `~` locations):
+# /home/*/.ss* is also ~/.ss*. Locations are matched as written, not expanded per call.
+glob_forms(g) := {g} | {t |
+	n := count(split(home_dir, "/"))
+	segs := split(g, "/")
+	count(segs) > n
+	glob.match(concat("/", array.slice(segs, 0, n)), ["/"], home_dir)
+	t := concat("/", array.concat(["~"], array.slice(segs, n, count(segs))))
+}
 
 # The text of a glob before its first wildcard (all of it when it has none).
 literal_head(g) := substring(g, 0, min(found)) if {
