@@ -212,6 +212,8 @@ test_more_credential_stores_are_denied if {
 		"/Users/ops/.openclaw/credentials/x.json", "/Users/ops/Library/Keychains/login.keychain-db",
 		"/Users/ops/Library/Application Support/Google/Chrome/Default/Cookies",
 		"C:\\Users\\ops\\AppData\\Roaming\\gcloud\\credentials.db", "/home/u/.config/Signal/config.json",
+		# Case-insensitive file systems (macOS, Windows): another case is the same file.
+		"~/.SSH/id_rsa", "/home/dev/.Aws/Credentials", "/home/dev/.KUBE/config",
 	] {
 		read_path(path, "development").effect == "deny"
 	}

@@ -61,13 +61,29 @@ impl PathFact {
         let path = normalize(&text, base);
         let is_glob = pattern && glob::has_wildcards(&path);
         let name = path.rsplit('/').next().unwrap_or_default().to_string();
-        let prefixes = prefixes(&path, &base.home);
+        let mut prefixes = prefixes(&path, &base.home);
         let segs: Vec<&str> = path.split('/').skip(1).collect();
-        let segments = segs
+        let mut segments: Vec<String> = segs
             .iter()
             .filter(|s| !s.is_empty() && !glob::has_wildcards(s))
             .map(|s| unescape(s))
             .collect();
+        // macOS' and Windows' file systems ignore case by default: `~/.SSH/id_rsa` is
+        // `~/.ssh/id_rsa` there, so the lower-case forms are looked up too.
+        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            let lower = path.to_ascii_lowercase();
+            for p in self::prefixes(&lower, &base.home.to_ascii_lowercase()) {
+                if !prefixes.contains(&p) {
+                    prefixes.push(p);
+                }
+            }
+            let lowered: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+            for s in lowered {
+                if !segments.contains(&s) {
+                    segments.push(s);
+                }
+            }
+        }
         let glob_prefixes = if is_glob {
             let first = segs
                 .iter()
@@ -325,6 +341,14 @@ mod tests {
         );
         assert_eq!(f.name, "id_rsa");
         assert!(!f.glob);
+        // Upper-case letters: the lower-case forms too (case-insensitive file systems).
+        let f = PathFact::new("/home/dev/.SSH/ID_RSA", false, &base(), "param", "t".into());
+        assert!(
+            f.prefixes.iter().any(|p| p == "~/.ssh/id_rsa"),
+            "{:?}",
+            f.prefixes
+        );
+        assert!(f.segments.iter().any(|s| s == ".ssh"), "{:?}", f.segments);
         // Any user's home, on Linux, macOS and Windows, has its `~` forms too.
         for (path, tilde) in [
             ("/root/.aws/credentials", "~/.aws"),
