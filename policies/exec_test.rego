@@ -614,6 +614,21 @@ test_find_deleting_a_protected_tree_is_rm_root if {
 	}
 }
 
+# Programs that pull in code or data from elsewhere: gawk's @load (a shared library) and
+# @include, jq's import/include (other files, JSON data too) and programs from files.
+test_awk_and_jq_programs_that_load_other_files_are_not_read_only if {
+	every cmd in [
+		"awk -e '@load \"/tmp/x\"' notes.txt", "awk '@include \"x.awk\"; {print}' notes.txt",
+		"jq -L /tmp 'import \"x\" as $x; .' notes.json", "jq 'include \"x\"; .' notes.json", "jq -f prog.jq notes.json",
+		"yq --from-file p.yq x.yaml",
+	] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+	every cmd in ["awk '{print \"@load\"}' notes.txt", "jq '.import' x.json", "jq -r '.[] | .include' x.json"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+}
+
 # The environment holds the agent's API keys: jq/yq/awk printing it are as held as printenv.
 test_environment_dumps_are_not_read_only if {
 	every cmd in ["jq -n env", "jq -n '$ENV.AWS_SECRET_ACCESS_KEY'", "jq 'env.HOME'", "yq -n 'strenv(GITHUB_TOKEN)'", "yq '.a = load(\"x.yml\")' b.yml", "awk 'BEGIN{for(k in ENVIRON) print k, ENVIRON[k]}'", "printenv"] {

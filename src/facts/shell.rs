@@ -72,7 +72,8 @@ pub struct RedirectFact {
 pub struct InlineCode {
     pub language: &'static str,
     pub text: String,
-    /// For awk: `system`, `getline`, `pipe`, `redirect`, `environ` when the program uses them.
+    /// For awk: `system`, `getline`, `pipe`, `redirect`, `environ`, `load`, `include` when
+    /// the program uses them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<&'static str>,
 }
@@ -2117,6 +2118,14 @@ fn awk_effects(program: &str) -> Vec<&'static str> {
     // The process environment (API keys, tokens), as `env` or `printenv` would print it.
     if code.contains("ENVIRON") {
         out.push("environ");
+    }
+    // gawk's `@load "x"` loads a shared library (native code); `@include "f"` runs the awk
+    // program of another file.
+    if code.contains("@load") {
+        out.push("load");
+    }
+    if code.contains("@include") {
+        out.push("include");
     }
     // `print | "cmd"`, `print > "file"`: an output after print/printf on the same statement.
     for stmt in code.split([';', '\n', '{', '}']) {
