@@ -289,3 +289,14 @@ test_secret_stores_password_tables_and_server_code_are_not_plain_reads if {
 	}
 	mcp_decide("mongo", "find", {"collection": "users", "filter": {"age": {"$gt": 30}}}, "production").effect == "allow"
 }
+
+# A program with its arguments beside it ({command, args}: MCP servers that spawn a
+# process) is judged as the argv it runs.
+test_mcp_command_with_args_beside_it_is_one_argv if {
+	d := mcp_decide("desktop", "start_process", {"command": "rm", "args": ["-rf", "/"]}, "development")
+	d.effect == "deny"
+	fired(d, "exec.rm_root")
+	mcp_decide("desktop", "start_process", {"command": "cat", "arguments": ["/home/dev/.aws/credentials"]}, "development").effect == "deny"
+	mcp_decide("desktop", "start_process", {"options": {"command": "rm", "args": ["-rf", "/"]}}, "development").effect == "deny"
+	mcp_decide("desktop", "start_process", {"command": "ls", "args": ["-la"]}, "development").effect == "allow"
+}

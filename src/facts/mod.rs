@@ -551,6 +551,35 @@ fn params_facts(
         for text in value.map(strings).unwrap_or_default() {
             shell::add_script(&mut sink, &text, source.clone(), &base);
         }
+        // A program with its arguments beside it (`{"command": "rm", "args": ["-rf", "~"]}`,
+        // the shape of MCP servers that spawn processes): the argv it runs.
+        if let Some(Value::String(program)) = value {
+            let parent = key
+                .rsplit_once('.')
+                .map(|(p, _)| format!("{p}."))
+                .unwrap_or_default();
+            for sibling in ["args", "arguments", "argv"] {
+                if let Some(Value::Array(args)) = params.get(&format!("{parent}{sibling}"))
+                    && !args.is_empty()
+                    && args.iter().all(Value::is_string)
+                {
+                    let words = std::iter::once(program.as_str())
+                        .chain(args.iter().filter_map(Value::as_str));
+                    let source = format!("{source} + {sibling} (argv)");
+                    match shlex::try_join(words) {
+                        Ok(text) => shell::add_script(&mut sink, &text, source, &base),
+                        Err(e) => shell::add_unparsed(
+                            &mut sink,
+                            program,
+                            source,
+                            format!(
+                                "an argv word cannot be written as shell text ({e}); not parsed"
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
         // An array of strings may be commands or one command's argv (`["rm", "-rf", "~"]`);
         // which one the server runs is not known, so it is judged as both.
         if let Some(Value::Array(words)) = value
