@@ -150,6 +150,20 @@ unsafe_assignment(c) if {
 	c.name != ""
 	some a in c.assignments
 	not safe_assignment(a)
+	not plain_pager(c, a)
+}
+
+# A pager variable set to a plain pager (`PAGER=cat git log`, `GIT_PAGER='less -R'`:
+# exec.environment.pagers, each of the commands parsed from the value read-only) only
+# shows the output: what agents set to keep git and man from waiting on a terminal.
+plain_pager(c, a) if {
+	a in object.get(exec_data.environment, "pager_variables", [])
+	pagers := [n | some n in fact_commands; n.parent == c.id; n.via == "variable"]
+	count(pagers) > 0
+	every n in pagers {
+		n.name in exec_data.environment.pagers
+		command_read_only(n)
+	}
 }
 
 shown_name(c) := c.name if c.name != "" else := "an assignment"

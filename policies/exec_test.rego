@@ -646,6 +646,17 @@ test_read_only_programs_reaching_other_hosts_or_running_configs_are_held if {
 	}
 }
 
+# A pager variable set to a plain pager is how agents keep git and man from waiting on a
+# terminal; any other value (a shell, a second command, a pager running a command) is not.
+test_plain_pagers_keep_reads_read_only if {
+	every cmd in ["GIT_PAGER=cat git log", "PAGER=cat git log -n 5", "PAGER='less -R' git diff", "MANPAGER=cat man ls"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in ["PAGER='sh -c id' git log", "PAGER='cat; id' git log", "PAGER='less +!id' git log", "PAGER=cat LD_PRELOAD=x git log", "PAGER=$P git log"] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
+
 # The environment holds the agent's API keys: jq/yq/awk printing it are as held as printenv.
 test_environment_dumps_are_not_read_only if {
 	every cmd in ["jq -n env", "jq -n '$ENV.AWS_SECRET_ACCESS_KEY'", "jq 'env.HOME'", "yq -n 'strenv(GITHUB_TOKEN)'", "yq '.a = load(\"x.yml\")' b.yml", "awk 'BEGIN{for(k in ENVIRON) print k, ENVIRON[k]}'", "printenv"] {
