@@ -646,6 +646,20 @@ test_read_only_programs_reaching_other_hosts_or_running_configs_are_held if {
 	}
 }
 
+# git config with one operand reads a key, with two sets it; ls-remote lists a public
+# remote's refs, but not through a transport helper or an upload-pack of its choosing.
+test_git_config_reads_and_ls_remote_are_read_only if {
+	every cmd in ["git config user.email", "git config --get-regexp alias", "git config --list", "git ls-remote --tags origin", "git ls-remote https://github.com/x/y"] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in [
+		"git config user.email x@y", "git config --unset user.name", "git config -e", "git ls-remote --upload-pack=id origin",
+		"git ls-remote http://10.0.0.1/x", "git ls-remote 'ext::sh -c id'",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}
+
 # A pager variable set to a plain pager is how agents keep git and man from waiting on a
 # terminal; any other value (a shell, a second command, a pager running a command) is not.
 test_plain_pagers_keep_reads_read_only if {
