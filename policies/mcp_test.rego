@@ -300,3 +300,16 @@ test_mcp_command_with_args_beside_it_is_one_argv if {
 	mcp_decide("desktop", "start_process", {"options": {"command": "rm", "args": ["-rf", "/"]}}, "development").effect == "deny"
 	mcp_decide("desktop", "start_process", {"command": "ls", "args": ["-la"]}, "development").effect == "allow"
 }
+
+# Names that read session cookies, auth headers, kubeconfigs, connection strings (with
+# their passwords), SSH keys or a vault are secret reads too.
+test_more_secret_shaped_names_are_secret_reads if {
+	every tool in ["get_auth_header", "getCookies", "get_ssh_keys", "read_vault", "get_kubeconfig", "get_connection_string", "get_db_url", "getDatabaseUrl", "get_jwt"] {
+		d := mcp_decide("x", tool, {}, "production")
+		d.effect == "require_approval"
+		d.risk == "critical"
+	}
+	every tool in ["get_environment_info", "list_envs", "get_user", "search_docs", "get_download_link"] {
+		mcp_decide("x", tool, {}, "production").effect == "allow"
+	}
+}
