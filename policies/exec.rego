@@ -76,6 +76,65 @@ command_read_only(c) if {
 	runs_as_named(c)
 	not sets_code_variable(c)
 	command_spec_read_only(c, spec)
+	not reads_unknown_file(c)
+}
+
+# A program that prints what its files hold, given a file name only known at run time
+# (exec.content_readers: `cat $F` with F set by an earlier call or the environment,
+# `cat $(cat list.txt)`, `while read f; do cat "$f"; done < list`): the name can be any
+# file, a credential among them. Names from a command that lists files or prints a name
+# (exec.name_sources, exec.name_listers: `wc -l $(git ls-files)`, `cat $(pwd)/x`) are
+# judged by what lists them; a pattern operand (`grep "$Q" f`) names no file.
+reads_unknown_file(c) if {
+	c.name in exec_data.content_readers
+	some d in c.dynamic
+	d.index > 0
+	"variable" in d.kinds
+	not pattern_word(c, d.index)
+}
+
+reads_unknown_file(c) if {
+	c.name in exec_data.content_readers
+	some d in c.dynamic
+	d.index > 0
+	"command_substitution" in d.kinds
+	not pattern_word(c, d.index)
+	some s in fact_commands
+	s.parent == c.id
+	s.via == "substitution"
+	object.get(s, "pipe_index", 0) == 0
+	not name_source(s)
+}
+
+# The word at index i is the pattern or program of grep, sed, awk, jq, ...: its program
+# text, or, when the facts could not read the argv (a pattern known only at run time), the
+# first operand unless -e/-f give the program.
+pattern_word(c, i) if c.argv[i] in object.get(c, "program_text", [])
+
+pattern_word(c, i) if {
+	command_specs[c.name].pattern_operand
+	not program_given_by_flag(c)
+	count(c.operands) > 0
+	c.argv[i] == c.operands[0]
+}
+
+program_given_by_flag(c) if {
+	some f in c.flags
+	f in {"-e", "--regexp", "-f", "--file", "--from-file", "--expression", "--source"}
+}
+
+program_given_by_flag(c) if {
+	some l in c.short
+	l in {"e", "f"}
+}
+
+name_source(s) if lists_names(s)
+
+name_source(s) if s.name in exec_data.name_sources.always
+
+name_source(s) if {
+	s.name == "git"
+	subcommand_of(s) in exec_data.name_sources.git
 }
 
 # Asking a program for its version runs nothing else (`cargo --version`,
@@ -627,6 +686,8 @@ not_read_only_why(c) := sprintf("%s has a program name only known at run time", 
 	program_elsewhere(c)
 } else := sprintf("%s holds a command in a quoted array subscript (%s), which bash runs when it evaluates it", [shown_name(c), concat(", ", c.evaluated_subscripts)]) if {
 	evaluates_subscript(c)
+} else := sprintf("%s reads a file whose name is only known at run time (a variable or a command's output), which can be any file", [c.name]) if {
+	reads_unknown_file(c)
 } else := sprintf("%s sets a variable that changes what later commands run", [c.name]) if {
 	sets_code_variable(c)
 } else := sprintf("%s is not a known read-only program (data.clawgate.commands)", [c.name]) if {

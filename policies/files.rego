@@ -219,6 +219,11 @@ glob_entries(p) := set() if {
 	glob.match(form, ["/"], loc)
 } | {e |
 	regex.match(`[^*?\[\]]`, p.name)
+	# All the files of a type (`*.json`, `*.txt`) is how everyday commands name a
+	# directory's files: it is not read as reaching a credential file named anywhere
+	# (application_default_credentials.json); where credentials live, the locations
+	# above match it (~/.config/gcloud/*.json).
+	not regex.match(`^\*\.[^*?\[\]/]+$`, p.name)
 	head := literal_head(p.name)
 	some name, e in paths_data.sensitive_names
 	startswith(name, head)

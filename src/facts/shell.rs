@@ -1012,8 +1012,14 @@ impl Walker<'_, '_> {
         // A URL in a variable the program reads (ALL_PROXY=http://…, API_URL=…) is where it
         // may connect.
         let source = format!("command {id}");
+        let base = self.base();
         for value in assigned.iter().filter_map(|(_, v)| v.as_deref()) {
             self.add_url(value, &source);
+            // A path kept in a variable (`F=~/.aws/credentials`) is named by this call, though
+            // a later one reads it (`cat $F` in the same terminal session).
+            if super::roles::looks_like_path(value) {
+                self.add_path(&mut fact, value, false, &base, &source);
+            }
         }
         // A command of assignments only sets shell variables for what follows.
         if words.is_empty() {
