@@ -86,18 +86,18 @@ command_read_only(c) if {
 # (exec.name_sources, exec.name_listers: `wc -l $(git ls-files)`, `cat $(pwd)/x`) are
 # judged by what lists them; a pattern operand (`grep "$Q" f`) names no file.
 reads_unknown_file(c) if {
-	c.name in exec_data.content_readers
 	some d in c.dynamic
 	d.index > 0
 	"variable" in d.kinds
+	c.name in exec_data.content_readers
 	not pattern_word(c, d.index)
 }
 
 reads_unknown_file(c) if {
-	c.name in exec_data.content_readers
 	some d in c.dynamic
 	d.index > 0
 	"command_substitution" in d.kinds
+	c.name in exec_data.content_readers
 	not pattern_word(c, d.index)
 	some s in fact_commands
 	s.parent == c.id
