@@ -2,9 +2,9 @@
 //! region of their own whose free list is kept outside the blocks.
 //!
 //! hyper allocates two 8 KiB buffers for every HTTP/1 connection: a header write buffer when
-//! the connection opens, and a read buffer for each read (a fresh one while a request is
-//! being answered, since the request still points into the previous one). Neither is written
-//! while a request is held for approval, yet on mimalloc each costs ~4-5 KB resident: mimalloc
+//! the connection opens, and a read buffer, which it replaces with a fresh one while a request
+//! is being answered (the request still points into the old one). Neither is written while a
+//! request is held for approval, yet on mimalloc each costs ~4-5 KB resident: mimalloc
 //! writes its free list into every block of a fresh page. hyper offers no way to make them
 //! smaller or later (benches/README.md, "held memory"). Here an 8 KiB block that nobody wrote
 //! costs no memory at all, so a held request no longer pays for two buffers it does not use.
