@@ -25,7 +25,7 @@
 
 // The same allocator as the clawgate binary, so the in-process section measures what ships.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clawgate::alloc::Allocator = clawgate::alloc::Allocator::new();
 
 // Shared with the other benchmarks; not every helper is used here.
 #[allow(dead_code)]
@@ -567,6 +567,26 @@ impl Drop for Child {
 }
 
 /// VmRSS and VmHWM of a process, in bytes.
+/// The `clawgate` binary the held section starts: this build's, or `CLAWGATE_BENCH_BIN` (so
+/// that one bench binary can measure two builds in turn, in the same conditions).
+fn clawgate_bin() -> String {
+    std::env::var("CLAWGATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clawgate").into())
+}
+
+/// With `CLAWGATE_BENCH_SMAPS=DIR`, keep a copy of the child's `/proc/PID/smaps` as
+/// `DIR/PID-LABEL.smaps`, to tell heap from stacks and mapped files.
+fn keep_smaps(pid: u32, label: &str) {
+    let Ok(dir) = std::env::var("CLAWGATE_BENCH_SMAPS") else {
+        return;
+    };
+    let to = Path::new(&dir).join(format!("{pid}-{label}.smaps"));
+    if let Err(e) = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .and_then(|s| std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&to, s)))
+    {
+        eprintln!("CLAWGATE_BENCH_SMAPS: {}: {e}", to.display());
+    }
+}
+
 fn memory(pid: u32) -> Result<(u64, u64), String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
@@ -699,7 +719,7 @@ struct Served {
 impl Served {
     /// `connections`: the most the agent listener accepts, from all peers and from one.
     fn start(connections: usize) -> Served {
-        let bin = env!("CARGO_BIN_EXE_clawgate");
+        let bin = clawgate_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = write_policy(dir.path());
         let (agent_port, egress_port, admin_port) = (free_port(), free_port(), free_port());
@@ -726,7 +746,7 @@ impl Served {
         );
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("clawgate.log")).expect("create log file");
-        let child = std::process::Command::new(bin)
+        let child = std::process::Command::new(&bin)
             .args(["serve", "--config"])
             .arg(&config_path)
             .stdout(std::process::Stdio::null())
@@ -815,7 +835,7 @@ fn held_section(s: &Settings, client: &Runtime) {
     let held_n = s.held;
     let k = s.held_approvals;
     raise_fd_limit(held_n as u64 + 512);
-    let bin = env!("CARGO_BIN_EXE_clawgate");
+    let bin = clawgate_bin();
     let served = Served::start(held_n + 1024);
     let pid = served.pid();
     let (agent, admin_addr) = (served.agent, served.admin);
@@ -829,6 +849,7 @@ fn held_section(s: &Settings, client: &Runtime) {
     let result = client.block_on(async {
         let mut admin = up_and_warm((agent, admin_addr)).await?;
         let idle = memory(pid)?;
+        keep_smaps(pid, "idle");
 
         // K pending approvals.
         let t = Instant::now();
@@ -871,6 +892,7 @@ fn held_section(s: &Settings, client: &Runtime) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let with_k = memory(pid)?;
+        keep_smaps(pid, "pending");
 
         // The held requests, each on its own connection.
         let entries_before = audit_entries(&mut admin).await?;
@@ -920,6 +942,7 @@ fn held_section(s: &Settings, client: &Runtime) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let socks = sockets(pid);
         let held_mem = memory(pid)?;
+        keep_smaps(pid, "held");
         let cpu0 = cpu_time(pid)?;
         let w0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1039,6 +1062,7 @@ fn held_section(s: &Settings, client: &Runtime) {
         let took = t.elapsed();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let open = memory(rpid)?;
+        keep_smaps(rpid, "keepalive");
         drop(conns);
         Ok::<_, String>((idle, open, took))
     });

@@ -22,7 +22,7 @@
 
 // The same allocator as the clawgate binary, so the bench measures what ships.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clawgate::alloc::Allocator = clawgate::alloc::Allocator::new();
 
 mod support;
 use support::*;

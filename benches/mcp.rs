@@ -18,7 +18,7 @@
 
 // The same allocator as the clawgate binary, so the bench measures what ships.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clawgate::alloc::Allocator = clawgate::alloc::Allocator::new();
 
 #[allow(dead_code)] // the `check` mix is not used here
 mod support;

@@ -18,7 +18,7 @@
 //! Run: `cargo bench --bench transparent` (as root); knobs in `benches/README.md`.
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clawgate::alloc::Allocator = clawgate::alloc::Allocator::new();
 
 #[allow(dead_code)]
 mod support;

@@ -282,8 +282,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     ));
     let rx = shutdown_rx.clone();
     tasks.spawn(listen::serve(agent, rx, agent_up, move |req| {
-        let routes = agent_routes.clone();
-        async move { routes.route(req).await }
+        agent_routes.route(req)
     }));
     let rx = shutdown_rx.clone();
     tasks.spawn(listen::serve(egress, rx, egress_up, move |req| {

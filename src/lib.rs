@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod admin;
+pub mod alloc;
 pub mod app;
 pub mod approvers;
 pub mod audit;

@@ -267,14 +267,15 @@ where
     let activity = conn.activity.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
-        let handler = handler.clone();
         let busy = InFlight::start(&activity);
+        // Started here, not inside the box below, so that the box does not keep the request.
+        let answer = handler(req);
         // hyper keeps room for the service's future in every connection (`in_flight`), from
         // the first request until the connection closes. Boxed, that room is a pointer, and
         // the future itself is freed once answered: an idle keep-alive connection no longer
         // keeps a handler's state (it was ~11 KB on the agent listener).
         Box::pin(async move {
-            let response = handler(req).await;
+            let response = answer.await;
             drop(busy);
             Ok::<_, Infallible>(response.map(Sent))
         })

@@ -10,8 +10,10 @@ mod cli;
 use cli::{approvals, audit, certs, config, mcp_stdio, mode, net, openclaw_config, policy, serve};
 
 // Request handling allocates many small JSON values; mimalloc serves them faster than glibc.
+// hyper's 8 KiB connection buffers come from a region where an unwritten one costs nothing
+// (`clawgate::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clawgate::alloc::Allocator = clawgate::alloc::Allocator::new();
 
 #[derive(Parser)]
 #[command(

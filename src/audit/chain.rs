@@ -46,8 +46,10 @@ const RUN_CACHE: usize = 65_536;
 /// that cache until it is full, so with the default a running sidecar grew by what it wrote,
 /// each new page a fresh, zero-filled allocation (a page fault); bounded, evicted pages make
 /// room for new ones. Appends touch only the right edge of each table's tree, and export and
-/// verification read the log in order once, so a small cache loses nothing measurable.
-const PAGE_CACHE_BYTES: usize = 32 << 20;
+/// verification read the log in order once, so a small cache loses nothing measurable: 8 MiB
+/// rather than 32 kept 10,000 held requests 10 MiB smaller, at the same `/v1/check` rate
+/// (benches/README.md, "held memory, third round").
+const PAGE_CACHE_BYTES: usize = 8 << 20;
 
 /// One event to record. Its fields become the entry's top-level fields beside `seq`, `prev`,
 /// `ts` and `kind`.

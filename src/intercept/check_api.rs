@@ -3,6 +3,7 @@
 //! /v1/approvals/{id}/wait`: long-polls a pending approval. `POST /v1/results`: the
 //! `after_tool_call` hook reports what happened.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,40 +76,47 @@ impl CheckBody {
     }
 }
 
-pub async fn handle<B>(
-    gate: &Arc<Gate>,
-    auth: &Authenticated,
+/// A check of `req`. The method, the hold time and the body are taken from the request before
+/// the returned future starts, so that a check held for approval (up to
+/// `approval.max_wait_s`, thousands at once) keeps neither the request nor copies of it in
+/// its state: only the parsed check, its pending decision and its wait.
+pub fn handle<B>(
+    gate: Arc<Gate>,
+    auth: Authenticated,
     req: Request<B>,
     max_body: usize,
-) -> Response<ResponseBody>
+) -> impl Future<Output = Response<ResponseBody>> + Send + 'static
 where
-    B: http_body::Body,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    if req.method() != Method::POST {
-        return ApiError::method_not_allowed(req.method(), "POST").into_response();
-    }
-    match check(gate, auth, req, max_body).await {
-        Ok(decision) => json_response(StatusCode::OK, &decision),
-        Err(e) => e.into_response(),
+    let started = if req.method() != Method::POST {
+        Err(ApiError::method_not_allowed(req.method(), "POST"))
+    } else {
+        // Read and parsed in its own allocation, freed before the decision (and any hold).
+        wait_param(req.uri().query(), "wait", &gate)
+            .map(|wait| (wait, Box::pin(read_json::<CheckBody, _>(req, max_body))))
+    };
+    async move {
+        let (wait, body) = match started {
+            Ok(started) => started,
+            Err(e) => return e.into_response(),
+        };
+        match check(&gate, &auth, body, wait).await {
+            Ok(decision) => json_response(StatusCode::OK, &decision),
+            Err(e) => e.into_response(),
+        }
     }
 }
 
-async fn check<B>(
+async fn check(
     gate: &Arc<Gate>,
     auth: &Authenticated,
-    req: Request<B>,
-    max_body: usize,
-) -> Result<Decision, ApiError>
-where
-    B: http_body::Body,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let wait = wait_param(req.uri().query(), "wait", gate)?;
-    // Read and parsed in its own allocation, freed before the decision (and any hold).
-    let mut request = Box::pin(read_json::<CheckBody, _>(req, max_body))
-        .await?
-        .into_request()?;
+    body: impl Future<Output = Result<CheckBody, ApiError>>,
+    wait: Duration,
+) -> Result<Decision, ApiError> {
+    let mut request = body.await?.into_request()?;
     auth.apply_to(&mut request.agent);
     let span = tracing::info_span!(
         "check",

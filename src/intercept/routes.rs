@@ -1,6 +1,8 @@
 //! The agent and egress listeners' routing: authenticate the peer first, then hand the request
 //! to its front door. Nothing is parsed or decided for an unauthenticated peer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,11 @@ pub struct AgentRoutes {
 }
 
 impl AgentRoutes {
-    pub async fn route(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    /// Authenticate the request and start its front door. The caller keeps only the returned
+    /// future, allocated at the size of that front door's own state: a request held for
+    /// approval (up to `approval.max_wait_s`, thousands at once) keeps only what its handler
+    /// needs, not room for the largest handler nor copies of the request.
+    pub fn route(self: &Arc<Self>, req: Request<Incoming>) -> Routed {
         let auth = match self
             .identities
             .authenticate_request(&req, CredentialHeader::Authorization)
@@ -35,29 +41,38 @@ impl AgentRoutes {
             Ok(auth) => auth,
             Err(e) => {
                 tracing::info!(path = req.uri().path(), reason = %e, "agent request refused");
-                return e.into_response(CredentialHeader::Authorization);
+                return Box::pin(std::future::ready(
+                    e.into_response(CredentialHeader::Authorization),
+                ));
             }
         };
-        let (gate, max_body) = (&self.gate, self.max_body);
-        // Each front door's future is allocated on its own, at its own size: a request held
-        // for approval (up to `approval.max_wait_s`, thousands at once) keeps only what its
-        // own handler needs, not room for the largest of them.
+        let (gate, max_body) = (self.gate.clone(), self.max_body);
         match req.uri().path() {
-            "/v1/check" => Box::pin(check_api::handle(gate, &auth, req, max_body)).await,
-            "/v1/results" => Box::pin(check_api::handle_result(gate, &auth, req, max_body)).await,
-            "/v1/mcp/visible-tools" => {
-                Box::pin(check_api::handle_visible_tools(gate, &auth, req, max_body)).await
+            "/v1/check" => Box::pin(check_api::handle(gate, auth, req, max_body)),
+            "/v1/results" => {
+                Box::pin(async move { check_api::handle_result(&gate, &auth, req, max_body).await })
             }
+            "/v1/mcp/visible-tools" => Box::pin(async move {
+                check_api::handle_visible_tools(&gate, &auth, req, max_body).await
+            }),
             path if path.starts_with("/v1/approvals/") => {
-                Box::pin(check_api::handle_wait(gate, &auth, req)).await
+                Box::pin(async move { check_api::handle_wait(&gate, &auth, req).await })
             }
             path if path.starts_with("/mcp/") => {
-                Box::pin(mcp::handle(&self.mcp, gate, &auth, self.hold, req)).await
+                let routes = self.clone();
+                Box::pin(
+                    async move { mcp::handle(&routes.mcp, &gate, &auth, routes.hold, req).await },
+                )
             }
-            path => ApiError::not_found(path).into_response(),
+            path => Box::pin(std::future::ready(
+                ApiError::not_found(path).into_response(),
+            )),
         }
     }
 }
+
+/// A front door's answer to come, in its own allocation.
+pub type Routed = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
 
 /// What the egress listener (forward proxy and CONNECT) needs.
 pub struct EgressRoutes {

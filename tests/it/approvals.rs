@@ -1708,3 +1708,66 @@ async fn an_approvers_own_webhook_secret_is_the_only_one_that_answers_as_them() 
         .await;
     assert_eq!(code, 200, "{v}");
 }
+
+/// A check held for approval whose client hangs up ends with its connection: when the
+/// approval is answered, only the check still waiting is decided again (and recorded).
+#[tokio::test]
+async fn a_held_check_whose_client_hangs_up_is_dropped_with_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = env().await;
+    let params = json!({"path": "/etc/hangup.conf", "content": "x"});
+    let (_, first) = e.s.check("write", params.clone()).await;
+    assert_eq!(first["decision"], "pending", "{first}");
+    let id = first["approval_id"].as_str().unwrap().to_string();
+    let body = serde_json::to_vec(&check_body("write", params)).unwrap();
+    let request = [
+        format!(
+            "POST /v1/check?wait=30 HTTP/1.1\r\nHost: clawgate\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body,
+    ]
+    .concat();
+    let decisions = || audit_entries(e.s.running.audit(), "decision").len();
+    let before = decisions();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(e.s.running.agent_addr)
+            .await
+            .unwrap();
+        c.write_all(&request).await.unwrap();
+        held.push(c);
+    }
+    // Each held check records its pending decision before it waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while decisions() < before + 3 {
+        assert!(Instant::now() < deadline, "the three checks were not held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut stays = held.remove(0);
+    drop(held);
+    // The hang-ups reach the sidecar at once; give its connections time to see them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, answer) = e.approve_with_own_token(&id, "U_ALICE").await;
+    assert_eq!(code, 200, "{answer}");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("\"decision\":") {
+            let n = stays.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the held check's connection closed without an answer"
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer for the held check that stayed");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\"decision\":\"allow\""), "{text}");
+    // Released checks record their decision before answering: the one that stayed, only.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(decisions(), before + 4);
+}

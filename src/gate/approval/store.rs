@@ -23,6 +23,11 @@ const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals"
 /// callback key (`webhook:<id>`, `slack:<signature>`) → unix ms seen, then the stored answer.
 const SEEN: TableDefinition<&str, (i64, &[u8])> = TableDefinition::new("seen_callbacks");
 
+/// redb's page cache for the file (its default is 1 GiB, and every page a commit writes stays
+/// in it until full). Every approval is in memory anyway (`Book`); the file is read in full
+/// once, at start, and after that only for approvals older than a day.
+const PAGE_CACHE_BYTES: usize = 4 << 20;
+
 /// Most writes in one commit.
 const MAX_BATCH: usize = 512;
 /// Callback keys past their window are swept out at most this often; until then a claim treats
@@ -63,7 +68,9 @@ pub struct ApprovalStore {
 
 impl ApprovalStore {
     pub fn open(path: &Path) -> Result<ApprovalStore, ApprovalError> {
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(path)
             .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(APPROVALS).map_err(storage)?;
