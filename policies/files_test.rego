@@ -261,6 +261,22 @@ command_credential_examples := {
 	"cred.tfstate": "terraform state pull",
 }
 
+# The agent answering its own held calls or switching enforcement off through clawgate's
+# CLI, or changing OpenClaw's exec approvals, acts on the guard itself: denied everywhere.
+test_acting_on_the_guard_through_its_cli_is_governance if {
+	every cmd in [
+		"clawgate approvals approve 0190abc", "clawgate approvals deny x --reason y", "clawgate mode set shadow",
+		"/usr/local/bin/clawgate approvals approve x", "openclaw approvals allowlist add 'rm *'",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "cred.governance")
+	}
+	every cmd in ["clawgate approvals list", "clawgate audit verify"] {
+		not fired(decide(exec_call(cmd, "development")), "cred.governance")
+	}
+}
+
 # CLIs that print or decrypt secrets (exec.secret_commands): Terraform state and outputs,
 # Pulumi's --show-secrets, platform config vars, sops/ansible-vault/gpg decryption,
 # Bitwarden and the desktop keyring.
