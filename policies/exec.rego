@@ -710,7 +710,40 @@ mutation_detail := concat("; ", sort({not_read_only_why(c) | some c in fact_comm
 command_findings := set() if {
 	# Most calls carry no command at all: skip every command rule at once.
 	count(object.get(facts, "scripts", [])) == 0
-} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings)) | (persistence_command_findings | remote_control_findings))
+} else := ((parse_findings | kind_findings) | (secret_findings | download_findings)) | ((((device_findings | metadata_command_findings) | recursive_read_findings) | (constructed_text_findings | fork_bomb_findings)) | ((persistence_command_findings | remote_control_findings) | guard_stop_findings))
+
+# Stopping or removing the guard itself (exec.guard: a kill of clawgate by name or by a
+# pgrep/pidof of it, systemctl stop|disable, docker stop|rm, kubectl delete of it): the
+# agent must not switch off what gates it (cred.governance), whatever the environment.
+guard_stop_findings contains finding("cred.governance", credential_effect, "critical", sprintf("%s stops or removes clawgate, the guard itself; an agent must not switch off what gates it", [concat(" ", array.slice(c.argv, 0, 4))])) if {
+	some c in fact_commands
+	verbs := exec_data.guard.stoppers[c.name]
+	stopping_form(c, verbs)
+	not "-0" in c.argv
+	names_guard(c)
+}
+
+stopping_form(_, verbs) if count(verbs) == 0
+
+stopping_form(c, verbs) if {
+	some o in c.operands
+	o in verbs
+}
+
+names_guard(c) if {
+	some o in c.operands
+	some g in exec_data.guard.names
+	contains(lower(o), g)
+}
+
+names_guard(c) if {
+	some s in fact_commands
+	s.parent == c.id
+	s.via == "substitution"
+	some o in s.operands
+	some g in exec_data.guard.names
+	contains(lower(o), g)
+}
 
 # A shell handed to the network (exec.remote_control): netcat's -e/-c/--exec, socat's
 # EXEC:/SYSTEM: address, a shell in a pipeline with a network program (`sh -i 2>&1 | nc h

@@ -272,7 +272,12 @@ test_acting_on_the_guard_through_its_cli_is_governance if {
 		d.effect == "deny"
 		fired(d, "cred.governance")
 	}
-	every cmd in ["clawgate approvals list", "clawgate audit verify"] {
+	every cmd in ["pkill -f clawgate", "kill -9 $(pgrep clawgate)", "systemctl stop clawgate", "docker rm -f clawgate-sidecar", "kubectl delete pod clawgate-0"] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "cred.governance")
+	}
+	every cmd in ["clawgate approvals list", "clawgate audit verify", "systemctl status clawgate", "docker logs clawgate", "kill -0 $(pgrep clawgate)", "pkill node"] {
 		not fired(decide(exec_call(cmd, "development")), "cred.governance")
 	}
 }
