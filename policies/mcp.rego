@@ -52,13 +52,17 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 	server_spec := object.union_n([x | x := mcp.servers[server]; is_object(x)])
 	overrides := [o | o := server_spec.tools[tool]; is_object(o)]
 	label := sprintf("MCP %s/%s", [server, tool])
+	class := mcp_classify(overrides, mcp, server, tool, c.args)
+	class_spec := mcp_class_spec_of(class, overrides, mcp)
 	class_fs := {f |
-		class := mcp_classify(overrides, mcp, server, tool, c.args)
-		class_spec := mcp_class_spec_of(class, overrides, mcp)
 		risk := max_risk(object.get(class_spec, "risk", "high"), object.get(server_spec, "risk", "low"))
 		text := mcp_text(class, overrides, class_spec, server, tool)
 		f := mcp_class_finding(class, class_spec, risk, label, text)
 	}
+
+	# A tool that changes state writes the paths its arguments name (write_file ~/.bashrc,
+	# move_file to /etc/cron.d): the persistence and system-directory rules apply to them.
+	writes := object.get(class_spec, "mutating", true) != false
 
 	# Arguments (top level): their paths, commands and URLs are in input.facts
 	# (the facts stage reads mcp.path_argument_pattern, command_argument_keys and
@@ -71,7 +75,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 		some f in sql_findings(text)
 	}
 	outbound := {"outbound": object.get(server_spec, "local", false) != true}
-	fs := ((class_fs | fact_findings(false, object.get(mcp, "block_private_urls", false) == true, label)) | sql_fs) | outbound_credential_findings(outbound, label)
+	fs := ((class_fs | fact_findings(writes, object.get(mcp, "block_private_urls", false) == true, label)) | sql_fs) | outbound_credential_findings(outbound, label)
 	limits := object.union_n([x | x := server_spec.constraints; is_object(x)])
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 

@@ -313,3 +313,21 @@ test_more_secret_shaped_names_are_secret_reads if {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
 }
+
+# A tool that changes state writes the paths its arguments name: a start-up file, a git
+# hook or a system directory is persistence or a system write in every environment.
+test_mcp_write_tools_write_their_paths if {
+	every call in [
+		["write_file", {"path": "/home/dev/.bashrc", "content": "x"}],
+		["move_file", {"source": "/tmp/x", "destination": "/home/dev/.profile"}],
+		["create_directory", {"path": "/home/dev/.config/autostart"}],
+		["write_file", {"path": "/home/dev/project/.git/hooks/pre-commit", "content": "x"}],
+	] {
+		d := mcp_decide("filesystem", call[0], call[1], "development")
+		d.effect == "require_approval"
+		fired(d, "fs.persistence")
+	}
+	fired(mcp_decide("filesystem", "write_file", {"path": "/etc/hosts", "content": "x"}, "development"), "fs.system_path")
+	mcp_decide("filesystem", "write_file", {"path": "/home/dev/project/src/a.rs", "content": "x"}, "development").effect == "allow"
+	mcp_decide("filesystem", "read_file", {"path": "/home/dev/.bashrc"}, "development").effect == "allow"
+}
