@@ -750,42 +750,39 @@ names_guard(c) if {
 # p`): a remote party then types commands clawgate never sees. Tunnels that expose this
 # host or route around the egress proxy (ssh -R/-D/-w, ngrok, cloudflared tunnel, ...)
 # are exec.tunnel, held in every environment.
-remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) if {
+remote_control_findings := {f |
 	some c in fact_commands
-	rc := exec_data.remote_control
-	c.name in rc.netcat
-	netcat_exec(c, rc)
-}
+	kind := exec_data.remote_control.index[c.name]
+	some f in remote_control_of(kind, c, exec_data.remote_control)
+} | code_shell_findings
 
-remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("socat %s", [w])) if {
-	some c in fact_commands
-	c.name == "socat"
+# One function per kind of program (exec.remote_control.index), so that the common
+# command costs one object lookup.
+remote_control_of(kind, c, rc) := {exec_rule_finding("exec.remote_shell", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 4))])) |
+	kind == "netcat"
+	netcat_exec(c, rc)
+} | {exec_rule_finding("exec.remote_shell", sprintf("socat %s", [w])) |
+	kind == "socat"
 	some w in c.operands
 	regex.match(`(?i)^(exec|system):`, w)
-}
-
-remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s piped with %s", [sh.name, net.name])) if {
+} | {exec_rule_finding("exec.remote_shell", sprintf("%s piped with %s", [sh.name, c.name])) |
+	kind in {"netcat", "socat", "network"}
+	c.pipeline != null
 	some sh in fact_commands
+	sh.pipeline == c.pipeline
 	sh.name in exec_data.shells
-	sh.pipeline != null
 	not sh.runs_script
-	some net in fact_commands
-	net.pipeline == sh.pipeline
-	net.name in exec_data.remote_control.network_programs
+} | {exec_rule_finding("exec.tunnel", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 3))])) |
+	tunnel(kind, c, rc)
 }
 
 # Inline code that opens a socket and hands it a shell or a process (the reverse shells of
 # python -c, perl -e, ruby -e, php -r, node -e: socket plus dup2, pty.spawn, a shell path).
-remote_control_findings contains exec_rule_finding("exec.remote_shell", sprintf("%s code opening a socket to a shell", [c.name])) if {
+code_shell_findings := {exec_rule_finding("exec.remote_shell", sprintf("%s code opening a socket to a shell", [c.name])) |
 	some c in fact_commands
 	text := c.code.text
 	regex.match(`(?i)socket|net\.connect|require\(\s*.net.\s*\)|fsockopen|TCPSocket`, text)
 	regex.match(exec_data.remote_control.code_shell_pattern, text)
-}
-
-remote_control_findings contains exec_rule_finding("exec.tunnel", sprintf("%s %s", [c.name, concat(" ", array.slice(c.argv, 1, 3))])) if {
-	some c in fact_commands
-	tunnel(c, exec_data.remote_control)
 }
 
 netcat_exec(c, rc) if {
@@ -798,16 +795,16 @@ netcat_exec(c, rc) if {
 	l in rc.netcat_exec_short
 }
 
-tunnel(c, rc) if c.name in rc.tunnel_programs
+tunnel(kind, _, _) if kind == "tunnel"
 
-tunnel(c, rc) if {
-	subs := rc.tunnel_subcommands[c.name]
+tunnel(kind, c, rc) if {
+	kind == "tunnel_subcommand"
 	some o in c.operands
-	o in subs
+	o in rc.tunnel_subcommands[c.name]
 }
 
-tunnel(c, rc) if {
-	c.name == "ssh"
+tunnel(kind, c, rc) if {
+	kind == "ssh"
 	some l in c.short
 	l in rc.ssh_forward_short
 }
