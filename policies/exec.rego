@@ -118,15 +118,9 @@ pattern_word(c, i) if {
 	c.argv[i] == c.operands[0]
 }
 
-program_given_by_flag(c) if {
-	some f in c.flags
-	f in {"-e", "--regexp", "-f", "--file", "--from-file", "--expression", "--source"}
-}
+program_given_by_flag(c) if flag_in(c, ["-e", "--regexp", "-f", "--file", "--from-file", "--expression", "--source"])
 
-program_given_by_flag(c) if {
-	some l in c.short
-	l in {"e", "f"}
-}
+program_given_by_flag(c) if short_in(c, {}, ["e", "f"])
 
 name_source(s) if lists_names(s)
 
@@ -730,17 +724,17 @@ stopping_form(c, verbs) if {
 	o in verbs
 }
 
-names_guard(c) if {
-	some o in c.operands
-	some g in exec_data.guard.names
-	contains(lower(o), g)
-}
+names_guard(c) if operand_names_guard(c)
 
 names_guard(c) if {
 	some s in fact_commands
 	s.parent == c.id
 	s.via == "substitution"
-	some o in s.operands
+	operand_names_guard(s)
+}
+
+operand_names_guard(c) if {
+	some o in c.operands
 	some g in exec_data.guard.names
 	contains(lower(o), g)
 }
@@ -785,15 +779,9 @@ code_shell_findings := {exec_rule_finding("exec.remote_shell", sprintf("%s code 
 	regex.match(exec_data.remote_control.code_shell_pattern, text)
 }
 
-netcat_exec(c, rc) if {
-	some f in c.flags
-	f in rc.netcat_exec_flags
-}
+netcat_exec(c, rc) if flag_in(c, rc.netcat_exec_flags)
 
-netcat_exec(c, rc) if {
-	some l in c.short
-	l in rc.netcat_exec_short
-}
+netcat_exec(c, rc) if short_in(c, rc, rc.netcat_exec_short)
 
 tunnel(kind, _, _) if kind == "tunnel"
 
@@ -805,8 +793,7 @@ tunnel(kind, c, rc) if {
 
 tunnel(kind, c, rc) if {
 	kind == "ssh"
-	some l in c.short
-	l in rc.ssh_forward_short
+	short_in(c, rc, rc.ssh_forward_short)
 }
 
 # Commands that leave something to run later, outside the call (exec.persistence_commands:
@@ -833,20 +820,11 @@ persistence_leading(c, spec) if {
 
 persistence_flags(_, spec) if not spec.flags_any
 
-persistence_flags(c, spec) if {
-	some f in c.flags
-	f in spec.flags_any
-}
+persistence_flags(c, spec) if flag_in(c, spec.flags_any)
 
-persistence_excepted(c, spec) if {
-	some f in c.flags
-	f in object.get(spec, "unless_flags", [])
-}
+persistence_excepted(c, spec) if flag_in(c, object.get(spec, "unless_flags", []))
 
-persistence_excepted(c, spec) if {
-	some l in c.short
-	l in object.get(spec, "unless_short", [])
-}
+persistence_excepted(c, spec) if short_in(c, spec, object.get(spec, "unless_short", []))
 
 # A recursive read of a directory that holds a sensitive location (grep -r x ~,
 # tar c /home) reads the credentials too.

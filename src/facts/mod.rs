@@ -563,20 +563,11 @@ fn params_facts(
                     && !args.is_empty()
                     && args.iter().all(Value::is_string)
                 {
-                    let words = std::iter::once(program.as_str())
-                        .chain(args.iter().filter_map(Value::as_str));
+                    let words: Vec<&str> = std::iter::once(program.as_str())
+                        .chain(args.iter().filter_map(Value::as_str))
+                        .collect();
                     let source = format!("{source} + {sibling} (argv)");
-                    match shlex::try_join(words) {
-                        Ok(text) => shell::add_script(&mut sink, &text, source, &base),
-                        Err(e) => shell::add_unparsed(
-                            &mut sink,
-                            program,
-                            source,
-                            format!(
-                                "an argv word cannot be written as shell text ({e}); not parsed"
-                            ),
-                        ),
-                    }
+                    add_argv_script(&mut sink, &words, source, &base);
                 }
             }
         }
@@ -587,16 +578,7 @@ fn params_facts(
             && words.iter().all(Value::is_string)
         {
             let words: Vec<&str> = words.iter().filter_map(Value::as_str).collect();
-            let source = format!("{source} (argv)");
-            match shlex::try_join(words.iter().copied()) {
-                Ok(text) => shell::add_script(&mut sink, &text, source, &base),
-                Err(e) => shell::add_unparsed(
-                    &mut sink,
-                    &words.join(" "),
-                    source,
-                    format!("an argv word cannot be written as shell text ({e}); not parsed"),
-                ),
-            }
+            add_argv_script(&mut sink, &words, format!("{source} (argv)"), &base);
         }
     }
     // Input typed into a live terminal: what its shell reads, unless the input edits it.
@@ -644,6 +626,20 @@ fn params_facts(
         || facts.paths.len() >= ctx.limits.max_paths
         || facts.urls.len() >= ctx.limits.max_urls
         || facts.scripts.iter().any(|s| s.truncated);
+}
+
+/// An argv a server runs as given, parsed as the shell line that quotes each word; a word
+/// no shell text can hold (a NUL byte) leaves it unparsed, never unjudged.
+fn add_argv_script(sink: &mut shell::Sink, words: &[&str], source: String, base: &PathBase) {
+    match shlex::try_join(words.iter().copied()) {
+        Ok(text) => shell::add_script(sink, &text, source, base),
+        Err(e) => shell::add_unparsed(
+            sink,
+            &words.join(" "),
+            source,
+            format!("an argv word cannot be written as shell text ({e}); not parsed"),
+        ),
+    }
 }
 
 /// The files an `apply_patch` input touches (`*** Add File:`, `*** Update File:`, ...).

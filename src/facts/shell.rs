@@ -1534,14 +1534,7 @@ impl Walker<'_, '_> {
                     self.nested(body, owner, scope, "substitution");
                     // `$(echo rm)` is the word `rm`: a program named that way is judged
                     // as that program (and stays marked as computed).
-                    match self.echoed_word(first) {
-                        Some(text) => {
-                            w.text.push_str(&text);
-                            w.pattern.push_str(&super::glob::escape(&text));
-                            w.inert.push(' ');
-                        }
-                        None => w.push_expansion(raw),
-                    }
+                    w.push_expansion(self.echoed_word(first).as_deref().unwrap_or(raw));
                     w.kind("command_substitution");
                 }
                 WordPiece::ArithmeticExpression(expr) => {

@@ -606,7 +606,6 @@ mod tests {
             // A value-taking letter ends its cluster: `socket` holds an `e` that is no -e.
             ("ruby -rsocket -e x", Inner::Code("ruby", "x".into())),
             ("perl -MSocket -e x", Inner::Code("perl", "x".into())),
-            ("perl -ne x", Inner::Code("perl", "x".into())),
             ("python3 -Wignore -c x", Inner::Code("python", "x".into())),
             ("php -r x", Inner::Code("php", "x".into())),
             ("su -c rm root", Inner::Script("rm".into())),
