@@ -12,8 +12,12 @@
 # Denied where the destination cannot be a legitimate public service: any IP in
 # network.blocked_cidrs (private, loopback, link-local, CGNAT, IPv4-mapped IPv6,
 # ...) unless listed in network.allowed_cidrs, and loopback host names. For tool
-# URLs this applies only to tools whose catalog entry sets block_private_urls
-# (browser may open a local dev server; web_fetch may not).
+# URLs this applies only to tools whose catalog entry sets block_private_urls:
+# true (web_fetch), or "except_loopback" (browser, canvas: a local dev server on a
+# loopback address opens; the private network and internal host names do not).
+# Always denied too: a loopback port of a local control plane
+# (network.local_control_ports: the OpenClaw gateway, a browser's DevTools port,
+# the Docker API, the kubelet, ...), whatever the tool.
 #
 # Methods: GET/HEAD/OPTIONS are reads. Anything else is a mutation: to a host in
 # http.production_hosts (or with a label in http.production_labels) it needs
@@ -98,7 +102,7 @@ url_findings(block_private, where) := set() if {
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	some f in destination_findings({"host": u.host, "ips": {ip | some ip in array.concat(u.ips, object.get(u, "name_ips", []))}, "block_private": block_private, "where": where})
-} | sidecar_url_findings | (credential_url_findings | credential_host_findings) | {exec_rule_finding("net.local_file_url", u.raw) |
+} | (sidecar_url_findings | local_control_findings) | (credential_url_findings | credential_host_findings) | {exec_rule_finding("net.local_file_url", u.raw) |
 	some u in object.get(facts, "urls", [])
 	startswith(u.source, "params.")
 	u.scheme == "file"
@@ -190,9 +194,32 @@ sidecar_url_findings := {finding("net.sidecar_admin", "deny", "critical", sprint
 local_destination(u) if loopback_host(u.host)
 
 local_destination(u) if {
-	some ip in u.ips
+	some ip in array.concat(u.ips, object.get(u, "name_ips", []))
+	loopback_ip(ip)
+}
+
+loopback_ip(ip) if {
 	some c in ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"]
 	net.cidr_contains(c, ip)
+}
+
+# A loopback port where something that controls the host or the agent listens: the
+# OpenClaw gateway answers tool invocations and changes its own exec approvals, a
+# DevTools port hands over the browser's cookies and runs script in its pages, the
+# Docker API is root on the host. Denied for every tool, dev-server allowance or not.
+local_control_findings := {finding("net.local_control", "deny", "critical", sprintf("%s reaches %s on a loopback port (network.local_control_ports)", [u.raw, what])) |
+	some u in object.get(facts, "urls", [])
+	what := local_control_port(u.port)
+	local_destination(u)
+}
+
+local_control_port(port) := network_data.local_control_ports[sprintf("%d", [port])]
+
+local_control_port(port) := r.what if {
+	not network_data.local_control_ports[sprintf("%d", [port])]
+	some r in object.get(network_data, "local_control_port_ranges", [])
+	port >= r.from
+	port <= r.to
 }
 
 # --- metadata and private address rules --------------------------------------------
@@ -205,18 +232,34 @@ destination_findings(d) := (host_fs | ip_fs) | local_fs if {
 	ips := {ip | some ip in ({d.host} | d.ips); is_ip(ip)}
 	ip_fs := {f | count(ips) > 0; some f in ip_findings(d, ips)}
 	local_fs := {f |
-		d.block_private
+		d.block_private == true
 		loopback_host(d.host)
 		f := finding("net.private_address", "deny", "high", sprintf("%s %s is a loopback host name", [d.where, d.host]))
 	} | {f |
-		d.block_private
+		d.block_private in {true, "except_loopback"}
 		# By name only where no address is known (tool URLs); the egress proxy and the
 		# transparent listener judge the addresses they resolved.
 		count(d.ips) == 0
 		not loopback_host(d.host)
 		internal_host(d.host)
+		not dev_name_allowed(d)
 		f := finding("net.private_address", "deny", "high", sprintf("%s %s is an internal host name (a single label, or a suffix in network.internal_suffixes); add it to network.allowed_internal_hosts if this service is meant to be reachable", [d.where, d.host]))
 	}
+}
+
+# A dev server's name (myapp.local, api.test: network.dev_suffixes, names a hosts
+# file points at this machine) where the tool may open a loopback address.
+dev_name_allowed(d) if {
+	d.block_private == "except_loopback"
+	dev := object.get(network_data, "dev_suffixes", [])
+	strings.any_suffix_match(d.host, dev)
+	not strings.any_suffix_match(d.host, [s | some s in network_data.internal_suffixes; not s in dev])
+}
+
+# A dev server: a loopback address where the tool may open one.
+loopback_allowed(d, ip) if {
+	d.block_private == "except_loopback"
+	loopback_ip(ip)
 }
 
 ip_findings(d, ips) := {f |
@@ -224,9 +267,10 @@ ip_findings(d, ips) := {f |
 	is_metadata_ip(ip)
 	f := finding("net.cloud_metadata", "deny", "critical", sprintf("%s %s resolves to the cloud metadata address %s", [d.where, d.host, ip]))
 } | {f |
-	d.block_private
+	d.block_private in {true, "except_loopback"}
 	some ip in ips
 	is_blocked_ip(ip)
+	not loopback_allowed(d, ip)
 	f := finding("net.private_address", "deny", "high", sprintf("%s %s reaches the private or reserved address %s; add the range to network.allowed_cidrs if this service is meant to be reachable", [d.where, d.host, ip]))
 }
 

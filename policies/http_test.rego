@@ -476,3 +476,47 @@ test_a_url_parameter_that_does_not_parse_is_denied if {
 	not fired(decide({"action": {"kind": "mcp", "server": "git", "tool": "git_log", "params": {"target": "main"}}, "environment": "production"}), "net.unparsed_url")
 	not fired(decide(tool_call("web_fetch", {"url": "example.com"}, "production")), "net.unparsed_url")
 }
+
+# The browser and canvas may open a dev server on a loopback address (or a name a hosts
+# file points there), and nothing else private: the private network, internal names
+# and mapped/odd forms of loopback are judged as for web_fetch.
+test_browser_opens_loopback_dev_servers_only if {
+	every u in ["http://localhost:5173/", "http://127.0.0.1:8080/", "http://[::1]:3000/", "http://0.0.0.0:4200/", "http://myapp.local:3000/", "http://api.test/"] {
+		decide(tool_call("browser", {"action": "navigate", "targetUrl": u}, "production")).effect == "allow"
+	}
+	every u in [
+		"http://10.0.0.1:8080/admin", "http://192.168.1.1/", "http://172.17.0.1/containers/json",
+		"http://kubernetes.default.svc/api/v1/secrets", "http://vault.service.consul/v1/secret",
+		"http://redis:6379/", "http://db.svc.cluster.local/", "http://[::ffff:10.0.0.1]/",
+		"http://2886795265/", "http://intranet.corp/",
+	] {
+		d := decide(tool_call("browser", {"action": "navigate", "targetUrl": u}, "development"))
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+	d := decide(tool_call("canvas", {"action": "navigate", "url": "http://10.1.2.3/"}, "development"))
+	fired(d, "net.private_address")
+}
+
+# A local control plane on a loopback port is denied whatever reaches it: the OpenClaw
+# gateway, a DevTools port, the Docker API, the kubelet, Vault.
+test_local_control_ports_are_denied_for_every_tool if {
+	every u in [
+		"http://127.0.0.1:18789/tools/invoke", "http://localhost:9222/json", "http://[::1]:2375/containers/json",
+		"http://127.1:10250/pods", "http://localhost.:8200/v1/secret/data/x", "http://127.0.0.1:18800/json/version",
+		"http://127.0.0.1.nip.io:18789/", "ws://localhost:9229/abc",
+	] {
+		every call in [
+			tool_call("browser", {"action": "navigate", "targetUrl": u}, "development"),
+			tool_call("web_fetch", {"url": u}, "development"),
+			tool_call("exec", {"command": sprintf("curl -s '%s'", [u])}, "development"),
+		] {
+			d := decide(call)
+			d.effect == "deny"
+			fired(d, "net.local_control")
+		}
+	}
+	# A public host on those ports is not local.
+	not fired(decide(tool_call("web_fetch", {"url": "https://example.com:9222/"}, "development")), "net.local_control")
+	not fired(decide(tool_call("browser", {"action": "navigate", "targetUrl": "http://localhost:5173/"}, "development")), "net.local_control")
+}

@@ -75,7 +75,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 		some f in sql_findings(text)
 	}
 	outbound := {"outbound": object.get(server_spec, "local", false) != true}
-	fs := ((class_fs | fact_findings(writes, object.get(mcp, "block_private_urls", false) == true, label)) | sql_fs) | outbound_credential_findings(outbound, label)
+	fs := ((class_fs | fact_findings(writes, private_url_mode(mcp), label)) | sql_fs) | outbound_credential_findings(outbound, label)
 	limits := object.union_n([x | x := server_spec.constraints; is_object(x)])
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 

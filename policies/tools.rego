@@ -181,7 +181,7 @@ tool_core_for(t) := {"findings": fs, "rate_subject": name, "limits": limits} if 
 	# Writes of file tools into system directories are checked too.
 	writes := count([1 | mutates; object.get(spec, "mutating", false) != "command"]) > 0
 	exec_fs := exec_param_findings(name)
-	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, object.get(spec, "block_private_urls", false) == true, sprintf("%s url", [name]))) | exec_fs) | catalog_flag_findings(spec, action, mutates, label)
+	fs := (({mutation_finding(base, mutates, spec)} | fact_findings(writes, private_url_mode(spec), sprintf("%s url", [name]))) | exec_fs) | catalog_flag_findings(spec, action, mutates, label)
 	limits := object.union_n([c | c := spec.constraints; is_object(c)])
 } else := {"findings": fs, "rate_subject": c.rate_subject, "limits": c.limits} if {
 	# A bundle-mcp tool: classified by mcp.rego; parameters also checked with
@@ -207,6 +207,11 @@ mutation_text(spec) := "runs a command that is not plainly read-only (data.clawg
 unknown_tool_findings(t) := {finding("tool.unknown", object.get(spec, "effect", "require_approval"), object.get(spec, "risk", "high"), sprintf("tool '%s' is not in the clawgate tool catalog; add it to data.json under clawgate.tools.%s with a risk tier", [t.raw, t.raw]))} if {
 	spec := data.clawgate.settings.unknown_tool
 } else := set()
+
+# block_private_urls of a catalog entry: true, "except_loopback", or false (absent).
+private_url_mode(spec) := spec.block_private_urls if {
+	spec.block_private_urls in {true, "except_loopback"}
+} else := false
 
 unknown_blocks_private := true if {
 	data.clawgate.settings.unknown_tool.block_private_urls == true
