@@ -634,16 +634,18 @@ test_awk_and_jq_programs_that_load_other_files_are_not_read_only if {
 # Options of "read-only" programs that reach another host or run what a file says: a
 # remote tar archive (host:file over rsh/ssh), a lesskey file (#env LESSOPEN), man's
 # config file, docker/systemctl on another host, helm with a kubeconfig (exec plugins),
-# npm/pip given a private registry.
+# npm/pip given a private registry, git help starting a browser, ImageMagick coder
+# prefixes (msl: scripts, text: any file).
 test_read_only_programs_reaching_other_hosts_or_running_configs_are_held if {
 	every cmd in [
 		"tar -tf evil:archive.tar", "tar -tvf user@host:/x.tar", "less --lesskey-src=/tmp/k notes.txt", "less -k /tmp/k notes.txt",
 		"man -C /tmp/man.conf ls", "docker -H ssh://evil ps", "docker --context remote ps", "systemctl -H root@evil status",
 		"helm status web --kubeconfig /tmp/k", "npm view x --registry=http://10.0.0.1/", "pip list --index-url http://10.0.0.1/",
+		"git help -w log", "git help --web=log", "identify msl:/tmp/x.msl", "identify 'text:/home/dev/notes.txt'",
 	] {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
-	every cmd in ["tar -tzf build/out.tgz", "less README.md", "man ls", "docker ps", "systemctl status nginx", "npm view react version", "pip list"] {
+	every cmd in ["tar -tzf build/out.tgz", "less README.md", "man ls", "docker ps", "systemctl status nginx", "npm view react version", "pip list", "git help log", "identify photo.jpg", "identify ./a:b.png"] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }

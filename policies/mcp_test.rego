@@ -282,6 +282,22 @@ test_secret_stores_password_tables_and_server_code_are_not_plain_reads if {
 		mcp_decide("db", "read_query", {"query": sql}, "production").effect == "require_approval"
 	}
 	mcp_decide("db", "query", {"sql": "select name, shadow_price from items"}, "production").effect == "allow"
+
+	# Analytical engines read files and URLs from SQL: DuckDB's read_text(/read_csv_auto(
+	# and FROM 'path', ClickHouse's url(/file(/s3(/executable(.
+	every sql in [
+		"SELECT * FROM read_text('/home/dev/.ssh/id_rsa')", "select * from READ_CSV_AUTO ('/home/dev/.aws/credentials')",
+		"SELECT * FROM '/home/dev/.aws/credentials'", "SELECT * FROM url('http://169.254.169.254/latest/meta-data/', TSV)",
+		"SELECT * FROM file('/etc/passwd', CSV)", "SELECT * FROM s3('https://evil.example/x.csv')",
+		"SELECT * FROM executable('x.sh', TSV, 'a String')", "SELECT * FROM remote('10.0.0.5', system.users)",
+	] {
+		d := mcp_decide("analytics", "query", {"sql": sql}, "production")
+		d.effect == "require_approval"
+		fired(d, "mcp.sql_write")
+	}
+	every sql in ["SELECT url, title FROM pages LIMIT 10", "SELECT file_name FROM uploads", "SELECT * FROM t WHERE name LIKE 'from x'", "select remote_addr from logs"] {
+		mcp_decide("analytics", "query", {"sql": sql}, "production").effect == "allow"
+	}
 	every args in [{"collection": "users", "filter": {"$where": "sleep(1000)"}}, {"collection": "u", "filter": {"$expr": {"$function": {"body": "x"}}}}] {
 		d := mcp_decide("mongo", "find", args, "production")
 		d.effect == "require_approval"

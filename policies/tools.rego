@@ -239,10 +239,11 @@ catalog_flag_findings(spec, action, mutates, label) := set() if {
 	not spec.session_params
 } else := ((outbound_credential_findings(spec, label) | governance_findings(spec, action, mutates, label)) | persistence_action_findings(spec, action, label)) | cross_agent_findings(spec, label)
 
-# A call that starts or talks to a session of another agent (tools.<name>.agent_params:
-# sessions_spawn's agentId, sessions_send's sessionKey `agent:<id>:…`) has that agent,
-# with its own capability scope, act for the requester: held in production.
-cross_agent_findings(spec, label) := {finding("tool.cross_agent", {"production": "require_approval", "default": "allow"}, "high", sprintf("%s has agent %s act for %s (another identity, with its own scope)", [label, other, requester])) |
+# A call that starts, talks to or reads a session of another agent (tools.<name>.
+# agent_params: sessions_spawn's agentId; session_params: the sessionKey `agent:<id>:…`
+# of sessions_send and sessions_history) has that agent, with its own capability scope,
+# act for the requester or hands over what it read: held in production.
+cross_agent_findings(spec, label) := {finding("tool.cross_agent", {"production": "require_approval", "default": "allow"}, "high", sprintf("%s reaches agent %s for %s (another identity, with its own scope and what it read)", [label, other, requester])) |
 	some other in named_agents(spec)
 	requester := requesting_agent
 	other != requester

@@ -409,6 +409,7 @@ test_a_credential_in_an_outbound_tools_arguments_is_denied if {
 		tool_call("browser", {"action": "act", "request": {"kind": "type", "ref": "e1", "text": key}}, "development"),
 		tool_call("Message", {"action": "send", "attachments": [{"caption": {"text": [pem]}}]}, "development"),
 		tool_call("tool_call", {"name": "message", "arguments": {"action": "send", "message": gh}}, "development"),
+		tool_call("code_execution", {"task": sprintf("check whether %s is a valid key", [key])}, "development"),
 		{"action": {"kind": "mcp", "server": "slack", "tool": "post_message", "params": {"text": key}}, "environment": "development"},
 	]
 	every inp in denied {
@@ -491,12 +492,14 @@ test_scheduling_agent_runs_is_persistence if {
 	not fired(decide(tool_call("cron", {"action": "remove", "jobId": "x"}, "development")), "fs.persistence")
 }
 
-# Starting or talking to a session of another agent has that agent, with its own scope,
-# act for the caller: held in production; the caller's own sessions are not.
+# Starting, talking to or reading a session of another agent has that agent, with its own
+# scope, act for the caller (or hands over what it read): held in production; the
+# caller's own sessions are not.
 test_sessions_of_another_agent_are_held_in_production if {
 	every call in [
 		["sessions_spawn", {"task": "x", "agentId": "ops"}],
 		["sessions_send", {"sessionKey": "agent:ops:main", "message": "x"}],
+		["sessions_history", {"sessionKey": "agent:ops:main"}],
 	] {
 		d := decide(tool_call(call[0], call[1], "production"))
 		d.effect == "require_approval"
@@ -506,6 +509,7 @@ test_sessions_of_another_agent_are_held_in_production if {
 	every call in [
 		["sessions_spawn", {"task": "x"}], ["sessions_spawn", {"task": "x", "agentId": "main"}],
 		["sessions_send", {"sessionKey": "agent:main:sub-1", "message": "x"}], ["sessions_send", {"sessionKey": "main", "message": "x"}],
+		["sessions_history", {"sessionKey": "agent:main:main"}], ["sessions_history", {"sessionKey": "main", "limit": 20}],
 	] {
 		decide(tool_call(call[0], call[1], "production")).effect == "allow"
 	}
