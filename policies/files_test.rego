@@ -60,6 +60,11 @@ test_credential_paths_denied_on_read if {
 		"~/.openclaw/agents/main/agent/auth-profiles.json", "~/.azure/msal_token_cache.json",
 		"~/.config/rclone/rclone.conf", "~/.m2/settings.xml", "~/.gradle/gradle.properties", "~/.config/hub",
 		"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key",
+		"wp-config.php", "/var/www/html/wp-config.php", "config/secrets.yml", "secrets.json", "local.settings.json",
+		".htpasswd", "~/.microsoft/usersecrets/0f3c/secrets.json", "/etc/wpa_supplicant/wpa_supplicant.conf",
+		"/etc/mysql/debian.cnf", "/etc/ldap.secret", "myapp-firebase-adminsdk-x1y2z.json", "~/.dbshell",
+		"~/.mongosh/mongosh_repl_history", "~/.sbt/credentials", "~/.config/tea/config.yml", "~/.aider.conf.yml",
+		"~/.config/anthropic/credentials",
 	] {
 		d := read_path(p, "development")
 		d.effect == "deny"
