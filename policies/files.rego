@@ -276,16 +276,54 @@ sidecar_path_findings(p) := {credential_finding(paths_data.sidecar_rule, path_la
 	glob.match(g, ["/"], s)
 }
 
-# Writing into system directories is outside any agent workspace.
+# Writing into system directories is outside any agent workspace: by a redirection, a
+# writing tool's path, or an operand a command writes (cp x /etc/hosts, truncate -s0
+# /etc/passwd, rm /var/log/syslog: exec.operand_writes).
 system_path_findings(p, tool_writes) := {f |
-	path_written(p, tool_writes)
-	not p.path in exec_data.write_ok
 	some a in p.prefixes
 	a in paths_data.system_dirs
+	system_path_written(p, tool_writes)
+	not p.path in exec_data.write_ok
 	rule := paths_data.system_path_rule
 	f := finding(rule.id, rule.effect, rule.risk, sprintf("%s %s", [path_label(p), rule.reason]))
 }
 
 path_written(p, _) if p.access in {"write", "append", "read_write"}
+
+system_path_written(p, tool_writes) if path_written(p, tool_writes)
+
+system_path_written(p, _) if {
+	p.access == "argument"
+	c := source_command(p)
+	written_operand(c, p.raw)
+}
+
+# An operand the command writes (exec.operand_writes), when the command is not a read.
+written_operand(c, raw) if {
+	exec_data.operand_writes[c.name] == "all"
+	raw in c.operands
+	not command_read_only(c)
+}
+
+written_operand(c, raw) if {
+	exec_data.operand_writes[c.name] == "last"
+	raw == c.operands[count(c.operands) - 1]
+	not command_read_only(c)
+}
+
+written_operand(c, raw) if {
+	exec_data.operand_writes[c.name]
+	some i, w in c.argv
+	w in exec_data.target_directory_flags
+	c.argv[i + 1] == raw
+}
+
+written_operand(c, raw) if {
+	exec_data.operand_writes[c.name]
+	some w in c.argv
+	some flag in exec_data.target_directory_flags
+	startswith(flag, "--")
+	w == concat("=", [flag, raw])
+}
 
 path_written(p, true) if p.access == "param"

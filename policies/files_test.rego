@@ -181,6 +181,24 @@ test_system_path_write_needs_approval_everywhere if {
 	effect_of(tool_call("write", {"path": "C:\\Windows\\System32\\drivers\\etc\\hosts"}, "development")) == "require_approval"
 }
 
+# An operand a command writes is a write like a redirection: a copy's destination,
+# every operand of truncate/rm/sed -i, a -t/--target-directory directory; a copy's
+# source in a system directory is only read.
+test_system_paths_written_by_command_operands_need_approval_everywhere if {
+	every cmd in [
+		"cp x /etc/hosts", "truncate -s0 /etc/passwd", "install -m755 x /usr/local/bin/git", "sed -i s/a/b/ /etc/hosts",
+		"rm /var/log/syslog", "truncate -s 0 /var/log/auth.log", "cp -t /usr/bin x", "mv --target-directory=/usr/lib x.so",
+		"setcap cap_setuid+ep /usr/bin/python3",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "require_approval"
+		fired(d, "fs.system_path")
+	}
+	every cmd in ["cp /etc/nginx/nginx.conf ./nginx.conf", "ln -s /usr/bin/python3 ./py", "cp -r /etc/skel ./skel", "sed -n 1p /etc/hosts"] {
+		not fired(decide(exec_call(cmd, "development")), "fs.system_path")
+	}
+}
+
 test_system_path_read_allowed if {
 	d := read_path("/etc/hosts", "production")
 	d.effect == "allow"
