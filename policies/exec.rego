@@ -770,13 +770,27 @@ remote_control_of(kind, c, rc) := {exec_rule_finding("exec.remote_shell", sprint
 	tunnel(kind, c, rc)
 }
 
-# Inline code that opens a socket and hands it a shell or a process (the reverse shells of
-# python -c, perl -e, ruby -e, php -r, node -e: socket plus dup2, pty.spawn, a shell path).
-code_shell_findings := {exec_rule_finding("exec.remote_shell", sprintf("%s code opening a socket to a shell", [c.name])) |
+# Inline code (python -c, perl -e, ruby -e, php -r, node -e), one pass over the commands.
+code_shell_findings := {f |
 	some c in fact_commands
 	text := c.code.text
+	some f in code_text_findings(c, text)
+}
+
+# Code that opens a socket and hands it a shell or a process (socket plus dup2,
+# pty.spawn, a shell path), and code that deletes a protected directory tree
+# (shutil.rmtree('/home/dev'), FileUtils.rm_rf('/'), fs.rmSync(home, {recursive}):
+# exec.code_tree_delete, the pattern; the directory is a path the facts read from the
+# code) as `rm -rf` of it would.
+code_text_findings(c, text) := {exec_rule_finding("exec.remote_shell", sprintf("%s code opening a socket to a shell", [c.name])) |
 	regex.match(`(?i)socket|net\.connect|require\(\s*.net.\s*\)|fsockopen|TCPSocket`, text)
 	regex.match(exec_data.remote_control.code_shell_pattern, text)
+} | {exec_rule_finding("exec.rm_root", sprintf("%s code deleting %s", [c.name, p.raw])) |
+	regex.match(exec_data.code_tree_delete, text)
+	source := sprintf("command %d (code)", [c.id])
+	some p in facts.paths
+	p.source == source
+	protected_dir(p.path)
 }
 
 netcat_exec(c, rc) if flag_in(c, rc.netcat_exec_flags)

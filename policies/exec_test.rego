@@ -78,6 +78,20 @@ test_rm_root_denied_everywhere if {
 	}
 }
 
+# The same delete written as inline interpreter code.
+test_rm_root_in_inline_code_denied_everywhere if {
+	every cmd in [
+		"python3 -c \"import shutil; shutil.rmtree('/home/dev')\"", "perl -e 'use File::Path; rmtree(\"/home/dev\")'",
+		"ruby -e 'require \"fileutils\"; FileUtils.rm_rf(\"/\")'", "node -e \"require('fs').rmSync('/etc', {recursive: true})\"",
+		"python3 -c \"import shutil,os; shutil.rmtree(os.path.expanduser('~'))\"",
+	] {
+		d := decide(exec_call(cmd, "development"))
+		d.effect == "deny"
+		fired(d, "exec.rm_root")
+	}
+	none_fires(["python3 -c \"import shutil; shutil.rmtree('build')\"", "python3 -c \"import os; print(os.listdir('/home/dev'))\""], "exec.rm_root")
+}
+
 test_rm_root_does_not_match_subdirectories if {
 	none_fires(["rm -rf ./build", "rm -rf /tmp/build", "rm -rf ~/project/target", "rm -rf /var/log/app/old", "rm -rf /home/u/tmp"], "exec.rm_root")
 }

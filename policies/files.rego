@@ -295,6 +295,7 @@ system_path_written(p, tool_writes) if path_written(p, tool_writes)
 system_path_written(p, _) if {
 	p.access == "argument"
 	c := source_command(p)
+	exec_data.operand_writes[c.name]
 	written_operand(c, p.raw)
 }
 
