@@ -318,14 +318,20 @@ test_mcp_command_with_args_beside_it_is_one_argv if {
 }
 
 # Names that read session cookies, auth headers, kubeconfigs, connection strings (with
-# their passwords), SSH keys or a vault are secret reads too.
+# their passwords), SSH keys, a vault, the environment's variables, the clipboard, signing
+# or service-account keys, a shell's history or a container's configuration (its
+# environment) are secret reads too.
 test_more_secret_shaped_names_are_secret_reads if {
-	every tool in ["get_auth_header", "getCookies", "get_ssh_keys", "read_vault", "get_kubeconfig", "get_connection_string", "get_db_url", "getDatabaseUrl", "get_jwt"] {
+	every tool in [
+		"get_auth_header", "getCookies", "get_ssh_keys", "read_vault", "get_kubeconfig", "get_connection_string", "get_db_url", "getDatabaseUrl", "get_jwt",
+		"list_environment_variables", "getEnvVars", "get_env_vars", "read_clipboard", "get_clipboard", "clipboard_read", "read_dotenv",
+		"get_signing_key", "get_service_account_key", "get_shell_history", "inspect_container",
+	] {
 		d := mcp_decide("x", tool, {}, "production")
 		d.effect == "require_approval"
 		d.risk == "critical"
 	}
-	every tool in ["get_environment_info", "list_envs", "get_user", "search_docs", "get_download_link"] {
+	every tool in ["get_environment_info", "list_envs", "get_user", "search_docs", "get_download_link", "list_environments", "getEnvironments", "history_search"] {
 		mcp_decide("x", tool, {}, "production").effect == "allow"
 	}
 }
