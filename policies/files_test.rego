@@ -247,6 +247,7 @@ test_more_credential_stores_are_denied if {
 
 # One example per credential rule id, so a pattern edit that stops matching fails here.
 credential_examples := {
+	"cred.input_devices": "/dev/input/event0",
 	"cred.cli_tokens": "~/.config/doctl/config.yaml",
 	"cred.ai_tokens": "/home/u/.codex/auth.json",
 	"cred.encryption_keys": "~/.config/sops/age/keys.txt",
