@@ -877,9 +877,53 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	some i, w in c.argv
 	w in {"-name", "-iname"}
 	name := lower(c.argv[i + 1])
-	name in object.get(paths_data, "credential_file_names", [])
+	name_selects_credentials(name)
 	some p in c.paths
 	loc := sensitive_location_under(p)
+}
+
+# A -name test that can select a credential file: one of paths.credential_file_names,
+# or a glob that matches one of them or a name of paths.credential_name_examples
+# (find / -name '*.pem' -exec cat {} + reads /etc/ssl/private/privkey.pem).
+name_selects_credentials(name) if name in object.get(paths_data, "credential_file_names", [])
+
+name_selects_credentials(name) if {
+	regex.match(`[*?\[]`, name)
+	some example in array.concat(object.get(paths_data, "credential_file_names", []), object.get(paths_data, "credential_name_examples", []))
+	glob.match(name, [], example)
+}
+
+# fd handing on what it finds (-x/-X, a pipe into xargs or a shell) in a tree that holds a
+# sensitive location (fd -H id_ ~ -x cat, fd . ~ | xargs cat): its pattern is a regex over
+# every name, so only an extension filter (-e md) that no credential file has narrows it.
+recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("%s over %s hands what it finds on, and it holds %s", [c.name, p, loc])) if {
+	some c in fact_commands
+	c.name in {"fd", "fdfind"}
+	fd_hands_on(c)
+	not fd_extension_excludes_credentials(c)
+	some p in c.paths
+	loc := sensitive_location_under(p)
+}
+
+fd_hands_on(c) if {
+	some f in c.flags
+	f in {"-x", "-X", "--exec", "--exec-batch"}
+}
+
+fd_hands_on(c) if {
+	c.pipeline != null
+	pipes_names_to_an_opener(c)
+}
+
+fd_hands_on(c) if c.via in {"substitution", "process_substitution"}
+
+fd_extension_excludes_credentials(c) if {
+	exts := {lower(c.argv[i + 1]) | some i, w in c.argv; w in {"-e", "--extension"}}
+	count(exts) > 0
+	every e in exts {
+		not concat("", [".", trim_prefix(e, ".")]) in object.get(paths_data, "key_suffixes", [])
+		not trim_prefix(e, ".") in {"pem", "json", "yml", "yaml", "env", "conf", "cfg", "ini", "toml", "txt", "xml", "properties"}
+	}
 }
 
 # find handing on everything under a start point that holds a sensitive location (find ~

@@ -1198,15 +1198,22 @@ test_protected_directories_behind_pwd_globs_moves_and_env_code if {
 	decide(tool_call("exec", {"command": "git log", "env": {"GIT_PAGER": "less -R"}}, "development")).effect == "allow"
 }
 
-# find looking for a credential file's name in a tree that holds a credential directory
-# selects it though no argument names it.
+# find looking for a credential file's name (or a glob that matches one) in a tree that
+# holds a credential directory selects it though no argument names it; fd's pattern is a
+# regex over every name, narrowed only by an extension no credential file has.
 test_find_selecting_credential_file_names_in_a_credential_tree_is_held if {
-	every cmd in ["find ~ -name credentials -exec cat {} \\;", "find / -name credentials | xargs cat", "find ~ -iname HOSTS.YML"] {
+	every cmd in [
+		"find ~ -name credentials -exec cat {} \\;", "find / -name credentials | xargs cat", "find ~ -iname HOSTS.YML",
+		"find / -name '*.pem' -exec cat {} +", "fd -H id_ /home | xargs cat", "fd . ~ -x cat", "fd -e pem . / -X cat",
+	] {
 		d := decide(exec_call(cmd, "production"))
 		d.effect == "require_approval"
 		fired(d, "cred.recursive_read")
 	}
-	every cmd in ["find . -name config.json", "find . -name credentials", "find src -name config", "find ~/project -name '*.py'"] {
+	every cmd in [
+		"find . -name config.json", "find . -name credentials", "find src -name config", "find ~/project -name '*.py'",
+		"find ~ -name '*.md' -exec cat {} +", "find . -name '*.pem' -exec cat {} +", "fd -e md . ~ -x cat", "fd . src -x wc -l",
+	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 }
