@@ -64,6 +64,8 @@ rare_path_findings(p, tool_writes) := raw_disk_findings(p) if {
 } else := persistence_findings(p, tool_writes) if {
 	some s in object.get(p, "segments", [])
 	paths_data.persistence_segments[s]
+} else := persistence_findings(p, tool_writes) if {
+	paths_data.workspace_instruction_names[p.name]
 } else := set()
 
 # A change to what runs later, outside the call (paths.persistence: shell start-up
@@ -91,6 +93,22 @@ persistence_path(p) if {
 	some i, s in object.get(p, "segments", [])
 	next := paths_data.persistence_segments[s]
 	persistence_segment_matches(next, p.segments, i)
+}
+
+# OpenClaw's standing instructions (paths.workspace_instruction_names: AGENTS.md, SOUL.md,
+# BOOT.md, ...) at the root of any agent's workspace: ~/.openclaw/workspace-<agent> of a
+# multi-agent setup, or the call's working directory (a workspace configured elsewhere).
+persistence_path(p) if {
+	paths_data.workspace_instruction_names[p.name]
+	some i, s in p.segments
+	s == ".openclaw"
+	startswith(p.segments[i + 1], "workspace")
+	p.segments[i + 2] == p.name
+}
+
+persistence_path(p) if {
+	paths_data.workspace_instruction_names[p.name]
+	p.path == concat("/", [facts.cwd, p.name])
 }
 
 persistence_segment_matches(next, _, _) if next == true
