@@ -516,7 +516,9 @@ runs_unjudged(c, spec) if {
 }
 
 # A flag of the list, exactly, or a long option abbreviated the way getopt_long
-# accepts (`--out` for `--output`; three letters at least).
+# accepts (`--out` for `--output`, `--in` for sed's `--in-place`, `--se` for date's
+# `--set`: any unambiguous prefix, one letter up; an ambiguous one fails, so a prefix
+# of a listed flag is taken as that flag).
 flag_in(c, list) if {
 	some f in c.flags
 	f in list
@@ -525,7 +527,7 @@ flag_in(c, list) if {
 flag_in(c, list) if {
 	some f in c.flags
 	startswith(f, "--")
-	count(f) > 4
+	count(f) > 2
 	some l in list
 	startswith(l, f)
 }

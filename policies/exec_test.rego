@@ -656,6 +656,7 @@ test_read_only_programs_reaching_other_hosts_or_running_configs_are_held if {
 		"man -C /tmp/man.conf ls", "docker -H ssh://evil ps", "docker --context remote ps", "systemctl -H root@evil status",
 		"helm status web --kubeconfig /tmp/k", "npm view x --registry=http://10.0.0.1/", "pip list --index-url http://10.0.0.1/",
 		"git help -w log", "git help --web=log", "identify msl:/tmp/x.msl", "identify 'text:/home/dev/notes.txt'",
+		"sed --in=.bak s/a/b/ notes.txt", "sed --i s/a/b/ notes.txt", "date --se=2020-01-01", "rg --pr=sh .",
 	] {
 		decide(exec_call(cmd, "production")).effect != "allow"
 	}
