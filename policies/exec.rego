@@ -1284,14 +1284,45 @@ recursive(c) if {
 	l in {"r", "R"}
 }
 
-recursive(c) if "--recursive" in c.flags
+recursive(c) if flag_in(c, ["--recursive", "--dereference-recursive"])
+
+# grep's -d recurse / --directories=recurse (abbreviations included).
+recursive(c) if {
+	c.name in {"grep", "egrep", "fgrep"}
+	some i, w in c.argv
+	grep_directories_flag(w)
+	startswith("recurse", c.argv[i + 1])
+}
+
+recursive(c) if {
+	c.name in {"grep", "egrep", "fgrep"}
+	some w in c.argv
+	parts := split(w, "=")
+	count(parts) == 2
+	grep_directories_flag(parts[0])
+	startswith("recurse", parts[1])
+	parts[1] != ""
+}
+
+recursive(c) if {
+	c.name in {"grep", "egrep", "fgrep"}
+	some w in c.argv
+	startswith(w, "-drec")
+}
+
+grep_directories_flag(w) if w == "-d"
+
+grep_directories_flag(w) if {
+	startswith(w, "--d")
+	startswith("--directories", w)
+}
 
 delete_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.name, concat(" ", c.operands)])) |
 	recursive(c)
 	some p in c.paths
 	protected_dir(p)
 } | {exec_rule_finding("exec.rm_root", "rm --no-preserve-root") |
-	"--no-preserve-root" in c.flags
+	flag_in(c, ["--no-preserve-root"])
 } | {exec_rule_finding("exec.recursive_delete", sprintf("%s -r", [c.name])) |
 	recursive(c)
 } | {exec_rule_finding("exec.recursive_delete", sprintf("%s under %s", [c.name, w])) |
@@ -1464,6 +1495,8 @@ force_push(c) if {
 	startswith(f, g)
 }
 
+force_push(c) if flag_in(c, ["--force", "--delete", "--mirror", "--prune"])
+
 force_push(c) if {
 	some l in c.short
 	l in {"f", "d"}
@@ -1481,7 +1514,7 @@ force_push(c) if {
 
 git_discard(c, sub) if {
 	sub == "reset"
-	"--hard" in c.flags
+	flag_in(c, ["--hard"])
 }
 
 git_discard(c, sub) if {
@@ -1491,7 +1524,7 @@ git_discard(c, sub) if {
 
 git_discard(c, sub) if {
 	sub == "clean"
-	"--force" in c.flags
+	flag_in(c, ["--force"])
 }
 
 git_discard(c, sub) if {
@@ -1506,7 +1539,7 @@ git_discard(c, sub) if {
 
 git_discard(c, sub) if {
 	sub == "checkout"
-	"--force" in c.flags
+	flag_in(c, ["--force"])
 }
 
 # A download fed straight to a shell or interpreter: through a pipe (curl | sh),

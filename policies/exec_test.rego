@@ -92,6 +92,27 @@ test_rm_root_in_inline_code_denied_everywhere if {
 	none_fires(["python3 -c \"import shutil; shutil.rmtree('build')\"", "python3 -c \"import os; print(os.listdir('/home/dev'))\""], "exec.rm_root")
 }
 
+# Long options abbreviated as getopt allows, and grep's other ways to recurse, are the
+# options they abbreviate.
+test_abbreviated_and_spelled_out_options_keep_their_rules if {
+	every cmd in ["rm --rec --force ~", "rm --recu -f /etc", "rm -r --no-pres /"] {
+		fired(decide(exec_call(cmd, "development")), "exec.rm_root")
+	}
+	every cmd in ["git push --forc origin main", "git push --mir"] {
+		fired(decide(exec_call(cmd, "development")), "exec.git_force_push")
+	}
+	every cmd in ["git clean --forc -d", "git reset --har HEAD~5"] {
+		fired(decide(exec_call(cmd, "development")), "exec.git_discard")
+	}
+	every cmd in ["grep --recur token ~", "grep -d recurse token ~", "grep --directories=recurse token ~", "grep --dir=rec token ~", "grep -drecurse token ~", "grep --dereference-recursive token ~"] {
+		d := decide(exec_call(cmd, "production"))
+		d.effect == "require_approval"
+		fired(d, "cred.recursive_read")
+	}
+	decide(exec_call("grep -d skip token ~/notes.txt", "production")).effect == "allow"
+	not fired(decide(exec_call("git reset --soft HEAD~1", "development")), "exec.git_discard")
+}
+
 test_rm_root_does_not_match_subdirectories if {
 	none_fires(["rm -rf ./build", "rm -rf /tmp/build", "rm -rf ~/project/target", "rm -rf /var/log/app/old", "rm -rf /home/u/tmp"], "exec.rm_root")
 }
