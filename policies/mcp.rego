@@ -40,6 +40,13 @@ mcp_call := {"server": s, "tool": t, "args": params} if {
 	t := substring(raw_tool_name, i + 2, -1)
 }
 
+# The private-address rule for a server's URL arguments: its own block_private_urls
+# (browser servers such as playwright open loopback dev servers: "except_loopback"),
+# else mcp.block_private_urls.
+mcp_private_url_mode(mcp, server_spec) := private_url_mode(server_spec) if {
+	"block_private_urls" in object.keys(server_spec)
+} else := private_url_mode(mcp)
+
 # Everything about an MCP call, in one rule (see core in main.rego); also used
 # for bundle-mcp tools: the classification finding plus the argument checks.
 # The helper rules below (mcp_class, mcp_risk, ...) say the same for tests and
@@ -75,7 +82,7 @@ mcp_core := {"findings": fs, "rate_subject": sprintf("mcp:%s/%s", [server, tool]
 		some f in sql_findings(text)
 	}
 	outbound := {"outbound": object.get(server_spec, "local", false) != true}
-	fs := ((class_fs | fact_findings(writes, private_url_mode(mcp), label)) | sql_fs) | outbound_credential_findings(outbound, label)
+	fs := ((class_fs | fact_findings(writes, mcp_private_url_mode(mcp, server_spec), label)) | sql_fs) | outbound_credential_findings(outbound, label)
 	limits := object.union_n([x | x := server_spec.constraints; is_object(x)])
 } else := {"findings": {finding("mcp.missing_tool", "deny", "high", "MCP call without a tool name")}, "rate_subject": "unknown", "limits": {}}
 

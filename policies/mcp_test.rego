@@ -353,3 +353,17 @@ test_mcp_write_tools_write_their_paths if {
 	mcp_decide("filesystem", "write_file", {"path": "/home/dev/project/src/a.rs", "content": "x"}, "development").effect == "allow"
 	mcp_decide("filesystem", "read_file", {"path": "/home/dev/.bashrc"}, "development").effect == "allow"
 }
+
+# A browser server (mcp.servers.<name>.block_private_urls "except_loopback") opens a dev
+# server on a loopback address, never the private network, a control plane or metadata;
+# other servers' URL arguments keep mcp.block_private_urls.
+test_mcp_browser_servers_open_loopback_dev_servers_only if {
+	mcp_decide("playwright", "browser_navigate", {"url": "http://localhost:3000"}, "production").effect == "allow"
+	mcp_decide("playwright", "browser_navigate", {"url": "https://example.com/docs"}, "production").effect == "allow"
+	every u in ["http://10.0.0.1/", "http://kubernetes.default.svc/", "http://127.0.0.1:18789/", "http://169.254.169.254/latest/"] {
+		mcp_decide("playwright", "browser_navigate", {"url": u}, "development").effect == "deny"
+	}
+	d := mcp_decide("fetch", "fetch", {"url": "http://localhost:3000"}, "development")
+	d.effect == "deny"
+	fired(d, "net.private_address")
+}
