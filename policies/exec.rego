@@ -851,31 +851,58 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 	loc := sensitive_location_under(p)
 }
 
+# The locations of paths.sensitive, once per evaluation.
+sensitive_locations := object.keys(paths_data.sensitive)
+
 # One sensitive location inside directory `dir` (the first in order; undefined when it
-# holds none): a finding per path, not one per location under it.
+# holds none): a finding per path, not one per location under it. Most directories hold
+# none, which a builtin tells without a Rego loop over the ~300 locations (each turn of
+# one costs regorus microseconds).
 sensitive_location_under(dir) := min(locs) if {
 	prefix := concat("", [trim_suffix(dir, "/"), "/"])
-	locs := {loc | some loc, _ in paths_data.sensitive; startswith(loc, prefix)} | home_locations_under(prefix)
+	holds_sensitive_location(prefix)
+	locs := {loc | some loc in sensitive_locations; startswith(loc, prefix)} | home_locations_under(prefix)
 	count(locs) > 0
+}
+
+holds_sensitive_location(prefix) if strings.any_prefix_match(sensitive_locations, prefix)
+
+holds_sensitive_location(prefix) if startswith(concat("", [home_dir, "/"]), prefix)
+
+holds_sensitive_location(prefix) if {
+	startswith(prefix, concat("", [home_dir, "/"]))
+	strings.any_prefix_match(sensitive_locations, concat("", ["~", trim_prefix(prefix, home_dir)]))
 }
 
 # The `~` locations of paths.sensitive under a directory (given as `prefix`, ending in
 # `/`): all of them when it holds the home directory, those under its `~` form when it is
 # inside it. (Matching the locations as written spares expanding every one per call.)
-home_locations_under(prefix) := {loc | some loc, _ in paths_data.sensitive; startswith(loc, "~/")} if {
+home_locations_under(prefix) := {loc | some loc in sensitive_locations; startswith(loc, "~/")} if {
 	startswith(concat("", [home_dir, "/"]), prefix)
-} else := {loc | some loc, _ in paths_data.sensitive; startswith(loc, tilde)} if {
+} else := {loc | some loc in sensitive_locations; startswith(loc, tilde)} if {
 	startswith(prefix, concat("", [home_dir, "/"]))
 	tilde := concat("", ["~", trim_prefix(prefix, home_dir)])
 } else := set()
+
+# The programs that hand on the names they find or list (exec.tree_listers: find, fd, ls),
+# in one pass over the commands: a lookup per command, the rules of its kind below.
+recursive_read_findings contains f if {
+	some c in fact_commands
+	kind := exec_data.tree_listers[c.name]
+	some f in tree_lister_findings(kind, c)
+}
+
+tree_lister_findings("find", c) := find_name_findings(c) | find_hands_on_findings(c)
+
+tree_lister_findings("fd", c) := fd_findings(c)
+
+tree_lister_findings("ls", c) := ls_hands_on_findings(c)
 
 # find looking for a file name that credential directories hold (paths.credential_file_names:
 # credentials, hosts.yml, config.json, ...) in a tree that holds one of them (find ~ -name
 # credentials -exec cat {} +): the selection reaches ~/.aws/credentials though no
 # argument names it.
-recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("find %s -name %s can select a file of %s", [p, name, loc])) if {
-	some c in fact_commands
-	c.name == "find"
+find_name_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("find %s -name %s can select a file of %s", [p, name, loc])) |
 	some i, w in c.argv
 	w in {"-name", "-iname"}
 	name := lower(c.argv[i + 1])
@@ -891,16 +918,16 @@ name_selects_credentials(name) if name in object.get(paths_data, "credential_fil
 
 name_selects_credentials(name) if {
 	regex.match(`[*?\[]`, name)
+	head := literal_head(name)
 	some example in array.concat(object.get(paths_data, "credential_file_names", []), object.get(paths_data, "credential_name_examples", []))
+	startswith(example, head)
 	glob.match(name, [], example)
 }
 
 # fd handing on what it finds (-x/-X, a pipe into xargs or a shell) in a tree that holds a
 # sensitive location (fd -H id_ ~ -x cat, fd . ~ | xargs cat): its pattern is a regex over
 # every name, so only an extension filter (-e md) that no credential file has narrows it.
-recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("%s over %s hands what it finds on, and it holds %s", [c.name, p, loc])) if {
-	some c in fact_commands
-	c.name in {"fd", "fdfind"}
+fd_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("%s over %s hands what it finds on, and it holds %s", [c.name, p, loc])) |
 	fd_hands_on(c)
 	not fd_extension_excludes_credentials(c)
 	some p in c.paths
@@ -931,9 +958,7 @@ fd_extension_excludes_credentials(c) if {
 # find handing on everything under a start point that holds a sensitive location (find ~
 # -exec cat {} +, find ~ -type f | xargs cat): with no -name test (whose selection the
 # path rules judge by name), every file of the tree goes to the command, ~/.ssh's too.
-recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("find %s hands every file under it on, and it holds %s", [p, loc])) if {
-	some c in fact_commands
-	c.name == "find"
+find_hands_on_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("find %s hands every file under it on, and it holds %s", [p, loc])) |
 	find_hands_on(c)
 	not find_name_tested(c)
 	some p in c.paths
@@ -944,9 +969,7 @@ recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprint
 # xargs cat, ls -a ~ | while read f; do cat ~/"$f"; done): a pipe into xargs or a shell,
 # or into a loop (a compound command, no simple command after it in the pipeline). A
 # pipe into grep, head or wc only shows names.
-recursive_read_findings contains exec_rule_finding("cred.recursive_read", sprintf("ls %s hands its entries on, and it holds %s", [p, loc])) if {
-	some c in fact_commands
-	c.name == "ls"
+ls_hands_on_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("ls %s hands its entries on, and it holds %s", [p, loc])) |
 	c.pipeline != null
 	pipes_names_to_an_opener(c)
 	some p in c.paths
@@ -1258,15 +1281,15 @@ move_rule_findings(c) := {exec_rule_finding("exec.rm_root", sprintf("%s %s", [c.
 # Paths of a command's operands, with ~ written out.
 home_dir := object.get(facts, "home", "")
 
-protected_dir(p) if {
-	some d in exec_data.protected_dirs
-	expand_home(d) == p
-}
+# exec.protected_dirs with ~ written out, and each with `/*` (all it holds), once per
+# evaluation: a lookup per path instead of a loop.
+protected_paths := {expand_home(d) | some d in exec_data.protected_dirs}
 
-protected_dir(p) if {
-	some d in exec_data.protected_dirs
-	p == concat("", [trim_suffix(expand_home(d), "/"), "/*"])
-}
+protected_contents := {concat("", [trim_suffix(d, "/"), "/*"]) | some d in protected_paths}
+
+protected_dir(p) if protected_paths[p]
+
+protected_dir(p) if protected_contents[p]
 
 # A glob that can match one of them (rm -rf /e?? is rm -rf /etc).
 protected_dir(p) if {

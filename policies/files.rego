@@ -222,6 +222,9 @@ name_pattern_entries(n) := {e |
 	not regex.match(object.get(e, "unless", "^$"), n)
 }
 
+# The names of paths.sensitive_names, once per evaluation.
+sensitive_name_list := object.keys(paths_data.sensitive_names)
+
 # A glob reaches a sensitive location when one of its wildcard prefixes matches
 # the location (~/.ss* matches ~/.ssh), or when it names a sensitive file name.
 glob_entries(p) := set() if {
@@ -230,6 +233,8 @@ glob_entries(p) := set() if {
 	some g in p.glob_prefixes
 	some form in glob_forms(g)
 	head := literal_head(form)
+	# Most glob heads start no location: a builtin says so without a loop over them.
+	strings.any_prefix_match(sensitive_locations, head)
 	some loc, e in paths_data.sensitive
 	# A glob matches nothing that does not start with its text before the first
 	# wildcard; the cheap test spares glob.match (which compiles the glob every call).
@@ -243,6 +248,7 @@ glob_entries(p) := set() if {
 	# above match it (~/.config/gcloud/*.json).
 	not regex.match(`^\*\.[^*?\[\]/]+$`, p.name)
 	head := literal_head(p.name)
+	strings.any_prefix_match(sensitive_name_list, head)
 	some name, e in paths_data.sensitive_names
 	startswith(name, head)
 	glob.match(p.name, [], name)
