@@ -132,6 +132,11 @@ tool_mutation(spec, action) := true if {
 	# a path, nodes screen_record to an outPath) writes that file.
 	some k in object.get(spec, "save_params", [])
 	is_string(input.action.params[k])
+} else := true if {
+	# A read that also sets something when a parameter is given (session_status with a
+	# model: the session's model override).
+	some k in object.get(spec, "change_params", [])
+	input.action.params[k] != null
 } else := false
 
 # --- findings ----------------------------------------------------------------

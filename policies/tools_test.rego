@@ -500,6 +500,7 @@ test_sessions_of_another_agent_are_held_in_production if {
 		["sessions_spawn", {"task": "x", "agentId": "ops"}],
 		["sessions_send", {"sessionKey": "agent:ops:main", "message": "x"}],
 		["sessions_history", {"sessionKey": "agent:ops:main"}],
+		["sessions_send", {"label": "main", "agentId": "ops", "message": "x"}],
 	] {
 		d := decide(tool_call(call[0], call[1], "production"))
 		d.effect == "require_approval"
@@ -513,4 +514,11 @@ test_sessions_of_another_agent_are_held_in_production if {
 	] {
 		decide(tool_call(call[0], call[1], "production")).effect == "allow"
 	}
+}
+
+# A read that sets something when a parameter is given is a change then: session_status
+# with a model sets the session's model override.
+test_reads_with_a_setting_parameter_are_changes if {
+	not fired(decide(tool_call("session_status", {}, "production")), "tool.mutation")
+	fired(decide(tool_call("session_status", {"model": "anthropic/claude-x"}, "production")), "tool.mutation")
 }
