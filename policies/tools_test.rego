@@ -522,3 +522,19 @@ test_reads_with_a_setting_parameter_are_changes if {
 	not fired(decide(tool_call("session_status", {}, "production")), "tool.mutation")
 	fired(decide(tool_call("session_status", {"model": "anthropic/claude-x"}, "production")), "tool.mutation")
 }
+
+# A node's run (an argv, or system.run invoked with params.command) runs a command there:
+# it is judged like exec's.
+test_commands_run_on_a_node_are_judged_like_exec if {
+	every args in [
+		{"action": "run", "node": "mac", "command": ["rm", "-rf", "~"]},
+		{"action": "invoke", "node": "mac", "command": "system.run", "params": {"command": ["bash", "-lc", "rm -rf ~"]}},
+	] {
+		d := decide(tool_call("nodes", args, "development"))
+		d.effect == "deny"
+		fired(d, "exec.rm_root")
+	}
+	d := decide(tool_call("nodes", {"action": "run", "node": "mac", "command": "cat ~/.aws/credentials"}, "development"))
+	d.effect == "deny"
+	decide(tool_call("nodes", {"action": "status"}, "production")).effect == "allow"
+}

@@ -288,16 +288,28 @@ pub fn facts_for(action: &Action, roles: &ParamRoles, ctx: &FactsContext) -> Fac
             facts.truncated |= cut;
             // Nested MCP arguments are looked up under their dotted path beside the others;
             // only a call that has some pays for a copy of its arguments.
-            let params: std::borrow::Cow<'_, serde_json::Map<String, Value>> = if nested.is_empty()
-            {
-                std::borrow::Cow::Borrowed(params)
-            } else {
-                let mut all = params.clone();
-                all.extend(nested.into_iter().map(|(k, v)| (k, v.clone())));
-                std::borrow::Cow::Owned(all)
-            };
+            let mut params: std::borrow::Cow<'_, serde_json::Map<String, Value>> =
+                if nested.is_empty() {
+                    std::borrow::Cow::Borrowed(params)
+                } else {
+                    let mut all = params.clone();
+                    all.extend(nested.into_iter().map(|(k, v)| (k, v.clone())));
+                    std::borrow::Cow::Owned(all)
+                };
             if action.kind == ActionKind::Tool {
                 let own = roles.tool(tool);
+                // A catalog key with a dot names a nested parameter (`params.command`: the
+                // argv of a node's `system.run` invoked through `nodes`); it is looked up
+                // under its dotted path like a nested MCP argument.
+                for key in own.command.iter().chain(own.path.iter()) {
+                    if key.contains('.')
+                        && !params.contains_key(key)
+                        && let Some(v) = nested_param(&params, key)
+                    {
+                        let v = v.clone();
+                        params.to_mut().insert(key.clone(), v);
+                    }
+                }
                 spec.command.extend(own.command.iter().cloned());
                 spec.typed.extend(own.typed.iter().cloned());
                 spec.path.extend(own.path.iter().cloned());
@@ -675,6 +687,17 @@ pub(crate) fn push_path(paths: &mut Vec<PathFact>, limits: &Limits, p: PathFact)
     }
 }
 
+/// The value at a dotted path of nested objects (`params.command`), if every step is an
+/// object holding the next key.
+fn nested_param<'v>(params: &'v serde_json::Map<String, Value>, dotted: &str) -> Option<&'v Value> {
+    let mut parts = dotted.split('.');
+    let mut value = params.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
 #[cfg(test)]
 mod bounds {
     //! The facts stage never panics and stays bounded in time and memory, whatever the text.
@@ -885,6 +908,30 @@ mod params {
 
     fn ctx() -> FactsContext {
         FactsContext::default().with_home("/home/dev")
+    }
+
+    #[test]
+    fn a_dotted_catalog_key_names_a_nested_tool_parameter() {
+        let roles = ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "nodes": {"command_params": ["command", "params.command"]}
+        }}})]);
+        let mut action = Action::tool("nodes", None);
+        action.params = Some(json!({
+            "action": "invoke", "command": "system.run",
+            "params": {"command": ["rm", "-rf", "~"]}
+        }));
+        let f = facts_for(&action, &roles, &ctx());
+        assert!(
+            f.commands
+                .iter()
+                .any(|c| c.argv == ["rm", "-rf", "/home/dev"] || c.argv == ["rm", "-rf", "~"]),
+            "{:?}",
+            f.commands
+        );
+        // A dotted key whose steps are not objects names nothing.
+        action.params = Some(json!({"action": "invoke", "params": "x"}));
+        let f = facts_for(&action, &roles, &ctx());
+        assert!(f.commands.is_empty(), "{:?}", f.commands);
     }
 
     #[test]
