@@ -219,6 +219,19 @@ plain_pager(c, a) if {
 	}
 }
 
+# The same pager given in the call's env (exec's `env: {GIT_PAGER: "cat"}`): the commands
+# parsed from that value.
+plain_pager(c, a) if {
+	a in object.get(exec_data.environment, "pager_variables", [])
+	source := concat(".", ["params.env", a])
+	pagers := [n | some n in fact_commands; facts.scripts[n.script].source == source]
+	count(pagers) > 0
+	every n in pagers {
+		n.name in exec_data.environment.pagers
+		command_read_only(n)
+	}
+}
+
 shown_name(c) := c.name if c.name != "" else := "an assignment"
 
 # A bare assignment: only names that are exported already reach later programs.

@@ -1287,3 +1287,17 @@ test_containers_with_the_hosts_powers_are_held_everywhere if {
 		not "exec.host_escape" in exec_rules_for(cmd, "development")
 	}
 }
+
+# Variables the call sets beside its command (exec's env) are what the command expands;
+# an array's literal elements name their paths like a scalar's value.
+test_variables_set_beside_the_command_are_expanded if {
+	d := decide(tool_call("exec", {"command": "cat \"$F\"", "env": {"F": "/home/dev/.ssh/id_rsa"}}, "development"))
+	d.effect == "deny"
+	fired(d, "cred.ssh")
+	fired(decide(tool_call("exec", {"command": "rm -rf \"$D\"", "env": {"D": "/home/dev"}}, "development")), "exec.rm_root")
+	decide(exec_call("a=(~/.aws/credentials); cat ${a[0]}", "development")).effect == "deny"
+	decide(tool_call("exec", {"command": "date", "env": {"TZ": "UTC"}}, "production")).effect == "allow"
+	# A plain pager given in env, as in the text (GIT_PAGER=cat git log).
+	decide(tool_call("exec", {"command": "git log -3", "env": {"GIT_PAGER": "cat"}}, "production")).effect == "allow"
+	decide(tool_call("exec", {"command": "git log -3", "env": {"GIT_PAGER": "sh -c id"}}, "production")).effect == "require_approval"
+}

@@ -557,11 +557,19 @@ fn params_facts(
             }
         }
     }
+    // Variables the call sets for its command (exec's `env`), as the command sees them.
+    let env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .filter_map(|key| params.get(key).and_then(Value::as_object))
+        .flatten()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
+        .collect();
     for key in &spec.command {
         let source = format!("params.{key}");
         let value = params.get(key);
         for text in value.map(strings).unwrap_or_default() {
-            shell::add_script(&mut sink, &text, source.clone(), &base);
+            shell::add_script_with_env(&mut sink, &text, source.clone(), &base, &env);
         }
         // A program with its arguments beside it (`{"command": "rm", "args": ["-rf", "~"]}`,
         // the shape of MCP servers that spawn processes): the argv it runs.
@@ -627,7 +635,21 @@ fn params_facts(
         .flat_map(|m| m.keys().cloned())
         .collect();
     if !env_names.is_empty() {
+        // Not to the commands parsed from those values (a GIT_PAGER's `cat`): they run
+        // under the command, not with its variables as the text sets them.
+        let from_env: Vec<bool> = sink
+            .scripts
+            .iter()
+            .map(|s| {
+                spec.env
+                    .iter()
+                    .any(|k| s.source.starts_with(&format!("params.{k}.")))
+            })
+            .collect();
         for c in sink.commands.iter_mut() {
+            if from_env.get(c.script).copied().unwrap_or(false) {
+                continue;
+            }
             c.assignments.extend(env_names.iter().cloned());
             c.assignments.sort();
             c.assignments.dedup();
@@ -983,16 +1005,23 @@ mod params {
     }
 
     #[test]
-    fn the_environment_a_call_sets_reaches_every_command() {
+    fn the_environment_a_call_sets_reaches_every_command_of_its_text() {
         let action = Action::tool(
             "exec",
             Some(json!({"command": "git log | head", "env": {"GIT_PAGER": "sh -c id"}})),
         );
         let f = facts_for(&action, &roles(), &ctx());
-        assert!(
-            f.commands.iter().all(|c| c.assignments == ["GIT_PAGER"]),
-            "{:?}",
+        // The commands of the text run with the variable; those parsed from its value
+        // (`sh -c id`, and `id` inside it) are stated without it.
+        let of = |name: &str| {
             f.commands
-        );
+                .iter()
+                .filter(|c| c.name == name)
+                .map(|c| c.assignments.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("git"), [["GIT_PAGER"]], "{:?}", f.commands);
+        assert_eq!(of("head"), [["GIT_PAGER"]], "{:?}", f.commands);
+        assert_eq!(of("sh"), [Vec::<String>::new()], "{:?}", f.commands);
     }
 }

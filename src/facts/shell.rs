@@ -250,11 +250,33 @@ pub(super) struct Sink<'a> {
 
 /// Parse one command string (from a tool parameter) into the sink.
 pub(super) fn add_script(sink: &mut Sink, text: &str, source: String, base: &PathBase) {
+    add_script_with_env(sink, text, source, base, &[]);
+}
+
+/// Parse one command string that runs with variables the call sets beside it (exec's
+/// `env`): `cat $F` with `env: {F: "~/.ssh/id_rsa"}` reads that file.
+pub(super) fn add_script_with_env(
+    sink: &mut Sink,
+    text: &str,
+    source: String,
+    base: &PathBase,
+    env: &[(String, String)],
+) {
+    let vars = env
+        .iter()
+        .map(|(name, value)| {
+            let bound = Bound {
+                text: value.clone(),
+                pattern: None,
+            };
+            (name.clone(), bound)
+        })
+        .collect();
     let mut walker = Walker {
         sink,
         cwd: base.cwd.clone(),
         home: base.home.clone(),
-        vars: HashMap::new(),
+        vars,
         subscripts: Vec::new(),
     };
     walker.script(text, source, &Scope::top());
@@ -916,6 +938,7 @@ impl Walker<'_, '_> {
         let mut words: Vec<WordOut> = Vec::new();
         let mut heredoc: Option<String> = None;
         let mut assigned: Vec<(String, Option<String>)> = Vec::new();
+        let mut array_items: Vec<String> = Vec::new();
         let items = s
             .prefix
             .iter()
@@ -969,7 +992,13 @@ impl Walker<'_, '_> {
                                 if let Some(k) = k {
                                     self.word(&k.value, id, scope);
                                 }
-                                self.word(&v.value, id, scope);
+                                // A literal element is kept like a scalar's value: a path
+                                // in `a=(~/.ssh/id_rsa)` is named by this call.
+                                if let [one] = self.word(&v.value, id, scope).as_slice()
+                                    && one.kinds.is_empty()
+                                {
+                                    array_items.push(one.text.clone());
+                                }
                             }
                             None
                         }
@@ -1013,7 +1042,8 @@ impl Walker<'_, '_> {
         // may connect.
         let source = format!("command {id}");
         let base = self.base();
-        for value in assigned.iter().filter_map(|(_, v)| v.as_deref()) {
+        let values = assigned.iter().filter_map(|(_, v)| v.as_deref());
+        for value in values.chain(array_items.iter().map(String::as_str)) {
             self.add_url(value, &source);
             // A path kept in a variable (`F=~/.aws/credentials`) is named by this call, though
             // a later one reads it (`cat $F` in the same terminal session).
@@ -2221,6 +2251,36 @@ mod tests {
         // Each shape once; a string that only mentions a shape's prefix is none.
         assert_eq!(of(json!({"a": key, "b": key})), ["aws_access_key"]);
         assert!(of(json!({"message": "rotate the AKIA key and the ghp_ token"})).is_empty());
+    }
+
+    #[test]
+    fn variables_the_call_sets_beside_its_command_are_bound() {
+        let roles = ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "exec": {"command_params": ["command"], "env_params": ["env"]}
+        }}})]);
+        let f = facts_for(
+            &Action::tool(
+                "exec",
+                Some(
+                    json!({"command": "cat \"$F\"; rm -rf $D", "env": {"F": "/home/dev/.ssh/id_rsa", "D": "/home/dev", "N": 1}}),
+                ),
+            ),
+            &roles,
+            &ctx(),
+        );
+        let paths: Vec<Vec<String>> = f.commands.iter().map(|c| c.paths.clone()).collect();
+        assert_eq!(paths, [["/home/dev/.ssh/id_rsa"], ["/home/dev"]]);
+    }
+
+    #[test]
+    fn literal_array_elements_are_kept_like_scalar_values() {
+        assert_each_states_path(
+            &[
+                "a=(~/.ssh/id_rsa); cat ${a[0]}",
+                "k=(x /home/dev/.ssh/id_rsa) ls",
+            ],
+            "/home/dev/.ssh/id_rsa",
+        );
     }
 
     #[test]
