@@ -1302,18 +1302,21 @@ test_variables_set_beside_the_command_are_expanded if {
 	decide(tool_call("exec", {"command": "git log -3", "env": {"GIT_PAGER": "sh -c id"}}, "production")).effect == "require_approval"
 }
 
-# Package and archive queries are reads; installs, removals, extractions and the options
-# that load code are not.
+# Package, toolchain and archive queries are reads; installs, removals, extractions, a
+# registry's token and the options that load code are not.
 test_package_and_archive_queries_are_read_only if {
 	every cmd in [
 		"dpkg -l", "dpkg -L bash", "dpkg -S /bin/ls", "dpkg-query -W", "apt list --installed", "apt-cache policy nginx",
 		"rpm -qa", "rpm -qlp x.rpm", "brew list", "snap list", "flatpak list", "unzip -p x.zip", "7z l x.7z",
+		"yarn why lodash", "pnpm list", "rustup show", "rustup toolchain list", "gem list", "bundle list", "composer show",
+		"dotnet --info", "npm config get registry", "terraform output", "git fsck", "pidof nginx",
 	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
 	every cmd in [
 		"dpkg -i x.deb", "dpkg -l -i x.deb", "dpkg --pre-invoke=id -l", "apt install nginx", "apt -o APT::Update::Pre-Invoke::=id list",
 		"rpm -ivh x.rpm", "rpm -q --eval '%{lua: os.execute(\"id\")}' bash", "brew install x", "7z x x.7z", "unzip x.zip",
+		"npm config get //registry.npmjs.org/:_authToken", "git fsck --lost-found", "yarn add x", "rustup update",
 	] {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
