@@ -91,7 +91,12 @@ reads_unknown_file(c) if {
 	"variable" in d.kinds
 	c.name in exec_data.content_readers
 	not pattern_word(c, d.index)
+	not names_listed(d)
 }
+
+# A variable holding what a name source printed (`for f in $(git ls-files)`, `git
+# ls-files | while read f`): judged by that command, as `cat $(git ls-files)` is.
+names_listed(d) if name_source(fact_commands[d.names_from])
 
 reads_unknown_file(c) if {
 	some d in c.dynamic
@@ -983,11 +988,18 @@ find_hands_on_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("
 # or into a loop (a compound command, no simple command after it in the pipeline). A
 # pipe into grep, head or wc only shows names.
 ls_hands_on_findings(c) := {exec_rule_finding("cred.recursive_read", sprintf("ls %s hands its entries on, and it holds %s", [p, loc])) |
-	c.pipeline != null
-	pipes_names_to_an_opener(c)
+	ls_hands_on(c)
 	some p in c.paths
 	loc := sensitive_location_under(p)
 }
+
+ls_hands_on(c) if {
+	c.pipeline != null
+	pipes_names_to_an_opener(c)
+}
+
+# A substitution's names become words of another command (`for f in $(ls -A ~)`).
+ls_hands_on(c) if c.via in {"substitution", "process_substitution"}
 
 pipes_names_to_an_opener(c) if {
 	some e in fact_commands

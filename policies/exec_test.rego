@@ -1321,3 +1321,22 @@ test_package_and_archive_queries_are_read_only if {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
 }
+
+# A loop variable holding what a name source printed (`for f in $(git ls-files)`, `git
+# ls-files | while read f`) is judged by that command, as `cat $(git ls-files)` is; lines of
+# a file, or names of a credential tree, are not.
+test_loop_variables_from_name_sources_are_judged_by_them if {
+	every cmd in [
+		"for f in $(git ls-files); do head -1 $f; done", "git ls-files | while read f; do head -1 \"$f\"; done",
+		"find . -name '*.py' | while read -r f; do cat \"$f\"; done",
+	] {
+		decide(exec_call(cmd, "production")).effect == "allow"
+	}
+	every cmd in [
+		"for f in $(cat list.txt); do cat \"$f\"; done", "cat list.txt | while read f; do cat \"$f\"; done",
+		"while read f; do cat \"$f\"; done < list.txt", "for f in $(ls -A ~); do cat ~/$f; done",
+		"for f in $(find ~ -type f); do cat $f; done",
+	] {
+		decide(exec_call(cmd, "production")).effect != "allow"
+	}
+}

@@ -52,6 +52,11 @@ pub struct DynamicWord {
     /// `variable`, `command_substitution`, `process_substitution`, `arithmetic`, `glob`,
     /// `brace`, `tilde_user`.
     pub kinds: Vec<&'static str>,
+    /// For a variable that holds what another command printed (a `for` list given by a
+    /// command substitution, `… | while read f`): that command's id, the first of the
+    /// substitution or of the pipeline stage before the loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names_from: Option<usize>,
 }
 
 /// A redirection of a command.
@@ -268,6 +273,7 @@ pub(super) fn add_script_with_env(
             let bound = Bound {
                 text: value.clone(),
                 pattern: None,
+                names_from: None,
             };
             (name.clone(), bound)
         })
@@ -278,6 +284,7 @@ pub(super) fn add_script_with_env(
         home: base.home.clone(),
         vars,
         subscripts: Vec::new(),
+        piped_from: None,
     };
     walker.script(text, source, &Scope::top());
     // Words outside any simple command (`for` lists, `case` words).
@@ -353,6 +360,8 @@ struct WordOut {
     /// to hold literal text), with a space for each expansion: where a `$(` here is text
     /// the shell does not run now, but may run later (`test -v 'a[$(id)]'`).
     inert: String,
+    /// A variable in it holds what this command printed (`Bound::names_from`).
+    names_from: Option<usize>,
 }
 
 impl WordOut {
@@ -390,6 +399,8 @@ struct Walker<'s, 'a> {
     /// whose word holds them (`CommandFact::evaluated_subscripts`), until that command is
     /// stated.
     subscripts: Vec<(usize, String, Scope)>,
+    /// The first command of the pipeline stage whose output the current stage reads.
+    piped_from: Option<usize>,
 }
 
 /// What a shell variable is known to hold.
@@ -399,6 +410,20 @@ struct Bound {
     /// A `for` list's unquoted glob (`for f in ~/.ssh/*`): the variable holds a name it
     /// matches, so the glob stays live wherever the variable is expanded.
     pattern: Option<String>,
+    /// The variable holds a line or word this command printed, not known text: it expands
+    /// as an unknown variable, with that command named (`DynamicWord::names_from`).
+    names_from: Option<usize>,
+}
+
+impl Bound {
+    /// What a command printed, held by variable `name`: unknown text, that command named.
+    fn printed_by(name: &str, command: usize) -> Bound {
+        Bound {
+            text: format!("${name}"),
+            pattern: None,
+            names_from: Some(command),
+        }
+    }
 }
 
 /// A `for` body is walked once per value of its list (so each value is judged where the
@@ -730,10 +755,16 @@ impl Walker<'_, '_> {
             self.join(scope.script, "pipe");
             self.sink.pipelines
         });
+        let outer = self.piped_from;
+        let mut stage_start = None;
         for (i, cmd) in p.seq.iter().enumerate() {
             let join = if i == 0 { join } else { "pipe" };
+            // What the stage before printed reaches this stage's `read` (`… | while read f`).
+            self.piped_from = if i == 0 { outer } else { stage_start };
+            stage_start = Some(self.sink.commands.len());
             self.command(cmd, scope, join, id.map(|id| (id, i)));
         }
+        self.piped_from = outer;
     }
 
     fn command(
@@ -777,6 +808,7 @@ impl Walker<'_, '_> {
                             fact.dynamic.push(DynamicWord {
                                 index: argv.len(),
                                 kinds: out.kinds.clone(),
+                                names_from: out.names_from,
                             });
                         }
                         argv.push(out.text);
@@ -816,9 +848,24 @@ impl Walker<'_, '_> {
                 (self.cwd, self.vars) = saved;
             }
             ast::CompoundCommand::ForClause(f) => {
+                let first_new = self.sink.commands.len();
                 let mut values = Vec::new();
                 for w in f.values.iter().flatten() {
                     values.extend(self.word(&w.value, usize::MAX, scope));
+                }
+                // A list that is one command substitution (`for f in $(git ls-files)`): the
+                // variable holds words that command printed, which the rules judge by it.
+                if let [one] = values.as_slice()
+                    && one.kinds == ["command_substitution"]
+                    && let Some(source) = (first_new..self.sink.commands.len()).find(|&i| {
+                        let c = &self.sink.commands[i];
+                        c.via == "substitution" && c.pipe_index.unwrap_or(0) == 0
+                    })
+                {
+                    let bound = Bound::printed_by(&f.variable_name, source);
+                    self.vars.insert(f.variable_name.clone(), bound);
+                    self.compound_list(&f.body.list, scope);
+                    return;
                 }
                 // Values the text spells out (globs and braces included) are bound one by
                 // one: `for f in README.md ~/.ssh/id_rsa; do cat "$f"; done` reads both.
@@ -842,6 +889,7 @@ impl Walker<'_, '_> {
                     let bound = Bound {
                         pattern: glob.then_some(v.pattern),
                         text: v.text,
+                        names_from: None,
                     };
                     self.vars.insert(f.variable_name.clone(), bound);
                     self.compound_list(&f.body.list, scope);
@@ -1060,6 +1108,7 @@ impl Walker<'_, '_> {
                         Bound {
                             text,
                             pattern: None,
+                            names_from: None,
                         },
                     ),
                     None => self.vars.remove(&name),
@@ -1071,7 +1120,8 @@ impl Walker<'_, '_> {
         if fact.name == "cd" || fact.name == "pushd" {
             self.change_dir(&fact);
         }
-        // `read f <<< ~/.ssh/id_rsa`: f holds the line it reads.
+        // `read f <<< ~/.ssh/id_rsa`: f holds the line it reads; `… | while read f`: a
+        // line the pipeline stage before the loop printed.
         if let (true, Some(text)) = (fact.name == "read", heredoc.as_ref())
             && let Some(name) = read_target(&fact.argv)
         {
@@ -1081,8 +1131,15 @@ impl Walker<'_, '_> {
                 Bound {
                     text: line,
                     pattern: None,
+                    names_from: None,
                 },
             );
+        } else if fact.name == "read"
+            && let Some(source) = self.piped_from
+            && let Some(name) = read_target(&fact.argv)
+        {
+            self.vars
+                .insert(name.clone(), Bound::printed_by(&name, source));
         }
         fact.stdin_text.clone_from(&heredoc);
         self.sink.commands[id] = fact;
@@ -1118,6 +1175,7 @@ impl Walker<'_, '_> {
                 fact.dynamic.push(DynamicWord {
                     index: i,
                     kinds: w.kinds.clone(),
+                    names_from: w.names_from,
                 });
             }
             let is_glob = w.kinds.contains(&"glob");
@@ -1527,8 +1585,13 @@ impl Walker<'_, '_> {
                         Some("PWD") if !self.vars.contains_key("PWD") => {
                             w.push(&self.cwd.clone(), true)
                         }
+                        Some(n) if self.vars.get(n).is_some_and(|b| b.names_from.is_some()) => {
+                            w.push_expansion(raw);
+                            w.kind("variable");
+                            w.names_from = self.vars[n].names_from;
+                        }
                         Some(n) if self.vars.contains_key(n) => {
-                            let Bound { text, pattern } = self.vars[n].clone();
+                            let Bound { text, pattern, .. } = self.vars[n].clone();
                             if let Some(pattern) = pattern {
                                 w.kind("glob");
                                 w.text.push_str(&text);
@@ -2281,6 +2344,42 @@ mod tests {
             ],
             "/home/dev/.ssh/id_rsa",
         );
+    }
+
+    #[test]
+    fn a_variable_holding_what_a_command_printed_names_that_command() {
+        let names_from = |cmd: &str, program: &str| {
+            let f = facts(cmd);
+            let c = f.commands.iter().find(|c| c.name == program).unwrap();
+            let d = c.dynamic.iter().find(|d| d.kinds == ["variable"]).unwrap();
+            d.names_from.map(|i| f.commands[i].name.clone())
+        };
+        assert_eq!(
+            names_from("for f in $(git ls-files); do head -1 $f; done", "head").as_deref(),
+            Some("git")
+        );
+        assert_eq!(
+            names_from(
+                r#"git ls-files | while read -r f; do cat "$f"; done"#,
+                "cat"
+            )
+            .as_deref(),
+            Some("git")
+        );
+        assert_eq!(
+            names_from(
+                r#"find . -name '*.py' | grep -v test | while read f; do wc -l "$f"; done"#,
+                "wc"
+            )
+            .as_deref(),
+            Some("grep")
+        );
+        // Text the loop does not get from a command: unknown, no command named.
+        assert_eq!(
+            names_from(r#"while read f; do cat "$f"; done < list"#, "cat"),
+            None
+        );
+        assert_eq!(names_from(r#"for f in $X; do cat "$f"; done"#, "cat"), None);
     }
 
     #[test]
