@@ -290,6 +290,45 @@ fn fsync_probe(dir: &Path, budget: Duration) -> std::io::Result<Stats> {
     Ok(Stats::new(&h, i as f64 / elapsed.as_secs_f64()))
 }
 
+/// What a journal append costs on this disk: `record`-byte records written one after another
+/// (one `pwrite` each, at the next offset) into a pre-written 4 MiB file, each followed by one
+/// `fdatasync`, wrapping to the start at the end. The file never grows and no extent is
+/// "unwritten", so the sync flushes data only (no filesystem journal commit); against
+/// `fsync_probe`, this shows whether a record that straddles blocks costs more than one block.
+fn journal_probe(dir: &Path, budget: Duration, record: usize) -> std::io::Result<Stats> {
+    use std::os::unix::fs::FileExt;
+    const SIZE: u64 = 4 << 20;
+    let path = dir.join("journal-probe");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all_at(&vec![0u8; SIZE as usize], 0)?;
+    file.sync_all()?;
+    let bytes = vec![0x5a_u8; record];
+    let mut h = new_histogram();
+    let start = Instant::now();
+    let mut i = 0u64;
+    let mut at = 0u64;
+    while start.elapsed() < budget && i < 5000 {
+        if at + record as u64 > SIZE {
+            at = 0;
+        }
+        let t0 = Instant::now();
+        file.write_all_at(&bytes, at)?;
+        file.sync_data()?;
+        let _ = h.record(nanos(t0.elapsed()));
+        at += record as u64;
+        i += 1;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(Stats::new(&h, i as f64 / elapsed.as_secs_f64()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decision-shaped events
 // ---------------------------------------------------------------------------------------------
@@ -964,6 +1003,16 @@ fn main() {
                 fsync = Some(s);
             }
             Err(e) => println!("  fsync probe failed: {e}"),
+        }
+        for record in [1000, 8000] {
+            match journal_probe(&root, Duration::from_secs(1), record) {
+                Ok(s) => println!(
+                    "{:<34}{}",
+                    format!("{record} B appended + fdatasync"),
+                    stats_cols(&s)
+                ),
+                Err(e) => println!("  journal probe failed: {e}"),
+            }
         }
     }
 
