@@ -163,6 +163,7 @@ impl Settings {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             max_batch: self.max_batch,
+            journal_bytes: clawgate::audit::journal::DEFAULT_JOURNAL_BYTES,
             metrics: Default::default(),
         }
     }

@@ -103,6 +103,8 @@ impl AuditReader {
                 path.display()
             )));
         }
+        // Entries a crash left only in the journal go into the file first.
+        super::chain::recover_offline(path)?;
         let db = redb::Builder::new()
             .open_read_only(path)
             .map_err(|e| open_err(path, e))?;
