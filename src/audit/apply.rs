@@ -19,8 +19,9 @@ use super::store::{BLOBS, CHECKPOINTS, ChainHead, ENTRIES, META, RUN_ENTRIES, RU
 /// `run_ids` lookup; cleared when full (a miss only costs that lookup).
 const RUN_CACHE: usize = 65_536;
 
-/// A durable redb commit at least this often while entries arrive, so that a restart replays
-/// little and redb's buffered pages go to the file.
+/// A durable redb commit at least this often while entries arrive (and whenever half the
+/// journal's ring holds records redb does not hold durably), so that a restart replays little,
+/// redb's buffered pages go to the file, and the writer seldom waits for the ring's space.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a failed apply waits before it is tried again.
@@ -79,11 +80,14 @@ pub struct Applier {
     /// Journal position up to which redb holds the records durably (the writer may reuse the
     /// ring before it).
     durable_pos: AtomicU64,
+    /// The journal's ring size: past half of it not durable in redb, the applier commits
+    /// durably, so that the writer rarely has to wait for the ring's space.
+    ring: u64,
 }
 
 impl Applier {
     /// redb holds the chain up to `size` durably, and the journal is read up to `pos`.
-    pub fn new(size: u64, pos: u64) -> Arc<Applier> {
+    pub fn new(size: u64, pos: u64, ring: u64) -> Arc<Applier> {
         Arc::new(Applier {
             state: Mutex::new(State {
                 queued: size,
@@ -96,6 +100,7 @@ impl Applier {
             work: Condvar::new(),
             done: Condvar::new(),
             durable_pos: AtomicU64::new(pos),
+            ring,
         })
     }
 
@@ -237,7 +242,12 @@ impl Applier {
                     break;
                 }
             }
-            if !durable && last_durable.elapsed() >= DURABLE_EVERY {
+            if !durable
+                && (last_durable.elapsed() >= DURABLE_EVERY
+                    || items
+                        .last()
+                        .is_some_and(|i| i.end_pos - s.durable_pos > self.ring / 2))
+            {
                 durable = true;
             }
             let stopping = s.stop && s.queue.is_empty();

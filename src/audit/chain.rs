@@ -216,7 +216,7 @@ impl AuditLog {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let inline = Arc::new(AtomicUsize::new(0));
         let metrics = opts.metrics.clone();
-        let applier = Applier::new(head.size, journal.pos());
+        let applier = Applier::new(head.size, journal.pos(), journal.cap());
         let applier_thread = {
             let (applier, db) = (applier.clone(), db.clone());
             std::thread::Builder::new()
