@@ -177,7 +177,7 @@ impl Applier {
             s.queued
         };
         self.work.notify_one();
-        self.wait_until(|s| s.durable >= target && !s.want_durable)
+        self.wait_until(|s| s.durable >= target)
     }
 
     /// Tests: stop applying, as if the process died right after the journal's syncs.

@@ -918,6 +918,7 @@ struct Writer {
 }
 
 impl Writer {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         db: Arc<Database>,
         head: ChainHead,
@@ -1098,12 +1099,12 @@ impl Writer {
                 self.applier.durable_pos(),
             );
         }
-        if let Some(at) = at {
-            if let Err(e) = self.journal.write(at, &self.buf) {
-                tracing::error!(error = %e, "the audit journal failed; every append is refused until the sidecar restarts");
-                self.journal_failed = Some(e.clone());
-                return (false, Err(e));
-            }
+        if let Some(at) = at
+            && let Err(e) = self.journal.write(at, &self.buf)
+        {
+            tracing::error!(error = %e, "the audit journal failed; every append is refused until the sidecar restarts");
+            self.journal_failed = Some(e.clone());
+            return (false, Err(e));
         }
         let direct = at.is_none();
         let item = Item {

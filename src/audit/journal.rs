@@ -561,7 +561,7 @@ mod tests {
             let (h, v) = value(seq, &prev);
             out.push(Record {
                 seq,
-                end: (seq + 1 - from) % group == 0 || seq + 1 == to,
+                end: (seq + 1 - from).is_multiple_of(group) || seq + 1 == to,
                 value: v,
                 run_id: (seq % 2 == 0).then(|| format!("run-{seq}")),
                 blob: (seq % 3 == 0).then(|| ("ab".repeat(32), vec![seq as u8; 100])),
