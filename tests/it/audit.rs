@@ -603,7 +603,7 @@ async fn kill_9_under_load_loses_no_answered_decision() {
         &check_body("read", json!({"after": "restart"})),
     )
     .await;
-    assert_eq!(d["decision"], "allow");
+    assert_eq!(d["decision"], "allow", "{d}");
     sc.signal("TERM");
 
     let db = data.join("audit.redb");
