@@ -5,8 +5,10 @@
 //! audit writer thread, against real redb files in a temp dir on disk (real `fdatasync`):
 //!
 //! * **fsync reference**: a loop of 4 KiB overwrite + `fdatasync` on a temp file in the same
-//!   directory. One durable redb commit costs at least one of these, so it is the floor of the
-//!   per-commit latency and the ceiling of commits/s on this disk.
+//!   directory. One durable commit (a journal write) costs at least one of these, so it is the
+//!   floor of the per-commit latency and the ceiling of commits/s on this disk. Then records of
+//!   1,000 and 8,000 bytes appended one after another into a pre-written file, each synced: what
+//!   a journal commit costs.
 //! * **baseline**: a plain redb write transaction per entry (one writer, no group commit), with
 //!   `Durability::Immediate` (what each append would cost without group commit) and with
 //!   `Durability::None` (the same without the fsync: redb's own CPU cost per transaction).
