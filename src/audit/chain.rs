@@ -1,9 +1,11 @@
 //! Appending to the audit log: a writer thread commits many callers' entries in one durable
-//! write transaction (group commit); a caller that finds itself the only append under way
-//! commits its own entries instead, on its own thread, with the same transaction (no hand-off
-//! to the writer and back). Either way one commit runs at a time, under the writer's lock. A
-//! caller's `append` returns only once its entry is on disk, so the action it records may run;
-//! if the write fails, the caller gets the error and nothing is silently dropped.
+//! journal write (group commit: one `pwrite` and one `fdatasync` of `audit.journal`); a caller
+//! that finds itself the only append under way commits its own entries instead, on its own
+//! thread, the same way (no hand-off to the writer and back). Either way one commit runs at a
+//! time, under the writer's lock. A caller's `append` returns only once its entry is on disk, so
+//! the action it records may run; if the write fails, the caller gets the error and nothing is
+//! silently dropped. redb receives the entries afterwards (`apply.rs`); every open replays the
+//! journal's entries that redb lacks (`journal.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
