@@ -5,8 +5,10 @@
 //! audit writer thread, against real redb files in a temp dir on disk (real `fdatasync`):
 //!
 //! * **fsync reference**: a loop of 4 KiB overwrite + `fdatasync` on a temp file in the same
-//!   directory. One durable redb commit costs at least one of these, so it is the floor of the
-//!   per-commit latency and the ceiling of commits/s on this disk.
+//!   directory. One durable commit (a journal write) costs at least one of these, so it is the
+//!   floor of the per-commit latency and the ceiling of commits/s on this disk. Then records of
+//!   1,000 and 8,000 bytes appended one after another into a pre-written file, each synced: what
+//!   a journal commit costs.
 //! * **baseline**: a plain redb write transaction per entry (one writer, no group commit), with
 //!   `Durability::Immediate` (what each append would cost without group commit) and with
 //!   `Durability::None` (the same without the fsync: redb's own CPU cost per transaction).
@@ -163,6 +165,7 @@ impl Settings {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             max_batch: self.max_batch,
+            journal_bytes: clawgate::audit::journal::DEFAULT_JOURNAL_BYTES,
             metrics: Default::default(),
         }
     }
@@ -282,6 +285,45 @@ fn fsync_probe(dir: &Path, budget: Duration) -> std::io::Result<Stats> {
         file.write_all(&block)?;
         file.sync_data()?;
         let _ = h.record(nanos(t0.elapsed()));
+        i += 1;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(Stats::new(&h, i as f64 / elapsed.as_secs_f64()))
+}
+
+/// What a journal append costs on this disk: `record`-byte records written one after another
+/// (one `pwrite` each, at the next offset) into a pre-written 4 MiB file, each followed by one
+/// `fdatasync`, wrapping to the start at the end. The file never grows and no extent is
+/// "unwritten", so the sync flushes data only (no filesystem journal commit); against
+/// `fsync_probe`, this shows whether a record that straddles blocks costs more than one block.
+fn journal_probe(dir: &Path, budget: Duration, record: usize) -> std::io::Result<Stats> {
+    use std::os::unix::fs::FileExt;
+    const SIZE: u64 = 4 << 20;
+    let path = dir.join("journal-probe");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all_at(&vec![0u8; SIZE as usize], 0)?;
+    file.sync_all()?;
+    let bytes = vec![0x5a_u8; record];
+    let mut h = new_histogram();
+    let start = Instant::now();
+    let mut i = 0u64;
+    let mut at = 0u64;
+    while start.elapsed() < budget && i < 5000 {
+        if at + record as u64 > SIZE {
+            at = 0;
+        }
+        let t0 = Instant::now();
+        file.write_all_at(&bytes, at)?;
+        file.sync_data()?;
+        let _ = h.record(nanos(t0.elapsed()));
+        at += record as u64;
         i += 1;
     }
     let elapsed = start.elapsed();
@@ -964,6 +1006,16 @@ fn main() {
                 fsync = Some(s);
             }
             Err(e) => println!("  fsync probe failed: {e}"),
+        }
+        for record in [1000, 8000] {
+            match journal_probe(&root, Duration::from_secs(1), record) {
+                Ok(s) => println!(
+                    "{:<34}{}",
+                    format!("{record} B appended + fdatasync"),
+                    stats_cols(&s)
+                ),
+                Err(e) => println!("  journal probe failed: {e}"),
+            }
         }
     }
 

@@ -455,6 +455,7 @@ pub async fn open_audit(config: &Config, metrics: Arc<Metrics>) -> Result<AuditL
         checkpoint_every: config.audit.checkpoint_every,
         checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_s),
         max_batch: config.audit.max_batch,
+        journal_bytes: config.audit.journal_kib << 10,
         metrics,
     };
     Ok(AuditLog::open(opts, redactor).await?)

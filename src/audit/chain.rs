@@ -1,23 +1,29 @@
 //! Appending to the audit log: a writer thread commits many callers' entries in one durable
-//! write transaction (group commit); a caller that finds itself the only append under way
-//! commits its own entries instead, on its own thread, with the same transaction (no hand-off
-//! to the writer and back). Either way one commit runs at a time, under the writer's lock. A
-//! caller's `append` returns only once its entry is on disk, so the action it records may run;
-//! if the write fails, the caller gets the error and nothing is silently dropped.
+//! journal write (group commit: one `pwrite` and one `fdatasync` of `audit.journal`); a caller
+//! that finds itself the only append under way commits its own entries instead, on its own
+//! thread, the same way (no hand-off to the writer and back). Either way one commit runs at a
+//! time, under the writer's lock. A caller's `append` returns only once its entry is on disk, so
+//! the action it records may run; if the write fails, the caller gets the error and nothing is
+//! silently dropped. redb receives the entries afterwards (`apply.rs`); every open replays the
+//! journal's entries that redb lacks (`journal.rs`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redb::{Database, MultimapTableHandle, ReadableMultimapTable, ReadableTable, WriteTransaction};
+use redb::{
+    Database, MultimapTableHandle, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    WriteTransaction,
+};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::AuditError;
+use super::apply::{Applier, Item, Row, write_extras, write_pointer, write_rows};
 use super::checkpoint::{Checkpoint, NoteSigner};
 use super::jcs;
+use super::journal::{Journal, JournalFile, Pointer, RecordRef, encode, journal_path, replay};
 use super::merkle::{Hash, MerkleAccumulator, leaf_hash};
 use super::redact::{Redactor, integers_only};
 use super::store::{
@@ -37,10 +43,6 @@ const LINGER: Duration = Duration::from_micros(300);
 /// entries, not with every commit: a commit that writes it dirties one more table. Entries
 /// committed after the stored head (at most this many plus one batch) are read back on open.
 const HEAD_EVERY: u64 = 1024;
-
-/// Run ids the writer remembers the first seq of, so that most entries of a run skip the
-/// `run_ids` lookup; cleared when full (a miss only costs that lookup).
-const RUN_CACHE: usize = 65_536;
 
 /// redb's page cache for the log (its default is 1 GiB). Every page a commit writes stays in
 /// that cache until it is full, so with the default a running sidecar grew by what it wrote,
@@ -106,6 +108,8 @@ pub struct AuditOptions {
     pub checkpoint_interval: Duration,
     /// Most entries committed in one write transaction.
     pub max_batch: usize,
+    /// Ring size of the journal (`audit.journal` beside the redb file), when it is created.
+    pub journal_bytes: u64,
     /// Where the log records its own append latency and batch sizes (only these: other rooms
     /// get the sidecar's metrics from the composition root, not from the log).
     pub metrics: Arc<Metrics>,
@@ -186,6 +190,9 @@ pub struct AuditLog {
     inline: Arc<AtomicUsize>,
     /// Shared with the writer thread; dropped on close so the file is released.
     db: Mutex<Option<Arc<Database>>>,
+    /// Moves journaled entries into redb; readers wait for it.
+    applier: Arc<Applier>,
+    applier_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     health: Arc<AuditHealth>,
     metrics: Arc<Metrics>,
     redactor: Arc<Redactor>,
@@ -198,7 +205,7 @@ impl AuditLog {
     /// Open (or create) the log, load (or create) the signing key, and start the writer.
     /// Records a `key` event saying whether the key was created or loaded.
     pub async fn open(opts: AuditOptions, redactor: Redactor) -> Result<AuditLog, AuditError> {
-        let (db, head, instance_id) = open_db(&opts.path)?;
+        let (db, head, instance_id, journal) = open_db(&opts.path, opts.journal_bytes)?;
         let origin = format!("clawgate/{instance_id}");
         let key_existed = opts.key_path.exists();
         let signer = NoteSigner::load_or_create(&opts.key_path, &origin)
@@ -211,6 +218,16 @@ impl AuditLog {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let inline = Arc::new(AtomicUsize::new(0));
         let metrics = opts.metrics.clone();
+        let applier = Applier::new(head.size, journal.pos(), journal.cap());
+        let applier_thread = {
+            let (applier, db) = (applier.clone(), db.clone());
+            std::thread::Builder::new()
+                .name("clawgate-audit-redb".into())
+                .spawn(move || applier.run(db))
+                .map_err(|e| {
+                    AuditError::Storage(format!("cannot start the audit redb applier: {e}"))
+                })?
+        };
         let writer = Writer::new(
             db.clone(),
             head,
@@ -218,6 +235,8 @@ impl AuditLog {
             origin.clone(),
             opts,
             health.clone(),
+            journal,
+            applier.clone(),
         )?;
         let writer_state = Arc::new(Mutex::new(writer));
         let thread = WriterThread {
@@ -235,6 +254,8 @@ impl AuditLog {
             in_flight,
             inline,
             db: Mutex::new(Some(db)),
+            applier,
+            applier_thread: Mutex::new(Some(applier_thread)),
             health,
             metrics,
             redactor: Arc::new(redactor),
@@ -261,10 +282,21 @@ impl AuditLog {
         &self.origin
     }
 
-    /// Read access to this log while it is being written; `Closed` after [`AuditLog::close`].
+    /// Read access to this log while it is being written, holding every entry appended before
+    /// the call (it waits, usually well under a millisecond, for the applier to move the
+    /// journal's latest entries into redb); `Closed` after [`AuditLog::close`].
     pub fn reader(&self) -> Result<AuditReader, AuditError> {
         let db = self.db.lock().ok().and_then(|db| db.clone());
-        db.map(AuditReader::shared).ok_or(AuditError::Closed)
+        let db = db.ok_or(AuditError::Closed)?;
+        self.applier.wait_applied()?;
+        Ok(AuditReader::shared(db))
+    }
+
+    /// Tests: from now on nothing reaches redb, as if the process died right after each
+    /// journal sync; appends still return once journaled.
+    #[doc(hidden)]
+    pub fn freeze_redb_for_tests(&self) {
+        self.applier.freeze();
     }
 
     /// Sign a checkpoint over everything written so far (if the tree grew) and wait for it,
@@ -400,6 +432,12 @@ impl AuditLog {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+        // The writer stopped the applier on close; it ends after its last durable commit.
+        self.applier.stop();
+        let handle = self.applier_thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
         if let Ok(mut db) = self.db.lock() {
             db.take();
         }
@@ -498,14 +536,18 @@ fn valid_field_name(name: &str) -> bool {
 }
 
 /// Open the database as its exclusive writer, creating the tables and instance id on first use,
-/// and check that the stored head matches the last entry.
+/// replay the journal's entries that redb does not hold yet, check that the stored head
+/// matches the last entry, and open the journal (created on first use) for writing.
 ///
-/// Exclusive (redb's default mode) so that every commit is one-phase: the pages and a header
-/// slot carrying their checksum go out with one `fdatasync`. After a crash redb finds the slot
-/// of a commit that did not complete by its checksum and opens at the commit before it, which
-/// is the last one whose `append`s returned. Modes that let other processes read beside the
-/// writer force two-phase commits, i.e. a second `fdatasync` per batch.
-fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
+/// Exclusive (redb's default mode) so that a durable redb commit is one-phase, and so that
+/// commits that do not sync (the applier's) are allowed at all. After a crash redb opens at
+/// its last durable commit; everything acknowledged since is in the journal, from the position
+/// that commit recorded (`meta`/`journal`), and is applied here, in the opening transaction,
+/// before anything reads the log.
+fn open_db(
+    path: &Path,
+    journal_bytes: u64,
+) -> Result<(Database, ChainHead, String, Journal), AuditError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(store_err)?;
     }
@@ -514,6 +556,18 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         .create(path)
         .map_err(|e| open_err(path, e))?;
     let txn = db.begin_write().map_err(store_err)?;
+    let (instance_id, pointer) = {
+        let mut meta = txn.open_table(META).map_err(store_err)?;
+        let instance_id = match meta.get("instance_id").map_err(store_err)? {
+            Some(v) => String::from_utf8_lossy(v.value()).into_owned(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        meta.insert("instance_id", instance_id.as_bytes())
+            .map_err(store_err)?;
+        (instance_id, read_pointer(&meta)?)
+    };
+    let jpath = journal_path(path);
+    let replayed = recover(&txn, &jpath, &instance_id, pointer)?;
     let (head, instance_id) = {
         let mut meta = txn.open_table(META).map_err(store_err)?;
         let entries = txn.open_table(ENTRIES).map_err(store_err)?;
@@ -521,12 +575,6 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         txn.open_table(BLOBS).map_err(store_err)?;
         txn.open_table(RUN_IDS).map_err(store_err)?;
         txn.open_table(RUN_ENTRIES).map_err(store_err)?;
-        let instance_id = match meta.get("instance_id").map_err(store_err)? {
-            Some(v) => String::from_utf8_lossy(v.value()).into_owned(),
-            None => uuid::Uuid::now_v7().to_string(),
-        };
-        meta.insert("instance_id", instance_id.as_bytes())
-            .map_err(store_err)?;
         let stored: ChainHead = match meta.get("head").map_err(store_err)? {
             Some(v) => serde_json::from_slice(v.value()).map_err(store_err)?,
             None => ChainHead {
@@ -549,8 +597,203 @@ fn open_db(path: &Path) -> Result<(Database, ChainHead, String), AuditError> {
         (head, instance_id)
     };
     migrate_legacy_runs(&txn)?;
+    let journal = Journal::open(&jpath, journal_bytes, &instance_id, replayed)?;
+    write_pointer(
+        &txn,
+        &Pointer {
+            pos: journal.pos(),
+            seq: head.size,
+            clean: false,
+        },
+    )?;
     txn.commit().map_err(store_err)?;
-    Ok((db, head, instance_id))
+    Ok((db, head, instance_id, journal))
+}
+
+/// Where replay begins, as the last durable redb commit recorded it.
+fn read_pointer(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<Pointer>, AuditError> {
+    match meta.get("journal").map_err(store_err)? {
+        Some(v) => serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| AuditError::Corrupt(format!("meta/journal: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// The number of entries redb holds (one past the last seq).
+fn next_seq(entries: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, AuditError> {
+    Ok(entries
+        .last()
+        .map_err(store_err)?
+        .map_or(0, |(k, _)| k.value() + 1))
+}
+
+/// Apply the journal's whole commits beyond redb's entries to `txn` (entries, run index, blobs,
+/// checkpoints). Returns the journal position where writing continues. A journal that is
+/// missing although redb says entries may be in it, that belongs to another log, or that
+/// contradicts redb is refused. A journal never written (zeros) that names another log is the
+/// trace of a first open that did not complete, and is replaced.
+fn recover(
+    txn: &WriteTransaction,
+    jpath: &Path,
+    instance_id: &str,
+    pointer: Option<Pointer>,
+) -> Result<u64, AuditError> {
+    let Some(file) = JournalFile::read(jpath)? else {
+        if let Some(p) = pointer.filter(|p| !p.clean) {
+            return Err(AuditError::Corrupt(format!(
+                "{} is missing, and the audit log was not closed cleanly: the entries acknowledged after its \
+                 first {} may be lost; restore the journal, or move the log away to start a new one",
+                jpath.display(),
+                p.seq
+            )));
+        }
+        return Ok(0);
+    };
+    if file.instance_id != instance_id {
+        if pointer.is_none() && file.ring.iter().all(|b| *b == 0) {
+            std::fs::remove_file(jpath).map_err(store_err)?;
+            return Ok(0);
+        }
+        file.check_instance(jpath, instance_id)?;
+    }
+    let Some(pointer) = pointer else {
+        return Ok(0);
+    };
+    let replayed = {
+        let entries = txn.open_table(ENTRIES).map_err(store_err)?;
+        let next = next_seq(&entries)?;
+        let held = |seq: u64| -> Result<Option<Hash>, AuditError> {
+            Ok(entries
+                .get(seq)
+                .map_err(store_err)?
+                .and_then(|v| split_entry(v.value()).map(|(h, _)| h)))
+        };
+        replay(jpath, &file.ring, pointer, next, held)?
+    };
+    if !replayed.records.is_empty() {
+        tracing::info!(
+            entries = replayed.records.len(),
+            from = replayed.records[0].seq,
+            "audit log: entries replayed from the journal"
+        );
+    }
+    for record in replayed.records {
+        let row = Row {
+            seq: record.seq,
+            value: record.value,
+            run_id: record.run_id,
+            blob: record.blob,
+        };
+        write_rows(txn, std::slice::from_ref(&row), |_| None)?;
+        write_extras(txn, None, record.checkpoint.as_ref())?;
+    }
+    Ok(replayed.end)
+}
+
+/// For readers of a stopped sidecar's file (`--db`): move the journal's entries that redb does
+/// not hold yet into it, durably, before anything reads it. Nothing is written when there are
+/// none. A file that cannot be opened for writing is read as it is if the journal adds nothing
+/// to it, and refused otherwise.
+pub fn recover_offline(path: &Path) -> Result<(), AuditError> {
+    let jpath = journal_path(path);
+    if !jpath.exists() {
+        return Ok(());
+    }
+    let db = match redb::Builder::new()
+        .set_cache_size(PAGE_CACHE_BYTES)
+        .open(path)
+    {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(AuditError::InUse(path.display().to_string()));
+        }
+        Err(e) => return check_nothing_to_replay(path, &jpath, e),
+    };
+    let txn = db.begin_write().map_err(store_err)?;
+    let (instance_id, pointer) = {
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(e) => return Err(store_err(e)),
+        };
+        let id = meta
+            .get("instance_id")
+            .map_err(store_err)?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        (id, read_pointer(&meta)?)
+    };
+    let (Some(instance_id), Some(p)) = (instance_id, pointer) else {
+        return Ok(());
+    };
+    let next_before = {
+        let entries = txn.open_table(ENTRIES).map_err(store_err)?;
+        next_seq(&entries)?
+    };
+    let end = recover(&txn, &jpath, &instance_id, Some(p))?;
+    let next = {
+        let entries = txn.open_table(ENTRIES).map_err(store_err)?;
+        next_seq(&entries)?
+    };
+    if next == next_before {
+        txn.abort().map_err(store_err)?;
+        return Ok(());
+    }
+    write_pointer(
+        &txn,
+        &Pointer {
+            pos: end,
+            seq: next,
+            clean: p.clean,
+        },
+    )?;
+    txn.commit().map_err(store_err)?;
+    Ok(())
+}
+
+/// The file cannot be opened for writing (`why`): fine if the journal holds nothing beyond it.
+fn check_nothing_to_replay(
+    path: &Path,
+    jpath: &Path,
+    why: redb::DatabaseError,
+) -> Result<(), AuditError> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        AuditError::Storage(format!(
+            "cannot open {} for writing ({why}), and {e}",
+            path.display()
+        ))
+    };
+    let db = redb::Builder::new()
+        .open_read_only(path)
+        .map_err(|e| open_err(path, e))?;
+    let txn = db.begin_read().map_err(store_err)?;
+    let meta = txn.open_table(META).map_err(store_err)?;
+    let Some(pointer) = read_pointer(&meta)? else {
+        return Ok(());
+    };
+    let Some(file) = JournalFile::read(jpath)? else {
+        return Ok(());
+    };
+    let entries = txn.open_table(ENTRIES).map_err(store_err)?;
+    let next = next_seq(&entries)?;
+    let held = |seq: u64| -> Result<Option<Hash>, AuditError> {
+        Ok(entries
+            .get(seq)
+            .map_err(store_err)?
+            .and_then(|v| split_entry(v.value()).map(|(h, _)| h)))
+    };
+    let replayed = replay(jpath, &file.ring, pointer, next, held)?;
+    if replayed.records.is_empty() {
+        return Ok(());
+    }
+    Err(cannot(&format!(
+        "its journal {} holds {} entries the file does not (from seq {}): open it once with write access \
+         (e.g. `clawgate audit verify --db` as the user the sidecar runs as) to move them in",
+        jpath.display(),
+        replayed.records.len(),
+        next
+    )))
 }
 
 /// The head of the chain as the entries make it: the stored head, which must name an entry
@@ -651,7 +894,7 @@ fn migrate_legacy_runs(txn: &WriteTransaction) -> Result<(), AuditError> {
 }
 
 struct Writer {
-    /// `None` once the log is closed: the file is released and commits fail with `Closed`.
+    /// `None` once the log is closed: commits fail with `Closed`.
     db: Option<Arc<Database>>,
     /// The chain as committed (size, last hash, checkpoint size; the frontier is `tree`'s).
     head: ChainHead,
@@ -664,11 +907,20 @@ struct Writer {
     opts: AuditOptions,
     health: Arc<AuditHealth>,
     last_checkpoint_at: Instant,
-    /// Run id → seq of the run's first entry, for runs committed before (see [`RUN_CACHE`]).
-    runs: HashMap<String, u64>,
+    /// Where commits become durable.
+    journal: Journal,
+    /// Set by a journal write or sync that failed: what reached the file is then unknown, so
+    /// nothing more is written to it until the log is opened again (appends fail: the gate
+    /// denies).
+    journal_failed: Option<AuditError>,
+    /// Takes committed entries into redb.
+    applier: Arc<Applier>,
+    /// The records of the commit being written.
+    buf: Vec<u8>,
 }
 
 impl Writer {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         db: Arc<Database>,
         head: ChainHead,
@@ -676,6 +928,8 @@ impl Writer {
         origin: String,
         opts: AuditOptions,
         health: Arc<AuditHealth>,
+        journal: Journal,
+        applier: Arc<Applier>,
     ) -> Result<Writer, AuditError> {
         let prev = decode_hash(&head.last_hash)?;
         let frontier = head
@@ -696,7 +950,10 @@ impl Writer {
             opts,
             health,
             last_checkpoint_at: Instant::now(),
-            runs: HashMap::new(),
+            journal,
+            journal_failed: None,
+            applier,
+            buf: Vec::with_capacity(64 << 10),
         })
     }
 
@@ -720,17 +977,25 @@ impl Writer {
         }
     }
 
-    /// Sign a final checkpoint (if the tree grew) and release the file.
+    /// Sign a final checkpoint (if the tree grew), let the applier move everything into redb
+    /// with a durable commit, and stop taking commits.
     fn close(&mut self) {
-        self.final_checkpoint();
+        if self.db.is_some() {
+            self.final_checkpoint();
+        }
+        self.applier.stop();
         self.db = None;
     }
 
-    /// One durable write transaction holding `batch`, in order; the chain moves on only if it
-    /// commits.
+    /// One durable commit holding `batch`, in order; the chain moves on only if it is durable
+    /// (or, for a batch too large for the journal, queued for redb).
     fn commit(&mut self, batch: &[&Prepared]) -> Result<Vec<Receipt>, AuditError> {
         if self.db.is_none() {
             return Err(AuditError::Closed);
+        }
+        if let Some(e) = self.journal_failed.clone().or_else(|| self.applier.error()) {
+            self.health.record(Err(&e));
+            return Err(e);
         }
         self.opts.metrics.audit_batch(batch.len());
         let ts = format!(
@@ -745,7 +1010,12 @@ impl Writer {
         for p in batch {
             let (hash, value) = entry_value(p, size, &prev, ts.as_bytes());
             tree.push(hash);
-            rows.push((size, value));
+            rows.push(Row {
+                seq: size,
+                value,
+                run_id: p.run_id.clone(),
+                blob: p.blob.clone(),
+            });
             receipts.push(Receipt {
                 seq: size,
                 hash: hex::encode(hash),
@@ -761,31 +1031,24 @@ impl Writer {
             self.head.checkpoint_size
         };
         let head = chain_head(&tree, &prev, checkpoint_size, head_due);
-        let result = checkpoint_due
-            .then(|| self.sign(&tree))
-            .transpose()
-            .and_then(|note| {
-                let stored = head_due.then_some(&head);
-                self.write(batch, &rows, stored, note.as_deref().map(|n| (size, n)))
-            });
+        let (advanced, result) = match checkpoint_due.then(|| self.sign(&tree)).transpose() {
+            Ok(note) => self.persist(rows, head_due.then(|| head.clone()), note, size),
+            Err(e) => (false, Err(e)),
+        };
         self.health.record(result.as_ref().map(|_| size));
-        match result {
-            Ok(new_runs) => {
-                if self.runs.len() + new_runs.len() > RUN_CACHE {
-                    self.runs.clear();
-                }
-                self.runs.extend(new_runs);
-                self.tree = tree;
-                self.prev = prev;
-                self.head = head;
-                if head_due {
-                    self.stored_head = size;
-                }
-                if checkpoint_due {
-                    self.last_checkpoint_at = Instant::now();
-                }
-                Ok(receipts)
+        if advanced {
+            self.tree = tree;
+            self.prev = prev;
+            self.head = head;
+            if head_due {
+                self.stored_head = size;
             }
+            if checkpoint_due {
+                self.last_checkpoint_at = Instant::now();
+            }
+        }
+        match result {
+            Ok(()) => Ok(receipts),
             Err(e) => {
                 tracing::error!(error = %e, entries = batch.len(), "audit write failed; the actions are denied");
                 Err(e)
@@ -793,78 +1056,75 @@ impl Writer {
         }
     }
 
-    /// One durable write transaction. Returns the runs it started (run id, first seq), for
-    /// the run cache once the commit stands.
-    fn write(
-        &self,
-        batch: &[&Prepared],
-        rows: &[(u64, Vec<u8>)],
-        head: Option<&ChainHead>,
-        checkpoint: Option<(u64, &str)>,
-    ) -> Result<Vec<(String, u64)>, AuditError> {
-        let db = self.db.as_ref().ok_or(AuditError::Closed)?;
-        let txn = db.begin_write().map_err(store_err)?;
-        let mut new_runs = Vec::new();
-        {
-            // Only the tables this commit changes are opened: each one opened costs a lookup
-            // in redb's table tree, and its root is compared again at commit.
-            let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
-            let mut run_ids = None;
-            let mut run_entries = None;
-            let mut blobs = None;
-            for (p, (seq, value)) in batch.iter().zip(rows) {
-                entries.insert(*seq, value.as_slice()).map_err(store_err)?;
-                if let Some(run) = &p.run_id {
-                    // The table is read on a cache miss, so it also sees runs started earlier
-                    // in this transaction.
-                    let first = match self.runs.get(run) {
-                        Some(first) => *first,
-                        None => {
-                            let ids = match &mut run_ids {
-                                Some(t) => t,
-                                None => run_ids.insert(txn.open_table(RUN_IDS).map_err(store_err)?),
-                            };
-                            let known =
-                                ids.get(run.as_str()).map_err(store_err)?.map(|v| v.value());
-                            match known {
-                                Some(first) => first,
-                                None => {
-                                    ids.insert(run.as_str(), *seq).map_err(store_err)?;
-                                    new_runs.push((run.clone(), *seq));
-                                    *seq
-                                }
-                            }
-                        }
-                    };
-                    let index = match &mut run_entries {
-                        Some(t) => t,
-                        None => run_entries.insert(txn.open_table(RUN_ENTRIES).map_err(store_err)?),
-                    };
-                    index.insert((first, *seq), ()).map_err(store_err)?;
-                }
-                if let Some((hash, body)) = &p.blob {
-                    let blobs = match &mut blobs {
-                        Some(t) => t,
-                        None => blobs.insert(txn.open_table(BLOBS).map_err(store_err)?),
-                    };
-                    blobs
-                        .insert(hash.as_str(), body.as_slice())
-                        .map_err(store_err)?;
-                }
-            }
-            if let Some(head) = head {
-                let mut meta = txn.open_table(META).map_err(store_err)?;
-                let head_json = serde_json::to_vec(head).map_err(store_err)?;
-                meta.insert("head", head_json.as_slice())
-                    .map_err(store_err)?;
-            }
-            if let Some((size, note)) = checkpoint {
-                let mut cps = txn.open_table(CHECKPOINTS).map_err(store_err)?;
-                cps.insert(size, note).map_err(store_err)?;
+    /// Make `rows` durable: one journal write and sync, then queued for redb. A batch larger
+    /// than the journal goes to redb in a durable commit of its own instead. Returns whether
+    /// the chain moved on (the rows are durable or queued for redb, so their seqs are taken)
+    /// and whether they are durable.
+    fn persist(
+        &mut self,
+        rows: Vec<Row>,
+        head: Option<ChainHead>,
+        note: Option<String>,
+        size: u64,
+    ) -> (bool, Result<(), AuditError>) {
+        self.buf.clear();
+        let n = rows.len();
+        for (i, row) in rows.iter().enumerate() {
+            let last = i + 1 == n;
+            let record = RecordRef {
+                seq: row.seq,
+                end: last,
+                value: &row.value,
+                run_id: row.run_id.as_deref(),
+                blob: row.blob.as_ref().map(|(h, b)| (h.as_str(), b.as_slice())),
+                checkpoint: note.as_deref().filter(|_| last).map(|n| (size, n)),
+            };
+            if let Err(e) = encode(&record, &mut self.buf) {
+                return (false, Err(e));
             }
         }
-        txn.commit().map_err(store_err)?;
-        Ok(new_runs)
+        let len = self.buf.len() as u64;
+        let cap = self.journal.cap();
+        let fits =
+            |at: Option<u64>, durable_pos: u64| at.filter(|at| at + len <= durable_pos + cap);
+        let mut at = fits(
+            self.journal.place(self.buf.len()),
+            self.applier.durable_pos(),
+        );
+        if at.is_none() {
+            // The ring is full of records redb does not hold durably yet: have it commit.
+            if let Err(e) = self.applier.wait_durable() {
+                return (false, Err(e));
+            }
+            at = fits(
+                self.journal.place(self.buf.len()),
+                self.applier.durable_pos(),
+            );
+        }
+        if let Some(at) = at
+            && let Err(e) = self.journal.write(at, &self.buf)
+        {
+            tracing::error!(error = %e, "the audit journal failed; every append is refused until the sidecar restarts");
+            self.journal_failed = Some(e.clone());
+            return (false, Err(e));
+        }
+        let direct = at.is_none();
+        let item = Item {
+            rows,
+            head,
+            checkpoint: note.map(|n| (size, n)),
+            size,
+            end_pos: self.journal.pos(),
+            durable: direct,
+        };
+        if let Err(e) = self.applier.push(item) {
+            // Journaled rows are durable all the same (a restart replays them).
+            return (!direct, if direct { Err(e) } else { Ok(()) });
+        }
+        if direct {
+            return (true, self.applier.wait_durable());
+        }
+        (true, Ok(()))
     }
 
     fn sign(&self, tree: &MerkleAccumulator) -> Result<String, AuditError> {
@@ -877,16 +1137,28 @@ impl Writer {
             .map_err(|e| AuditError::Key(e.to_string()))
     }
 
-    /// A checkpoint over everything so far, if the tree grew since the last one.
+    /// A checkpoint over everything so far, if the tree grew since the last one, committed to
+    /// redb durably with everything before it.
     fn timed_checkpoint(&mut self) -> Result<(), AuditError> {
         self.last_checkpoint_at = Instant::now();
         if self.head.size == self.head.checkpoint_size {
             return Ok(());
         }
-        let note = self.sign(&self.tree)?;
-        let head = chain_head(&self.tree, &self.prev, self.head.size, true);
-        match self.write(&[], &[], Some(&head), Some((head.size, note.as_str()))) {
-            Ok(_) => {
+        let result = self.sign(&self.tree).and_then(|note| {
+            let head = chain_head(&self.tree, &self.prev, self.head.size, true);
+            self.applier.push(Item {
+                rows: Vec::new(),
+                head: Some(head.clone()),
+                checkpoint: Some((head.size, note)),
+                size: head.size,
+                end_pos: self.journal.pos(),
+                durable: true,
+            })?;
+            self.applier.wait_durable()?;
+            Ok(head)
+        });
+        match result {
+            Ok(head) => {
                 self.head = head;
                 self.stored_head = self.head.size;
                 Ok(())
@@ -1153,7 +1425,7 @@ mod tests {
             }
             txn.commit().unwrap();
         }
-        let (db, _, _) = open_db(&path).unwrap();
+        let (db, _, _, _) = open_db(&path, super::super::journal::MIN_JOURNAL_BYTES).unwrap();
         let reader = AuditReader::shared(Arc::new(db));
         assert_eq!(reader.run_seqs("r-1").unwrap(), vec![2, 4, 9]);
         assert_eq!(reader.run_seqs("r-2").unwrap(), vec![5]);

@@ -4,11 +4,13 @@
 //!
 //! Audit knows nothing of policy: it records events and proves they were not changed.
 
+mod apply;
 pub(crate) mod chain;
 pub mod checkpoint;
 pub(crate) mod events;
 pub mod export;
 pub(crate) mod jcs;
+pub mod journal;
 pub mod merkle;
 pub mod redact;
 mod settings;

@@ -13,6 +13,8 @@ pub struct AuditConfig {
     pub checkpoint_interval_s: u64,
     /// Most entries committed in one write transaction (group commit).
     pub max_batch: usize,
+    /// Size of the journal's ring in KiB (`audit.journal`, written once when it is created).
+    pub journal_kib: u64,
     /// Result bodies up to this size are kept in the blob table (0 keeps none).
     pub blob_max_bytes: usize,
     pub redact: RedactConfig,
@@ -37,6 +39,7 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval_s: 60,
             max_batch: 1024,
+            journal_kib: 4096,
             blob_max_bytes: 64 * 1024,
             redact: RedactConfig::default(),
         }
@@ -67,6 +70,13 @@ impl AuditConfig {
             1,
             65_536,
             1024,
+        ));
+        problems.extend(out_of_range(
+            "audit.journal_kib",
+            self.journal_kib,
+            64,
+            1 << 20,
+            4096,
         ));
         for (name, pattern) in &self.redact.patterns {
             if let Err(e) = regex::Regex::new(pattern) {

@@ -1,8 +1,9 @@
 //! The redb layout of the audit log, and read access for the CLI and the admin API.
 //!
 //! The sidecar holds the file exclusively while it runs (redb's default `ExclusiveWriter`
-//! mode), so each commit is redb's one-phase checksummed commit: one `fdatasync`. A mode that
-//! lets other processes read beside the writer forces two-phase commits (two syncs per commit).
+//! mode), so each durable commit is redb's one-phase checksummed commit (one `fdatasync`), and
+//! commits that do not sync are allowed (the applier's, behind the journal). A mode that lets
+//! other processes read beside the writer forces two-phase commits and refuses unsynced ones.
 //! While the sidecar runs, `clawgate audit ...` reads through its admin listener (`--url`);
 //! once it stops, straight from the file.
 
@@ -103,6 +104,8 @@ impl AuditReader {
                 path.display()
             )));
         }
+        // Entries a crash left only in the journal go into the file first.
+        super::chain::recover_offline(path)?;
         let db = redb::Builder::new()
             .open_read_only(path)
             .map_err(|e| open_err(path, e))?;

@@ -603,7 +603,7 @@ async fn kill_9_under_load_loses_no_answered_decision() {
         &check_body("read", json!({"after": "restart"})),
     )
     .await;
-    assert_eq!(d["decision"], "allow");
+    assert_eq!(d["decision"], "allow", "{d}");
     sc.signal("TERM");
 
     let db = data.join("audit.redb");
@@ -997,4 +997,152 @@ async fn lone_and_concurrent_appends_make_one_chain() {
         .unwrap()
         .unwrap();
     assert_eq!(summary.entries, 21 + 8 * 30);
+}
+
+/// A crash after the journal's sync and before redb got the entries: every acknowledged entry
+/// (single appends, a two-entry `append_all`, run index rows, a checkpoint signed in the
+/// frozen stretch) is replayed on the next open, and by an offline reader, and the log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_journaled_but_not_in_redb_are_replayed_after_a_crash() {
+    use clawgate::audit::AuditEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = crate::common::audit_options(dir.path(), 25, Duration::from_secs(60));
+    // A small ring, so that the appends before the crash wrap around it several times.
+    opts.journal_bytes = 64 << 10;
+    let redactor = || clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap();
+    let log = clawgate::audit::AuditLog::open(opts.clone(), redactor())
+        .await
+        .unwrap();
+    for n in 0..150 {
+        log.append(AuditEvent::new(
+            "test",
+            json!({"n": n, "pad": "x".repeat(600)}),
+        ))
+        .await
+        .unwrap();
+    }
+    let verifier = NoteVerifier::parse(log.verifier_key()).unwrap();
+    // A durable redb commit empties the ring, so the frozen stretch fits in it (the writer
+    // would otherwise wait for redb, which a frozen log never gives it).
+    log.checkpoint_now().await.unwrap();
+    log.freeze_redb_for_tests();
+    let mut receipts = Vec::new();
+    for n in 0..30 {
+        receipts.push(
+            log.append(AuditEvent::new("test", json!({"n": n})).with_run(Some("run-z")))
+                .await
+                .unwrap(),
+        );
+    }
+    receipts.extend(
+        log.append_all(vec![
+            AuditEvent::new("test", json!({"step": "answer"})),
+            AuditEvent::new("test", json!({"step": "resolved"})),
+        ])
+        .await
+        .unwrap(),
+    );
+    // What a kill -9 leaves: the files as they are now.
+    let crashed = tempfile::tempdir().unwrap();
+    for name in ["audit.redb", "audit.journal", "audit-signing.key"] {
+        std::fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
+    }
+    let offline = tempfile::tempdir().unwrap();
+    for name in ["audit.redb", "audit.journal"] {
+        std::fs::copy(dir.path().join(name), offline.path().join(name)).unwrap();
+    }
+    drop(log);
+
+    let last = receipts.last().unwrap().seq;
+    // An offline reader replays first.
+    let db = offline.path().join("audit.redb");
+    let summary = verify_db(&db, verifier.clone(), |_, _| {})
+        .unwrap()
+        .expect("the replayed log verifies");
+    assert_eq!(summary.entries, last + 1);
+
+    // So does the sidecar, and the chain goes on.
+    let mut opts = opts;
+    opts.path = crashed.path().join("audit.redb");
+    opts.key_path = crashed.path().join("audit-signing.key");
+    let log = clawgate::audit::AuditLog::open(opts, redactor())
+        .await
+        .unwrap();
+    let reader = log.reader().unwrap();
+    for r in &receipts {
+        let mut found = None;
+        reader
+            .for_each_entry(r.seq, Some(r.seq + 1), |_, hash, _| {
+                found = hash.map(hex::encode);
+                Ok(false)
+            })
+            .unwrap();
+        assert_eq!(found.as_deref(), Some(r.hash.as_str()), "seq {}", r.seq);
+    }
+    assert_eq!(
+        reader.run_seqs("run-z").unwrap(),
+        receipts[..30].iter().map(|r| r.seq).collect::<Vec<_>>()
+    );
+    assert!(
+        reader
+            .checkpoints()
+            .unwrap()
+            .iter()
+            .any(|(size, _)| *size > receipts[0].seq && *size <= last + 1),
+        "the checkpoint signed while redb was frozen was replayed"
+    );
+    let next = log
+        .append(AuditEvent::new("test", json!({"after": true})))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, last + 2, "after the loaded key entry");
+    drop(reader);
+    log.close().await;
+    let db = crashed.path().join("audit.redb");
+    let summary = verify_db(&db, verifier, |_, _| {}).unwrap().unwrap();
+    assert_eq!(summary.entries, last + 3);
+}
+
+/// A journal whose record of an entry redb holds says another hash is refused, not replayed
+/// over the log.
+#[tokio::test]
+async fn a_journal_that_contradicts_the_log_is_refused() {
+    use clawgate::audit::AuditEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::common::open_audit_log(dir.path(), 1000, Duration::from_secs(60)).await;
+    for n in 0..5 {
+        log.append(AuditEvent::new("test", json!({"n": n})))
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    // Replay would start at the journal's first record again (as after a crash right after
+    // the first open), and entry 3 in redb no longer has the hash its record carries.
+    let db = dir.path().join("audit.redb");
+    {
+        let file = redb::Database::create(&db).unwrap();
+        let txn = file.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("journal", br#"{"pos":0,"seq":0,"clean":false}"#.as_slice())
+                .unwrap();
+            let mut entries = txn
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
+                .unwrap();
+            let mut value = entries.get(3).unwrap().unwrap().value().to_vec();
+            value[..32].fill(0xee);
+            entries.insert(3, value.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = AuditReader::open(&db).err().expect("refused");
+    assert!(err.to_string().contains("refusing to replay"), "{err}");
+    assert!(err.to_string().contains("entry 3"), "{err}");
+    let opts = crate::common::audit_options(dir.path(), 1000, Duration::from_secs(60));
+    let redactor = clawgate::audit::redact::Redactor::new(&[], &[], &[]).unwrap();
+    let err = clawgate::audit::AuditLog::open(opts, redactor)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("refusing to replay"), "{err}");
 }

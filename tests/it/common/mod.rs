@@ -351,6 +351,7 @@ pub fn audit_options(
         checkpoint_every,
         checkpoint_interval,
         max_batch: 64,
+        journal_bytes: clawgate::audit::journal::DEFAULT_JOURNAL_BYTES,
         metrics: Default::default(),
     }
 }
