@@ -1183,12 +1183,14 @@ test_code_that_runs_later_is_judged_now if {
 		"/home/dev/.curlrc", "/home/dev/.yarnrc.yml", "/home/dev/.gradle/init.d/x.gradle",
 		"/home/dev/.openclaw/workspace/BOOT.md", "/home/dev/.openclaw/workspace/.openclaw/extensions/x/index.js",
 		"/home/dev/.openclaw/workspace-ops/AGENTS.md", "/home/dev/.openclaw/workspace-ops/SOUL.md", "BOOT.md",
+		"project/.gitmodules", "project/.cargo/config.toml",
 	] {
 		fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
 	}
 	every path in [
 		"/home/dev/.openclaw/workspace/MEMORY.md", "project/.vscode/settings.json", "project/husky.md", "project/.git/HEAD",
 		"project/.github/CODEOWNERS", "project/docs/site-packages.md", "project/AGENTS.md", "/home/dev/.openclaw/workspace/USER.md",
+		"project/.cargo/registry/x", "project/Cargo.toml",
 	] {
 		not fired(decide(tool_call("write", {"path": path, "content": "x"}, "development")), "fs.persistence")
 	}
