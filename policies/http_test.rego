@@ -520,3 +520,17 @@ test_local_control_ports_are_denied_for_every_tool if {
 	not fired(decide(tool_call("web_fetch", {"url": "https://example.com:9222/"}, "development")), "net.local_control")
 	not fired(decide(tool_call("browser", {"action": "navigate", "targetUrl": "http://localhost:5173/"}, "development")), "net.local_control")
 }
+
+# Tools that fetch a URL on the gateway (pdf, view_image) judge it as web_fetch does.
+test_media_tools_fetching_urls_block_private_addresses if {
+	every call in [
+		tool_call("pdf", {"pdf": "http://10.0.0.5/report.pdf"}, "development"),
+		tool_call("view_image", {"image": "http://192.168.1.10/cam.jpg"}, "development"),
+	] {
+		d := decide(call)
+		d.effect == "deny"
+		fired(d, "net.private_address")
+	}
+	decide(tool_call("pdf", {"pdf": "https://arxiv.org/pdf/2401.00001"}, "production")).effect == "allow"
+	decide(tool_call("pdf", {"pdf": "docs/spec.pdf"}, "production")).effect == "allow"
+}

@@ -476,6 +476,17 @@ fn params_facts(
     let shaped = spec.shaped_path.iter().map(|k| (k, "argument"));
     for (key, access) in spec.path.iter().map(|k| (k, "param")).chain(shaped) {
         for raw in params.get(key).map(strings).unwrap_or_default() {
+            // A URL where a path is taken (`pdf: "http://10.0.0.5/x.pdf"`: tools that read a
+            // local file or fetch a URL) is where the tool connects, not a file.
+            // (A one-letter scheme is a drive: `C://Users/x` stays a path.)
+            if raw.split_once("://").is_some_and(|(scheme, _)| scheme.len() > 1)
+                && let Some(u) = UrlFact::parse(&raw, format!("params.{key}"))
+            {
+                if facts.urls.len() < ctx.limits.max_urls {
+                    facts.urls.extend(u.readings());
+                }
+                continue;
+            }
             let access = if roles.workdir_params.contains(key) {
                 "workdir"
             } else {
@@ -930,6 +941,27 @@ mod params {
 
     fn ctx() -> FactsContext {
         FactsContext::default().with_home("/home/dev")
+    }
+
+    #[test]
+    fn a_url_where_a_path_is_taken_is_a_url() {
+        let roles = ParamRoles::from_data([&json!({"clawgate": {"tools": {
+            "pdf": {"path_params": ["pdf"]}
+        }}})]);
+        let of = |v: &str| {
+            let action = Action::tool("pdf", Some(json!({ "pdf": v })));
+            let f = facts_for(&action, &roles, &ctx());
+            (
+                f.urls.iter().map(|u| u.host.clone()).collect::<Vec<_>>(),
+                f.paths.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(of("http://10.0.0.5/x.pdf").0, ["10.0.0.5"]);
+        assert!(of("http://10.0.0.5/x.pdf").1.is_empty());
+        assert_eq!(of("docs/x.pdf").1.len(), 1);
+        // A drive letter is no scheme.
+        assert!(of("C://Users/dev/.ssh/id_rsa").0.is_empty());
+        assert_eq!(of("C://Users/dev/.ssh/id_rsa").1.len(), 1);
     }
 
     #[test]
