@@ -479,7 +479,9 @@ fn params_facts(
             // A URL where a path is taken (`pdf: "http://10.0.0.5/x.pdf"`: tools that read a
             // local file or fetch a URL) is where the tool connects, not a file.
             // (A one-letter scheme is a drive: `C://Users/x` stays a path.)
-            if raw.split_once("://").is_some_and(|(scheme, _)| scheme.len() > 1)
+            if raw
+                .split_once("://")
+                .is_some_and(|(scheme, _)| scheme.len() > 1)
                 && let Some(u) = UrlFact::parse(&raw, format!("params.{key}"))
             {
                 if facts.urls.len() < ctx.limits.max_urls {
