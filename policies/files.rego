@@ -52,7 +52,25 @@ path_findings(tool_writes) := set() if {
 	some f in path_findings_one(p, tool_writes)
 }
 
-path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | rare_path_findings(p, tool_writes)
+path_findings_one(p, tool_writes) := ((sensitive_path_findings(p) | sidecar_path_findings(p)) | system_path_findings(p, tool_writes)) | (rare_path_findings(p, tool_writes) | other_agent_path_findings(p))
+
+# Another agent's files under OpenClaw's state directory (~/.openclaw/agents/<id>/…: its
+# session transcripts, what it read; ~/.openclaw/workspace-<id>/…: its workspace and
+# memory) reach that identity's data, as sessions_history of its sessions does: held in
+# production (tool.cross_agent). A builtin test first: most paths are not there.
+other_agent_path_findings(p) := set() if {
+	not contains(p.path, "/.openclaw/agents/")
+	not contains(p.path, "/.openclaw/workspace-")
+} else := {finding("tool.cross_agent", {"production": "require_approval", "default": "allow"}, "high", sprintf("%s belongs to agent %s, not %s (another identity, with its own scope and what it read)", [path_label(p), other, requesting_agent])) |
+	some i, s in p.segments
+	s == ".openclaw"
+	other := openclaw_agent_of(p.segments, i)
+	other != requesting_agent
+}
+
+openclaw_agent_of(segments, i) := segments[i + 2] if segments[i + 1] == "agents"
+
+openclaw_agent_of(segments, i) := trim_prefix(segments[i + 1], "workspace-") if startswith(segments[i + 1], "workspace-")
 
 # Devices and persistence locations, behind cheap tests: most paths are neither, and
 # every function call costs the interpreter.

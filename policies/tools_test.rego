@@ -538,3 +538,20 @@ test_commands_run_on_a_node_are_judged_like_exec if {
 	d.effect == "deny"
 	decide(tool_call("nodes", {"action": "status"}, "production")).effect == "allow"
 }
+
+# Another agent's transcripts and workspace, read by path, are that agent's data, as
+# sessions_history of its sessions is; the caller's own are not.
+test_another_agents_files_are_cross_agent if {
+	every path in [
+		"/home/dev/.openclaw/agents/ops/sessions/x.jsonl", "/home/dev/.openclaw/workspace-ops/MEMORY.md",
+		"~/.openclaw/agents/ops/sessions/sessions.json",
+	] {
+		d := decide(tool_call("read", {"path": path}, "production"))
+		d.effect == "require_approval"
+		fired(d, "tool.cross_agent")
+		decide(tool_call("read", {"path": path}, "development")).effect == "allow"
+	}
+	every path in ["/home/dev/.openclaw/agents/main/sessions/x.jsonl", "/home/dev/.openclaw/workspace/MEMORY.md", "src/main.rs"] {
+		decide(tool_call("read", {"path": path}, "production")).effect == "allow"
+	}
+}
