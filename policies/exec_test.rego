@@ -1312,6 +1312,7 @@ test_package_and_archive_queries_are_read_only if {
 		"rpm -qa", "rpm -qlp x.rpm", "brew list", "snap list", "flatpak list", "unzip -p x.zip", "7z l x.7z",
 		"yarn why lodash", "pnpm list", "rustup show", "rustup toolchain list", "gem list", "bundle list", "composer show",
 		"dotnet --info", "npm config get registry", "terraform output", "git fsck", "pidof nginx",
+		"w", "who", "last -n 10", "ulimit -a", "sysctl -a", "sysctl net.ipv4.ip_forward",
 	] {
 		decide(exec_call(cmd, "production")).effect == "allow"
 	}
@@ -1319,6 +1320,7 @@ test_package_and_archive_queries_are_read_only if {
 		"dpkg -i x.deb", "dpkg -l -i x.deb", "dpkg --pre-invoke=id -l", "apt install nginx", "apt -o APT::Update::Pre-Invoke::=id list",
 		"rpm -ivh x.rpm", "rpm -q --eval '%{lua: os.execute(\"id\")}' bash", "brew install x", "7z x x.7z", "unzip x.zip",
 		"npm config get //registry.npmjs.org/:_authToken", "git fsck --lost-found", "yarn add x", "rustup update",
+		"ulimit -c unlimited", "sysctl -w kernel.randomize_va_space=0", "sysctl kernel.randomize_va_space=0", "lastlog -C -u root",
 	] {
 		decide(exec_call(cmd, "production")).effect == "require_approval"
 	}
