@@ -216,12 +216,7 @@ unsafe_assignment(c) if {
 # shows the output: what agents set to keep git and man from waiting on a terminal.
 plain_pager(c, a) if {
 	a in object.get(exec_data.environment, "pager_variables", [])
-	pagers := [n | some n in fact_commands; n.parent == c.id; n.via == "variable"]
-	count(pagers) > 0
-	every n in pagers {
-		n.name in exec_data.environment.pagers
-		command_read_only(n)
-	}
+	plain_pagers([n | some n in fact_commands; n.parent == c.id; n.via == "variable"])
 }
 
 # The same pager given in the call's env (exec's `env: {GIT_PAGER: "cat"}`): the commands
@@ -229,7 +224,11 @@ plain_pager(c, a) if {
 plain_pager(c, a) if {
 	a in object.get(exec_data.environment, "pager_variables", [])
 	source := concat(".", ["params.env", a])
-	pagers := [n | some n in fact_commands; facts.scripts[n.script].source == source]
+	plain_pagers([n | some n in fact_commands; facts.scripts[n.script].source == source])
+}
+
+# Commands parsed from a pager variable's value, each a plain pager that is read-only.
+plain_pagers(pagers) if {
 	count(pagers) > 0
 	every n in pagers {
 		n.name in exec_data.environment.pagers
@@ -965,11 +964,11 @@ fd_hands_on(c) if {
 fd_hands_on(c) if c.via in {"substitution", "process_substitution"}
 
 fd_extension_excludes_credentials(c) if {
-	exts := {lower(c.argv[i + 1]) | some i, w in c.argv; w in {"-e", "--extension"}}
+	exts := {concat("", [".", trim_prefix(lower(c.argv[i + 1]), ".")]) | some i, w in c.argv; w in {"-e", "--extension"}}
 	count(exts) > 0
 	every e in exts {
-		not concat("", [".", trim_prefix(e, ".")]) in object.get(paths_data, "key_suffixes", [])
-		not trim_prefix(e, ".") in {"pem", "json", "yml", "yaml", "env", "conf", "cfg", "ini", "toml", "txt", "xml", "properties"}
+		not e in object.get(paths_data, "key_suffixes", [])
+		not e in object.get(paths_data, "credential_extensions", [])
 	}
 }
 
@@ -1337,13 +1336,16 @@ recursive(c) if flag_in(c, ["--recursive", "--dereference-recursive"])
 # grep's -d recurse / --directories=recurse (abbreviations included).
 recursive(c) if {
 	c.name in {"grep", "egrep", "fgrep"}
+	grep_recurses_directories(c)
+}
+
+grep_recurses_directories(c) if {
 	some i, w in c.argv
 	grep_directories_flag(w)
 	startswith("recurse", c.argv[i + 1])
 }
 
-recursive(c) if {
-	c.name in {"grep", "egrep", "fgrep"}
+grep_recurses_directories(c) if {
 	some w in c.argv
 	parts := split(w, "=")
 	count(parts) == 2
@@ -1352,8 +1354,7 @@ recursive(c) if {
 	parts[1] != ""
 }
 
-recursive(c) if {
-	c.name in {"grep", "egrep", "fgrep"}
+grep_recurses_directories(c) if {
 	some w in c.argv
 	startswith(w, "-drec")
 }

@@ -622,6 +622,17 @@ fn read_pointer(
     }
 }
 
+/// The hash redb records for entry `seq`, if it holds that entry.
+fn recorded_hash(
+    entries: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<Option<Hash>, AuditError> {
+    Ok(entries
+        .get(seq)
+        .map_err(store_err)?
+        .and_then(|v| split_entry(v.value()).map(|(h, _)| h)))
+}
+
 /// The number of entries redb holds (one past the last seq).
 fn next_seq(entries: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, AuditError> {
     Ok(entries
@@ -665,13 +676,9 @@ fn recover(
     let replayed = {
         let entries = txn.open_table(ENTRIES).map_err(store_err)?;
         let next = next_seq(&entries)?;
-        let held = |seq: u64| -> Result<Option<Hash>, AuditError> {
-            Ok(entries
-                .get(seq)
-                .map_err(store_err)?
-                .and_then(|v| split_entry(v.value()).map(|(h, _)| h)))
-        };
-        replay(jpath, &file.ring, pointer, next, held)?
+        replay(jpath, &file.ring, pointer, next, |seq| {
+            recorded_hash(&entries, seq)
+        })?
     };
     if !replayed.records.is_empty() {
         tracing::info!(
@@ -777,13 +784,9 @@ fn check_nothing_to_replay(
     };
     let entries = txn.open_table(ENTRIES).map_err(store_err)?;
     let next = next_seq(&entries)?;
-    let held = |seq: u64| -> Result<Option<Hash>, AuditError> {
-        Ok(entries
-            .get(seq)
-            .map_err(store_err)?
-            .and_then(|v| split_entry(v.value()).map(|(h, _)| h)))
-    };
-    let replayed = replay(jpath, &file.ring, pointer, next, held)?;
+    let replayed = replay(jpath, &file.ring, pointer, next, |seq| {
+        recorded_hash(&entries, seq)
+    })?;
     if replayed.records.is_empty() {
         return Ok(());
     }
@@ -806,10 +809,9 @@ fn catch_up(
     stored: ChainHead,
 ) -> Result<ChainHead, String> {
     if stored.size > 0 {
-        let recorded = entries
-            .get(stored.size - 1)
+        let recorded = recorded_hash(entries, stored.size - 1)
             .map_err(|e| e.to_string())?
-            .and_then(|v| split_entry(v.value()).map(|(h, _)| hex::encode(h)));
+            .map(hex::encode);
         if recorded.as_deref() != Some(stored.last_hash.as_str()) {
             return Err(format!(
                 "the chain head records {} entries ending in {}, but entry {} {}",

@@ -609,6 +609,11 @@ mod tests {
         pos
     }
 
+    /// Where record number `n` (from 0) of a ring written from its start begins.
+    fn offset_of_record(ring: &[u8], n: usize) -> usize {
+        (0..n).fold(0, |at, _| at + decode(&ring[at..]).unwrap().1)
+    }
+
     fn none(_: u64) -> Result<Option<Hash>, AuditError> {
         Ok(None)
     }
@@ -663,10 +668,7 @@ mod tests {
         assert_eq!(r.records.last().map(|r| r.seq), Some(8));
         // Tear the middle of a three-record commit (6, 7, 8): none of it, nor what follows.
         let mut torn = ring.clone();
-        let mut at = 0;
-        for _ in 0..7 {
-            at += decode(&ring[at..]).unwrap().1;
-        }
+        let at = offset_of_record(&ring, 7);
         torn[at + 40] ^= 1;
         let r = replay(Path::new(P), &torn, Pointer::default(), 4, held).unwrap();
         assert_eq!(
@@ -738,10 +740,7 @@ mod tests {
         let mut ring = vec![0u8; 64 << 10];
         ring_with(&mut ring, 0, &old);
         let (new3, _) = chain(3, 4, [7; 32], 1);
-        let mut at = 0;
-        for _ in 0..3 {
-            at += decode(&ring[at..]).unwrap().1;
-        }
+        let at = offset_of_record(&ring, 3);
         let mut one = Vec::new();
         enc(&new3[0], &mut one);
         // Same length, so the old seq 4 follows it exactly.

@@ -547,37 +547,36 @@ fn params_facts(
         truncated: false,
         parsed_bytes: 0,
     };
-    // A command line the call gives a variable that programs run (exec's `env`:
-    // GIT_PAGER, GIT_SSH_COMMAND, PROMPT_COMMAND) is code, like the command itself.
-    for key in &spec.env {
-        let Some(vars) = params.get(key).and_then(Value::as_object) else {
-            continue;
-        };
-        for (name, value) in vars {
-            let Some(value) = value.as_str() else {
-                continue;
-            };
-            if let Some(text) = wrappers::command_line_of(name, value) {
-                shell::add_script(&mut sink, text, format!("params.{key}.{name}"), &base);
-            }
-            // A URL the command's programs read from a variable (HTTPS_PROXY, API_URL).
-            let source = format!("params.{key}.{name}");
-            if let Some(u) = UrlFact::parse(value, source.clone())
-                .or_else(|| UrlFact::from_bare_operand(value, source))
-                && sink.urls.len() < sink.limits.max_urls
-            {
-                sink.urls.push(u);
-            }
-        }
-    }
-    // Variables the call sets for its command (exec's `env`), as the command sees them.
-    let env: Vec<(String, String)> = spec
+    // Variables the call sets for its command (exec's `env`): (param key, name, value).
+    let env_vars: Vec<(&String, &String, &Value)> = spec
         .env
         .iter()
-        .filter_map(|key| params.get(key).and_then(Value::as_object))
-        .flatten()
-        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
+        .filter_map(|key| Some((key, params.get(key)?.as_object()?)))
+        .flat_map(|(key, vars)| vars.iter().map(move |(name, value)| (key, name, value)))
         .collect();
+    // Their string values, as the command sees them (`$NAME` expands to them).
+    let env: Vec<(String, String)> = env_vars
+        .iter()
+        .filter_map(|(_, name, value)| Some((name.to_string(), value.as_str()?.to_string())))
+        .collect();
+    for (key, name, value) in &env_vars {
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        // A command line the call gives a variable that programs run (GIT_PAGER,
+        // GIT_SSH_COMMAND, PROMPT_COMMAND) is code, like the command itself.
+        if let Some(text) = wrappers::command_line_of(name, value) {
+            shell::add_script(&mut sink, text, format!("params.{key}.{name}"), &base);
+        }
+        // A URL the command's programs read from a variable (HTTPS_PROXY, API_URL).
+        let source = format!("params.{key}.{name}");
+        if let Some(u) = UrlFact::parse(value, source.clone())
+            .or_else(|| UrlFact::from_bare_operand(value, source))
+            && sink.urls.len() < sink.limits.max_urls
+        {
+            sink.urls.push(u);
+        }
+    }
     for key in &spec.command {
         let source = format!("params.{key}");
         let value = params.get(key);
@@ -641,11 +640,9 @@ fn params_facts(
     }
     // Variables the call sets for the command (exec's `env`) reach every program it runs, as
     // `NAME=value` words before it would.
-    let env_names: Vec<String> = spec
-        .env
+    let env_names: Vec<String> = env_vars
         .iter()
-        .filter_map(|k| params.get(k).and_then(Value::as_object))
-        .flat_map(|m| m.keys().cloned())
+        .map(|(_, name, _)| name.to_string())
         .collect();
     if !env_names.is_empty() {
         // Not to the commands parsed from those values (a GIT_PAGER's `cat`): they run
